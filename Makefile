@@ -1,0 +1,92 @@
+# TRC build. `make` builds build/trc and build/trcd, `make test` runs every test,
+# `make asan` runs the unit and CLI tests under AddressSanitizer + UBSan, `make bench` measures.
+# Sources are found by wildcard: adding a file needs no edit here.
+
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+PYTHON  ?= /usr/bin/python3
+BLASINC := $(shell pkg-config --cflags-only-I openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -Wall -Wextra -Werror -Wshadow \
+           -Wstrict-prototypes -Wmissing-prototypes -Wvla -MMD -MP \
+           -Icore/include -Iproto $(BLASINC)
+LDLIBS  += -lopenblas -ljansson -lzip -lm -lpthread
+SRV_LIBS = -lmicrohttpd -luv -lsqlite3
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+CORE_SRC  := $(wildcard core/src/*.c)
+PROTO_SRC := $(wildcard proto/*.c)
+SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c))
+CLI_SRC   := $(wildcard clients/trc/*.c)
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+obj        = $(1:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps ensure-deps test unit-test cli-test integration-test browser-test asan bench run clean format lint
+all: $(BUILD)/trc $(BUILD)/trcd
+
+deps:
+	sh scripts/install-deps.sh
+
+ensure-deps:
+	@sh scripts/install-deps.sh --if-missing
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libtrc.a: $(call obj,$(CORE_SRC))
+	$(AR) rcs $@ $^
+$(BUILD)/libtrcproto.a: $(call obj,$(PROTO_SRC))
+	$(AR) rcs $@ $^
+$(BUILD)/libtrcd.a: $(call obj,$(SRV_SRC))
+	$(AR) rcs $@ $^
+
+$(BUILD)/trc: $(call obj,$(CLI_SRC)) $(BUILD)/libtrc.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/trcd: $(call obj,server/main.c) $(BUILD)/libtrcd.a $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
+	$(CC) $(LDFLAGS) $^ $(SRV_LIBS) $(LDLIBS) -o $@
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libtrcd.a $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -lcmocka $(SRV_LIBS) $(LDLIBS) -o $@
+
+test: ensure-deps
+	$(MAKE) all $(TESTS)
+	$(MAKE) unit-test cli-test integration-test browser-test
+
+unit-test: $(TESTS)
+	@sh tests/run-unit.sh $(TESTS)
+cli-test: $(BUILD)/trc
+	@TRC_BIN=$(BUILD)/trc sh tests/cli/run.sh
+integration-test: $(BUILD)/trc $(BUILD)/trcd
+	@if [ -d tests/integration ]; then TRC_BIN=$(BUILD)/trc TRCD_BIN=$(BUILD)/trcd \
+	    $(PYTHON) -m pytest -q tests/integration; fi
+browser-test: $(BUILD)/trcd
+	@if [ -f tests/browser/run.sh ]; then TRCD_BIN=$(BUILD)/trcd sh tests/browser/run.sh; fi
+
+asan: ensure-deps
+	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 all
+	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 unit-test cli-test integration-test
+
+bench: ensure-deps
+	$(MAKE) all
+	sh tests/bench/run.sh $(BUILD)
+
+run: ensure-deps
+	$(MAKE) all
+	sh scripts/run.sh $(BUILD)
+
+format:
+	clang-format -i $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] tests/unit/*.[ch] tests/bench/*.c)
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
+	    --suppress=missingIncludeSystem -Icore/include -Iproto core/src proto server clients/trc
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,31 @@
+/* Model checkpoints as safetensors: our files (parameters + __metadata__ with the
+ * configuration) and bare PyTorch state_dict exports (configuration inferred from shapes). */
+#ifndef TRC_CHECKPOINT_H
+#define TRC_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trc/model.h"
+
+/* Settings a file without metadata cannot tell; a field <= 0 means "not given". */
+typedef struct trc_load_overrides {
+    float bound; /* default 4.0 */
+    int K, n;    /* default 3 and 3 */
+} trc_load_overrides;
+
+/* Writes every parameter under its name (float32) and __metadata__ with the configuration
+ * (format version, size, s, m, T, b, K, n, system, dt) plus `summary_json` (a JSON object text,
+ * may be NULL) under "training". Atomic: temporary file, fsync, rename. */
+int trc_checkpoint_save(const char *path, const trc_model *model, const char *summary_json);
+/* The same into a malloc'd buffer (for hashing or sending). */
+int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint8_t **buf,
+                          size_t *len);
+
+/* Loads and validates a checkpoint (file or memory). `ov` may be NULL. Metadata, when present,
+ * gives the configuration; overrides given explicitly win over it. */
+int trc_checkpoint_load(const char *path, const trc_load_overrides *ov, trc_model *out);
+int trc_checkpoint_decode(const uint8_t *buf, size_t len, const trc_load_overrides *ov,
+                          trc_model *out);
+
+#endif

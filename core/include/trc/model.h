@@ -1,0 +1,78 @@
+/* The TRC network of shared/docs/model.md: configuration, parameters in one float32 buffer
+ * with named views, a batched inference path that keeps no activations, and a training path
+ * (forward keeping activations + hand-written backward) over OpenBLAS sgemm. */
+#ifndef TRC_MODEL_H
+#define TRC_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TRC_MAX_BLOCKS 16
+#define TRC_PARAM_NAME_MAX 96
+
+typedef struct trc_model_config {
+    char size[16];      /* "small", "medium", "large" or "custom" */
+    int s, m, T;        /* state dim, control dim, horizon; U = T*m */
+    float bound;        /* control bound b */
+    int d, h, blocks, heads; /* latent, hidden, reasoning blocks, attention heads (recorded only) */
+    int K, n;           /* outer and inner refinement cycles (run-time settings) */
+    char system[32];    /* the system the model was trained for ("" if unknown) */
+    double dt;          /* its time step (0 if unknown) */
+} trc_model_config;
+
+/* One named parameter tensor: a view into trc_model.params. */
+typedef struct trc_param_view {
+    char name[TRC_PARAM_NAME_MAX]; /* checkpoint key, e.g. "state_encoder.encoder.0.weight" */
+    size_t offset;                 /* in floats, into params (and grads, m, v) */
+    size_t numel;
+    int ndim;                      /* 1 or 2 */
+    int shape[2];                  /* PyTorch shape: [out, in] for weights, [n] for vectors */
+} trc_param_view;
+
+typedef struct trc_model {
+    trc_model_config cfg;
+    size_t num_params;
+    float *params;          /* one allocation, num_params floats */
+    trc_param_view *views;  /* every parameter, in the order of model.md */
+    size_t num_views;
+} trc_model;
+
+/* Fills cfg for a named size ("small" | "medium" | "large") and problem shape; K = n = 3. */
+int trc_model_config_preset(const char *size, int s, int m, int T, float bound,
+                            trc_model_config *cfg);
+/* Checks every field of cfg (positive dims, bound > 0, blocks <= TRC_MAX_BLOCKS, ...). */
+int trc_model_config_validate(const trc_model_config *cfg);
+/* Number of parameters of a configuration (104,862 for small with s=2, m=1, T=15). */
+size_t trc_model_param_count(const trc_model_config *cfg);
+
+/* Allocates a model with zeroed parameters and its view table. */
+int trc_model_create(const trc_model_config *cfg, trc_model *model);
+/* The original initialization (Xavier / uniform, model.md), from a seed. */
+int trc_model_init(trc_model *model, uint64_t seed);
+void trc_model_free(trc_model *model);
+/* The view named `name`, or NULL. */
+const trc_param_view *trc_model_find(const trc_model *model, const char *name);
+
+/* Inference for a batch of B samples; thread-safe on a shared read-only model (scratch is
+ * allocated per call). x0, target: [B, s]; u_out: [B, T*m]; iterates, if not NULL:
+ * [(K+1), B, T*m] (the controls after the initial generator and after each outer cycle).
+ * Returns TRC_ENUMERIC if an output is not finite. */
+int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
+                    float *u_out, float *iterates);
+
+/* Training state: activations of every application of the shared blocks for up to
+ * max_batch samples, and gradients in the layout of params. */
+typedef struct trc_trainer trc_trainer;
+
+int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out);
+void trc_trainer_free(trc_trainer *tr);
+/* Gradient buffer, num_params floats in the layout of model->params. */
+float *trc_trainer_grads(trc_trainer *tr);
+/* Forward keeping activations; returns the MSE against u_expert [B, T*m] in *loss.
+ * u_out [B, T*m] may be NULL. */
+int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float *target,
+                        const float *u_expert, float *u_out, float *loss);
+/* Backward of the last forward: writes (overwrites) d loss / d params into the grads buffer. */
+int trc_trainer_backward(trc_trainer *tr);
+
+#endif

@@ -1,0 +1,80 @@
+/* The training loop as a library function: data split, batches, AdamW, schedulers, early
+ * stopping, checkpoints, resume. Reports through a callback and stops when a flag is set;
+ * prints nothing itself. */
+#ifndef TRC_TRAIN_H
+#define TRC_TRAIN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trc/dataset.h"
+#include "trc/model.h"
+
+typedef enum { TRC_SCHED_COSINE, TRC_SCHED_STEP, TRC_SCHED_PLATEAU, TRC_SCHED_NONE } trc_sched_kind;
+
+typedef struct trc_train_opts {
+    char model_size[16];  /* "small" | "medium" | "large" */
+    int K, n;             /* refinement cycles (default 3, 3) */
+    int epochs;           /* epoch budget (default 100) */
+    int batch_size;       /* default 64 */
+    double lr;            /* default 1e-3 */
+    double weight_decay;  /* default 1e-5 */
+    double grad_clip;     /* global L2 norm, default 1.0; <= 0 disables */
+    trc_sched_kind scheduler; /* default cosine, to lr_min over the epoch budget */
+    double lr_min;        /* default 1e-6 */
+    int step_size;        /* step scheduler: epochs per decay (default 30) */
+    double gamma;         /* step/plateau decay factor (default 0.1 / 0.5) */
+    int patience;         /* early stopping: epochs without improvement (default 20; 0 = off) */
+    double val_split;     /* fraction held out (default 0.1); 0 = keep best by training loss */
+    uint64_t seed;        /* split, shuffling and initialization (default 42) */
+    char out_dir[4096];   /* where checkpoints, stats and curves go ("" = nowhere) */
+    int resume;           /* continue from out_dir's last checkpoint and optimizer state */
+} trc_train_opts;
+
+/* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */
+void trc_train_opts_default(trc_train_opts *opts);
+int trc_train_opts_validate(const trc_train_opts *opts);
+int trc_sched_parse(const char *name, trc_sched_kind *out);
+const char *trc_sched_name(trc_sched_kind kind);
+
+typedef struct trc_epoch_stats {
+    int epoch;            /* 1-based */
+    double train_loss, val_loss; /* val_loss is NAN without a validation split */
+    double lr, seconds, samples_per_sec;
+} trc_epoch_stats;
+
+typedef enum { TRC_PROGRESS_BATCH, TRC_PROGRESS_EPOCH } trc_progress_kind;
+
+typedef struct trc_progress {
+    trc_progress_kind kind;
+    int epoch, epochs;    /* current (1-based) and budget */
+    size_t batch, batches; /* within the epoch (1-based) */
+    double batch_loss;    /* for TRC_PROGRESS_BATCH */
+    double samples_per_sec; /* running, this epoch */
+    double eta_seconds;   /* for the whole run */
+    const trc_epoch_stats *history; /* epochs so far, history[0..epoch-1] (EPOCH events) */
+    int best_epoch;
+    int improved;         /* 1 when this epoch wrote a new best checkpoint */
+} trc_progress;
+
+/* Return non-zero to stop training (treated like the cancel flag). */
+typedef int (*trc_progress_fn)(void *user, const trc_progress *p);
+
+typedef struct trc_train_result {
+    int epochs_run;
+    int best_epoch;
+    double best_loss;     /* validation loss (training loss with val_split 0) */
+    int stopped_early;    /* patience ran out */
+    int cancelled;
+    char best_path[4096], last_path[4096]; /* "" when out_dir is "" */
+    trc_model model;      /* the best model (caller frees with trc_model_free) */
+} trc_train_result;
+
+/* Trains on ds. cancel may be NULL; it is checked at least once per batch, and on cancel the
+ * last checkpoint and optimizer state are saved (so --resume continues) and TRC_ECANCELED is
+ * returned with result->cancelled = 1 and result->model valid. */
+int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn progress,
+              void *user, const atomic_int *cancel, trc_train_result *result);
+
+#endif
