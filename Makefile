@@ -22,8 +22,12 @@ CORE_SRC  := $(wildcard core/src/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c))
 CLI_SRC   := $(wildcard clients/trc/*.c)
-TEST_SRC  := $(wildcard tests/unit/test_*.c)
-TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Unit tests: tests/unit/<layer>/test_*.c, each its own cmocka binary linked with its layer
+# and those below it (core < proto < server), so a layer's tests never wait on a layer above.
+CORE_TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/core/test_*.c))
+PROTO_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/proto/test_*.c))
+SERVER_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/server/test_*.c))
+TESTS        := $(CORE_TESTS) $(PROTO_TESTS) $(SERVER_TESTS)
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps ensure-deps test unit-test cli-test integration-test browser-test asan bench run clean format lint
@@ -50,7 +54,13 @@ $(BUILD)/trc: $(call obj,$(CLI_SRC)) $(BUILD)/libtrc.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/trcd: $(call obj,server/main.c) $(BUILD)/libtrcd.a $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
 	$(CC) $(LDFLAGS) $^ $(SRV_LIBS) $(LDLIBS) -o $@
-$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libtrcd.a $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
+$(BUILD)/tests/core/%: $(call obj,tests/unit/core/%.c) $(BUILD)/libtrc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -lcmocka $(LDLIBS) -o $@
+$(BUILD)/tests/proto/%: $(call obj,tests/unit/proto/%.c) $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -lcmocka $(LDLIBS) -o $@
+$(BUILD)/tests/server/%: $(call obj,tests/unit/server/%.c) $(BUILD)/libtrcd.a $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -lcmocka $(SRV_LIBS) $(LDLIBS) -o $@
 
@@ -81,7 +91,7 @@ run: ensure-deps
 	sh scripts/run.sh $(BUILD)
 
 format:
-	clang-format -i $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] tests/unit/*.[ch] tests/bench/*.c)
+	clang-format -i $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] tests/unit/*/*.[ch] tests/bench/*.c)
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -Icore/include -Iproto core/src proto server clients/trc
