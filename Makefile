@@ -28,6 +28,7 @@ CORE_TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit
 PROTO_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/proto/test_*.c))
 SERVER_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/server/test_*.c))
 TESTS        := $(CORE_TESTS) $(PROTO_TESTS) $(SERVER_TESTS)
+BENCHES      := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps ensure-deps test unit-test cli-test integration-test browser-test asan bench run clean format lint
@@ -64,6 +65,10 @@ $(BUILD)/tests/server/%: $(call obj,tests/unit/server/%.c) $(BUILD)/libtrcd.a $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -lcmocka $(SRV_LIBS) $(LDLIBS) -o $@
 
+$(BUILD)/bench/%: $(call obj,tests/bench/%.c) $(BUILD)/libtrc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 test: ensure-deps
 	$(MAKE) all $(TESTS)
 	$(MAKE) unit-test cli-test integration-test browser-test
@@ -83,7 +88,7 @@ asan: ensure-deps
 	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 unit-test cli-test integration-test
 
 bench: ensure-deps
-	$(MAKE) all
+	$(MAKE) all $(BENCHES)
 	sh tests/bench/run.sh $(BUILD)
 
 run: ensure-deps
