@@ -10,8 +10,7 @@
 
 #include "trc/dataset.h"
 #include "trc/model.h"
-
-typedef enum { TRC_SCHED_COSINE, TRC_SCHED_STEP, TRC_SCHED_PLATEAU, TRC_SCHED_NONE } trc_sched_kind;
+#include "trc/optim.h" /* trc_sched_kind */
 
 typedef struct trc_train_opts {
     char model_size[16];  /* "small" | "medium" | "large" */
@@ -24,12 +23,15 @@ typedef struct trc_train_opts {
     trc_sched_kind scheduler; /* default cosine, to lr_min over the epoch budget */
     double lr_min;        /* default 1e-6 */
     int step_size;        /* step scheduler: epochs per decay (default 30) */
-    double gamma;         /* step/plateau decay factor (default 0.1 / 0.5) */
+    double gamma;         /* step/plateau decay factor; <= 0 (default): 0.1 for step, 0.5 plateau */
+    int plateau_patience; /* plateau scheduler: epochs without improvement before a decay (10) */
     int patience;         /* early stopping: epochs without improvement (default 20; 0 = off) */
     double val_split;     /* fraction held out (default 0.1); 0 = keep best by training loss */
     uint64_t seed;        /* split, shuffling and initialization (default 42) */
     char out_dir[4096];   /* where checkpoints, stats and curves go ("" = nowhere) */
     int resume;           /* continue from out_dir's last checkpoint and optimizer state */
+    double bound;         /* control bound b; <= 0: the dataset's settings, else 4.0 */
+    char data_path[4096]; /* recorded in training_stats.json only ("" = not known) */
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */

@@ -1,0 +1,168 @@
+/* AdamW, gradient-norm clipping and learning-rate schedules; see optim.h. The arithmetic
+ * follows torch's single-tensor AdamW on float32 so that our losses track the reference. */
+#include "trc/optim.h"
+#include "trc/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int trc_adamw_init(trc_adamw *opt, size_t n, double weight_decay) {
+    memset(opt, 0, sizeof *opt);
+    if (n == 0)
+        return trc_fail(TRC_EINVAL, "adamw: parameter count must be positive");
+    if (!(weight_decay >= 0) || !isfinite(weight_decay))
+        return trc_fail(TRC_EINVAL, "adamw: weight decay must be >= 0, got %g", weight_decay);
+    opt->m = calloc(n, sizeof(float));
+    opt->v = calloc(n, sizeof(float));
+    if (!opt->m || !opt->v) {
+        trc_adamw_free(opt);
+        return trc_fail(TRC_ENOMEM, "adamw: cannot allocate moments for %zu parameters", n);
+    }
+    opt->n = n;
+    opt->beta1 = 0.9;
+    opt->beta2 = 0.999;
+    opt->eps = 1e-8;
+    opt->weight_decay = weight_decay;
+    return TRC_OK;
+}
+
+void trc_adamw_free(trc_adamw *opt) {
+    if (!opt)
+        return;
+    free(opt->m);
+    free(opt->v);
+    opt->m = opt->v = NULL;
+    opt->n = 0;
+}
+
+// params, grads, m, v: [n]; one pass: decay, moments, bias-corrected update
+int trc_adamw_step(trc_adamw *opt, float *params, const float *grads, double lr) {
+    if (!opt->m || !opt->v)
+        return trc_fail(TRC_EINVAL, "adamw: optimizer not initialized");
+    if (!(lr >= 0) || !isfinite(lr))
+        return trc_fail(TRC_EINVAL, "adamw: learning rate must be >= 0, got %g", lr);
+    opt->step++;
+    double bc1 = 1.0 - pow(opt->beta1, (double)opt->step);
+    double bc2 = 1.0 - pow(opt->beta2, (double)opt->step);
+    /* Scalars rounded to float once, as torch does for a float32 tensor op with a double. */
+    const float decay = (float)(1.0 - lr * opt->weight_decay);
+    const float b1 = (float)opt->beta1, one_b1 = (float)(1.0 - opt->beta1);
+    const float b2 = (float)opt->beta2, one_b2 = (float)(1.0 - opt->beta2);
+    const float step_size = (float)(lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const float eps = (float)opt->eps;
+    float *restrict p = params, *restrict m = opt->m, *restrict v = opt->v;
+    const float *restrict g = grads;
+    for (size_t i = 0; i < opt->n; i++) {
+        p[i] *= decay;
+        m[i] = b1 * m[i] + one_b1 * g[i];
+        v[i] = b2 * v[i] + one_b2 * g[i] * g[i];
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] -= step_size * (m[i] / denom);
+    }
+    return TRC_OK;
+}
+
+double trc_grad_norm(const float *g, size_t n) {
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)g[i] * (double)g[i];
+    return sqrt(ss);
+}
+
+int trc_clip_grad_norm(float *g, size_t n, double max_norm, double *norm_out) {
+    double norm = trc_grad_norm(g, n);
+    if (norm_out)
+        *norm_out = norm;
+    if (!isfinite(norm))
+        return trc_fail(TRC_ENUMERIC, "gradient norm is not finite");
+    if (max_norm <= 0)
+        return TRC_OK;
+    double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) {
+        const float c = (float)coef;
+        for (size_t i = 0; i < n; i++)
+            g[i] *= c;
+    }
+    return TRC_OK;
+}
+
+int trc_sched_init(trc_sched *s, trc_sched_kind kind, double base_lr, double lr_min, int t_max,
+                   int step_size, double gamma, int patience) {
+    memset(s, 0, sizeof *s);
+    if (!(base_lr > 0) || !isfinite(base_lr))
+        return trc_fail(TRC_EINVAL, "scheduler: learning rate must be positive, got %g", base_lr);
+    switch (kind) {
+    case TRC_SCHED_COSINE:
+        if (t_max <= 0)
+            return trc_fail(TRC_EINVAL, "cosine scheduler: epoch budget must be positive, got %d",
+                            t_max);
+        if (!(lr_min >= 0) || lr_min > base_lr)
+            return trc_fail(TRC_EINVAL, "cosine scheduler: lr_min must be in [0, lr], got %g",
+                            lr_min);
+        break;
+    case TRC_SCHED_STEP:
+        if (step_size <= 0)
+            return trc_fail(TRC_EINVAL, "step scheduler: step size must be positive, got %d",
+                            step_size);
+        if (!(gamma > 0 && gamma <= 1))
+            return trc_fail(TRC_EINVAL, "step scheduler: gamma must be in (0, 1], got %g", gamma);
+        break;
+    case TRC_SCHED_PLATEAU:
+        if (patience < 0)
+            return trc_fail(TRC_EINVAL, "plateau scheduler: patience must be >= 0, got %d",
+                            patience);
+        if (!(gamma > 0 && gamma < 1))
+            return trc_fail(TRC_EINVAL, "plateau scheduler: gamma must be in (0, 1), got %g",
+                            gamma);
+        break;
+    case TRC_SCHED_NONE:
+        break;
+    default:
+        return trc_fail(TRC_EINVAL, "unknown scheduler kind %d", (int)kind);
+    }
+    s->kind = kind;
+    s->base_lr = base_lr;
+    s->lr_min = lr_min;
+    s->t_max = t_max;
+    s->step_size = step_size;
+    s->gamma = gamma;
+    s->patience = patience;
+    s->threshold = 1e-4;
+    s->min_lr = 0.0;
+    s->lr = base_lr;
+    s->best = INFINITY;
+    return TRC_OK;
+}
+
+double trc_sched_step(trc_sched *s, double metric) {
+    s->epoch++;
+    switch (s->kind) {
+    case TRC_SCHED_COSINE:
+        s->lr =
+            s->lr_min + (s->base_lr - s->lr_min) * (1.0 + cos(M_PI * s->epoch / s->t_max)) / 2.0;
+        break;
+    case TRC_SCHED_STEP:
+        s->lr = s->base_lr * pow(s->gamma, (double)(s->epoch / s->step_size));
+        break;
+    case TRC_SCHED_PLATEAU:
+        /* ReduceLROnPlateau(mode=min, threshold_mode=rel, cooldown=0, eps=1e-8). */
+        if (metric < s->best * (1.0 - s->threshold)) {
+            s->best = metric;
+            s->bad_epochs = 0;
+        } else {
+            s->bad_epochs++;
+        }
+        if (s->bad_epochs > s->patience) {
+            double next = fmax(s->lr * s->gamma, s->min_lr);
+            if (s->lr - next > 1e-8)
+                s->lr = next;
+            s->bad_epochs = 0;
+        }
+        break;
+    case TRC_SCHED_NONE:
+        break;
+    }
+    return s->lr;
+}
