@@ -1,0 +1,88 @@
+/* The HTTP layer of trcd over libmicrohttpd: a route table, body accumulation with limits,
+ * Content-Type, bearer auth, CORS, one log line per request, per-route metrics.
+ *
+ * For route authors (server/routes_*.c, e.g. "jobs" in server/routes_jobs.c):
+ *   - Register at start-up, before http_start():
+ *       http_route(srv, "POST", "/v1/jobs/{id}/cancel", HTTP_AUTH | HTTP_BODY_JSON, on_cancel);
+ *     `{name}` matches one non-empty path segment; read it with http_param(req, "name").
+ *   - Before a handler runs, this layer has already answered: unknown path (404), wrong method
+ *     (405 + Allow), missing/wrong bearer token on HTTP_AUTH routes when TRC_API_TOKEN is set
+ *     (401/403), a body that is not application/json (415; HTTP_BODY_RAW also admits
+ *     application/octet-stream), a body over --max-body (or --max-upload for raw bodies) (413),
+ *     CORS preflight, and it logs and counts every request (route pattern + status + latency).
+ *   - A handler runs on a libmicrohttpd connection thread with the whole body in memory. It
+ *     must answer exactly once through res: http_reply_json / http_reply_error /
+ *     http_reply_proto_error / http_reply_bytes (+ http_add_header, e.g. Location, Retry-After).
+ *     Forgetting to answer is a bug the layer turns into a 500.
+ *   - Handlers may block briefly (the batcher does) but never for long: training runs elsewhere.
+ *   - Error bodies always have the shape of proto.h; use the HTTP status to pick the type.
+ */
+#ifndef TRCD_HTTP_H
+#define TRCD_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct app;
+typedef struct http_server http_server;
+typedef struct http_request http_request;
+typedef struct http_response http_response;
+
+/* Route flags. */
+enum {
+    HTTP_AUTH = 1,      /* changes state: needs "Authorization: Bearer <TRC_API_TOKEN>" if set */
+    HTTP_BODY_JSON = 2, /* takes a body: application/json when present (else 415) */
+    HTTP_BODY_RAW = 4,  /* also takes application/octet-stream, up to --max-upload bytes */
+};
+
+typedef void (*http_handler)(struct app *app, const http_request *req, http_response *res);
+
+/* ---- server life (main.c) ---- */
+int http_create(struct app *app, http_server **out);
+/* Registers a route; method is "GET", "POST", "DELETE" ("GET" routes also answer HEAD).
+ * Returns 0, or -1 when the table is full or the pattern is malformed. */
+int http_route(http_server *srv, const char *method, const char *pattern, unsigned flags,
+               http_handler fn);
+/* Binds --host:--port (port 0 picks a free one) and starts serving. */
+int http_start(http_server *srv);
+int http_bound_port(const http_server *srv);
+/* Stops accepting new connections (existing keep-alive connections are still served). */
+void http_quiesce(http_server *srv);
+/* Waits until no request is being handled, or timeout_ms passes; returns the number left. */
+int http_drain(http_server *srv, int timeout_ms);
+/* Closes every connection and frees the server. */
+void http_destroy(http_server *srv);
+/* The route patterns in registration order (for metrics), count in *n. */
+const char *const *http_route_patterns(const http_server *srv, size_t *n);
+
+/* ---- request accessors (valid during the handler) ---- */
+const char *http_method(const http_request *req);
+const char *http_path(const http_request *req);
+/* The value of a `{name}` segment of the matched pattern, or NULL. */
+const char *http_param(const http_request *req, const char *name);
+/* A query-string argument (already URL-decoded), or NULL. */
+const char *http_query(const http_request *req, const char *name);
+/* A request header (case-insensitive name), or NULL. */
+const char *http_header(const http_request *req, const char *name);
+/* The body (NUL-terminated for convenience; *len excludes the NUL); "" when there is none. */
+const char *http_body(const http_request *req, size_t *len);
+/* 1 when the body was sent as application/octet-stream (HTTP_BODY_RAW routes). */
+int http_body_is_raw(const http_request *req);
+
+/* ---- answering ---- */
+/* Sends body (steals the reference) with Content-Type application/json. */
+void http_reply_json(http_response *res, int status, json_t *body);
+/* Sends the error shape; type from the status (proto_error_type); param may be NULL. */
+void http_reply_error(http_response *res, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void http_reply_proto_error(http_response *res, const proto_error *err);
+/* Sends data (malloc'd; ownership passes to the layer) with the given Content-Type. */
+void http_reply_bytes(http_response *res, int status, const char *content_type, void *data,
+                      size_t len);
+/* Adds a response header (copied). Returns 0 or -1 when full. */
+int http_add_header(http_response *res, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,60 @@
+/* The model registry: models by name, each a reference-counted read-only snapshot. A request
+ * takes a reference for its whole life; a reload swaps the pointer under a lock and the old
+ * snapshot is freed when its last reader lets go, so a reload never disturbs a request. */
+#ifndef TRCD_REGISTRY_H
+#define TRCD_REGISTRY_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "proto.h"
+#include "trc/model.h"
+#include "trc/system.h"
+
+typedef struct model_snapshot {
+    atomic_long refs;
+    char name[PROTO_NAME_MAX + 1];
+    trc_model model;
+    const trc_system *system; /* the system simulated for final_state/cost */
+    double dt;
+    char checkpoint[1024];    /* path relative to the models directory */
+    char sha256[65];          /* hex digest of the checkpoint bytes: the model's version */
+    char loaded_at[32];       /* RFC 3339 UTC */
+} model_snapshot;
+
+typedef struct registry registry;
+
+int registry_create(const char *models_dir, registry **out);
+void registry_free(registry *reg);
+/* Loads every *.safetensors in the models directory, named by file stem. A file that fails is
+ * logged (one line on stderr) and skipped. Returns the number loaded. */
+int registry_load_dir(registry *reg);
+
+/* The snapshot named `name` (NULL or "" = "default") with a reference taken, or NULL. */
+model_snapshot *registry_get(registry *reg, const char *name);
+void snapshot_retain(model_snapshot *snap);
+void snapshot_release(model_snapshot *snap);
+
+/* Loads relpath (inside the models directory; absolute paths, ".." and symlinks leading out are
+ * refused with 400) and publishes it as `name`, replacing any model of that name atomically.
+ * On failure (400 with the loader's reason, 404 for a missing file) the old model stays. */
+int registry_load_file(registry *reg, const char *name, const char *relpath, proto_error *err);
+/* Validates a checkpoint given as bytes, stores it atomically as <models_dir>/<name>.safetensors
+ * and publishes it. The old model and file stay when validation fails. */
+int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, size_t len,
+                        proto_error *err);
+/* Unloads `name` and deletes its checkpoint file unless another model uses it (404 if absent). */
+int registry_remove(registry *reg, const char *name, proto_error *err);
+
+size_t registry_count(registry *reg);
+/* {"models": [ModelInfo...]} sorted by name. */
+json_t *registry_list_json(registry *reg);
+/* ModelInfo of one snapshot. */
+json_t *snapshot_info_json(const model_snapshot *snap);
+/* Counters for /metrics. */
+void registry_load_counts(registry *reg, uint64_t *loads, uint64_t *failures);
+
+#endif
