@@ -1,0 +1,306 @@
+/* POST /v1/control: the request ({state, target} or {states, targets}, model, return) parsed
+ * into proto_control_req, and the response built from a proto_control_result. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static const char *const control_keys[] = {"model", "state", "target", "states", "targets",
+                                           "return", NULL};
+
+/* Reads a JSON array of numbers into dst[0..len-1]; *len is its length. */
+static int read_vector(const json_t *arr, const char *param, size_t row, int batch, float *dst,
+                       int *len, proto_error *err) {
+    char where[48] = "";
+    if (batch)
+        snprintf(where, sizeof where, "[%zu]", row);
+    if (!json_is_array(arr))
+        return proto_fail(err, 400, param, "%s%s must be an array of numbers", param, where);
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return proto_fail(err, 400, param, "%s%s must not be empty", param, where);
+    if (n > PROTO_MAX_DIM)
+        return proto_fail(err, 400, param, "%s%s has %zu values, more than %d", param, where, n,
+                          PROTO_MAX_DIM);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_number(v))
+            return proto_fail(err, 400, param, "%s%s[%zu] must be a number", param, where, i);
+        double x = json_number_value(v);
+        if (!isfinite(x) || fabs(x) > 3.4e38)
+            return proto_fail(err, 400, param, "%s%s[%zu] must be a finite float32 number",
+                              param, where, i);
+        if (dst)
+            dst[i] = (float)x;
+    }
+    *len = (int)n;
+    return 0;
+}
+
+static int parse_return(const json_t *ret, unsigned *bits, proto_error *err) {
+    if (!json_is_array(ret))
+        return proto_fail(err, 400, "return",
+                          "return must be an array of \"trajectory\" and/or \"iterations\"");
+    size_t i;
+    json_t *v;
+    json_array_foreach(ret, i, v) {
+        const char *s = json_string_value(v);
+        if (!s)
+            return proto_fail(err, 400, "return", "return[%zu] must be a string", i);
+        if (strcmp(s, "trajectory") == 0)
+            *bits |= PROTO_RET_TRAJECTORY;
+        else if (strcmp(s, "iterations") == 0)
+            *bits |= PROTO_RET_ITERATIONS;
+        else
+            return proto_fail(err, 400, "return",
+                              "return[%zu] is '%s': expected \"trajectory\" or \"iterations\"", i,
+                              s);
+    }
+    return 0;
+}
+
+static int parse_single(const json_t *root, proto_control_req *req, proto_error *err) {
+    const json_t *st = json_object_get(root, "state"), *tg = json_object_get(root, "target");
+    if (!st)
+        return proto_fail(err, 400, "state", "missing field 'state'");
+    if (!tg)
+        return proto_fail(err, 400, "target", "missing field 'target'");
+    float xs[PROTO_MAX_DIM], xt[PROTO_MAX_DIM];
+    int ns, nt;
+    if (read_vector(st, "state", 0, 0, xs, &ns, err) || read_vector(tg, "target", 0, 0, xt, &nt, err))
+        return -1;
+    if (nt != ns)
+        return proto_fail(err, 400, "target", "target has %d values but state has %d", nt, ns);
+    req->n = 1;
+    req->s = ns;
+    req->states = malloc(sizeof(float) * (size_t)ns);
+    req->targets = malloc(sizeof(float) * (size_t)ns);
+    if (!req->states || !req->targets)
+        return proto_fail(err, 500, NULL, "out of memory");
+    memcpy(req->states, xs, sizeof(float) * (size_t)ns);
+    memcpy(req->targets, xt, sizeof(float) * (size_t)ns);
+    return 0;
+}
+
+static int parse_batch(const json_t *root, size_t max_batch, proto_control_req *req,
+                       proto_error *err) {
+    const json_t *st = json_object_get(root, "states"), *tg = json_object_get(root, "targets");
+    if (!st)
+        return proto_fail(err, 400, "states", "missing field 'states'");
+    if (!tg)
+        return proto_fail(err, 400, "targets", "missing field 'targets'");
+    if (!json_is_array(st))
+        return proto_fail(err, 400, "states", "states must be an array of arrays of numbers");
+    if (!json_is_array(tg))
+        return proto_fail(err, 400, "targets", "targets must be an array of arrays of numbers");
+    size_t n = json_array_size(st);
+    if (n == 0)
+        return proto_fail(err, 400, "states", "states must not be empty");
+    if (n > max_batch)
+        return proto_fail(err, 413, "states", "batch of %zu samples is over the limit of %zu", n,
+                          max_batch);
+    if (json_array_size(tg) != n)
+        return proto_fail(err, 400, "targets", "targets has %zu rows but states has %zu",
+                          json_array_size(tg), n);
+    int s;
+    if (read_vector(json_array_get(st, 0), "states", 0, 1, NULL, &s, err))
+        return -1;
+    req->n = n;
+    req->s = s;
+    req->states = malloc(sizeof(float) * n * (size_t)s);
+    req->targets = malloc(sizeof(float) * n * (size_t)s);
+    if (!req->states || !req->targets)
+        return proto_fail(err, 500, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int a, b;
+        if (read_vector(json_array_get(st, i), "states", i, 1, req->states + i * (size_t)s, &a,
+                        err) ||
+            (a == s && read_vector(json_array_get(tg, i), "targets", i, 1,
+                                   req->targets + i * (size_t)s, &b, err)))
+            return -1;
+        if (a != s)
+            return proto_fail(err, 400, "states", "states[%zu] has %d values but states[0] has %d",
+                              i, a, s);
+        if (b != s)
+            return proto_fail(err, 400, "targets", "targets[%zu] has %d values but states has %d",
+                              i, b, s);
+    }
+    return 0;
+}
+
+int proto_control_parse(const char *body, size_t len, size_t max_batch, proto_control_req *req,
+                        proto_error *err) {
+    memset(req, 0, sizeof *req);
+    json_t *root = proto_parse_object(body, len, err);
+    if (!root)
+        return -1;
+    int rc = proto_check_keys(root, control_keys, err);
+    const char *model = NULL;
+    if (!rc && proto_get_string(root, "model", &model, err) < 0)
+        rc = -1;
+    if (!rc && model && proto_check_name(model, "model", err))
+        rc = -1;
+    if (!rc && model)
+        snprintf(req->model, sizeof req->model, "%s", model);
+    json_t *ret = json_object_get(root, "return");
+    if (!rc && ret && parse_return(ret, &req->ret, err))
+        rc = -1;
+    int single = json_object_get(root, "state") || json_object_get(root, "target");
+    int batch = json_object_get(root, "states") || json_object_get(root, "targets");
+    if (!rc && single && batch)
+        rc = proto_fail(err, 400, "states",
+                        "give either state/target (one sample) or states/targets (a batch)");
+    if (!rc) {
+        req->batch = batch;
+        rc = batch ? parse_batch(root, max_batch, req, err) : parse_single(root, req, err);
+    }
+    json_decref(root);
+    if (rc)
+        proto_control_req_free(req);
+    return rc;
+}
+
+int proto_control_check_dim(const proto_control_req *req, int s, proto_error *err) {
+    if (req->s == s)
+        return 0;
+    return proto_fail(err, 400, req->batch ? "states" : "state",
+                      "%s must have %d values for model '%s', got %d",
+                      req->batch ? "each row of states" : "state", s,
+                      req->model[0] ? req->model : "default", req->s);
+}
+
+void proto_control_req_free(proto_control_req *req) {
+    free(req->states);
+    free(req->targets);
+    req->states = req->targets = NULL;
+    req->n = 0;
+}
+
+/* ---- response ---- */
+
+/* [rows][cols] of floats as nested arrays; NULL on a non-finite value. */
+static json_t *matrix(const float *x, int rows, int cols) {
+    json_t *out = json_array();
+    for (int r = 0; out && r < rows; r++) {
+        json_t *row = json_array();
+        for (int c = 0; row && c < cols; c++) {
+            json_t *v = proto_real_f32(x[(size_t)r * (size_t)cols + (size_t)c]);
+            if (!v || json_array_append_new(row, v)) {
+                json_decref(row);
+                row = NULL;
+            }
+        }
+        if (!row || json_array_append_new(out, row)) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+static json_t *vector(const float *x, int n) {
+    json_t *out = json_array();
+    for (int i = 0; out && i < n; i++) {
+        json_t *v = proto_real_f32(x[i]);
+        if (!v || json_array_append_new(out, v)) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+static json_t *real_or_null(double x) {
+    return isfinite(x) ? json_real(x) : NULL;
+}
+
+/* Sets key to val in obj; val NULL marks a failure (*ok = 0). */
+static void put(json_t *obj, const char *key, json_t *val, int *ok) {
+    if (!val || json_object_set_new(obj, key, val))
+        *ok = 0;
+}
+
+/* The per-sample fields of sample i. */
+static void sample_fields(const proto_control_result *r, size_t i, json_t *dst[5]) {
+    size_t U = (size_t)r->T * (size_t)r->m;
+    dst[0] = matrix(r->controls + i * U, r->T, r->m);
+    dst[1] = vector(r->final_state + i * (size_t)r->s, r->s);
+    dst[2] = real_or_null(r->final_error[i]);
+    dst[3] = real_or_null(r->cost[i]);
+    dst[4] = r->trajectory ? matrix(r->trajectory + i * (size_t)(r->T + 1) * (size_t)r->s,
+                                    r->T + 1, r->s)
+                           : NULL;
+}
+
+static json_t *sample_iterations(const proto_control_result *r, size_t i) {
+    size_t U = (size_t)r->T * (size_t)r->m;
+    json_t *out = json_array();
+    for (int k = 0; out && k <= r->K; k++) {
+        json_t *it = matrix(r->iterations + ((size_t)k * r->n + i) * U, r->T, r->m);
+        if (!it || json_array_append_new(out, it)) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+json_t *proto_control_response(const proto_control_result *r, int batch, proto_error *err) {
+    json_t *out = json_object();
+    int ok = out != NULL;
+    if (ok)
+        put(out, "model", json_pack("{s:s, s:s}", "name", r->model_name, "version",
+                                    r->model_version), &ok);
+    static const char *const keys[5] = {"controls", "final_state", "final_error", "cost",
+                                        "trajectory"};
+    if (ok && !batch) {
+        json_t *f[5];
+        sample_fields(r, 0, f);
+        for (int k = 0; k < 5; k++) {
+            if (k == 4 && !r->trajectory)
+                continue;
+            if (ok)
+                put(out, keys[k], f[k], &ok);
+            else
+                json_decref(f[k]);
+        }
+        if (ok && r->iterations)
+            put(out, "iterations", sample_iterations(r, 0), &ok);
+    } else if (ok) {
+        json_t *cols[6];
+        for (int k = 0; k < 6; k++)
+            cols[k] = json_array();
+        for (size_t i = 0; ok && i < r->n; i++) {
+            json_t *f[5];
+            sample_fields(r, i, f);
+            for (int k = 0; k < 5; k++) {
+                if (k == 4 && !r->trajectory)
+                    continue;
+                if (!f[k] || json_array_append_new(cols[k], f[k]))
+                    ok = 0;
+            }
+            if (ok && r->iterations) {
+                json_t *it = sample_iterations(r, i);
+                if (!it || json_array_append_new(cols[5], it))
+                    ok = 0;
+            }
+        }
+        for (int k = 0; k < 6; k++) {
+            int wanted = k < 4 || (k == 4 && r->trajectory) || (k == 5 && r->iterations);
+            if (ok && wanted)
+                put(out, k == 5 ? "iterations" : keys[k], cols[k], &ok);
+            else
+                json_decref(cols[k]);
+        }
+    }
+    if (ok)
+        put(out, "timing_ms", real_or_null(r->timing_ms), &ok);
+    if (!ok) {
+        json_decref(out);
+        proto_fail(err, 500, NULL,
+                   "the model produced a non-finite value (NaN or infinity); nothing was sent");
+        return NULL;
+    }
+    return out;
+}
