@@ -1,0 +1,228 @@
+/* Parity of the C network with the independent reference (tests/data/FIXTURES.md): for the
+ * small_init and small_random models, the iterates of a batch of 8 (inference and training
+ * forward), the MSE loss and every parameter's gradient. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trc/error.h"
+#include "trc/model.h"
+#include "trc/safetensors.h"
+
+#define NB 8
+
+static const char *data_dir(void)
+{
+    const char *d = getenv("TRC_TEST_DATA");
+    return d && *d ? d : "tests/data";
+}
+
+static void read_st(const char *name, trc_safetensors *st)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", data_dir(), name);
+    int rc = trc_st_read_file(path, st);
+    if (rc)
+        fail_msg("%s: %s", path, trc_errmsg());
+}
+
+/* Copies the tensor `name` (of exactly `numel` elements) out as float32 into a new buffer. */
+static float *tensor(const trc_safetensors *st, const char *name, size_t numel)
+{
+    const trc_st_tensor *t = trc_st_find(st, name);
+    if (!t)
+        fail_msg("fixture tensor %s missing", name);
+    assert_int_equal(t->numel, numel);
+    float *v = malloc(numel * sizeof *v);
+    assert_non_null(v);
+    assert_int_equal(trc_st_to_f32(t, v), TRC_OK);
+    return v;
+}
+
+/* The fixture's model: config small, s=2, m=1, T=15, b=4; parameters loaded by name. */
+static void load_model(const char *file, trc_model *model)
+{
+    trc_model_config cfg;
+    assert_int_equal(trc_model_config_preset("small", 2, 1, 15, 4.0f, &cfg), TRC_OK);
+    assert_int_equal(trc_model_create(&cfg, model), TRC_OK);
+    trc_safetensors st;
+    read_st(file, &st);
+    assert_int_equal(st.count, model->num_views); /* nothing extra, nothing missing */
+    for (size_t i = 0; i < model->num_views; i++) {
+        const trc_param_view *v = &model->views[i];
+        const trc_st_tensor *t = trc_st_find(&st, v->name);
+        if (!t)
+            fail_msg("parameter %s missing from %s", v->name, file);
+        assert_int_equal(t->ndim, v->ndim);
+        for (int k = 0; k < v->ndim; k++)
+            assert_int_equal(t->shape[k], v->shape[k]);
+        assert_int_equal(trc_st_to_f32(t, model->params + v->offset), TRC_OK);
+    }
+    trc_st_free(&st);
+}
+
+typedef struct fixture_case {
+    float *x0, *target, *u_expert, *iterates, loss;
+} fixture_case;
+
+static void load_case(const char *file, const trc_model *model, trc_safetensors *st,
+                      fixture_case *c)
+{
+    read_st(file, st);
+    size_t U = (size_t)model->cfg.T * model->cfg.m, S = (size_t)model->cfg.s;
+    c->x0 = tensor(st, "x0", NB * S);
+    c->target = tensor(st, "target", NB * S);
+    c->u_expert = tensor(st, "u_expert", NB * U);
+    c->iterates = tensor(st, "iterates", (size_t)(model->cfg.K + 1) * NB * U);
+    float *l = tensor(st, "loss", 1);
+    c->loss = l[0];
+    free(l);
+}
+
+static void free_case(fixture_case *c)
+{
+    free(c->x0);
+    free(c->target);
+    free(c->u_expert);
+    free(c->iterates);
+}
+
+static void check_close(const float *got, const float *want, size_t n, float tol, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(got[i] - want[i]) <= tol))
+            fail_msg("%s[%zu]: got %.8g, want %.8g (tolerance %g)", what, i, (double)got[i],
+                     (double)want[i], (double)tol);
+}
+
+static void run_parity(const char *name)
+{
+    char file[256];
+    trc_model model;
+    snprintf(file, sizeof file, "%s.safetensors", name);
+    load_model(file, &model);
+    trc_safetensors st;
+    fixture_case c;
+    snprintf(file, sizeof file, "%s.case.safetensors", name);
+    load_case(file, &model, &st, &c);
+    size_t U = (size_t)model.cfg.T * model.cfg.m, K = (size_t)model.cfg.K;
+
+    /* inference: every iterate */
+    float *u = malloc(NB * U * sizeof *u), *it = malloc((K + 1) * NB * U * sizeof *it);
+    assert_non_null(u);
+    assert_non_null(it);
+    assert_int_equal(trc_model_infer(&model, NB, c.x0, c.target, u, it), TRC_OK);
+    check_close(it, c.iterates, (K + 1) * NB * U, 1e-5f, "iterates");
+    check_close(u, c.iterates + K * NB * U, NB * U, 1e-5f, "output");
+    /* one sample at a time takes the single-row path: same answers */
+    for (size_t r = 0; r < NB; r++) {
+        float u1[64];
+        assert_int_equal(trc_model_infer(&model, 1, c.x0 + 2 * r, c.target + 2 * r, u1, NULL),
+                         TRC_OK);
+        check_close(u1, c.iterates + K * NB * U + r * U, U, 1e-5f, "single-sample output");
+    }
+
+    /* training forward: same output, the loss */
+    trc_trainer *tr;
+    assert_int_equal(trc_trainer_create(&model, 16, &tr), TRC_OK);
+    float loss = -1.0f;
+    assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, u, &loss), TRC_OK);
+    check_close(u, c.iterates + K * NB * U, NB * U, 1e-5f, "training output");
+    assert_true(fabsf(loss - c.loss) <= 1e-5f * fmaxf(1.0f, fabsf(c.loss)));
+
+    /* backward: every parameter's gradient within 1e-4 of that tensor's largest magnitude */
+    assert_int_equal(trc_trainer_backward(tr), TRC_OK);
+    const float *g = trc_trainer_grads(tr);
+    size_t nonzero_tensors = 0;
+    for (size_t i = 0; i < model.num_views; i++) {
+        const trc_param_view *v = &model.views[i];
+        char gname[TRC_PARAM_NAME_MAX + 8];
+        snprintf(gname, sizeof gname, "grad.%s", v->name);
+        float *want = tensor(&st, gname, v->numel);
+        float maxabs = 0.0f;
+        for (size_t j = 0; j < v->numel; j++)
+            maxabs = fmaxf(maxabs, fabsf(want[j]));
+        if (maxabs > 0.0f)
+            nonzero_tensors++;
+        /* a tensor whose reference gradient is all zero must be exactly zero here too */
+        check_close(g + v->offset, want, v->numel, 1e-4f * maxabs, gname);
+        free(want);
+    }
+    /* all but the unused ones (error encoder 6, error embedding 2, q/k rows are in tensors
+     * that also hold v rows) take part */
+    assert_int_equal(nonzero_tensors, model.num_views - 8);
+
+    trc_trainer_free(tr);
+    free(u);
+    free(it);
+    free_case(&c);
+    trc_st_free(&st);
+    trc_model_free(&model);
+}
+
+static void test_small_init(void **state)
+{
+    (void)state;
+    run_parity("small_init");
+}
+
+static void test_small_random(void **state)
+{
+    (void)state;
+    run_parity("small_random");
+}
+
+/* Query and key rows of in_proj take no part: their gradient is exactly zero. */
+static void test_qk_rows_zero_grad(void **state)
+{
+    (void)state;
+    trc_model model;
+    load_model("small_random.safetensors", &model);
+    trc_safetensors st;
+    fixture_case c;
+    load_case("small_random.case.safetensors", &model, &st, &c);
+    trc_trainer *tr;
+    assert_int_equal(trc_trainer_create(&model, NB, &tr), TRC_OK);
+    float loss;
+    assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, NULL, &loss),
+                     TRC_OK);
+    assert_int_equal(trc_trainer_backward(tr), TRC_OK);
+    const float *g = trc_trainer_grads(tr);
+    int d = model.cfg.d;
+    for (int i = 0; i < model.cfg.blocks; i++) {
+        char name[TRC_PARAM_NAME_MAX];
+        snprintf(name, sizeof name, "recursive_reasoning.reasoning_blocks.%d.attention.in_proj_weight",
+                 i);
+        const trc_param_view *w = trc_model_find(&model, name);
+        assert_non_null(w);
+        float vmax = 0.0f;
+        for (size_t j = 0; j < (size_t)3 * d * d; j++) {
+            if (j < (size_t)2 * d * d)
+                assert_true(g[w->offset + j] == 0.0f);
+            else
+                vmax = fmaxf(vmax, fabsf(g[w->offset + j]));
+        }
+        assert_true(vmax > 0.0f); /* the value rows do get a gradient */
+    }
+    trc_trainer_free(tr);
+    free_case(&c);
+    trc_st_free(&st);
+    trc_model_free(&model);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_init),
+        cmocka_unit_test(test_small_random),
+        cmocka_unit_test(test_qk_rows_zero_grad),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
