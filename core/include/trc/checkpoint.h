@@ -12,6 +12,8 @@
 typedef struct trc_load_overrides {
     float bound; /* default 4.0 */
     int K, n;    /* default 3 and 3 */
+    int m;       /* control dimension of a file without metadata (shapes give only U = T*m);
+                    default 1; with metadata it must agree with the file's m */
 } trc_load_overrides;
 
 /* Writes every parameter under its name (float32) and __metadata__ with the configuration

@@ -1,0 +1,385 @@
+/* Model checkpoints (see checkpoint.h and docs/checkpoints.md): every parameter as float32
+ * under its PyTorch name plus __metadata__ with the configuration; loading takes our files and
+ * bare PyTorch state_dict exports, whose configuration is inferred from the tensor shapes. */
+#include "trc/checkpoint.h"
+#include "trc/error.h"
+#include "trc/fileio.h"
+#include "trc/safetensors.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FORMAT_VERSION "1"
+#define BLOCK_PREFIX "recursive_reasoning.reasoning_blocks."
+
+/* ---------------------------------------------------------------- saving */
+
+enum { META_MAX = 16, META_VAL_MAX = 48 };
+
+typedef struct meta_list {
+    const char *keys[META_MAX], *values[META_MAX];
+    char text[META_MAX][META_VAL_MAX]; /* storage for formatted numbers */
+    size_t n;
+} meta_list;
+
+static void meta_str(meta_list *ml, const char *key, const char *value) {
+    ml->keys[ml->n] = key;
+    ml->values[ml->n++] = value;
+}
+
+static void meta_int(meta_list *ml, const char *key, int v) {
+    snprintf(ml->text[ml->n], META_VAL_MAX, "%d", v);
+    meta_str(ml, key, ml->text[ml->n]);
+}
+
+/* Shortest decimal text that reads back as exactly the same double (or float). */
+static void meta_double(meta_list *ml, const char *key, double x, int is_float) {
+    char *buf = ml->text[ml->n];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, META_VAL_MAX, "%.*g", prec, x);
+        if (is_float ? strtof(buf, NULL) == (float)x : strtod(buf, NULL) == x)
+            break;
+    }
+    meta_str(ml, key, buf);
+}
+
+int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint8_t **buf,
+                          size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    if (!model || !model->params || !model->views || !model->num_views)
+        return trc_fail(TRC_EINVAL, "checkpoint: model has no parameters");
+    if (summary_json) {
+        json_error_t jerr;
+        json_t *j = json_loads(summary_json, JSON_REJECT_DUPLICATES, &jerr);
+        int is_obj = json_is_object(j);
+        json_decref(j);
+        if (!is_obj)
+            return trc_fail(TRC_EINVAL, "checkpoint: training summary is not a JSON object");
+    }
+    const trc_model_config *c = &model->cfg;
+    meta_list ml = {.n = 0};
+    meta_str(&ml, "trc_format", FORMAT_VERSION);
+    meta_str(&ml, "size", c->size);
+    meta_int(&ml, "s", c->s);
+    meta_int(&ml, "m", c->m);
+    meta_int(&ml, "T", c->T);
+    meta_double(&ml, "b", c->bound, 1);
+    meta_int(&ml, "K", c->K);
+    meta_int(&ml, "n", c->n);
+    meta_int(&ml, "d", c->d);
+    meta_int(&ml, "h", c->h);
+    meta_int(&ml, "blocks", c->blocks);
+    meta_int(&ml, "heads", c->heads);
+    meta_str(&ml, "system", c->system);
+    meta_double(&ml, "dt", c->dt, 0);
+    if (summary_json)
+        meta_str(&ml, "training", summary_json);
+
+    trc_st_out *outs = calloc(model->num_views, sizeof *outs);
+    if (!outs)
+        return trc_fail(TRC_ENOMEM, "checkpoint: out of memory");
+    int rc = TRC_OK;
+    for (size_t i = 0; i < model->num_views && rc == TRC_OK; i++) {
+        const trc_param_view *v = &model->views[i];
+        const float *p = model->params + v->offset;
+        for (size_t j = 0; j < v->numel; j++)
+            if (!isfinite(p[j])) {
+                rc = trc_fail(TRC_ENUMERIC,
+                              "checkpoint: parameter '%s' has a non-finite value at index %zu",
+                              v->name, j);
+                break;
+            }
+        outs[i].name = v->name;
+        outs[i].ndim = v->ndim;
+        for (int d = 0; d < v->ndim; d++)
+            outs[i].shape[d] = v->shape[d];
+        outs[i].data = p;
+    }
+    if (rc == TRC_OK)
+        rc = trc_st_encode(outs, model->num_views, ml.keys, ml.values, ml.n, buf, len);
+    free(outs);
+    return rc;
+}
+
+int trc_checkpoint_save(const char *path, const trc_model *model, const char *summary_json) {
+    uint8_t *buf;
+    size_t len;
+    int rc = trc_checkpoint_encode(model, summary_json, &buf, &len);
+    if (rc != TRC_OK)
+        return trc_fail_prefix(rc, "%s: ", path);
+    rc = trc_write_file_atomic(path, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- configuration from metadata */
+
+static int meta_get_int(const trc_safetensors *st, const char *key, int *out) {
+    const char *v = trc_st_meta(st, key);
+    if (!v)
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: missing '%s'", key);
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < INT_MIN || x > INT_MAX)
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: '%s' = \"%s\" is not an integer", key,
+                        v);
+    *out = (int)x;
+    return TRC_OK;
+}
+
+static int meta_get_double(const trc_safetensors *st, const char *key, double *out) {
+    const char *v = trc_st_meta(st, key);
+    if (!v)
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: missing '%s'", key);
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x))
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: '%s' = \"%s\" is not a finite number",
+                        key, v);
+    *out = x;
+    return TRC_OK;
+}
+
+static int meta_get_str(const trc_safetensors *st, const char *key, char *dst, size_t cap) {
+    const char *v = trc_st_meta(st, key);
+    if (!v)
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: missing '%s'", key);
+    if (strlen(v) >= cap)
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: '%s' longer than %zu characters", key,
+                        cap - 1);
+    memcpy(dst, v, strlen(v) + 1);
+    return TRC_OK;
+}
+
+static int config_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
+    const char *ver = trc_st_meta(st, "trc_format");
+    if (strcmp(ver, FORMAT_VERSION))
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "checkpoint: trc_format version \"%s\" (this build "
+                        "reads \"" FORMAT_VERSION "\")",
+                        ver);
+    memset(cfg, 0, sizeof *cfg);
+    double b, dt;
+    int rc;
+    if ((rc = meta_get_str(st, "size", cfg->size, sizeof cfg->size)) ||
+        (rc = meta_get_int(st, "s", &cfg->s)) || (rc = meta_get_int(st, "m", &cfg->m)) ||
+        (rc = meta_get_int(st, "T", &cfg->T)) || (rc = meta_get_double(st, "b", &b)) ||
+        (rc = meta_get_int(st, "K", &cfg->K)) || (rc = meta_get_int(st, "n", &cfg->n)) ||
+        (rc = meta_get_int(st, "d", &cfg->d)) || (rc = meta_get_int(st, "h", &cfg->h)) ||
+        (rc = meta_get_int(st, "blocks", &cfg->blocks)) ||
+        (rc = meta_get_int(st, "heads", &cfg->heads)) ||
+        (rc = meta_get_str(st, "system", cfg->system, sizeof cfg->system)) ||
+        (rc = meta_get_double(st, "dt", &dt)))
+        return rc;
+    cfg->bound = (float)b;
+    cfg->dt = dt;
+    return TRC_OK;
+}
+
+/* ---------------------------------------------------------------- configuration from shapes */
+
+/* The 2-D shape of a tensor needed to infer the configuration. */
+static int shape2(const trc_safetensors *st, const char *name, int *rows, int *cols) {
+    const trc_st_tensor *t = trc_st_find(st, name);
+    if (!t)
+        return trc_fail(TRC_EFORMAT,
+                        "checkpoint: missing parameter '%s' (needed to infer the "
+                        "configuration)",
+                        name);
+    if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0 || t->shape[0] > INT_MAX ||
+        t->shape[1] > INT_MAX)
+        return trc_fail(TRC_EFORMAT, "checkpoint: parameter '%s' is not a non-empty matrix", name);
+    *rows = (int)t->shape[0];
+    *cols = (int)t->shape[1];
+    return TRC_OK;
+}
+
+/* Number of reasoning blocks: one more than the largest index named in the file (a missing
+ * block in between is then reported as a missing parameter). */
+static int count_blocks(const trc_safetensors *st, int *blocks) {
+    int max = -1;
+    size_t plen = strlen(BLOCK_PREFIX);
+    for (size_t i = 0; i < st->count; i++) {
+        const char *name = st->tensors[i].name;
+        if (strncmp(name, BLOCK_PREFIX, plen))
+            continue;
+        const char *p = name + plen;
+        long idx = 0;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9' && digits < 4)
+            idx = idx * 10 + (*p++ - '0'), digits++;
+        if (!digits || *p != '.' || (digits > 1 && name[plen] == '0'))
+            return trc_fail(TRC_EFORMAT, "checkpoint: unexpected tensor '%s'", name);
+        if (idx >= TRC_MAX_BLOCKS)
+            return trc_fail(TRC_EUNSUPPORTED,
+                            "checkpoint: tensor '%s': at most %d reasoning "
+                            "blocks are supported",
+                            name, TRC_MAX_BLOCKS);
+        if (idx > max)
+            max = (int)idx;
+    }
+    if (max < 0)
+        return trc_fail(TRC_EFORMAT, "checkpoint: no reasoning block (no tensor named "
+                                     "'" BLOCK_PREFIX "<i>.*')");
+    *blocks = max + 1;
+    return TRC_OK;
+}
+
+static int config_from_shapes(const trc_safetensors *st, int m, trc_model_config *cfg) {
+    int h = 0, in = 0, d = 0, h2 = 0, U = 0, hu = 0, rc;
+    if ((rc = shape2(st, "state_encoder.encoder.0.weight", &h, &in)) ||
+        (rc = shape2(st, "state_encoder.encoder.3.weight", &d, &h2)) ||
+        (rc = shape2(st, "control_decoder.decoder.3.weight", &U, &hu)))
+        return rc;
+    if (in < 3 || in % 2 == 0)
+        return trc_fail(TRC_EFORMAT,
+                        "checkpoint: parameter 'state_encoder.encoder.0.weight' has "
+                        "%d inputs; expected 2s+1 (odd, >= 3)",
+                        in);
+    if (U % m)
+        return trc_fail(TRC_EFORMAT,
+                        "checkpoint: parameter 'control_decoder.decoder.3.weight' "
+                        "has %d outputs, not a multiple of the control dimension m = %d",
+                        U, m);
+    int blocks = 0;
+    if ((rc = count_blocks(st, &blocks)))
+        return rc;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->s = (in - 1) / 2;
+    cfg->m = m;
+    cfg->T = U / m;
+    cfg->d = d;
+    cfg->h = h;
+    cfg->blocks = blocks;
+    /* The head count changes no shape; the presets use one head per 32 latent features. */
+    cfg->heads = d % 32 == 0 ? d / 32 : 1;
+    cfg->bound = 4.0f;
+    cfg->K = cfg->n = 3;
+    snprintf(cfg->size, sizeof cfg->size, "custom");
+    const char *presets[] = {"small", "medium", "large"};
+    for (size_t i = 0; i < 3; i++) {
+        trc_model_config p;
+        if (trc_model_config_preset(presets[i], cfg->s, cfg->m, cfg->T, cfg->bound, &p) == TRC_OK &&
+            p.d == d && p.h == h && p.blocks == blocks) {
+            snprintf(cfg->size, sizeof cfg->size, "%s", presets[i]);
+            cfg->heads = p.heads;
+        }
+    }
+    return TRC_OK;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static int copy_params(const trc_safetensors *st, trc_model *model) {
+    const trc_model_config *c = &model->cfg;
+    for (size_t i = 0; i < st->count; i++)
+        if (!trc_model_find(model, st->tensors[i].name))
+            return trc_fail(TRC_EFORMAT,
+                            "checkpoint: unexpected tensor '%s' (not a parameter of "
+                            "a %s model with d=%d h=%d blocks=%d)",
+                            st->tensors[i].name, c->size, c->d, c->h, c->blocks);
+    for (size_t i = 0; i < model->num_views; i++) {
+        const trc_param_view *v = &model->views[i];
+        const trc_st_tensor *t = trc_st_find(st, v->name);
+        if (!t)
+            return trc_fail(TRC_EFORMAT, "checkpoint: missing parameter '%s'", v->name);
+        int same = t->ndim == v->ndim;
+        for (int d = 0; same && d < v->ndim; d++)
+            same = t->shape[d] == v->shape[d];
+        if (!same) {
+            char got[128] = "", want[64];
+            for (int d = 0, o = 0; d < t->ndim && o < 100; d++)
+                o += snprintf(got + o, sizeof got - o, "%s%lld", d ? "," : "",
+                              (long long)t->shape[d]);
+            if (v->ndim == 2)
+                snprintf(want, sizeof want, "%d,%d", v->shape[0], v->shape[1]);
+            else
+                snprintf(want, sizeof want, "%d", v->shape[0]);
+            return trc_fail(TRC_EFORMAT,
+                            "checkpoint: parameter '%s' has shape [%s], expected "
+                            "[%s] for s=%d m=%d T=%d d=%d h=%d blocks=%d",
+                            v->name, got, want, c->s, c->m, c->T, c->d, c->h, c->blocks);
+        }
+        float *dst = model->params + v->offset;
+        int rc = trc_st_to_f32(t, dst);
+        if (rc != TRC_OK)
+            return trc_fail(rc,
+                            "checkpoint: parameter '%s' has dtype that is not F32/F64/F16/"
+                            "BF16",
+                            v->name);
+        for (size_t j = 0; j < v->numel; j++)
+            if (!isfinite(dst[j]))
+                return trc_fail(TRC_EFORMAT,
+                                "checkpoint: parameter '%s' has a non-finite value "
+                                "at index %zu",
+                                v->name, j);
+    }
+    return TRC_OK;
+}
+
+static int load_parsed(const trc_safetensors *st, const trc_load_overrides *ov, trc_model *out) {
+    trc_model_config cfg;
+    int rc;
+    int has_meta = trc_st_meta(st, "trc_format") != NULL;
+    int m = ov && ov->m > 0 ? ov->m : 1;
+    if (has_meta) {
+        if ((rc = config_from_meta(st, &cfg)))
+            return rc;
+        if (ov && ov->m > 0 && ov->m != cfg.m)
+            return trc_fail(TRC_EINVAL, "checkpoint: m=%d given but the checkpoint has m=%d", ov->m,
+                            cfg.m);
+    } else if ((rc = config_from_shapes(st, m, &cfg))) {
+        return rc;
+    }
+    /* what the file says must be a valid configuration (a format error), and so must the
+     * result of the overrides (an argument error) */
+    if ((rc = trc_model_config_validate(&cfg)))
+        return trc_fail_prefix(TRC_EFORMAT, "checkpoint: configuration %s: ",
+                               has_meta ? "in the metadata" : "inferred from the shapes");
+    if (ov && ov->bound > 0)
+        cfg.bound = ov->bound;
+    if (ov && ov->K > 0)
+        cfg.K = ov->K;
+    if (ov && ov->n > 0)
+        cfg.n = ov->n;
+    if ((rc = trc_model_config_validate(&cfg)))
+        return trc_fail_prefix(rc, "checkpoint: configuration with the overrides: ");
+    if ((rc = trc_model_create(&cfg, out)))
+        return rc;
+    if ((rc = copy_params(st, out)))
+        trc_model_free(out);
+    return rc;
+}
+
+int trc_checkpoint_decode(const uint8_t *buf, size_t len, const trc_load_overrides *ov,
+                          trc_model *out) {
+    memset(out, 0, sizeof *out);
+    trc_safetensors st;
+    int rc = trc_st_parse(buf, len, &st);
+    if (rc != TRC_OK)
+        return rc;
+    rc = load_parsed(&st, ov, out);
+    trc_st_free(&st);
+    return rc;
+}
+
+int trc_checkpoint_load(const char *path, const trc_load_overrides *ov, trc_model *out) {
+    memset(out, 0, sizeof *out);
+    trc_safetensors st;
+    int rc = trc_st_read_file(path, &st);
+    if (rc != TRC_OK)
+        return rc;
+    rc = load_parsed(&st, ov, out);
+    trc_st_free(&st);
+    if (rc != TRC_OK)
+        return trc_fail_prefix(rc, "%s: ", path);
+    return TRC_OK;
+}
