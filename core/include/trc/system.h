@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+/* Largest state and control dimensions a table entry may have (stack buffers size on these). */
+#define TRC_SYSTEM_MAX_S 16
+#define TRC_SYSTEM_MAX_M 8
+
 typedef struct trc_system {
     const char *name;
     int s;              /* state dimension */
