@@ -1,0 +1,648 @@
+/* The training loop: a seeded train/validation split, shuffled mini-batches, MSE on the expert
+ * controls, AdamW with gradient clipping, a per-epoch schedule, early stopping, best and last
+ * checkpoints, and a saved optimizer state so that a cancelled or killed run resumes where it
+ * stopped. Files: train_state.c (the state), train_report.c (stats and curves). */
+#include "trc/train.h"
+#include "trc/checkpoint.h"
+#include "trc/error.h"
+#include "trc/fileio.h"
+#include "train_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define VAL_CHUNK 1024 /* validation samples per inference call */
+
+void trc_train_opts_default(trc_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    snprintf(o->model_size, sizeof o->model_size, "medium");
+    o->K = 3;
+    o->n = 3;
+    o->epochs = 100;
+    o->batch_size = 64;
+    o->lr = 1e-3;
+    o->weight_decay = 1e-5;
+    o->grad_clip = 1.0;
+    o->scheduler = TRC_SCHED_COSINE;
+    o->lr_min = 1e-6;
+    o->step_size = 30;
+    o->gamma = 0.0; /* the scheduler's own default */
+    o->plateau_patience = 10;
+    o->patience = 20;
+    o->val_split = 0.1;
+    o->seed = 42;
+}
+
+static const char *const sched_names[] = {"cosine", "step", "plateau", "none"};
+
+int trc_sched_parse(const char *name, trc_sched_kind *out) {
+    for (int i = 0; i < 4; i++) {
+        if (name && strcmp(name, sched_names[i]) == 0) {
+            *out = (trc_sched_kind)i;
+            return TRC_OK;
+        }
+    }
+    return trc_fail(TRC_EINVAL, "unknown scheduler '%s' (known: cosine, step, plateau, none)",
+                    name ? name : "(null)");
+}
+
+const char *trc_sched_name(trc_sched_kind kind) {
+    return (unsigned)kind < 4 ? sched_names[kind] : "unknown";
+}
+
+static double effective_gamma(const trc_train_opts *o) {
+    if (o->gamma > 0)
+        return o->gamma;
+    return o->scheduler == TRC_SCHED_PLATEAU ? 0.5 : 0.1;
+}
+
+static int terminated(const char *s, size_t cap) {
+    return memchr(s, 0, cap) != NULL;
+}
+
+int trc_train_opts_validate(const trc_train_opts *o) {
+    if (!o)
+        return trc_fail(TRC_EINVAL, "training options are NULL");
+    if (!terminated(o->model_size, sizeof o->model_size) ||
+        (strcmp(o->model_size, "small") && strcmp(o->model_size, "medium") &&
+         strcmp(o->model_size, "large")))
+        return trc_fail(TRC_EINVAL, "model size must be small, medium or large");
+    if (o->K < 1 || o->K > 64)
+        return trc_fail(TRC_EINVAL, "K (outer cycles) must be in 1..64, got %d", o->K);
+    if (o->n < 1 || o->n > 64)
+        return trc_fail(TRC_EINVAL, "n (inner cycles) must be in 1..64, got %d", o->n);
+    if (o->epochs < 1 || o->epochs > 1000000)
+        return trc_fail(TRC_EINVAL, "epochs must be in 1..1000000, got %d", o->epochs);
+    if (o->batch_size < 1 || o->batch_size > 1 << 20)
+        return trc_fail(TRC_EINVAL, "batch size must be in 1..1048576, got %d", o->batch_size);
+    if (!(o->lr > 0) || !isfinite(o->lr) || o->lr > 10)
+        return trc_fail(TRC_EINVAL, "learning rate must be in (0, 10], got %g", o->lr);
+    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay) || o->weight_decay * o->lr >= 1)
+        return trc_fail(TRC_EINVAL, "weight decay must be >= 0 with lr * wd < 1, got %g",
+                        o->weight_decay);
+    if (!isfinite(o->grad_clip))
+        return trc_fail(TRC_EINVAL, "gradient clip must be finite (<= 0 disables), got %g",
+                        o->grad_clip);
+    if ((unsigned)o->scheduler > TRC_SCHED_NONE)
+        return trc_fail(TRC_EINVAL, "unknown scheduler kind %d", (int)o->scheduler);
+    if (!(o->lr_min >= 0) || !(o->lr_min <= o->lr))
+        return trc_fail(TRC_EINVAL, "lr_min must be in [0, lr], got %g", o->lr_min);
+    if (o->step_size < 1)
+        return trc_fail(TRC_EINVAL, "step size must be >= 1, got %d", o->step_size);
+    double g = effective_gamma(o);
+    if (!isfinite(o->gamma) || !(g <= 1) || (o->scheduler == TRC_SCHED_PLATEAU && g >= 1))
+        return trc_fail(TRC_EINVAL, "gamma must be in (0, 1) (<= 0 for the default), got %g",
+                        o->gamma);
+    if (o->plateau_patience < 0)
+        return trc_fail(TRC_EINVAL, "plateau patience must be >= 0, got %d", o->plateau_patience);
+    if (o->patience < 0)
+        return trc_fail(TRC_EINVAL, "patience must be >= 0 (0 = off), got %d", o->patience);
+    if (!(o->val_split >= 0 && o->val_split < 1))
+        return trc_fail(TRC_EINVAL, "validation split must be in [0, 1), got %g", o->val_split);
+    if (!isfinite(o->bound))
+        return trc_fail(TRC_EINVAL, "control bound must be finite, got %g", o->bound);
+    if (!terminated(o->out_dir, sizeof o->out_dir) ||
+        !terminated(o->data_path, sizeof o->data_path))
+        return trc_fail(TRC_EINVAL, "output directory or data path is not terminated");
+    if (o->resume && !o->out_dir[0])
+        return trc_fail(TRC_EINVAL, "resume needs the output directory of the run");
+    return TRC_OK;
+}
+
+static int check_dataset(const trc_dataset *ds) {
+    if (!ds)
+        return trc_fail(TRC_EINVAL, "dataset is NULL");
+    if (ds->s < 1 || ds->m < 1 || ds->T < 1)
+        return trc_fail(TRC_EINVAL, "dataset: dimensions must be positive (s=%d m=%d T=%d)", ds->s,
+                        ds->m, ds->T);
+    if (ds->n < 1 || ds->n > UINT32_MAX)
+        return trc_fail(TRC_EINVAL, "dataset: sample count must be in 1..%u, got %zu", UINT32_MAX,
+                        ds->n);
+    if (!ds->initial_states || !ds->target_states || !ds->control_sequences)
+        return trc_fail(TRC_EINVAL, "dataset: missing initial, target or control arrays");
+    const size_t S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
+    for (size_t i = 0; i < ds->n; i++) {
+        int ok = 1;
+        for (size_t k = 0; k < S; k++)
+            ok &= isfinite(ds->initial_states[i * S + k]) && isfinite(ds->target_states[i * S + k]);
+        for (size_t k = 0; k < U; k++)
+            ok &= isfinite(ds->control_sequences[i * U + k]);
+        if (!ok)
+            return trc_fail(TRC_EINVAL, "dataset: sample %zu has a non-finite value", i);
+    }
+    return TRC_OK;
+}
+
+uint64_t trc_train_data_hash(const trc_dataset *ds) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const uint64_t dims[4] = {ds->n, (uint64_t)ds->s, (uint64_t)ds->m, (uint64_t)ds->T};
+    const struct {
+        const void *p;
+        size_t len;
+    } parts[4] = {
+        {dims, sizeof dims},
+        {ds->initial_states, ds->n * (size_t)ds->s * sizeof(float)},
+        {ds->target_states, ds->n * (size_t)ds->s * sizeof(float)},
+        {ds->control_sequences, ds->n * (size_t)ds->T * (size_t)ds->m * sizeof(float)},
+    };
+    for (int k = 0; k < 4; k++) {
+        const unsigned char *b = parts[k].p;
+        for (size_t i = 0; i < parts[k].len; i++) {
+            h ^= b[i];
+            h *= 0x100000001b3ULL;
+        }
+    }
+    return h;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int join_path(char *dst, size_t cap, const char *dir, const char *name) {
+    int w = snprintf(dst, cap, "%s/%s", dir, name);
+    if (w < 0 || (size_t)w >= cap)
+        return trc_fail(TRC_EINVAL, "path too long: %s/%s", dir, name);
+    return TRC_OK;
+}
+
+/* The loop's working memory beside the run's saved state. */
+typedef struct work {
+    uint32_t *train_idx, *order; /* [n_train]: the split and this epoch's shuffle of it */
+    float *bx, *bt, *bu;         /* batch buffers [B, s], [B, s], [B, U] */
+    float *vx, *vt, *vu, *vout;  /* validation set, gathered once, and predictions */
+    float *best_params;          /* [num_params] */
+    trc_trainer *tr;
+    char best_path[4096], last_path[4096], state_path[4096], stats_path[4096], svg_path[4096];
+} work;
+
+static void gather(const trc_dataset *ds, const uint32_t *idx, size_t B, float *x0, float *tg,
+                   float *u) {
+    const size_t S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
+    for (size_t b = 0; b < B; b++) {
+        memcpy(x0 + b * S, ds->initial_states + idx[b] * S, S * sizeof(float));
+        memcpy(tg + b * S, ds->target_states + idx[b] * S, S * sizeof(float));
+        memcpy(u + b * U, ds->control_sequences + idx[b] * U, U * sizeof(float));
+    }
+}
+
+// validation MSE over n_val samples, in chunks, without activations
+static int validation_loss(const trc_run *run, work *w, double *out) {
+    const size_t S = (size_t)run->ds->s, U = (size_t)run->ds->T * (size_t)run->ds->m;
+    double sum = 0.0;
+    for (size_t at = 0; at < run->n_val; at += VAL_CHUNK) {
+        size_t B = run->n_val - at < VAL_CHUNK ? run->n_val - at : VAL_CHUNK;
+        int rc = trc_model_infer(&run->model, B, w->vx + at * S, w->vt + at * S, w->vout, NULL);
+        if (rc)
+            return trc_fail_prefix(rc, "validation: ");
+        for (size_t i = 0; i < B * U; i++) {
+            double d = (double)w->vout[i] - (double)w->vu[at * U + i];
+            sum += d * d;
+        }
+    }
+    *out = sum / ((double)run->n_val * (double)U);
+    return TRC_OK;
+}
+
+static int save_checkpoint(const trc_run *run, const char *path, int epoch) {
+    char *summary = trc_train_summary(run, epoch);
+    if (!summary)
+        return trc_fail(TRC_ENOMEM, "cannot build the training summary");
+    int rc = trc_checkpoint_save(path, &run->model, summary);
+    free(summary);
+    return rc;
+}
+
+static int save_best(const trc_run *run, const work *w) {
+    /* The best parameters may be older than the model's: save through a view of them. */
+    trc_model best = run->model;
+    best.params = w->best_params;
+    trc_run tmp = *run;
+    tmp.model = best;
+    return save_checkpoint(&tmp, w->best_path, run->best_epoch);
+}
+
+/* Last checkpoint, optimizer state, stats and curves: everything a resume or a reader needs. */
+static int save_progress(const trc_run *run, const work *w) {
+    int rc = save_checkpoint(run, w->last_path, run->epoch_done);
+    if (!rc)
+        rc = trc_train_state_save(run, w->state_path);
+    if (!rc)
+        rc = trc_train_write_stats(run, w->stats_path);
+    if (!rc)
+        rc = trc_train_write_curves(run->history, run->epoch_done, run->best_epoch, w->svg_path);
+    return rc;
+}
+
+static int make_model(const trc_run *run, trc_model *model) {
+    const trc_dataset *ds = run->ds;
+    double bound = run->o.bound > 0 ? run->o.bound : ds->has_settings ? ds->settings.bound : 4.0;
+    trc_model_config cfg;
+    int rc = trc_model_config_preset(run->o.model_size, ds->s, ds->m, ds->T, (float)bound, &cfg);
+    if (rc)
+        return rc;
+    cfg.K = run->o.K;
+    cfg.n = run->o.n;
+    if (ds->has_settings) {
+        snprintf(cfg.system, sizeof cfg.system, "%s", ds->settings.system);
+        cfg.dt = ds->settings.dt;
+    }
+    return trc_model_create(&cfg, model);
+}
+
+/* Settings a resumed run must share with the saved one (the budget may grow). */
+static int check_same_settings(const trc_train_opts *a, const trc_train_opts *saved) {
+    json_t *ja = trc_train_settings_json(a), *js = trc_train_settings_json(saved);
+    if (!ja || !js) {
+        json_decref(ja);
+        json_decref(js);
+        return trc_fail(TRC_ENOMEM, "cannot compare settings");
+    }
+    int rc = TRC_OK;
+    const char *key;
+    json_t *val;
+    json_object_foreach(ja, key, val) {
+        if (strcmp(key, "epochs") == 0)
+            continue;
+        json_t *other = json_object_get(js, key);
+        if (!other || !json_equal(val, other)) {
+            char *mine = json_dumps(val, JSON_ENCODE_ANY),
+                 *theirs = json_dumps(other, JSON_ENCODE_ANY);
+            rc = trc_fail(TRC_EINVAL, "resume: setting '%s' is %s but the saved run used %s", key,
+                          mine ? mine : "?", theirs ? theirs : "?");
+            free(mine);
+            free(theirs);
+            break;
+        }
+    }
+    json_decref(ja);
+    json_decref(js);
+    return rc;
+}
+
+static int setup(trc_run *run, work *w) {
+    const trc_dataset *ds = run->ds;
+    const trc_train_opts *o = &run->o;
+    const size_t n = ds->n, S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
+
+    /* Split: a seeded shuffle of all indices; the first n_train train, the rest validate. */
+    size_t n_val = 0;
+    if (o->val_split > 0) {
+        n_val = (size_t)floor((double)n * o->val_split);
+        if (n_val == 0)
+            n_val = 1;
+    }
+    if (n_val >= n)
+        return trc_fail(TRC_EINVAL,
+                        "dataset of %zu samples leaves nothing to train on with val_split %g", n,
+                        o->val_split);
+    run->n_val = n_val;
+    run->n_train = n - n_val;
+    run->data_hash = trc_train_data_hash(ds);
+
+    uint32_t *all = malloc(n * sizeof *all);
+    w->order = malloc(run->n_train * sizeof *w->order);
+    size_t B = (size_t)o->batch_size < run->n_train ? (size_t)o->batch_size : run->n_train;
+    w->bx = malloc(B * S * sizeof(float));
+    w->bt = malloc(B * S * sizeof(float));
+    w->bu = malloc(B * U * sizeof(float));
+    run->history = calloc((size_t)o->epochs, sizeof *run->history);
+    if (!all || !w->order || !w->bx || !w->bt || !w->bu || !run->history) {
+        free(all);
+        return trc_fail(TRC_ENOMEM, "cannot allocate training buffers");
+    }
+    for (size_t i = 0; i < n; i++)
+        all[i] = (uint32_t)i;
+    trc_rng split;
+    trc_rng_seed(&split, o->seed);
+    trc_rng_shuffle(&split, all, (uint32_t)n);
+    w->train_idx = all; /* the first n_train entries; the rest is the validation set */
+    if (n_val) {
+        w->vx = malloc(n_val * S * sizeof(float));
+        w->vt = malloc(n_val * S * sizeof(float));
+        w->vu = malloc(n_val * U * sizeof(float));
+        size_t chunk = n_val < VAL_CHUNK ? n_val : VAL_CHUNK;
+        w->vout = malloc(chunk * U * sizeof(float));
+        if (!w->vx || !w->vt || !w->vu || !w->vout)
+            return trc_fail(TRC_ENOMEM, "cannot allocate the validation set");
+        gather(ds, all + run->n_train, n_val, w->vx, w->vt, w->vu);
+    }
+
+    int rc = make_model(run, &run->model);
+    if (!rc)
+        rc = trc_model_init(&run->model, o->seed);
+    if (!rc)
+        rc = trc_trainer_create(&run->model, B, &w->tr);
+    if (!rc)
+        rc = trc_adamw_init(&run->opt, run->model.num_params, o->weight_decay);
+    if (!rc)
+        rc = trc_sched_init(&run->sched, o->scheduler, o->lr, o->lr_min, o->epochs, o->step_size,
+                            effective_gamma(o), o->plateau_patience);
+    if (rc)
+        return rc;
+    w->best_params = malloc(run->model.num_params * sizeof(float));
+    if (!w->best_params)
+        return trc_fail(TRC_ENOMEM, "cannot allocate the best parameters");
+    memcpy(w->best_params, run->model.params, run->model.num_params * sizeof(float));
+    /* Its own stream, distinct from the split's, for the per-epoch shuffles. */
+    trc_rng_seed(&run->epoch_rng, o->seed ^ 0x9e3779b97f4a7c15ULL);
+    run->best_loss = INFINITY;
+
+    if (o->out_dir[0]) {
+        if ((rc = trc_mkdir_p(o->out_dir)) != 0 ||
+            (rc = join_path(w->best_path, sizeof w->best_path, o->out_dir, TRC_BEST_FILE)) ||
+            (rc = join_path(w->last_path, sizeof w->last_path, o->out_dir, TRC_LAST_FILE)) ||
+            (rc = join_path(w->state_path, sizeof w->state_path, o->out_dir, TRC_STATE_FILE)) ||
+            (rc = join_path(w->stats_path, sizeof w->stats_path, o->out_dir, TRC_STATS_FILE)) ||
+            (rc = join_path(w->svg_path, sizeof w->svg_path, o->out_dir, TRC_CURVES_FILE)))
+            return rc;
+    }
+    return TRC_OK;
+}
+
+static int restore(trc_run *run, work *w) {
+    trc_train_opts saved;
+    int rc = trc_train_state_settings(w->state_path, &saved);
+    if (rc)
+        return rc;
+    if ((rc = check_same_settings(&run->o, &saved)) != 0)
+        return rc;
+    if ((rc = trc_train_state_load(run, w->state_path)) != 0)
+        return rc;
+    if (run->best_epoch > 0) {
+        trc_model best;
+        rc = trc_checkpoint_load(w->best_path, NULL, &best);
+        if (rc)
+            return trc_fail_prefix(rc, "resume: ");
+        if (best.num_params != run->model.num_params) {
+            trc_model_free(&best);
+            return trc_fail(TRC_EFORMAT, "resume: %s does not match the run's model", w->best_path);
+        }
+        memcpy(w->best_params, best.params, best.num_params * sizeof(float));
+        trc_model_free(&best);
+    } else {
+        memcpy(w->best_params, run->model.params, run->model.num_params * sizeof(float));
+    }
+    return TRC_OK;
+}
+
+static void free_work(work *w) {
+    free(w->train_idx);
+    free(w->order);
+    free(w->bx);
+    free(w->bt);
+    free(w->bu);
+    free(w->vx);
+    free(w->vt);
+    free(w->vu);
+    free(w->vout);
+    free(w->best_params);
+    trc_trainer_free(w->tr);
+}
+
+static int is_cancelled(const atomic_int *cancel) {
+    return cancel && atomic_load(cancel) != 0;
+}
+
+/* Session figures for progress and ETA (this process only: a resumed run starts afresh). */
+typedef struct clock_info {
+    double start;
+    size_t samples; /* trained this session */
+} clock_info;
+
+static double eta_seconds(const trc_run *run, const clock_info *c) {
+    double elapsed = now_seconds() - c->start;
+    if (c->samples == 0 || elapsed <= 0)
+        return -1.0;
+    double left = (double)(run->o.epochs - run->epoch_done) * (double)run->n_train -
+                  (double)run->epoch_samples;
+    return left > 0 ? left * elapsed / (double)c->samples : 0.0;
+}
+
+/* One epoch from run->batch_done on. Returns TRC_ECANCELED when stopped between batches. */
+static int train_epoch(trc_run *run, work *w, trc_progress_fn progress, void *user,
+                       const atomic_int *cancel, clock_info *clk) {
+    const size_t B = (size_t)run->o.batch_size;
+    const size_t batches = (run->n_train + B - 1) / B;
+    const size_t P = run->model.num_params;
+    float *grads = trc_trainer_grads(w->tr);
+
+    /* The order is a shuffle of the split from the epoch's saved generator state, so a run
+     * resumed mid-epoch sees the same order. */
+    trc_rng rng = run->epoch_rng;
+    memcpy(w->order, w->train_idx, run->n_train * sizeof *w->order);
+    trc_rng_shuffle(&rng, w->order, (uint32_t)run->n_train);
+
+    for (size_t b = run->batch_done; b < batches; b++) {
+        if (is_cancelled(cancel))
+            return trc_fail(TRC_ECANCELED, "training cancelled at epoch %d, batch %zu",
+                            run->epoch_done + 1, b);
+        double t0 = now_seconds();
+        size_t at = b * B, nb = run->n_train - at < B ? run->n_train - at : B;
+        gather(run->ds, w->order + at, nb, w->bx, w->bt, w->bu);
+        float loss;
+        int rc = trc_trainer_forward(w->tr, nb, w->bx, w->bt, w->bu, NULL, &loss);
+        if (!rc && !isfinite(loss))
+            rc = trc_fail(TRC_ENUMERIC, "loss is not finite at epoch %d, batch %zu",
+                          run->epoch_done + 1, b + 1);
+        if (!rc)
+            rc = trc_trainer_backward(w->tr);
+        if (!rc)
+            rc = trc_clip_grad_norm(grads, P, run->o.grad_clip, NULL);
+        if (!rc)
+            rc = trc_adamw_step(&run->opt, run->model.params, grads, run->sched.lr);
+        if (rc)
+            return rc;
+        run->epoch_loss_sum += (double)loss * (double)nb;
+        run->epoch_samples += nb;
+        run->batch_done = b + 1;
+        run->epoch_train_seconds += now_seconds() - t0;
+        clk->samples += nb;
+        if (progress) {
+            trc_progress p = {
+                .kind = TRC_PROGRESS_BATCH,
+                .epoch = run->epoch_done + 1,
+                .epochs = run->o.epochs,
+                .batch = b + 1,
+                .batches = batches,
+                .batch_loss = loss,
+                .samples_per_sec = run->epoch_train_seconds > 0
+                                       ? (double)run->epoch_samples / run->epoch_train_seconds
+                                       : 0.0,
+                .eta_seconds = eta_seconds(run, clk),
+                .history = run->history,
+                .best_epoch = run->best_epoch,
+            };
+            if (progress(user, &p))
+                return trc_fail(TRC_ECANCELED,
+                                "training stopped by the progress callback at "
+                                "epoch %d, batch %zu",
+                                run->epoch_done + 1, b + 1);
+        }
+    }
+    run->epoch_rng = rng; /* the next epoch shuffles from here */
+    return TRC_OK;
+}
+
+/* Closes an epoch: validation, schedule, best model, history, files. *improved set. */
+static int end_epoch(trc_run *run, work *w, double epoch_start, int *improved) {
+    double train_loss = run->epoch_loss_sum / (double)run->epoch_samples;
+    double val_loss = NAN;
+    if (run->n_val) {
+        int rc = validation_loss(run, w, &val_loss);
+        if (rc)
+            return rc;
+        if (!isfinite(val_loss))
+            return trc_fail(TRC_ENUMERIC, "validation loss is not finite at epoch %d",
+                            run->epoch_done + 1);
+    }
+    double monitor = run->n_val ? val_loss : train_loss;
+    trc_epoch_stats *st = &run->history[run->epoch_done];
+    st->epoch = run->epoch_done + 1;
+    st->train_loss = train_loss;
+    st->val_loss = val_loss;
+    st->lr = run->sched.lr; /* the rate this epoch trained with */
+    st->samples_per_sec =
+        run->epoch_train_seconds > 0 ? (double)run->epoch_samples / run->epoch_train_seconds : 0.0;
+    trc_sched_step(&run->sched, monitor);
+
+    run->epoch_done++;
+    run->batch_done = 0;
+    run->epoch_loss_sum = 0.0;
+    run->epoch_samples = 0;
+    run->epoch_train_seconds = 0.0;
+    *improved = monitor < run->best_loss;
+    if (*improved) {
+        run->best_loss = monitor;
+        run->best_epoch = run->epoch_done;
+        run->bad_epochs = 0;
+        memcpy(w->best_params, run->model.params, run->model.num_params * sizeof(float));
+    } else {
+        run->bad_epochs++;
+    }
+    st->seconds = now_seconds() - epoch_start;
+    if (run->o.out_dir[0]) {
+        int rc = *improved ? save_best(run, w) : TRC_OK;
+        if (!rc)
+            rc = save_progress(run, w);
+        if (rc)
+            return rc;
+    }
+    st->seconds = now_seconds() - epoch_start; /* including the files */
+    return TRC_OK;
+}
+
+static int finish_result(trc_run *run, const work *w, trc_train_result *res) {
+    res->epochs_run = run->epoch_done;
+    res->best_epoch = run->best_epoch;
+    res->best_loss = run->best_epoch ? run->best_loss : NAN;
+    res->stopped_early = run->stopped_early;
+    res->cancelled = run->cancelled;
+    if (run->o.out_dir[0]) {
+        if (run->best_epoch)
+            snprintf(res->best_path, sizeof res->best_path, "%s", w->best_path);
+        snprintf(res->last_path, sizeof res->last_path, "%s", w->last_path);
+    }
+    int rc = trc_model_create(&run->model.cfg, &res->model);
+    if (rc)
+        return rc;
+    memcpy(res->model.params, w->best_params, run->model.num_params * sizeof(float));
+    return TRC_OK;
+}
+
+int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn progress,
+              void *user, const atomic_int *cancel, trc_train_result *result) {
+    if (!result)
+        return trc_fail(TRC_EINVAL, "training result is NULL");
+    memset(result, 0, sizeof *result);
+    int rc = trc_train_opts_validate(opts);
+    if (!rc)
+        rc = check_dataset(ds);
+    if (rc)
+        return rc;
+
+    trc_run run;
+    memset(&run, 0, sizeof run);
+    run.o = *opts;
+    run.ds = ds;
+    work w;
+    memset(&w, 0, sizeof w);
+    rc = setup(&run, &w);
+    if (!rc && opts->resume)
+        rc = restore(&run, &w);
+
+    clock_info clk = {now_seconds(), 0};
+    while (!rc && run.epoch_done < run.o.epochs) {
+        if (run.o.patience > 0 && run.bad_epochs >= run.o.patience) {
+            run.stopped_early = 1;
+            break;
+        }
+        double epoch_start = now_seconds() - run.epoch_train_seconds;
+        rc = train_epoch(&run, &w, progress, user, cancel, &clk);
+        if (rc)
+            break;
+        int improved = 0;
+        rc = end_epoch(&run, &w, epoch_start, &improved);
+        if (rc)
+            break;
+        if (progress) {
+            const trc_epoch_stats *st = &run.history[run.epoch_done - 1];
+            trc_progress p = {
+                .kind = TRC_PROGRESS_EPOCH,
+                .epoch = run.epoch_done,
+                .epochs = run.o.epochs,
+                .batch = (run.n_train + (size_t)run.o.batch_size - 1) / (size_t)run.o.batch_size,
+                .batches = (run.n_train + (size_t)run.o.batch_size - 1) / (size_t)run.o.batch_size,
+                .batch_loss = st->train_loss,
+                .samples_per_sec = st->samples_per_sec,
+                .eta_seconds = eta_seconds(&run, &clk),
+                .history = run.history,
+                .best_epoch = run.best_epoch,
+                .improved = improved,
+            };
+            if (progress(user, &p))
+                rc = trc_fail(TRC_ECANCELED,
+                              "training stopped by the progress callback after "
+                              "epoch %d",
+                              run.epoch_done);
+        }
+    }
+    if (!rc && run.o.patience > 0 && run.bad_epochs >= run.o.patience)
+        run.stopped_early = 1;
+
+    if (rc == TRC_ECANCELED) {
+        /* Keep what a resume needs; the message of the cancel stays the error. */
+        run.cancelled = 1;
+        if (run.o.out_dir[0] && w.tr) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", trc_errmsg());
+            int src = save_progress(&run, &w);
+            if (src) {
+                free_work(&w);
+                trc_adamw_free(&run.opt);
+                trc_model_free(&run.model);
+                free(run.history);
+                return trc_fail_prefix(src, "saving the cancelled run: ");
+            }
+            trc_fail(TRC_ECANCELED, "%s", msg);
+        }
+    } else if (!rc && run.o.out_dir[0]) {
+        /* Final stats (early stop flag, total time) even when no epoch ran in this session. */
+        rc = trc_train_write_stats(&run, w.stats_path);
+    }
+    if (!rc || rc == TRC_ECANCELED) {
+        int frc = finish_result(&run, &w, result);
+        if (frc)
+            rc = frc;
+    }
+    free_work(&w);
+    trc_adamw_free(&run.opt);
+    trc_model_free(&run.model);
+    free(run.history);
+    return rc;
+}

@@ -1,0 +1,252 @@
+/* What a person reads or looks at after a run: training_stats.json (settings, split, model,
+ * per-epoch history, outcome) and training_curves.svg (train and validation loss against
+ * epoch, log-scale y axis), both written atomically. The SVG is written by hand. */
+#include "trc/error.h"
+#include "trc/fileio.h"
+#include "train_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *real_or_null(double x) {
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+int trc_train_write_stats(const trc_run *run, const char *path) {
+    const trc_model_config *c = &run->model.cfg;
+    double total = 0.0, samples = 0.0, train_time = 0.0;
+    json_t *epochs = json_array();
+    for (int i = 0; epochs && i < run->epoch_done; i++) {
+        const trc_epoch_stats *h = &run->history[i];
+        total += h->seconds;
+        if (h->samples_per_sec > 0) {
+            samples += (double)run->n_train;
+            train_time += (double)run->n_train / h->samples_per_sec;
+        }
+        json_array_append_new(epochs, json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "epoch", h->epoch,
+                                                "train_loss", real_or_null(h->train_loss),
+                                                "val_loss", real_or_null(h->val_loss), "lr",
+                                                json_real(h->lr), "seconds", json_real(h->seconds),
+                                                "samples_per_sec", json_real(h->samples_per_sec)));
+    }
+    json_t *j = json_pack(
+        "{s:o, s:{s:s, s:I, s:I, s:I, s:i, s:i, s:i}, s:{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:f, "
+        "s:s, s:f}, s:o, s:i, s:i, s:o, s:s, s:b, s:b, s:f, s:o}",
+        "settings", trc_train_settings_json(&run->o), "data", "path", run->o.data_path, "n",
+        (json_int_t)run->ds->n, "n_train", (json_int_t)run->n_train, "n_val",
+        (json_int_t)run->n_val, "s", run->ds->s, "m", run->ds->m, "T", run->ds->T, "model", "size",
+        c->size, "num_params", (json_int_t)run->model.num_params, "d", c->d, "h", c->h, "blocks",
+        c->blocks, "K", c->K, "n", c->n, "bound", (double)c->bound, "system", c->system, "dt",
+        c->dt, "epochs", epochs ? epochs : json_array(), "epochs_run", run->epoch_done,
+        "best_epoch", run->best_epoch, "best_loss", real_or_null(run->best_loss), "monitor",
+        run->n_val ? "val_loss" : "train_loss", "stopped_early", run->stopped_early, "cancelled",
+        run->cancelled, "total_seconds", total, "mean_samples_per_sec",
+        real_or_null(train_time > 0 ? samples / train_time : NAN));
+    if (!j)
+        return trc_fail(TRC_ENOMEM, "%s: cannot build the training statistics", path);
+    char *text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    if (!text)
+        return trc_fail(TRC_ENOMEM, "%s: cannot format the training statistics", path);
+    size_t len = strlen(text);
+    int rc = TRC_OK;
+    char *withnl = malloc(len + 2);
+    if (!withnl) {
+        rc = trc_fail(TRC_ENOMEM, "%s: out of memory", path);
+    } else {
+        memcpy(withnl, text, len);
+        withnl[len] = '\n';
+        rc = trc_write_file_atomic(path, withnl, len + 1);
+        free(withnl);
+    }
+    free(text);
+    return rc;
+}
+
+/* A growing string for the SVG text. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} sbuf;
+
+static void put(sbuf *b, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *b, const char *f, ...) {
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, f);
+        int w = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, f, ap);
+        va_end(ap);
+        if (w < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->p && b->len + (size_t)w < b->cap) {
+            b->len += (size_t)w;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)w;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->failed = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* Plot geometry. */
+enum { W = 760, H = 440, ML = 84, MR = 24, MT = 44, MB = 62 };
+
+typedef struct axes {
+    double x0, x1;   /* epoch range */
+    double ly0, ly1; /* log10 loss range (whole decades) */
+} axes;
+
+static double px(const axes *a, double epoch) {
+    return ML + (epoch - a->x0) / (a->x1 - a->x0) * (W - ML - MR);
+}
+
+static double py(const axes *a, double loss) {
+    return H - MB - (log10(loss) - a->ly0) / (a->ly1 - a->ly0) * (H - MT - MB);
+}
+
+/* A 1-2-5 step giving at most about 10 ticks over span. */
+static double nice_step(double span) {
+    double raw = span / 10.0, mag = pow(10.0, floor(log10(raw)));
+    double steps[3] = {1, 2, 5};
+    for (int i = 0; i < 3; i++)
+        if (steps[i] * mag >= raw)
+            return steps[i] * mag;
+    return 10 * mag;
+}
+
+static void polyline(sbuf *b, const axes *a, const trc_epoch_stats *h, int count, int val,
+                     double floor_loss, const char *style) {
+    put(b, "<polyline fill=\"none\" %s points=\"", style);
+    for (int i = 0; i < count; i++) {
+        double y = val ? h[i].val_loss : h[i].train_loss;
+        if (!isfinite(y))
+            continue;
+        put(b, "%.1f,%.1f ", px(a, h[i].epoch), py(a, fmax(y, floor_loss)));
+    }
+    put(b, "\"/>\n");
+}
+
+static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
+    sbuf b = {0};
+    double lo = INFINITY, hi = 0;
+    int has_val = 0;
+    for (int i = 0; i < count; i++) {
+        const double v[2] = {h[i].train_loss, h[i].val_loss};
+        for (int k = 0; k < 2; k++) {
+            if (isfinite(v[k]) && v[k] > 0) {
+                lo = fmin(lo, v[k]);
+                hi = fmax(hi, v[k]);
+                has_val |= k;
+            }
+        }
+    }
+    if (!(hi > 0)) {
+        lo = 1e-3;
+        hi = 1.0;
+    }
+    axes a = {1, count > 1 ? count : 2, floor(log10(lo)), ceil(log10(hi))};
+    if (a.ly1 <= a.ly0)
+        a.ly1 = a.ly0 + 1;
+
+    put(&b,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+        "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+        W, H, W, H);
+    put(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    put(&b,
+        "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">Training curves "
+        "(MSE on expert controls)</text>\n",
+        W / 2);
+    /* y grid: one line per decade, lighter lines at 2 and 5 when few decades show */
+    int decades = (int)(a.ly1 - a.ly0);
+    for (int d = (int)a.ly0; d <= (int)a.ly1; d++) {
+        double y = py(&a, pow(10.0, d));
+        put(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ccc\"/>\n", ML, y,
+            W - MR, y);
+        put(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", ML - 6, y + 4, d);
+        for (int k = 2; decades <= 3 && d < (int)a.ly1 && k <= 5; k += 3) {
+            double ym = py(&a, k * pow(10.0, d));
+            put(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n", ML, ym,
+                W - MR, ym);
+            put(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" fill=\"#888\">%de%d</text>\n",
+                ML - 6, ym + 4, k, d);
+        }
+    }
+    /* x ticks */
+    double step = nice_step(a.x1 - a.x0);
+    for (double e = ceil(a.x0 / step) * step; e <= a.x1 + 1e-9; e += step) {
+        double x = px(&a, e);
+        put(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n", x, H - MB,
+            x, H - MB + 5);
+        put(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", x, H - MB + 19, e);
+    }
+    /* axes and their labels */
+    put(&b, "<path d=\"M%d %d V%d H%d\" fill=\"none\" stroke=\"#333\"/>\n", ML, MT, H - MB, W - MR);
+    put(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epoch</text>\n", (ML + W - MR) / 2,
+        H - 16);
+    put(&b,
+        "<text transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\">MSE loss "
+        "(log scale)</text>\n",
+        (MT + H - MB) / 2);
+    if (count == 0)
+        put(&b,
+            "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#888\">no epoch finished "
+            "yet</text>\n",
+            (ML + W - MR) / 2, (MT + H - MB) / 2);
+    if (best_epoch > 0 && best_epoch <= count) {
+        double x = px(&a, best_epoch);
+        put(&b,
+            "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#2ca02c\" "
+            "stroke-dasharray=\"4 3\"/>\n",
+            x, MT, x, H - MB);
+        put(&b, "<text x=\"%.1f\" y=\"%d\" fill=\"#2ca02c\">best: epoch %d</text>\n", x + 4,
+            MT + 12, best_epoch);
+    }
+    polyline(&b, &a, h, count, 0, lo, "stroke=\"#1f77b4\" stroke-width=\"2\"");
+    if (has_val)
+        polyline(&b, &a, h, count, 1, lo, "stroke=\"#ff7f0e\" stroke-width=\"2\"");
+    /* legend */
+    int lx = W - MR - 150, ly = MT + 8;
+    put(&b,
+        "<rect x=\"%d\" y=\"%d\" width=\"140\" height=\"%d\" fill=\"white\" "
+        "stroke=\"#ccc\"/>\n",
+        lx, ly, has_val ? 44 : 24);
+    put(&b,
+        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" "
+        "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">train loss</text>\n",
+        lx + 8, ly + 13, lx + 32, ly + 13, lx + 40, ly + 17);
+    if (has_val)
+        put(&b,
+            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ff7f0e\" "
+            "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">validation loss</text>\n",
+            lx + 8, ly + 33, lx + 32, ly + 33, lx + 40, ly + 37);
+    put(&b, "</svg>\n");
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+int trc_train_write_curves(const trc_epoch_stats *hist, int count, int best_epoch,
+                           const char *path) {
+    char *svg = curves_svg(hist, count, best_epoch);
+    if (!svg)
+        return trc_fail(TRC_ENOMEM, "%s: cannot build the loss curves", path);
+    int rc = trc_write_file_atomic(path, svg, strlen(svg));
+    free(svg);
+    return rc;
+}
