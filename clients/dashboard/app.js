@@ -1,0 +1,418 @@
+// The dashboard's logic: talks to trcd's JSON API on the same origin, polls the jobs
+// (every 2 s, every 0.75 s while one is queued or running), renders models, jobs, a job's loss
+// curves and control sequences. Every server error is shown in the page (#errors), not only
+// in the console. Plots are drawn by plot.js.
+'use strict';
+
+const POLL_IDLE_MS = 2000;
+const POLL_ACTIVE_MS = 750;
+const MODELS_EVERY_MS = 10000;
+const MAX_ERRORS = 8;
+const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626', '#0891b2'];
+const STATE_NAMES = { double_integrator: ['position', 'velocity'] };
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  token: localStorage.getItem('trc_token') || '',
+  models: [],
+  jobs: [],
+  jobsKey: '',
+  selected: null, // job id shown in the job card
+  selectedJob: null,
+  lastControl: null, // last /v1/control answer, redrawn on resize
+  reachable: null,
+  modelsAt: 0,
+  timer: null,
+};
+
+// ---------------------------------------------------------------- talking to the server
+
+class ApiError extends Error {
+  constructor(code, type, message, param) {
+    super(message);
+    Object.assign(this, { code, type, param });
+  }
+  toString() {
+    const where = this.param ? ` (field: ${this.param})` : '';
+    return `${this.code || ''} ${this.type}: ${this.message}${where}`.trim();
+  }
+}
+
+// One request; resolves to the decoded body or rejects with ApiError built from the server's
+// {"error": {code, type, message, param}} (or from the status line when the body is not JSON).
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (ui.token) headers.Authorization = `Bearer ${ui.token}`;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, 'unreachable', `cannot reach the server (${e.message})`);
+  }
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+  if (!resp.ok) {
+    const err = (data && data.error) || {};
+    throw new ApiError(err.code || resp.status, err.type || 'http_error',
+      err.message || text.slice(0, 200) || resp.statusText, err.param);
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------- errors and messages
+
+function showError(context, err) {
+  const list = $('error-list');
+  const li = document.createElement('li');
+  const time = new Date().toLocaleTimeString();
+  li.textContent = `${time} · ${context} → ${err instanceof ApiError ? err.toString() : String(err)}`;
+  if (err && err.type) li.dataset.type = err.type;
+  list.prepend(li);
+  while (list.children.length > MAX_ERRORS) list.lastChild.remove();
+  $('errors').hidden = false;
+  console.error(context, err);
+}
+
+function formMessage(id, text, kind) {
+  const el = $(id);
+  el.textContent = text;
+  el.className = `form-msg ${kind || ''}`;
+}
+
+function setStatus(text, kind) {
+  const pill = $('server-status');
+  pill.textContent = text;
+  pill.className = `pill pill-${kind}`;
+}
+
+// A poll that fails is reported once, when the server goes away, not on every poll.
+function pollFailed(context, err) {
+  if (err.code === 0) {
+    if (ui.reachable !== false) showError(context, err);
+    ui.reachable = false;
+    setStatus('unreachable', 'bad');
+  } else {
+    showError(context, err);
+  }
+}
+
+// ---------------------------------------------------------------- small helpers
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') node.className = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? '' : String(c)));
+  return node;
+}
+
+const num = (v, digits = 3) => (v == null || !Number.isFinite(v) ? '–' : Number(v.toPrecision(digits)).toString());
+const loss = (v) => (v == null || !Number.isFinite(v) ? '–' : v.toExponential(2));
+const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '–');
+const shortId = (id) => String(id).slice(0, 8);
+function duration(a, b) {
+  if (!a) return '–';
+  const s = ((b ? new Date(b) : new Date()) - new Date(a)) / 1000;
+  return s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
+}
+function parseVector(text, field) {
+  const parts = text.split(/[\s,;]+/).filter((p) => p !== '');
+  if (!parts.length) throw new Error(`${field}: enter numbers separated by commas`);
+  return parts.map((p) => {
+    const v = Number(p);
+    if (!Number.isFinite(v)) throw new Error(`${field}: "${p}" is not a number`);
+    return v;
+  });
+}
+
+// ---------------------------------------------------------------- models
+
+async function refreshModels() {
+  ui.modelsAt = Date.now();
+  try {
+    const data = await api('GET', '/v1/models');
+    ui.models = data.models || [];
+    renderModels();
+  } catch (e) {
+    pollFailed('GET /v1/models', e);
+  }
+}
+
+function renderModels() {
+  const body = $('models-table').tBodies[0];
+  body.replaceChildren();
+  if (!ui.models.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 8 }, 'no models loaded')));
+  for (const m of ui.models) {
+    const c = m.config || {};
+    body.append(el('tr', { dataset: { model: m.name } },
+      el('td', {}, el('strong', {}, m.name)), el('td', {}, m.size || c.size || '–'),
+      el('td', { class: 'num' }, m.num_params != null ? m.num_params.toLocaleString('en-US') : '–'),
+      el('td', {}, c.system || '–'), el('td', {}, c.T != null ? `${c.T} × ${c.m}` : '–'),
+      el('td', { class: 'mono' }, m.checkpoint || '–'),
+      el('td', { class: 'mono', title: m.sha256 || '' }, (m.sha256 || '').slice(0, 12) || '–'),
+      el('td', {}, when(m.loaded_at))));
+  }
+  const select = $('control-model');
+  const keep = select.value;
+  select.replaceChildren(...ui.models.map((m) => el('option', { value: m.name }, m.name)));
+  if (ui.models.some((m) => m.name === keep)) select.value = keep;
+  else if (ui.models.some((m) => m.name === 'default')) select.value = 'default';
+}
+
+// ---------------------------------------------------------------- jobs
+
+function schedulePoll(ms) {
+  clearTimeout(ui.timer);
+  ui.timer = setTimeout(pollJobs, ms);
+}
+
+async function pollJobs() {
+  let active = false;
+  try {
+    const ready = await fetch('/readyz').then((r) => r.ok, () => null);
+    if (ready === null) throw new ApiError(0, 'unreachable', 'cannot reach the server');
+    ui.reachable = true;
+    setStatus(ready ? 'ready' : 'not ready', ready ? 'ok' : 'warn');
+    const data = await api('GET', '/v1/jobs');
+    const before = new Map(ui.jobs.map((j) => [j.job_id, j.status]));
+    ui.jobs = data.jobs || [];
+    active = ui.jobs.some((j) => !j.terminal);
+    // A job that has just succeeded published a model: refresh the list at once.
+    const published = ui.jobs.some((j) => j.status === 'succeeded' && before.has(j.job_id) && before.get(j.job_id) !== 'succeeded');
+    if (published || Date.now() - ui.modelsAt > MODELS_EVERY_MS) await refreshModels();
+    const key = JSON.stringify(ui.jobs.map((j) => [j.job_id, j.status, j.progress, j.metrics]));
+    if (key !== ui.jobsKey) { ui.jobsKey = key; renderJobs(); }
+    if (!ui.selected && ui.jobs.length) ui.selected = ui.jobs[0].job_id;
+    if (ui.selected) await refreshSelected();
+  } catch (e) {
+    pollFailed('GET /v1/jobs', e);
+  }
+  const ms = active ? POLL_ACTIVE_MS : POLL_IDLE_MS;
+  $('jobs-poll').textContent = `· refreshed ${new Date().toLocaleTimeString()}, every ${ms / 1000} s`;
+  schedulePoll(ms);
+}
+
+function renderJobs() {
+  const body = $('jobs-table').tBodies[0];
+  body.replaceChildren();
+  if (!ui.jobs.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 9 }, 'no jobs yet')));
+  for (const j of ui.jobs) {
+    const p = j.progress || {};
+    const m = j.metrics || {};
+    const frac = Math.max(0, Math.min(1, p.fraction || (j.status === 'succeeded' ? 1 : 0)));
+    const action = j.terminal
+      ? el('button', { type: 'button', class: 'small ghost', onclick: (ev) => { ev.stopPropagation(); deleteJob(j.job_id); } }, 'delete')
+      : el('button', { type: 'button', class: 'small danger', onclick: (ev) => { ev.stopPropagation(); cancelJob(j.job_id); } }, 'cancel');
+    const row = el('tr', {
+      class: `job${j.job_id === ui.selected ? ' selected' : ''}`,
+      dataset: { jobId: j.job_id, status: j.status },
+      onclick: () => { ui.selected = j.job_id; renderJobs(); refreshSelected(); },
+    },
+    el('td', { class: 'mono', title: j.job_id }, shortId(j.job_id)),
+    el('td', {}, j.name || '–'),
+    el('td', {}, el('span', { class: `badge badge-${j.status}` }, j.status)),
+    el('td', {}, el('div', { class: 'progress', title: `${Math.round(frac * 100)} %` },
+      el('div', { class: `fill fill-${j.status}`, style: `width:${(frac * 100).toFixed(1)}%` })),
+    el('span', { class: 'muted small-text' }, `epoch ${p.epoch || 0}/${p.epochs || (j.spec && j.spec.epochs) || '?'}` +
+        (!j.terminal && p.eta_seconds != null ? ` · eta ${Math.round(p.eta_seconds)} s` : ''))),
+    el('td', { class: 'num' }, loss(m.train_loss)),
+    el('td', { class: 'num' }, loss(m.val_loss)),
+    el('td', { class: 'num' }, m.samples_per_sec != null ? Math.round(m.samples_per_sec).toLocaleString('en-US') : '–'),
+    el('td', {}, when(j.created_at)),
+    el('td', {}, action));
+    body.append(row);
+  }
+}
+
+async function refreshSelected() {
+  const id = ui.selected;
+  try {
+    const job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+    if (id !== ui.selected) return;
+    ui.selectedJob = job;
+    renderSelected();
+  } catch (e) {
+    if (e.code === 404) { ui.selected = null; ui.selectedJob = null; renderSelected(); }
+    else pollFailed(`GET /v1/jobs/${id}`, e);
+  }
+}
+
+function renderSelected() {
+  const j = ui.selectedJob;
+  const detail = $('job-detail');
+  detail.replaceChildren();
+  if (!j) {
+    $('job-title').textContent = '— select a job above';
+    drawLoss([]);
+    return;
+  }
+  $('job-title').textContent = `${j.name || ''} · ${shortId(j.job_id)}`;
+  const s = j.spec || {};
+  const items = [
+    ['status', el('span', { class: `badge badge-${j.status}`, id: 'job-status' }, j.status)],
+    ['model', `${s.model_size || '?'}, ${s.system || '?'}, expert ${s.expert || '?'}`],
+    ['data', `${s.num_samples ?? '?'} samples, val split ${s.val_split ?? '?'}, seed ${s.seed ?? '?'}`],
+    ['optimizer', `${s.epochs ?? '?'} epochs, batch ${s.batch_size ?? '?'}, lr ${s.lr ?? '?'} (${s.scheduler || '?'})`],
+    ['time', `started ${when(j.started_at)}, ran ${duration(j.started_at, j.finished_at)}`],
+  ];
+  if (j.result) items.push(['result', `model "${j.result.model}" → ${j.result.checkpoint}`]);
+  if (j.error) items.push(['error', el('span', { class: 'error-text' }, j.error)]);
+  for (const [k, v] of items) detail.append(el('div', { class: 'kv' }, el('span', { class: 'k' }, k), el('span', { class: 'v' }, v)));
+  drawLoss(j.history || []);
+}
+
+function drawLoss(history) {
+  const x = history.map((h) => h.epoch);
+  const series = [{ label: 'train loss', x, y: history.map((h) => h.train_loss), color: COLORS[0] }];
+  if (history.some((h) => h.val_loss != null)) {
+    series.push({ label: 'validation loss', x, y: history.map((h) => (h.val_loss == null ? NaN : h.val_loss)), color: COLORS[1] });
+  }
+  TRCPlot.draw($('loss-plot'), {
+    series: history.length ? series : [], logY: true, integerX: true, xLabel: 'epoch', yLabel: 'MSE loss',
+    empty: ui.selectedJob ? 'no finished epoch yet' : 'select a job',
+  });
+}
+
+async function cancelJob(id) {
+  try {
+    await api('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+  } catch (e) {
+    showError(`POST /v1/jobs/${id}/cancel`, e);
+  }
+  pollJobs();
+}
+
+async function deleteJob(id) {
+  try {
+    await api('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
+    if (ui.selected === id) { ui.selected = null; ui.selectedJob = null; renderSelected(); }
+  } catch (e) {
+    showError(`DELETE /v1/jobs/${id}`, e);
+  }
+  pollJobs();
+}
+
+async function submitTrain(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const spec = {};
+  for (const input of form.elements) {
+    if (!input.name || input.value === '') continue;
+    spec[input.name] = input.type === 'number' ? Number(input.value) : input.value;
+  }
+  formMessage('train-msg', 'submitting…');
+  try {
+    const r = await api('POST', '/v1/train', spec);
+    formMessage('train-msg', `job ${r.job_id} ${r.status}`, 'ok');
+    ui.selected = r.job_id;
+    pollJobs();
+  } catch (e) {
+    formMessage('train-msg', e.toString(), 'bad');
+    showError('POST /v1/train', e);
+  }
+}
+
+// ---------------------------------------------------------------- control
+
+async function submitControl(ev) {
+  ev.preventDefault();
+  let body;
+  try {
+    body = { state: parseVector($('control-state').value, 'state'), target: parseVector($('control-target').value, 'target'), return: ['trajectory'] };
+  } catch (e) {
+    formMessage('control-msg', e.message, 'bad');
+    return;
+  }
+  if ($('control-model').value) body.model = $('control-model').value;
+  formMessage('control-msg', 'computing…');
+  try {
+    const r = await api('POST', '/v1/control', body);
+    ui.lastControl = { request: body, response: r };
+    formMessage('control-msg', `model ${r.model.name} answered in ${num(r.timing_ms)} ms`, 'ok');
+    renderControl();
+  } catch (e) {
+    formMessage('control-msg', e.toString(), 'bad');
+    showError('POST /v1/control', e);
+  }
+}
+
+function renderControl() {
+  if (!ui.lastControl) {
+    TRCPlot.draw($('controls-plot'), { series: [], empty: 'ask for a control sequence' });
+    TRCPlot.draw($('state-plot'), { series: [], empty: 'ask for a control sequence' });
+    return;
+  }
+  const { request, response: r } = ui.lastControl;
+  const info = ui.models.find((m) => m.name === r.model.name);
+  const cfg = (info && info.config) || {};
+  const dt = cfg.dt > 0 ? cfg.dt : null;
+  const tAt = (k) => (dt ? k * dt : k);
+  const xLabel = dt ? 'time (s)' : 'step';
+  const T = r.controls.length;
+  const m = T ? r.controls[0].length : 0;
+
+  $('control-summary').replaceChildren(...[
+    ['final state', `[${r.final_state.map((v) => num(v, 4)).join(', ')}]`],
+    ['final error', num(r.final_error, 3)],
+    ['control cost Σu²', num(r.cost, 4)],
+    ['model', `${r.model.name} @ ${(r.model.version || '').slice(0, 12)}`],
+  ].map(([k, v]) => el('div', { class: 'kv' }, el('span', { class: 'k' }, k), el('span', { class: 'v' }, v))));
+
+  const times = Array.from({ length: T + 1 }, (_, k) => tAt(k));
+  const useries = [];
+  for (let j = 0; j < m; j++) {
+    useries.push({ label: m > 1 ? `u${j}` : 'u (control)', x: times, y: r.controls.map((u) => u[j]), color: COLORS[j % COLORS.length], step: true });
+  }
+  if (cfg.bound > 0) {
+    for (const b of [cfg.bound, -cfg.bound]) {
+      useries.push({ label: b > 0 ? `bound ±${cfg.bound}` : '', x: [times[0], times[T]], y: [b, b], color: '#9aa3b2', dash: [4, 4], width: 1 });
+    }
+  }
+  TRCPlot.draw($('controls-plot'), { series: useries, xLabel, yLabel: 'control' });
+
+  const traj = r.trajectory;
+  if (!traj) {
+    TRCPlot.draw($('state-plot'), { series: [], empty: 'the server returned no trajectory' });
+    return;
+  }
+  const s = traj[0].length;
+  const names = STATE_NAMES[cfg.system] || Array.from({ length: s }, (_, i) => `x${i}`);
+  const xseries = [];
+  for (let i = 0; i < s; i++) {
+    const color = COLORS[(i + 2) % COLORS.length];
+    xseries.push({ label: names[i] || `x${i}`, x: times, y: traj.map((x) => x[i]), color });
+    xseries.push({ label: `target ${names[i] || `x${i}`}`, x: [times[0], times[T]], y: [request.target[i], request.target[i]], color, dash: [6, 4], width: 1.5 });
+  }
+  TRCPlot.draw($('state-plot'), { series: xseries, xLabel, yLabel: 'state' });
+}
+
+// ---------------------------------------------------------------- start
+
+function start() {
+  const token = $('token');
+  token.value = ui.token;
+  token.addEventListener('change', () => {
+    ui.token = token.value.trim();
+    if (ui.token) localStorage.setItem('trc_token', ui.token);
+    else localStorage.removeItem('trc_token');
+  });
+  $('errors-clear').addEventListener('click', () => { $('error-list').replaceChildren(); $('errors').hidden = true; });
+  $('train-form').addEventListener('submit', submitTrain);
+  $('control-form').addEventListener('submit', submitControl);
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => { renderControl(); renderSelected(); }, 100);
+  });
+  renderControl();
+  renderSelected();
+  refreshModels().then(pollJobs);
+}
+
+document.addEventListener('DOMContentLoaded', start);

@@ -1,0 +1,193 @@
+// Drives the trcd dashboard in Debian's headless Chromium (playwright-core, no downloaded
+// browser) against a live trcd at TRC_URL: the page loads and lists models, a control
+// sequence is asked for and plotted, a server error shows in the page, a small training job
+// runs to `succeeded` with its loss curve drawn and its model listed, and a job is cancelled
+// from the page. Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
+// per test and, last, `browser: N passed, M failed`; exits 1 if any failed.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const URL = (process.env.TRC_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = process.env.ARTIFACTS || join(HERE, 'artifacts');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TOKEN = process.env.TRC_API_TOKEN || '';
+const RUN = Date.now().toString(36);
+
+mkdirSync(ARTIFACTS, { recursive: true });
+const results = [];
+
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log(`ok    ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push([name, false]);
+    console.log(`FAIL  ${name}: ${e && e.stack ? e.stack.split('\n').slice(0, 3).join(' | ') : e}`);
+  }
+}
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+// The API directly (setup only: what the page does is tested through the page).
+async function api(method, path, body) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+  const r = await fetch(URL + path, { method, headers, body: body && JSON.stringify(body) });
+  const data = await r.json();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(data)}`);
+  return data;
+}
+
+// Number of canvas pixels that are clearly coloured (a drawn curve), not white/grey chrome.
+async function colouredPixels(page, selector) {
+  return page.$eval(selector, (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const max = Math.max(d[i], d[i + 1], d[i + 2]), min = Math.min(d[i], d[i + 1], d[i + 2]);
+      if (d[i + 3] > 0 && max - min > 80) n++;
+    }
+    return n;
+  });
+}
+
+const points = (page, selector) => page.$eval(selector, (c) => Number(c.dataset.points || 0));
+
+async function main() {
+  // A default model first: trained by trcd itself, so the page has something to serve.
+  const models = await api('GET', '/v1/models');
+  if (!models.models.some((m) => m.name === 'default')) {
+    const { job_id } = await api('POST', '/v1/train', { name: 'default', model_size: 'small', num_samples: 2000, epochs: 30, seed: 1 });
+    for (let i = 0; ; i++) {
+      const job = await api('GET', `/v1/jobs/${job_id}`);
+      if (job.terminal) {
+        if (job.status !== 'succeeded') throw new Error(`default model job ${job.status}: ${job.error}`);
+        break;
+      }
+      if (i > 600) throw new Error('default model job did not finish in 120 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  const profile = mkdtempSync(join(tmpdir(), 'trc-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 1000 },
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  // Nothing may be fetched from outside the server: the page works offline.
+  const outside = [];
+  page.on('request', (r) => { if (!r.url().startsWith(URL) && !r.url().startsWith('data:')) outside.push(r.url()); });
+  const name = `browser-${RUN}`;
+  if (TOKEN) await page.addInitScript((t) => localStorage.setItem('trc_token', t), TOKEN);
+
+  try {
+    await test('page loads, server ready, default model listed', async () => {
+      await page.goto(URL + '/', { waitUntil: 'load' });
+      check((await page.title()).includes('TRC'), `title is "${await page.title()}"`);
+      await page.waitForSelector('#models-table tr[data-model="default"]', { timeout: 10000 });
+      await page.waitForFunction(() => document.getElementById('server-status').textContent === 'ready', null, { timeout: 10000 });
+      const opts = await page.$$eval('#control-model option', (o) => o.map((x) => x.value));
+      check(opts.includes('default'), `control model choices: ${opts}`);
+    });
+
+    await test('control sequence is computed and plotted', async () => {
+      await page.fill('#control-state', '1.5, -0.5');
+      await page.fill('#control-target', '0, 0');
+      await page.click('#control-form button[type=submit]');
+      await page.waitForFunction(() => Number(document.getElementById('state-plot').dataset.points) > 0, null, { timeout: 10000 });
+      check(await points(page, '#controls-plot') >= 15, `controls plot has ${await points(page, '#controls-plot')} points`);
+      check(await points(page, '#state-plot') >= 2 * 16, `state plot has ${await points(page, '#state-plot')} points`);
+      check(await colouredPixels(page, '#controls-plot') > 200, 'controls plot shows no curve');
+      check(await colouredPixels(page, '#state-plot') > 200, 'state plot shows no curve');
+      const summary = await page.textContent('#control-summary');
+      check(/final error/.test(summary) && /cost/.test(summary), `summary: ${summary}`);
+      await page.locator('#control-card').screenshot({ path: join(ARTIFACTS, 'control.png') });
+    });
+
+    await test('a server error appears in the page', async () => {
+      await page.fill('#control-state', '1, 2, 3'); // the model's state has 2 values
+      await page.click('#control-form button[type=submit]');
+      await page.waitForSelector('#errors:not([hidden]) #error-list li', { timeout: 10000 });
+      const text = await page.textContent('#error-list li');
+      check(/400/.test(text) && /invalid_request/.test(text) && /state/.test(text), `error entry: ${text}`);
+      const msg = await page.$eval('#control-msg', (e) => [e.className, e.textContent]);
+      check(msg[0].includes('bad') && /state/.test(msg[1]), `form message: ${msg}`);
+      check(await points(page, '#state-plot') > 0, 'the last good plot was wiped by the error');
+      await page.screenshot({ path: join(ARTIFACTS, 'error.png') });
+      await page.fill('#control-state', '1.5, -0.5');
+    });
+
+    await test('a small training job reaches succeeded with a loss curve', async () => {
+      const form = page.locator('#train-form');
+      await form.locator('[name=name]').fill(name);
+      await form.locator('[name=model_size]').selectOption('small');
+      await form.locator('[name=num_samples]').fill('200');
+      await form.locator('[name=epochs]').fill('3');
+      await form.locator('[name=val_split]').fill('0.2');
+      await form.locator('button[type=submit]').click();
+      await page.waitForFunction(() => /queued|running/.test(document.getElementById('train-msg').textContent), null, { timeout: 10000 });
+      const row = page.locator(`#jobs-table tr.job:has(td:text-is("${name}"))`);
+      await row.waitFor({ timeout: 10000 });
+      await page.waitForSelector(`#jobs-table tr.job[data-status="succeeded"]:has(td:text-is("${name}"))`, { timeout: 120000 });
+      // The submitted job is the one shown, with one point per epoch for train and validation.
+      await page.waitForFunction(() => document.getElementById('job-status') &&
+        document.getElementById('job-status').textContent === 'succeeded' &&
+        Number(document.getElementById('loss-plot').dataset.points) >= 6, null, { timeout: 10000 });
+      check((await page.textContent('#job-title')).includes(name), `job card shows ${await page.textContent('#job-title')}`);
+      check(await colouredPixels(page, '#loss-plot') > 100, 'loss plot shows no curve');
+      const width = await row.locator('.progress .fill').evaluate((e) => e.style.width);
+      check(parseFloat(width) === 100, `progress bar of a succeeded job at ${width}`);
+      // The job published its model: the page lists it and offers it for control.
+      await page.waitForSelector(`#models-table tr[data-model="${name}"]`, { timeout: 15000 });
+      await page.locator('#job-card').screenshot({ path: join(ARTIFACTS, 'job.png') });
+    });
+
+    await test('a running job is cancelled from the page', async () => {
+      const { job_id } = await api('POST', '/v1/train', { name: `cancel-${RUN}`, model_size: 'medium', num_samples: 5000, epochs: 500 });
+      const sel = `#jobs-table tr.job[data-job-id="${job_id}"]`;
+      await page.waitForSelector(`${sel}[data-status="running"], ${sel}[data-status="queued"]`, { timeout: 15000 });
+      await page.click(`${sel} button.danger`);
+      await page.waitForSelector(`${sel}[data-status="cancelled"]`, { timeout: 15000 });
+    });
+
+    await test('the page fetched nothing from outside the server and threw nothing', async () => {
+      check(outside.length === 0, `outside requests: ${outside.join(', ')}`);
+      check(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
+    });
+  } finally {
+    // The whole page last, with the finished job selected and the control plot in place.
+    const row = page.locator(`#jobs-table tr.job:has(td:text-is("${name}"))`);
+    if (await row.count()) await row.first().click().catch(() => {});
+    await page.click('#control-form button[type=submit]').catch(() => {});
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true }).catch(() => {});
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+let crashed = null;
+try {
+  await main();
+} catch (e) {
+  crashed = e;
+  console.log(`FAIL  setup: ${e && e.message}`);
+}
+const passed = results.filter((r) => r[1]).length;
+const failed = results.length - passed + (crashed ? 1 : 0);
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
