@@ -55,8 +55,9 @@ void http_quiesce(http_server *srv);
 int http_drain(http_server *srv, int timeout_ms);
 /* Closes every connection and frees the server. */
 void http_destroy(http_server *srv);
-/* The route patterns in registration order (for metrics), count in *n. */
-const char *const *http_route_patterns(const http_server *srv, size_t *n);
+/* The routes in registration order (for metrics labels). */
+size_t http_route_count(const http_server *srv);
+void http_route_at(const http_server *srv, size_t i, const char **method, const char **pattern);
 
 /* ---- request accessors (valid during the handler) ---- */
 const char *http_method(const http_request *req);

@@ -19,8 +19,10 @@ typedef struct metrics_text {
 
 void metrics_printf(metrics_text *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* routes: the route patterns (labels); index num_routes is used for unmatched requests. */
-int metrics_create(const char *const *routes, size_t num_routes, metrics **out);
+/* methods[i], routes[i]: the labels of route i; index num_routes counts unmatched requests.
+ * The strings must outlive the metrics. */
+int metrics_create(const char *const *methods, const char *const *routes, size_t num_routes,
+                   metrics **out);
 void metrics_free(metrics *m);
 /* One finished request: route index (num_routes for "unmatched"), status and seconds. */
 void metrics_observe_request(metrics *m, size_t route, int status, double seconds);

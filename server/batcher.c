@@ -1,0 +1,212 @@
+/* The dynamic batcher (see batcher.h). Requests wait in one FIFO; the request at its head
+ * becomes the executor when a slot is free: it takes every queued request of the same snapshot
+ * (up to max_rows samples), runs one evaluation on the concatenated rows, scatters the results
+ * and wakes the others. No thread of its own: the connection threads do the work. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batcher.h"
+#include "trc/error.h"
+
+typedef struct item {
+    const model_snapshot *snap;
+    size_t n;
+    const float *x0, *target;
+    float *u, *iterates;
+    int rc;
+    int done;
+    pthread_cond_t cv;
+    struct item *next;
+} item;
+
+struct batcher {
+    pthread_mutex_t lock;
+    pthread_cond_t arrived; /* an executor waiting for arrivals sleeps here */
+    item *head, *tail;
+    int running, max_running;
+    int arriving;           /* announced requests not yet queued */
+    int wait_us;
+    size_t max_rows;
+    metrics *metrics;
+};
+
+int batcher_create(int max_running, int wait_us, size_t max_rows, metrics *m, batcher **out) {
+    batcher *b = calloc(1, sizeof *b);
+    if (!b)
+        return trc_fail(TRC_ENOMEM, "batcher: out of memory");
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->arrived, NULL);
+    b->max_running = max_running > 0 ? max_running : 1;
+    b->wait_us = wait_us > 0 ? wait_us : 0;
+    b->max_rows = max_rows > 0 ? max_rows : 256;
+    b->metrics = m;
+    *out = b;
+    return 0;
+}
+
+void batcher_free(batcher *b) {
+    if (!b)
+        return;
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->arrived);
+    free(b);
+}
+
+void batcher_arrive(batcher *b) {
+    pthread_mutex_lock(&b->lock);
+    b->arriving++;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void batcher_leave(batcher *b) {
+    pthread_mutex_lock(&b->lock);
+    b->arriving--;
+    pthread_cond_signal(&b->arrived);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static size_t queued_rows(const batcher *b, const model_snapshot *snap) {
+    size_t rows = 0;
+    for (const item *it = b->head; it; it = it->next)
+        if (it->snap == snap)
+            rows += it->n;
+    return rows;
+}
+
+/* Removes from the queue the head and every later item of its snapshot that fits in
+ * max_rows; returns them as a list. */
+static item *take_batch(batcher *b, size_t *rows, size_t *count) {
+    item *first = b->head, *list = NULL, **tail = &list;
+    size_t total = 0, k = 0;
+    item **pp = &b->head, *prev = NULL;
+    while (*pp) {
+        item *it = *pp;
+        if (it->snap == first->snap && (k == 0 || total + it->n <= b->max_rows)) {
+            *pp = it->next;
+            if (b->tail == it)
+                b->tail = prev;
+            it->next = NULL;
+            *tail = it;
+            tail = &it->next;
+            total += it->n;
+            k++;
+        } else {
+            prev = it;
+            pp = &it->next;
+        }
+    }
+    *rows = total;
+    *count = k;
+    return list;
+}
+
+/* One evaluation for a list of items of the same snapshot. */
+static void run_batch(item *list, size_t rows, size_t count) {
+    const trc_model *model = &list->snap->model;
+    if (count == 1) {
+        list->rc = trc_model_infer(model, list->n, list->x0, list->target, list->u,
+                                   list->iterates);
+        return;
+    }
+    size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
+    size_t K1 = (size_t)model->cfg.K + 1;
+    int want_it = 0;
+    for (item *it = list; it; it = it->next)
+        want_it |= it->iterates != NULL;
+    float *x0 = malloc(rows * s * sizeof(float)), *tg = malloc(rows * s * sizeof(float));
+    float *u = malloc(rows * U * sizeof(float));
+    float *iters = want_it ? malloc(K1 * rows * U * sizeof(float)) : NULL;
+    int rc = (!x0 || !tg || !u || (want_it && !iters)) ? TRC_ENOMEM : 0;
+    if (!rc) {
+        size_t off = 0;
+        for (item *it = list; it; it = it->next) {
+            memcpy(x0 + off * s, it->x0, it->n * s * sizeof(float));
+            memcpy(tg + off * s, it->target, it->n * s * sizeof(float));
+            off += it->n;
+        }
+        rc = trc_model_infer(model, rows, x0, tg, u, iters);
+    }
+    if (rc == TRC_ENUMERIC) {
+        /* one request's samples went non-finite: do not fail the others with it */
+        for (item *it = list; it; it = it->next)
+            it->rc = trc_model_infer(model, it->n, it->x0, it->target, it->u, it->iterates);
+    } else {
+        size_t off = 0;
+        for (item *it = list; it; it = it->next) {
+            it->rc = rc;
+            if (!rc) {
+                memcpy(it->u, u + off * U, it->n * U * sizeof(float));
+                for (size_t k = 0; it->iterates && k < K1; k++)
+                    memcpy(it->iterates + k * it->n * U, iters + (k * rows + off) * U,
+                           it->n * U * sizeof(float));
+            }
+            off += it->n;
+        }
+    }
+    free(x0);
+    free(tg);
+    free(u);
+    free(iters);
+}
+
+static void deadline_after(struct timespec *t, int us) {
+    clock_gettime(CLOCK_REALTIME, t);
+    t->tv_nsec += (long)us * 1000L;
+    while (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
+                  const float *target, float *u, float *iterates) {
+    item self = {.snap = snap, .n = n, .x0 = x0, .target = target, .u = u,
+                 .iterates = iterates};
+    pthread_cond_init(&self.cv, NULL);
+    pthread_mutex_lock(&b->lock);
+    b->arriving--;
+    if (b->tail)
+        b->tail->next = &self;
+    else
+        b->head = &self;
+    b->tail = &self;
+    pthread_cond_signal(&b->arrived);
+    while (!self.done) {
+        if (b->head != &self || b->running >= b->max_running) {
+            pthread_cond_wait(&self.cv, &b->lock);
+            continue;
+        }
+        b->running++;
+        if (b->wait_us > 0 && b->arriving > 0) {
+            /* requests already received are about to queue: give them a moment to join */
+            struct timespec dl;
+            deadline_after(&dl, b->wait_us);
+            while (b->arriving > 0 && queued_rows(b, snap) < b->max_rows)
+                if (pthread_cond_timedwait(&b->arrived, &b->lock, &dl) == ETIMEDOUT)
+                    break;
+        }
+        size_t rows, count;
+        item *list = take_batch(b, &rows, &count);
+        if (b->head && b->running < b->max_running)
+            pthread_cond_signal(&b->head->cv); /* another slot is free for what remains */
+        pthread_mutex_unlock(&b->lock);
+        run_batch(list, rows, count);
+        metrics_observe_batch(b->metrics, rows, count);
+        pthread_mutex_lock(&b->lock);
+        b->running--;
+        for (item *it = list, *next; it; it = next) {
+            next = it->next;
+            it->done = 1;
+            if (it != &self)
+                pthread_cond_signal(&it->cv);
+        }
+        if (b->head)
+            pthread_cond_signal(&b->head->cv);
+    }
+    pthread_mutex_unlock(&b->lock);
+    pthread_cond_destroy(&self.cv);
+    return self.rc;
+}

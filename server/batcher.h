@@ -1,0 +1,33 @@
+/* Dynamic batching of inference (as Triton's dynamic batcher): concurrent /v1/control requests
+ * for the same model snapshot are gathered into one trc_model_infer call. A request that finds
+ * an idle executor slot runs at once, so a lone client pays no waiting; requests arriving while
+ * every slot is busy queue up and the next free slot takes them all as one batch. */
+#ifndef TRCD_BATCHER_H
+#define TRCD_BATCHER_H
+
+#include <stddef.h>
+
+#include "metrics.h"
+#include "registry.h"
+
+typedef struct batcher batcher;
+
+/* max_running: model evaluations at once (one per core is right with 1 BLAS thread each);
+ * wait_us: how long an executor waits for requests already being parsed to join it;
+ * max_rows: most samples gathered into one evaluation (a larger request runs alone). */
+int batcher_create(int max_running, int wait_us, size_t max_rows, metrics *m, batcher **out);
+void batcher_free(batcher *b);
+
+/* Announces a request that will call batcher_infer soon (before its body is parsed), so an
+ * executor may wait a moment for it; every batcher_arrive is matched by one batcher_infer or
+ * batcher_leave. */
+void batcher_arrive(batcher *b);
+void batcher_leave(batcher *b);
+
+/* Runs snap's model on n samples (x0, target: [n, s] -> u: [n, T*m]; iterates, if not NULL:
+ * [(K+1), n, T*m]), possibly in one evaluation with other requests. Returns the status of
+ * trc_model_infer for these samples (TRC_ENUMERIC when one of them is not finite). */
+int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
+                  const float *target, float *u, float *iterates);
+
+#endif

@@ -1,0 +1,203 @@
+/* Command-line flags and TRC_* environment variables of trcd, one table (see config.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+typedef enum { STR, INT, SIZE, BOOL } kind;
+
+typedef struct option {
+    const char *name; /* flag without "--" */
+    kind kind;
+    size_t offset;
+    long long lo, hi;
+    const char *help;
+} option;
+
+#define OFF(f) offsetof(app_config, f)
+static const option OPTIONS[] = {
+    {"host", STR, OFF(host), 0, 0, "address to listen on (default 127.0.0.1)"},
+    {"port", INT, OFF(port), 0, 65535, "port (default 8080; 0 picks a free one)"},
+    {"models-dir", STR, OFF(models_dir), 0, 0, "checkpoints served, *.safetensors (models)"},
+    {"data-dir", STR, OFF(data_dir), 0, 0, "job database and job files (var)"},
+    {"dashboard-dir", STR, OFF(dashboard_dir), 0, 0, "static files at / (clients/dashboard)"},
+    {"cors-origin", STR, OFF(cors_origin), 0, 0, "allowed CORS origins, comma-separated or * (off)"},
+    {"max-body", SIZE, OFF(max_body), 64, (long long)1 << 34, "JSON body limit (1M)"},
+    {"max-upload", SIZE, OFF(max_upload), 64, (long long)1 << 36,
+     "checkpoint upload body limit (64M)"},
+    {"max-batch", SIZE, OFF(max_batch), 1, 1 << 24, "samples per control request (4096)"},
+    {"max-jobs", INT, OFF(max_jobs), 1, 64, "training jobs running at once (1)"},
+    {"max-queue", INT, OFF(max_queue), 1, 100000, "queued jobs before 503 (64)"},
+    {"threads", INT, OFF(threads), 1, 256, "model evaluations at once (number of CPUs)"},
+    {"max-connections", INT, OFF(max_connections), 1, 100000, "open connections (256)"},
+    {"batch-wait-us", INT, OFF(batch_wait_us), 0, 100000,
+     "wait for requests being read to join a batch (200)"},
+    {"blas-threads", INT, OFF(blas_threads), 1, 256, "OpenBLAS threads per call (1)"},
+    {"access-log", BOOL, OFF(access_log), 0, 1, "one stderr line per request (1)"},
+};
+#define NOPT (sizeof OPTIONS / sizeof OPTIONS[0])
+
+void app_config_usage(FILE *f) {
+    fprintf(f, "usage: trcd [flags]\n"
+               "Serves TRC models over HTTP/JSON (see docs/server.md, proto/openapi.yaml).\n"
+               "Each flag can also be set as TRC_<NAME> in the environment (e.g. TRC_PORT);\n"
+               "TRC_API_TOKEN (environment only) makes state-changing routes need a bearer "
+               "token.\n\n");
+    for (size_t i = 0; i < NOPT; i++)
+        fprintf(f, "  --%-16s %s\n", OPTIONS[i].name, OPTIONS[i].help);
+    fprintf(f, "  --%-16s %s\n  --%-16s %s\n", "help", "this text", "version", "print the version");
+}
+
+static void defaults(app_config *c) {
+    memset(c, 0, sizeof *c);
+    c->host = "127.0.0.1";
+    c->port = 8080;
+    c->models_dir = "models";
+    c->data_dir = "var";
+    c->dashboard_dir = "clients/dashboard";
+    c->max_body = 1u << 20;
+    c->max_upload = 64u << 20;
+    c->max_batch = 4096;
+    c->max_jobs = 1;
+    c->max_queue = 64;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = n > 0 ? (int)n : 1;
+    c->max_connections = 256;
+    c->batch_wait_us = 200;
+    c->blas_threads = 1;
+    c->access_log = 1;
+}
+
+/* "123", "64K", "1M", "2G" (binary multiples). */
+static int parse_size(const char *s, long long *out) {
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -1;
+    int shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B')
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (*end || v > (INT64_MAX >> shift))
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+static int set(app_config *c, const option *o, const char *val, const char *from, char *err,
+               size_t errlen) {
+    void *dst = (char *)c + o->offset;
+    long long v = 0;
+    if (o->kind == STR) {
+        *(const char **)dst = val;
+        return 0;
+    }
+    if (o->kind == BOOL) {
+        if (!strcmp(val, "1") || !strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "on"))
+            v = 1;
+        else if (!strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no") ||
+                 !strcmp(val, "off"))
+            v = 0;
+        else {
+            snprintf(err, errlen, "%s: expected true or false, got '%s'", from, val);
+            return -1;
+        }
+        *(int *)dst = (int)v;
+        return 0;
+    }
+    int bad;
+    if (o->kind == SIZE) {
+        bad = parse_size(val, &v) != 0;
+    } else {
+        char *end;
+        errno = 0;
+        v = strtoll(val, &end, 10);
+        bad = errno || end == val || *end;
+    }
+    if (bad) {
+        snprintf(err, errlen, "%s: expected %s, got '%s'", from,
+                 o->kind == SIZE ? "a size (e.g. 1048576, 1M)" : "an integer", val);
+        return -1;
+    }
+    if (v < o->lo || v > o->hi) {
+        snprintf(err, errlen, "%s: must be between %lld and %lld, got %lld", from, o->lo, o->hi,
+                 v);
+        return -1;
+    }
+    if (o->kind == SIZE)
+        *(size_t *)dst = (size_t)v;
+    else
+        *(int *)dst = (int)v;
+    return 0;
+}
+
+int app_config_parse(int argc, char **argv, app_config *cfg, FILE *out, char *err,
+                     size_t errlen) {
+    defaults(cfg);
+    for (size_t i = 0; i < NOPT; i++) {
+        char env[64] = "TRC_";
+        size_t k = 4;
+        for (const char *p = OPTIONS[i].name; *p && k < sizeof env - 1; p++)
+            env[k++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        env[k] = '\0';
+        const char *v = getenv(env);
+        if (v && *v && set(cfg, &OPTIONS[i], v, env, err, errlen))
+            return -1;
+    }
+    const char *token = getenv("TRC_API_TOKEN");
+    cfg->api_token = token && *token ? token : NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            app_config_usage(out);
+            return 1;
+        }
+        if (!strcmp(arg, "--version")) {
+            fprintf(out, "trcd 1.0.0\n");
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return -1;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const option *o = NULL;
+        for (size_t k = 0; k < NOPT; k++)
+            if (strlen(OPTIONS[k].name) == nlen && !strncmp(OPTIONS[k].name, name, nlen))
+                o = &OPTIONS[k];
+        if (!o) {
+            snprintf(err, errlen, "unknown flag '--%.*s' (see --help)", (int)nlen, name);
+            return -1;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--%s needs a value", o->name);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        char from[80];
+        snprintf(from, sizeof from, "--%s", o->name);
+        if (set(cfg, o, val, from, err, errlen))
+            return -1;
+    }
+    if (!cfg->host[0] || !cfg->models_dir[0] || !cfg->data_dir[0]) {
+        snprintf(err, errlen, "--host, --models-dir and --data-dir must not be empty");
+        return -1;
+    }
+    if (cfg->cors_origin && !cfg->cors_origin[0])
+        cfg->cors_origin = NULL;
+    return 0;
+}

@@ -1,0 +1,437 @@
+/* The model registry (see registry.h): loading checkpoints from the models directory or from
+ * bytes, deciding each model's system, versions (sha256), and atomic swaps of snapshots.
+ *
+ * A checkpoint without __metadata__ (a bare PyTorch export) cannot tell b, K, n, m or its system.
+ * An optional sidecar "<stem>.json" beside it gives them: {"system": "double_integrator",
+ * "dt": 0.333, "bound": 4, "K": 3, "n": 3, "m": 1} (every key optional; they win over the
+ * file's metadata). Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the
+ * system table whose s, m and default T match the model; none or several: the load fails. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "registry.h"
+#include "sha256.h"
+#include "trc/checkpoint.h"
+#include "trc/error.h"
+#include "trc/fileio.h"
+
+#define EXT ".safetensors"
+
+struct registry {
+    char dir[PATH_MAX];  /* the models directory as given */
+    char real[PATH_MAX]; /* and resolved */
+    pthread_mutex_t lock; /* guards snaps/count (held only for pointer work) */
+    pthread_mutex_t load_lock; /* serializes loads, stores and removals */
+    model_snapshot **snaps;
+    size_t count, cap;
+    _Atomic uint64_t loads, failures;
+};
+
+int registry_create(const char *models_dir, registry **out) {
+    registry *r = calloc(1, sizeof *r);
+    if (!r)
+        return trc_fail(TRC_ENOMEM, "registry: out of memory");
+    snprintf(r->dir, sizeof r->dir, "%s", models_dir);
+    if (trc_mkdir_p(models_dir) || !realpath(models_dir, r->real)) {
+        free(r);
+        return trc_fail(TRC_EIO, "models directory '%s': %s", models_dir, strerror(errno));
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->load_lock, NULL);
+    *out = r;
+    return 0;
+}
+
+static void snapshot_free(model_snapshot *s) {
+    trc_model_free(&s->model);
+    free(s);
+}
+
+void snapshot_retain(model_snapshot *snap) {
+    atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
+}
+
+void snapshot_release(model_snapshot *snap) {
+    if (snap && atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(snap);
+}
+
+void registry_free(registry *reg) {
+    if (!reg)
+        return;
+    for (size_t i = 0; i < reg->count; i++)
+        snapshot_release(reg->snaps[i]);
+    free(reg->snaps);
+    pthread_mutex_destroy(&reg->lock);
+    pthread_mutex_destroy(&reg->load_lock);
+    free(reg);
+}
+
+static long find_locked(registry *reg, const char *name) {
+    for (size_t i = 0; i < reg->count; i++)
+        if (strcmp(reg->snaps[i]->name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+model_snapshot *registry_get(registry *reg, const char *name) {
+    if (!name || !name[0])
+        name = "default";
+    pthread_mutex_lock(&reg->lock);
+    long i = find_locked(reg, name);
+    model_snapshot *s = i >= 0 ? reg->snaps[i] : NULL;
+    if (s)
+        snapshot_retain(s);
+    pthread_mutex_unlock(&reg->lock);
+    return s;
+}
+
+size_t registry_count(registry *reg) {
+    pthread_mutex_lock(&reg->lock);
+    size_t n = reg->count;
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}
+
+void registry_load_counts(registry *reg, uint64_t *loads, uint64_t *failures) {
+    *loads = atomic_load(&reg->loads);
+    *failures = atomic_load(&reg->failures);
+}
+
+/* Puts snap in the table under its name; the replaced snapshot (if any) is released, and
+ * freed once the requests still holding it finish. */
+static int publish(registry *reg, model_snapshot *snap) {
+    pthread_mutex_lock(&reg->lock);
+    long i = find_locked(reg, snap->name);
+    model_snapshot *old = NULL;
+    if (i >= 0) {
+        old = reg->snaps[i];
+        reg->snaps[i] = snap;
+    } else {
+        if (reg->count == reg->cap) {
+            size_t cap = reg->cap ? reg->cap * 2 : 8;
+            model_snapshot **p = realloc(reg->snaps, cap * sizeof *p);
+            if (!p) {
+                pthread_mutex_unlock(&reg->lock);
+                return -1;
+            }
+            reg->snaps = p;
+            reg->cap = cap;
+        }
+        reg->snaps[reg->count++] = snap;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    snapshot_release(old);
+    return 0;
+}
+
+/* ---- sidecar and system ---- */
+
+typedef struct sidecar {
+    trc_load_overrides ov;
+    char system[32];
+    double dt;
+} sidecar;
+
+/* Reads "<stem>.json" beside the checkpoint if it exists. */
+static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
+    memset(sc, 0, sizeof *sc);
+    char path[PATH_MAX];
+    size_t n = strlen(ckpt_path);
+    size_t ext = strlen(EXT);
+    if (n < ext || strcmp(ckpt_path + n - ext, EXT) != 0)
+        return 0;
+    snprintf(path, sizeof path, "%.*s.json", (int)(n - ext), ckpt_path);
+    if (access(path, F_OK) != 0)
+        return 0;
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return proto_fail(err, 400, "checkpoint", "sidecar %s: malformed JSON at line %d: %s",
+                          path, je.line, je.text);
+    }
+    static const char *const keys[] = {"system", "dt", "bound", "K", "n", "m", NULL};
+    const char *system = NULL;
+    double dt = 0, bound = 0;
+    long long K = 0, nn = 0, m = 0;
+    proto_error e;
+    int rc = 0;
+    if (proto_check_keys(root, keys, &e) || proto_get_string(root, "system", &system, &e) < 0 ||
+        proto_get_number(root, "dt", 1e-9, 1e6, &dt, &e) < 0 ||
+        proto_get_number(root, "bound", 1e-9, 1e9, &bound, &e) < 0 ||
+        proto_get_int(root, "K", 1, 1000, &K, &e) < 0 ||
+        proto_get_int(root, "n", 1, 1000, &nn, &e) < 0 ||
+        proto_get_int(root, "m", 1, PROTO_MAX_DIM, &m, &e) < 0)
+        rc = proto_fail(err, 400, "checkpoint", "sidecar %s: %s", path, e.message);
+    if (!rc) {
+        snprintf(sc->system, sizeof sc->system, "%s", system ? system : "");
+        sc->dt = dt;
+        sc->ov.bound = (float)bound;
+        sc->ov.K = (int)K;
+        sc->ov.n = (int)nn;
+        sc->ov.m = (int)m;
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* The system of a model: sidecar, metadata, or the unique match of (s, m, T). */
+static int pick_system(model_snapshot *snap, const sidecar *sc, proto_error *err) {
+    trc_model_config *c = &snap->model.cfg;
+    const char *name = sc->system[0] ? sc->system : c->system;
+    if (name[0]) {
+        const trc_system *sys = trc_system_find(name);
+        if (!sys)
+            return proto_fail(err, 400, "checkpoint", "checkpoint: %s", trc_errmsg());
+        if (sys->s != c->s || sys->m != c->m)
+            return proto_fail(err, 400, "checkpoint",
+                              "checkpoint: system %s has s=%d, m=%d but the model has s=%d, m=%d",
+                              sys->name, sys->s, sys->m, c->s, c->m);
+        snap->system = sys;
+    } else {
+        const trc_system *hit = NULL;
+        int hits = 0;
+        for (size_t i = 0; i < trc_system_count(); i++) {
+            const trc_system *sys = trc_system_at(i);
+            if (sys->s == c->s && sys->m == c->m && sys->T == c->T) {
+                hit = sys;
+                hits++;
+            }
+        }
+        if (hits != 1)
+            return proto_fail(err, 400, "checkpoint",
+                              "checkpoint names no system and %s system has s=%d, m=%d, T=%d: "
+                              "add a sidecar <stem>.json with {\"system\": ...}",
+                              hits ? "more than one" : "no", c->s, c->m, c->T);
+        snap->system = hit;
+    }
+    snap->dt = sc->dt > 0 ? sc->dt : c->dt > 0 ? c->dt : snap->system->dt;
+    snprintf(c->system, sizeof c->system, "%s", snap->system->name);
+    c->dt = snap->dt;
+    return 0;
+}
+
+/* Decodes buf (the bytes of relpath) into a new snapshot named `name`. */
+static int build_snapshot(registry *reg, const char *name, const char *relpath,
+                          const uint8_t *buf, size_t len, model_snapshot **out,
+                          proto_error *err) {
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
+    sidecar sc;
+    if (read_sidecar(path, &sc, err))
+        return -1;
+    model_snapshot *snap = calloc(1, sizeof *snap);
+    if (!snap)
+        return proto_fail(err, 500, NULL, "out of memory");
+    if (trc_checkpoint_decode(buf, len, &sc.ov, &snap->model)) {
+        free(snap);
+        return proto_fail(err, 400, "checkpoint", "%s", trc_errmsg());
+    }
+    if (pick_system(snap, &sc, err)) {
+        snapshot_free(snap);
+        return -1;
+    }
+    atomic_init(&snap->refs, 1);
+    snprintf(snap->name, sizeof snap->name, "%s", name);
+    snprintf(snap->checkpoint, sizeof snap->checkpoint, "%s", relpath);
+    sha256_hex(buf, len, snap->sha256);
+    log_now_rfc3339(snap->loaded_at);
+    *out = snap;
+    return 0;
+}
+
+/* Resolves relpath inside the models directory (no escape through symlinks either). */
+static int resolve(registry *reg, const char *relpath, char resolved[PATH_MAX], proto_error *err) {
+    if (proto_check_relpath(relpath, "checkpoint", err))
+        return -1;
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
+    if (!realpath(path, resolved)) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return proto_fail(err, 404, "checkpoint", "checkpoint '%s' not found in the models "
+                              "directory", relpath);
+        return proto_fail(err, 400, "checkpoint", "checkpoint '%s': %s", relpath,
+                          strerror(errno));
+    }
+    size_t n = strlen(reg->real);
+    if (strncmp(resolved, reg->real, n) != 0 || resolved[n] != '/')
+        return proto_fail(err, 400, "checkpoint",
+                          "checkpoint '%s' leads outside the models directory", relpath);
+    struct stat st;
+    if (stat(resolved, &st) || !S_ISREG(st.st_mode))
+        return proto_fail(err, 400, "checkpoint", "checkpoint '%s' is not a regular file",
+                          relpath);
+    return 0;
+}
+
+static int load_file_locked(registry *reg, const char *name, const char *relpath,
+                            proto_error *err) {
+    char resolved[PATH_MAX];
+    if (proto_check_name(name, "name", err) || resolve(reg, relpath, resolved, err))
+        return -1;
+    uint8_t *buf;
+    size_t len;
+    if (trc_read_file(resolved, &buf, &len))
+        return proto_fail(err, 400, "checkpoint", "%s", trc_errmsg());
+    model_snapshot *snap = NULL;
+    int rc = build_snapshot(reg, name, relpath, buf, len, &snap, err);
+    free(buf);
+    if (!rc && publish(reg, snap)) {
+        snapshot_free(snap);
+        rc = proto_fail(err, 500, NULL, "out of memory");
+    }
+    return rc;
+}
+
+int registry_load_file(registry *reg, const char *name, const char *relpath, proto_error *err) {
+    pthread_mutex_lock(&reg->load_lock);
+    int rc = load_file_locked(reg, name, relpath, err);
+    pthread_mutex_unlock(&reg->load_lock);
+    atomic_fetch_add(rc ? &reg->failures : &reg->loads, 1);
+    if (!rc)
+        log_msg("model '%s' loaded from %s", name, relpath);
+    else
+        log_msg("model '%s' not loaded from %s: %s", name, relpath, err ? err->message : "");
+    return rc;
+}
+
+int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, size_t len,
+                        proto_error *err) {
+    if (proto_check_name(name, "name", err)) {
+        atomic_fetch_add(&reg->failures, 1);
+        return -1;
+    }
+    char relpath[PROTO_NAME_MAX + sizeof EXT];
+    snprintf(relpath, sizeof relpath, "%s" EXT, name);
+    pthread_mutex_lock(&reg->load_lock);
+    model_snapshot *snap = NULL;
+    /* validate first: a bad upload never replaces the file on disk nor the loaded model */
+    int rc = build_snapshot(reg, name, relpath, buf, len, &snap, err);
+    if (!rc) {
+        char path[PATH_MAX * 2];
+        snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
+        if (trc_write_file_atomic(path, buf, len))
+            rc = proto_fail(err, 500, NULL, "storing the checkpoint: %s", trc_errmsg());
+        else if (publish(reg, snap))
+            rc = proto_fail(err, 500, NULL, "out of memory");
+        if (rc)
+            snapshot_free(snap);
+    }
+    pthread_mutex_unlock(&reg->load_lock);
+    atomic_fetch_add(rc ? &reg->failures : &reg->loads, 1);
+    if (!rc)
+        log_msg("model '%s' uploaded (%zu bytes)", name, len);
+    else
+        log_msg("model '%s' upload refused: %s", name, err ? err->message : "");
+    return rc;
+}
+
+int registry_load_dir(registry *reg) {
+    DIR *d = opendir(reg->real);
+    if (!d) {
+        log_msg("models directory %s: %s", reg->dir, strerror(errno));
+        return 0;
+    }
+    int loaded = 0;
+    struct dirent *e;
+    size_t ext = strlen(EXT);
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.' || n <= ext || strcmp(e->d_name + n - ext, EXT) != 0)
+            continue;
+        char stem[PROTO_NAME_MAX + 1];
+        if (n - ext > PROTO_NAME_MAX) {
+            log_msg("skipping %s: name too long", e->d_name);
+            continue;
+        }
+        snprintf(stem, sizeof stem, "%.*s", (int)(n - ext), e->d_name);
+        proto_error err;
+        if (proto_check_name(stem, "name", &err)) {
+            log_msg("skipping %s: %s", e->d_name, err.message);
+            continue;
+        }
+        if (registry_load_file(reg, stem, e->d_name, &err) == 0)
+            loaded++;
+    }
+    closedir(d);
+    return loaded;
+}
+
+int registry_remove(registry *reg, const char *name, proto_error *err) {
+    pthread_mutex_lock(&reg->load_lock);
+    pthread_mutex_lock(&reg->lock);
+    long i = find_locked(reg, name);
+    model_snapshot *snap = NULL;
+    int shared = 0;
+    if (i >= 0) {
+        snap = reg->snaps[i];
+        reg->snaps[i] = reg->snaps[--reg->count];
+        for (size_t j = 0; j < reg->count; j++)
+            if (strcmp(reg->snaps[j]->checkpoint, snap->checkpoint) == 0)
+                shared = 1;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    int rc = 0;
+    if (!snap) {
+        rc = proto_fail(err, 404, "name", "model '%s' not found", name);
+    } else {
+        if (!shared) {
+            char path[PATH_MAX * 2];
+            snprintf(path, sizeof path, "%s/%s", reg->real, snap->checkpoint);
+            if (unlink(path) && errno != ENOENT)
+                log_msg("model '%s': removing %s: %s", name, path, strerror(errno));
+        }
+        log_msg("model '%s' deleted", name);
+        snapshot_release(snap);
+    }
+    pthread_mutex_unlock(&reg->load_lock);
+    return rc;
+}
+
+/* ---- JSON ---- */
+
+json_t *snapshot_info_json(const model_snapshot *s) {
+    const trc_model_config *c = &s->model.cfg;
+    json_t *cfg = json_pack("{s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f}", "s",
+                            c->s, "m", c->m, "T", c->T, "bound", (double)c->bound, "d", c->d, "h",
+                            c->h, "blocks", c->blocks, "heads", c->heads, "K", c->K, "n", c->n,
+                            "system", s->system->name, "dt", s->dt);
+    return json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:s}", "name", s->name, "size", c->size,
+                     "num_params", (json_int_t)s->model.num_params, "config", cfg, "checkpoint",
+                     s->checkpoint, "sha256", s->sha256, "loaded_at", s->loaded_at);
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp((*(model_snapshot *const *)a)->name, (*(model_snapshot *const *)b)->name);
+}
+
+json_t *registry_list_json(registry *reg) {
+    pthread_mutex_lock(&reg->lock);
+    size_t n = reg->count;
+    model_snapshot **copy = malloc((n ? n : 1) * sizeof *copy);
+    for (size_t i = 0; copy && i < n; i++) {
+        copy[i] = reg->snaps[i];
+        snapshot_retain(copy[i]);
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (!copy)
+        return NULL;
+    qsort(copy, n, sizeof *copy, by_name);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (arr)
+            json_array_append_new(arr, snapshot_info_json(copy[i]));
+        snapshot_release(copy[i]);
+    }
+    free(copy);
+    return arr ? json_pack("{s:o}", "models", arr) : NULL;
+}

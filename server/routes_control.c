@@ -1,0 +1,119 @@
+/* POST /v1/control (alias POST /control): parse and validate (proto), take the model snapshot,
+ * run it through the dynamic batcher, simulate the controls with the model's system for the
+ * final state, error, cost and trajectory, and answer (proto). */
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "app.h"
+#include "batcher.h"
+#include "registry.h"
+#include "routes.h"
+#include "trc/error.h"
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+/* Simulates each sample and fills final state, error and cost. traj: [n, T+1, s]. */
+static int simulate(const model_snapshot *snap, const proto_control_req *rq, const float *u,
+                    float *traj, float *final_state, double *final_error, double *cost) {
+    const trc_model_config *c = &snap->model.cfg;
+    size_t s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m, T1 = (size_t)c->T + 1;
+    if (trc_simulate(snap->system, snap->dt, c->T, rq->n, rq->states, u, traj))
+        return -1;
+    for (size_t i = 0; i < rq->n; i++) {
+        const float *xf = traj + (i * T1 + (size_t)c->T) * s;
+        double e = 0, j = 0;
+        for (size_t k = 0; k < s; k++) {
+            final_state[i * s + k] = xf[k];
+            double d = (double)xf[k] - (double)rq->targets[i * s + k];
+            e += d * d;
+        }
+        for (size_t k = 0; k < U; k++)
+            j += (double)u[i * U + k] * (double)u[i * U + k];
+        final_error[i] = sqrt(e);
+        cost[i] = j;
+    }
+    return 0;
+}
+
+static void on_control(app *a, const http_request *req, http_response *res) {
+    double t0 = now_ms();
+    batcher_arrive(a->batcher);
+    proto_control_req rq;
+    proto_error err;
+    size_t len;
+    const char *body = http_body(req, &len);
+    if (proto_control_parse(body, len, a->cfg.max_batch, &rq, &err)) {
+        batcher_leave(a->batcher);
+        http_reply_proto_error(res, &err);
+        return;
+    }
+    model_snapshot *snap = registry_get(a->registry, rq.model);
+    if (!snap) {
+        batcher_leave(a->batcher);
+        http_reply_error(res, 404, "model", "model '%s' is not loaded",
+                         rq.model[0] ? rq.model : "default");
+        proto_control_req_free(&rq);
+        return;
+    }
+    const trc_model_config *c = &snap->model.cfg;
+    if (proto_control_check_dim(&rq, c->s, &err)) {
+        batcher_leave(a->batcher);
+        http_reply_proto_error(res, &err);
+        snapshot_release(snap);
+        proto_control_req_free(&rq);
+        return;
+    }
+    size_t n = rq.n, s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
+    size_t T1 = (size_t)c->T + 1, K1 = (size_t)c->K + 1;
+    float *u = malloc(n * U * sizeof(float));
+    float *iters = (rq.ret & PROTO_RET_ITERATIONS) ? malloc(K1 * n * U * sizeof(float)) : NULL;
+    float *traj = malloc(n * T1 * s * sizeof(float));
+    float *xf = malloc(n * s * sizeof(float));
+    double *fe = malloc(n * sizeof(double)), *cost = malloc(n * sizeof(double));
+    if (!u || !traj || !xf || !fe || !cost || ((rq.ret & PROTO_RET_ITERATIONS) && !iters)) {
+        batcher_leave(a->batcher);
+        http_reply_error(res, 500, NULL, "out of memory");
+    } else {
+        int rc = batcher_infer(a->batcher, snap, n, rq.states, rq.targets, u, iters);
+        if (rc == TRC_ENUMERIC) {
+            http_reply_error(res, 500, NULL,
+                             "model '%s' produced a non-finite control (NaN or infinity); "
+                             "nothing was sent",
+                             snap->name);
+        } else if (rc) {
+            http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());
+        } else if (simulate(snap, &rq, u, traj, xf, fe, cost)) {
+            http_reply_error(res, 500, NULL, "simulation failed: %s", trc_errmsg());
+        } else {
+            proto_control_result r = {
+                .model_name = snap->name, .model_version = snap->sha256, .n = n, .T = c->T,
+                .m = c->m, .s = c->s, .K = c->K, .controls = u, .final_state = xf,
+                .final_error = fe, .cost = cost,
+                .trajectory = (rq.ret & PROTO_RET_TRAJECTORY) ? traj : NULL,
+                .iterations = iters, .timing_ms = now_ms() - t0};
+            json_t *out = proto_control_response(&r, rq.batch, &err);
+            if (out)
+                http_reply_json(res, 200, out);
+            else
+                http_reply_proto_error(res, &err);
+        }
+    }
+    free(u);
+    free(iters);
+    free(traj);
+    free(xf);
+    free(fe);
+    free(cost);
+    snapshot_release(snap);
+    proto_control_req_free(&rq);
+}
+
+int routes_control_register(http_server *srv) {
+    return http_route(srv, "POST", "/v1/control", HTTP_BODY_JSON, on_control) ||
+           http_route(srv, "POST", "/control", HTTP_BODY_JSON, on_control);
+}

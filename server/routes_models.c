@@ -1,0 +1,78 @@
+/* The model routes: list, describe, load (a file of the models directory, or the checkpoint
+ * itself as an application/octet-stream body) and delete. */
+#include "app.h"
+#include "registry.h"
+#include "routes.h"
+
+static void on_list(app *a, const http_request *req, http_response *res) {
+    (void)req;
+    json_t *out = registry_list_json(a->registry);
+    if (out)
+        http_reply_json(res, 200, out);
+    else
+        http_reply_error(res, 500, NULL, "out of memory");
+}
+
+static void on_get(app *a, const http_request *req, http_response *res) {
+    const char *name = http_param(req, "name");
+    model_snapshot *snap = registry_get(a->registry, name);
+    if (!snap) {
+        http_reply_error(res, 404, "name", "model '%s' is not loaded", name);
+        return;
+    }
+    http_reply_json(res, 200, snapshot_info_json(snap));
+    snapshot_release(snap);
+}
+
+static void on_load(app *a, const http_request *req, http_response *res) {
+    const char *name = http_param(req, "name");
+    proto_error err;
+    if (proto_check_name(name, "name", &err)) {
+        http_reply_proto_error(res, &err);
+        return;
+    }
+    size_t len;
+    const char *body = http_body(req, &len);
+    int rc;
+    if (http_body_is_raw(req)) {
+        if (len == 0) {
+            http_reply_error(res, 400, "body", "the checkpoint body is empty");
+            return;
+        }
+        rc = registry_load_bytes(a->registry, name, (const uint8_t *)body, len, &err);
+    } else {
+        proto_load_req lr;
+        rc = proto_load_parse(body, len, &lr, &err);
+        if (!rc)
+            rc = registry_load_file(a->registry, name, lr.checkpoint, &err);
+    }
+    if (rc) {
+        http_reply_proto_error(res, &err);
+        return;
+    }
+    model_snapshot *snap = registry_get(a->registry, name);
+    if (!snap) { /* deleted between the load and now */
+        http_reply_error(res, 409, "name", "model '%s' was deleted while loading", name);
+        return;
+    }
+    http_reply_json(res, 200, snapshot_info_json(snap));
+    snapshot_release(snap);
+}
+
+static void on_delete(app *a, const http_request *req, http_response *res) {
+    const char *name = http_param(req, "name");
+    proto_error err;
+    if (registry_remove(a->registry, name, &err)) {
+        http_reply_proto_error(res, &err);
+        return;
+    }
+    http_reply_json(res, 200, json_pack("{s:s}", "deleted", name));
+}
+
+int routes_models_register(http_server *srv) {
+    return http_route(srv, "GET", "/v1/models", 0, on_list) ||
+           http_route(srv, "GET", "/v1/models/{name}", 0, on_get) ||
+           http_route(srv, "DELETE", "/v1/models/{name}", HTTP_AUTH, on_delete) ||
+           http_route(srv, "POST", "/v1/models/{name}/load",
+                      HTTP_AUTH | HTTP_BODY_JSON | HTTP_BODY_RAW, on_load);
+}
