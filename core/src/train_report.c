@@ -47,7 +47,7 @@ int trc_train_write_stats(const trc_run *run, const char *path) {
         real_or_null(train_time > 0 ? samples / train_time : NAN));
     if (!j)
         return trc_fail(TRC_ENOMEM, "%s: cannot build the training statistics", path);
-    char *text = json_dumps(j, JSON_INDENT(2));
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
     json_decref(j);
     if (!text)
         return trc_fail(TRC_ENOMEM, "%s: cannot format the training statistics", path);
@@ -186,7 +186,7 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
         }
     }
     /* x ticks */
-    double step = nice_step(a.x1 - a.x0);
+    double step = fmax(1.0, nice_step(a.x1 - a.x0)); /* whole epochs */
     for (double e = ceil(a.x0 / step) * step; e <= a.x1 + 1e-9; e += step) {
         double x = px(&a, e);
         put(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n", x, H - MB,
@@ -212,8 +212,12 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
             "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#2ca02c\" "
             "stroke-dasharray=\"4 3\"/>\n",
             x, MT, x, H - MB);
-        put(&b, "<text x=\"%.1f\" y=\"%d\" fill=\"#2ca02c\">best: epoch %d</text>\n", x + 4,
-            MT + 12, best_epoch);
+        /* label inside the plot, on the side of the line with more room */
+        int right = x > (ML + W - MR) / 2.0;
+        put(&b,
+            "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\" fill=\"#2ca02c\">best: epoch "
+            "%d</text>\n",
+            right ? x - 4 : x + 4, H - MB - 8, right ? "end" : "start", best_epoch);
     }
     polyline(&b, &a, h, count, 0, lo, "stroke=\"#1f77b4\" stroke-width=\"2\"");
     if (has_val)

@@ -125,7 +125,7 @@ char *trc_train_summary(const trc_run *run, int epoch) {
     if (epoch == run->epoch_done && run->batch_done > 0)
         json_object_set_new(j, "batches_into_next_epoch",
                             json_integer((json_int_t)run->batch_done));
-    char *text = json_dumps(j, JSON_COMPACT);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(j);
     return text;
 }
