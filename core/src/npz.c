@@ -189,6 +189,31 @@ void trc_npy_dtype_str(const trc_npy_array *a, char *buf, size_t size)
     }
 }
 
+/* Copies column-major (Fortran order) data into a->data in row-major order: walks the C-order
+ * index like an odometer and keeps the matching column-major offset. */
+static void fortran_to_c(trc_npy_array *a, const uint8_t *src)
+{
+    int64_t idx[TRC_NPY_MAX_DIMS] = {0}, stride[TRC_NPY_MAX_DIMS];
+    int64_t st = 1;
+    for (int d = 0; d < a->ndim; d++) {
+        stride[d] = st;
+        st *= a->shape[d];
+    }
+    uint8_t *dst = a->data;
+    size_t off = 0; /* column-major element offset of idx */
+    for (size_t i = 0; i < a->numel; i++) {
+        memcpy(dst + i * a->itemsize, src + off * a->itemsize, a->itemsize);
+        for (int d = a->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < a->shape[d]) {
+                off += (size_t)stride[d];
+                break;
+            }
+            off -= (size_t)(stride[d] * (a->shape[d] - 1));
+            idx[d] = 0;
+        }
+    }
+}
+
 int trc_npy_parse(const uint8_t *buf, size_t len, trc_npy_array *out)
 {
     memset(out, 0, sizeof *out);
@@ -271,8 +296,6 @@ int trc_npy_parse(const uint8_t *buf, size_t len, trc_npy_array *out)
     memcpy(a.shape, shape, sizeof shape);
     if ((rc = shape_numel(ndim, shape, &a.numel)))
         return rc;
-    if (fortran && ndim > 1)
-        return trc_fail(TRC_EUNSUPPORTED, "fortran_order arrays are not supported");
     if (a.numel > SIZE_MAX / a.itemsize)
         return trc_fail(TRC_EFORMAT, "shape too large");
     a.nbytes = a.numel * a.itemsize;
@@ -287,7 +310,10 @@ int trc_npy_parse(const uint8_t *buf, size_t len, trc_npy_array *out)
     a.data = malloc(a.nbytes ? a.nbytes : 1);
     if (!a.data)
         return trc_fail(TRC_ENOMEM, "cannot allocate %zu bytes", a.nbytes);
-    memcpy(a.data, buf + hstart + hlen, a.nbytes);
+    if (fortran && ndim > 1 && a.numel > 0)
+        fortran_to_c(&a, buf + hstart + hlen);
+    else
+        memcpy(a.data, buf + hstart + hlen, a.nbytes);
     *out = a;
     return TRC_OK;
 }

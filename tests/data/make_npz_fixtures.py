@@ -31,13 +31,14 @@ def min_energy_dataset(n, seed):
     traj[:, 0] = x0
     for t in range(T):
         traj[:, t + 1] = traj[:, t] @ A.T + u[:, t : t + 1] @ B.T
-    return dict(
+    out = dict(
         initial_states=x0,
         target_states=xt,
         control_sequences=u[:, :, None],
         state_trajectories=traj,
         costs=(u**2).sum(axis=1),
     )
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
 def npy_bytes(arr):
@@ -88,7 +89,8 @@ def main():
     np.savez(OUT + "bad_mismatch.npz", **mismatch)
     np.savez(OUT + "bad_dtype.npz", **dict(ds, control_sequences=ds["control_sequences"].astype(np.complex128)))
     np.savez(OUT + "bad_bigendian.npz", **dict(ds, initial_states=ds["initial_states"].astype(">f8")))
-    np.savez(OUT + "bad_fortran.npz", **dict(ds, state_trajectories=np.asfortranarray(ds["state_trajectories"])))
+    fortran = {k: np.asfortranarray(v) for k, v in ds.items()}  # what numpy writes for transposes
+    np.savez(OUT + "numpy_fortran_dataset.npz", **fortran)
     np.savez(OUT + "bad_controls_T10.npz", control_sequences=np.zeros((8, 10, 1)))
     np.savez(OUT + "bad_nan.npz", **dict(ds, initial_states=np.full((8, 2), np.nan)))
 

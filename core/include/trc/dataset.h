@@ -14,6 +14,9 @@ typedef struct trc_gen_settings {
     double bound;        /* control bound */
     uint64_t seed;
     double box_lo, box_hi; /* uniform sampling box for both initial and target states */
+    /* Weights of the LQR experts: Q = lqr_q I, R = lqr_r I, Qf = lqr_qf Q (see expert.h);
+     * 0 means the default (1, 0.1, 100). Ignored by min_energy. */
+    double lqr_q, lqr_r, lqr_qf;
 } trc_gen_settings;
 
 typedef struct trc_dataset {
@@ -30,6 +33,10 @@ typedef struct trc_dataset {
 
 /* Fills `settings` with the defaults of the named system and the min_energy expert. */
 int trc_gen_settings_default(const char *system, trc_gen_settings *settings);
+
+/* Checks every field (known system and expert, T >= 1, dt > 0, bound > 0, box lo < hi, finite
+ * non-negative weights); the message names the field. */
+int trc_gen_settings_validate(const trc_gen_settings *settings);
 
 /* Draws n initial/target pairs uniformly from the box and solves each with the expert. */
 int trc_dataset_generate(const trc_gen_settings *settings, size_t n, trc_dataset *out);

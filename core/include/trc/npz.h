@@ -1,7 +1,8 @@
 /* NumPy .npy arrays and .npz archives (a zip of "<key>.npy" entries, read and written through
  * libzip), so that numpy.load reads our datasets and we read numpy.savez / savez_compressed
- * output. Supported dtypes: '<f4', '<f8', '<i4', '<i8' and '<U<n>' strings; little-endian,
- * C order (fortran_order True is accepted only where it changes nothing: 0-d and 1-d arrays).
+ * output. Supported dtypes: '<f4', '<f8', '<i4', '<i8' and '<U<n>' strings, little-endian;
+ * arrays numpy stored in Fortran order (it does so for transposed arrays) are converted to C
+ * order on read, so callers always see row-major data.
  * Every malformation is reported with the file and key; writes are atomic. */
 #ifndef TRC_NPZ_H
 #define TRC_NPZ_H

@@ -1,0 +1,75 @@
+/* Evaluation of control sequences: simulate them from their initial states with the system's
+ * step function and measure the final-state error against the targets, the control effort and
+ * the success rate; plus the random baseline of the original comparison and a JSON report. */
+#ifndef TRC_EVAL_H
+#define TRC_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trc/dataset.h"
+#include "trc/system.h"
+
+typedef struct trc_eval_stats {
+    size_t n;
+    int s;
+    double threshold;
+    /* final error |x_T - target| (L2 over the whole state); std is the sample std (n - 1),
+     * as torch.std in the original comparison; 0 for n = 1 */
+    double err_mean, err_std, err_min, err_max;
+    double comp_mean_abs[TRC_SYSTEM_MAX_S]; /* mean |x_T[i] - target[i]| per component */
+    double cost_mean, cost_std;             /* control effort sum_t |u_t|^2 per sample */
+    size_t successes;                       /* samples with final error < threshold */
+    double success_rate;
+} trc_eval_stats;
+
+/* x0, target: [n, s], u: [n, T, m] -> stats; final_err: [n] (may be NULL). Simulation in
+ * double precision with sys->step. TRC_ENUMERIC when a sample's controls or trajectory are not
+ * finite (the message names the sample). */
+int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const float *x0,
+                      const float *target, const float *u, double threshold, trc_eval_stats *out,
+                      float *final_err);
+
+/* The system and time step a dataset is evaluated with: `system` (may be NULL) and `dt` (> 0)
+ * when given win; then the dataset's own settings; a file without settings (the original
+ * project's layout) is taken as double_integrator with its default dt. Checks that the data's
+ * s and m match the system. */
+int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
+                     const trc_system **sys_out, double *dt_out);
+
+/* count controls drawn N(0, sigma^2), unclipped, as the original's random baseline
+ * (torch.randn_like(u) * 2.0); deterministic in seed. */
+int trc_eval_random_controls(uint64_t seed, double sigma, size_t count, float *u);
+
+/* Relative difference (a - b) / |b|; NAN when b is 0 (written as null in JSON). */
+double trc_eval_rel(double a, double b);
+
+/* A named row of a report. extra_json: a JSON object text merged into the row (may be NULL),
+ * e.g. "{\"parameters\": 530590, \"inference_ms\": 3.1}". */
+typedef struct trc_eval_row {
+    const char *name;
+    trc_eval_stats stats;
+    const char *extra_json;
+} trc_eval_row;
+
+/* What was evaluated, for the report's header. Strings may be NULL. */
+typedef struct trc_eval_context {
+    const char *command; /* "eval" or "compare" */
+    const char *data_path, *controls_path, *system;
+    double dt;
+    int T;
+    size_t n;
+    double threshold;
+    int has_seed;
+    uint64_t seed;
+} trc_eval_context;
+
+/* Writes the report atomically:
+ *   {"command", "data", ..., "results": {"<row>": {stats}}, "relative": {"<row>": {...}}}
+ * "relative" compares each row with the row named `reference` (error_mean_vs_<reference>,
+ * cost_mean_vs_<reference>, success_rate_diff_vs_<reference>) and, when a row named `baseline`
+ * exists, error_reduction_vs_<baseline>. reference/baseline may be NULL. */
+int trc_eval_report_json(const char *path, const trc_eval_context *ctx, const trc_eval_row *rows,
+                         size_t nrows, const char *reference, const char *baseline);
+
+#endif

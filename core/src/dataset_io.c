@@ -1,0 +1,304 @@
+/* The .npz form of a dataset: the original project's lqr_dataset.npz keys (float32 on write,
+ * float32 or float64 on read) plus `metadata`, a 0-d unicode array holding the generation
+ * settings as JSON, which numpy.load reads without allow_pickle:
+ *   json.loads(str(np.load("train.npz")["metadata"]))
+ * A `metadata` entry that is not ours (not a JSON object with "format": "trc-dataset") is
+ * ignored, so files from other tools still load. */
+#include "trc/dataset.h"
+#include "trc/error.h"
+#include "trc/npz.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_FORMAT "trc-dataset"
+#define META_VERSION 1
+
+/* Reads `key` as float32 into a new buffer, checking its dtype and that every value is finite.
+ * ndim/shape are returned for the caller's shape checks. */
+static int read_floats(trc_npz *z, const char *path, const char *key, trc_npy_array *a,
+                       float **out)
+{
+    *out = NULL;
+    int rc = trc_npz_read(z, key, a);
+    if (rc)
+        return rc;
+    if (a->dtype != TRC_NPY_F32 && a->dtype != TRC_NPY_F64) {
+        char dt[32];
+        trc_npy_dtype_str(a, dt, sizeof dt);
+        trc_npy_free(a);
+        return trc_fail(TRC_EUNSUPPORTED, "%s: key '%s': dtype %s not supported (float32 or "
+                                          "float64 expected)",
+                        path, key, dt);
+    }
+    float *f = malloc(a->numel ? a->numel * sizeof(float) : 1);
+    if (!f) {
+        trc_npy_free(a);
+        return trc_fail(TRC_ENOMEM, "%s: key '%s': cannot allocate", path, key);
+    }
+    trc_npy_to_f32(a, f);
+    for (size_t i = 0; i < a->numel; i++)
+        if (!isfinite(f[i])) {
+            free(f);
+            trc_npy_free(a);
+            return trc_fail(TRC_EFORMAT, "%s: key '%s': non-finite value at flat index %zu", path,
+                            key, i);
+        }
+    free(a->data); /* keep the shape, drop the raw bytes */
+    a->data = NULL;
+    *out = f;
+    return TRC_OK;
+}
+
+static int shape_fail(const char *path, const char *key, const trc_npy_array *a,
+                      const char *expect)
+{
+    char sh[160];
+    trc_npy_shape_str(a, sh, sizeof sh);
+    return trc_fail(TRC_EFORMAT, "%s: key '%s': expected shape %s, got %s", path, key, expect, sh);
+}
+
+static int meta_get_num(json_t *o, const char *k, double *v)
+{
+    json_t *j = json_object_get(o, k);
+    if (!j || !json_is_number(j))
+        return -1;
+    *v = json_number_value(j);
+    return 0;
+}
+
+static int meta_get_int(json_t *o, const char *k, json_int_t *v)
+{
+    json_t *j = json_object_get(o, k);
+    if (!j || !json_is_integer(j))
+        return -1;
+    *v = json_integer_value(j);
+    return 0;
+}
+
+static int meta_get_str(json_t *o, const char *k, char *dst, size_t size)
+{
+    json_t *j = json_object_get(o, k);
+    if (!j || !json_is_string(j) || strlen(json_string_value(j)) >= size)
+        return -1;
+    snprintf(dst, size, "%s", json_string_value(j));
+    return 0;
+}
+
+/* Parses our metadata into ds->settings (has_settings = 1) after checking it agrees with the
+ * arrays. Foreign metadata is ignored. */
+static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds)
+{
+    trc_npy_array a;
+    int rc = trc_npz_read(z, "metadata", &a);
+    if (rc == TRC_ENOTFOUND)
+        return TRC_OK;
+    if (rc)
+        return rc;
+    char *text = NULL;
+    if (a.dtype != TRC_NPY_STR || a.numel != 1 || trc_npy_string(&a, 0, &text) != TRC_OK) {
+        trc_npy_free(&a);
+        return TRC_OK; /* not ours */
+    }
+    trc_npy_free(&a);
+    json_t *o = json_loads(text, 0, NULL);
+    free(text);
+    json_t *fmt = o ? json_object_get(o, "format") : NULL;
+    if (!o || !json_is_object(o) || !json_is_string(fmt) ||
+        strcmp(json_string_value(fmt), META_FORMAT) != 0) {
+        json_decref(o);
+        return TRC_OK; /* not ours */
+    }
+    rc = TRC_OK;
+    json_int_t num = 0, s = 0, m = 0, T = 0;
+    if (meta_get_int(o, "num_samples", &num) || meta_get_int(o, "s", &s) ||
+        meta_get_int(o, "m", &m) || meta_get_int(o, "T", &T))
+        rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': needs integers num_samples, s, m and T",
+                      path);
+    else if (num != (json_int_t)ds->n || s != ds->s || m != ds->m || T != ds->T)
+        rc = trc_fail(TRC_EFORMAT,
+                      "%s: key 'metadata': says N=%lld, s=%lld, m=%lld, T=%lld but the arrays "
+                      "have N=%zu, s=%d, m=%d, T=%d",
+                      path, (long long)num, (long long)s, (long long)m, (long long)T, ds->n,
+                      ds->s, ds->m, ds->T);
+    if (rc == TRC_OK && json_object_get(o, "system")) {
+        trc_gen_settings *g = &ds->settings;
+        memset(g, 0, sizeof *g);
+        json_t *seed = json_object_get(o, "seed");
+        double bl = 0, bh = 0;
+        if (meta_get_str(o, "system", g->system, sizeof g->system) ||
+            meta_get_str(o, "expert", g->expert, sizeof g->expert) ||
+            meta_get_num(o, "dt", &g->dt) || meta_get_num(o, "bound", &g->bound) ||
+            meta_get_num(o, "box_lo", &bl) || meta_get_num(o, "box_hi", &bh) ||
+            meta_get_num(o, "lqr_q", &g->lqr_q) || meta_get_num(o, "lqr_r", &g->lqr_r) ||
+            meta_get_num(o, "lqr_qf", &g->lqr_qf) || !seed) {
+            rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': incomplete generation settings", path);
+        } else {
+            g->T = ds->T;
+            g->box_lo = bl;
+            g->box_hi = bh;
+            /* seeds above INT64_MAX are stored as decimal strings (JSON integers are int64 in
+             * jansson) */
+            if (json_is_integer(seed) && json_integer_value(seed) >= 0)
+                g->seed = (uint64_t)json_integer_value(seed);
+            else if (json_is_string(seed))
+                g->seed = strtoull(json_string_value(seed), NULL, 10);
+            else
+                rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad seed", path);
+            if (rc == TRC_OK && !(g->dt > 0 && isfinite(g->dt)))
+                rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad dt", path);
+            if (rc == TRC_OK)
+                ds->has_settings = 1;
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+int trc_dataset_load(const char *path, trc_dataset *ds)
+{
+    memset(ds, 0, sizeof *ds);
+    trc_npz *z;
+    int rc = trc_npz_open(path, &z);
+    if (rc)
+        return rc;
+    trc_npy_array ai = {0}, at = {0}, au = {0}, ax = {0}, ac = {0};
+    float *fi = NULL, *ft = NULL, *fu = NULL, *fx = NULL, *fc = NULL;
+    if ((rc = read_floats(z, path, "initial_states", &ai, &fi)))
+        goto out;
+    if (ai.ndim != 2 || ai.shape[0] < 1 || ai.shape[1] < 1 || ai.shape[1] > 4096) {
+        rc = shape_fail(path, "initial_states", &ai, "(N, s) with N >= 1");
+        goto out;
+    }
+    const size_t n = (size_t)ai.shape[0];
+    const int s = (int)ai.shape[1];
+    char want[128];
+    if ((rc = read_floats(z, path, "target_states", &at, &ft)))
+        goto out;
+    if (at.ndim != 2 || (size_t)at.shape[0] != n || at.shape[1] != s) {
+        snprintf(want, sizeof want, "(%zu, %d) like initial_states", n, s);
+        rc = shape_fail(path, "target_states", &at, want);
+        goto out;
+    }
+    if ((rc = read_floats(z, path, "control_sequences", &au, &fu)))
+        goto out;
+    if (au.ndim != 3 || (size_t)au.shape[0] != n || au.shape[1] < 1 || au.shape[2] < 1 ||
+        au.shape[1] > 100000 || au.shape[2] > 4096) {
+        snprintf(want, sizeof want, "(%zu, T, m)", n);
+        rc = shape_fail(path, "control_sequences", &au, want);
+        goto out;
+    }
+    const int T = (int)au.shape[1], m = (int)au.shape[2];
+    if (trc_npz_has(z, "state_trajectories")) {
+        if ((rc = read_floats(z, path, "state_trajectories", &ax, &fx)))
+            goto out;
+        if (ax.ndim != 3 || (size_t)ax.shape[0] != n || ax.shape[1] != T + 1 || ax.shape[2] != s) {
+            snprintf(want, sizeof want, "(%zu, %d, %d) = (N, T+1, s)", n, T + 1, s);
+            rc = shape_fail(path, "state_trajectories", &ax, want);
+            goto out;
+        }
+    }
+    if (trc_npz_has(z, "costs")) {
+        if ((rc = read_floats(z, path, "costs", &ac, &fc)))
+            goto out;
+        if (ac.ndim != 1 || (size_t)ac.shape[0] != n) {
+            snprintf(want, sizeof want, "(%zu,)", n);
+            rc = shape_fail(path, "costs", &ac, want);
+            goto out;
+        }
+    }
+    ds->n = n;
+    ds->s = s;
+    ds->m = m;
+    ds->T = T;
+    ds->initial_states = fi;
+    ds->target_states = ft;
+    ds->control_sequences = fu;
+    ds->state_trajectories = fx;
+    ds->costs = fc;
+    fi = ft = fu = fx = fc = NULL;
+    rc = parse_metadata(z, path, ds);
+    if (rc)
+        trc_dataset_free(ds);
+out:
+    free(fi);
+    free(ft);
+    free(fu);
+    free(fx);
+    free(fc);
+    trc_npy_free(&ai);
+    trc_npy_free(&at);
+    trc_npy_free(&au);
+    trc_npy_free(&ax);
+    trc_npy_free(&ac);
+    trc_npz_close(z);
+    return rc;
+}
+
+/* The metadata JSON text (malloc'd). */
+static char *metadata_json(const trc_dataset *ds)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "format", json_string(META_FORMAT));
+    json_object_set_new(o, "version", json_integer(META_VERSION));
+    json_object_set_new(o, "num_samples", json_integer((json_int_t)ds->n));
+    json_object_set_new(o, "s", json_integer(ds->s));
+    json_object_set_new(o, "m", json_integer(ds->m));
+    json_object_set_new(o, "T", json_integer(ds->T));
+    if (ds->has_settings) {
+        const trc_gen_settings *g = &ds->settings;
+        json_object_set_new(o, "system", json_string(g->system));
+        json_object_set_new(o, "expert", json_string(g->expert));
+        json_object_set_new(o, "dt", json_real(g->dt));
+        json_object_set_new(o, "bound", json_real(g->bound));
+        if (g->seed <= (uint64_t)INT64_MAX) {
+            json_object_set_new(o, "seed", json_integer((json_int_t)g->seed));
+        } else {
+            char b[32];
+            snprintf(b, sizeof b, "%llu", (unsigned long long)g->seed);
+            json_object_set_new(o, "seed", json_string(b));
+        }
+        json_object_set_new(o, "box_lo", json_real(g->box_lo));
+        json_object_set_new(o, "box_hi", json_real(g->box_hi));
+        json_object_set_new(o, "lqr_q", json_real(g->lqr_q));
+        json_object_set_new(o, "lqr_r", json_real(g->lqr_r));
+        json_object_set_new(o, "lqr_qf", json_real(g->lqr_qf));
+        json_object_set_new(o, "cost", json_string(strcmp(g->expert, "min_energy") == 0
+                                                       ? "sum_u2"
+                                                       : "lqr_quadratic"));
+    }
+    char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER |
+                                   JSON_REAL_PRECISION(17));
+    json_decref(o);
+    return text;
+}
+
+int trc_dataset_save(const char *path, const trc_dataset *ds)
+{
+    if (!ds || ds->n == 0 || ds->s <= 0 || ds->m <= 0 || ds->T <= 0 || !ds->initial_states ||
+        !ds->target_states || !ds->control_sequences)
+        return trc_fail(TRC_EINVAL, "%s: cannot save an empty or incomplete dataset", path);
+    char *meta = metadata_json(ds);
+    if (!meta)
+        return trc_fail(TRC_ENOMEM, "%s: cannot encode the metadata", path);
+    const int64_t n = (int64_t)ds->n;
+    trc_npz_item items[6];
+    size_t k = 0;
+    items[k++] = (trc_npz_item){"initial_states", TRC_NPY_F32, 2, {n, ds->s}, ds->initial_states};
+    items[k++] = (trc_npz_item){"target_states", TRC_NPY_F32, 2, {n, ds->s}, ds->target_states};
+    items[k++] = (trc_npz_item){"control_sequences", TRC_NPY_F32, 3, {n, ds->T, ds->m},
+                                ds->control_sequences};
+    if (ds->state_trajectories)
+        items[k++] = (trc_npz_item){"state_trajectories", TRC_NPY_F32, 3, {n, ds->T + 1, ds->s},
+                                    ds->state_trajectories};
+    if (ds->costs)
+        items[k++] = (trc_npz_item){"costs", TRC_NPY_F32, 1, {n}, ds->costs};
+    items[k++] = (trc_npz_item){"metadata", TRC_NPY_STR, 0, {0}, meta};
+    int rc = trc_npz_write(path, items, k);
+    free(meta);
+    return rc;
+}
