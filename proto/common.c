@@ -83,6 +83,9 @@ static void key_at(const char *text, size_t pos, char *out, size_t cap) {
             last_is_key = 0;
         } else if (c == '}' || c == ']') {
             depth--;
+            /* the value of the enclosing key is complete */
+            if (depth >= 0 && depth < DEPTH && is_obj[depth])
+                keys[depth][0] = '\0';
             last_is_key = 0;
         } else if (c == ',') {
             /* a comma inside an object ends that key's value */

@@ -192,7 +192,8 @@ static long match(http_server *srv, const char *method, const char *path, char *
     allow[0] = '\0';
     if (nseg < 0)
         return -1;
-    for (int pass = 0; pass < 2; pass++)
+    /* pass 0: fixed routes; pass 1: wildcards, unless a fixed route has this path (405) */
+    for (int pass = 0; pass < 2 && !(pass == 1 && allow[0]); pass++)
         for (size_t i = 0; i < srv->nroutes; i++) {
             const route *r = &srv->routes[i];
             if (r->wildcard != pass || !path_matches(r, segs, nseg, path, NULL))
