@@ -369,12 +369,8 @@ function renderControl() {
   for (let j = 0; j < m; j++) {
     useries.push({ label: m > 1 ? `u${j}` : 'u (control)', x: times, y: r.controls.map((u) => u[j]), color: COLORS[j % COLORS.length], step: true });
   }
-  if (cfg.bound > 0) {
-    for (const b of [cfg.bound, -cfg.bound]) {
-      useries.push({ label: b > 0 ? `bound ±${cfg.bound}` : '', x: [times[0], times[T]], y: [b, b], color: '#9aa3b2', dash: [4, 4], width: 1 });
-    }
-  }
-  TRCPlot.draw($('controls-plot'), { series: useries, xLabel, yLabel: 'control' });
+  const bound = cfg.bound > 0 ? ` (bound ±${cfg.bound})` : '';
+  TRCPlot.draw($('controls-plot'), { series: useries, xLabel, yLabel: `control${bound}` });
 
   const traj = r.trajectory;
   if (!traj) {

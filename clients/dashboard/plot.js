@@ -19,8 +19,12 @@ const TRCPlot = (() => {
   function linearTicks(lo, hi, count) {
     const step = niceStep(hi - lo, count);
     const ticks = [];
-    for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) {
-      ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+    // Tolerance of 1e-3 steps: an end that misses a round value by rounding (15 * 0.3333333)
+    // still gets its tick.
+    const first = Math.ceil(lo / step - 1e-3);
+    for (let k = first; k * step <= hi + step * 1e-3; k++) {
+      const v = k * step;
+      ticks.push(Math.abs(v) < step * 1e-9 ? 0 : Number(v.toPrecision(12)));
     }
     return ticks;
   }

@@ -13,17 +13,21 @@ d, h, blocks, s and T*m; m defaults to 1 and b, K, n to 4, 3, 3 (flags override)
 
 Every parameter of shared/docs/model.md must be present with its exact shape, and nothing
 else: the original's two-level and non-residual variants are other networks and are refused.
-The output is written atomically (temporary file, then rename). Needs torch only to unpickle
-the .pt file; the safetensors writer below is plain Python.
+The .pt file is unpickled with a restricted unpickler that admits only tensors, dicts and
+numbers (--trust lifts that for files from a trusted source). The output is written atomically
+(temporary file, then rename). Needs torch only to read the .pt file; the safetensors writer
+below is plain Python.
 """
 
 import argparse
 import json
 import math
 import os
+import pickle
 import struct
 import sys
 import tempfile
+import types
 
 FORMAT_VERSION = "1"  # the "trc_format" metadata value core/src/checkpoint.c reads
 PRESETS = {"small": (64, 128, 2, 2), "medium": (128, 256, 3, 4), "large": (256, 512, 4, 8)}  # d, h, blocks, heads
@@ -73,25 +77,68 @@ def expected_shapes(s, m, T, d, h, blocks):
     return shapes
 
 
-def load_state_dict(path):
+# What a checkpoint of tensors, dicts and numbers may name when unpickled; anything else (a
+# class whose construction could run code) is refused unless --trust is given.
+SAFE_GLOBALS = {
+    ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._tensor", "_rebuild_from_type_v2"), ("torch", "Tensor"), ("torch", "Size"),
+    ("torch", "device"), ("torch.nn.parameter", "Parameter"),
+    ("numpy.core.multiarray", "scalar"), ("numpy", "dtype"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in SAFE_GLOBALS or (module == "torch" and name.endswith("Storage")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name} (rerun with --trust "
+                                     "if the file comes from a source you trust)")
+
+
+# The pickle module torch.load is to use: the standard one with the restricted Unpickler.
+# (The weights_only loader of Debian's torch 1.13 cannot read the floats of an optimizer state.)
+SAFE_PICKLE = types.SimpleNamespace(Unpickler=_SafeUnpickler, UnpicklingError=pickle.UnpicklingError,
+                                    load=lambda f, **kw: _SafeUnpickler(f, **kw).load(),
+                                    __name__="trc_safe_pickle")
+
+
+def _restricted_torch_load(torch, path):
+    import torch.serialization as ser
+
+    # torch 1.13 replaces a pickle_module argument by its module global `pickle` unless
+    # weights_only is set; swap that global for the call (newer torch honours the argument).
+    saved = ser.pickle
+    ser.pickle = SAFE_PICKLE
+    try:
+        return torch.load(path, map_location="cpu", pickle_module=SAFE_PICKLE)
+    finally:
+        ser.pickle = saved
+
+
+def load_state_dict(path, trust=False):
     """The parameter tensors of an original checkpoint, as {name: torch.Tensor}."""
     try:
         import torch
     except ImportError:
         raise ConvertError("reading a .pt file needs PyTorch (Debian: apt-get install python3-torch)")
+    if not os.path.isfile(path):
+        raise ConvertError("no such file")
     try:
-        # weights_only refuses arbitrary pickled objects: a checkpoint cannot run code here.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except TypeError:  # a torch without weights_only
-        obj = torch.load(path, map_location="cpu")
-    except FileNotFoundError:
-        raise ConvertError(f"{path}: no such file")
+        if trust:
+            obj = torch.load(path, map_location="cpu")
+        else:
+            obj = _restricted_torch_load(torch, path)
+    except pickle.UnpicklingError as e:
+        if "refusing" in str(e):
+            raise ConvertError(str(e))
+        raise ConvertError(f"not a readable PyTorch checkpoint ({e})")
     except Exception as e:  # torch raises many kinds for a corrupt or foreign file
-        raise ConvertError(f"{path}: not a readable PyTorch checkpoint ({e})")
+        raise ConvertError(f"not a readable PyTorch checkpoint ({e})")
     if isinstance(obj, dict) and "model_state_dict" in obj:
         obj = obj["model_state_dict"]
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
-        raise ConvertError(f"{path}: holds neither 'model_state_dict' nor a state_dict of tensors")
+        raise ConvertError("holds neither 'model_state_dict' nor a state_dict of tensors")
     state = {}
     for name, tensor in obj.items():
         # DataParallel and torch.compile wrap the module and prefix every name.
@@ -222,7 +269,7 @@ def convert(src, dst, args):
             raise ConvertError(f"{cfg_path}: not a JSON object")
     elif args.config:
         raise ConvertError(f"{cfg_path}: no such file")
-    state = load_state_dict(src)
+    state = load_state_dict(src, trust=args.trust)
     cfg = configure(state, cfg_json, args)
     want = check_names(state, cfg)
     data = encode_safetensors([(name, state[name]) for name in want], metadata(cfg, src))
@@ -242,6 +289,8 @@ def main(argv=None):
     p.add_argument("--heads", type=int, help="attention heads, recorded only")
     p.add_argument("--system", help="system name (default double_integrator when s=2, m=1)")
     p.add_argument("--dt", type=float, help="time step (default 5/15 for the double integrator)")
+    p.add_argument("--trust", action="store_true",
+                   help="unpickle any object the .pt file names (only for files you trust)")
     args = p.parse_args(argv)
     try:
         cfg = convert(args.checkpoint, args.out, args)

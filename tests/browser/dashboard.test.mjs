@@ -120,6 +120,7 @@ async function main() {
 
     await test('a server error appears in the page', async () => {
       await page.fill('#control-state', '1, 2, 3'); // the model's state has 2 values
+      await page.fill('#control-target', '0, 0, 0');
       await page.click('#control-form button[type=submit]');
       await page.waitForSelector('#errors:not([hidden]) #error-list li', { timeout: 10000 });
       const text = await page.textContent('#error-list li');
@@ -129,6 +130,7 @@ async function main() {
       check(await points(page, '#state-plot') > 0, 'the last good plot was wiped by the error');
       await page.screenshot({ path: join(ARTIFACTS, 'error.png') });
       await page.fill('#control-state', '1.5, -0.5');
+      await page.fill('#control-target', '0, 0');
     });
 
     await test('a small training job reaches succeeded with a loss curve', async () => {

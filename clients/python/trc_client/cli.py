@@ -153,8 +153,22 @@ def run(args, client, out=sys.stdout):
     return 0
 
 
+def join_vectors(argv):
+    """`--state -1,0` -> `--state=-1,0`: argparse would take "-1,0" for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--state", "--target") and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = parser().parse_args(join_vectors(sys.argv[1:] if argv is None else argv))
     client = Client(args.url, token=args.token)
     try:
         return run(args, client)
