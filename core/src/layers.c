@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 void trc_linear_forward(float *y, const float *x, const float *W, const float *b, size_t B,
@@ -56,50 +57,121 @@ void trc_linear_backward(float *dx, float *dW, float *db, const float *dy, const
     trc_linear_backward_params(dW, db, dy, x, B, in, out);
 }
 
-/* Sum of v[0..n) with 8 independent partial sums: short dependency chains, vectorizable, and
- * more accurate than one running float sum. */
-static float sum8(const float *v, int n)
+/* Element-wise kernels use 8-lane vectors (GCC/clang vector extensions: portable C that maps to
+ * one AVX register, or two SSE ones) and, on x86-64, are compiled twice -- for x86-64-v3 (AVX2 +
+ * FMA) and the baseline -- with the best chosen at load time. */
+#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 12)
+#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* the helpers below pass 32-byte vectors by value; they are static and inlined, so the ABI
+ * note GCC gives for the baseline (no-AVX) build does not apply */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+typedef float vf __attribute__((vector_size(32)));
+typedef int32_t vi __attribute__((vector_size(32)));
+#define VL 8
+
+static inline vf vload(const float *p)
 {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += v[i + k];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++)
-        s += v[i];
-    return s;
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-/* Sum of (v[i] - c)^2, as sum8. */
-static float sqdev8(const float *v, float c, int n)
+static inline void vstore(float *p, vf v)
 {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            float t = v[i + k] - c;
-            acc[k] += t * t;
-        }
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) {
-        float t = v[i] - c;
-        s += t * t;
-    }
-    return s;
+    memcpy(p, &v, sizeof v);
 }
 
+/* the first n < VL lanes from p, the rest zero */
+static inline vf vload_n(const float *p, size_t n)
+{
+    vf v = {0};
+    memcpy(&v, p, n * sizeof *p);
+    return v;
+}
+
+static inline void vstore_n(float *p, vf v, size_t n)
+{
+    memcpy(p, &v, n * sizeof *p);
+}
+
+static inline float vsum(vf v)
+{
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* m ? a : b lane-wise, m from a comparison (all ones or zero) */
+static inline vf vselect(vi m, vf a, vf b)
+{
+    return (vf)(((vi)a & m) | ((vi)b & ~m));
+}
+
+/* exp(x), relative error ~2e-7 (Cephes expf): x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial
+ * for exp(r), 2^n built in the exponent bits. Arguments are clamped to [-87.3, 88.3], where the
+ * result stays a normal float; NaN passes through. */
+static inline vf vexp(vf x)
+{
+    const vf hi = {88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f};
+    const vf lo = -hi + 1.0f; /* -87.3 */
+    x = vselect(x > hi, hi, x);
+    x = vselect(x < lo, lo, x);
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    vf t = x * 1.44269504088896341f + magic;
+    vf n = t - magic;
+    vf r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    vf y = p * (r * r) + r + 1.0f;
+    vi e = ((vi)t - 0x4B400000 + 127) << 23; /* the low bits of t hold n */
+    return y * (vf)e;
+}
+
+/* 1 / (1 + exp(-x)); exactly 0 below -88, where the true value is no longer a normal float */
+static inline vf vsigmoid(vf x)
+{
+    const vf zero = {0};
+    return vselect(x < -88.0f, zero, 1.0f / (1.0f + vexp(-x)));
+}
+
+SIMD_CLONES
 void trc_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
                            const float *b, size_t B, int C)
 {
+    size_t n = (size_t)C, nv = n / VL * VL;
     for (size_t r = 0; r < B; r++) {
-        const float *xr = x + r * (size_t)C;
-        float *yr = y + r * (size_t)C;
+        const float *xr = x + r * n;
+        float *yr = y + r * n;
         /* two passes: the centered variance does not lose precision to cancellation */
-        float mu = sum8(xr, C) / (float)C;
-        float var = sqdev8(xr, mu, C) / (float)C;
+        vf acc = {0};
+        for (size_t i = 0; i < nv; i += VL)
+            acc += vload(xr + i);
+        float mu = vsum(acc);
+        for (size_t i = nv; i < n; i++)
+            mu += xr[i];
+        mu /= (float)C;
+        vf dev = {0};
+        for (size_t i = 0; i < nv; i += VL) {
+            vf t = vload(xr + i) - mu;
+            dev += t * t;
+        }
+        float var = vsum(dev);
+        for (size_t i = nv; i < n; i++)
+            var += (xr[i] - mu) * (xr[i] - mu);
+        var /= (float)C;
         float rs = 1.0f / sqrtf(var + TRC_LN_EPS);
-        for (int i = 0; i < C; i++)
+        for (size_t i = 0; i < nv; i += VL)
+            vstore(yr + i, (vload(xr + i) - mu) * rs * vload(w + i) + vload(b + i));
+        for (size_t i = nv; i < n; i++)
             yr[i] = (xr[i] - mu) * rs * w[i] + b[i];
         if (mean)
             mean[r] = mu;
@@ -108,33 +180,43 @@ void trc_layernorm_forward(float *y, float *mean, float *rstd, const float *x, c
     }
 }
 
+SIMD_CLONES
 void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                             const float *w, const float *mean, const float *rstd, size_t B, int C)
 {
+    size_t n = (size_t)C, nv = n / VL * VL;
     for (size_t r = 0; r < B; r++) {
-        const float *xr = x + r * (size_t)C, *g = dy + r * (size_t)C;
+        const float *xr = x + r * n, *g = dy + r * n;
         float mu = mean[r], rs = rstd[r];
         /* dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = dy * w */
-        float a0[8] = {0}, a1[8] = {0};
-        int i = 0;
-        for (; i + 8 <= C; i += 8)
-            for (int k = 0; k < 8; k++) {
-                float dn = g[i + k] * w[i + k];
-                a0[k] += dn;
-                a1[k] += dn * ((xr[i + k] - mu) * rs);
-            }
-        float s0 = ((a0[0] + a0[1]) + (a0[2] + a0[3])) + ((a0[4] + a0[5]) + (a0[6] + a0[7]));
-        float s1 = ((a1[0] + a1[1]) + (a1[2] + a1[3])) + ((a1[4] + a1[5]) + (a1[6] + a1[7]));
-        for (; i < C; i++) {
+        vf a0 = {0}, a1 = {0};
+        for (size_t i = 0; i < nv; i += VL) {
+            vf dn = vload(g + i) * vload(w + i);
+            a0 += dn;
+            a1 += dn * ((vload(xr + i) - mu) * rs);
+        }
+        float s0 = vsum(a0), s1 = vsum(a1);
+        for (size_t i = nv; i < n; i++) {
             float dn = g[i] * w[i];
             s0 += dn;
             s1 += dn * ((xr[i] - mu) * rs);
         }
         float m0 = s0 / (float)C, m1 = s1 / (float)C;
-        for (i = 0; i < C; i++) {
+        size_t i = 0;
+        for (; i < nv; i += VL) {
+            vf gi = vload(g + i), xhat = (vload(xr + i) - mu) * rs;
+            if (dx)
+                vstore(dx + r * n + i,
+                       vload(dx + r * n + i) + (gi * vload(w + i) - m0 - xhat * m1) * rs);
+            if (dw)
+                vstore(dw + i, vload(dw + i) + gi * xhat);
+            if (db)
+                vstore(db + i, vload(db + i) + gi);
+        }
+        for (; i < n; i++) {
             float xhat = (xr[i] - mu) * rs;
             if (dx)
-                dx[r * (size_t)C + i] += (g[i] * w[i] - m0 - xhat * m1) * rs;
+                dx[r * n + i] += (g[i] * w[i] - m0 - xhat * m1) * rs;
             if (dw)
                 dw[i] += g[i] * xhat;
             if (db)
@@ -143,20 +225,33 @@ void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, co
     }
 }
 
+SIMD_CLONES
 void trc_silu_forward(float *y, float *sig, const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        float s = 1.0f / (1.0f + expf(-v));
+    size_t nv = n / VL * VL, tail = n - nv;
+    for (size_t i = 0; i < nv; i += VL) {
+        vf v = vload(x + i), s = vsigmoid(v);
         if (sig)
-            sig[i] = s;
-        y[i] = v * s;
+            vstore(sig + i, s);
+        vstore(y + i, v * s);
+    }
+    if (tail) {
+        vf v = vload_n(x + nv, tail), s = vsigmoid(v);
+        if (sig)
+            vstore_n(sig + nv, s, tail);
+        vstore_n(y + nv, v * s, tail);
     }
 }
 
+SIMD_CLONES
 void trc_silu_backward(float *dx, const float *dy, const float *x, const float *sig, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    size_t nv = n / VL * VL;
+    for (size_t i = 0; i < nv; i += VL) {
+        vf s = vload(sig + i);
+        vstore(dx + i, vload(dx + i) + vload(dy + i) * s * (1.0f + vload(x + i) * (1.0f - s)));
+    }
+    for (size_t i = nv; i < n; i++) {
         float s = sig[i];
         dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
     }

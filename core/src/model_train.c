@@ -3,12 +3,21 @@
  * hand-written backward into a gradient buffer laid out like the parameters.
  *
  * Activations of reasoning block i are stored as [blocks][K*n][B][features], so that block i's
- * K*n applications are one contiguous [K*n*B, features] matrix: backward first propagates the
- * activation gradients application by application (small sgemms, unavoidable: each depends on
- * the previous), keeping them, and then forms each shared weight's gradient with ONE sgemm over
- * all applications (a K*n*B-long inner dimension instead of K*n short ones). The decoder and the
- * control embedding, applied K times, are treated the same way. */
+ * K*n applications form one contiguous [K*n*B, features] matrix. Backward runs in two phases:
+ *  1. activation gradients, application by application (each depends on the previous one),
+ *     keeping the gradient at every Linear's output;
+ *  2. every Linear's weight gradient as ONE sgemm over all of its applications (an inner
+ *     dimension of K*n*B rows instead of K*n short ones); the decoder and the control
+ *     embedding, applied K times, likewise.
+ * With threads > 1 the batch rows are split between threads for the forward pass and phase 1
+ * (rows are independent; layer-norm parameter gradients go to per-thread partial sums, added
+ * in a fixed order), and the output rows of every weight gradient for phase 2 (threads are
+ * started per phase: a few tens of microseconds against milliseconds of work). Each thread
+ * calls BLAS single-threaded. Results depend on the thread count only through rounding and are
+ * bit-identical from run to run for a given count. */
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,46 +29,72 @@
 
 /* Per-block-application activations and gradients; each pointer addresses [blocks][KN][B][f]. */
 typedef struct block_acts {
-    float *zin, *A, *r1, *z1, *r2;   /* [.., d] block input + z0, V z + v, pre-norm1, norm1 out, pre-norm2 */
-    float *H, *sig, *S;              /* [.., h] ffn0 output, its sigmoid, silu output */
-    float *m1, *rs1, *m2, *rs2;      /* [.., 1] layer norm statistics */
-    float *dA, *da, *dF;             /* [.., d] grads of V z + v, of out_proj output, of ffn3 output */
-    float *dH;                       /* [.., h] grad of ffn0 output */
+    float *zin, *A, *r1, *z1, *r2; /* [.., d] input + z0, V zin + v, pre-norm1, norm1 out, pre-norm2 */
+    float *H, *sig, *S;            /* [.., h] ffn0 output, its sigmoid, silu output */
+    float *m1, *rs1, *m2, *rs2;    /* [.., 1] layer norm statistics */
+    float *dA, *da, *dF;           /* [.., d] grads of V zin + v, of out_proj output, of ffn3 output */
+    float *dH;                     /* [.., h] grad of ffn0 output */
 } block_acts;
 
-/* A Linear -> silu -> LN -> Linear stack applied `count` times: [count][B][f]. */
+/* A Linear -> silu -> LN -> Linear stack applied `count` times: each pointer is [count][B][f]. */
 typedef struct mlp_acts {
-    float *in;                  /* [.., k] input (owned copy for the decoder: [z, u]) */
-    float *H, *sig, *S, *mean, *rstd, *N; /* hidden pre-silu, sigmoid, silu out, LN stats, LN out */
-    float *out;                 /* [.., o] output of the last Linear (after tanh scaling for decoders) */
-    float *dH, *dout;           /* grads of the first and last Linear outputs */
+    float *in;                            /* [.., k] input (decoder only: its [z, u] copy) */
+    float *H, *sig, *S, *mean, *rstd, *N; /* pre-silu, sigmoid, silu out, LN stats, LN out */
+    float *out;                           /* [.., o] last Linear output (decoders: after tanh) */
+    float *dH, *dout;                     /* grads of the first and last Linear outputs */
 } mlp_acts;
+
+/* One weight gradient of phase 2: dW = dY^T X (and db = column sums of dY) over `rows`. */
+typedef struct wgrad_job {
+    const float *dY, *X;
+    float *dW, *db;
+    size_t rows;
+    int in, out;
+} wgrad_job;
+
+/* A layer norm's parameter gradient: `C` weights at param offset w, biases at b; partial sums
+ * at lw, lb in each thread's compact buffer. */
+typedef struct ln_grad {
+    size_t w, b, lw, lb;
+    int C;
+} ln_grad;
+
+#define MAX_THREADS 64
+#define MAX_LN (3 + 2 * TRC_MAX_BLOCKS)
+#define MAX_JOBS (7 + 4 * TRC_MAX_BLOCKS)
 
 struct trc_trainer {
     const trc_model *model;
     trc_model_layout L;
-    size_t max_batch, B; /* B of the last forward, 0 if none */
+    size_t max_batch, B; /* B of the last successful forward, 0 if none */
+    int threads;
     float *grads;
     float *arena;
     size_t arena_floats;
-    const float *u_expert; /* of the last forward, copied */
-    float *target_u;       /* [B, U] */
-    /* activations */
-    float *x, *z0, *iters, *v; /* [B, 2s+1], [B, d], [K+1][B][U], [K][B][U] pre-clamp */
+    /* layer norms: their parameter gradients, per-thread partial sums [threads][ln_floats] */
+    ln_grad ln_enc, ln_gen, ln_dec, ln_n1[TRC_MAX_BLOCKS], ln_n2[TRC_MAX_BLOCKS];
+    size_t ln_floats;
+    float *ln_part;
+    double loss_part[MAX_THREADS];
+    /* inputs of the last forward */
+    const float *in_x0, *in_target, *in_expert;
+    /* activations (see layout_arena) */
+    float *target_u, *x, *z0, *iters, *v; /* [B,U], [B,2s+1], [B,d], [K+1][B][U], [K][B][U] */
     mlp_acts enc, gen, dec;
     block_acts blk;
     float *dce; /* [K][B][d] grad of the control embedding output */
-    /* backward work */
-    float *dz, *dz0, *dzw, *du, *dv, *wh, *wh2, *wcat; /* [B, d] x3, [B, U] x2, [B, h] x2, [B, d+U] */
+    /* per-row work space; threads use disjoint rows */
+    float *zrun, *dz, *dz0, *dzw, *du, *dv, *wh, *wh2, *wcat;
+    wgrad_job jobs[MAX_JOBS];
+    int njobs;
 };
 
-/* Number of floats an mlp_acts with `count` applications needs for B rows. */
 static size_t carve(float **p, float **slot, size_t n)
 {
-    if (slot)
-        *slot = p ? *p : NULL;
-    if (p && *p)
+    if (p) {
+        *slot = *p;
         *p += n;
+    }
     return n;
 }
 
@@ -67,20 +102,20 @@ static size_t carve_mlp(float **p, mlp_acts *a, size_t count, size_t B, int k, i
                         int own_input)
 {
     size_t t = 0, cb = count * B;
-    t += carve(p, own_input ? &a->in : NULL, own_input ? cb * (size_t)k : 0);
-    t += carve(p, &a->H, cb * (size_t)h);
-    t += carve(p, &a->sig, cb * (size_t)h);
-    t += carve(p, &a->S, cb * (size_t)h);
+    if (own_input)
+        t += carve(p, &a->in, cb * (size_t)k);
+    float **hslots[] = {&a->H, &a->sig, &a->S, &a->N, &a->dH};
+    for (size_t i = 0; i < sizeof hslots / sizeof hslots[0]; i++)
+        t += carve(p, hslots[i], cb * (size_t)h);
     t += carve(p, &a->mean, cb);
     t += carve(p, &a->rstd, cb);
-    t += carve(p, &a->N, cb * (size_t)h);
     t += carve(p, &a->out, cb * (size_t)o);
-    t += carve(p, &a->dH, cb * (size_t)h);
     t += carve(p, &a->dout, cb * (size_t)o);
     return t;
 }
 
-/* Lays out the arena for batch B; with p == NULL only counts. Returns floats used. */
+/* Lays out the arena for batch B (so that arrays are dense for this B); with base == NULL only
+ * counts. Returns the floats used. */
 static size_t layout_arena(struct trc_trainer *tr, float *base, size_t B)
 {
     const trc_model_layout *L = &tr->L;
@@ -107,15 +142,22 @@ static size_t layout_arena(struct trc_trainer *tr, float *base, size_t B)
     for (size_t i = 0; i < sizeof sslots / sizeof sslots[0]; i++)
         t += carve(p, sslots[i], apps);
     t += carve(p, &tr->dce, K * B * d);
-    t += carve(p, &tr->dz, B * d);
-    t += carve(p, &tr->dz0, B * d);
-    t += carve(p, &tr->dzw, B * d);
+    float **wslots[] = {&tr->zrun, &tr->dz, &tr->dz0, &tr->dzw};
+    for (size_t i = 0; i < sizeof wslots / sizeof wslots[0]; i++)
+        t += carve(p, wslots[i], B * d);
     t += carve(p, &tr->du, B * U);
     t += carve(p, &tr->dv, B * U);
     t += carve(p, &tr->wh, B * h);
     t += carve(p, &tr->wh2, B * h);
     t += carve(p, &tr->wcat, B * (d + U));
     return t;
+}
+
+static ln_grad ln_entry(trc_lin_off param, int C, size_t *compact)
+{
+    ln_grad g = {param.w, param.b, *compact, *compact + (size_t)C, C};
+    *compact += 2 * (size_t)C;
+    return g;
 }
 
 int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out)
@@ -135,16 +177,28 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     if (!tr)
         return trc_fail(TRC_ENOMEM, "trainer create: out of memory");
     tr->model = model;
-    trc_model_layout_build(&model->cfg, &tr->L, NULL, NULL);
-    if (tr->L.num_params != model->num_params) {
+    tr->threads = 1;
+    trc_model_layout *L = &tr->L;
+    trc_model_layout_build(&model->cfg, L, NULL, NULL);
+    if (L->num_params != model->num_params) {
         free(tr);
         return trc_fail(TRC_EINVAL, "trainer create: parameter count does not match the config");
     }
+    size_t c = 0;
+    tr->ln_enc = ln_entry(L->enc2, L->h, &c);
+    tr->ln_gen = ln_entry(L->gen2, L->h, &c);
+    tr->ln_dec = ln_entry(L->dec2, L->h, &c);
+    for (int i = 0; i < L->blocks; i++) {
+        tr->ln_n1[i] = ln_entry(L->blk[i].norm1, L->d, &c);
+        tr->ln_n2[i] = ln_entry(L->blk[i].norm2, L->d, &c);
+    }
+    tr->ln_floats = c;
     tr->max_batch = max_batch;
     tr->arena_floats = layout_arena(tr, NULL, max_batch);
     tr->arena = malloc(tr->arena_floats * sizeof(float));
     tr->grads = calloc(model->num_params, sizeof(float));
-    if (!tr->arena || !tr->grads) {
+    tr->ln_part = malloc(tr->ln_floats * sizeof(float));
+    if (!tr->arena || !tr->grads || !tr->ln_part) {
         size_t mb = (tr->arena_floats + model->num_params) * sizeof(float) >> 20;
         trc_trainer_free(tr);
         return trc_fail(TRC_ENOMEM, "trainer create: cannot allocate %zu MB of activations", mb);
@@ -153,12 +207,46 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     return 0;
 }
 
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_single(void)
+{
+    openblas_set_num_threads(1);
+}
+
+int trc_trainer_set_threads(trc_trainer *tr, int threads)
+{
+    if (!tr)
+        return trc_fail(TRC_EINVAL, "trainer threads: NULL trainer");
+    if (threads < 1 || threads > MAX_THREADS)
+        return trc_fail(TRC_EINVAL, "trainer threads must be in [1, %d], got %d", MAX_THREADS,
+                        threads);
+    if (threads == tr->threads)
+        return 0;
+    float *part = malloc((size_t)threads * tr->ln_floats * sizeof *part);
+    if (!part)
+        return trc_fail(TRC_ENOMEM, "trainer threads: out of memory");
+    free(tr->ln_part);
+    tr->ln_part = part;
+    tr->threads = threads;
+    tr->B = 0; /* partial sums of a previous forward are gone */
+    if (threads > 1)
+        pthread_once(&blas_once, blas_single);
+    return 0;
+}
+
+int trc_trainer_threads(const trc_trainer *tr)
+{
+    return tr ? tr->threads : 0;
+}
+
 void trc_trainer_free(trc_trainer *tr)
 {
     if (!tr)
         return;
     free(tr->arena);
     free(tr->grads);
+    free(tr->ln_part);
     free(tr);
 }
 
@@ -167,45 +255,146 @@ float *trc_trainer_grads(trc_trainer *tr)
     return tr ? tr->grads : NULL;
 }
 
-/* ---- forward ---- */
+/* Runs fn(tr, t) for t = 0 .. threads-1, t = 0 on the calling thread. */
+typedef void (*part_fn)(struct trc_trainer *tr, int t);
 
-/* in: [B, k] -> a->out: [B, o] for application c of a Linear-silu-LN-Linear stack. */
-static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3,
-                        const mlp_acts *a, size_t c, const float *in, size_t B, int k, int h,
-                        int o)
+typedef struct part_arg {
+    struct trc_trainer *tr;
+    part_fn fn;
+    int t;
+} part_arg;
+
+static void *part_main(void *p)
 {
-    size_t hb = c * B * (size_t)h, sb = c * B;
-    float *H = a->H + hb, *sig = a->sig + hb, *S = a->S + hb, *N = a->N + hb;
-    trc_linear_forward(H, in, P + l0.w, P + l0.b, B, k, h);
-    trc_silu_forward(S, sig, H, B * (size_t)h);
-    trc_layernorm_forward(N, a->mean + sb, a->rstd + sb, S, P + ln.w, P + ln.b, B, h);
-    trc_linear_forward(a->out + c * B * (size_t)o, N, P + l3.w, P + l3.b, B, h, o);
+    part_arg *a = p;
+    a->fn(a->tr, a->t);
+    return NULL;
 }
 
-/* Application `app` (= k*n + j) of block i: z: [B, d] -> zout: [B, d]. */
-static void block_forward(const struct trc_trainer *tr, const float *P, int i, size_t app,
-                          const float *z, float *zout, size_t B)
+/* Never fails: a part whose thread cannot be started runs on the calling thread instead. */
+static void run_parts(struct trc_trainer *tr, part_fn fn)
+{
+    int T = tr->threads;
+    pthread_t th[MAX_THREADS];
+    part_arg args[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < T; t++) {
+        args[t] = (part_arg){tr, fn, t};
+        started[t] = pthread_create(&th[t], NULL, part_main, &args[t]) == 0;
+    }
+    fn(tr, 0);
+    for (int t = 1; t < T; t++)
+        if (!started[t])
+            fn(tr, t);
+    for (int t = 1; t < T; t++)
+        if (started[t])
+            pthread_join(th[t], NULL);
+}
+
+/* Rows of thread t: [*r0, *r0 + return). */
+static size_t rows_of(const struct trc_trainer *tr, int t, size_t *r0)
+{
+    size_t B = tr->B, T = (size_t)tr->threads;
+    *r0 = B * (size_t)t / T;
+    return B * ((size_t)t + 1) / T - *r0;
+}
+
+/* ---- forward ---- */
+
+/* Application c of a Linear-silu-LN-Linear stack on rows [r0, r0+nb): in: [nb, k] -> out. */
+static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3,
+                        const mlp_acts *a, size_t c, size_t B, size_t r0, size_t nb,
+                        const float *in, int k, int h, int o)
+{
+    size_t row = c * B + r0, hb = row * (size_t)h;
+    float *H = a->H + hb, *sig = a->sig + hb, *S = a->S + hb, *N = a->N + hb;
+    trc_linear_forward(H, in, P + l0.w, P + l0.b, nb, k, h);
+    trc_silu_forward(S, sig, H, nb * (size_t)h);
+    trc_layernorm_forward(N, a->mean + row, a->rstd + row, S, P + ln.w, P + ln.b, nb, h);
+    trc_linear_forward(a->out + row * (size_t)o, N, P + l3.w, P + l3.b, nb, h, o);
+}
+
+/* Application `app` (= k*n + j) of block i on rows [r0, r0+nb): z -> zout (may alias). */
+static void block_forward(const struct trc_trainer *tr, int i, size_t app, size_t r0, size_t nb,
+                          const float *z, float *zout)
 {
     const trc_model_layout *L = &tr->L;
+    const float *P = tr->model->params;
     const trc_block_off *o = &L->blk[i];
-    size_t KN = (size_t)L->K * (size_t)L->n, row = ((size_t)i * KN + app) * B;
-    size_t d = (size_t)L->d, h = (size_t)L->h, nd = B * d;
+    size_t KN = (size_t)L->K * (size_t)L->n, row = ((size_t)i * KN + app) * tr->B + r0;
+    size_t d = (size_t)L->d, h = (size_t)L->h, nd = nb * d;
     const block_acts *a = &tr->blk;
     float *zin = a->zin + row * d, *A = a->A + row * d, *r1 = a->r1 + row * d;
     float *z1 = a->z1 + row * d, *r2 = a->r2 + row * d;
     float *H = a->H + row * h, *sig = a->sig + row * h, *S = a->S + row * h;
-    trc_residual_forward(zin, z, tr->z0, nd);
-    trc_linear_forward(A, zin, P + o->in_w + 2 * d * d, P + o->in_b + 2 * d, B, L->d, L->d);
-    trc_linear_forward(r1, A, P + o->out.w, P + o->out.b, B, L->d, L->d);
+    trc_residual_forward(zin, z, tr->z0 + r0 * d, nd);
+    trc_linear_forward(A, zin, P + o->in_w + 2 * d * d, P + o->in_b + 2 * d, nb, L->d, L->d);
+    trc_linear_forward(r1, A, P + o->out.w, P + o->out.b, nb, L->d, L->d);
     trc_residual_forward(r1, r1, zin, nd);
-    trc_layernorm_forward(z1, a->m1 + row, a->rs1 + row, r1, P + o->norm1.w, P + o->norm1.b, B,
+    trc_layernorm_forward(z1, a->m1 + row, a->rs1 + row, r1, P + o->norm1.w, P + o->norm1.b, nb,
                           L->d);
-    trc_linear_forward(H, z1, P + o->ffn0.w, P + o->ffn0.b, B, L->d, L->h);
-    trc_silu_forward(S, sig, H, B * h);
-    trc_linear_forward(r2, S, P + o->ffn3.w, P + o->ffn3.b, B, L->h, L->d);
+    trc_linear_forward(H, z1, P + o->ffn0.w, P + o->ffn0.b, nb, L->d, L->h);
+    trc_silu_forward(S, sig, H, nb * h);
+    trc_linear_forward(r2, S, P + o->ffn3.w, P + o->ffn3.b, nb, L->h, L->d);
     trc_residual_forward(r2, r2, z1, nd);
-    trc_layernorm_forward(zout, a->m2 + row, a->rs2 + row, r2, P + o->norm2.w, P + o->norm2.b, B,
-                          L->d);
+    trc_layernorm_forward(zout, a->m2 + row, a->rs2 + row, r2, P + o->norm2.w, P + o->norm2.b,
+                          nb, L->d);
+}
+
+static void forward_part(struct trc_trainer *tr, int t)
+{
+    size_t r0, nb = rows_of(tr, t, &r0);
+    tr->loss_part[t] = 0.0;
+    if (nb == 0)
+        return;
+    const trc_model_layout *L = &tr->L;
+    const float *P = tr->model->params;
+    size_t B = tr->B;
+    int s = L->s, d = L->d, h = L->h, U = L->U, in = L->in_dim;
+    size_t nU = nb * (size_t)U, BU = B * (size_t)U, nd = nb * (size_t)d;
+
+    float *x = tr->x + r0 * (size_t)in;
+    for (size_t r = 0; r < nb; r++) {
+        memcpy(x + r * (size_t)in, tr->in_x0 + (r0 + r) * (size_t)s, (size_t)s * sizeof *x);
+        memcpy(x + r * (size_t)in + s, tr->in_target + (r0 + r) * (size_t)s,
+               (size_t)s * sizeof *x);
+        x[r * (size_t)in + 2 * s] = 1.0f;
+    }
+    memcpy(tr->target_u + r0 * U, tr->in_expert + r0 * U, nU * sizeof *tr->target_u);
+    float *z0 = tr->z0 + r0 * d;
+    mlp_forward(P, L->enc0, L->enc2, L->enc3, &tr->enc, 0, B, r0, nb, x, in, h, d);
+    memcpy(z0, tr->enc.out + r0 * d, nd * sizeof *z0);
+    mlp_forward(P, L->gen0, L->gen2, L->gen3, &tr->gen, 0, B, r0, nb, z0, d, h, U);
+    trc_tanhscale_forward(tr->iters + r0 * U, tr->gen.out + r0 * U, L->bound, nU);
+
+    float *z = tr->zrun + r0 * d;
+    for (int k = 0; k < L->K; k++) {
+        const float *u = tr->iters + (size_t)k * BU + r0 * U;
+        trc_linear_forward(z, u, P + L->ctrl_emb.w, P + L->ctrl_emb.b, nb, U, d);
+        trc_residual_forward(z, z, z0, nd);
+        for (int j = 0; j < L->n; j++)
+            for (int i = 0; i < L->blocks; i++)
+                block_forward(tr, i, (size_t)k * L->n + j, r0, nb, z, z);
+        float *cat = tr->dec.in + ((size_t)k * B + r0) * (d + U);
+        for (size_t r = 0; r < nb; r++) {
+            memcpy(cat + r * (size_t)(d + U), z + r * (size_t)d, (size_t)d * sizeof *z);
+            memcpy(cat + r * (size_t)(d + U) + d, u + r * (size_t)U, (size_t)U * sizeof *u);
+        }
+        mlp_forward(P, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, B, r0, nb, cat, d + U, h,
+                    U);
+        size_t off = (size_t)k * BU + r0 * U;
+        float *rk = tr->dec.out + off, *vk = tr->v + off;
+        trc_tanhscale_forward(rk, rk, 0.5f * L->bound, nU);
+        trc_residual_forward(vk, u, rk, nU);
+        trc_clamp_forward(tr->iters + off + BU, vk, L->bound, nU);
+    }
+    const float *uK = tr->iters + (size_t)L->K * BU + r0 * U, *ue = tr->target_u + r0 * U;
+    double acc = 0.0;
+    for (size_t i = 0; i < nU; i++) {
+        double e = (double)uK[i] - (double)ue[i];
+        acc += e * e;
+    }
+    tr->loss_part[t] = acc;
 }
 
 int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float *target,
@@ -218,124 +407,235 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
     if (B == 0 || B > tr->max_batch)
         return trc_fail(TRC_EINVAL, "trainer forward: batch size must be in [1, %zu], got %zu",
                         tr->max_batch, B);
-    tr->B = 0;
     layout_arena(tr, tr->arena, B);
-    const trc_model_layout *L = &tr->L;
-    const float *P = tr->model->params;
-    int s = L->s, d = L->d, h = L->h, U = L->U, in = L->in_dim;
-    size_t nU = B * (size_t)U, nd = B * (size_t)d;
-
-    for (size_t r = 0; r < B; r++) {
-        float *xr = tr->x + r * (size_t)in;
-        memcpy(xr, x0 + r * (size_t)s, (size_t)s * sizeof *xr);
-        memcpy(xr + s, target + r * (size_t)s, (size_t)s * sizeof *xr);
-        xr[2 * s] = 1.0f;
-    }
-    memcpy(tr->target_u, u_expert, nU * sizeof *tr->target_u);
-    mlp_forward(P, L->enc0, L->enc2, L->enc3, &tr->enc, 0, tr->x, B, in, h, d);
-    memcpy(tr->z0, tr->enc.out, nd * sizeof *tr->z0);
-    mlp_forward(P, L->gen0, L->gen2, L->gen3, &tr->gen, 0, tr->z0, B, d, h, U);
-    trc_tanhscale_forward(tr->iters, tr->gen.out, L->bound, nU);
-
-    float *z = tr->dzw; /* the running latent; backward work space is free during forward */
-    for (int k = 0; k < L->K; k++) {
-        const float *u = tr->iters + (size_t)k * nU;
-        trc_linear_forward(z, u, P + L->ctrl_emb.w, P + L->ctrl_emb.b, B, U, d);
-        trc_residual_forward(z, z, tr->z0, nd);
-        for (int j = 0; j < L->n; j++)
-            for (int i = 0; i < L->blocks; i++)
-                block_forward(tr, P, i, (size_t)k * L->n + j, z, z, B);
-        float *cat = tr->dec.in + (size_t)k * B * (d + U);
-        for (size_t r = 0; r < B; r++) {
-            memcpy(cat + r * (size_t)(d + U), z + r * (size_t)d, (size_t)d * sizeof *z);
-            memcpy(cat + r * (size_t)(d + U) + d, u + r * (size_t)U, (size_t)U * sizeof *u);
-        }
-        mlp_forward(P, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, cat, B, d + U, h, U);
-        float *rk = tr->dec.out + (size_t)k * nU, *vk = tr->v + (size_t)k * nU;
-        trc_tanhscale_forward(rk, rk, 0.5f * L->bound, nU);
-        trc_residual_forward(vk, u, rk, nU);
-        trc_clamp_forward(tr->iters + (size_t)(k + 1) * nU, vk, L->bound, nU);
-    }
-
-    const float *uK = tr->iters + (size_t)L->K * nU;
+    tr->B = B;
+    tr->in_x0 = x0;
+    tr->in_target = target;
+    tr->in_expert = u_expert;
+    run_parts(tr, forward_part);
+    tr->in_x0 = tr->in_target = tr->in_expert = NULL;
     double acc = 0.0;
-    for (size_t i = 0; i < nU; i++) {
-        double e = (double)uK[i] - (double)u_expert[i];
-        acc += e * e;
-    }
+    for (int t = 0; t < tr->threads; t++)
+        acc += tr->loss_part[t];
+    size_t nU = B * (size_t)tr->L.U;
     *loss = (float)(acc / (double)nU);
     if (u_out)
-        memcpy(u_out, uK, nU * sizeof *u_out);
-    if (!isfinite(*loss))
+        memcpy(u_out, tr->iters + (size_t)tr->L.K * nU, nU * sizeof *u_out);
+    if (!isfinite(*loss)) {
+        tr->B = 0;
         return trc_fail(TRC_ENUMERIC, "trainer forward: loss is not finite");
-    tr->B = B;
+    }
     return 0;
 }
 
-/* ---- backward ---- */
+/* ---- backward, phase 1: activation gradients on rows [r0, r0+nb) ---- */
 
-/* Given dout (application c, [B, o]) -> d(input) += into din ([B, k]), and the activation
- * gradient dH of the first Linear kept for the batched weight gradient; din may be NULL. Weight gradients of the
- * last Linear and of the LN are NOT formed here for stacks applied several times. */
-static void mlp_backward_acts(const float *P, float *G, trc_lin_off l0, trc_lin_off ln,
-                              trc_lin_off l3, const mlp_acts *a, size_t c, size_t B, int k, int h,
-                              int o, float *wh, float *din)
+/* Application c of a stack, given a->dout: keeps a->dH (grad of the first Linear's output),
+ * adds the input gradient into din ([nb, k], NULL to skip) and the LN parameter gradients into
+ * the partial sums lw, lb. */
+static void mlp_backward_acts(const struct trc_trainer *tr, trc_lin_off l0, trc_lin_off ln,
+                              trc_lin_off l3, const mlp_acts *a, size_t c, size_t r0, size_t nb,
+                              int k, int h, int o, float *lw, float *lb, float *din)
 {
-    size_t hb = c * B * (size_t)h, sb = c * B, nh = B * (size_t)h;
-    const float *dout = a->dout + c * B * (size_t)o;
-    float *dH = a->dH + hb;
-    memset(wh, 0, nh * sizeof *wh);
-    trc_linear_backward_input(wh, dout, P + l3.w, B, h, o); /* grad of LN output */
+    const float *P = tr->model->params;
+    size_t row = c * tr->B + r0, hb = row * (size_t)h, nh = nb * (size_t)h;
+    float *dH = a->dH + hb, *gN = tr->wh + r0 * (size_t)h, *gS = tr->wh2 + r0 * (size_t)h;
+    memset(gN, 0, nh * sizeof *gN);
+    trc_linear_backward_input(gN, a->dout + row * (size_t)o, P + l3.w, nb, h, o);
+    memset(gS, 0, nh * sizeof *gS);
+    trc_layernorm_backward(gS, lw, lb, gN, a->S + hb, P + ln.w, a->mean + row, a->rstd + row, nb,
+                           h);
     memset(dH, 0, nh * sizeof *dH);
-    /* LN grads land in dH temporarily (as grad of silu output), then silu maps it in place */
-    trc_layernorm_backward(dH, G + ln.w, G + ln.b, wh, a->S + hb, P + ln.w, a->mean + sb,
-                           a->rstd + sb, B, h);
-    memcpy(wh, dH, nh * sizeof *wh);
-    memset(dH, 0, nh * sizeof *dH);
-    trc_silu_backward(dH, wh, a->H + hb, a->sig + hb, nh);
+    trc_silu_backward(dH, gS, a->H + hb, a->sig + hb, nh);
     if (din)
-        trc_linear_backward_input(din, dH, P + l0.w, B, k, h);
+        trc_linear_backward_input(din, dH, P + l0.w, nb, k, h);
 }
 
-/* Weight gradients of a stack's two Linears over all `count` applications at once. */
-static void mlp_backward_params(float *G, trc_lin_off l0, trc_lin_off l3, const mlp_acts *a,
-                                const float *in, size_t rows, int k, int h, int o)
-{
-    trc_linear_backward_params(G + l3.w, G + l3.b, a->dout, a->N, rows, h, o);
-    trc_linear_backward_params(G + l0.w, G + l0.b, a->dH, in, rows, k, h);
-}
-
-/* Application `app` of block i: dz (grad of its output, [B, d]) -> dz (grad of its input z),
- * dz0 += the context path. Keeps dA, da, dH, dF for the batched weight gradients. */
-static void block_backward(struct trc_trainer *tr, int i, size_t app, size_t B)
+/* Application `app` of block i: tr->dz (grad of its output) -> tr->dz (grad of its input z);
+ * dz0 += the context path. Keeps dA, da, dH, dF for phase 2. */
+static void block_backward(struct trc_trainer *tr, int i, size_t app, size_t r0, size_t nb,
+                           float *lng)
 {
     const trc_model_layout *L = &tr->L;
     const float *P = tr->model->params;
-    float *G = tr->grads;
     const trc_block_off *o = &L->blk[i];
-    size_t KN = (size_t)L->K * (size_t)L->n, row = ((size_t)i * KN + app) * B;
-    size_t d = (size_t)L->d, h = (size_t)L->h, nd = B * d, nh = B * h;
+    size_t KN = (size_t)L->K * (size_t)L->n, row = ((size_t)i * KN + app) * tr->B + r0;
+    size_t d = (size_t)L->d, h = (size_t)L->h, nd = nb * d, nh = nb * h;
     const block_acts *a = &tr->blk;
     float *dF = a->dF + row * d, *da = a->da + row * d, *dA = a->dA + row * d;
-    float *dH = a->dH + row * h, *z1w = tr->dzw, *dS = tr->wh;
+    float *dH = a->dH + row * h, *gz1 = tr->dzw + r0 * d, *gS = tr->wh + r0 * h;
+    float *dz = tr->dz + r0 * d;
+    const ln_grad *n1 = &tr->ln_n1[i], *n2 = &tr->ln_n2[i];
 
     memset(dF, 0, nd * sizeof *dF); /* grad of r2 = z1 + ffn3(..) */
-    trc_layernorm_backward(dF, G + o->norm2.w, G + o->norm2.b, tr->dz, a->r2 + row * d,
-                           P + o->norm2.w, a->m2 + row, a->rs2 + row, B, L->d);
-    memcpy(z1w, dF, nd * sizeof *z1w); /* residual: grad of z1 */
-    memset(dS, 0, nh * sizeof *dS);
-    trc_linear_backward_input(dS, dF, P + o->ffn3.w, B, L->h, L->d);
+    trc_layernorm_backward(dF, lng + n2->lw, lng + n2->lb, dz, a->r2 + row * d, P + o->norm2.w,
+                           a->m2 + row, a->rs2 + row, nb, L->d);
+    memcpy(gz1, dF, nd * sizeof *gz1); /* residual: grad of z1 */
+    memset(gS, 0, nh * sizeof *gS);
+    trc_linear_backward_input(gS, dF, P + o->ffn3.w, nb, L->h, L->d);
     memset(dH, 0, nh * sizeof *dH);
-    trc_silu_backward(dH, dS, a->H + row * h, a->sig + row * h, nh);
-    trc_linear_backward_input(z1w, dH, P + o->ffn0.w, B, L->d, L->h);
+    trc_silu_backward(dH, gS, a->H + row * h, a->sig + row * h, nh);
+    trc_linear_backward_input(gz1, dH, P + o->ffn0.w, nb, L->d, L->h);
     memset(da, 0, nd * sizeof *da); /* grad of r1 = zin + out_proj(..) */
-    trc_layernorm_backward(da, G + o->norm1.w, G + o->norm1.b, z1w, a->r1 + row * d,
-                           P + o->norm1.w, a->m1 + row, a->rs1 + row, B, L->d);
+    trc_layernorm_backward(da, lng + n1->lw, lng + n1->lb, gz1, a->r1 + row * d, P + o->norm1.w,
+                           a->m1 + row, a->rs1 + row, nb, L->d);
     memset(dA, 0, nd * sizeof *dA);
-    trc_linear_backward_input(dA, da, P + o->out.w, B, L->d, L->d);
-    memcpy(tr->dz, da, nd * sizeof *tr->dz); /* residual: grad of zin */
-    trc_linear_backward_input(tr->dz, dA, P + o->in_w + 2 * d * d, B, L->d, L->d);
-    trc_residual_backward(tr->dz0, tr->dz, nd); /* zin = z + z0 */
+    trc_linear_backward_input(dA, da, P + o->out.w, nb, L->d, L->d);
+    memcpy(dz, da, nd * sizeof *dz); /* residual: grad of zin */
+    trc_linear_backward_input(dz, dA, P + o->in_w + 2 * d * d, nb, L->d, L->d);
+    trc_residual_backward(tr->dz0 + r0 * d, dz, nd); /* zin = z + z0 */
+}
+
+static void backward_acts(struct trc_trainer *tr, int t)
+{
+    float *lng = tr->ln_part + (size_t)t * tr->ln_floats;
+    memset(lng, 0, tr->ln_floats * sizeof *lng);
+    size_t r0, nb = rows_of(tr, t, &r0);
+    if (nb == 0)
+        return;
+    const trc_model_layout *L = &tr->L;
+    const float *P = tr->model->params;
+    size_t B = tr->B, d = (size_t)L->d, U = (size_t)L->U, BU = B * U, nU = nb * U, nd = nb * d;
+    int h = L->h;
+    float *du = tr->du + r0 * U, *dv = tr->dv + r0 * U, *dz = tr->dz + r0 * d;
+    float *dz0 = tr->dz0 + r0 * d, *wcat = tr->wcat + r0 * (d + U);
+    memset(dz0, 0, nd * sizeof *dz0);
+
+    /* loss = mean (u_K - u_expert)^2 over B*U elements */
+    const float *uK = tr->iters + (size_t)L->K * BU + r0 * U, *ue = tr->target_u + r0 * U;
+    float scale = 2.0f / (float)BU;
+    for (size_t i = 0; i < nU; i++)
+        du[i] = scale * (uK[i] - ue[i]);
+
+    for (int k = L->K - 1; k >= 0; k--) {
+        size_t off = (size_t)k * BU + r0 * U;
+        /* u_{k+1} = clamp(u_k + (b/2) tanh(dec([z, u_k])), -b, b) */
+        memset(dv, 0, nU * sizeof *dv);
+        trc_clamp_backward(dv, du, tr->v + off, L->bound, nU);
+        memcpy(du, dv, nU * sizeof *du); /* residual: grad of u_k so far */
+        float *dout = tr->dec.dout + off;
+        memset(dout, 0, nU * sizeof *dout);
+        trc_tanhscale_backward(dout, dv, tr->dec.out + off, 0.5f * L->bound, nU);
+        memset(wcat, 0, nb * (d + U) * sizeof *wcat);
+        mlp_backward_acts(tr, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, r0, nb,
+                          L->d + L->U, h, L->U, lng + tr->ln_dec.lw, lng + tr->ln_dec.lb, wcat);
+        for (size_t r = 0; r < nb; r++) {
+            const float *c = wcat + r * (d + U);
+            memcpy(dz + r * d, c, d * sizeof *c);
+            for (size_t j = 0; j < U; j++)
+                du[r * U + j] += c[d + j];
+        }
+        for (int j = L->n - 1; j >= 0; j--)
+            for (int i = L->blocks - 1; i >= 0; i--)
+                block_backward(tr, i, (size_t)k * L->n + j, r0, nb, lng);
+        /* z = z0 + control_embedding(u_k) */
+        trc_residual_backward(dz0, dz, nd);
+        float *dce = tr->dce + (size_t)k * B * d + r0 * d;
+        memcpy(dce, dz, nd * sizeof *dce);
+        trc_linear_backward_input(du, dce, P + L->ctrl_emb.w, nb, L->U, L->d);
+    }
+
+    /* u_0 = b tanh(gen(z0)) */
+    memset(tr->gen.dout + r0 * U, 0, nU * sizeof(float));
+    trc_tanhscale_backward(tr->gen.dout + r0 * U, du, tr->iters + r0 * U, L->bound, nU);
+    mlp_backward_acts(tr, L->gen0, L->gen2, L->gen3, &tr->gen, 0, r0, nb, L->d, h, L->U,
+                      lng + tr->ln_gen.lw, lng + tr->ln_gen.lb, dz0);
+    /* z0 = enc(x); the input needs no gradient */
+    memcpy(tr->enc.dout + r0 * d, dz0, nd * sizeof *dz0);
+    mlp_backward_acts(tr, L->enc0, L->enc2, L->enc3, &tr->enc, 0, r0, nb, L->in_dim, h, L->d,
+                      lng + tr->ln_enc.lw, lng + tr->ln_enc.lb, NULL);
+}
+
+/* ---- backward, phase 2: weight gradients, output rows split between threads ---- */
+
+static void add_job(struct trc_trainer *tr, trc_lin_off p, const float *dY, const float *X,
+                    size_t rows, int in, int out)
+{
+    tr->jobs[tr->njobs++] = (wgrad_job){dY, X, tr->grads + p.w, tr->grads + p.b, rows, in, out};
+}
+
+static void make_jobs(struct trc_trainer *tr)
+{
+    const trc_model_layout *L = &tr->L;
+    size_t B = tr->B, K = (size_t)L->K, KN = K * (size_t)L->n, d = (size_t)L->d;
+    size_t h = (size_t)L->h;
+    tr->njobs = 0;
+    add_job(tr, L->enc0, tr->enc.dH, tr->x, B, L->in_dim, L->h);
+    add_job(tr, L->enc3, tr->enc.dout, tr->enc.N, B, L->h, L->d);
+    add_job(tr, L->gen0, tr->gen.dH, tr->z0, B, L->d, L->h);
+    add_job(tr, L->gen3, tr->gen.dout, tr->gen.N, B, L->h, L->U);
+    add_job(tr, L->dec0, tr->dec.dH, tr->dec.in, K * B, L->d + L->U, L->h);
+    add_job(tr, L->dec3, tr->dec.dout, tr->dec.N, K * B, L->h, L->U);
+    add_job(tr, L->ctrl_emb, tr->dce, tr->iters, K * B, L->U, L->d);
+    const block_acts *a = &tr->blk;
+    for (int i = 0; i < L->blocks; i++) {
+        const trc_block_off *o = &L->blk[i];
+        size_t row = (size_t)i * KN * B, rows = KN * B;
+        trc_lin_off v = {o->in_w + 2 * d * d, o->in_b + 2 * d};
+        add_job(tr, v, a->dA + row * d, a->zin + row * d, rows, L->d, L->d);
+        add_job(tr, o->out, a->da + row * d, a->A + row * d, rows, L->d, L->d);
+        add_job(tr, o->ffn0, a->dH + row * h, a->z1 + row * d, rows, L->d, L->h);
+        add_job(tr, o->ffn3, a->dF + row * d, a->S + row * h, rows, L->h, L->d);
+    }
+}
+
+static void backward_params(struct trc_trainer *tr, int t)
+{
+    int T = tr->threads;
+    for (int j = 0; j < tr->njobs; j++) {
+        const wgrad_job *w = &tr->jobs[j];
+        int o0 = (int)((long)w->out * t / T), o1 = (int)((long)w->out * (t + 1) / T);
+        if (o1 <= o0)
+            continue;
+        /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, w->in, (int)w->rows, 1.0f,
+                    w->dY + o0, w->out, w->X, w->in, 0.0f, w->dW + (size_t)o0 * w->in, w->in);
+        float *db = w->db + o0;
+        memcpy(db, w->dY + o0, (size_t)(o1 - o0) * sizeof *db);
+        for (size_t r = 1; r < w->rows; r++) {
+            const float *g = w->dY + r * (size_t)w->out + o0;
+            for (int c = 0; c < o1 - o0; c++)
+                db[c] += g[c];
+        }
+    }
+}
+
+/* Zeroes the parameters that take no part (error encoder and embedding, query/key rows) and
+ * writes the layer-norm gradients from the per-thread partial sums, added in thread order. */
+static void finish_grads(struct trc_trainer *tr)
+{
+    const trc_model_layout *L = &tr->L;
+    float *G = tr->grads;
+    size_t d = (size_t)L->d;
+    /* error encoder: contiguous from err0.w to the end of err3.b; error embedding likewise */
+    memset(G + L->err0.w, 0, (L->err3.b + d - L->err0.w) * sizeof *G);
+    memset(G + L->err_emb.w, 0, (L->err_emb.b + d - L->err_emb.w) * sizeof *G);
+    for (int i = 0; i < L->blocks; i++) {
+        memset(G + L->blk[i].in_w, 0, 2 * d * d * sizeof *G);
+        memset(G + L->blk[i].in_b, 0, 2 * d * sizeof *G);
+    }
+    const ln_grad *lns[MAX_LN];
+    int nln = 0;
+    lns[nln++] = &tr->ln_enc;
+    lns[nln++] = &tr->ln_gen;
+    lns[nln++] = &tr->ln_dec;
+    for (int i = 0; i < L->blocks; i++) {
+        lns[nln++] = &tr->ln_n1[i];
+        lns[nln++] = &tr->ln_n2[i];
+    }
+    for (int j = 0; j < nln; j++) {
+        const ln_grad *g = lns[j];
+        for (int c = 0; c < g->C; c++) {
+            float w = 0.0f, b = 0.0f;
+            for (int t = 0; t < tr->threads; t++) {
+                const float *part = tr->ln_part + (size_t)t * tr->ln_floats;
+                w += part[g->lw + c];
+                b += part[g->lb + c];
+            }
+            G[g->w + c] = w;
+            G[g->b + c] = b;
+        }
+    }
 }
 
 int trc_trainer_backward(trc_trainer *tr)
@@ -344,79 +644,11 @@ int trc_trainer_backward(trc_trainer *tr)
         return trc_fail(TRC_EINVAL, "trainer backward: NULL trainer");
     if (tr->B == 0)
         return trc_fail(TRC_EINVAL, "trainer backward: no successful forward to differentiate");
-    const trc_model_layout *L = &tr->L;
-    const float *P = tr->model->params;
-    float *G = tr->grads;
-    size_t B = tr->B, d = (size_t)L->d, U = (size_t)L->U, nU = B * U, nd = B * d;
-    size_t KN = (size_t)L->K * (size_t)L->n;
-    int h = L->h;
-    memset(G, 0, tr->model->num_params * sizeof *G);
-    memset(tr->dz0, 0, nd * sizeof *tr->dz0);
-
-    /* loss = mean (u_K - u_expert)^2 over B*U elements */
-    const float *uK = tr->iters + (size_t)L->K * nU;
-    float scale = 2.0f / (float)nU;
-    for (size_t i = 0; i < nU; i++)
-        tr->du[i] = scale * (uK[i] - tr->target_u[i]);
-
-    for (int k = L->K - 1; k >= 0; k--) {
-        size_t kk = (size_t)k;
-        /* u_{k+1} = clamp(u_k + (b/2) tanh(dec(..)), -b, b) */
-        memset(tr->dv, 0, nU * sizeof *tr->dv);
-        trc_clamp_backward(tr->dv, tr->du, tr->v + kk * nU, L->bound, nU);
-        memcpy(tr->du, tr->dv, nU * sizeof *tr->du); /* residual: grad of u_k so far */
-        float *dout = tr->dec.dout + kk * nU;
-        memset(dout, 0, nU * sizeof *dout);
-        trc_tanhscale_backward(dout, tr->dv, tr->dec.out + kk * nU, 0.5f * L->bound, nU);
-        memset(tr->wcat, 0, B * (d + U) * sizeof *tr->wcat);
-        mlp_backward_acts(P, G, L->dec0, L->dec2, L->dec3, &tr->dec, kk, B, L->d + L->U, h, L->U,
-                          tr->wh, tr->wcat);
-        for (size_t r = 0; r < B; r++) {
-            const float *c = tr->wcat + r * (d + U);
-            memcpy(tr->dz + r * d, c, d * sizeof *c);
-            for (size_t t = 0; t < U; t++)
-                tr->du[r * U + t] += c[d + t];
-        }
-        for (int j = L->n - 1; j >= 0; j--)
-            for (int i = L->blocks - 1; i >= 0; i--)
-                block_backward(tr, i, kk * L->n + j, B);
-        /* z = z0 + control_embedding(u_k) */
-        trc_residual_backward(tr->dz0, tr->dz, nd);
-        float *dce = tr->dce + kk * nd;
-        memcpy(dce, tr->dz, nd * sizeof *dce);
-        trc_linear_backward_input(tr->du, dce, P + L->ctrl_emb.w, B, L->U, L->d);
-    }
-
-    /* u_0 = b tanh(gen(z0)) */
-    memset(tr->gen.dout, 0, nU * sizeof *tr->gen.dout);
-    trc_tanhscale_backward(tr->gen.dout, tr->du, tr->iters, L->bound, nU);
-    mlp_backward_acts(P, G, L->gen0, L->gen2, L->gen3, &tr->gen, 0, B, L->d, h, L->U, tr->wh,
-                      tr->dz0);
-    mlp_backward_params(G, L->gen0, L->gen3, &tr->gen, tr->z0, B, L->d, h, L->U);
-    /* z0 = enc(x); the input needs no gradient */
-    memcpy(tr->enc.dout, tr->dz0, nd * sizeof *tr->dz0);
-    mlp_backward_acts(P, G, L->enc0, L->enc2, L->enc3, &tr->enc, 0, B, L->in_dim, h, L->d,
-                      tr->wh, NULL);
-    mlp_backward_params(G, L->enc0, L->enc3, &tr->enc, tr->x, B, L->in_dim, h, L->d);
-
-    /* shared weights: one sgemm per weight over all of its applications */
-    mlp_backward_params(G, L->dec0, L->dec3, &tr->dec, tr->dec.in, (size_t)L->K * B,
-                        L->d + L->U, h, L->U);
-    trc_linear_backward_params(G + L->ctrl_emb.w, G + L->ctrl_emb.b, tr->dce, tr->iters,
-                               (size_t)L->K * B, L->U, L->d);
-    for (int i = 0; i < L->blocks; i++) {
-        const trc_block_off *o = &L->blk[i];
-        const block_acts *a = &tr->blk;
-        size_t row = (size_t)i * KN * B, rows = KN * B;
-        trc_linear_backward_params(G + o->in_w + 2 * d * d, G + o->in_b + 2 * d, a->dA + row * d,
-                                   a->zin + row * d, rows, L->d, L->d);
-        trc_linear_backward_params(G + o->out.w, G + o->out.b, a->da + row * d, a->A + row * d,
-                                   rows, L->d, L->d);
-        trc_linear_backward_params(G + o->ffn0.w, G + o->ffn0.b, a->dH + row * (size_t)h,
-                                   a->z1 + row * d, rows, L->d, h);
-        trc_linear_backward_params(G + o->ffn3.w, G + o->ffn3.b, a->dF + row * d,
-                                   a->S + row * (size_t)h, rows, h, L->d);
-    }
+    make_jobs(tr);
+    run_parts(tr, backward_acts);
+    run_parts(tr, backward_params);
+    finish_grads(tr);
+    const float *G = tr->grads;
     for (size_t i = 0; i < tr->model->num_params; i++)
         if (!isfinite(G[i]))
             return trc_fail(TRC_ENUMERIC, "trainer backward: gradient %zu is not finite", i);

@@ -66,6 +66,12 @@ typedef struct trc_trainer trc_trainer;
 
 int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out);
 void trc_trainer_free(trc_trainer *tr);
+/* Threads a training step uses (default 1): the batch rows are split between them for the
+ * forward pass and the activation gradients, and every weight gradient's output rows for the
+ * rest. With more than one thread, OpenBLAS is set to one thread per caller (process-wide,
+ * once), since the parallelism is ours. Bit-identical results for a given thread count. */
+int trc_trainer_set_threads(trc_trainer *tr, int threads);
+int trc_trainer_threads(const trc_trainer *tr);
 /* Gradient buffer, num_params floats in the layout of model->params. */
 float *trc_trainer_grads(trc_trainer *tr);
 /* Forward keeping activations; returns the MSE against u_expert [B, T*m] in *loss.

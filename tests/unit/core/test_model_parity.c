@@ -129,37 +129,56 @@ static void run_parity(const char *name)
         check_close(u1, c.iterates + K * NB * U + r * U, U, 1e-5f, "single-sample output");
     }
 
-    /* training forward: same output, the loss */
-    trc_trainer *tr;
-    assert_int_equal(trc_trainer_create(&model, 16, &tr), TRC_OK);
-    float loss = -1.0f;
-    assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, u, &loss), TRC_OK);
-    check_close(u, c.iterates + K * NB * U, NB * U, 1e-5f, "training output");
-    assert_true(fabsf(loss - c.loss) <= 1e-5f * fmaxf(1.0f, fabsf(c.loss)));
+    /* training, on 1, 2 and 3 threads (3 splits the 8 rows unevenly) */
+    for (int threads = 1; threads <= 3; threads++) {
+        trc_trainer *tr;
+        assert_int_equal(trc_trainer_create(&model, 16, &tr), TRC_OK);
+        assert_int_equal(trc_trainer_set_threads(tr, threads), TRC_OK);
+        assert_int_equal(trc_trainer_threads(tr), threads);
+        float loss = -1.0f;
+        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, u, &loss),
+                         TRC_OK);
+        check_close(u, c.iterates + K * NB * U, NB * U, 1e-5f, "training output");
+        assert_true(fabsf(loss - c.loss) <= 1e-5f * fmaxf(1.0f, fabsf(c.loss)));
 
-    /* backward: every parameter's gradient within 1e-4 of that tensor's largest magnitude */
-    assert_int_equal(trc_trainer_backward(tr), TRC_OK);
-    const float *g = trc_trainer_grads(tr);
-    size_t nonzero_tensors = 0;
-    for (size_t i = 0; i < model.num_views; i++) {
-        const trc_param_view *v = &model.views[i];
-        char gname[TRC_PARAM_NAME_MAX + 8];
-        snprintf(gname, sizeof gname, "grad.%s", v->name);
-        float *want = tensor(&st, gname, v->numel);
-        float maxabs = 0.0f;
-        for (size_t j = 0; j < v->numel; j++)
-            maxabs = fmaxf(maxabs, fabsf(want[j]));
-        if (maxabs > 0.0f)
-            nonzero_tensors++;
-        /* a tensor whose reference gradient is all zero must be exactly zero here too */
-        check_close(g + v->offset, want, v->numel, 1e-4f * maxabs, gname);
-        free(want);
+        /* every parameter's gradient within 1e-4 of that tensor's largest magnitude */
+        assert_int_equal(trc_trainer_backward(tr), TRC_OK);
+        const float *g = trc_trainer_grads(tr);
+        size_t nonzero_tensors = 0;
+        for (size_t i = 0; i < model.num_views; i++) {
+            const trc_param_view *v = &model.views[i];
+            char gname[TRC_PARAM_NAME_MAX + 8];
+            snprintf(gname, sizeof gname, "grad.%s", v->name);
+            float *want = tensor(&st, gname, v->numel);
+            float maxabs = 0.0f;
+            for (size_t j = 0; j < v->numel; j++)
+                maxabs = fmaxf(maxabs, fabsf(want[j]));
+            if (maxabs > 0.0f)
+                nonzero_tensors++;
+            /* a tensor whose reference gradient is all zero must be exactly zero here too */
+            check_close(g + v->offset, want, v->numel, 1e-4f * maxabs, gname);
+            free(want);
+        }
+        /* all take part but the error encoder (6 tensors) and error embedding (2) */
+        assert_int_equal(nonzero_tensors, model.num_views - 8);
+
+        /* gradients are overwritten, not accumulated, and bit-identical when repeated (after a
+         * different batch size in between) */
+        size_t P = model.num_params;
+        float *g1 = malloc(P * sizeof *g1);
+        assert_non_null(g1);
+        memcpy(g1, g, P * sizeof *g1);
+        assert_int_equal(trc_trainer_forward(tr, 3, c.x0, c.target, c.u_expert, NULL, &loss),
+                         TRC_OK);
+        assert_int_equal(trc_trainer_backward(tr), TRC_OK);
+        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, NULL, &loss),
+                         TRC_OK);
+        assert_int_equal(trc_trainer_backward(tr), TRC_OK);
+        assert_memory_equal(g1, trc_trainer_grads(tr), P * sizeof *g1);
+        free(g1);
+        trc_trainer_free(tr);
     }
-    /* all but the unused ones (error encoder 6, error embedding 2, q/k rows are in tensors
-     * that also hold v rows) take part */
-    assert_int_equal(nonzero_tensors, model.num_views - 8);
 
-    trc_trainer_free(tr);
     free(u);
     free(it);
     free_case(&c);
