@@ -1,0 +1,251 @@
+"""clients/python/trc_client against a live trcd: every Client method, errors raised as
+TRCError with the server's type, code, message and param, the bearer token, and the CLI
+(`python3 -m trc_client ...` run from clients/python)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PYDIR = os.path.join(ROOT, "clients", "python")
+sys.path.insert(0, PYDIR)
+from trc_client import Client, TRCError  # noqa: E402
+
+TINY = dict(model_size="small", num_samples=200, epochs=2, batch_size=32, seed=3)
+
+
+@pytest.fixture
+def client(trcd):
+    return Client(trcd.url, token=getattr(trcd, "token", None))
+
+
+def cli(trcd, *args, token=None):
+    env = dict(os.environ, PYTHONPATH=PYDIR)
+    env.pop("TRC_API_TOKEN", None)
+    cmd = [sys.executable, "-m", "trc_client", "--url", trcd.url]
+    token = token if token is not None else getattr(trcd, "token", None)
+    if token:
+        cmd += ["--token", token]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=120, cwd=PYDIR)
+
+
+def flat(rows):
+    return [v for row in rows for v in row]
+
+
+# ---------------------------------------------------------------- inference and models
+
+def test_control_single(client):
+    r = client.control([1.0, 0.5], [0.0, 0.0])
+    assert r["model"]["name"] == "default" and len(r["model"]["version"]) == 64
+    assert len(r["controls"]) == 15 and all(len(u) == 1 for u in r["controls"])
+    assert len(r["final_state"]) == 2 and r["final_error"] >= 0 and r["cost"] >= 0
+    assert "trajectory" not in r and "iterations" not in r
+
+
+def test_control_returns_trajectory_and_iterations(client):
+    r = client.control([1.0, 0.5], [0.0, 0.0], model="default", trajectory=True, iterations=True)
+    assert len(r["trajectory"]) == 16 and r["trajectory"][0] == pytest.approx([1.0, 0.5])
+    assert r["trajectory"][-1] == pytest.approx(r["final_state"], abs=1e-5)
+    K = client.model("default")["config"]["K"]
+    assert len(r["iterations"]) == K + 1 and r["iterations"][-1] == r["controls"]
+
+
+def test_control_batch_matches_single(client):
+    states, targets = [[1.0, 0.5], [-1.0, 0.2], [0.3, -0.4]], [[0.0, 0.0], [1.0, 0.0], [0.0, 0.5]]
+    r = client.control_batch(states, targets, trajectory=True)
+    assert len(r["controls"]) == 3 and len(r["final_error"]) == 3 and len(r["trajectory"]) == 3
+    one = client.control(states[1], targets[1])
+    assert flat(r["controls"][1]) == pytest.approx(flat(one["controls"]), abs=1e-5)
+
+
+def test_models_and_model(client):
+    names = [m["name"] for m in client.models()]
+    assert "default" in names
+    info = client.model("default")
+    assert info["num_params"] > 0 and info["config"]["s"] == 2 and len(info["sha256"]) == 64
+
+
+def test_load_by_name_and_by_upload_then_delete(client, trcd):
+    src = os.path.join(trcd.models_dir, "default.safetensors")
+    info = client.load("pyclient-copy", "default.safetensors")
+    assert info["name"] == "pyclient-copy" and info["sha256"] == client.model("default")["sha256"]
+    with open(src, "rb") as f:
+        up = client.load("pyclient-upload", f.read())
+    assert up["name"] == "pyclient-upload" and up["sha256"] == info["sha256"]
+    assert client.control([1, 0], [0, 0], model="pyclient-upload")["model"]["name"] == "pyclient-upload"
+    assert client.delete_model("pyclient-copy") == {"deleted": "pyclient-copy"}
+    assert client.delete_model("pyclient-upload") == {"deleted": "pyclient-upload"}
+    with pytest.raises(TRCError) as e:
+        client.model("pyclient-copy")
+    assert e.value.code == 404 and e.value.type == "not_found"
+
+
+def test_health_and_ready(client):
+    assert client.health()["status"] == "ok"
+    assert client.ready() is True
+
+
+# ---------------------------------------------------------------- training jobs
+
+def test_train_wait_job_jobs_delete(client):
+    sub = client.train(name="pyclient-tiny", **TINY)
+    assert sub["status"] == "queued" and sub["job_id"]
+    seen = []
+    job = client.wait(sub["job_id"], on_progress=seen.append, poll=0.1, timeout=120)
+    assert job["status"] == "succeeded" and job["terminal"] is True
+    assert seen and seen[-1]["status"] == "succeeded"
+    assert len(job["history"]) == 2 and job["result"]["model"] == "pyclient-tiny"
+    assert client.job(sub["job_id"])["job_id"] == sub["job_id"]
+    assert any(j["job_id"] == sub["job_id"] for j in client.jobs())
+    assert all(j["status"] == "succeeded" for j in client.jobs(status="succeeded"))
+    assert sub["job_id"] in [j["job_id"] for j in client.jobs(status="succeeded")]
+    assert sub["job_id"] not in [j["job_id"] for j in client.jobs(status="failed")]
+    # The model it published answers at once.
+    assert client.control([1, 0.5], [0, 0], model="pyclient-tiny")["model"]["name"] == "pyclient-tiny"
+    assert client.delete_job(sub["job_id"]) == {"deleted": sub["job_id"]}
+    with pytest.raises(TRCError) as e:
+        client.job(sub["job_id"])
+    assert e.value.code == 404
+
+
+def test_cancel_and_resume(client):
+    sub = client.train(name="pyclient-long", model_size="small", num_samples=2000, epochs=400, seed=5)
+    cancelled = []
+
+    def cancel_after_first_epoch(job):  # so that the job has a checkpoint to resume from
+        if job["progress"]["epoch"] >= 1 and not job["terminal"] and not cancelled:
+            cancelled.append(client.cancel(job["job_id"]))
+
+    job = client.wait(sub["job_id"], on_progress=cancel_after_first_epoch, poll=0.05, timeout=60)
+    assert job["status"] == "cancelled" and job["terminal"] is True
+    assert cancelled and cancelled[0]["job_id"] == sub["job_id"]
+    with pytest.raises(TRCError) as e:
+        client.cancel(sub["job_id"])
+    assert e.value.code == 409 and e.value.type == "conflict"
+    resumed = client.resume(sub["job_id"])
+    assert resumed["status"] in ("queued", "running")
+    client.cancel(sub["job_id"])
+    assert client.wait(sub["job_id"], poll=0.05, timeout=60)["status"] == "cancelled"
+
+
+def test_wait_timeout(client):
+    sub = client.train(name="pyclient-slow", model_size="small", num_samples=2000, epochs=400)
+    try:
+        with pytest.raises(TimeoutError):
+            client.wait(sub["job_id"], poll=0.05, timeout=0.2)
+    finally:
+        client.cancel(sub["job_id"])
+
+
+# ---------------------------------------------------------------- errors
+
+def test_error_carries_server_fields(client):
+    with pytest.raises(TRCError) as e:
+        client.control([1.0, 0.5, 2.0], [0.0, 0.0, 0.0])
+    err = e.value
+    assert err.code == 400 and err.type == "invalid_request" and err.param == "state"
+    assert err.message and err.body["error"]["message"] == err.message
+    assert "400 invalid_request" in str(err)
+
+
+def test_unknown_model_and_job(client):
+    with pytest.raises(TRCError) as e:
+        client.control([1, 0], [0, 0], model="no-such-model")
+    assert e.value.code == 404 and e.value.type == "not_found"
+    with pytest.raises(TRCError) as e:
+        client.job("no-such-job")
+    assert e.value.code == 404
+
+
+def test_bad_training_spec_names_field(client):
+    with pytest.raises(TRCError) as e:
+        client.train(batch_size=0)
+    assert e.value.code == 400 and e.value.param == "batch_size"
+
+
+def test_unreachable_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TRCError) as e:
+        Client(f"http://127.0.0.1:{port}", timeout=2).models()
+    assert e.value.code == 0 and e.value.type == "unreachable"
+
+
+# ---------------------------------------------------------------- the command line
+
+def test_cli_control(trcd):
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--trajectory")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["controls"]) == 15 and len(out["trajectory"]) == 16
+
+
+def test_cli_control_batch(trcd):
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--state", "-1,0", "--target", "1,0")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["controls"]) == 2
+
+
+def test_cli_models_and_load(trcd):
+    r = cli(trcd, "models")
+    assert r.returncode == 0 and "default" in [m["name"] for m in json.loads(r.stdout)]
+    r = cli(trcd, "load", "cli-copy", "default.safetensors")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["name"] == "cli-copy"
+    r = cli(trcd, "load", "--upload", "cli-upload", os.path.join(trcd.models_dir, "default.safetensors"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["name"] == "cli-upload"
+
+
+def test_cli_train_wait_jobs_job_cancel(trcd):
+    r = cli(trcd, "train", "--name", "cli-tiny", "--model-size", "small", "--num-samples", "200",
+            "--epochs", "2", "--wait", "--poll", "0.1")
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["status"] == "succeeded"
+    # Not a terminal: one progress line per new epoch/status on stderr, the last at 100 %.
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[")]
+    assert lines and "100.0%" in lines[-1] and "succeeded" in lines[-1]
+    r = cli(trcd, "jobs", "--status", "succeeded")
+    assert job["job_id"] in [j["job_id"] for j in json.loads(r.stdout)]
+    r = cli(trcd, "job", job["job_id"])
+    assert json.loads(r.stdout)["name"] == "cli-tiny"
+    r = cli(trcd, "cancel", job["job_id"])  # already succeeded
+    assert r.returncode == 1 and "409 conflict" in r.stderr
+
+
+def test_cli_error_and_usage(trcd):
+    r = cli(trcd, "control", "--state", "1,0.5,3", "--target", "0,0,0")
+    assert r.returncode == 1 and "400 invalid_request" in r.stderr and "state" in r.stderr
+    r = cli(trcd, "control", "--state", "one,two", "--target", "0,0")
+    assert r.returncode == 2 and "comma-separated numbers" in r.stderr
+
+
+# ---------------------------------------------------------------- a server with TRC_API_TOKEN
+
+@pytest.fixture
+def token_trcd(trcd_factory):
+    return trcd_factory(env={"TRC_API_TOKEN": "s3cret"})
+
+
+def test_token(token_trcd):
+    anon = Client(token_trcd.url)
+    assert anon.models()  # reading needs no token
+    with pytest.raises(TRCError) as e:
+        anon.train(**TINY)
+    assert e.value.code == 401 and e.value.type == "unauthorized"
+    with pytest.raises(TRCError) as e:
+        Client(token_trcd.url, token="wrong").train(**TINY)
+    assert e.value.code == 403 and e.value.type == "forbidden"
+    good = Client(token_trcd.url, token="s3cret")
+    job = good.train(name="tok", **TINY)
+    assert good.wait(job["job_id"], poll=0.1, timeout=120)["status"] == "succeeded"
+    r = cli(token_trcd, "load", "tok-copy", "default.safetensors", token="s3cret")
+    assert r.returncode == 0, r.stderr
+    r = cli(token_trcd, "load", "tok-copy2", "default.safetensors", token="")
+    assert r.returncode == 1 and "401 unauthorized" in r.stderr
