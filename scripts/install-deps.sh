@@ -6,7 +6,9 @@
 set -eu
 BUILD_PKGS="build-essential pkg-config libopenblas-pthread-dev libjansson-dev libzip-dev libcmocka-dev
  libmicrohttpd-dev libuv1-dev libsqlite3-dev"
-TEST_PKGS="python3 python3-pytest python3-numpy valgrind wrk clang-format cppcheck"
+# python3-torch (about 580 MB with its dependencies) checks clients/python/convert_checkpoint.py.
+TEST_PKGS="python3 python3-pytest python3-numpy valgrind wrk clang-format cppcheck python3-yaml
+ python3-torch"
 RUNTIME_PKGS="libopenblas0-pthread libjansson4 libzip4 libmicrohttpd12 libuv1 libsqlite3-0 ca-certificates curl"
 
 mode=${1:-all}
