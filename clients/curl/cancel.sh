@@ -9,4 +9,3 @@ id=${1:?usage: cancel.sh ID}
 curl -sS --fail-with-body -X POST \
   ${TRC_API_TOKEN:+-H "Authorization: Bearer $TRC_API_TOKEN"} \
   "$url/v1/jobs/$id/cancel"
-echo

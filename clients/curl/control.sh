@@ -13,4 +13,3 @@ curl -sS --fail-with-body \
   ${TRC_API_TOKEN:+-H "Authorization: Bearer $TRC_API_TOKEN"} \
   -d "{${model}\"state\": [$state], \"target\": [$target], \"return\": [\"trajectory\"]}" \
   "$url/v1/control"
-echo

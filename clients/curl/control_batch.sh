@@ -16,4 +16,3 @@ curl -sS --fail-with-body \
   ${TRC_API_TOKEN:+-H "Authorization: Bearer $TRC_API_TOKEN"} \
   -d "{\"states\": $(rows "$states"), \"targets\": $(rows "$targets")}" \
   "$url/v1/control"
-echo

@@ -8,12 +8,12 @@ set -eu
 url=${TRC_URL:-http://127.0.0.1:8080}
 get() { curl -sS --fail-with-body "$url$1"; }
 
-if [ $# -eq 0 ]; then get /v1/jobs; echo; exit 0; fi
-if [ "$1" != --wait ]; then get "/v1/jobs/$1"; echo; exit 0; fi
+if [ $# -eq 0 ]; then get /v1/jobs; exit 0; fi
+if [ "$1" != --wait ]; then get "/v1/jobs/$1"; exit 0; fi
 
 id=${2:?usage: job.sh --wait ID}
 while :; do
-  job=$(get "/v1/jobs/$id")
+  job=$(get "/v1/jobs/$id") || { printf '%s\n' "$job"; exit 1; }
   # The answer is JSON; without jq, pick the two fields the loop needs with sed.
   status=$(printf '%s' "$job" | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
   epoch=$(printf '%s' "$job" | sed -n 's/.*"progress": *{[^}]*"epoch": *\([0-9]*\).*/\1/p')

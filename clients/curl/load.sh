@@ -24,4 +24,3 @@ else
     -d "{\"checkpoint\": \"$file\"}" \
     "$url/v1/models/$name/load"
 fi
-echo

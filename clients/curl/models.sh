@@ -6,4 +6,3 @@ set -eu
 url=${TRC_URL:-http://127.0.0.1:8080}
 
 curl -sS --fail-with-body "$url/v1/models${1:+/$1}"
-echo

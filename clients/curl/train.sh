@@ -19,4 +19,3 @@ curl -sS --fail-with-body \
        \"num_samples\": $samples, \"model_size\": \"$size\", \"epochs\": $epochs,
        \"batch_size\": 64, \"lr\": 0.001, \"seed\": 42}" \
   "$url/v1/train"
-echo

@@ -68,6 +68,8 @@ def test_train_then_job_wait(trcd):
     assert ok(run(trcd, "job.sh", sub["job_id"]))["job_id"] == sub["job_id"]
     assert sub["job_id"] in [j["job_id"] for j in ok(run(trcd, "job.sh"))["jobs"]]
     assert ok(run(trcd, "control.sh", "1,0.5", "0,0", "curl-tiny"))["model"]["name"] == "curl-tiny"
+    r = run(trcd, "job.sh", "--wait", "no-such-job")
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["code"] == 404
 
 
 def test_cancel(trcd):
