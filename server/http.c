@@ -77,6 +77,7 @@ struct http_request {
     size_t len, cap, limit;
     int raw;
     int answered;                     /* a response was queued */
+    size_t overflow;                  /* bytes received once over the limit (chunked bodies) */
     int closing;                      /* add "Connection: close" (draining) */
     struct timespec t0;
 };
@@ -565,15 +566,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) {
-        int status = append_body(req, upload_data, *upload_data_size);
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (req->overflow) {
+            /* a body without Content-Length crossed the limit: libmicrohttpd can only answer
+             * once the body ends, so the rest is counted, not stored; a client that keeps
+             * sending far past the limit is disconnected */
+            req->overflow += n;
+            return req->overflow > 4 * req->limit + 65536 ? MHD_NO : MHD_YES;
+        }
+        int status = append_body(req, upload_data, n);
         if (status == 413)
-            return answer_error(req, 413, NULL, "request body is over the limit of %zu bytes",
-                                req->limit);
-        if (status)
-            return answer_error(req, 500, NULL, "out of memory");
-        return MHD_YES;
+            req->overflow = req->len + n;
+        else if (status)
+            req->overflow = (size_t)-1 / 2; /* out of memory: drop the connection */
+        return req->overflow > 4 * req->limit + 65536 ? MHD_NO : MHD_YES;
     }
+    if (req->overflow)
+        return answer_error(req, 413, NULL, "request body is over the limit of %zu bytes",
+                            req->limit);
     http_response res = {0};
     req->route->fn(srv->app, req, &res);
     return send_response(req, &res);
