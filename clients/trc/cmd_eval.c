@@ -1,0 +1,310 @@
+/* `trc eval` and `trc compare`: simulate control sequences from a dataset's initial states and
+ * report final-state errors, control cost and success rate, as a table on stdout and optionally
+ * a JSON file. compare builds a list of rows (name, controls): random N(0, sigma^2) controls and
+ * the dataset's expert controls; another source of controls (a model) is one more row. */
+#include "cli.h"
+#include "commands.h"
+
+#include "trc/dataset.h"
+#include "trc/error.h"
+#include "trc/eval.h"
+#include "trc/npz.h"
+#include "trc/system.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROWS 8
+
+/* The data a command evaluates against, with the system and time step it is simulated with. */
+typedef struct eval_data {
+    trc_dataset ds;
+    const trc_system *sys;
+    double dt;
+} eval_data;
+
+static int load_data(const char *cmd, const char *path, const char *system, double dt,
+                     eval_data *ed)
+{
+    memset(ed, 0, sizeof *ed);
+    int rc = trc_dataset_load(path, &ed->ds);
+    if (rc)
+        return cli_lib_error(cmd, rc, 0);
+    rc = trc_eval_resolve(&ed->ds, system, dt, &ed->sys, &ed->dt);
+    if (rc) {
+        trc_dataset_free(&ed->ds);
+        return cli_lib_error(cmd, rc, 1);
+    }
+    return CLI_OK;
+}
+
+/* control_sequences of another file, shaped like the data's: [n, T, m], finite floats. */
+static int load_controls(const char *cmd, const char *path, const trc_dataset *ds, float **out)
+{
+    *out = NULL;
+    trc_npz *z;
+    trc_npy_array a;
+    int rc = trc_npz_open(path, &z);
+    if (rc)
+        return cli_lib_error(cmd, rc, 0);
+    rc = trc_npz_read(z, "control_sequences", &a);
+    trc_npz_close(z);
+    if (rc)
+        return cli_lib_error(cmd, rc, 0);
+    char sh[160];
+    trc_npy_shape_str(&a, sh, sizeof sh);
+    if (a.dtype != TRC_NPY_F32 && a.dtype != TRC_NPY_F64) {
+        char dt[32];
+        trc_npy_dtype_str(&a, dt, sizeof dt);
+        trc_npy_free(&a);
+        return cli_error(CLI_FAIL, cmd,
+                         "%s: key 'control_sequences': dtype %s not supported (float32 or "
+                         "float64 expected)",
+                         path, dt);
+    }
+    if (a.ndim != 3 || (size_t)a.shape[0] != ds->n || a.shape[1] != ds->T || a.shape[2] != ds->m) {
+        trc_npy_free(&a);
+        return cli_error(CLI_FAIL, cmd,
+                         "%s: key 'control_sequences': expected shape (%zu, %d, %d) like the "
+                         "data, got %s",
+                         path, ds->n, ds->T, ds->m, sh);
+    }
+    float *u = malloc(a.numel * sizeof *u);
+    if (!u) {
+        trc_npy_free(&a);
+        return cli_error(CLI_FAIL, cmd, "out of memory");
+    }
+    trc_npy_to_f32(&a, u);
+    for (size_t i = 0; i < a.numel; i++)
+        if (!isfinite(u[i])) {
+            trc_npy_free(&a);
+            free(u);
+            return cli_error(CLI_FAIL, cmd,
+                             "%s: key 'control_sequences': non-finite value at flat index %zu",
+                             path, i);
+        }
+    trc_npy_free(&a);
+    *out = u;
+    return CLI_OK;
+}
+
+static void print_pct(double v)
+{
+    if (isfinite(v) && fabs(v) < 1e3)
+        printf(" %+13.1f%%", 100.0 * v);
+    else if (isfinite(v))
+        printf(" %+13.3g%%", 100.0 * v);
+    else
+        printf(" %14s", "n/a");
+}
+
+/* The human table: one column per row, then the relative differences. */
+static void print_table(const char *title, const trc_eval_row *rows, size_t n,
+                        const char *reference, const char *baseline)
+{
+    printf("%s\n\n%-28s", title, "");
+    for (size_t i = 0; i < n; i++)
+        printf(" %14s", rows[i].name);
+    printf("\n");
+#define ROW(label, fmt, expr)                                                                      \
+    do {                                                                                           \
+        printf("%-28s", label);                                                                    \
+        for (size_t i = 0; i < n; i++)                                                             \
+            printf(" " fmt, (expr));                                                               \
+        printf("\n");                                                                              \
+    } while (0)
+    ROW("final error mean", "%14.6g", rows[i].stats.err_mean);
+    ROW("final error std", "%14.6g", rows[i].stats.err_std);
+    ROW("final error min", "%14.6g", rows[i].stats.err_min);
+    ROW("final error max", "%14.6g", rows[i].stats.err_max);
+    for (int k = 0; k < rows[0].stats.s; k++) {
+        char label[48];
+        snprintf(label, sizeof label, "mean |error| of x[%d]", k);
+        ROW(label, "%14.6g", rows[i].stats.comp_mean_abs[k]);
+    }
+    ROW("control cost mean (sum u^2)", "%14.6g", rows[i].stats.cost_mean);
+    char label[48];
+    snprintf(label, sizeof label, "success rate (error < %g)", rows[0].stats.threshold);
+    ROW(label, "%13.2f%%", 100.0 * rows[i].stats.success_rate);
+#undef ROW
+    const trc_eval_row *ref = NULL, *base = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (reference && strcmp(rows[i].name, reference) == 0)
+            ref = &rows[i];
+        if (baseline && strcmp(rows[i].name, baseline) == 0)
+            base = &rows[i];
+    }
+    if (ref && n > 1) {
+        printf("\nrelative to %s:\n", ref->name);
+        for (size_t i = 0; i < n; i++) {
+            if (&rows[i] == ref)
+                continue;
+            printf("  %-14s final error", rows[i].name);
+            print_pct(trc_eval_rel(rows[i].stats.err_mean, ref->stats.err_mean));
+            printf("   cost");
+            print_pct(trc_eval_rel(rows[i].stats.cost_mean, ref->stats.cost_mean));
+            printf("   success %+.1f points\n",
+                   100.0 * (rows[i].stats.success_rate - ref->stats.success_rate));
+        }
+    }
+    if (base && n > 1) {
+        printf("error reduction vs %s:\n", base->name);
+        for (size_t i = 0; i < n; i++)
+            if (&rows[i] != base) {
+                printf("  %-14s", rows[i].name);
+                print_pct(-trc_eval_rel(rows[i].stats.err_mean, base->stats.err_mean));
+                printf("\n");
+            }
+    }
+}
+
+/* Controls to evaluate under a name; `owned` ones are freed with the list. */
+typedef struct control_row {
+    const char *name;
+    const float *u;
+    float *owned;
+    const char *extra_json;
+} control_row;
+
+static void free_rows(control_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].owned);
+}
+
+/* Evaluates every row, writes the JSON report (if asked) and prints the table. */
+static int run_rows(const char *cmd, const eval_data *ed, const control_row *rows, size_t n,
+                    trc_eval_context *ctx, const char *json_path, const char *reference,
+                    const char *baseline)
+{
+    trc_eval_row out[MAX_ROWS];
+    for (size_t i = 0; i < n; i++) {
+        out[i].name = rows[i].name;
+        out[i].extra_json = rows[i].extra_json;
+        int rc = trc_eval_controls(ed->sys, ed->dt, ed->ds.T, ed->ds.n, ed->ds.initial_states,
+                                   ed->ds.target_states, rows[i].u, ctx->threshold, &out[i].stats,
+                                   NULL);
+        if (rc)
+            return cli_error(CLI_FAIL, cmd, "%s: %s", rows[i].name, trc_errmsg());
+    }
+    ctx->system = ed->sys->name;
+    ctx->dt = ed->dt;
+    ctx->T = ed->ds.T;
+    ctx->n = ed->ds.n;
+    if (json_path) {
+        int rc = trc_eval_report_json(json_path, ctx, out, n, reference, baseline);
+        if (rc)
+            return cli_lib_error(cmd, rc, 0);
+    }
+    char title[1400];
+    snprintf(title, sizeof title, "%s: %s (%zu samples, %s, T=%d, dt=%g)%s%s", cmd,
+             ctx->data_path, ed->ds.n, ed->sys->name, ed->ds.T, ed->dt,
+             ctx->controls_path ? ", controls from " : "",
+             ctx->controls_path ? ctx->controls_path : "");
+    print_table(title, out, n, reference, baseline);
+    if (json_path)
+        printf("\nreport: %s\n", json_path);
+    return CLI_OK;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *cmd = "eval", *data = NULL, *controls = NULL, *json = NULL, *system = NULL;
+    double threshold = 0.1, dt = 0;
+    cli_opt opts[] = {
+        CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz (required)"),
+        CLI_OPT("--controls", CLI_STR, &controls, "FILE",
+                "evaluate control_sequences of this .npz instead of the dataset's"),
+        CLI_RANGE("--threshold", CLI_DOUBLE, &threshold, "X",
+                  "success when the final error is below X (default 0.1)", 0, HUGE_VAL, 1),
+        CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the report as JSON"),
+        CLI_OPT("--system", CLI_STR, &system, "NAME",
+                "simulate with this system (default: the dataset's, else double_integrator)"),
+        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL, 1),
+    };
+    const size_t nopts = sizeof opts / sizeof opts[0];
+    int rc = cli_parse(cmd, argc, argv, opts, nopts);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, cmd, "--data FILE [options]",
+                       "Simulates control sequences from the dataset's initial states and reports "
+                       "the final-state error\n(L2 over the whole state), per-component errors, "
+                       "control cost and success rate.",
+                       opts, nopts);
+        return CLI_OK;
+    }
+    if (rc)
+        return rc;
+    if (!data)
+        return cli_error(CLI_USAGE, cmd, "--data FILE is required");
+    eval_data ed;
+    if ((rc = load_data(cmd, data, system, dt, &ed)))
+        return rc;
+    control_row row = {controls ? "controls" : "dataset", ed.ds.control_sequences, NULL, NULL};
+    if (controls && (rc = load_controls(cmd, controls, &ed.ds, &row.owned))) {
+        trc_dataset_free(&ed.ds);
+        return rc;
+    }
+    if (row.owned)
+        row.u = row.owned;
+    trc_eval_context ctx = {.command = cmd, .data_path = data, .controls_path = controls,
+                            .threshold = threshold};
+    rc = run_rows(cmd, &ed, &row, 1, &ctx, json, NULL, NULL);
+    free_rows(&row, 1);
+    trc_dataset_free(&ed.ds);
+    return rc;
+}
+
+int cmd_compare(int argc, char **argv)
+{
+    const char *cmd = "compare", *data = NULL, *json = NULL, *system = NULL;
+    double threshold = 0.1, dt = 0, sigma = 2.0;
+    uint64_t seed = 42;
+    cli_opt opts[] = {
+        CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz with expert controls (required)"),
+        CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the comparison as JSON"),
+        CLI_OPT("--seed", CLI_U64, &seed, "S", "seed of the random controls (default 42)"),
+        CLI_RANGE("--sigma", CLI_DOUBLE, &sigma, "X",
+                  "standard deviation of the random controls (default 2)", 0, 1e6, 0),
+        CLI_RANGE("--threshold", CLI_DOUBLE, &threshold, "X",
+                  "success when the final error is below X (default 0.1)", 0, HUGE_VAL, 1),
+        CLI_OPT("--system", CLI_STR, &system, "NAME",
+                "simulate with this system (default: the dataset's, else double_integrator)"),
+        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL, 1),
+    };
+    const size_t nopts = sizeof opts / sizeof opts[0];
+    int rc = cli_parse(cmd, argc, argv, opts, nopts);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, cmd, "--data FILE [--json FILE] [options]",
+                       "Side by side, as the original comparison: random controls N(0, sigma^2) "
+                       "and the dataset's expert controls,\nwith the differences relative to the "
+                       "expert and the error reduction relative to random.",
+                       opts, nopts);
+        return CLI_OK;
+    }
+    if (rc)
+        return rc;
+    if (!data)
+        return cli_error(CLI_USAGE, cmd, "--data FILE is required");
+    eval_data ed;
+    if ((rc = load_data(cmd, data, system, dt, &ed)))
+        return rc;
+    control_row rows[MAX_ROWS];
+    size_t n = 0;
+    size_t count = ed.ds.n * (size_t)ed.ds.T * ed.ds.m;
+    float *rnd = malloc(count * sizeof *rnd);
+    if (!rnd) {
+        trc_dataset_free(&ed.ds);
+        return cli_error(CLI_FAIL, cmd, "out of memory");
+    }
+    trc_eval_random_controls(seed, sigma, count, rnd);
+    rows[n++] = (control_row){"random", rnd, rnd, NULL};
+    rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, NULL};
+    /* more rows (a model's controls) go here */
+    trc_eval_context ctx = {.command = cmd, .data_path = data, .threshold = threshold,
+                            .has_seed = 1, .seed = seed};
+    rc = run_rows(cmd, &ed, rows, n, &ctx, json, "expert", "random");
+    free_rows(rows, n);
+    trc_dataset_free(&ed.ds);
+    return rc;
+}

@@ -1,0 +1,12 @@
+/* The trc subcommands. Each takes argc/argv with argv[0] = the command name and returns the
+ * process exit status (0 ok, 1 failed run, 2 bad usage), printing errors as one line
+ * "trc <cmd>: <message>" on stderr. A new command = a cmd_<name>.c file, a prototype here,
+ * and one line in main.c's table. */
+#ifndef TRC_COMMANDS_H
+#define TRC_COMMANDS_H
+
+int cmd_generate(int argc, char **argv); /* cmd_generate.c */
+int cmd_eval(int argc, char **argv);     /* cmd_eval.c */
+int cmd_compare(int argc, char **argv);  /* cmd_eval.c */
+
+#endif
