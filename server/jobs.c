@@ -1,0 +1,591 @@
+/* The job manager: the in-memory queue of jobs, a libuv loop on its own thread that dispatches
+ * them onto libuv's worker pool (at most --max-jobs at once) and records their outcome, and the
+ * operations behind the routes (submit, get, list, cancel, resume, delete). The SQLite store is
+ * the record; the live list only adds what a running job knows between epochs and its cancel
+ * flag. Lock order: jobs.mu, then the store's own lock. */
+#include "jobs_internal.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "trc/error.h"
+#include "trc/fileio.h"
+
+#define CANCEL_WAIT_MS 5000   /* a running job stops within one batch; wait this long for it */
+#define SHUTDOWN_WAIT_MS 6000 /* trcd must exit within 10 s of SIGTERM */
+#define REASON_CRASH "trcd stopped while the job was running (crash or kill)"
+#define REASON_SHUTDOWN "trcd shutting down"
+#define REASON_REQUEST "cancelled by request"
+
+double jobs_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int job_dir(const jobs *m, const char *id, char *buf, size_t size) {
+    int n = snprintf(buf, size, "%s/%s", m->jobs_dir, id);
+    return n > 0 && (size_t)n < size ? TRC_OK : trc_fail(TRC_EINVAL, "job directory too long");
+}
+
+static void new_id(char id[TRC_JOB_ID_MAX]) {
+    unsigned char r[6];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        /* getrandom cannot fail for 6 bytes once the pool is up; time and address as fallback */
+        unsigned long long t = (unsigned long long)(jobs_now() * 1e6) ^ (uintptr_t)id;
+        memcpy(r, &t, sizeof r);
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(id + 2 * i, 3, "%02x", r[i]);
+}
+
+/* ---- the live list (jobs.mu held) ---- */
+
+static job_live *live_find(jobs *m, const char *id) {
+    for (job_live *jl = m->live; jl; jl = jl->next)
+        if (strcmp(jl->id, id) == 0)
+            return jl;
+    return NULL;
+}
+
+static void live_append(jobs *m, job_live *jl) {
+    job_live **p = &m->live;
+    while (*p)
+        p = &(*p)->next;
+    jl->next = NULL;
+    *p = jl;
+}
+
+static void live_remove(jobs *m, job_live *jl) {
+    for (job_live **p = &m->live; *p; p = &(*p)->next) {
+        if (*p == jl) {
+            *p = jl->next;
+            jl->next = NULL;
+            return;
+        }
+    }
+}
+
+static job_live *live_new(jobs *m, const char *id, const trc_train_spec *spec, int resume) {
+    job_live *jl = calloc(1, sizeof *jl);
+    if (!jl)
+        return NULL;
+    jl->mgr = m;
+    snprintf(jl->id, sizeof jl->id, "%s", id);
+    jl->spec = *spec;
+    jl->resume = resume;
+    atomic_init(&jl->cancel, 0);
+    jl->epochs = spec->epochs;
+    jl->eta_seconds = -1;
+    jl->work.data = jl;
+    return jl;
+}
+
+/* What only the live entry knows: progress within an epoch, the ETA and the current speed. */
+static void overlay(jobs *m, trc_job *job) {
+    job_live *jl = live_find(m, job->id);
+    if (!jl || !jl->running)
+        return;
+    job->epoch = jl->epoch;
+    job->epochs = jl->epochs;
+    job->fraction = jl->fraction;
+    job->eta_seconds = jl->eta_seconds;
+    job->live_samples_per_sec = jl->samples_per_sec;
+}
+
+/* Seconds a client should wait before retrying a full queue: the soonest end of a running job. */
+static int retry_after_locked(jobs *m) {
+    double best = -1;
+    for (job_live *jl = m->live; jl; jl = jl->next)
+        if (jl->running && jl->eta_seconds >= 0 && (best < 0 || jl->eta_seconds < best))
+            best = jl->eta_seconds;
+    if (best < 0)
+        return 10;
+    return best < 1 ? 1 : best > 3600 ? 3600 : (int)ceil(best);
+}
+
+static int has_saved_state(jobs *m, const char *id) {
+    char path[4200];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/%s/%s", m->jobs_dir, id, JOBS_STATE_FILE);
+    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- the loop thread ---- */
+
+static void work_cb(uv_work_t *w) {
+    job_run(w->data);
+}
+
+static void dispatch(jobs *m);
+
+/* Back on the loop thread: record the outcome, free the slot, start the next job. */
+static void after_work_cb(uv_work_t *w, int status) {
+    job_live *jl = w->data;
+    jobs *m = jl->mgr;
+    (void)status; /* jobs are never uv_cancel'ed: a queued job is not handed to the pool yet */
+    pthread_mutex_lock(&m->mu);
+    char model[TRC_JOB_NAME_MAX + 1] = "", ckpt[TRC_JOB_NAME_MAX + 16] = "";
+    if (jl->published) {
+        snprintf(model, sizeof model, "%s", jl->spec.name);
+        snprintf(ckpt, sizeof ckpt, "%s.safetensors", jl->spec.name);
+    }
+    if (jobstore_finish(m->store, jl->id, jl->final_status, jobs_now(), jl->final_error, model,
+                        ckpt) != TRC_OK)
+        log_msg("job %s: cannot record its end: %s", jl->id, trc_errmsg());
+    live_remove(m, jl);
+    m->n_running--;
+    pthread_cond_broadcast(&m->changed);
+    pthread_mutex_unlock(&m->mu);
+    free(jl);
+    dispatch(m);
+}
+
+/* Hands queued jobs to the pool while slots are free; closes the loop once stopping and idle. */
+static void dispatch(jobs *m) {
+    pthread_mutex_lock(&m->mu);
+    if (m->stopping) {
+        if (m->n_running == 0 && !m->wake_closed) {
+            m->wake_closed = 1;
+            uv_close((uv_handle_t *)&m->wake, NULL); /* the loop ends: nothing else is active */
+        }
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    for (job_live *jl = m->live; jl && m->n_running < m->max_jobs; jl = jl->next) {
+        if (jl->running)
+            continue;
+        if (jobstore_mark_running(m->store, jl->id, jobs_now()) != TRC_OK) {
+            log_msg("job %s: cannot mark it running: %s", jl->id, trc_errmsg());
+            continue;
+        }
+        jl->running = 1;
+        m->n_queued--;
+        m->n_running++;
+        int rc = uv_queue_work(&m->loop, &jl->work, work_cb, after_work_cb);
+        if (rc != 0) {
+            /* Only a programming error makes this fail; record it rather than lose the job. */
+            jl->final_status = TRC_JOB_FAILED;
+            snprintf(jl->final_error, sizeof jl->final_error, "cannot start the job: %s",
+                     uv_strerror(rc));
+            jobstore_finish(m->store, jl->id, TRC_JOB_FAILED, jobs_now(), jl->final_error, NULL,
+                            NULL);
+            live_remove(m, jl);
+            m->n_running--;
+            free(jl);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void on_wake(uv_async_t *h) {
+    dispatch(h->data);
+}
+
+static void *loop_main(void *arg) {
+    jobs *m = arg;
+    uv_run(&m->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ---- life cycle ---- */
+
+static void metrics_hook(app *a, metrics_text *out);
+
+int jobs_init(app *a) {
+    jobs *m = calloc(1, sizeof *m);
+    if (!m) {
+        log_msg("jobs: out of memory");
+        return -1;
+    }
+    m->app = a;
+    m->max_jobs = a->cfg.max_jobs > 0 ? a->cfg.max_jobs : 1;
+    m->max_queue = a->cfg.max_queue >= 0 ? a->cfg.max_queue : 16;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->changed, NULL);
+    snprintf(m->models_dir, sizeof m->models_dir, "%s", a->cfg.models_dir);
+    char db[4200];
+    snprintf(m->jobs_dir, sizeof m->jobs_dir, "%s/jobs", a->cfg.data_dir);
+    snprintf(db, sizeof db, "%s/jobs.db", a->cfg.data_dir);
+    int n_failed = 0;
+    trc_job *queued = NULL;
+    size_t n_queued = 0;
+    if (trc_mkdir_p(m->jobs_dir) != TRC_OK || jobstore_open(db, &m->store) != TRC_OK ||
+        jobstore_recover(m->store, jobs_now(), REASON_CRASH, &n_failed) != TRC_OK ||
+        jobstore_list(m->store, TRC_JOB_QUEUED, &queued, &n_queued) != TRC_OK) {
+        log_msg("jobs: %s", trc_errmsg());
+        jobstore_close(m->store);
+        free(m);
+        return -1;
+    }
+    if (n_failed > 0)
+        log_msg("jobs: %d job(s) were running when trcd stopped; marked failed (resumable)",
+                n_failed);
+    /* The list is newest first: re-queue oldest first, beyond --max-queue if need be, since
+     * these were accepted already. */
+    for (size_t i = n_queued; i-- > 0;) {
+        job_live *jl = live_new(m, queued[i].id, &queued[i].spec, 0);
+        if (!jl)
+            break;
+        jl->resume = has_saved_state(m, jl->id); /* queued by resume: continue its run */
+        live_append(m, jl);
+        m->n_queued++;
+    }
+    if (n_queued > 0)
+        log_msg("jobs: %zu queued job(s) re-queued", n_queued);
+    jobstore_free_list(queued, n_queued);
+    if (uv_loop_init(&m->loop) != 0 || uv_async_init(&m->loop, &m->wake, on_wake) != 0) {
+        log_msg("jobs: cannot set up the libuv loop");
+        jobstore_close(m->store);
+        free(m);
+        return -1;
+    }
+    m->wake.data = m;
+    /* libuv's pool serves only training jobs in trcd: size it to --max-jobs unless the
+     * environment says otherwise. libuv reads it at the pool's first use (jobs_start); set here
+     * because main.c calls jobs_init before it starts any other thread (setenv is not
+     * thread-safe). */
+    char n[16];
+    snprintf(n, sizeof n, "%d", m->max_jobs);
+    setenv("UV_THREADPOOL_SIZE", n, 0);
+    a->jobs = m;
+    a->jobs_metrics = metrics_hook;
+    return 0;
+}
+
+int jobs_start(app *a) {
+    jobs *m = a->jobs;
+    if (!m || m->started)
+        return -1;
+    if (pthread_create(&m->thread, NULL, loop_main, m) != 0) {
+        log_msg("jobs: cannot start the loop thread");
+        return -1;
+    }
+    m->started = 1;
+    uv_async_send(&m->wake);
+    return 0;
+}
+
+void jobs_shutdown(app *a) {
+    jobs *m = a->jobs;
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stopping = 1;
+    int running = 0;
+    for (job_live *jl = m->live; jl; jl = jl->next) {
+        if (jl->running) {
+            snprintf(jl->cancel_reason, sizeof jl->cancel_reason, "%s", REASON_SHUTDOWN);
+            atomic_store(&jl->cancel, 1);
+            running++;
+        }
+    }
+    if (running)
+        log_msg("jobs: stopping %d running job(s)", running);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SHUTDOWN_WAIT_MS / 1000;
+    while (m->n_running > 0 && pthread_cond_timedwait(&m->changed, &m->mu, &until) != ETIMEDOUT) {
+    }
+    if (m->n_running > 0) {
+        /* A job stuck outside a batch (e.g. generating a huge dataset): record the shutdown
+         * now and leave its thread alone; the process is about to exit. */
+        for (job_live *jl = m->live; jl; jl = jl->next)
+            if (jl->running)
+                jobstore_finish(m->store, jl->id, TRC_JOB_CANCELLED, jobs_now(),
+                                REASON_SHUTDOWN " (did not stop in time)", NULL, NULL);
+        m->abandoned = 1;
+        log_msg("jobs: %d job(s) did not stop in time", m->n_running);
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    if (m->started && !m->wake_closed)
+        uv_async_send(&m->wake); /* dispatch sees stopping and closes the handle */
+    pthread_mutex_unlock(&m->mu);
+    if (m->started) {
+        pthread_join(m->thread, NULL);
+        m->started = 0;
+    }
+}
+
+void jobs_free(app *a) {
+    jobs *m = a->jobs;
+    if (!m)
+        return;
+    a->jobs_metrics = NULL;
+    if (m->started)
+        jobs_shutdown(a);
+    if (m->abandoned)
+        return; /* a runner may still be using the store: the process is exiting anyway */
+    if (!m->wake_closed) {
+        m->wake_closed = 1;
+        uv_close((uv_handle_t *)&m->wake, NULL);
+        uv_run(&m->loop, UV_RUN_NOWAIT);
+    }
+    uv_loop_close(&m->loop);
+    while (m->live) {
+        job_live *jl = m->live;
+        m->live = jl->next;
+        free(jl);
+    }
+    jobstore_close(m->store);
+    pthread_cond_destroy(&m->changed);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    a->jobs = NULL;
+}
+
+/* ---- operations ---- */
+
+static int store_error(proto_error *err) {
+    int rc = proto_fail(err, 500, "", "job store: %s", trc_errmsg());
+    log_msg("jobs: %s", trc_errmsg());
+    return rc;
+}
+
+static int refuse_draining(jobs *m, proto_error *err) {
+    if (m->stopping || app_draining(m->app))
+        return proto_fail(err, 503, "", "trcd is shutting down; no new training jobs");
+    return 0;
+}
+
+int jobs_submit(jobs *m, const trc_train_spec *spec, trc_job *out, int *retry_after,
+                proto_error *err) {
+    memset(out, 0, sizeof *out);
+    *retry_after = 0;
+    trc_job job;
+    memset(&job, 0, sizeof job);
+    job.spec = *spec;
+    job.status = TRC_JOB_QUEUED;
+    job.epochs = spec->epochs;
+    job.eta_seconds = -1;
+    pthread_mutex_lock(&m->mu);
+    if (refuse_draining(m, err) != 0)
+        goto refused;
+    if (m->n_queued >= m->max_queue) {
+        *retry_after = retry_after_locked(m);
+        proto_fail(err, 503, "", "the job queue is full (%d queued); retry later", m->n_queued);
+        goto refused;
+    }
+    int rc = TRC_EINVAL;
+    for (int attempt = 0; attempt < 4 && rc == TRC_EINVAL; attempt++) {
+        new_id(job.id);
+        if (!spec->name[0])
+            snprintf(job.spec.name, sizeof job.spec.name, "job-%s", job.id);
+        snprintf(job.name, sizeof job.name, "%s", job.spec.name);
+        job.created_at = jobs_now();
+        rc = jobstore_insert(m->store, &job); /* EINVAL: the id exists, draw another */
+    }
+    if (rc != TRC_OK) {
+        store_error(err);
+        goto refused;
+    }
+    job_live *jl = live_new(m, job.id, &job.spec, 0);
+    if (!jl) {
+        jobstore_finish(m->store, job.id, TRC_JOB_FAILED, jobs_now(), "out of memory", NULL, NULL);
+        proto_fail(err, 500, "", "out of memory");
+        goto refused;
+    }
+    live_append(m, jl);
+    m->n_queued++;
+    uv_async_send(&m->wake); /* under the lock: the handle stays open while not stopping */
+    pthread_mutex_unlock(&m->mu);
+    log_msg("job %s (%s) queued", job.id, job.name);
+    *out = job;
+    return 0;
+refused:
+    pthread_mutex_unlock(&m->mu);
+    return -1;
+}
+
+int jobs_get(jobs *m, const char *id, trc_job *out, proto_error *err) {
+    int rc = jobstore_get(m->store, id, out);
+    if (rc == TRC_ENOTFOUND)
+        return proto_fail(err, 404, "", "job '%s' not found", id);
+    if (rc != TRC_OK)
+        return store_error(err);
+    pthread_mutex_lock(&m->mu);
+    overlay(m, out);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+int jobs_list(jobs *m, int status, trc_job **out, size_t *n, proto_error *err) {
+    if (jobstore_list(m->store, status, out, n) != TRC_OK)
+        return store_error(err);
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < *n; i++)
+        overlay(m, &(*out)[i]);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+int jobs_cancel(jobs *m, const char *id, trc_job *out, proto_error *err) {
+    pthread_mutex_lock(&m->mu);
+    job_live *jl = live_find(m, id);
+    if (!jl) {
+        pthread_mutex_unlock(&m->mu);
+        int rc = jobs_get(m, id, out, err);
+        if (rc != 0)
+            return rc;
+        trc_job_status st = out->status;
+        trc_job_free(out);
+        return proto_fail(err, 409, "", "job '%s' is already %s", id, trc_job_status_name(st));
+    }
+    if (!jl->running) {
+        /* Still queued: nothing to stop, it just never starts. */
+        live_remove(m, jl);
+        m->n_queued--;
+        int rc = jobstore_finish(m->store, id, TRC_JOB_CANCELLED, jobs_now(), REASON_REQUEST, NULL,
+                                 NULL);
+        pthread_mutex_unlock(&m->mu);
+        free(jl);
+        if (rc != TRC_OK)
+            return store_error(err);
+        log_msg("job %s cancelled while queued", id);
+        return jobs_get(m, id, out, err);
+    }
+    if (!atomic_load(&jl->cancel))
+        snprintf(jl->cancel_reason, sizeof jl->cancel_reason, "%s", REASON_REQUEST);
+    atomic_store(&jl->cancel, 1);
+    log_msg("job %s: cancel requested", id);
+    /* trc_train checks the flag at every batch: wait for the job to leave the live list. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CANCEL_WAIT_MS / 1000;
+    while (live_find(m, id) && pthread_cond_timedwait(&m->changed, &m->mu, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&m->mu);
+    return jobs_get(m, id, out, err);
+}
+
+int jobs_resume(jobs *m, const char *id, trc_job *out, int *retry_after, proto_error *err) {
+    *retry_after = 0;
+    trc_job job;
+    pthread_mutex_lock(&m->mu);
+    int rc = jobstore_get(m->store, id, &job);
+    if (rc != TRC_OK) {
+        pthread_mutex_unlock(&m->mu);
+        return rc == TRC_ENOTFOUND ? proto_fail(err, 404, "", "job '%s' not found", id)
+                                   : store_error(err);
+    }
+    trc_job_free(&job); /* only the plain fields are used below */
+    if (refuse_draining(m, err) != 0)
+        goto refused;
+    if (live_find(m, id) || (job.status != TRC_JOB_FAILED && job.status != TRC_JOB_CANCELLED)) {
+        proto_fail(err, 409, "", "job '%s' is %s%s; only failed or cancelled jobs can be resumed",
+                   id, trc_job_status_name(job.status),
+                   live_find(m, id) ? " (still stopping)" : "");
+        goto refused;
+    }
+    if (!has_saved_state(m, id)) {
+        proto_fail(err, 409, "",
+                   "job '%s' has no saved training state to resume from (it stopped before its "
+                   "first batch)",
+                   id);
+        goto refused;
+    }
+    if (m->n_queued >= m->max_queue) {
+        *retry_after = retry_after_locked(m);
+        proto_fail(err, 503, "", "the job queue is full (%d queued); retry later", m->n_queued);
+        goto refused;
+    }
+    job_live *jl = live_new(m, id, &job.spec, 1);
+    if (!jl) {
+        proto_fail(err, 500, "", "out of memory");
+        goto refused;
+    }
+    if (jobstore_mark_queued(m->store, id) != TRC_OK) {
+        free(jl);
+        store_error(err);
+        goto refused;
+    }
+    jl->epoch = job.epoch;
+    live_append(m, jl);
+    m->n_queued++;
+    uv_async_send(&m->wake); /* under the lock: the handle stays open while not stopping */
+    pthread_mutex_unlock(&m->mu);
+    log_msg("job %s (%s) re-queued to resume", id, job.name);
+    return jobs_get(m, id, out, err);
+refused:
+    pthread_mutex_unlock(&m->mu);
+    return -1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
+    return rc != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int jobs_delete(jobs *m, const char *id, proto_error *err) {
+    trc_job job;
+    pthread_mutex_lock(&m->mu);
+    int rc = jobstore_get(m->store, id, &job);
+    if (rc != TRC_OK) {
+        pthread_mutex_unlock(&m->mu);
+        return rc == TRC_ENOTFOUND ? proto_fail(err, 404, "", "job '%s' not found", id)
+                                   : store_error(err);
+    }
+    trc_job_free(&job);
+    if (live_find(m, id) || !trc_job_status_terminal(job.status)) {
+        pthread_mutex_unlock(&m->mu);
+        return proto_fail(err, 409, "", "job '%s' is %s; cancel it before deleting it", id,
+                          trc_job_status_name(job.status));
+    }
+    rc = jobstore_delete(m->store, id);
+    pthread_mutex_unlock(&m->mu);
+    if (rc != TRC_OK)
+        return store_error(err);
+    char dir[4200];
+    if (job_dir(m, id, dir, sizeof dir) == TRC_OK &&
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        log_msg("job %s: cannot remove %s: %s", id, dir, strerror(errno));
+    log_msg("job %s deleted", id);
+    return 0;
+}
+
+/* ---- /metrics ---- */
+
+static void metrics_hook(app *a, metrics_text *out) {
+    jobs *m = a->jobs;
+    if (!m)
+        return;
+    long counts[TRC_JOB_NSTATUS];
+    if (jobstore_count(m->store, counts) != TRC_OK)
+        return;
+    metrics_printf(out, "# HELP trcd_jobs Training jobs by state.\n# TYPE trcd_jobs gauge\n");
+    for (int i = 0; i < TRC_JOB_NSTATUS; i++)
+        metrics_printf(out, "trcd_jobs{state=\"%s\"} %ld\n", trc_job_status_name((trc_job_status)i),
+                       counts[i]);
+    metrics_printf(out, "# HELP trcd_job_samples_per_second Training samples/s of a running "
+                        "job.\n# TYPE trcd_job_samples_per_second gauge\n");
+    double total = 0;
+    pthread_mutex_lock(&m->mu);
+    for (job_live *jl = m->live; jl; jl = jl->next) {
+        if (!jl->running)
+            continue;
+        /* ids are hex and names [A-Za-z0-9_.-]: nothing to escape in the labels */
+        metrics_printf(out, "trcd_job_samples_per_second{job_id=\"%s\",name=\"%s\"} %.6g\n", jl->id,
+                       jl->spec.name, jl->samples_per_sec);
+        total += jl->samples_per_sec;
+    }
+    pthread_mutex_unlock(&m->mu);
+    metrics_printf(out,
+                   "# HELP trcd_training_samples_per_second Training samples/s of all "
+                   "running jobs.\n# TYPE trcd_training_samples_per_second gauge\n"
+                   "trcd_training_samples_per_second %.6g\n",
+                   total);
+}
