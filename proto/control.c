@@ -9,9 +9,10 @@
 static const char *const control_keys[] = {"model", "state", "target", "states", "targets",
                                            "return", NULL};
 
-/* Reads a JSON array of numbers into dst[0..len-1]; *len is its length. */
-static int read_vector(const json_t *arr, const char *param, size_t row, int batch, float *dst,
-                       int *len, proto_error *err) {
+/* Reads a JSON array of numbers into dst[0..len-1]; *len is its length. With want > 0 the
+ * array must have exactly want values (checked before anything is written to dst). */
+static int read_vector(const json_t *arr, const char *param, size_t row, int batch, int want,
+                       float *dst, int *len, proto_error *err) {
     char where[48] = "";
     if (batch)
         snprintf(where, sizeof where, "[%zu]", row);
@@ -23,6 +24,9 @@ static int read_vector(const json_t *arr, const char *param, size_t row, int bat
     if (n > PROTO_MAX_DIM)
         return proto_fail(err, 400, param, "%s%s has %zu values, more than %d", param, where, n,
                           PROTO_MAX_DIM);
+    if (want > 0 && n != (size_t)want)
+        return proto_fail(err, 400, param, "%s%s has %zu values but states[0] has %d", param,
+                          where, n, want);
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(arr, i);
         if (!json_is_number(v))
@@ -68,7 +72,8 @@ static int parse_single(const json_t *root, proto_control_req *req, proto_error 
         return proto_fail(err, 400, "target", "missing field 'target'");
     float xs[PROTO_MAX_DIM], xt[PROTO_MAX_DIM];
     int ns, nt;
-    if (read_vector(st, "state", 0, 0, xs, &ns, err) || read_vector(tg, "target", 0, 0, xt, &nt, err))
+    if (read_vector(st, "state", 0, 0, 0, xs, &ns, err) ||
+        read_vector(tg, "target", 0, 0, 0, xt, &nt, err))
         return -1;
     if (nt != ns)
         return proto_fail(err, 400, "target", "target has %d values but state has %d", nt, ns);
@@ -104,7 +109,7 @@ static int parse_batch(const json_t *root, size_t max_batch, proto_control_req *
         return proto_fail(err, 400, "targets", "targets has %zu rows but states has %zu",
                           json_array_size(tg), n);
     int s;
-    if (read_vector(json_array_get(st, 0), "states", 0, 1, NULL, &s, err))
+    if (read_vector(json_array_get(st, 0), "states", 0, 1, 0, NULL, &s, err))
         return -1;
     req->n = n;
     req->s = s;
@@ -113,18 +118,12 @@ static int parse_batch(const json_t *root, size_t max_batch, proto_control_req *
     if (!req->states || !req->targets)
         return proto_fail(err, 500, NULL, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        int a, b;
-        if (read_vector(json_array_get(st, i), "states", i, 1, req->states + i * (size_t)s, &a,
-                        err) ||
-            (a == s && read_vector(json_array_get(tg, i), "targets", i, 1,
-                                   req->targets + i * (size_t)s, &b, err)))
+        int got;
+        if (read_vector(json_array_get(st, i), "states", i, 1, s, req->states + i * (size_t)s,
+                        &got, err) ||
+            read_vector(json_array_get(tg, i), "targets", i, 1, s, req->targets + i * (size_t)s,
+                        &got, err))
             return -1;
-        if (a != s)
-            return proto_fail(err, 400, "states", "states[%zu] has %d values but states[0] has %d",
-                              i, a, s);
-        if (b != s)
-            return proto_fail(err, 400, "targets", "targets[%zu] has %d values but states has %d",
-                              i, b, s);
     }
     return 0;
 }
