@@ -206,9 +206,11 @@ function renderJobs() {
     const p = j.progress || {};
     const m = j.metrics || {};
     const frac = Math.max(0, Math.min(1, p.fraction || (j.status === 'succeeded' ? 1 : 0)));
-    const action = j.terminal
-      ? el('button', { type: 'button', class: 'small ghost', onclick: (ev) => { ev.stopPropagation(); deleteJob(j.job_id); } }, 'delete')
-      : el('button', { type: 'button', class: 'small danger', onclick: (ev) => { ev.stopPropagation(); cancelJob(j.job_id); } }, 'cancel');
+    const button = (label, cls, fn) => el('button', { type: 'button', class: `small ${cls}`, onclick: (ev) => { ev.stopPropagation(); fn(j.job_id); } }, label);
+    const action = el('span', { class: 'actions' });
+    if (!j.terminal) action.append(button('cancel', 'danger', cancelJob));
+    if (j.status === 'failed' || j.status === 'cancelled') action.append(button('resume', 'ghost', resumeJob));
+    if (j.terminal) action.append(button('delete', 'ghost', deleteJob));
     const row = el('tr', {
       class: `job${j.job_id === ui.selected ? ' selected' : ''}`,
       dataset: { jobId: j.job_id, status: j.status },
@@ -284,6 +286,16 @@ async function cancelJob(id) {
     await api('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
   } catch (e) {
     showError(`POST /v1/jobs/${id}/cancel`, e);
+  }
+  pollJobs();
+}
+
+async function resumeJob(id) {
+  try {
+    await api('POST', `/v1/jobs/${encodeURIComponent(id)}/resume`);
+    ui.selected = id;
+  } catch (e) {
+    showError(`POST /v1/jobs/${id}/resume`, e);
   }
   pollJobs();
 }

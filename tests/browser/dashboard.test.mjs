@@ -65,7 +65,7 @@ async function main() {
   // A default model first: trained by trcd itself, so the page has something to serve.
   const models = await api('GET', '/v1/models');
   if (!models.models.some((m) => m.name === 'default')) {
-    const { job_id } = await api('POST', '/v1/train', { name: 'default', model_size: 'small', num_samples: 2000, epochs: 30, seed: 1 });
+    const { job_id } = await api('POST', '/v1/train', { name: 'default', model_size: 'small', num_samples: 3000, epochs: 40, seed: 1 });
     for (let i = 0; ; i++) {
       const job = await api('GET', `/v1/jobs/${job_id}`);
       if (job.terminal) {
@@ -158,9 +158,17 @@ async function main() {
       await page.locator('#job-card').screenshot({ path: join(ARTIFACTS, 'job.png') });
     });
 
-    await test('a running job is cancelled from the page', async () => {
-      const { job_id } = await api('POST', '/v1/train', { name: `cancel-${RUN}`, model_size: 'medium', num_samples: 5000, epochs: 500 });
+    await test('a running job is cancelled, resumed and cancelled again from the page', async () => {
+      const { job_id } = await api('POST', '/v1/train', { name: `cancel-${RUN}`, model_size: 'small', num_samples: 2000, epochs: 500 });
       const sel = `#jobs-table tr.job[data-job-id="${job_id}"]`;
+      // Past its first epoch, so it has saved state to resume from.
+      await page.waitForFunction((s) => {
+        const row = document.querySelector(s);
+        return row && row.dataset.status === 'running' && /epoch [1-9]/.test(row.textContent);
+      }, sel, { timeout: 30000 });
+      await page.click(`${sel} button.danger`);
+      await page.waitForSelector(`${sel}[data-status="cancelled"]`, { timeout: 15000 });
+      await page.click(`${sel} button:text-is("resume")`);
       await page.waitForSelector(`${sel}[data-status="running"], ${sel}[data-status="queued"]`, { timeout: 15000 });
       await page.click(`${sel} button.danger`);
       await page.waitForSelector(`${sel}[data-status="cancelled"]`, { timeout: 15000 });
@@ -171,8 +179,8 @@ async function main() {
       check(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
     });
   } finally {
-    // The whole page last, with the finished job selected and the control plot in place.
-    const row = page.locator(`#jobs-table tr.job:has(td:text-is("${name}"))`);
+    // The whole page last, with the longest finished job (the default model's) selected.
+    const row = page.locator('#jobs-table tr.job[data-status="succeeded"]:has(td:text-is("default"))');
     if (await row.count()) await row.first().click().catch(() => {});
     await page.click('#control-form button[type=submit]').catch(() => {});
     await page.waitForTimeout(800);
