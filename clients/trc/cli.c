@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_error(int status, const char *cmd, const char *fmt, ...)
-{
+int cli_error(int status, const char *cmd, const char *fmt, ...) {
     char msg[1200];
     va_list ap;
     va_start(ap, fmt);
@@ -23,14 +22,13 @@ int cli_error(int status, const char *cmd, const char *fmt, ...)
     return status;
 }
 
-int cli_lib_error(const char *cmd, int status, int usage)
-{
+int cli_lib_error(const char *cmd, int status, int usage) {
     const char *msg = trc_errmsg();
-    return cli_error(usage ? CLI_USAGE : CLI_FAIL, cmd, "%s", msg && msg[0] ? msg : trc_strerror(status));
+    return cli_error(usage ? CLI_USAGE : CLI_FAIL, cmd, "%s",
+                     msg && msg[0] ? msg : trc_strerror(status));
 }
 
-int cli_parse_int(const char *text, long long *out)
-{
+int cli_parse_int(const char *text, long long *out) {
     if (!text || !*text || (*text != '-' && *text != '+' && (*text < '0' || *text > '9')))
         return -1;
     char *end;
@@ -42,8 +40,7 @@ int cli_parse_int(const char *text, long long *out)
     return 0;
 }
 
-int cli_parse_u64(const char *text, uint64_t *out)
-{
+int cli_parse_u64(const char *text, uint64_t *out) {
     if (!text || *text < '0' || *text > '9')
         return -1;
     char *end;
@@ -55,8 +52,7 @@ int cli_parse_u64(const char *text, uint64_t *out)
     return 0;
 }
 
-int cli_parse_double(const char *text, double *out)
-{
+int cli_parse_double(const char *text, double *out) {
     if (!text || !*text || *text == ' ' || *text == '\t')
         return -1;
     char *end;
@@ -68,8 +64,7 @@ int cli_parse_double(const char *text, double *out)
     return 0;
 }
 
-int cli_parse_list(const char *text, cli_list *out)
-{
+int cli_parse_list(const char *text, cli_list *out) {
     out->n = 0;
     if (!text || !*text)
         return -1;
@@ -91,23 +86,20 @@ int cli_parse_list(const char *text, cli_list *out)
     }
 }
 
-cli_opt *cli_find(cli_opt *opts, size_t nopts, const char *name)
-{
+cli_opt *cli_find(cli_opt *opts, size_t nopts, const char *name) {
     for (size_t i = 0; i < nopts; i++)
         if (strcmp(opts[i].name, name) == 0)
             return &opts[i];
     return NULL;
 }
 
-static int in_range(const cli_opt *o, double v)
-{
+static int in_range(const cli_opt *o, double v) {
     if (o->min == 0 && o->max == 0)
         return 1;
     return (o->min_open ? v > o->min : v >= o->min) && v <= o->max;
 }
 
-static void range_text(const cli_opt *o, char *buf, size_t size)
-{
+static void range_text(const cli_opt *o, char *buf, size_t size) {
     if (o->min == 0 && o->max == 0)
         snprintf(buf, size, "a number");
     else if (o->kind == CLI_INT)
@@ -118,8 +110,7 @@ static void range_text(const cli_opt *o, char *buf, size_t size)
         snprintf(buf, size, "a number in %s%g, %g]", o->min_open ? "(" : "[", o->min, o->max);
 }
 
-static int set_value(const char *cmd, cli_opt *o, const char *val)
-{
+static int set_value(const char *cmd, cli_opt *o, const char *val) {
     char want[96];
     switch (o->kind) {
     case CLI_STR:
@@ -154,16 +145,17 @@ static int set_value(const char *cmd, cli_opt *o, const char *val)
     case CLI_LIST:
         if (cli_parse_list(val, (cli_list *)o->dst) != 0)
             return cli_error(CLI_USAGE, cmd,
-                             "%s: expected comma-separated numbers like 1.0,0.5, got '%s'",
-                             o->name, val);
+                             "%s: expected comma-separated numbers like 1.0,0.5, got '%s'", o->name,
+                             val);
         return CLI_OK;
-    case CLI_BOOL: *(int *)o->dst = 1; return CLI_OK;
+    case CLI_BOOL:
+        *(int *)o->dst = 1;
+        return CLI_OK;
     }
     return CLI_USAGE;
 }
 
-int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopts)
-{
+int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopts) {
     for (size_t i = 0; i < nopts; i++)
         opts[i].seen = 0;
     for (int i = 1; i < argc; i++) {
@@ -207,8 +199,7 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopt
 }
 
 void cli_print_help(FILE *out, const char *cmd, const char *synopsis, const char *about,
-                    const cli_opt *opts, size_t nopts)
-{
+                    const cli_opt *opts, size_t nopts) {
     fprintf(out, "usage: trc %s %s\n\n%s\n\noptions:\n", cmd, synopsis, about);
     for (size_t i = 0; i < nopts; i++) {
         char left[64];

@@ -28,7 +28,7 @@ typedef struct cli_list {
 } cli_list;
 
 typedef struct cli_opt {
-    const char *name;    /* "--num-samples" */
+    const char *name; /* "--num-samples" */
     cli_kind kind;
     void *dst;
     const char *metavar; /* "N" (for help) */
@@ -40,10 +40,13 @@ typedef struct cli_opt {
 } cli_opt;
 
 /* Table entries: a flag without a range check, and one with [lo, hi] ((lo, hi] when open). */
-#define CLI_OPT(n, k, d, mv, h) {.name = (n), .kind = (k), .dst = (d), .metavar = (mv), .help = (h)}
-#define CLI_RANGE(n, k, d, mv, h, lo, hi, open)                                                   \
-    {.name = (n), .kind = (k), .dst = (d), .metavar = (mv), .help = (h), .min = (lo), .max = (hi), \
-     .min_open = (open)}
+#define CLI_OPT(n, k, d, mv, h)                                                                    \
+    { .name = (n), .kind = (k), .dst = (d), .metavar = (mv), .help = (h) }
+#define CLI_RANGE(n, k, d, mv, h, lo, hi, open)                                                    \
+    {                                                                                              \
+        .name = (n), .kind = (k), .dst = (d), .metavar = (mv), .help = (h), .min = (lo),           \
+        .max = (hi), .min_open = (open)                                                            \
+    }
 
 /* Parses argv[1..argc) (argv[0] is the command name). Returns CLI_OK, CLI_HELP when
  * -h/--help was given (nothing printed), or CLI_USAGE after printing the problem. */
@@ -57,7 +60,8 @@ void cli_print_help(FILE *out, const char *cmd, const char *synopsis, const char
 cli_opt *cli_find(cli_opt *opts, size_t nopts, const char *name);
 
 /* Prints "trc <cmd>: <message>" (one line) to stderr; returns the given status. */
-int cli_error(int status, const char *cmd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cli_error(int status, const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Prints the library's last error message for `status` and returns CLI_FAIL, or CLI_USAGE when
  * `usage` is set (a setting the user gave was refused). */
 int cli_lib_error(const char *cmd, int status, int usage);

@@ -25,8 +25,7 @@ typedef struct eval_data {
 } eval_data;
 
 static int load_data(const char *cmd, const char *path, const char *system, double dt,
-                     eval_data *ed)
-{
+                     eval_data *ed) {
     memset(ed, 0, sizeof *ed);
     int rc = trc_dataset_load(path, &ed->ds);
     if (rc)
@@ -40,8 +39,7 @@ static int load_data(const char *cmd, const char *path, const char *system, doub
 }
 
 /* control_sequences of another file, shaped like the data's: [n, T, m], finite floats. */
-static int load_controls(const char *cmd, const char *path, const trc_dataset *ds, float **out)
-{
+static int load_controls(const char *cmd, const char *path, const trc_dataset *ds, float **out) {
     *out = NULL;
     trc_npz *z;
     trc_npy_array a;
@@ -89,8 +87,7 @@ static int load_controls(const char *cmd, const char *path, const trc_dataset *d
     return CLI_OK;
 }
 
-static void print_pct(double v)
-{
+static void print_pct(double v) {
     if (isfinite(v) && fabs(v) < 1e3)
         printf(" %+13.1f%%", 100.0 * v);
     else if (isfinite(v))
@@ -101,8 +98,7 @@ static void print_pct(double v)
 
 /* The human table: one column per row, then the relative differences. */
 static void print_table(const char *title, const trc_eval_row *rows, size_t n,
-                        const char *reference, const char *baseline)
-{
+                        const char *reference, const char *baseline) {
     printf("%s\n\n%-28s", title, "");
     for (size_t i = 0; i < n; i++)
         printf(" %14s", rows[i].name);
@@ -167,8 +163,7 @@ typedef struct control_row {
     const char *extra_json;
 } control_row;
 
-static void free_rows(control_row *rows, size_t n)
-{
+static void free_rows(control_row *rows, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(rows[i].owned);
 }
@@ -176,15 +171,14 @@ static void free_rows(control_row *rows, size_t n)
 /* Evaluates every row, writes the JSON report (if asked) and prints the table. */
 static int run_rows(const char *cmd, const eval_data *ed, const control_row *rows, size_t n,
                     trc_eval_context *ctx, const char *json_path, const char *reference,
-                    const char *baseline)
-{
+                    const char *baseline) {
     trc_eval_row out[MAX_ROWS];
     for (size_t i = 0; i < n; i++) {
         out[i].name = rows[i].name;
         out[i].extra_json = rows[i].extra_json;
-        int rc = trc_eval_controls(ed->sys, ed->dt, ed->ds.T, ed->ds.n, ed->ds.initial_states,
-                                   ed->ds.target_states, rows[i].u, ctx->threshold, &out[i].stats,
-                                   NULL);
+        int rc =
+            trc_eval_controls(ed->sys, ed->dt, ed->ds.T, ed->ds.n, ed->ds.initial_states,
+                              ed->ds.target_states, rows[i].u, ctx->threshold, &out[i].stats, NULL);
         if (rc)
             return cli_error(CLI_FAIL, cmd, "%s: %s", rows[i].name, trc_errmsg());
     }
@@ -198,8 +192,8 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
             return cli_lib_error(cmd, rc, 0);
     }
     char title[1400];
-    snprintf(title, sizeof title, "%s: %s (%zu samples, %s, T=%d, dt=%g)%s%s", cmd,
-             ctx->data_path, ed->ds.n, ed->sys->name, ed->ds.T, ed->dt,
+    snprintf(title, sizeof title, "%s: %s (%zu samples, %s, T=%d, dt=%g)%s%s", cmd, ctx->data_path,
+             ed->ds.n, ed->sys->name, ed->ds.T, ed->dt,
              ctx->controls_path ? ", controls from " : "",
              ctx->controls_path ? ctx->controls_path : "");
     print_table(title, out, n, reference, baseline);
@@ -208,8 +202,7 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
     return CLI_OK;
 }
 
-int cmd_eval(int argc, char **argv)
-{
+int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval", *data = NULL, *controls = NULL, *json = NULL, *system = NULL;
     double threshold = 0.1, dt = 0;
     cli_opt opts[] = {
@@ -221,7 +214,8 @@ int cmd_eval(int argc, char **argv)
         CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the report as JSON"),
         CLI_OPT("--system", CLI_STR, &system, "NAME",
                 "simulate with this system (default: the dataset's, else double_integrator)"),
-        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL, 1),
+        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL,
+                  1),
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(cmd, argc, argv, opts, nopts);
@@ -247,16 +241,15 @@ int cmd_eval(int argc, char **argv)
     }
     if (row.owned)
         row.u = row.owned;
-    trc_eval_context ctx = {.command = cmd, .data_path = data, .controls_path = controls,
-                            .threshold = threshold};
+    trc_eval_context ctx = {
+        .command = cmd, .data_path = data, .controls_path = controls, .threshold = threshold};
     rc = run_rows(cmd, &ed, &row, 1, &ctx, json, NULL, NULL);
     free_rows(&row, 1);
     trc_dataset_free(&ed.ds);
     return rc;
 }
 
-int cmd_compare(int argc, char **argv)
-{
+int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare", *data = NULL, *json = NULL, *system = NULL;
     double threshold = 0.1, dt = 0, sigma = 2.0;
     uint64_t seed = 42;
@@ -270,7 +263,8 @@ int cmd_compare(int argc, char **argv)
                   "success when the final error is below X (default 0.1)", 0, HUGE_VAL, 1),
         CLI_OPT("--system", CLI_STR, &system, "NAME",
                 "simulate with this system (default: the dataset's, else double_integrator)"),
-        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL, 1),
+        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL,
+                  1),
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(cmd, argc, argv, opts, nopts);
@@ -301,8 +295,8 @@ int cmd_compare(int argc, char **argv)
     rows[n++] = (control_row){"random", rnd, rnd, NULL};
     rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, NULL};
     /* more rows (a model's controls) go here */
-    trc_eval_context ctx = {.command = cmd, .data_path = data, .threshold = threshold,
-                            .has_seed = 1, .seed = seed};
+    trc_eval_context ctx = {
+        .command = cmd, .data_path = data, .threshold = threshold, .has_seed = 1, .seed = seed};
     rc = run_rows(cmd, &ed, rows, n, &ctx, json, "expert", "random");
     free_rows(rows, n);
     trc_dataset_free(&ed.ds);

@@ -20,14 +20,12 @@
 static const char *CMD = "generate";
 
 /* Library statuses caused by what the user asked for are usage errors (exit 2). */
-static int lib_fail(int rc)
-{
+static int lib_fail(int rc) {
     int usage = rc == TRC_EINVAL || rc == TRC_ENOTFOUND || rc == TRC_EUNSUPPORTED;
     return cli_lib_error(CMD, rc, usage);
 }
 
-static void help(const cli_opt *opts, size_t n)
-{
+static void help(const cli_opt *opts, size_t n) {
     char about[1024];
     size_t len = (size_t)snprintf(about, sizeof about,
                                   "Generates a dataset: initial and target states drawn uniformly "
@@ -45,8 +43,7 @@ static void help(const cli_opt *opts, size_t n)
 }
 
 /* Creates the parent folder of path when it is missing. */
-static int ensure_parent(const char *path)
-{
+static int ensure_parent(const char *path) {
     char *copy = strdup(path);
     if (!copy)
         return cli_error(CLI_FAIL, CMD, "out of memory");
@@ -63,15 +60,15 @@ static int ensure_parent(const char *path)
     return rc;
 }
 
-int cmd_generate(int argc, char **argv)
-{
+int cmd_generate(int argc, char **argv) {
     const char *system = "double_integrator", *expert = "min_energy", *out = NULL;
     int num = 10000, horizon = 0;
     uint64_t seed = 42;
     double dt = 0, bound = 0, box_lo = 0, box_hi = 0, q = 0, r = 0, qf = 0;
     cli_list box = {{0}, 0};
     cli_opt opts[] = {
-        CLI_OPT("--system", CLI_STR, &system, "NAME", "dynamical system (default double_integrator)"),
+        CLI_OPT("--system", CLI_STR, &system, "NAME",
+                "dynamical system (default double_integrator)"),
         CLI_OPT("--expert", CLI_STR, &expert, "NAME", "min_energy (default), lqr or lqr_finite"),
         CLI_RANGE("--num-samples", CLI_INT, &num, "N", "number of samples (default 10000)", 1, 1e8,
                   0),
@@ -83,11 +80,12 @@ int cmd_generate(int argc, char **argv)
                   HUGE_VAL, 1),
         CLI_RANGE("--bound", CLI_DOUBLE, &bound, "B",
                   "control bound |u| <= B (default: the system's)", 0, HUGE_VAL, 1),
-        CLI_OPT("--box", CLI_LIST, &box, "LO,HI", "sampling box of states and targets (default -2,2)"),
+        CLI_OPT("--box", CLI_LIST, &box, "LO,HI",
+                "sampling box of states and targets (default -2,2)"),
         CLI_RANGE("--box-lo", CLI_DOUBLE, &box_lo, "LO", "lower edge of the box", -1e12, 1e12, 0),
         CLI_RANGE("--box-hi", CLI_DOUBLE, &box_hi, "HI", "upper edge of the box", -1e12, 1e12, 0),
-        CLI_RANGE("--lqr-q", CLI_DOUBLE, &q, "Q", "LQR state weight, Q = q I (default 1)", 0, HUGE_VAL,
-                  1),
+        CLI_RANGE("--lqr-q", CLI_DOUBLE, &q, "Q", "LQR state weight, Q = q I (default 1)", 0,
+                  HUGE_VAL, 1),
         CLI_RANGE("--lqr-r", CLI_DOUBLE, &r, "R", "LQR control weight, R = r I (default 0.1)", 0,
                   HUGE_VAL, 1),
         CLI_RANGE("--lqr-qf", CLI_DOUBLE, &qf, "QF",
@@ -132,8 +130,7 @@ int cmd_generate(int argc, char **argv)
     if (hi_seen)
         g.box_hi = box_hi;
     if (!(g.box_lo < g.box_hi))
-        return cli_error(CLI_USAGE, CMD, "the box needs LO < HI, got [%g, %g]", g.box_lo,
-                         g.box_hi);
+        return cli_error(CLI_USAGE, CMD, "the box needs LO < HI, got [%g, %g]", g.box_lo, g.box_hi);
     const char *wflags[3] = {"--lqr-q", "--lqr-r", "--lqr-qf"};
     for (int i = 0; i < 3; i++)
         if (cli_find(opts, nopts, wflags[i])->seen && !trc_expert_uses_weights(expert))

@@ -21,8 +21,7 @@ static const command commands[] = {
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-static void usage(FILE *out)
-{
+static void usage(FILE *out) {
     fprintf(out, "usage: trc <command> [options]   (trc <command> --help for its options)\n\n"
                  "Tiny Recursive Control: datasets, evaluation and models for optimal control.\n\n"
                  "commands:\n");
@@ -32,16 +31,14 @@ static void usage(FILE *out)
     fprintf(out, "\nexit status: 0 success, 1 the run failed, 2 bad usage.\n");
 }
 
-static const command *find(const char *name)
-{
+static const command *find(const char *name) {
     for (size_t i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
     return NULL;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "trc: missing command (see trc --help)\n");
         return 2;

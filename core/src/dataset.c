@@ -15,8 +15,7 @@
 #define MAX_SAMPLES 100000000u /* 1e8 samples; beyond that memory, not the math, is the limit */
 #define MAX_T 100000
 
-void trc_dataset_free(trc_dataset *ds)
-{
+void trc_dataset_free(trc_dataset *ds) {
     if (!ds)
         return;
     free(ds->initial_states);
@@ -28,8 +27,7 @@ void trc_dataset_free(trc_dataset *ds)
 }
 
 /* a * b * c * sizeof(float) without overflow, or 0 when it would overflow. */
-static size_t bytes3(size_t a, size_t b, size_t c)
-{
+static size_t bytes3(size_t a, size_t b, size_t c) {
     if (b && a > SIZE_MAX / b)
         return 0;
     size_t ab = a * b;
@@ -41,8 +39,7 @@ static size_t bytes3(size_t a, size_t b, size_t c)
     return abc * sizeof(float);
 }
 
-int trc_dataset_alloc(trc_dataset *ds, size_t n, int s, int m, int T)
-{
+int trc_dataset_alloc(trc_dataset *ds, size_t n, int s, int m, int T) {
     memset(ds, 0, sizeof *ds);
     if (n == 0 || s <= 0 || m <= 0 || T <= 0)
         return trc_fail(TRC_EINVAL, "dataset: sizes must be positive (n=%zu, s=%d, m=%d, T=%d)", n,
@@ -68,8 +65,7 @@ int trc_dataset_alloc(trc_dataset *ds, size_t n, int s, int m, int T)
     return TRC_OK;
 }
 
-int trc_gen_settings_default(const char *system, trc_gen_settings *g)
-{
+int trc_gen_settings_default(const char *system, trc_gen_settings *g) {
     memset(g, 0, sizeof *g);
     const trc_system *sys = trc_system_find(system);
     if (!sys)
@@ -88,8 +84,7 @@ int trc_gen_settings_default(const char *system, trc_gen_settings *g)
     return TRC_OK;
 }
 
-int trc_gen_settings_validate(const trc_gen_settings *g)
-{
+int trc_gen_settings_validate(const trc_gen_settings *g) {
     if (strnlen(g->system, sizeof g->system) == sizeof g->system)
         return trc_fail(TRC_EINVAL, "system name is not terminated");
     if (strnlen(g->expert, sizeof g->expert) == sizeof g->expert)
@@ -104,8 +99,7 @@ int trc_gen_settings_validate(const trc_gen_settings *g)
     if (!(g->dt > 0.0) || !isfinite(g->dt))
         return trc_fail(TRC_EINVAL, "time step must be positive and finite, got %g", g->dt);
     if (!(g->bound > 0.0) || !isfinite(g->bound))
-        return trc_fail(TRC_EINVAL, "control bound must be positive and finite, got %g",
-                        g->bound);
+        return trc_fail(TRC_EINVAL, "control bound must be positive and finite, got %g", g->bound);
     if (!isfinite(g->box_lo) || !isfinite(g->box_hi))
         return trc_fail(TRC_EINVAL, "sampling box must be finite, got [%g, %g]", g->box_lo,
                         g->box_hi);
@@ -116,20 +110,19 @@ int trc_gen_settings_validate(const trc_gen_settings *g)
     const char *wn[3] = {"lqr_q", "lqr_r", "lqr_qf"};
     for (int i = 0; i < 3; i++)
         if (!(w[i] >= 0.0) || !isfinite(w[i]))
-            return trc_fail(TRC_EINVAL, "LQR weight %s must be finite and >= 0 (0 = default), got %g", wn[i],
+            return trc_fail(TRC_EINVAL,
+                            "LQR weight %s must be finite and >= 0 (0 = default), got %g", wn[i],
                             w[i]);
     return TRC_OK;
 }
 
-int trc_dataset_generate(const trc_gen_settings *g, size_t n, trc_dataset *out)
-{
+int trc_dataset_generate(const trc_gen_settings *g, size_t n, trc_dataset *out) {
     memset(out, 0, sizeof *out);
     int rc = trc_gen_settings_validate(g);
     if (rc)
         return rc;
     if (n == 0 || n > MAX_SAMPLES)
-        return trc_fail(TRC_EINVAL, "number of samples must be in 1..%u, got %zu", MAX_SAMPLES,
-                        n);
+        return trc_fail(TRC_EINVAL, "number of samples must be in 1..%u, got %zu", MAX_SAMPLES, n);
     const trc_system *sys = trc_system_find(g->system);
     trc_expert_weights w = {g->lqr_q, g->lqr_r, g->lqr_qf};
     trc_expert_plan *plan;

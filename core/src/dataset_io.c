@@ -21,8 +21,7 @@
 /* Reads `key` as float32 into a new buffer, checking its dtype and that every value is finite.
  * ndim/shape are returned for the caller's shape checks. */
 static int read_floats(trc_npz *z, const char *path, const char *key, trc_npy_array *a,
-                       float **out)
-{
+                       float **out) {
     *out = NULL;
     int rc = trc_npz_read(z, key, a);
     if (rc)
@@ -31,8 +30,9 @@ static int read_floats(trc_npz *z, const char *path, const char *key, trc_npy_ar
         char dt[32];
         trc_npy_dtype_str(a, dt, sizeof dt);
         trc_npy_free(a);
-        return trc_fail(TRC_EUNSUPPORTED, "%s: key '%s': dtype %s not supported (float32 or "
-                                          "float64 expected)",
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "%s: key '%s': dtype %s not supported (float32 or "
+                        "float64 expected)",
                         path, key, dt);
     }
     float *f = malloc(a->numel ? a->numel * sizeof(float) : 1);
@@ -55,15 +55,13 @@ static int read_floats(trc_npz *z, const char *path, const char *key, trc_npy_ar
 }
 
 static int shape_fail(const char *path, const char *key, const trc_npy_array *a,
-                      const char *expect)
-{
+                      const char *expect) {
     char sh[160];
     trc_npy_shape_str(a, sh, sizeof sh);
     return trc_fail(TRC_EFORMAT, "%s: key '%s': expected shape %s, got %s", path, key, expect, sh);
 }
 
-static int meta_get_num(json_t *o, const char *k, double *v)
-{
+static int meta_get_num(json_t *o, const char *k, double *v) {
     json_t *j = json_object_get(o, k);
     if (!j || !json_is_number(j))
         return -1;
@@ -71,8 +69,7 @@ static int meta_get_num(json_t *o, const char *k, double *v)
     return 0;
 }
 
-static int meta_get_int(json_t *o, const char *k, json_int_t *v)
-{
+static int meta_get_int(json_t *o, const char *k, json_int_t *v) {
     json_t *j = json_object_get(o, k);
     if (!j || !json_is_integer(j))
         return -1;
@@ -80,8 +77,7 @@ static int meta_get_int(json_t *o, const char *k, json_int_t *v)
     return 0;
 }
 
-static int meta_get_str(json_t *o, const char *k, char *dst, size_t size)
-{
+static int meta_get_str(json_t *o, const char *k, char *dst, size_t size) {
     json_t *j = json_object_get(o, k);
     if (!j || !json_is_string(j) || strlen(json_string_value(j)) >= size)
         return -1;
@@ -91,8 +87,7 @@ static int meta_get_str(json_t *o, const char *k, char *dst, size_t size)
 
 /* Parses our metadata into ds->settings (has_settings = 1) after checking it agrees with the
  * arrays. Foreign metadata is ignored. */
-static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds)
-{
+static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
     trc_npy_array a;
     int rc = trc_npz_read(z, "metadata", &a);
     if (rc == TRC_ENOTFOUND)
@@ -123,8 +118,8 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds)
         rc = trc_fail(TRC_EFORMAT,
                       "%s: key 'metadata': says N=%lld, s=%lld, m=%lld, T=%lld but the arrays "
                       "have N=%zu, s=%d, m=%d, T=%d",
-                      path, (long long)num, (long long)s, (long long)m, (long long)T, ds->n,
-                      ds->s, ds->m, ds->T);
+                      path, (long long)num, (long long)s, (long long)m, (long long)T, ds->n, ds->s,
+                      ds->m, ds->T);
     if (rc == TRC_OK && json_object_get(o, "system")) {
         trc_gen_settings *g = &ds->settings;
         memset(g, 0, sizeof *g);
@@ -159,8 +154,7 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds)
     return rc;
 }
 
-int trc_dataset_load(const char *path, trc_dataset *ds)
-{
+int trc_dataset_load(const char *path, trc_dataset *ds) {
     memset(ds, 0, sizeof *ds);
     trc_npz *z;
     int rc = trc_npz_open(path, &z);
@@ -240,8 +234,7 @@ out:
 }
 
 /* The metadata JSON text (malloc'd). */
-static char *metadata_json(const trc_dataset *ds)
-{
+static char *metadata_json(const trc_dataset *ds) {
     json_t *o = json_object();
     json_object_set_new(o, "format", json_string(META_FORMAT));
     json_object_set_new(o, "version", json_integer(META_VERSION));
@@ -267,9 +260,9 @@ static char *metadata_json(const trc_dataset *ds)
         json_object_set_new(o, "lqr_q", json_real(g->lqr_q));
         json_object_set_new(o, "lqr_r", json_real(g->lqr_r));
         json_object_set_new(o, "lqr_qf", json_real(g->lqr_qf));
-        json_object_set_new(o, "cost", json_string(strcmp(g->expert, "min_energy") == 0
-                                                       ? "sum_u2"
-                                                       : "lqr_quadratic"));
+        json_object_set_new(
+            o, "cost",
+            json_string(strcmp(g->expert, "min_energy") == 0 ? "sum_u2" : "lqr_quadratic"));
     }
     char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER |
                                    JSON_REAL_PRECISION(17));
@@ -277,8 +270,7 @@ static char *metadata_json(const trc_dataset *ds)
     return text;
 }
 
-int trc_dataset_save(const char *path, const trc_dataset *ds)
-{
+int trc_dataset_save(const char *path, const trc_dataset *ds) {
     if (!ds || ds->n == 0 || ds->s <= 0 || ds->m <= 0 || ds->T <= 0 || !ds->initial_states ||
         !ds->target_states || !ds->control_sequences)
         return trc_fail(TRC_EINVAL, "%s: cannot save an empty or incomplete dataset", path);
@@ -290,11 +282,11 @@ int trc_dataset_save(const char *path, const trc_dataset *ds)
     size_t k = 0;
     items[k++] = (trc_npz_item){"initial_states", TRC_NPY_F32, 2, {n, ds->s}, ds->initial_states};
     items[k++] = (trc_npz_item){"target_states", TRC_NPY_F32, 2, {n, ds->s}, ds->target_states};
-    items[k++] = (trc_npz_item){"control_sequences", TRC_NPY_F32, 3, {n, ds->T, ds->m},
-                                ds->control_sequences};
+    items[k++] = (trc_npz_item){
+        "control_sequences", TRC_NPY_F32, 3, {n, ds->T, ds->m}, ds->control_sequences};
     if (ds->state_trajectories)
-        items[k++] = (trc_npz_item){"state_trajectories", TRC_NPY_F32, 3, {n, ds->T + 1, ds->s},
-                                    ds->state_trajectories};
+        items[k++] = (trc_npz_item){
+            "state_trajectories", TRC_NPY_F32, 3, {n, ds->T + 1, ds->s}, ds->state_trajectories};
     if (ds->costs)
         items[k++] = (trc_npz_item){"costs", TRC_NPY_F32, 1, {n}, ds->costs};
     items[k++] = (trc_npz_item){"metadata", TRC_NPY_STR, 0, {0}, meta};

@@ -9,8 +9,7 @@
 
 int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const float *x0,
                       const float *target, const float *u, double threshold, trc_eval_stats *out,
-                      float *final_err)
-{
+                      float *final_err) {
     memset(out, 0, sizeof *out);
     if (!sys || sys->s > TRC_SYSTEM_MAX_S || sys->m > TRC_SYSTEM_MAX_M)
         return trc_fail(TRC_EINVAL, "eval: no or unsupported system");
@@ -78,11 +77,10 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
 }
 
 int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
-                     const trc_system **sys_out, double *dt_out)
-{
+                     const trc_system **sys_out, double *dt_out) {
     const char *name = system && system[0] ? system
-                       : ds->has_settings   ? ds->settings.system
-                                            : "double_integrator";
+                       : ds->has_settings  ? ds->settings.system
+                                           : "double_integrator";
     const trc_system *sys = trc_system_find(name);
     if (!sys)
         return TRC_ENOTFOUND;
@@ -99,8 +97,7 @@ int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
     return TRC_OK;
 }
 
-int trc_eval_random_controls(uint64_t seed, double sigma, size_t count, float *u)
-{
+int trc_eval_random_controls(uint64_t seed, double sigma, size_t count, float *u) {
     if (!(sigma >= 0.0) || !isfinite(sigma))
         return trc_fail(TRC_EINVAL, "random controls: sigma must be finite and >= 0, got %g",
                         sigma);
@@ -111,7 +108,6 @@ int trc_eval_random_controls(uint64_t seed, double sigma, size_t count, float *u
     return TRC_OK;
 }
 
-double trc_eval_rel(double a, double b)
-{
+double trc_eval_rel(double a, double b) {
     return b != 0.0 ? (a - b) / fabs(b) : NAN;
 }

@@ -10,13 +10,11 @@
 #include <string.h>
 
 /* A real, or null when not finite (JSON has no NaN). */
-static json_t *jreal(double v)
-{
+static json_t *jreal(double v) {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
-static json_t *stats_json(const trc_eval_stats *st)
-{
+static json_t *stats_json(const trc_eval_stats *st) {
     json_t *o = json_object();
     json_object_set_new(o, "num_samples", json_integer((json_int_t)st->n));
     json_object_set_new(o, "error_mean", jreal(st->err_mean));
@@ -35,8 +33,7 @@ static json_t *stats_json(const trc_eval_stats *st)
     return o;
 }
 
-static const trc_eval_row *find_row(const trc_eval_row *rows, size_t n, const char *name)
-{
+static const trc_eval_row *find_row(const trc_eval_row *rows, size_t n, const char *name) {
     for (size_t i = 0; name && i < n; i++)
         if (strcmp(rows[i].name, name) == 0)
             return &rows[i];
@@ -44,8 +41,7 @@ static const trc_eval_row *find_row(const trc_eval_row *rows, size_t n, const ch
 }
 
 int trc_eval_report_json(const char *path, const trc_eval_context *ctx, const trc_eval_row *rows,
-                         size_t nrows, const char *reference, const char *baseline)
-{
+                         size_t nrows, const char *reference, const char *baseline) {
     json_t *o = json_object();
     if (!o)
         return trc_fail(TRC_ENOMEM, "%s: out of memory", path);
@@ -61,9 +57,9 @@ int trc_eval_report_json(const char *path, const trc_eval_context *ctx, const tr
     if (ctx->has_seed) {
         char b[32];
         snprintf(b, sizeof b, "%llu", (unsigned long long)ctx->seed);
-        json_object_set_new(o, "seed", ctx->seed <= (uint64_t)INT64_MAX
-                                           ? json_integer((json_int_t)ctx->seed)
-                                           : json_string(b));
+        json_object_set_new(o, "seed",
+                            ctx->seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)ctx->seed)
+                                                             : json_string(b));
     }
     json_t *res = json_object(), *rel = json_object();
     int rc = TRC_OK;
@@ -86,19 +82,19 @@ int trc_eval_report_json(const char *path, const trc_eval_context *ctx, const tr
         char key[96];
         if (ref && ref != &rows[i]) {
             snprintf(key, sizeof key, "error_mean_vs_%s", ref->name);
-            json_object_set_new(r, key, jreal(trc_eval_rel(rows[i].stats.err_mean,
-                                                           ref->stats.err_mean)));
+            json_object_set_new(r, key,
+                                jreal(trc_eval_rel(rows[i].stats.err_mean, ref->stats.err_mean)));
             snprintf(key, sizeof key, "cost_mean_vs_%s", ref->name);
-            json_object_set_new(r, key, jreal(trc_eval_rel(rows[i].stats.cost_mean,
-                                                           ref->stats.cost_mean)));
+            json_object_set_new(r, key,
+                                jreal(trc_eval_rel(rows[i].stats.cost_mean, ref->stats.cost_mean)));
             snprintf(key, sizeof key, "success_rate_diff_vs_%s", ref->name);
             json_object_set_new(r, key,
                                 jreal(rows[i].stats.success_rate - ref->stats.success_rate));
         }
         if (base && base != &rows[i]) {
             snprintf(key, sizeof key, "error_reduction_vs_%s", base->name);
-            json_object_set_new(r, key, jreal(-trc_eval_rel(rows[i].stats.err_mean,
-                                                            base->stats.err_mean)));
+            json_object_set_new(r, key,
+                                jreal(-trc_eval_rel(rows[i].stats.err_mean, base->stats.err_mean)));
         }
         if (json_object_size(r))
             json_object_set_new(rel, rows[i].name, r);
@@ -107,9 +103,9 @@ int trc_eval_report_json(const char *path, const trc_eval_context *ctx, const tr
     }
     json_object_set_new(o, "results", res);
     json_object_set_new(o, "relative", rel);
-    char *text = rc == TRC_OK ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-                                                  JSON_REAL_PRECISION(10))
-                              : NULL;
+    char *text = rc == TRC_OK
+                     ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+                     : NULL;
     json_decref(o);
     if (rc)
         return rc;

@@ -14,9 +14,9 @@ enum expert_kind { EXPERT_MIN_ENERGY, EXPERT_LQR, EXPERT_LQR_FINITE };
 static const char *const expert_names[] = {"min_energy", "lqr", "lqr_finite"};
 #define NEXPERTS (sizeof expert_names / sizeof expert_names[0])
 
-#define MAX_T 100000           /* horizon bound: keeps plan sizes sane */
-#define DARE_MAX_ITERS 200000  /* value iteration on the Riccati map */
-#define DARE_TOL 1e-13         /* relative change of P at convergence */
+#define MAX_T 100000          /* horizon bound: keeps plan sizes sane */
+#define DARE_MAX_ITERS 200000 /* value iteration on the Riccati map */
+#define DARE_TOL 1e-13        /* relative change of P at convergence */
 
 struct trc_expert_plan {
     enum expert_kind kind;
@@ -33,40 +33,34 @@ struct trc_expert_plan {
     double *F;     /* lqr_finite: feed-forward on c = (A - I) target, [T*m*s] */
 };
 
-size_t trc_expert_count(void)
-{
+size_t trc_expert_count(void) {
     return NEXPERTS;
 }
 
-const char *trc_expert_name_at(size_t i)
-{
+const char *trc_expert_name_at(size_t i) {
     return i < NEXPERTS ? expert_names[i] : NULL;
 }
 
-static int find_kind(const char *name)
-{
+static int find_kind(const char *name) {
     for (size_t i = 0; i < NEXPERTS; i++)
         if (name && strcmp(name, expert_names[i]) == 0)
             return (int)i;
     return -1;
 }
 
-int trc_expert_check_name(const char *name)
-{
+int trc_expert_check_name(const char *name) {
     if (find_kind(name) >= 0)
         return TRC_OK;
     return trc_fail(TRC_ENOTFOUND, "unknown expert '%s' (known: min_energy, lqr, lqr_finite)",
                     name ? name : "(null)");
 }
 
-int trc_expert_uses_weights(const char *name)
-{
+int trc_expert_uses_weights(const char *name) {
     int k = find_kind(name);
     return k == EXPERT_LQR || k == EXPERT_LQR_FINITE;
 }
 
-void trc_expert_plan_free(trc_expert_plan *p)
-{
+void trc_expert_plan_free(trc_expert_plan *p) {
     if (!p)
         return;
     free(p->A);
@@ -80,21 +74,18 @@ void trc_expert_plan_free(trc_expert_plan *p)
     free(p);
 }
 
-static double *alloc_d(size_t n)
-{
+static double *alloc_d(size_t n) {
     return calloc(n ? n : 1, sizeof(double));
 }
 
-static int resolve_weight(const char *what, double v, double def, double *out)
-{
+static int resolve_weight(const char *what, double v, double def, double *out) {
     if (isnan(v) || isinf(v))
         return trc_fail(TRC_EINVAL, "LQR weight %s must be finite, got %g", what, v);
     *out = v > 0.0 ? v : def;
     return TRC_OK;
 }
 
-static void symmetrize(int s, double *P)
-{
+static void symmetrize(int s, double *P) {
     for (int i = 0; i < s; i++)
         for (int j = i + 1; j < s; j++) {
             double a = 0.5 * (P[i * s + j] + P[j * s + i]);
@@ -105,17 +96,16 @@ static void symmetrize(int s, double *P)
 /* One Riccati step: given P' (next), returns K = (R + B'P'B)^-1 B'P'A and
  * P = Q + A'P'A - (B'P'A)' K. Also S^-1 B' for the caller's feed-forward when SinvBt != NULL. */
 static int riccati_step(const trc_expert_plan *p, const double *Pn, double *K, double *P,
-                        double *SinvBt)
-{
+                        double *SinvBt) {
     const int s = p->s, m = p->m;
     double PB[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_M], PA[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_S];
     double S[TRC_SYSTEM_MAX_M * TRC_SYSTEM_MAX_M];
     double rhs[TRC_SYSTEM_MAX_M * (2 * TRC_SYSTEM_MAX_S)];
-    trc_la_mul(s, s, m, Pn, p->B, PB);    /* P'B: [s, m] */
-    trc_la_mul_tn(m, s, m, p->B, PB, S);  /* B'P'B: [m, m] */
+    trc_la_mul(s, s, m, Pn, p->B, PB);   /* P'B: [s, m] */
+    trc_la_mul_tn(m, s, m, p->B, PB, S); /* B'P'B: [m, m] */
     for (int i = 0; i < m; i++)
         S[i * m + i] += p->w.r;
-    trc_la_mul(s, s, s, Pn, p->A, PA);    /* P'A: [s, s] */
+    trc_la_mul(s, s, s, Pn, p->A, PA); /* P'A: [s, s] */
     /* rhs = [B'P'A | B'] so one solve gives K and S^-1 B'. */
     const int w = SinvBt ? 2 * s : s;
     for (int i = 0; i < m; i++)
@@ -153,8 +143,7 @@ static int riccati_step(const trc_expert_plan *p, const double *Pn, double *K, d
     return TRC_OK;
 }
 
-static int plan_min_energy(trc_expert_plan *p)
-{
+static int plan_min_energy(trc_expert_plan *p) {
     const int s = p->s, m = p->m, T = p->T;
     double *G = alloc_d((size_t)T * s * m), *Apow = alloc_d((size_t)s * s),
            *tmp = alloc_d((size_t)s * s), *Winv = alloc_d((size_t)s * s),
@@ -205,8 +194,7 @@ out:
     return rc;
 }
 
-static int plan_lqr(trc_expert_plan *p)
-{
+static int plan_lqr(trc_expert_plan *p) {
     const int s = p->s, m = p->m;
     p->P = alloc_d((size_t)s * s);
     p->K = alloc_d((size_t)m * s);
@@ -248,8 +236,7 @@ out:
     return rc;
 }
 
-static int plan_lqr_finite(trc_expert_plan *p)
-{
+static int plan_lqr_finite(trc_expert_plan *p) {
     const int s = p->s, m = p->m, T = p->T;
     const size_t ss = (size_t)s * s, ms = (size_t)m * s;
     p->P = alloc_d((size_t)(T + 1) * ss);
@@ -293,10 +280,8 @@ out:
     return rc;
 }
 
-int trc_expert_plan_create(const char *name, const trc_system *sys, double dt, int T,
-                           double bound, const trc_expert_weights *weights,
-                           trc_expert_plan **out)
-{
+int trc_expert_plan_create(const char *name, const trc_system *sys, double dt, int T, double bound,
+                           const trc_expert_weights *weights, trc_expert_plan **out) {
     *out = NULL;
     int kind = find_kind(name);
     if (kind < 0)
@@ -351,9 +336,15 @@ int trc_expert_plan_create(const char *name, const trc_system *sys, double dt, i
                         sys->name);
     }
     switch (p->kind) {
-    case EXPERT_MIN_ENERGY: rc = plan_min_energy(p); break;
-    case EXPERT_LQR: rc = plan_lqr(p); break;
-    case EXPERT_LQR_FINITE: rc = plan_lqr_finite(p); break;
+    case EXPERT_MIN_ENERGY:
+        rc = plan_min_energy(p);
+        break;
+    case EXPERT_LQR:
+        rc = plan_lqr(p);
+        break;
+    case EXPERT_LQR_FINITE:
+        rc = plan_lqr_finite(p);
+        break;
     }
     if (rc) {
         trc_expert_plan_free(p);
@@ -363,8 +354,7 @@ int trc_expert_plan_create(const char *name, const trc_system *sys, double dt, i
     return TRC_OK;
 }
 
-static double clip(double v, double b, int *clipped)
-{
+static double clip(double v, double b, int *clipped) {
     if (v > b) {
         (*clipped)++;
         return b;
@@ -376,9 +366,8 @@ static double clip(double v, double b, int *clipped)
     return v;
 }
 
-int trc_expert_solve(const trc_expert_plan *p, const double *x0, const double *target,
-                     double *u, trc_expert_cost *cost)
-{
+int trc_expert_solve(const trc_expert_plan *p, const double *x0, const double *target, double *u,
+                     trc_expert_cost *cost) {
     const int s = p->s, m = p->m, T = p->T;
     double x[TRC_SYSTEM_MAX_S], xn[TRC_SYSTEM_MAX_S], e[TRC_SYSTEM_MAX_S];
     double c[TRC_SYSTEM_MAX_S];
@@ -453,8 +442,7 @@ int trc_expert_solve(const trc_expert_plan *p, const double *x0, const double *t
     return TRC_OK;
 }
 
-void trc_expert_plan_info(const trc_expert_plan *p, trc_expert_info *o)
-{
+void trc_expert_plan_info(const trc_expert_plan *p, trc_expert_info *o) {
     memset(o, 0, sizeof *o);
     o->name = expert_names[p->kind];
     o->s = p->s;

@@ -5,8 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-void trc_la_mul(int n, int k, int p, const double *A, const double *B, double *C)
-{
+void trc_la_mul(int n, int k, int p, const double *A, const double *B, double *C) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < p; j++) {
             double acc = 0.0;
@@ -16,8 +15,7 @@ void trc_la_mul(int n, int k, int p, const double *A, const double *B, double *C
         }
 }
 
-void trc_la_mul_tn(int n, int k, int p, const double *A, const double *B, double *C)
-{
+void trc_la_mul_tn(int n, int k, int p, const double *A, const double *B, double *C) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < p; j++) {
             double acc = 0.0;
@@ -27,8 +25,7 @@ void trc_la_mul_tn(int n, int k, int p, const double *A, const double *B, double
         }
 }
 
-void trc_la_mul_nt(int n, int k, int p, const double *A, const double *B, double *C)
-{
+void trc_la_mul_nt(int n, int k, int p, const double *A, const double *B, double *C) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < p; j++) {
             double acc = 0.0;
@@ -38,8 +35,7 @@ void trc_la_mul_nt(int n, int k, int p, const double *A, const double *B, double
         }
 }
 
-double trc_la_maxabs(int len, const double *x)
-{
+double trc_la_maxabs(int len, const double *x) {
     double m = 0.0;
     for (int i = 0; i < len; i++)
         if (fabs(x[i]) > m)
@@ -47,8 +43,7 @@ double trc_la_maxabs(int len, const double *x)
     return m;
 }
 
-int trc_la_solve(int n, int p, double *A, double *B)
-{
+int trc_la_solve(int n, int p, double *A, double *B) {
     double scale = trc_la_maxabs(n * n, A);
     if (!(scale > 0.0) || !isfinite(scale))
         return trc_fail(TRC_ENUMERIC, "singular or non-finite %dx%d matrix", n, n);

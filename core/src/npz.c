@@ -27,14 +27,12 @@ typedef struct hparser {
     const char *p, *end;
 } hparser;
 
-static void skip_ws(hparser *h)
-{
+static void skip_ws(hparser *h) {
     while (h->p < h->end && (*h->p == ' ' || *h->p == '\t' || *h->p == '\n' || *h->p == '\r'))
         h->p++;
 }
 
-static int expect(hparser *h, char c)
-{
+static int expect(hparser *h, char c) {
     skip_ws(h);
     if (h->p >= h->end || *h->p != c)
         return trc_fail(TRC_EFORMAT, "bad .npy header: expected '%c'", c);
@@ -43,8 +41,7 @@ static int expect(hparser *h, char c)
 }
 
 /* A Python string literal in single or double quotes (no escapes are needed by numpy). */
-static int parse_str(hparser *h, char *out, size_t size)
-{
+static int parse_str(hparser *h, char *out, size_t size) {
     skip_ws(h);
     if (h->p >= h->end || (*h->p != '\'' && *h->p != '"'))
         return trc_fail(TRC_EFORMAT, "bad .npy header: expected a string");
@@ -62,8 +59,7 @@ static int parse_str(hparser *h, char *out, size_t size)
     return TRC_OK;
 }
 
-static int parse_bool(hparser *h, int *out)
-{
+static int parse_bool(hparser *h, int *out) {
     skip_ws(h);
     size_t left = (size_t)(h->end - h->p);
     if (left >= 4 && memcmp(h->p, "True", 4) == 0) {
@@ -79,8 +75,7 @@ static int parse_bool(hparser *h, int *out)
 }
 
 /* "()", "(5,)", "(4, 15, 1)" (a trailing comma and Python 2 "L" suffixes allowed). */
-static int parse_shape(hparser *h, int *ndim, int64_t *shape)
-{
+static int parse_shape(hparser *h, int *ndim, int64_t *shape) {
     int rc = expect(h, '(');
     if (rc)
         return rc;
@@ -117,8 +112,7 @@ static int parse_shape(hparser *h, int *ndim, int64_t *shape)
     }
 }
 
-static int parse_descr(const char *d, trc_npy_dtype *dtype, size_t *itemsize)
-{
+static int parse_descr(const char *d, trc_npy_dtype *dtype, size_t *itemsize) {
     const char *supported = "supported: <f4, <f8, <i4, <i8, <U";
     char order = d[0];
     const char *t = d + 1;
@@ -152,8 +146,7 @@ static int parse_descr(const char *d, trc_npy_dtype *dtype, size_t *itemsize)
     return TRC_OK;
 }
 
-static int shape_numel(int ndim, const int64_t *shape, size_t *numel)
-{
+static int shape_numel(int ndim, const int64_t *shape, size_t *numel) {
     size_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0 || (uint64_t)shape[i] > SIZE_MAX ||
@@ -165,8 +158,7 @@ static int shape_numel(int ndim, const int64_t *shape, size_t *numel)
     return TRC_OK;
 }
 
-void trc_npy_shape_str(const trc_npy_array *a, char *buf, size_t size)
-{
+void trc_npy_shape_str(const trc_npy_array *a, char *buf, size_t size) {
     size_t n = 0;
     if (size == 0)
         return;
@@ -178,21 +170,29 @@ void trc_npy_shape_str(const trc_npy_array *a, char *buf, size_t size)
         snprintf(buf + n, size - n, a->ndim == 1 ? ",)" : ")");
 }
 
-void trc_npy_dtype_str(const trc_npy_array *a, char *buf, size_t size)
-{
+void trc_npy_dtype_str(const trc_npy_array *a, char *buf, size_t size) {
     switch (a->dtype) {
-    case TRC_NPY_F32: snprintf(buf, size, "<f4"); break;
-    case TRC_NPY_F64: snprintf(buf, size, "<f8"); break;
-    case TRC_NPY_I32: snprintf(buf, size, "<i4"); break;
-    case TRC_NPY_I64: snprintf(buf, size, "<i8"); break;
-    case TRC_NPY_STR: snprintf(buf, size, "<U%zu", a->itemsize / 4); break;
+    case TRC_NPY_F32:
+        snprintf(buf, size, "<f4");
+        break;
+    case TRC_NPY_F64:
+        snprintf(buf, size, "<f8");
+        break;
+    case TRC_NPY_I32:
+        snprintf(buf, size, "<i4");
+        break;
+    case TRC_NPY_I64:
+        snprintf(buf, size, "<i8");
+        break;
+    case TRC_NPY_STR:
+        snprintf(buf, size, "<U%zu", a->itemsize / 4);
+        break;
     }
 }
 
 /* Copies column-major (Fortran order) data into a->data in row-major order: walks the C-order
  * index like an odometer and keeps the matching column-major offset. */
-static void fortran_to_c(trc_npy_array *a, const uint8_t *src)
-{
+static void fortran_to_c(trc_npy_array *a, const uint8_t *src) {
     int64_t idx[TRC_NPY_MAX_DIMS] = {0}, stride[TRC_NPY_MAX_DIMS];
     int64_t st = 1;
     for (int d = 0; d < a->ndim; d++) {
@@ -214,8 +214,7 @@ static void fortran_to_c(trc_npy_array *a, const uint8_t *src)
     }
 }
 
-int trc_npy_parse(const uint8_t *buf, size_t len, trc_npy_array *out)
-{
+int trc_npy_parse(const uint8_t *buf, size_t len, trc_npy_array *out) {
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(buf, NPY_MAGIC, 6) != 0)
         return trc_fail(TRC_EFORMAT, "not a .npy array (bad magic)");
@@ -228,8 +227,7 @@ int trc_npy_parse(const uint8_t *buf, size_t len, trc_npy_array *out)
         if (len < 12)
             return trc_fail(TRC_EFORMAT, "truncated .npy header");
         hstart = 12;
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-               (size_t)buf[11] << 24;
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
     } else {
         return trc_fail(TRC_EUNSUPPORTED, "unsupported .npy format version %d.%d", major, minor);
     }
@@ -318,20 +316,20 @@ int trc_npy_parse(const uint8_t *buf, size_t len, trc_npy_array *out)
     return TRC_OK;
 }
 
-void trc_npy_free(trc_npy_array *a)
-{
+void trc_npy_free(trc_npy_array *a) {
     if (!a)
         return;
     free(a->data);
     memset(a, 0, sizeof *a);
 }
 
-int trc_npy_to_f32(const trc_npy_array *a, float *dst)
-{
+int trc_npy_to_f32(const trc_npy_array *a, float *dst) {
     const uint8_t *p = a->data;
     for (size_t i = 0; i < a->numel; i++) {
         switch (a->dtype) {
-        case TRC_NPY_F32: memcpy(&dst[i], p + 4 * i, 4); break;
+        case TRC_NPY_F32:
+            memcpy(&dst[i], p + 4 * i, 4);
+            break;
         case TRC_NPY_F64: {
             double v;
             memcpy(&v, p + 8 * i, 8);
@@ -350,14 +348,14 @@ int trc_npy_to_f32(const trc_npy_array *a, float *dst)
             dst[i] = (float)v;
             break;
         }
-        case TRC_NPY_STR: return trc_fail(TRC_EUNSUPPORTED, "a string array is not numeric");
+        case TRC_NPY_STR:
+            return trc_fail(TRC_EUNSUPPORTED, "a string array is not numeric");
         }
     }
     return TRC_OK;
 }
 
-int trc_npy_to_f64(const trc_npy_array *a, double *dst)
-{
+int trc_npy_to_f64(const trc_npy_array *a, double *dst) {
     const uint8_t *p = a->data;
     for (size_t i = 0; i < a->numel; i++) {
         switch (a->dtype) {
@@ -367,7 +365,9 @@ int trc_npy_to_f64(const trc_npy_array *a, double *dst)
             dst[i] = v;
             break;
         }
-        case TRC_NPY_F64: memcpy(&dst[i], p + 8 * i, 8); break;
+        case TRC_NPY_F64:
+            memcpy(&dst[i], p + 8 * i, 8);
+            break;
         case TRC_NPY_I32: {
             int32_t v;
             memcpy(&v, p + 4 * i, 4);
@@ -380,14 +380,14 @@ int trc_npy_to_f64(const trc_npy_array *a, double *dst)
             dst[i] = (double)v;
             break;
         }
-        case TRC_NPY_STR: return trc_fail(TRC_EUNSUPPORTED, "a string array is not numeric");
+        case TRC_NPY_STR:
+            return trc_fail(TRC_EUNSUPPORTED, "a string array is not numeric");
         }
     }
     return TRC_OK;
 }
 
-int trc_npy_string(const trc_npy_array *a, size_t index, char **utf8)
-{
+int trc_npy_string(const trc_npy_array *a, size_t index, char **utf8) {
     *utf8 = NULL;
     if (a->dtype != TRC_NPY_STR)
         return trc_fail(TRC_EUNSUPPORTED, "not a string array");
@@ -437,8 +437,7 @@ int trc_npy_string(const trc_npy_array *a, size_t index, char **utf8)
 /* ------------------------------------------------------------------ encoding */
 
 /* UTF-8 -> code points; returns the count or -1 on invalid input. cps may be NULL (count). */
-static long utf8_decode(const char *s, uint32_t *cps)
-{
+static long utf8_decode(const char *s, uint32_t *cps) {
     const unsigned char *p = (const unsigned char *)s;
     long n = 0;
     while (*p) {
@@ -470,8 +469,7 @@ static long utf8_decode(const char *s, uint32_t *cps)
     return n;
 }
 
-int trc_npy_encode(const trc_npz_item *it, uint8_t **buf, size_t *len)
-{
+int trc_npy_encode(const trc_npz_item *it, uint8_t **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
     if (it->ndim < 0 || it->ndim > TRC_NPY_MAX_DIMS)
@@ -483,9 +481,13 @@ int trc_npy_encode(const trc_npz_item *it, uint8_t **buf, size_t *len)
     int rc;
     switch (it->dtype) {
     case TRC_NPY_F32:
-    case TRC_NPY_I32: a.itemsize = 4; break;
+    case TRC_NPY_I32:
+        a.itemsize = 4;
+        break;
     case TRC_NPY_F64:
-    case TRC_NPY_I64: a.itemsize = 8; break;
+    case TRC_NPY_I64:
+        a.itemsize = 8;
+        break;
     case TRC_NPY_STR:
         if (it->ndim != 0 || !it->data)
             return trc_fail(TRC_EINVAL, "array '%s': strings are written as 0-d arrays", it->key);
@@ -496,7 +498,8 @@ int trc_npy_encode(const trc_npz_item *it, uint8_t **buf, size_t *len)
             return trc_fail(TRC_EINVAL, "array '%s': string too long", it->key);
         a.itemsize = 4 * (size_t)(nch ? nch : 1);
         break;
-    default: return trc_fail(TRC_EINVAL, "array '%s': unknown dtype", it->key);
+    default:
+        return trc_fail(TRC_EINVAL, "array '%s': unknown dtype", it->key);
     }
     if ((rc = shape_numel(a.ndim, a.shape, &a.numel)))
         return trc_fail_prefix(rc, "array '%s': ", it->key);
@@ -549,12 +552,11 @@ struct trc_npz {
     zip_source_t *src; /* for in-memory archives */
     char *name;
     size_t count;
-    char **keys;    /* without ".npy" */
+    char **keys; /* without ".npy" */
     zip_uint64_t *index;
 };
 
-void trc_npz_close(trc_npz *z)
-{
+void trc_npz_close(trc_npz *z) {
     if (!z)
         return;
     if (z->za)
@@ -567,19 +569,17 @@ void trc_npz_close(trc_npz *z)
     free(z);
 }
 
-static int zip_err_fail(const char *name, int code)
-{
+static int zip_err_fail(const char *name, int code) {
     zip_error_t ze;
     zip_error_init_with_code(&ze, code);
-    int rc = trc_fail(TRC_EFORMAT, "%s: not a valid .npz archive (%s)", name,
-                      zip_error_strerror(&ze));
+    int rc =
+        trc_fail(TRC_EFORMAT, "%s: not a valid .npz archive (%s)", name, zip_error_strerror(&ze));
     zip_error_fini(&ze);
     return rc;
 }
 
 /* Lists the entries of an opened archive. */
-static int npz_index(trc_npz *z)
-{
+static int npz_index(trc_npz *z) {
     zip_int64_t n = zip_get_num_entries(z->za, 0);
     if (n < 0)
         return trc_fail(TRC_EFORMAT, "%s: cannot list the archive", z->name);
@@ -611,8 +611,7 @@ static int npz_index(trc_npz *z)
     return TRC_OK;
 }
 
-int trc_npz_open(const char *path, trc_npz **out)
-{
+int trc_npz_open(const char *path, trc_npz **out) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -645,8 +644,7 @@ int trc_npz_open(const char *path, trc_npz **out)
     return TRC_OK;
 }
 
-int trc_npz_open_mem(const uint8_t *buf, size_t len, const char *name, trc_npz **out)
-{
+int trc_npz_open_mem(const uint8_t *buf, size_t len, const char *name, trc_npz **out) {
     *out = NULL;
     trc_npz *z = calloc(1, sizeof *z);
     void *copy = malloc(len ? len : 1);
@@ -684,31 +682,26 @@ int trc_npz_open_mem(const uint8_t *buf, size_t len, const char *name, trc_npz *
     return TRC_OK;
 }
 
-size_t trc_npz_count(const trc_npz *z)
-{
+size_t trc_npz_count(const trc_npz *z) {
     return z->count;
 }
 
-const char *trc_npz_key(const trc_npz *z, size_t i)
-{
+const char *trc_npz_key(const trc_npz *z, size_t i) {
     return i < z->count ? z->keys[i] : NULL;
 }
 
-static long find_key(const trc_npz *z, const char *key)
-{
+static long find_key(const trc_npz *z, const char *key) {
     for (size_t i = 0; i < z->count; i++)
         if (strcmp(z->keys[i], key) == 0)
             return (long)i;
     return -1;
 }
 
-int trc_npz_has(const trc_npz *z, const char *key)
-{
+int trc_npz_has(const trc_npz *z, const char *key) {
     return find_key(z, key) >= 0;
 }
 
-int trc_npz_read(trc_npz *z, const char *key, trc_npy_array *out)
-{
+int trc_npz_read(trc_npz *z, const char *key, trc_npy_array *out) {
     memset(out, 0, sizeof *out);
     long k = find_key(z, key);
     if (k < 0)
@@ -766,12 +759,10 @@ int trc_npz_read(trc_npz *z, const char *key, trc_npy_array *out)
     return rc;
 }
 
-int trc_npz_write(const char *path, const trc_npz_item *items, size_t count)
-{
+int trc_npz_write(const char *path, const trc_npz_item *items, size_t count) {
     static atomic_uint counter;
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
-             atomic_fetch_add(&counter, 1));
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
     /* Create the temporary ourselves first: a clear errno for a missing directory or a
      * read-only place, before any work is done. */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

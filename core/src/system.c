@@ -10,14 +10,12 @@
 
 /* ---- double_integrator: x = [p, v], u = [a]; exact zero-order hold ---- */
 
-static void di_step(const double *x, const double *u, double dt, double *xn)
-{
+static void di_step(const double *x, const double *u, double dt, double *xn) {
     xn[0] = x[0] + x[1] * dt + 0.5 * u[0] * dt * dt;
     xn[1] = x[1] + u[0] * dt;
 }
 
-static void di_jacobian(const double *x, const double *u, double dt, double *A, double *B)
-{
+static void di_jacobian(const double *x, const double *u, double dt, double *A, double *B) {
     (void)x;
     (void)u;
     A[0] = 1.0, A[1] = dt;
@@ -43,8 +41,7 @@ typedef struct rk_field {
 
 /* x: [s], u: [m] -> xn: [s]; A: [s*s], B: [s*m] when not NULL. */
 static void rk4(const rk_field *F, const double *x, const double *u, double h, double *xn,
-                double *A, double *B)
-{
+                double *A, double *B) {
     const int s = F->s, m = F->m, w = s + m; /* derivatives w.r.t. (x, u): [s, s+m] */
     double k[4][RK_MAX], y[RK_MAX], dk[4][RK_MAX * RK_MAX], dy[RK_MAX * RK_MAX];
     double Fx[RK_MAX * RK_MAX], Fu[RK_MAX * RK_MAX];
@@ -75,10 +72,9 @@ static void rk4(const rk_field *F, const double *x, const double *u, double h, d
         return;
     for (int r = 0; r < s; r++)
         for (int q = 0; q < w; q++) {
-            double d = (q == r ? 1.0 : 0.0) +
-                       h / 6.0 *
-                           (dk[0][r * w + q] + 2.0 * dk[1][r * w + q] + 2.0 * dk[2][r * w + q] +
-                            dk[3][r * w + q]);
+            double d = (q == r ? 1.0 : 0.0) + h / 6.0 *
+                                                  (dk[0][r * w + q] + 2.0 * dk[1][r * w + q] +
+                                                   2.0 * dk[2][r * w + q] + dk[3][r * w + q]);
             if (q < s && A)
                 A[r * s + q] = d;
             else if (q >= s && B)
@@ -90,14 +86,12 @@ static void rk4(const rk_field *F, const double *x, const double *u, double h, d
 
 #define VDP_MU 1.0
 
-static void vdp_f(const double *x, const double *u, double *dx)
-{
+static void vdp_f(const double *x, const double *u, double *dx) {
     dx[0] = x[1];
     dx[1] = VDP_MU * (1.0 - x[0] * x[0]) * x[1] - x[0] + u[0];
 }
 
-static void vdp_jac(const double *x, const double *u, double *Fx, double *Fu)
-{
+static void vdp_jac(const double *x, const double *u, double *Fx, double *Fu) {
     (void)u;
     Fx[0] = 0.0, Fx[1] = 1.0;
     Fx[2] = -2.0 * VDP_MU * x[0] * x[1] - 1.0, Fx[3] = VDP_MU * (1.0 - x[0] * x[0]);
@@ -106,13 +100,11 @@ static void vdp_jac(const double *x, const double *u, double *Fx, double *Fu)
 
 static const rk_field vdp_field = {2, 1, vdp_f, vdp_jac};
 
-static void vdp_step(const double *x, const double *u, double dt, double *xn)
-{
+static void vdp_step(const double *x, const double *u, double dt, double *xn) {
     rk4(&vdp_field, x, u, dt, xn, NULL, NULL);
 }
 
-static void vdp_jacobian(const double *x, const double *u, double dt, double *A, double *B)
-{
+static void vdp_jacobian(const double *x, const double *u, double dt, double *A, double *B) {
     double xn[2];
     rk4(&vdp_field, x, u, dt, xn, A, B);
 }
@@ -128,18 +120,15 @@ static const trc_system systems[] = {
 
 _Static_assert(2 + 1 <= RK_MAX, "RK4 helper too small for van_der_pol");
 
-size_t trc_system_count(void)
-{
+size_t trc_system_count(void) {
     return NSYSTEMS;
 }
 
-const trc_system *trc_system_at(size_t i)
-{
+const trc_system *trc_system_at(size_t i) {
     return i < NSYSTEMS ? &systems[i] : NULL;
 }
 
-const trc_system *trc_system_find(const char *name)
-{
+const trc_system *trc_system_find(const char *name) {
     char known[256] = "";
     for (size_t i = 0; i < NSYSTEMS; i++) {
         if (name && strcmp(name, systems[i].name) == 0)
@@ -151,18 +140,16 @@ const trc_system *trc_system_find(const char *name)
     return NULL;
 }
 
-void trc_system_rollout(const trc_system *sys, double dt, int T, const double *x0,
-                        const double *u, double *traj)
-{
+void trc_system_rollout(const trc_system *sys, double dt, int T, const double *x0, const double *u,
+                        double *traj) {
     const int s = sys->s, m = sys->m;
     memcpy(traj, x0, (size_t)s * sizeof *traj);
     for (int t = 0; t < T; t++)
         sys->step(traj + (size_t)t * s, u + (size_t)t * m, dt, traj + (size_t)(t + 1) * s);
 }
 
-int trc_simulate(const trc_system *sys, double dt, int T, size_t n, const float *x0,
-                 const float *u, float *traj)
-{
+int trc_simulate(const trc_system *sys, double dt, int T, size_t n, const float *x0, const float *u,
+                 float *traj) {
     if (!sys)
         return trc_fail(TRC_EINVAL, "simulate: no system");
     if (!(dt > 0.0) || !isfinite(dt))

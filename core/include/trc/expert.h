@@ -25,13 +25,13 @@ typedef struct trc_expert_weights {
 
 /* Per-sample costs of a solution. */
 typedef struct trc_expert_cost {
-    double effort;    /* sum over steps of |u_t|^2 */
+    double effort; /* sum over steps of |u_t|^2 */
     /* The quadratic cost the expert minimizes, with e_t = x_t - target:
      *   lqr:        sum_{t<T} e_t' Q e_t + u_t' R u_t
      *   lqr_finite: the same + e_T' Qf e_T
      *   min_energy: equal to effort (its objective is sum |u_t|^2). */
     double objective;
-    int clipped;      /* control entries that hit the bound */
+    int clipped; /* control entries that hit the bound */
 } trc_expert_cost;
 
 typedef struct trc_expert_plan trc_expert_plan;
@@ -46,15 +46,14 @@ int trc_expert_uses_weights(const char *name);
 /* Builds the plan. weights may be NULL (defaults). Fails with TRC_ENOTFOUND (unknown name),
  * TRC_EINVAL (bad dt, T, bound, weights), TRC_EUNSUPPORTED (nonlinear system, or a target not
  * reachable in T steps for min_energy) or TRC_ENUMERIC (Riccati iteration did not converge). */
-int trc_expert_plan_create(const char *name, const trc_system *sys, double dt, int T,
-                           double bound, const trc_expert_weights *weights,
-                           trc_expert_plan **out);
+int trc_expert_plan_create(const char *name, const trc_system *sys, double dt, int T, double bound,
+                           const trc_expert_weights *weights, trc_expert_plan **out);
 void trc_expert_plan_free(trc_expert_plan *plan);
 
 /* Solves one sample. x0, target: [s] -> u: [T*m] (clipped), cost may be NULL.
  * Thread-safe on a shared plan. Returns TRC_ENUMERIC if a result is not finite. */
-int trc_expert_solve(const trc_expert_plan *plan, const double *x0, const double *target,
-                     double *u, trc_expert_cost *cost);
+int trc_expert_solve(const trc_expert_plan *plan, const double *x0, const double *target, double *u,
+                     trc_expert_cost *cost);
 
 /* Read-only view of a plan's matrices (for tests and reports). Pointers live with the plan. */
 typedef struct trc_expert_info {
@@ -62,10 +61,10 @@ typedef struct trc_expert_info {
     int s, m, T;
     double dt, bound;
     trc_expert_weights weights; /* resolved (defaults filled) */
-    const double *A, *B; /* discrete dynamics [s*s], [s*m] */
-    const double *W;     /* min_energy: reachability Gramian sum_k A^k B B' A'^k [s*s], else NULL */
-    const double *P;     /* lqr: DARE solution [s*s]; lqr_finite: P_0..P_T [(T+1)*s*s]; else NULL */
-    const double *K;     /* lqr: gain [m*s]; lqr_finite: K_0..K_{T-1} [T*m*s]; else NULL */
+    const double *A, *B;        /* discrete dynamics [s*s], [s*m] */
+    const double *W; /* min_energy: reachability Gramian sum_k A^k B B' A'^k [s*s], else NULL */
+    const double *P; /* lqr: DARE solution [s*s]; lqr_finite: P_0..P_T [(T+1)*s*s]; else NULL */
+    const double *K; /* lqr: gain [m*s]; lqr_finite: K_0..K_{T-1} [T*m*s]; else NULL */
 } trc_expert_info;
 
 void trc_expert_plan_info(const trc_expert_plan *plan, trc_expert_info *out);

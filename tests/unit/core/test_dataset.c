@@ -20,30 +20,26 @@
 
 static char tmpdir[256];
 
-static const char *data_path(const char *name)
-{
+static const char *data_path(const char *name) {
     static char buf[1024];
     const char *dir = getenv("TRC_TEST_DATA");
     snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "tests/data", name);
     return buf;
 }
 
-static const char *tmp_path(const char *name)
-{
+static const char *tmp_path(const char *name) {
     static char buf[512];
     snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
     return buf;
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/trc-test-dataset-XXXXXX");
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
     (void)state;
     const char *files[] = {"a.npz", "b.npz", "foreign.npz", "bad_meta.npz", "plain.npz"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
@@ -52,8 +48,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void test_settings(void **state)
-{
+static void test_settings(void **state) {
     (void)state;
     trc_gen_settings g;
     assert_int_equal(trc_gen_settings_default("double_integrator", &g), 0);
@@ -94,8 +89,7 @@ static void test_settings(void **state)
     assert_int_equal(trc_gen_settings_validate(&b), TRC_EINVAL);
 }
 
-static void test_generate_min_energy(void **state)
-{
+static void test_generate_min_energy(void **state) {
     (void)state;
     trc_gen_settings g;
     trc_gen_settings_default("double_integrator", &g);
@@ -142,8 +136,7 @@ static void test_generate_min_energy(void **state)
     trc_dataset_free(&d3);
 }
 
-static void test_generate_lqr_and_errors(void **state)
-{
+static void test_generate_lqr_and_errors(void **state) {
     (void)state;
     trc_gen_settings g;
     trc_gen_settings_default("double_integrator", &g);
@@ -173,8 +166,7 @@ static void test_generate_lqr_and_errors(void **state)
     trc_dataset_free(&ds); /* freeing an empty dataset is fine */
 }
 
-static void test_save_load_round_trip(void **state)
-{
+static void test_save_load_round_trip(void **state) {
     (void)state;
     trc_gen_settings g;
     trc_gen_settings_default("double_integrator", &g);
@@ -224,8 +216,7 @@ static void test_save_load_round_trip(void **state)
 
 /* The original project's layout as numpy writes it: float64, no metadata. The controls there
  * were computed by numpy (make_npz_fixtures.py), so this also cross-checks the dynamics. */
-static void check_numpy_f64(const char *name)
-{
+static void check_numpy_f64(const char *name) {
     trc_dataset ds;
     assert_int_equal(trc_dataset_load(data_path(name), &ds), 0);
     assert_true(ds.n == 8 && ds.s == 2 && ds.m == 1 && ds.T == 15);
@@ -234,9 +225,8 @@ static void check_numpy_f64(const char *name)
     assert_non_null(ds.costs);
     const trc_system *sys = trc_system_find("double_integrator");
     float traj[8 * 16 * 2];
-    assert_int_equal(trc_simulate(sys, sys->dt, 15, 8, ds.initial_states, ds.control_sequences,
-                                  traj),
-                     0);
+    assert_int_equal(
+        trc_simulate(sys, sys->dt, 15, 8, ds.initial_states, ds.control_sequences, traj), 0);
     for (int i = 0; i < 8 * 16 * 2; i++)
         assert_true(fabs(traj[i] - ds.state_trajectories[i]) < 1e-5);
     for (int i = 0; i < 8; i++)
@@ -245,15 +235,13 @@ static void check_numpy_f64(const char *name)
     trc_dataset_free(&ds);
 }
 
-static void test_load_numpy_f64(void **state)
-{
+static void test_load_numpy_f64(void **state) {
     (void)state;
     check_numpy_f64("numpy_f64_dataset.npz");
     check_numpy_f64("numpy_fortran_dataset.npz"); /* every array in Fortran order */
 }
 
-static void expect_load_fail(const char *name, int code, const char *msg)
-{
+static void expect_load_fail(const char *name, int code, const char *msg) {
     trc_dataset ds;
     int rc = trc_dataset_load(data_path(name), &ds);
     if (rc != code || !strstr(trc_errmsg(), msg) || !strstr(trc_errmsg(), name))
@@ -261,8 +249,7 @@ static void expect_load_fail(const char *name, int code, const char *msg)
     assert_null(ds.initial_states);
 }
 
-static void test_load_rejects(void **state)
-{
+static void test_load_rejects(void **state) {
     (void)state;
     expect_load_fail("missing.npz", TRC_EIO, "cannot open");
     expect_load_fail("bad_not_zip.npz", TRC_EFORMAT, "not a valid .npz");
@@ -281,8 +268,7 @@ static void test_load_rejects(void **state)
     expect_load_fail("numpy_types.npz", TRC_ENOTFOUND, "missing key 'initial_states'");
 }
 
-static void test_metadata_handling(void **state)
-{
+static void test_metadata_handling(void **state) {
     (void)state;
     float x[4] = {0, 1, 2, 3}, u[2 * 3] = {0};
     trc_npz_item items[4] = {
@@ -297,19 +283,20 @@ static void test_metadata_handling(void **state)
     assert_false(ds.has_settings);
     assert_int_equal(ds.T, 3);
     trc_dataset_free(&ds);
-    items[3].data = "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 4}";
+    items[3].data =
+        "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 4}";
     assert_int_equal(trc_npz_write(tmp_path("bad_meta.npz"), items, 4), 0);
     assert_int_equal(trc_dataset_load(tmp_path("bad_meta.npz"), &ds), TRC_EFORMAT);
     assert_non_null(strstr(trc_errmsg(), "key 'metadata': says N=2, s=2, m=1, T=4"));
-    items[3].data = "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 3,"
-                    " \"system\": \"double_integrator\"}";
+    items[3].data =
+        "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 3,"
+        " \"system\": \"double_integrator\"}";
     assert_int_equal(trc_npz_write(tmp_path("bad_meta.npz"), items, 4), 0);
     assert_int_equal(trc_dataset_load(tmp_path("bad_meta.npz"), &ds), TRC_EFORMAT);
     assert_non_null(strstr(trc_errmsg(), "incomplete generation settings"));
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_generate_min_energy),

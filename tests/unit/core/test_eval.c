@@ -20,22 +20,19 @@
 
 static char tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
+static const char *tmp_path(const char *name) {
     static char buf[512];
     snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
     return buf;
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/trc-test-eval-XXXXXX");
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
     (void)state;
     unlink(tmp_path("r.json"));
     unlink(tmp_path("bad.json"));
@@ -43,14 +40,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static const trc_system *di(void)
-{
+static const trc_system *di(void) {
     return trc_system_find("double_integrator");
 }
 
 /* Zero controls: x_T = (p + v T dt, v) exactly, so the errors are known in closed form. */
-static void test_hand_computed(void **state)
-{
+static void test_hand_computed(void **state) {
     (void)state;
     const int T = 3;
     const double dt = 0.5;
@@ -84,8 +79,7 @@ static void test_hand_computed(void **state)
     assert_int_equal(st.successes, 2);
 }
 
-static void test_expert_data_and_errors(void **state)
-{
+static void test_expert_data_and_errors(void **state) {
     (void)state;
     trc_gen_settings g;
     trc_gen_settings_default("double_integrator", &g);
@@ -120,8 +114,7 @@ static void test_expert_data_and_errors(void **state)
     trc_dataset_free(&ds);
 }
 
-static void test_random_controls(void **state)
-{
+static void test_random_controls(void **state) {
     (void)state;
     const size_t n = 200000;
     float *u = malloc(n * sizeof *u), *v = malloc(n * sizeof *v);
@@ -141,8 +134,7 @@ static void test_random_controls(void **state)
     free(v);
 }
 
-static void test_resolve(void **state)
-{
+static void test_resolve(void **state) {
     (void)state;
     trc_dataset ds = {.n = 1, .s = 2, .m = 1, .T = 15};
     const trc_system *sys;
@@ -165,21 +157,24 @@ static void test_resolve(void **state)
     assert_non_null(strstr(trc_errmsg(), "data has s=3"));
 }
 
-static void test_report_json(void **state)
-{
+static void test_report_json(void **state) {
     (void)state;
-    trc_eval_row rows[3] = {{"random", {0}, NULL},
-                            {"expert", {0}, NULL},
-                            {"model", {0}, "{\"parameters\": 530590}"}};
-    rows[0].stats = (trc_eval_stats){.n = 10, .s = 2, .err_mean = 4.0, .cost_mean = 60.0,
-                                     .success_rate = 0.0, .threshold = 0.1};
-    rows[1].stats = (trc_eval_stats){.n = 10, .s = 2, .err_mean = 0.5, .cost_mean = 7.0,
-                                     .success_rate = 0.9, .successes = 9, .threshold = 0.1};
-    rows[2].stats = (trc_eval_stats){.n = 10, .s = 2, .err_mean = 1.0, .cost_mean = 7.7,
-                                     .success_rate = 0.5, .threshold = 0.1};
+    trc_eval_row rows[3] = {
+        {"random", {0}, NULL}, {"expert", {0}, NULL}, {"model", {0}, "{\"parameters\": 530590}"}};
+    rows[0].stats = (trc_eval_stats){
+        .n = 10, .s = 2, .err_mean = 4.0, .cost_mean = 60.0, .success_rate = 0.0, .threshold = 0.1};
+    rows[1].stats = (trc_eval_stats){.n = 10,
+                                     .s = 2,
+                                     .err_mean = 0.5,
+                                     .cost_mean = 7.0,
+                                     .success_rate = 0.9,
+                                     .successes = 9,
+                                     .threshold = 0.1};
+    rows[2].stats = (trc_eval_stats){
+        .n = 10, .s = 2, .err_mean = 1.0, .cost_mean = 7.7, .success_rate = 0.5, .threshold = 0.1};
     rows[1].stats.comp_mean_abs[1] = 0.25;
     trc_eval_context ctx = {"compare", "test.npz", NULL, "double_integrator", 1.0 / 3, 15, 10,
-                            0.1, 1, 7};
+                            0.1,       1,          7};
     assert_int_equal(trc_eval_report_json(tmp_path("r.json"), &ctx, rows, 3, "expert", "random"),
                      0);
     json_error_t je;
@@ -193,15 +188,14 @@ static void test_report_json(void **state)
     json_t *ex = json_object_get(res, "expert");
     assert_true(json_real_value(json_object_get(ex, "error_mean")) == 0.5);
     assert_int_equal(json_integer_value(json_object_get(ex, "successes")), 9);
-    assert_true(json_real_value(json_array_get(json_object_get(ex, "component_mean_abs_error"),
-                                               1)) == 0.25);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "model"),
-                                                        "parameters")),
-                     530590);
+    assert_true(json_real_value(
+                    json_array_get(json_object_get(ex, "component_mean_abs_error"), 1)) == 0.25);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(res, "model"), "parameters")), 530590);
     json_t *rel = json_object_get(o, "relative");
-    assert_null(json_object_get(rel, "expert") ? json_object_get(json_object_get(rel, "expert"),
-                                                                 "error_mean_vs_expert")
-                                               : NULL);
+    assert_null(json_object_get(rel, "expert")
+                    ? json_object_get(json_object_get(rel, "expert"), "error_mean_vs_expert")
+                    : NULL);
     json_t *rm = json_object_get(rel, "model");
     assert_true(fabs(json_real_value(json_object_get(rm, "error_mean_vs_expert")) - 1.0) < 1e-12);
     assert_true(fabs(json_real_value(json_object_get(rm, "cost_mean_vs_expert")) - 0.1) < 1e-9);
@@ -228,13 +222,10 @@ static void test_report_json(void **state)
                      TRC_EIO);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hand_computed),
-        cmocka_unit_test(test_expert_data_and_errors),
-        cmocka_unit_test(test_random_controls),
-        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_hand_computed),   cmocka_unit_test(test_expert_data_and_errors),
+        cmocka_unit_test(test_random_controls), cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_report_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

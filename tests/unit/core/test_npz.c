@@ -21,24 +21,21 @@
 
 static char tmpdir[256];
 
-static const char *data_path(const char *name)
-{
+static const char *data_path(const char *name) {
     static char buf[1024];
     const char *dir = getenv("TRC_TEST_DATA");
     snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "tests/data", name);
     return buf;
 }
 
-static const char *tmp_path(const char *name)
-{
+static const char *tmp_path(const char *name) {
     static char buf[512];
     snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
     return buf;
 }
 
 /* Number of entries in tmpdir whose name contains ".tmp." (leftovers of a failed write). */
-static int leftovers(void)
-{
+static int leftovers(void) {
     DIR *d = opendir(tmpdir);
     int n = 0;
     struct dirent *e;
@@ -48,15 +45,13 @@ static int leftovers(void)
     return n;
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/trc-test-npz-XXXXXX");
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
     (void)state;
     DIR *d = opendir(tmpdir);
     struct dirent *e;
@@ -73,22 +68,19 @@ static int teardown(void **state)
     return 0;
 }
 
-static trc_npz *open_ok(const char *path)
-{
+static trc_npz *open_ok(const char *path) {
     trc_npz *z = NULL;
     if (trc_npz_open(path, &z))
         fail_msg("open %s: %s", path, trc_errmsg());
     return z;
 }
 
-static void read_ok(trc_npz *z, const char *key, trc_npy_array *a)
-{
+static void read_ok(trc_npz *z, const char *key, trc_npy_array *a) {
     if (trc_npz_read(z, key, a))
         fail_msg("read %s: %s", key, trc_errmsg());
 }
 
-static void test_read_numpy_types(void **state)
-{
+static void test_read_numpy_types(void **state) {
     (void)state;
     trc_npz *z = open_ok(data_path("numpy_types.npz"));
     assert_int_equal(trc_npz_count(z), 8);
@@ -156,8 +148,7 @@ static void test_read_numpy_types(void **state)
     trc_npz_close(z);
 }
 
-static void test_read_compressed(void **state)
-{
+static void test_read_compressed(void **state) {
     (void)state;
     trc_npz *z = open_ok(data_path("numpy_compressed.npz"));
     trc_npy_array a;
@@ -173,8 +164,7 @@ static void test_read_compressed(void **state)
 
 /* numpy stores a transposed array in Fortran order; reading gives the same row-major values as
  * the C-order file. */
-static void test_read_fortran_order(void **state)
-{
+static void test_read_fortran_order(void **state) {
     (void)state;
     trc_npz *zc = open_ok(data_path("numpy_f64_dataset.npz"));
     trc_npz *zf = open_ok(data_path("numpy_fortran_dataset.npz"));
@@ -205,8 +195,7 @@ static void test_read_fortran_order(void **state)
     trc_npy_free(&a);
 }
 
-static void test_round_trip(void **state)
-{
+static void test_round_trip(void **state) {
     (void)state;
     float f32[12];
     double f64[3] = {M_PI, -0.0, 1e300};
@@ -216,12 +205,9 @@ static void test_round_trip(void **state)
         f32[i] = (float)i / 7.0f;
     const char *meta = "{\"system\": \"double_integrator\", \"\xce\xbc\": 1}";
     trc_npz_item items[] = {
-        {"floats", TRC_NPY_F32, 3, {2, 3, 2}, f32},
-        {"doubles", TRC_NPY_F64, 1, {3}, f64},
-        {"longs", TRC_NPY_I64, 2, {1, 2}, i64},
-        {"ints", TRC_NPY_I32, 0, {0}, i32},
-        {"metadata", TRC_NPY_STR, 0, {0}, meta},
-        {"nothing", TRC_NPY_F32, 2, {0, 5}, NULL},
+        {"floats", TRC_NPY_F32, 3, {2, 3, 2}, f32}, {"doubles", TRC_NPY_F64, 1, {3}, f64},
+        {"longs", TRC_NPY_I64, 2, {1, 2}, i64},     {"ints", TRC_NPY_I32, 0, {0}, i32},
+        {"metadata", TRC_NPY_STR, 0, {0}, meta},    {"nothing", TRC_NPY_F32, 2, {0, 5}, NULL},
     };
     const char *path = tmp_path("rt.npz");
     assert_int_equal(trc_npz_write(path, items, 6), 0);
@@ -272,8 +258,7 @@ static void test_round_trip(void **state)
 }
 
 /* The .npy image is numpy's: version 1.0, header padded so data starts on a 64-byte boundary. */
-static void test_encode_layout(void **state)
-{
+static void test_encode_layout(void **state) {
     (void)state;
     double v[5] = {1, 2, 3, 4, 5};
     trc_npz_item it = {"v", TRC_NPY_F64, 1, {5}, v};
@@ -294,8 +279,7 @@ static void test_encode_layout(void **state)
     free(buf);
 }
 
-static void expect_open_fail(const char *name, int code, const char *msg)
-{
+static void expect_open_fail(const char *name, int code, const char *msg) {
     trc_npz *z = (trc_npz *)1;
     int rc = trc_npz_open(data_path(name), &z);
     if (rc != code || !strstr(trc_errmsg(), msg) || !strstr(trc_errmsg(), name))
@@ -303,8 +287,7 @@ static void expect_open_fail(const char *name, int code, const char *msg)
     assert_null(z);
 }
 
-static void expect_read_fail(const char *name, const char *key, int code, const char *msg)
-{
+static void expect_read_fail(const char *name, const char *key, int code, const char *msg) {
     trc_npz *z = open_ok(data_path(name));
     trc_npy_array a;
     int rc = trc_npz_read(z, key, &a);
@@ -315,8 +298,7 @@ static void expect_read_fail(const char *name, const char *key, int code, const 
     trc_npz_close(z);
 }
 
-static void test_bad_inputs(void **state)
-{
+static void test_bad_inputs(void **state) {
     (void)state;
     expect_open_fail("no_such_file.npz", TRC_EIO, "No such file");
     expect_open_fail("bad_not_zip.npz", TRC_EFORMAT, "not a valid .npz");
@@ -338,8 +320,7 @@ static void test_bad_inputs(void **state)
     trc_npz_close(z);
 }
 
-static void test_parse_rejects(void **state)
-{
+static void test_parse_rejects(void **state) {
     (void)state;
     struct {
         const char *header;
@@ -397,8 +378,7 @@ static void test_parse_rejects(void **state)
 
 /* Every truncation of a valid .npy image and thousands of random byte flips of a whole
  * archive: each either parses or fails cleanly (no crash, no leak). */
-static void test_mutation_sweep(void **state)
-{
+static void test_mutation_sweep(void **state) {
     (void)state;
     uint8_t *file;
     size_t len;
@@ -444,8 +424,7 @@ static void test_mutation_sweep(void **state)
     free(file);
 }
 
-static void test_write_errors(void **state)
-{
+static void test_write_errors(void **state) {
     (void)state;
     float v[2] = {1, 2};
     trc_npz_item good = {"v", TRC_NPY_F32, 1, {2}, v};
@@ -478,17 +457,12 @@ static void test_write_errors(void **state)
     free(after);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_numpy_types),
-        cmocka_unit_test(test_read_compressed),
-        cmocka_unit_test(test_read_fortran_order),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_encode_layout),
-        cmocka_unit_test(test_bad_inputs),
-        cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_mutation_sweep),
+        cmocka_unit_test(test_read_numpy_types),   cmocka_unit_test(test_read_compressed),
+        cmocka_unit_test(test_read_fortran_order), cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_encode_layout),      cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_parse_rejects),      cmocka_unit_test(test_mutation_sweep),
         cmocka_unit_test(test_write_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -13,8 +13,7 @@
 #include "trc/error.h"
 #include "trc/system.h"
 
-static void test_lookup(void **state)
-{
+static void test_lookup(void **state) {
     (void)state;
     assert_true(trc_system_count() >= 2);
     const trc_system *di = trc_system_find("double_integrator");
@@ -39,8 +38,7 @@ static void test_lookup(void **state)
 
 /* Constant acceleration over the whole horizon: the exact ZOH rollout lands on the continuous
  * solution p0 + v0 t + a t^2 / 2 (an Euler scheme would not). */
-static void test_double_integrator_exact(void **state)
-{
+static void test_double_integrator_exact(void **state) {
     (void)state;
     const trc_system *di = trc_system_find("double_integrator");
     double x0[2] = {0.7, -1.1}, u[15], traj[32];
@@ -57,14 +55,12 @@ static void test_double_integrator_exact(void **state)
     assert_true(xn[1] == 2.0 + uu * dt);
 }
 
-static void vdp_field(const double *x, double u, double *dx)
-{
+static void vdp_field(const double *x, double u, double *dx) {
     dx[0] = x[1];
     dx[1] = (1.0 - x[0] * x[0]) * x[1] - x[0] + u;
 }
 
-static void fine_reference(const double *x, double u, double dt, double *y)
-{
+static void fine_reference(const double *x, double u, double dt, double *y) {
     double h = dt / 1000.0;
     y[0] = x[0], y[1] = x[1];
     for (int i = 0; i < 1000; i++) {
@@ -83,8 +79,7 @@ static void fine_reference(const double *x, double u, double dt, double *y)
 
 /* One RK4 step agrees with a fine integration (1000 RK4 substeps) to the method's local error,
  * and that error shrinks like dt^5 (halving dt divides it by about 32). */
-static void test_van_der_pol_step(void **state)
-{
+static void test_van_der_pol_step(void **state) {
     (void)state;
     const trc_system *vdp = trc_system_find("van_der_pol");
     const double starts[3][3] = {{1.0, 0.5, 0.3}, {-2.0, 2.0, -2.0}, {0.1, -1.5, 1.0}};
@@ -104,8 +99,7 @@ static void test_van_der_pol_step(void **state)
 }
 
 /* Every table entry: A and B against central differences of its own step function. */
-static void test_jacobians_fd(void **state)
-{
+static void test_jacobians_fd(void **state) {
     (void)state;
     const double pts[4][3] = {{0.3, -0.7, 0.9}, {1.5, 1.2, -2.0}, {-1.9, 0.4, 0.0}, {0, 0, 0}};
     for (size_t i = 0; i < trc_system_count(); i++) {
@@ -134,16 +128,15 @@ static void test_jacobians_fd(void **state)
                     double fd = (xp[r] - xm[r]) / (2 * h);
                     double an = c < s ? A[r * s + c] : B[r * m + (c - s)];
                     if (fabs(fd - an) > 1e-7 * (1 + fabs(fd)))
-                        fail_msg("%s: d x+[%d]/d %s[%d] analytic %.12g vs fd %.12g", sys->name,
-                                 r, c < s ? "x" : "u", c < s ? c : c - s, an, fd);
+                        fail_msg("%s: d x+[%d]/d %s[%d] analytic %.12g vs fd %.12g", sys->name, r,
+                                 c < s ? "x" : "u", c < s ? c : c - s, an, fd);
                 }
             }
         }
     }
 }
 
-static void test_simulate_batch(void **state)
-{
+static void test_simulate_batch(void **state) {
     (void)state;
     for (size_t si = 0; si < trc_system_count(); si++) {
         const trc_system *sys = trc_system_at(si);
@@ -175,13 +168,10 @@ static void test_simulate_batch(void **state)
     assert_int_equal(trc_simulate(di, 0.1, 1, 0, NULL, NULL, NULL), 0); /* empty batch */
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookup),
-        cmocka_unit_test(test_double_integrator_exact),
-        cmocka_unit_test(test_van_der_pol_step),
-        cmocka_unit_test(test_jacobians_fd),
+        cmocka_unit_test(test_lookup),           cmocka_unit_test(test_double_integrator_exact),
+        cmocka_unit_test(test_van_der_pol_step), cmocka_unit_test(test_jacobians_fd),
         cmocka_unit_test(test_simulate_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
