@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CONVERT = os.path.join(ROOT, "clients", "python", "convert_checkpoint.py")
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
-from trc_client import Client, TRCError  # noqa: E402
+from trc_client import Client  # noqa: E402
 
 # A small custom configuration (not a preset: the converter must carry every number).
 S, M, T, D, H, BLOCKS, K, N, BOUND = 2, 1, 15, 32, 48, 2, 2, 3, 3.0
