@@ -4,6 +4,7 @@
  * vectorize them. */
 #include "layers.h"
 
+
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
@@ -66,81 +67,59 @@ void trc_linear_backward(float *dx, float *dW, float *db, const float *dy, const
 #define SIMD_CLONES
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__)
-/* the helpers below pass 32-byte vectors by value; they are static and inlined, so the ABI
- * note GCC gives for the baseline (no-AVX) build does not apply */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
 typedef float vf __attribute__((vector_size(32)));
 typedef int32_t vi __attribute__((vector_size(32)));
 #define VL 8
 
-static inline vf vload(const float *p)
-{
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void vstore(float *p, vf v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-/* the first n < VL lanes from p, the rest zero */
-static inline vf vload_n(const float *p, size_t n)
-{
-    vf v = {0};
-    memcpy(&v, p, n * sizeof *p);
-    return v;
-}
-
-static inline void vstore_n(float *p, vf v, size_t n)
-{
-    memcpy(p, &v, n * sizeof *p);
-}
-
-static inline float vsum(vf v)
-{
-    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
-}
-
+/* Vectors are never passed to or returned from functions (that is ABI-dependent for 32-byte
+ * vectors in the baseline build): loads and stores are macros over an unaligned, aliasing
+ * vector type, the rest macros or functions working through pointers. */
+typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
+#define VLOAD(p) (*(const vfu *)(const void *)(p))
+#define VSTORE(p, v) (*(vfu *)(void *)(p) = (v))
+#define VSUM(v) ((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7])))
 /* m ? a : b lane-wise, m from a comparison (all ones or zero) */
-static inline vf vselect(vi m, vf a, vf b)
+#define VSELECT(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m))))
+
+/* *v = the first n < VL floats of p, the other lanes zero */
+static inline void vload_n(vf *v, const float *p, size_t n)
 {
-    return (vf)(((vi)a & m) | ((vi)b & ~m));
+    memset(v, 0, sizeof *v);
+    memcpy(v, p, n * sizeof *p);
 }
 
-/* exp(x), relative error ~2e-7 (Cephes expf): x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial
- * for exp(r), 2^n built in the exponent bits. Arguments are clamped to [-87.3, 88.3], where the
- * result stays a normal float; NaN passes through. */
-static inline vf vexp(vf x)
+/* *x = exp(*x), relative error ~2e-7 (Cephes expf): x = k ln2 + r, |r| <= ln2/2, a degree-6
+ * polynomial for exp(r), 2^k built in the exponent bits. Arguments are clamped to
+ * [-87.3, 88.3], where the result stays a normal float; NaN passes through. */
+static inline void vexp(vf *xp)
 {
     const vf hi = {88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f};
     const vf lo = -hi + 1.0f; /* -87.3 */
-    x = vselect(x > hi, hi, x);
-    x = vselect(x < lo, lo, x);
+    vf x = *xp;
+    x = VSELECT(x > hi, hi, x);
+    x = VSELECT(x < lo, lo, x);
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     vf t = x * 1.44269504088896341f + magic;
-    vf n = t - magic;
-    vf r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+    vf k = t - magic;
+    vf r = x - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
     vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     vf y = p * (r * r) + r + 1.0f;
-    vi e = ((vi)t - 0x4B400000 + 127) << 23; /* the low bits of t hold n */
-    return y * (vf)e;
+    vi e = ((vi)t - 0x4B400000 + 127) << 23; /* the low bits of t hold k */
+    *xp = y * (vf)e;
 }
 
-/* 1 / (1 + exp(-x)); exactly 0 below -88, where the true value is no longer a normal float */
-static inline vf vsigmoid(vf x)
+/* *s = 1 / (1 + exp(-*x)); exactly 0 below -88, where the true value is not a normal float */
+static inline void vsigmoid(vf *s, const vf *x)
 {
     const vf zero = {0};
-    return vselect(x < -88.0f, zero, 1.0f / (1.0f + vexp(-x)));
+    vf e = -*x;
+    vexp(&e);
+    *s = VSELECT(*x < -88.0f, zero, 1.0f / (1.0f + e));
 }
 
 SIMD_CLONES
@@ -154,23 +133,23 @@ void trc_layernorm_forward(float *y, float *mean, float *rstd, const float *x, c
         /* two passes: the centered variance does not lose precision to cancellation */
         vf acc = {0};
         for (size_t i = 0; i < nv; i += VL)
-            acc += vload(xr + i);
-        float mu = vsum(acc);
+            acc += VLOAD(xr + i);
+        float mu = VSUM(acc);
         for (size_t i = nv; i < n; i++)
             mu += xr[i];
         mu /= (float)C;
         vf dev = {0};
         for (size_t i = 0; i < nv; i += VL) {
-            vf t = vload(xr + i) - mu;
+            vf t = VLOAD(xr + i) - mu;
             dev += t * t;
         }
-        float var = vsum(dev);
+        float var = VSUM(dev);
         for (size_t i = nv; i < n; i++)
             var += (xr[i] - mu) * (xr[i] - mu);
         var /= (float)C;
         float rs = 1.0f / sqrtf(var + TRC_LN_EPS);
         for (size_t i = 0; i < nv; i += VL)
-            vstore(yr + i, (vload(xr + i) - mu) * rs * vload(w + i) + vload(b + i));
+            VSTORE(yr + i, (VLOAD(xr + i) - mu) * rs * VLOAD(w + i) + VLOAD(b + i));
         for (size_t i = nv; i < n; i++)
             yr[i] = (xr[i] - mu) * rs * w[i] + b[i];
         if (mean)
@@ -191,11 +170,11 @@ void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, co
         /* dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = dy * w */
         vf a0 = {0}, a1 = {0};
         for (size_t i = 0; i < nv; i += VL) {
-            vf dn = vload(g + i) * vload(w + i);
+            vf dn = VLOAD(g + i) * VLOAD(w + i);
             a0 += dn;
-            a1 += dn * ((vload(xr + i) - mu) * rs);
+            a1 += dn * ((VLOAD(xr + i) - mu) * rs);
         }
-        float s0 = vsum(a0), s1 = vsum(a1);
+        float s0 = VSUM(a0), s1 = VSUM(a1);
         for (size_t i = nv; i < n; i++) {
             float dn = g[i] * w[i];
             s0 += dn;
@@ -204,14 +183,14 @@ void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, co
         float m0 = s0 / (float)C, m1 = s1 / (float)C;
         size_t i = 0;
         for (; i < nv; i += VL) {
-            vf gi = vload(g + i), xhat = (vload(xr + i) - mu) * rs;
+            vf gi = VLOAD(g + i), xhat = (VLOAD(xr + i) - mu) * rs;
             if (dx)
-                vstore(dx + r * n + i,
-                       vload(dx + r * n + i) + (gi * vload(w + i) - m0 - xhat * m1) * rs);
+                VSTORE(dx + r * n + i,
+                       VLOAD(dx + r * n + i) + (gi * VLOAD(w + i) - m0 - xhat * m1) * rs);
             if (dw)
-                vstore(dw + i, vload(dw + i) + gi * xhat);
+                VSTORE(dw + i, VLOAD(dw + i) + gi * xhat);
             if (db)
-                vstore(db + i, vload(db + i) + gi);
+                VSTORE(db + i, VLOAD(db + i) + gi);
         }
         for (; i < n; i++) {
             float xhat = (xr[i] - mu) * rs;
@@ -229,17 +208,21 @@ SIMD_CLONES
 void trc_silu_forward(float *y, float *sig, const float *x, size_t n)
 {
     size_t nv = n / VL * VL, tail = n - nv;
+    vf v, s;
     for (size_t i = 0; i < nv; i += VL) {
-        vf v = vload(x + i), s = vsigmoid(v);
+        v = VLOAD(x + i);
+        vsigmoid(&s, &v);
         if (sig)
-            vstore(sig + i, s);
-        vstore(y + i, v * s);
+            VSTORE(sig + i, s);
+        VSTORE(y + i, v * s);
     }
     if (tail) {
-        vf v = vload_n(x + nv, tail), s = vsigmoid(v);
+        vload_n(&v, x + nv, tail);
+        vsigmoid(&s, &v);
+        v *= s;
         if (sig)
-            vstore_n(sig + nv, s, tail);
-        vstore_n(y + nv, v * s, tail);
+            memcpy(sig + nv, &s, tail * sizeof *sig);
+        memcpy(y + nv, &v, tail * sizeof *y);
     }
 }
 
@@ -248,8 +231,8 @@ void trc_silu_backward(float *dx, const float *dy, const float *x, const float *
 {
     size_t nv = n / VL * VL;
     for (size_t i = 0; i < nv; i += VL) {
-        vf s = vload(sig + i);
-        vstore(dx + i, vload(dx + i) + vload(dy + i) * s * (1.0f + vload(x + i) * (1.0f - s)));
+        vf s = VLOAD(sig + i);
+        VSTORE(dx + i, VLOAD(dx + i) + VLOAD(dy + i) * s * (1.0f + VLOAD(x + i) * (1.0f - s)));
     }
     for (size_t i = nv; i < n; i++) {
         float s = sig[i];
@@ -286,14 +269,22 @@ void trc_clamp_backward(float *dx, const float *dy, const float *x, float bound,
             dx[i] += dy[i];
 }
 
+SIMD_CLONES
 void trc_residual_forward(float *y, const float *a, const float *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t nv = n / VL * VL;
+    for (size_t i = 0; i < nv; i += VL)
+        VSTORE(y + i, VLOAD(a + i) + VLOAD(b + i));
+    for (size_t i = nv; i < n; i++)
         y[i] = a[i] + b[i];
 }
 
+SIMD_CLONES
 void trc_residual_backward(float *dx, const float *dy, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t nv = n / VL * VL;
+    for (size_t i = 0; i < nv; i += VL)
+        VSTORE(dx + i, VLOAD(dx + i) + VLOAD(dy + i));
+    for (size_t i = nv; i < n; i++)
         dx[i] += dy[i];
 }

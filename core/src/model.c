@@ -2,6 +2,7 @@
  * the order of shared/docs/model.md, allocation and the original initialization. */
 #include "trc/model.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,4 +337,18 @@ const trc_param_view *trc_model_find(const trc_model *model, const char *name)
         if (strcmp(model->views[i].name, name) == 0)
             return &model->views[i];
     return NULL;
+}
+
+void trc_model_fuse_attention(const trc_model_layout *L, const float *P, float *fused)
+{
+    int d = L->d;
+    for (int i = 0; i < L->blocks; i++) {
+        const trc_block_off *o = &L->blk[i];
+        float *F = fused + (size_t)i * ((size_t)d * d + d), *fb = F + (size_t)d * d;
+        const float *V = P + o->in_w + 2 * (size_t)d * d, *v = P + o->in_b + 2 * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0f, P + o->out.w, d, V,
+                    d, 0.0f, F, d);
+        memcpy(fb, P + o->out.b, (size_t)d * sizeof *fb);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, d, d, 1.0f, P + o->out.w, d, v, 1, 1.0f, fb, 1);
+    }
 }

@@ -45,4 +45,9 @@ typedef struct trc_init_spec {
 void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L,
                             trc_param_view *views, trc_init_spec *inits);
 
+/* Attention of a one-token latent fused into one Linear: for every block i, fused + i*(d*d + d)
+ * receives W_o V ([d, d], V the value rows of in_proj) followed by W_o v + c_o ([d]), so that
+ * out_proj(V z + v) = (W_o V) z + (W_o v + c_o). blocks * d^3 multiply-adds. */
+void trc_model_fuse_attention(const trc_model_layout *L, const float *params, float *fused);
+
 #endif

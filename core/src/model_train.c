@@ -9,10 +9,15 @@
  *  2. every Linear's weight gradient as ONE sgemm over all of its applications (an inner
  *     dimension of K*n*B rows instead of K*n short ones); the decoder and the control
  *     embedding, applied K times, likewise.
+ * Attention is fused (see trc_model_fuse_attention): each application computes
+ * zin (W_o V)^T + (W_o v + c_o), one d x d product instead of two, and its backward one more.
+ * The gradients of W_o and V come from M = sum over applications of da^T zin (da the gradient
+ * at the attention output): dW_o = M V^T + dc_o v^T, dV = W_o^T M, dv = W_o^T dc_o, in a
+ * third phase.
  * With threads > 1 the batch rows are split between threads for the forward pass and phase 1
  * (rows are independent; layer-norm parameter gradients go to per-thread partial sums, added
- * in a fixed order), and the output rows of every weight gradient for phase 2 (threads are
- * started per phase: a few tens of microseconds against milliseconds of work). Each thread
+ * in a fixed order), and the output rows of every weight gradient for phases 2 and 3 (threads
+ * are started per phase: tens of microseconds against milliseconds of work). Each thread
  * calls BLAS single-threaded. Results depend on the thread count only through rounding and are
  * bit-identical from run to run for a given count. */
 #include <cblas.h>
@@ -29,10 +34,10 @@
 
 /* Per-block-application activations and gradients; each pointer addresses [blocks][KN][B][f]. */
 typedef struct block_acts {
-    float *zin, *A, *r1, *z1, *r2; /* [.., d] input + z0, V zin + v, pre-norm1, norm1 out, pre-norm2 */
+    float *zin, *r1, *z1, *r2;     /* [.., d] input + z0, pre-norm1, norm1 out, pre-norm2 */
     float *H, *sig, *S;            /* [.., h] ffn0 output, its sigmoid, silu output */
     float *m1, *rs1, *m2, *rs2;    /* [.., 1] layer norm statistics */
-    float *dA, *da, *dF;           /* [.., d] grads of V zin + v, of out_proj output, of ffn3 output */
+    float *da, *dF;                /* [.., d] grads of the attention and ffn3 outputs */
     float *dH;                     /* [.., h] grad of ffn0 output */
 } block_acts;
 
@@ -71,6 +76,9 @@ struct trc_trainer {
     float *grads;
     float *arena;
     size_t arena_floats;
+    float *fused; /* [blocks][d*d + d] fused attention of the current parameters */
+    float *M;     /* [blocks][d, d] sum of da^T zin over the applications */
+    float *ones;  /* [K*n*max_batch] for bias gradients as matrix-vector products */
     /* layer norms: their parameter gradients, per-thread partial sums [threads][ln_floats] */
     ln_grad ln_enc, ln_gen, ln_dec, ln_n1[TRC_MAX_BLOCKS], ln_n2[TRC_MAX_BLOCKS];
     size_t ln_floats;
@@ -132,7 +140,7 @@ static size_t layout_arena(struct trc_trainer *tr, float *base, size_t B)
     t += carve_mlp(p, &tr->gen, 1, B, L->d, L->h, L->U, 0);
     t += carve_mlp(p, &tr->dec, K, B, L->d + L->U, L->h, L->U, 1);
     block_acts *a = &tr->blk;
-    float **dslots[] = {&a->zin, &a->A, &a->r1, &a->z1, &a->r2, &a->dA, &a->da, &a->dF};
+    float **dslots[] = {&a->zin, &a->r1, &a->z1, &a->r2, &a->da, &a->dF};
     for (size_t i = 0; i < sizeof dslots / sizeof dslots[0]; i++)
         t += carve(p, dslots[i], apps * d);
     float **hslots[] = {&a->H, &a->sig, &a->S, &a->dH};
@@ -198,11 +206,17 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     tr->arena = malloc(tr->arena_floats * sizeof(float));
     tr->grads = calloc(model->num_params, sizeof(float));
     tr->ln_part = malloc(tr->ln_floats * sizeof(float));
-    if (!tr->arena || !tr->grads || !tr->ln_part) {
+    size_t d = (size_t)L->d, maxrows = (size_t)L->K * (size_t)L->n * max_batch;
+    tr->fused = malloc((size_t)L->blocks * (d * d + d) * sizeof(float));
+    tr->M = malloc((size_t)L->blocks * d * d * sizeof(float));
+    tr->ones = malloc(maxrows * sizeof(float));
+    if (!tr->arena || !tr->grads || !tr->ln_part || !tr->fused || !tr->M || !tr->ones) {
         size_t mb = (tr->arena_floats + model->num_params) * sizeof(float) >> 20;
         trc_trainer_free(tr);
         return trc_fail(TRC_ENOMEM, "trainer create: cannot allocate %zu MB of activations", mb);
     }
+    for (size_t i = 0; i < maxrows; i++)
+        tr->ones[i] = 1.0f;
     *out = tr;
     return 0;
 }
@@ -247,6 +261,9 @@ void trc_trainer_free(trc_trainer *tr)
     free(tr->arena);
     free(tr->grads);
     free(tr->ln_part);
+    free(tr->fused);
+    free(tr->M);
+    free(tr->ones);
     free(tr);
 }
 
@@ -324,12 +341,12 @@ static void block_forward(const struct trc_trainer *tr, int i, size_t app, size_
     size_t KN = (size_t)L->K * (size_t)L->n, row = ((size_t)i * KN + app) * tr->B + r0;
     size_t d = (size_t)L->d, h = (size_t)L->h, nd = nb * d;
     const block_acts *a = &tr->blk;
-    float *zin = a->zin + row * d, *A = a->A + row * d, *r1 = a->r1 + row * d;
+    float *zin = a->zin + row * d, *r1 = a->r1 + row * d;
+    const float *F = tr->fused + (size_t)i * (d * d + d);
     float *z1 = a->z1 + row * d, *r2 = a->r2 + row * d;
     float *H = a->H + row * h, *sig = a->sig + row * h, *S = a->S + row * h;
     trc_residual_forward(zin, z, tr->z0 + r0 * d, nd);
-    trc_linear_forward(A, zin, P + o->in_w + 2 * d * d, P + o->in_b + 2 * d, nb, L->d, L->d);
-    trc_linear_forward(r1, A, P + o->out.w, P + o->out.b, nb, L->d, L->d);
+    trc_linear_forward(r1, zin, F, F + d * d, nb, L->d, L->d); /* attention, fused */
     trc_residual_forward(r1, r1, zin, nd);
     trc_layernorm_forward(z1, a->m1 + row, a->rs1 + row, r1, P + o->norm1.w, P + o->norm1.b, nb,
                           L->d);
@@ -408,6 +425,7 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
         return trc_fail(TRC_EINVAL, "trainer forward: batch size must be in [1, %zu], got %zu",
                         tr->max_batch, B);
     layout_arena(tr, tr->arena, B);
+    trc_model_fuse_attention(&tr->L, tr->model->params, tr->fused);
     tr->B = B;
     tr->in_x0 = x0;
     tr->in_target = target;
@@ -452,7 +470,7 @@ static void mlp_backward_acts(const struct trc_trainer *tr, trc_lin_off l0, trc_
 }
 
 /* Application `app` of block i: tr->dz (grad of its output) -> tr->dz (grad of its input z);
- * dz0 += the context path. Keeps dA, da, dH, dF for phase 2. */
+ * dz0 += the context path. Keeps da, dH, dF for phase 2. */
 static void block_backward(struct trc_trainer *tr, int i, size_t app, size_t r0, size_t nb,
                            float *lng)
 {
@@ -462,7 +480,8 @@ static void block_backward(struct trc_trainer *tr, int i, size_t app, size_t r0,
     size_t KN = (size_t)L->K * (size_t)L->n, row = ((size_t)i * KN + app) * tr->B + r0;
     size_t d = (size_t)L->d, h = (size_t)L->h, nd = nb * d, nh = nb * h;
     const block_acts *a = &tr->blk;
-    float *dF = a->dF + row * d, *da = a->da + row * d, *dA = a->dA + row * d;
+    float *dF = a->dF + row * d, *da = a->da + row * d;
+    const float *F = tr->fused + (size_t)i * (d * d + d);
     float *dH = a->dH + row * h, *gz1 = tr->dzw + r0 * d, *gS = tr->wh + r0 * h;
     float *dz = tr->dz + r0 * d;
     const ln_grad *n1 = &tr->ln_n1[i], *n2 = &tr->ln_n2[i];
@@ -479,10 +498,8 @@ static void block_backward(struct trc_trainer *tr, int i, size_t app, size_t r0,
     memset(da, 0, nd * sizeof *da); /* grad of r1 = zin + out_proj(..) */
     trc_layernorm_backward(da, lng + n1->lw, lng + n1->lb, gz1, a->r1 + row * d, P + o->norm1.w,
                            a->m1 + row, a->rs1 + row, nb, L->d);
-    memset(dA, 0, nd * sizeof *dA);
-    trc_linear_backward_input(dA, da, P + o->out.w, nb, L->d, L->d);
     memcpy(dz, da, nd * sizeof *dz); /* residual: grad of zin */
-    trc_linear_backward_input(dz, dA, P + o->in_w + 2 * d * d, nb, L->d, L->d);
+    trc_linear_backward_input(dz, da, F, nb, L->d, L->d); /* attention, fused */
     trc_residual_backward(tr->dz0 + r0 * d, dz, nd); /* zin = z + z0 */
 }
 
@@ -548,10 +565,16 @@ static void backward_acts(struct trc_trainer *tr, int t)
 
 /* ---- backward, phase 2: weight gradients, output rows split between threads ---- */
 
+static void add_job_to(struct trc_trainer *tr, float *dW, float *db, const float *dY,
+                       const float *X, size_t rows, int in, int out)
+{
+    tr->jobs[tr->njobs++] = (wgrad_job){dY, X, dW, db, rows, in, out};
+}
+
 static void add_job(struct trc_trainer *tr, trc_lin_off p, const float *dY, const float *X,
                     size_t rows, int in, int out)
 {
-    tr->jobs[tr->njobs++] = (wgrad_job){dY, X, tr->grads + p.w, tr->grads + p.b, rows, in, out};
+    add_job_to(tr, tr->grads + p.w, tr->grads + p.b, dY, X, rows, in, out);
 }
 
 static void make_jobs(struct trc_trainer *tr)
@@ -571,9 +594,9 @@ static void make_jobs(struct trc_trainer *tr)
     for (int i = 0; i < L->blocks; i++) {
         const trc_block_off *o = &L->blk[i];
         size_t row = (size_t)i * KN * B, rows = KN * B;
-        trc_lin_off v = {o->in_w + 2 * d * d, o->in_b + 2 * d};
-        add_job(tr, v, a->dA + row * d, a->zin + row * d, rows, L->d, L->d);
-        add_job(tr, o->out, a->da + row * d, a->A + row * d, rows, L->d, L->d);
+        /* M_i = da^T zin; its column sums are the out_proj bias gradient */
+        add_job_to(tr, tr->M + (size_t)i * d * d, tr->grads + o->out.b, a->da + row * d,
+                   a->zin + row * d, rows, L->d, L->d);
         add_job(tr, o->ffn0, a->dH + row * h, a->z1 + row * d, rows, L->d, L->h);
         add_job(tr, o->ffn3, a->dF + row * d, a->S + row * h, rows, L->h, L->d);
     }
@@ -590,13 +613,35 @@ static void backward_params(struct trc_trainer *tr, int t)
         /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, w->in, (int)w->rows, 1.0f,
                     w->dY + o0, w->out, w->X, w->in, 0.0f, w->dW + (size_t)o0 * w->in, w->in);
-        float *db = w->db + o0;
-        memcpy(db, w->dY + o0, (size_t)(o1 - o0) * sizeof *db);
-        for (size_t r = 1; r < w->rows; r++) {
-            const float *g = w->dY + r * (size_t)w->out + o0;
-            for (int c = 0; c < o1 - o0; c++)
-                db[c] += g[c];
-        }
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)w->rows, o1 - o0, 1.0f, w->dY + o0, w->out,
+                    tr->ones, 1, 0.0f, w->db + o0, 1);
+    }
+}
+
+/* Phase 3: W_o and the value rows of in_proj from M (rows split between threads). */
+static void backward_attention(struct trc_trainer *tr, int t)
+{
+    const trc_model_layout *L = &tr->L;
+    const float *P = tr->model->params;
+    float *G = tr->grads;
+    int d = L->d, T = tr->threads;
+    int a0 = (int)((long)d * t / T), a1 = (int)((long)d * (t + 1) / T);
+    if (a1 <= a0)
+        return;
+    for (int i = 0; i < L->blocks; i++) {
+        const trc_block_off *o = &L->blk[i];
+        const float *M = tr->M + (size_t)i * d * d, *Wo = P + o->out.w;
+        const float *V = P + o->in_w + 2 * (size_t)d * d;
+        /* dW_o[a0:a1] = M[a0:a1] V^T + dc_o[a0:a1] v^T  (the attention input is V zin + v) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a1 - a0, d, d, 1.0f,
+                    M + (size_t)a0 * d, d, V, d, 0.0f, G + o->out.w + (size_t)a0 * d, d);
+        cblas_sger(CblasRowMajor, a1 - a0, d, 1.0f, G + o->out.b + a0, 1,
+                   P + o->in_b + 2 * (size_t)d, 1, G + o->out.w + (size_t)a0 * d, d);
+        /* dV[a0:a1] = W_o[:, a0:a1]^T M;  dv[a0:a1] = W_o[:, a0:a1]^T dc_o */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a1 - a0, d, d, 1.0f, Wo + a0, d, M,
+                    d, 0.0f, G + o->in_w + 2 * (size_t)d * d + (size_t)a0 * d, d);
+        cblas_sgemv(CblasRowMajor, CblasTrans, d, a1 - a0, 1.0f, Wo + a0, d, G + o->out.b, 1,
+                    0.0f, G + o->in_b + 2 * (size_t)d + a0, 1);
     }
 }
 
@@ -647,6 +692,7 @@ int trc_trainer_backward(trc_trainer *tr)
     make_jobs(tr);
     run_parts(tr, backward_acts);
     run_parts(tr, backward_params);
+    run_parts(tr, backward_attention);
     finish_grads(tr);
     const float *G = tr->grads;
     for (size_t i = 0; i < tr->model->num_params; i++)

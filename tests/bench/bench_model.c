@@ -119,10 +119,10 @@ int main(int argc, char **argv)
         }
         double lat_ms = median(lat, LAT_N);
         double b1k[B1K_N];
-        check(trc_model_infer(&model, NMAX, x0, tg, u, NULL), "infer");
+        check(trc_model_infer_mt(&model, NMAX, x0, tg, u, NULL, threads), "infer");
         for (int r = 0; r < B1K_N; r++) {
             double t0 = now();
-            check(trc_model_infer(&model, NMAX, x0, tg, u, NULL), "infer");
+            check(trc_model_infer_mt(&model, NMAX, x0, tg, u, NULL, threads), "infer");
             b1k[r] = (double)NMAX / (now() - t0);
         }
         double b1k_sps = median(b1k, B1K_N);

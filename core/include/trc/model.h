@@ -59,6 +59,12 @@ const trc_param_view *trc_model_find(const trc_model *model, const char *name);
  * Returns TRC_ENUMERIC if an output is not finite. */
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                     float *u_out, float *iterates);
+/* The same with the batch split between `threads` threads (the caller's included), each calling
+ * BLAS single-threaded (with threads > 1, OpenBLAS is set to one thread per caller, process-wide,
+ * once). The rows are processed in a fixed partition of chunks, so the results are identical for
+ * every thread count. Worth it for batches of a few hundred rows and more. */
+int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
+                       float *u_out, float *iterates, int threads);
 
 /* Training state: activations of every application of the shared blocks for up to
  * max_batch samples, and gradients in the layout of params. */

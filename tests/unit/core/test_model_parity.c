@@ -198,6 +198,79 @@ static void test_small_random(void **state)
     run_parity("small_random");
 }
 
+/* A batch of 300 (the fixture's 8 samples repeated): several chunks and the fused attention
+ * path, on 1, 2 and 3 threads; the same answers as the fixture, identical across threads. */
+static void test_large_batch(void **state)
+{
+    (void)state;
+    trc_model model;
+    load_model("small_random.safetensors", &model);
+    trc_safetensors st;
+    fixture_case c;
+    load_case("small_random.case.safetensors", &model, &st, &c);
+    enum { N = 300, U = 15, K = 3 };
+    float *x0 = malloc(N * 2 * sizeof *x0), *tg = malloc(N * 2 * sizeof *tg);
+    float *u[3], *it = malloc((K + 1) * N * U * sizeof *it);
+    assert_non_null(x0);
+    assert_non_null(tg);
+    assert_non_null(it);
+    for (size_t r = 0; r < N; r++) {
+        memcpy(x0 + 2 * r, c.x0 + 2 * (r % NB), 2 * sizeof *x0);
+        memcpy(tg + 2 * r, c.target + 2 * (r % NB), 2 * sizeof *tg);
+    }
+    for (int t = 0; t < 3; t++) {
+        u[t] = malloc(N * U * sizeof *u[t]);
+        assert_non_null(u[t]);
+        assert_int_equal(trc_model_infer_mt(&model, N, x0, tg, u[t], t == 2 ? it : NULL, t + 1),
+                         TRC_OK);
+        for (size_t r = 0; r < N; r++)
+            check_close(u[t] + r * U, c.iterates + K * NB * U + (r % NB) * U, U, 1e-5f,
+                        "large-batch output");
+    }
+    assert_memory_equal(u[0], u[1], N * U * sizeof *u[0]);
+    assert_memory_equal(u[0], u[2], N * U * sizeof *u[0]);
+    for (size_t k = 0; k <= K; k++)
+        for (size_t r = 0; r < N; r++)
+            check_close(it + (k * N + r) * U, c.iterates + (k * NB + r % NB) * U, U, 1e-5f,
+                        "large-batch iterates");
+    assert_int_equal(trc_model_infer_mt(&model, N, x0, tg, u[0], NULL, 0), TRC_EINVAL);
+    for (int t = 0; t < 3; t++)
+        free(u[t]);
+    free(it);
+    free(x0);
+    free(tg);
+    free_case(&c);
+    trc_st_free(&st);
+    trc_model_free(&model);
+}
+
+/* Non-finite outputs are reported; bad arguments are rejected. */
+static void test_infer_errors(void **state)
+{
+    (void)state;
+    trc_model model;
+    load_model("small_init.safetensors", &model);
+    float x0[2] = {1, 0}, tg[2] = {0, 0}, u[15];
+    assert_int_equal(trc_model_infer(&model, 0, x0, tg, u, NULL), TRC_EINVAL);
+    assert_int_equal(trc_model_infer(&model, 1, NULL, tg, u, NULL), TRC_EINVAL);
+    assert_int_equal(trc_model_infer(NULL, 1, x0, tg, u, NULL), TRC_EINVAL);
+    x0[0] = NAN;
+    assert_int_equal(trc_model_infer(&model, 1, x0, tg, u, NULL), TRC_ENUMERIC);
+    assert_non_null(strstr(trc_errmsg(), "not finite"));
+    trc_trainer *tr;
+    assert_int_equal(trc_trainer_create(&model, 4, &tr), TRC_OK);
+    float loss;
+    assert_int_equal(trc_trainer_forward(tr, 1, x0, tg, u, NULL, &loss), TRC_ENUMERIC);
+    assert_int_equal(trc_trainer_backward(tr), TRC_EINVAL); /* no successful forward */
+    x0[0] = 1;
+    assert_int_equal(trc_trainer_forward(tr, 5, x0, tg, u, NULL, &loss), TRC_EINVAL);
+    assert_int_equal(trc_trainer_set_threads(tr, 0), TRC_EINVAL);
+    trc_trainer_free(tr);
+    assert_int_equal(trc_trainer_create(&model, 0, &tr), TRC_EINVAL);
+    assert_null(tr);
+    trc_model_free(&model);
+}
+
 /* Query and key rows of in_proj take no part: their gradient is exactly zero. */
 static void test_qk_rows_zero_grad(void **state)
 {
@@ -242,6 +315,8 @@ int main(void)
         cmocka_unit_test(test_small_init),
         cmocka_unit_test(test_small_random),
         cmocka_unit_test(test_qk_rows_zero_grad),
+        cmocka_unit_test(test_large_batch),
+        cmocka_unit_test(test_infer_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
