@@ -1,0 +1,110 @@
+#!/bin/sh
+# trcd under load with wrk: POST /v1/control on a medium model (random init: latency does not
+# depend on the weights). Prints medians of 3 runs and the ratios to the FastAPI + uvicorn +
+# PyTorch peer (p50 7.9 ms and 126 req/s on one connection, 94 req/s on 8).
+#   sh tests/bench/bench_server.sh [BUILD]
+# BENCH_SECONDS (default 5): length of each wrk run; BENCH_SOAK_SECONDS (default 20; 60 for the
+# figure in docs/server.md): the load during which RSS is watched; BENCH_TRAIN=0 skips the
+# "while a training job runs" measurement.
+set -eu
+BUILD=${1:-build}
+TRCD=${TRCD_BIN:-$BUILD/trcd}
+DUR=${BENCH_SECONDS:-5}
+SOAK=${BENCH_SOAK_SECONDS:-20}
+PY=/usr/bin/python3
+HERE=$(dirname "$0")
+LUA=$HERE/control.lua
+
+command -v wrk >/dev/null || { echo "bench_server: wrk is not installed (make deps)"; exit 1; }
+[ -x "$TRCD" ] || { echo "bench_server: $TRCD not built"; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/trcd-bench.XXXXXX")
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+mkdir -p "$tmp/models" "$tmp/var"
+$PY "$HERE/make_model.py" "$tmp/models/default.safetensors" --size medium
+
+"$TRCD" --port 0 --access-log 0 --models-dir "$tmp/models" --data-dir "$tmp/var" \
+    --dashboard-dir "$tmp" 2>"$tmp/trcd.log" &
+pid=$!
+port=""
+for _ in $(seq 100); do
+  port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9]*\).*/\1/p' "$tmp/trcd.log")
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "$port" ] || { echo "bench_server: trcd did not start"; cat "$tmp/trcd.log"; exit 1; }
+url=http://127.0.0.1:$port
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+
+# one wrk run: prints "rps p50_us p99_us errors"
+run_wrk() { # threads connections seconds
+  wrk -t"$1" -c"$2" -d"$3"s -s "$LUA" "$url" |
+    sed -n 's/^RESULT requests=[0-9]* seconds=[0-9.]* rps=\([0-9.]*\) p50_us=\([0-9]*\) p99_us=\([0-9]*\) errors=\([0-9]*\)/\1 \2 \3 \4/p'
+}
+
+# median of 3 runs of one configuration: sets rps p50 p99 errs
+median3() { # threads connections
+  runs=""
+  for _ in 1 2 3; do runs="$runs$(run_wrk "$1" "$2" "$DUR")
+"; done
+  rps=$(printf '%s' "$runs" | awk '{print $1}' | sort -n | sed -n 2p)
+  p50=$(printf '%s' "$runs" | awk '{print $2}' | sort -n | sed -n 2p)
+  p99=$(printf '%s' "$runs" | awk '{print $3}' | sort -n | sed -n 2p)
+  errs=$(printf '%s' "$runs" | awk '{s += $4} END {print s}')
+}
+
+run_wrk 1 1 1 >/dev/null # warm-up
+rss0=$(rss_kb)
+
+median3 1 1
+rps1=$rps p50_1=$p50 p99_1=$p99 err1=$errs
+median3 2 8
+rps8=$rps err8=$errs
+median3 2 16
+rps16=$rps p99_16=$p99 err16=$errs
+
+train_p99="-"
+if [ "${BENCH_TRAIN:-1}" != 0 ]; then
+  code=$(curl -s -o "$tmp/job.json" -w '%{http_code}' -X POST "$url/v1/train" \
+    -H 'Content-Type: application/json' \
+    -d '{"name": "benchjob", "num_samples": 20000, "epochs": 50, "model_size": "medium"}' || true)
+  if [ "$code" = 202 ]; then
+    id=$(sed -n 's/.*"job_id": *"\([^"]*\)".*/\1/p' "$tmp/job.json")
+    for _ in $(seq 100); do # wait until it trains (dataset generated, first batches)
+      curl -s "$url/v1/jobs/$id" | grep -q '"status": *"running"' && break
+      sleep 0.1
+    done
+    sleep 1
+    median3 1 1
+    train_p99=$p99
+    train_p50=$p50
+    curl -s -X POST "$url/v1/jobs/$id/cancel" >/dev/null || true
+  else
+    echo "bench_server: POST /v1/train answered $code: skipping the training measurement"
+  fi
+fi
+
+run_wrk 2 16 "$SOAK" >/dev/null
+rss1=$(rss_kb)
+
+ms() { awk -v us="$1" 'BEGIN {printf "%.3f", us / 1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0fx", a / b}'; }
+echo "trcd /v1/control, medium model, median of 3 x ${DUR}s (wrk; FastAPI peer in brackets)"
+printf '  1 connection : p50 %s ms  p99 %s ms  %s req/s   (7.9 ms, 126 req/s: %s faster p50, %s req/s)\n' \
+  "$(ms "$p50_1")" "$(ms "$p99_1")" "$rps1" "$(ratio 7900 "$p50_1")" "$(ratio "$rps1" 126)"
+printf '  8 connections: %s req/s   (94 req/s: %s)\n' "$rps8" "$(ratio "$rps8" 94)"
+printf '  16 connections: %s req/s  p99 %s ms\n' "$rps16" "$(ms "$p99_16")"
+if [ "$train_p99" != "-" ]; then
+  printf '  1 connection while a training job runs: p50 %s ms  p99 %s ms\n' \
+    "$(ms "$train_p50")" "$(ms "$train_p99")"
+fi
+printf '  RSS: %d KiB at start, %d KiB after %ss of 16-connection load\n' "$rss0" "$rss1" "$SOAK"
+printf '  targets: p50 <= 0.5 ms, p99 <= 2 ms (1 conn); >= 8000 req/s (16 conn); p99 <= 5 ms while training\n'
+total_err=$((err1 + err8 + err16))
+[ "$total_err" -eq 0 ] || { echo "bench_server: $total_err wrk errors"; exit 1; }
