@@ -253,7 +253,7 @@ json_t *trc_job_to_json(const trc_job *job) {
     }
     if (!history)
         return NULL;
-    json_t *metrics = json_null();
+    json_t *metrics = json_null(); /* until the first epoch ends */
     if (job->n_history > 0) {
         const trc_job_epoch *last = &job->history[job->n_history - 1];
         double sps =
@@ -261,9 +261,6 @@ json_t *trc_job_to_json(const trc_job *job) {
         metrics = json_pack("{s:o, s:o, s:o, s:o}", "train_loss", num_or_null(last->train_loss),
                             "val_loss", num_or_null(last->val_loss), "lr", num_or_null(last->lr),
                             "samples_per_sec", num_or_null(sps));
-    } else if (job->live_samples_per_sec > 0) {
-        metrics = json_pack("{s:n, s:n, s:n, s:o}", "train_loss", "val_loss", "lr",
-                            "samples_per_sec", num_or_null(job->live_samples_per_sec));
     }
     json_t *progress =
         json_pack("{s:i, s:i, s:o, s:o}", "epoch", job->epoch, "epochs", job->epochs, "fraction",

@@ -207,9 +207,9 @@ static void test_job_json(void **state) {
                         "2026-11-26T02:31:00Z");
     json_decref(j);
 
-    /* no history yet: metrics null */
+    /* no epoch finished yet: metrics null even while a live speed is known */
     trc_job_free(&job);
-    job.live_samples_per_sec = 0;
+    job.live_samples_per_sec = 1500;
     j = trc_job_to_json(&job);
     assert_true(json_is_null(json_object_get(j, "metrics")));
     assert_int_equal(json_array_size(json_object_get(j, "history")), 0);
