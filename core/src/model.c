@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,4 +352,16 @@ void trc_model_fuse_attention(const trc_model_layout *L, const float *P, float *
         memcpy(fb, P + o->out.b, (size_t)d * sizeof *fb);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, d, d, 1.0f, P + o->out.w, d, v, 1, 1.0f, fb, 1);
     }
+}
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_single_once(void)
+{
+    openblas_set_num_threads(1);
+}
+
+void trc_model_blas_single(void)
+{
+    pthread_once(&blas_once, blas_single_once);
 }

@@ -125,13 +125,17 @@ static size_t scratch_layout(const trc_model_layout *L, size_t C, float *base, s
     size_t d = (size_t)L->d, U = (size_t)L->U;
     size_t sizes[] = {C * (size_t)L->in_dim, C * (size_t)L->h, C * d, C * d, C * d, C * d,
                       C * d, C * (d + U), C * U, C * U};
-    float **slots[] = {&S->x, &S->hid, &S->z0, &S->z, &S->zin, &S->A, &S->tmp, &S->cat, &S->u,
-                       &S->r};
     size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        if (base)
-            *slots[i] = base + total;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += sizes[i];
+    if (base) {
+        float **slots[] = {&S->x,   &S->hid, &S->z0,  &S->z, &S->zin,
+                           &S->A,   &S->tmp, &S->cat, &S->u, &S->r};
+        float *p = base;
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            *slots[i] = p;
+            p += sizes[i];
+        }
     }
     return total;
 }
@@ -151,13 +155,6 @@ static void *worker_main(void *p)
         chunk_forward(job, &w->S, r0, r1 - r0);
     }
     return NULL;
-}
-
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-
-static void blas_single(void)
-{
-    openblas_set_num_threads(1);
 }
 
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
@@ -180,6 +177,7 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
     trc_model_layout_build(&model->cfg, &L, NULL, NULL);
     if (L.num_params != model->num_params)
         return trc_fail(TRC_EINVAL, "model infer: parameter count does not match the config");
+    trc_model_blas_single();
 
     infer_job job = {&L, model->params, NULL, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out,
                      iterates};
@@ -201,8 +199,6 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
         job.fused = buf + T * per;
         trc_model_fuse_attention(&L, model->params, buf + T * per);
     }
-    if (T > 1)
-        pthread_once(&blas_once, blas_single);
     pthread_t th[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (size_t t = 1; t < T; t++)

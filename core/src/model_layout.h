@@ -50,4 +50,8 @@ void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L,
  * out_proj(V z + v) = (W_o V) z + (W_o v + c_o). blocks * d^3 multiply-adds. */
 void trc_model_fuse_attention(const trc_model_layout *L, const float *params, float *fused);
 
+/* Sets OpenBLAS to one thread per caller, once per process (see model.h: the model's parallelism
+ * is its callers' threads and its own, never BLAS's). */
+void trc_model_blas_single(void);
+
 #endif

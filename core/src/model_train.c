@@ -201,6 +201,7 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
         tr->ln_n2[i] = ln_entry(L->blk[i].norm2, L->d, &c);
     }
     tr->ln_floats = c;
+    trc_model_blas_single();
     tr->max_batch = max_batch;
     tr->arena_floats = layout_arena(tr, NULL, max_batch);
     tr->arena = malloc(tr->arena_floats * sizeof(float));
@@ -221,13 +222,6 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     return 0;
 }
 
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
-
-static void blas_single(void)
-{
-    openblas_set_num_threads(1);
-}
-
 int trc_trainer_set_threads(trc_trainer *tr, int threads)
 {
     if (!tr)
@@ -244,8 +238,6 @@ int trc_trainer_set_threads(trc_trainer *tr, int threads)
     tr->ln_part = part;
     tr->threads = threads;
     tr->B = 0; /* partial sums of a previous forward are gone */
-    if (threads > 1)
-        pthread_once(&blas_once, blas_single);
     return 0;
 }
 

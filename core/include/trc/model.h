@@ -53,16 +53,21 @@ void trc_model_free(trc_model *model);
 /* The view named `name`, or NULL. */
 const trc_param_view *trc_model_find(const trc_model *model, const char *name);
 
+/* Threads: the model's matrices are small, and OpenBLAS's own threads only add waiting (measured
+ * on 2 cores: single-sample inference 5x slower, training no faster). So the first
+ * trc_model_infer* call or trc_trainer_create sets OpenBLAS to ONE thread per caller,
+ * process-wide, once; parallelism comes from the callers' threads (e.g. concurrent requests)
+ * and from the explicit `threads` settings below. */
+
 /* Inference for a batch of B samples; thread-safe on a shared read-only model (scratch is
  * allocated per call). x0, target: [B, s]; u_out: [B, T*m]; iterates, if not NULL:
  * [(K+1), B, T*m] (the controls after the initial generator and after each outer cycle).
  * Returns TRC_ENUMERIC if an output is not finite. */
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                     float *u_out, float *iterates);
-/* The same with the batch split between `threads` threads (the caller's included), each calling
- * BLAS single-threaded (with threads > 1, OpenBLAS is set to one thread per caller, process-wide,
- * once). The rows are processed in a fixed partition of chunks, so the results are identical for
- * every thread count. Worth it for batches of a few hundred rows and more. */
+/* The same with the batch split between `threads` threads (the caller's included). The rows
+ * are processed in a fixed partition of chunks, so the results are identical for every thread
+ * count. Worth it for batches of a few hundred rows and more. */
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
                        float *u_out, float *iterates, int threads);
 
@@ -74,8 +79,7 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
 void trc_trainer_free(trc_trainer *tr);
 /* Threads a training step uses (default 1): the batch rows are split between them for the
  * forward pass and the activation gradients, and every weight gradient's output rows for the
- * rest. With more than one thread, OpenBLAS is set to one thread per caller (process-wide,
- * once), since the parallelism is ours. Bit-identical results for a given thread count. */
+ * rest. Bit-identical results for a given thread count. */
 int trc_trainer_set_threads(trc_trainer *tr, int threads);
 int trc_trainer_threads(const trc_trainer *tr);
 /* Gradient buffer, num_params floats in the layout of model->params. */
