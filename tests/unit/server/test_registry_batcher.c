@@ -1,0 +1,261 @@
+/* The model registry (loading, naming, refusing paths outside the directory, atomic swap with
+ * reference-counted snapshots, bad checkpoints keeping the old model, removal) and the dynamic
+ * batcher (concurrent requests gathered, results identical to direct inference). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../../server/batcher.h"
+#include "../../../server/metrics.h"
+#include "../../../server/registry.h"
+#include "trc/error.h"
+#include "trc/fileio.h"
+
+static char dir[256];
+
+static const char *data(const char *name) {
+    static char path[1024];
+    const char *d = getenv("TRC_TEST_DATA");
+    snprintf(path, sizeof path, "%s/%s", d ? d : "tests/data", name);
+    return path;
+}
+
+static void copy(const char *src, const char *dst_name) {
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(trc_read_file(src, &buf, &len), 0);
+    char dst[512];
+    snprintf(dst, sizeof dst, "%s/%s", dir, dst_name);
+    assert_int_equal(trc_write_file_atomic(dst, buf, len), 0);
+    free(buf);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/trc-test-registry.XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    copy(data("small_init.safetensors"), "default.safetensors");
+    copy(data("small_random.safetensors"), "rnd.safetensors");
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_load_dir_and_get(void **state) {
+    (void)state;
+    registry *reg;
+    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_load_dir(reg), 2);
+    assert_int_equal(registry_count(reg), 2);
+    model_snapshot *d = registry_get(reg, NULL), *r = registry_get(reg, "rnd");
+    assert_non_null(d);
+    assert_non_null(r);
+    assert_string_equal(d->name, "default");
+    assert_string_equal(d->system->name, "double_integrator");
+    assert_int_equal(d->model.cfg.s, 2);
+    assert_int_equal(strlen(d->sha256), 64);
+    assert_string_not_equal(d->sha256, r->sha256);
+    assert_null(registry_get(reg, "nosuch"));
+    json_t *list = registry_list_json(reg);
+    assert_int_equal(json_array_size(json_object_get(list, "models")), 2);
+    json_decref(list);
+    snapshot_release(d);
+    snapshot_release(r);
+    uint64_t loads, failures;
+    registry_load_counts(reg, &loads, &failures);
+    assert_int_equal(loads, 2);
+    assert_int_equal(failures, 0);
+    registry_free(reg);
+}
+
+static void test_swap_keeps_old_snapshot_alive(void **state) {
+    (void)state;
+    registry *reg;
+    proto_error err;
+    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_load_file(reg, "m", "default.safetensors", &err), 0);
+    model_snapshot *old = registry_get(reg, "m");
+    float first = old->model.params[0];
+    char old_sha[65];
+    memcpy(old_sha, old->sha256, sizeof old_sha);
+    assert_int_equal(registry_load_file(reg, "m", "rnd.safetensors", &err), 0);
+    model_snapshot *cur = registry_get(reg, "m");
+    assert_ptr_not_equal(old, cur);
+    assert_string_not_equal(cur->sha256, old_sha);
+    /* the old snapshot is still whole for its reader */
+    assert_true(old->model.params[0] == first);
+    assert_string_equal(old->sha256, old_sha);
+    snapshot_release(old); /* freed here (ASan checks) */
+    snapshot_release(cur);
+    registry_free(reg);
+}
+
+static void test_refusals_keep_the_model(void **state) {
+    (void)state;
+    registry *reg;
+    proto_error err;
+    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_load_file(reg, "m", "default.safetensors", &err), 0);
+    model_snapshot *before = registry_get(reg, "m");
+    assert_int_equal(registry_load_file(reg, "m", "../x.safetensors", &err), -1);
+    assert_int_equal(err.code, 400);
+    assert_int_equal(registry_load_file(reg, "m", "/etc/passwd", &err), -1);
+    assert_int_equal(err.code, 400);
+    assert_int_equal(registry_load_file(reg, "m", "missing.safetensors", &err), -1);
+    assert_int_equal(err.code, 404);
+    char link[512];
+    snprintf(link, sizeof link, "%s/out.safetensors", dir);
+    assert_int_equal(symlink("/etc/passwd", link), 0);
+    assert_int_equal(registry_load_file(reg, "m", "out.safetensors", &err), -1);
+    assert_int_equal(err.code, 400);
+    assert_non_null(strstr(err.message, "outside"));
+    const uint8_t junk[64] = {1, 2, 3};
+    assert_int_equal(registry_load_bytes(reg, "m", junk, sizeof junk, &err), -1);
+    assert_int_equal(err.code, 400);
+    assert_string_equal(err.param, "checkpoint");
+    assert_int_equal(registry_load_bytes(reg, "bad/name", junk, sizeof junk, &err), -1);
+    model_snapshot *after = registry_get(reg, "m");
+    assert_ptr_equal(before, after);
+    char path[512];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    assert_int_not_equal(access(path, F_OK), 0); /* a refused upload stores nothing */
+    uint64_t loads, failures;
+    registry_load_counts(reg, &loads, &failures);
+    assert_int_equal(failures, 6);
+    snapshot_release(before);
+    snapshot_release(after);
+    registry_free(reg);
+}
+
+static void test_upload_and_remove(void **state) {
+    (void)state;
+    registry *reg;
+    proto_error err;
+    assert_int_equal(registry_create(dir, &reg), 0);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(trc_read_file(data("small_random.safetensors"), &buf, &len), 0);
+    assert_int_equal(registry_load_bytes(reg, "up", buf, len, &err), 0);
+    free(buf);
+    char path[512];
+    snprintf(path, sizeof path, "%s/up.safetensors", dir);
+    assert_int_equal(access(path, F_OK), 0);
+    model_snapshot *s = registry_get(reg, "up");
+    assert_non_null(s);
+    assert_int_equal(registry_remove(reg, "up", &err), 0);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_null(registry_get(reg, "up"));
+    assert_int_equal(s->model.cfg.T, 15); /* still readable by its holder */
+    snapshot_release(s);
+    assert_int_equal(registry_remove(reg, "up", &err), -1);
+    assert_int_equal(err.code, 404);
+    /* two names on one file: removing one keeps the file */
+    assert_int_equal(registry_load_file(reg, "a", "rnd.safetensors", &err), 0);
+    assert_int_equal(registry_load_file(reg, "b", "rnd.safetensors", &err), 0);
+    assert_int_equal(registry_remove(reg, "a", &err), 0);
+    snprintf(path, sizeof path, "%s/rnd.safetensors", dir);
+    assert_int_equal(access(path, F_OK), 0);
+    registry_free(reg);
+}
+
+/* ---- batcher ---- */
+
+typedef struct worker_arg {
+    batcher *b;
+    const model_snapshot *snap;
+    int id;
+    int failures;
+} worker_arg;
+
+static void *worker(void *p) {
+    worker_arg *w = p;
+    const trc_model *m = &w->snap->model;
+    size_t U = (size_t)m->cfg.T * (size_t)m->cfg.m, K1 = (size_t)m->cfg.K + 1;
+    for (int k = 0; k < 30; k++) {
+        size_t n = 1 + (size_t)((w->id + k) % 3);
+        float x0[6], tg[6], u[45], ref[45], it[4 * 45], itref[4 * 45];
+        for (size_t i = 0; i < 2 * n; i++) {
+            x0[i] = 0.1f * (float)(w->id + 1) - 0.05f * (float)(k + i);
+            tg[i] = 0.02f * (float)i;
+        }
+        float *iters = (k % 2) ? it : NULL;
+        batcher_arrive(w->b);
+        if (batcher_infer(w->b, w->snap, n, x0, tg, u, iters) ||
+            trc_model_infer(m, n, x0, tg, ref, itref)) {
+            w->failures++;
+            continue;
+        }
+        for (size_t i = 0; i < n * U; i++)
+            if (u[i] - ref[i] > 1e-5f || ref[i] - u[i] > 1e-5f)
+                w->failures++;
+        for (size_t i = 0; iters && i < K1 * n * U; i++)
+            if (it[i] - itref[i] > 1e-5f || itref[i] - it[i] > 1e-5f)
+                w->failures++;
+    }
+    return NULL;
+}
+
+static void test_batcher_concurrent(void **state) {
+    (void)state;
+    registry *reg;
+    proto_error err;
+    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
+    assert_int_equal(registry_load_file(reg, "rnd", "rnd.safetensors", &err), 0);
+    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
+    metrics *met;
+    assert_int_equal(metrics_create(methods, routes, 1, &met), 0);
+    batcher *b;
+    assert_int_equal(batcher_create(1, 0, 64, met, &b), 0);
+    model_snapshot *s1 = registry_get(reg, "default"), *s2 = registry_get(reg, "rnd");
+    enum { N = 8 };
+    pthread_t th[N];
+    worker_arg args[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = (worker_arg){.b = b, .snap = i % 2 ? s1 : s2, .id = i};
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &args[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+    metrics_text out = {0};
+    assert_int_equal(metrics_render(met, NULL, &out), 0);
+    /* every request was evaluated once (240 requests); gathering made fewer evaluations */
+    assert_non_null(strstr(out.buf, "trcd_inference_batch_requests_sum 240\n"));
+    const char *cnt = strstr(out.buf, "trcd_inference_batch_requests_count ");
+    assert_non_null(cnt);
+    long evaluations = strtol(cnt + strlen("trcd_inference_batch_requests_count "), NULL, 10);
+    assert_true(evaluations > 0 && evaluations <= 240);
+    free(out.buf);
+    snapshot_release(s1);
+    snapshot_release(s2);
+    batcher_free(b);
+    metrics_free(met);
+    registry_free(reg);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load_dir_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_swap_keeps_old_snapshot_alive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_keep_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batcher_concurrent, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
