@@ -4,15 +4,13 @@
  * vectorize them. */
 #include "layers.h"
 
-
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-void trc_linear_forward(float *y, const float *x, const float *W, const float *b, size_t B,
-                        int in, int out)
-{
+void trc_linear_forward(float *y, const float *x, const float *W, const float *b, size_t B, int in,
+                        int out) {
     float beta = 0.0f;
     if (b) {
         for (size_t r = 0; r < B; r++)
@@ -27,8 +25,7 @@ void trc_linear_forward(float *y, const float *x, const float *W, const float *b
 }
 
 void trc_linear_backward_input(float *dx, const float *dy, const float *W, size_t B, int in,
-                               int out)
-{
+                               int out) {
     if (B == 1)
         cblas_sgemv(CblasRowMajor, CblasTrans, out, in, 1.0f, W, in, dy, 1, 1.0f, dx, 1);
     else
@@ -37,11 +34,10 @@ void trc_linear_backward_input(float *dx, const float *dy, const float *W, size_
 }
 
 void trc_linear_backward_params(float *dW, float *db, const float *dy, const float *x, size_t B,
-                                int in, int out)
-{
+                                int in, int out) {
     if (dW)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)B, 1.0f, dy, out, x,
-                    in, 1.0f, dW, in);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)B, 1.0f, dy, out, x, in,
+                    1.0f, dW, in);
     if (db)
         for (size_t r = 0; r < B; r++) {
             const float *g = dy + r * (size_t)out;
@@ -51,8 +47,7 @@ void trc_linear_backward_params(float *dW, float *db, const float *dy, const flo
 }
 
 void trc_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
-                         const float *W, size_t B, int in, int out)
-{
+                         const float *W, size_t B, int in, int out) {
     if (dx)
         trc_linear_backward_input(dx, dy, W, B, in, out);
     trc_linear_backward_params(dW, db, dy, x, B, in, out);
@@ -82,8 +77,7 @@ typedef float vfu __attribute__((vector_size(32), aligned(4), may_alias));
 #define VSELECT(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m))))
 
 /* *v = the first n < VL floats of p, the other lanes zero */
-static inline void vload_n(vf *v, const float *p, size_t n)
-{
+static inline void vload_n(vf *v, const float *p, size_t n) {
     memset(v, 0, sizeof *v);
     memcpy(v, p, n * sizeof *p);
 }
@@ -91,8 +85,7 @@ static inline void vload_n(vf *v, const float *p, size_t n)
 /* *x = exp(*x), relative error ~2e-7 (Cephes expf): x = k ln2 + r, |r| <= ln2/2, a degree-6
  * polynomial for exp(r), 2^k built in the exponent bits. Arguments are clamped to
  * [-87.3, 88.3], where the result stays a normal float; NaN passes through. */
-static inline void vexp(vf *xp)
-{
+static inline void vexp(vf *xp) {
     const vf hi = {88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f, 88.3f};
     const vf lo = -hi + 1.0f; /* -87.3 */
     vf x = *xp;
@@ -114,8 +107,7 @@ static inline void vexp(vf *xp)
 }
 
 /* *s = 1 / (1 + exp(-*x)); exactly 0 below -88, where the true value is not a normal float */
-static inline void vsigmoid(vf *s, const vf *x)
-{
+static inline void vsigmoid(vf *s, const vf *x) {
     const vf zero = {0};
     vf e = -*x;
     vexp(&e);
@@ -124,8 +116,7 @@ static inline void vsigmoid(vf *s, const vf *x)
 
 SIMD_CLONES
 void trc_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
-                           const float *b, size_t B, int C)
-{
+                           const float *b, size_t B, int C) {
     size_t n = (size_t)C, nv = n / VL * VL;
     for (size_t r = 0; r < B; r++) {
         const float *xr = x + r * n;
@@ -161,8 +152,7 @@ void trc_layernorm_forward(float *y, float *mean, float *rstd, const float *x, c
 
 SIMD_CLONES
 void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                            const float *w, const float *mean, const float *rstd, size_t B, int C)
-{
+                            const float *w, const float *mean, const float *rstd, size_t B, int C) {
     size_t n = (size_t)C, nv = n / VL * VL;
     for (size_t r = 0; r < B; r++) {
         const float *xr = x + r * n, *g = dy + r * n;
@@ -205,8 +195,7 @@ void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, co
 }
 
 SIMD_CLONES
-void trc_silu_forward(float *y, float *sig, const float *x, size_t n)
-{
+void trc_silu_forward(float *y, float *sig, const float *x, size_t n) {
     size_t nv = n / VL * VL, tail = n - nv;
     vf v, s;
     for (size_t i = 0; i < nv; i += VL) {
@@ -227,8 +216,7 @@ void trc_silu_forward(float *y, float *sig, const float *x, size_t n)
 }
 
 SIMD_CLONES
-void trc_silu_backward(float *dx, const float *dy, const float *x, const float *sig, size_t n)
-{
+void trc_silu_backward(float *dx, const float *dy, const float *x, const float *sig, size_t n) {
     size_t nv = n / VL * VL;
     for (size_t i = 0; i < nv; i += VL) {
         vf s = VLOAD(sig + i);
@@ -240,38 +228,33 @@ void trc_silu_backward(float *dx, const float *dy, const float *x, const float *
     }
 }
 
-void trc_tanhscale_forward(float *y, const float *x, float scale, size_t n)
-{
+void trc_tanhscale_forward(float *y, const float *x, float scale, size_t n) {
     for (size_t i = 0; i < n; i++)
         y[i] = scale * tanhf(x[i]);
 }
 
-void trc_tanhscale_backward(float *dx, const float *dy, const float *y, float scale, size_t n)
-{
+void trc_tanhscale_backward(float *dx, const float *dy, const float *y, float scale, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float t = y[i] / scale;
         dx[i] += dy[i] * scale * (1.0f - t * t);
     }
 }
 
-void trc_clamp_forward(float *y, const float *x, float bound, size_t n)
-{
+void trc_clamp_forward(float *y, const float *x, float bound, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         y[i] = v < -bound ? -bound : (v > bound ? bound : v);
     }
 }
 
-void trc_clamp_backward(float *dx, const float *dy, const float *x, float bound, size_t n)
-{
+void trc_clamp_backward(float *dx, const float *dy, const float *x, float bound, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (x[i] >= -bound && x[i] <= bound)
             dx[i] += dy[i];
 }
 
 SIMD_CLONES
-void trc_residual_forward(float *y, const float *a, const float *b, size_t n)
-{
+void trc_residual_forward(float *y, const float *a, const float *b, size_t n) {
     size_t nv = n / VL * VL;
     for (size_t i = 0; i < nv; i += VL)
         VSTORE(y + i, VLOAD(a + i) + VLOAD(b + i));
@@ -280,8 +263,7 @@ void trc_residual_forward(float *y, const float *a, const float *b, size_t n)
 }
 
 SIMD_CLONES
-void trc_residual_backward(float *dx, const float *dy, size_t n)
-{
+void trc_residual_backward(float *dx, const float *dy, size_t n) {
     size_t nv = n / VL * VL;
     for (size_t i = 0; i < nv; i += VL)
         VSTORE(dx + i, VLOAD(dx + i) + VLOAD(dy + i));

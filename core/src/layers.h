@@ -11,8 +11,8 @@
 #define TRC_LN_EPS 1e-5f
 
 /* x: [B, in], W: [out, in], b: [out] or NULL -> y: [B, out]   (y = x W^T + b) */
-void trc_linear_forward(float *y, const float *x, const float *W, const float *b, size_t B,
-                        int in, int out);
+void trc_linear_forward(float *y, const float *x, const float *W, const float *b, size_t B, int in,
+                        int out);
 /* dy: [B, out], W: [out, in] -> dx: [B, in] (+=)   (dx += dy W) */
 void trc_linear_backward_input(float *dx, const float *dy, const float *W, size_t B, int in,
                                int out);

@@ -14,10 +14,10 @@
 #include "trc/rng.h"
 
 /* Limits that keep every size computation far from overflow; far above any real use. */
-#define MAX_DIM 16384       /* d, h */
-#define MAX_PROBLEM 4096    /* s, m, T */
-#define MAX_U (1 << 16)     /* T*m */
-#define MAX_CYCLES 1024     /* K, n */
+#define MAX_DIM 16384    /* d, h */
+#define MAX_PROBLEM 4096 /* s, m, T */
+#define MAX_U (1 << 16)  /* T*m */
+#define MAX_CYCLES 1024  /* K, n */
 
 static const struct preset {
     const char *name;
@@ -28,8 +28,7 @@ static const struct preset {
     {"large", 256, 512, 4, 8},
 };
 
-static const struct preset *find_preset(const char *size)
-{
+static const struct preset *find_preset(const char *size) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
         if (strcmp(presets[i].name, size) == 0)
             return &presets[i];
@@ -37,8 +36,7 @@ static const struct preset *find_preset(const char *size)
 }
 
 int trc_model_config_preset(const char *size, int s, int m, int T, float bound,
-                            trc_model_config *cfg)
-{
+                            trc_model_config *cfg) {
     if (!size || !cfg)
         return trc_fail(TRC_EINVAL, "model config preset: NULL argument");
     const struct preset *p = find_preset(size);
@@ -59,16 +57,14 @@ int trc_model_config_preset(const char *size, int s, int m, int T, float bound,
     return trc_model_config_validate(cfg);
 }
 
-static int check_range(const char *what, int v, int lo, int hi)
-{
+static int check_range(const char *what, int v, int lo, int hi) {
     if (v < lo || v > hi)
         return trc_fail(TRC_EINVAL, "model config: %s must be in [%d, %d], got %d", what, lo, hi,
                         v);
     return 0;
 }
 
-int trc_model_config_validate(const trc_model_config *cfg)
-{
+int trc_model_config_validate(const trc_model_config *cfg) {
     if (!cfg)
         return trc_fail(TRC_EINVAL, "model config: NULL");
     if (!memchr(cfg->size, '\0', sizeof cfg->size))
@@ -90,8 +86,9 @@ int trc_model_config_validate(const trc_model_config *cfg)
         return trc_fail(TRC_EINVAL, "model config: T*m must be at most %d, got %ld", MAX_U,
                         (long)cfg->T * cfg->m);
     if (cfg->h % 2 != 0)
-        return trc_fail(TRC_EINVAL, "model config: h (hidden) must be even (the error encoder "
-                                    "uses h/2), got %d",
+        return trc_fail(TRC_EINVAL,
+                        "model config: h (hidden) must be even (the error encoder "
+                        "uses h/2), got %d",
                         cfg->h);
     if (cfg->d % cfg->heads != 0)
         return trc_fail(TRC_EINVAL, "model config: d (%d) must be divisible by heads (%d)", cfg->d,
@@ -123,8 +120,7 @@ typedef struct builder {
     trc_init_spec *inits;
 } builder;
 
-static size_t add(builder *bd, const char *name, int rows, int cols, trc_init_spec init)
-{
+static size_t add(builder *bd, const char *name, int rows, int cols, trc_init_spec init) {
     trc_model_layout *L = bd->L;
     size_t off = L->num_params, numel = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
     if (bd->views) {
@@ -145,20 +141,17 @@ static size_t add(builder *bd, const char *name, int rows, int cols, trc_init_sp
 
 static const trc_init_spec ZERO = {TRC_INIT_ZERO, 0, 0}, ONE = {TRC_INIT_ONE, 0, 0};
 
-static trc_init_spec xavier(float gain)
-{
+static trc_init_spec xavier(float gain) {
     return (trc_init_spec){TRC_INIT_XAVIER, gain, 0};
 }
 
-static trc_init_spec fanin(int fan_in)
-{
+static trc_init_spec fanin(int fan_in) {
     return (trc_init_spec){TRC_INIT_FANIN, 0, fan_in};
 }
 
 /* Linear(in -> out) under prefix; weight and bias initialized by winit and binit. */
-static trc_lin_off add_linear(builder *bd, const char *prefix, int in, int out,
-                              trc_init_spec winit, trc_init_spec binit)
-{
+static trc_lin_off add_linear(builder *bd, const char *prefix, int in, int out, trc_init_spec winit,
+                              trc_init_spec binit) {
     char name[TRC_PARAM_NAME_MAX];
     trc_lin_off o;
     snprintf(name, sizeof name, "%.80s.weight", prefix);
@@ -169,13 +162,11 @@ static trc_lin_off add_linear(builder *bd, const char *prefix, int in, int out,
 }
 
 /* The default PyTorch Linear: weight and bias uniform in +-1/sqrt(in). */
-static trc_lin_off add_linear_default(builder *bd, const char *prefix, int in, int out)
-{
+static trc_lin_off add_linear_default(builder *bd, const char *prefix, int in, int out) {
     return add_linear(bd, prefix, in, out, fanin(in), fanin(in));
 }
 
-static trc_lin_off add_ln(builder *bd, const char *prefix, int C)
-{
+static trc_lin_off add_ln(builder *bd, const char *prefix, int C) {
     char name[TRC_PARAM_NAME_MAX];
     trc_lin_off o;
     snprintf(name, sizeof name, "%.80s.weight", prefix);
@@ -185,9 +176,8 @@ static trc_lin_off add_ln(builder *bd, const char *prefix, int C)
     return o;
 }
 
-void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L,
-                            trc_param_view *views, trc_init_spec *inits)
-{
+void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L, trc_param_view *views,
+                            trc_init_spec *inits) {
     memset(L, 0, sizeof *L);
     L->s = cfg->s;
     L->m = cfg->m;
@@ -242,8 +232,7 @@ void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L,
     L->dec3 = add_linear(&bd, "control_decoder.decoder.3", h, U, xavier(0.01f), ZERO);
 }
 
-size_t trc_model_param_count(const trc_model_config *cfg)
-{
+size_t trc_model_param_count(const trc_model_config *cfg) {
     if (trc_model_config_validate(cfg) != 0)
         return 0;
     trc_model_layout L;
@@ -251,8 +240,7 @@ size_t trc_model_param_count(const trc_model_config *cfg)
     return L.num_params;
 }
 
-int trc_model_create(const trc_model_config *cfg, trc_model *model)
-{
+int trc_model_create(const trc_model_config *cfg, trc_model *model) {
     if (!model)
         return trc_fail(TRC_EINVAL, "model create: NULL model");
     memset(model, 0, sizeof *model);
@@ -265,8 +253,7 @@ int trc_model_create(const trc_model_config *cfg, trc_model *model)
     model->views = calloc(L.num_views, sizeof *model->views);
     if (!model->params || !model->views) {
         trc_model_free(model);
-        return trc_fail(TRC_ENOMEM, "model create: cannot allocate %zu parameters",
-                        L.num_params);
+        return trc_fail(TRC_ENOMEM, "model create: cannot allocate %zu parameters", L.num_params);
     }
     trc_model_layout_build(cfg, &L, model->views, NULL);
     model->cfg = *cfg;
@@ -275,8 +262,7 @@ int trc_model_create(const trc_model_config *cfg, trc_model *model)
     return 0;
 }
 
-int trc_model_init(trc_model *model, uint64_t seed)
-{
+int trc_model_init(trc_model *model, uint64_t seed) {
     if (!model || !model->params || !model->views)
         return trc_fail(TRC_EINVAL, "model init: model not created");
     int rc = trc_model_config_validate(&model->cfg);
@@ -319,8 +305,7 @@ int trc_model_init(trc_model *model, uint64_t seed)
     return 0;
 }
 
-void trc_model_free(trc_model *model)
-{
+void trc_model_free(trc_model *model) {
     if (!model)
         return;
     free(model->params);
@@ -330,8 +315,7 @@ void trc_model_free(trc_model *model)
     model->num_params = model->num_views = 0;
 }
 
-const trc_param_view *trc_model_find(const trc_model *model, const char *name)
-{
+const trc_param_view *trc_model_find(const trc_model *model, const char *name) {
     if (!model || !name || !model->views)
         return NULL;
     for (size_t i = 0; i < model->num_views; i++)
@@ -340,15 +324,14 @@ const trc_param_view *trc_model_find(const trc_model *model, const char *name)
     return NULL;
 }
 
-void trc_model_fuse_attention(const trc_model_layout *L, const float *P, float *fused)
-{
+void trc_model_fuse_attention(const trc_model_layout *L, const float *P, float *fused) {
     int d = L->d;
     for (int i = 0; i < L->blocks; i++) {
         const trc_block_off *o = &L->blk[i];
         float *F = fused + (size_t)i * ((size_t)d * d + d), *fb = F + (size_t)d * d;
         const float *V = P + o->in_w + 2 * (size_t)d * d, *v = P + o->in_b + 2 * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0f, P + o->out.w, d, V,
-                    d, 0.0f, F, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0f, P + o->out.w, d, V, d,
+                    0.0f, F, d);
         memcpy(fb, P + o->out.b, (size_t)d * sizeof *fb);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, d, d, 1.0f, P + o->out.w, d, v, 1, 1.0f, fb, 1);
     }
@@ -356,12 +339,10 @@ void trc_model_fuse_attention(const trc_model_layout *L, const float *P, float *
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
-static void blas_single_once(void)
-{
+static void blas_single_once(void) {
     openblas_set_num_threads(1);
 }
 
-void trc_model_blas_single(void)
-{
+void trc_model_blas_single(void) {
     pthread_once(&blas_once, blas_single_once);
 }

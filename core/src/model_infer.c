@@ -19,8 +19,8 @@
 #include "trc/error.h"
 #include "trc/model.h"
 
-#define CHUNK 128    /* rows per pass, at most */
-#define FUSE_MIN 32  /* batch size from which the attention is fused */
+#define CHUNK 128   /* rows per pass, at most */
+#define FUSE_MIN 32 /* batch size from which the attention is fused */
 #define MAX_THREADS 64
 
 typedef struct scratch {
@@ -42,8 +42,7 @@ typedef struct infer_job {
 } infer_job;
 
 /* z: [nb, d] -> z: [nb, d], one reasoning block (model.md) with context z0: [nb, d]. */
-static void block_forward(const infer_job *job, int i, const scratch *S, size_t nb)
-{
+static void block_forward(const infer_job *job, int i, const scratch *S, size_t nb) {
     const trc_model_layout *L = job->L;
     const float *P = job->P;
     const trc_block_off *o = &L->blk[i];
@@ -55,8 +54,8 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
         trc_linear_forward(S->tmp, S->zin, F, F + (size_t)d * d, nb, d, d);
     } else {
         /* attention of one token: out_proj(V z + v), V and v the value rows of in_proj */
-        trc_linear_forward(S->A, S->zin, P + o->in_w + 2 * (size_t)d * d, P + o->in_b + 2 * d,
-                           nb, d, d);
+        trc_linear_forward(S->A, S->zin, P + o->in_w + 2 * (size_t)d * d, P + o->in_b + 2 * d, nb,
+                           d, d);
         trc_linear_forward(S->tmp, S->A, P + o->out.w, P + o->out.b, nb, d, d);
     }
     trc_residual_forward(S->z, S->zin, S->tmp, nd);
@@ -71,8 +70,7 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
 /* in: [nb, k] -> out: [nb, o]: Linear(k -> h), silu, LN(h), Linear(h -> o); the shape shared by
  * the state encoder and both decoders. */
 static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3, int k,
-                        int h, int o, const float *in, float *hid, float *out, size_t nb)
-{
+                        int h, int o, const float *in, float *hid, float *out, size_t nb) {
     trc_linear_forward(hid, in, P + l0.w, P + l0.b, nb, k, h);
     trc_silu_forward(hid, NULL, hid, nb * (size_t)h);
     trc_layernorm_forward(hid, NULL, NULL, hid, P + ln.w, P + ln.b, nb, h);
@@ -80,8 +78,7 @@ static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_
 }
 
 /* Rows [r0, r0+nb) of the batch. */
-static void chunk_forward(const infer_job *job, const scratch *S, size_t r0, size_t nb)
-{
+static void chunk_forward(const infer_job *job, const scratch *S, size_t r0, size_t nb) {
     const trc_model_layout *L = job->L;
     const float *P = job->P;
     int s = L->s, U = L->U, d = L->d, h = L->h, in = L->in_dim;
@@ -120,17 +117,24 @@ static void chunk_forward(const infer_job *job, const scratch *S, size_t r0, siz
 }
 
 /* Floats of one scratch for chunks of up to C rows; with base, also sets the pointers. */
-static size_t scratch_layout(const trc_model_layout *L, size_t C, float *base, scratch *S)
-{
+static size_t scratch_layout(const trc_model_layout *L, size_t C, float *base, scratch *S) {
     size_t d = (size_t)L->d, U = (size_t)L->U;
-    size_t sizes[] = {C * (size_t)L->in_dim, C * (size_t)L->h, C * d, C * d, C * d, C * d,
-                      C * d, C * (d + U), C * U, C * U};
+    size_t sizes[] = {C * (size_t)L->in_dim,
+                      C * (size_t)L->h,
+                      C * d,
+                      C * d,
+                      C * d,
+                      C * d,
+                      C * d,
+                      C * (d + U),
+                      C * U,
+                      C * U};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += sizes[i];
     if (base) {
-        float **slots[] = {&S->x,   &S->hid, &S->z0,  &S->z, &S->zin,
-                           &S->A,   &S->tmp, &S->cat, &S->u, &S->r};
+        float **slots[] = {&S->x, &S->hid, &S->z0,  &S->z, &S->zin,
+                           &S->A, &S->tmp, &S->cat, &S->u, &S->r};
         float *p = base;
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             *slots[i] = p;
@@ -146,8 +150,7 @@ typedef struct worker {
     size_t c0, c1; /* chunks [c0, c1) */
 } worker;
 
-static void *worker_main(void *p)
-{
+static void *worker_main(void *p) {
     const worker *w = p;
     const infer_job *job = w->job;
     for (size_t c = w->c0; c < w->c1; c++) {
@@ -158,8 +161,7 @@ static void *worker_main(void *p)
 }
 
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads)
-{
+                       float *u_out, float *iterates, int threads) {
     if (!model || !model->params)
         return trc_fail(TRC_EINVAL, "model infer: model not created");
     if (!x0 || !target || !u_out)
@@ -168,8 +170,8 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
         return trc_fail(TRC_EINVAL, "model infer: batch size must be in [1, %d], got %zu",
                         INT32_MAX / 4, B);
     if (threads < 1 || threads > MAX_THREADS)
-        return trc_fail(TRC_EINVAL, "model infer: threads must be in [1, %d], got %d",
-                        MAX_THREADS, threads);
+        return trc_fail(TRC_EINVAL, "model infer: threads must be in [1, %d], got %d", MAX_THREADS,
+                        threads);
     int rc = trc_model_config_validate(&model->cfg);
     if (rc)
         return rc;
@@ -179,8 +181,8 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
         return trc_fail(TRC_EINVAL, "model infer: parameter count does not match the config");
     trc_model_blas_single();
 
-    infer_job job = {&L, model->params, NULL, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out,
-                     iterates};
+    infer_job job = {&L, model->params, NULL,  B,       (B + CHUNK - 1) / CHUNK,
+                     x0, target,        u_out, iterates};
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
     size_t C = (B + job.nchunks - 1) / job.nchunks; /* rows of the largest chunk */
     size_t per = scratch_layout(&L, C, NULL, NULL);
@@ -188,7 +190,7 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
     float *buf = malloc((T * per + nfused) * sizeof *buf);
     if (!buf)
         return trc_fail(TRC_ENOMEM, "model infer: cannot allocate scratch for %zu rows", C);
-    worker w[MAX_THREADS];
+    worker w[MAX_THREADS] = {{0}};
     for (size_t t = 0; t < T; t++) {
         w[t].job = &job;
         scratch_layout(&L, C, buf + t * per, &w[t].S);
@@ -220,7 +222,6 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
 }
 
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
-                    float *u_out, float *iterates)
-{
+                    float *u_out, float *iterates) {
     return trc_model_infer_mt(model, B, x0, target, u_out, iterates, 1);
 }

@@ -14,7 +14,7 @@ typedef struct trc_lin_off {
 } trc_lin_off;
 
 typedef struct trc_block_off {
-    size_t in_w, in_b;      /* in_proj [3d, d], [3d]; the value rows start at 2d */
+    size_t in_w, in_b; /* in_proj [3d, d], [3d]; the value rows start at 2d */
     trc_lin_off out, ffn0, ffn3;
     trc_lin_off norm1, norm2; /* LN weight and bias */
 } trc_block_off;
@@ -22,12 +22,12 @@ typedef struct trc_block_off {
 typedef struct trc_model_layout {
     int s, m, T, U, d, h, blocks, K, n, in_dim; /* in_dim = 2s+1 */
     float bound;
-    trc_lin_off enc0, enc2, enc3;       /* state encoder */
-    trc_lin_off err0, err2, err3;       /* error encoder (unused by the forward pass) */
+    trc_lin_off enc0, enc2, enc3; /* state encoder */
+    trc_lin_off err0, err2, err3; /* error encoder (unused by the forward pass) */
     trc_block_off blk[TRC_MAX_BLOCKS];
-    trc_lin_off ctrl_emb, err_emb;      /* control embedding; error embedding (unused) */
-    trc_lin_off gen0, gen2, gen3;       /* initial control generator */
-    trc_lin_off dec0, dec2, dec3;       /* control decoder */
+    trc_lin_off ctrl_emb, err_emb; /* control embedding; error embedding (unused) */
+    trc_lin_off gen0, gen2, gen3;  /* initial control generator */
+    trc_lin_off dec0, dec2, dec3;  /* control decoder */
     size_t num_params, num_views;
 } trc_model_layout;
 
@@ -36,14 +36,14 @@ typedef enum { TRC_INIT_ZERO, TRC_INIT_ONE, TRC_INIT_XAVIER, TRC_INIT_FANIN } tr
 
 typedef struct trc_init_spec {
     trc_init_kind kind;
-    float gain;  /* Xavier gain */
-    int fan_in;  /* for TRC_INIT_FANIN: bound 1/sqrt(fan_in) */
+    float gain; /* Xavier gain */
+    int fan_in; /* for TRC_INIT_FANIN: bound 1/sqrt(fan_in) */
 } trc_init_spec;
 
 /* Fills L for a valid cfg. views (num_views entries) and inits may be NULL; when given they
  * receive every parameter in the order of model.md. */
-void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L,
-                            trc_param_view *views, trc_init_spec *inits);
+void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L, trc_param_view *views,
+                            trc_init_spec *inits);
 
 /* Attention of a one-token latent fused into one Linear: for every block i, fused + i*(d*d + d)
  * receives W_o V ([d, d], V the value rows of in_proj) followed by W_o v + c_o ([d]), so that

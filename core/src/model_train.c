@@ -34,11 +34,11 @@
 
 /* Per-block-application activations and gradients; each pointer addresses [blocks][KN][B][f]. */
 typedef struct block_acts {
-    float *zin, *r1, *z1, *r2;     /* [.., d] input + z0, pre-norm1, norm1 out, pre-norm2 */
-    float *H, *sig, *S;            /* [.., h] ffn0 output, its sigmoid, silu output */
-    float *m1, *rs1, *m2, *rs2;    /* [.., 1] layer norm statistics */
-    float *da, *dF;                /* [.., d] grads of the attention and ffn3 outputs */
-    float *dH;                     /* [.., h] grad of ffn0 output */
+    float *zin, *r1, *z1, *r2;  /* [.., d] input + z0, pre-norm1, norm1 out, pre-norm2 */
+    float *H, *sig, *S;         /* [.., h] ffn0 output, its sigmoid, silu output */
+    float *m1, *rs1, *m2, *rs2; /* [.., 1] layer norm statistics */
+    float *da, *dF;             /* [.., d] grads of the attention and ffn3 outputs */
+    float *dH;                  /* [.., h] grad of ffn0 output */
 } block_acts;
 
 /* A Linear -> silu -> LN -> Linear stack applied `count` times: each pointer is [count][B][f]. */
@@ -97,8 +97,7 @@ struct trc_trainer {
     int njobs;
 };
 
-static size_t carve(float **p, float **slot, size_t n)
-{
+static size_t carve(float **p, float **slot, size_t n) {
     if (p) {
         *slot = *p;
         *p += n;
@@ -107,8 +106,7 @@ static size_t carve(float **p, float **slot, size_t n)
 }
 
 static size_t carve_mlp(float **p, mlp_acts *a, size_t count, size_t B, int k, int h, int o,
-                        int own_input)
-{
+                        int own_input) {
     size_t t = 0, cb = count * B;
     if (own_input)
         t += carve(p, &a->in, cb * (size_t)k);
@@ -124,8 +122,7 @@ static size_t carve_mlp(float **p, mlp_acts *a, size_t count, size_t B, int k, i
 
 /* Lays out the arena for batch B (so that arrays are dense for this B); with base == NULL only
  * counts. Returns the floats used. */
-static size_t layout_arena(struct trc_trainer *tr, float *base, size_t B)
-{
+static size_t layout_arena(struct trc_trainer *tr, float *base, size_t B) {
     const trc_model_layout *L = &tr->L;
     float *p0 = base, **p = base ? &p0 : NULL;
     size_t d = (size_t)L->d, h = (size_t)L->h, U = (size_t)L->U, K = (size_t)L->K;
@@ -161,15 +158,13 @@ static size_t layout_arena(struct trc_trainer *tr, float *base, size_t B)
     return t;
 }
 
-static ln_grad ln_entry(trc_lin_off param, int C, size_t *compact)
-{
+static ln_grad ln_entry(trc_lin_off param, int C, size_t *compact) {
     ln_grad g = {param.w, param.b, *compact, *compact + (size_t)C, C};
     *compact += 2 * (size_t)C;
     return g;
 }
 
-int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out)
-{
+int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out) {
     if (!out)
         return trc_fail(TRC_EINVAL, "trainer create: NULL output");
     *out = NULL;
@@ -222,8 +217,7 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     return 0;
 }
 
-int trc_trainer_set_threads(trc_trainer *tr, int threads)
-{
+int trc_trainer_set_threads(trc_trainer *tr, int threads) {
     if (!tr)
         return trc_fail(TRC_EINVAL, "trainer threads: NULL trainer");
     if (threads < 1 || threads > MAX_THREADS)
@@ -241,13 +235,11 @@ int trc_trainer_set_threads(trc_trainer *tr, int threads)
     return 0;
 }
 
-int trc_trainer_threads(const trc_trainer *tr)
-{
+int trc_trainer_threads(const trc_trainer *tr) {
     return tr ? tr->threads : 0;
 }
 
-void trc_trainer_free(trc_trainer *tr)
-{
+void trc_trainer_free(trc_trainer *tr) {
     if (!tr)
         return;
     free(tr->arena);
@@ -259,8 +251,7 @@ void trc_trainer_free(trc_trainer *tr)
     free(tr);
 }
 
-float *trc_trainer_grads(trc_trainer *tr)
-{
+float *trc_trainer_grads(trc_trainer *tr) {
     return tr ? tr->grads : NULL;
 }
 
@@ -273,16 +264,14 @@ typedef struct part_arg {
     int t;
 } part_arg;
 
-static void *part_main(void *p)
-{
+static void *part_main(void *p) {
     part_arg *a = p;
     a->fn(a->tr, a->t);
     return NULL;
 }
 
 /* Never fails: a part whose thread cannot be started runs on the calling thread instead. */
-static void run_parts(struct trc_trainer *tr, part_fn fn)
-{
+static void run_parts(struct trc_trainer *tr, part_fn fn) {
     int T = tr->threads;
     pthread_t th[MAX_THREADS];
     part_arg args[MAX_THREADS];
@@ -301,8 +290,7 @@ static void run_parts(struct trc_trainer *tr, part_fn fn)
 }
 
 /* Rows of thread t: [*r0, *r0 + return). */
-static size_t rows_of(const struct trc_trainer *tr, int t, size_t *r0)
-{
+static size_t rows_of(const struct trc_trainer *tr, int t, size_t *r0) {
     size_t B = tr->B, T = (size_t)tr->threads;
     *r0 = B * (size_t)t / T;
     return B * ((size_t)t + 1) / T - *r0;
@@ -313,8 +301,7 @@ static size_t rows_of(const struct trc_trainer *tr, int t, size_t *r0)
 /* Application c of a Linear-silu-LN-Linear stack on rows [r0, r0+nb): in: [nb, k] -> out. */
 static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3,
                         const mlp_acts *a, size_t c, size_t B, size_t r0, size_t nb,
-                        const float *in, int k, int h, int o)
-{
+                        const float *in, int k, int h, int o) {
     size_t row = c * B + r0, hb = row * (size_t)h;
     float *H = a->H + hb, *sig = a->sig + hb, *S = a->S + hb, *N = a->N + hb;
     trc_linear_forward(H, in, P + l0.w, P + l0.b, nb, k, h);
@@ -325,8 +312,7 @@ static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_
 
 /* Application `app` (= k*n + j) of block i on rows [r0, r0+nb): z -> zout (may alias). */
 static void block_forward(const struct trc_trainer *tr, int i, size_t app, size_t r0, size_t nb,
-                          const float *z, float *zout)
-{
+                          const float *z, float *zout) {
     const trc_model_layout *L = &tr->L;
     const float *P = tr->model->params;
     const trc_block_off *o = &L->blk[i];
@@ -346,12 +332,11 @@ static void block_forward(const struct trc_trainer *tr, int i, size_t app, size_
     trc_silu_forward(S, sig, H, nb * h);
     trc_linear_forward(r2, S, P + o->ffn3.w, P + o->ffn3.b, nb, L->h, L->d);
     trc_residual_forward(r2, r2, z1, nd);
-    trc_layernorm_forward(zout, a->m2 + row, a->rs2 + row, r2, P + o->norm2.w, P + o->norm2.b,
-                          nb, L->d);
+    trc_layernorm_forward(zout, a->m2 + row, a->rs2 + row, r2, P + o->norm2.w, P + o->norm2.b, nb,
+                          L->d);
 }
 
-static void forward_part(struct trc_trainer *tr, int t)
-{
+static void forward_part(struct trc_trainer *tr, int t) {
     size_t r0, nb = rows_of(tr, t, &r0);
     tr->loss_part[t] = 0.0;
     if (nb == 0)
@@ -365,8 +350,7 @@ static void forward_part(struct trc_trainer *tr, int t)
     float *x = tr->x + r0 * (size_t)in;
     for (size_t r = 0; r < nb; r++) {
         memcpy(x + r * (size_t)in, tr->in_x0 + (r0 + r) * (size_t)s, (size_t)s * sizeof *x);
-        memcpy(x + r * (size_t)in + s, tr->in_target + (r0 + r) * (size_t)s,
-               (size_t)s * sizeof *x);
+        memcpy(x + r * (size_t)in + s, tr->in_target + (r0 + r) * (size_t)s, (size_t)s * sizeof *x);
         x[r * (size_t)in + 2 * s] = 1.0f;
     }
     memcpy(tr->target_u + r0 * U, tr->in_expert + r0 * U, nU * sizeof *tr->target_u);
@@ -389,8 +373,7 @@ static void forward_part(struct trc_trainer *tr, int t)
             memcpy(cat + r * (size_t)(d + U), z + r * (size_t)d, (size_t)d * sizeof *z);
             memcpy(cat + r * (size_t)(d + U) + d, u + r * (size_t)U, (size_t)U * sizeof *u);
         }
-        mlp_forward(P, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, B, r0, nb, cat, d + U, h,
-                    U);
+        mlp_forward(P, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, B, r0, nb, cat, d + U, h, U);
         size_t off = (size_t)k * BU + r0 * U;
         float *rk = tr->dec.out + off, *vk = tr->v + off;
         trc_tanhscale_forward(rk, rk, 0.5f * L->bound, nU);
@@ -407,8 +390,7 @@ static void forward_part(struct trc_trainer *tr, int t)
 }
 
 int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float *target,
-                        const float *u_expert, float *u_out, float *loss)
-{
+                        const float *u_expert, float *u_out, float *loss) {
     if (!tr)
         return trc_fail(TRC_EINVAL, "trainer forward: NULL trainer");
     if (!x0 || !target || !u_expert || !loss)
@@ -445,8 +427,7 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
  * the partial sums lw, lb. */
 static void mlp_backward_acts(const struct trc_trainer *tr, trc_lin_off l0, trc_lin_off ln,
                               trc_lin_off l3, const mlp_acts *a, size_t c, size_t r0, size_t nb,
-                              int k, int h, int o, float *lw, float *lb, float *din)
-{
+                              int k, int h, int o, float *lw, float *lb, float *din) {
     const float *P = tr->model->params;
     size_t row = c * tr->B + r0, hb = row * (size_t)h, nh = nb * (size_t)h;
     float *dH = a->dH + hb, *gN = tr->wh + r0 * (size_t)h, *gS = tr->wh2 + r0 * (size_t)h;
@@ -464,8 +445,7 @@ static void mlp_backward_acts(const struct trc_trainer *tr, trc_lin_off l0, trc_
 /* Application `app` of block i: tr->dz (grad of its output) -> tr->dz (grad of its input z);
  * dz0 += the context path. Keeps da, dH, dF for phase 2. */
 static void block_backward(struct trc_trainer *tr, int i, size_t app, size_t r0, size_t nb,
-                           float *lng)
-{
+                           float *lng) {
     const trc_model_layout *L = &tr->L;
     const float *P = tr->model->params;
     const trc_block_off *o = &L->blk[i];
@@ -490,13 +470,12 @@ static void block_backward(struct trc_trainer *tr, int i, size_t app, size_t r0,
     memset(da, 0, nd * sizeof *da); /* grad of r1 = zin + out_proj(..) */
     trc_layernorm_backward(da, lng + n1->lw, lng + n1->lb, gz1, a->r1 + row * d, P + o->norm1.w,
                            a->m1 + row, a->rs1 + row, nb, L->d);
-    memcpy(dz, da, nd * sizeof *dz); /* residual: grad of zin */
+    memcpy(dz, da, nd * sizeof *dz);                      /* residual: grad of zin */
     trc_linear_backward_input(dz, da, F, nb, L->d, L->d); /* attention, fused */
-    trc_residual_backward(tr->dz0 + r0 * d, dz, nd); /* zin = z + z0 */
+    trc_residual_backward(tr->dz0 + r0 * d, dz, nd);      /* zin = z + z0 */
 }
 
-static void backward_acts(struct trc_trainer *tr, int t)
-{
+static void backward_acts(struct trc_trainer *tr, int t) {
     float *lng = tr->ln_part + (size_t)t * tr->ln_floats;
     memset(lng, 0, tr->ln_floats * sizeof *lng);
     size_t r0, nb = rows_of(tr, t, &r0);
@@ -526,8 +505,8 @@ static void backward_acts(struct trc_trainer *tr, int t)
         memset(dout, 0, nU * sizeof *dout);
         trc_tanhscale_backward(dout, dv, tr->dec.out + off, 0.5f * L->bound, nU);
         memset(wcat, 0, nb * (d + U) * sizeof *wcat);
-        mlp_backward_acts(tr, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, r0, nb,
-                          L->d + L->U, h, L->U, lng + tr->ln_dec.lw, lng + tr->ln_dec.lb, wcat);
+        mlp_backward_acts(tr, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, r0, nb, L->d + L->U,
+                          h, L->U, lng + tr->ln_dec.lw, lng + tr->ln_dec.lb, wcat);
         for (size_t r = 0; r < nb; r++) {
             const float *c = wcat + r * (d + U);
             memcpy(dz + r * d, c, d * sizeof *c);
@@ -558,19 +537,16 @@ static void backward_acts(struct trc_trainer *tr, int t)
 /* ---- backward, phase 2: weight gradients, output rows split between threads ---- */
 
 static void add_job_to(struct trc_trainer *tr, float *dW, float *db, const float *dY,
-                       const float *X, size_t rows, int in, int out)
-{
+                       const float *X, size_t rows, int in, int out) {
     tr->jobs[tr->njobs++] = (wgrad_job){dY, X, dW, db, rows, in, out};
 }
 
 static void add_job(struct trc_trainer *tr, trc_lin_off p, const float *dY, const float *X,
-                    size_t rows, int in, int out)
-{
+                    size_t rows, int in, int out) {
     add_job_to(tr, tr->grads + p.w, tr->grads + p.b, dY, X, rows, in, out);
 }
 
-static void make_jobs(struct trc_trainer *tr)
-{
+static void make_jobs(struct trc_trainer *tr) {
     const trc_model_layout *L = &tr->L;
     size_t B = tr->B, K = (size_t)L->K, KN = K * (size_t)L->n, d = (size_t)L->d;
     size_t h = (size_t)L->h;
@@ -594,8 +570,7 @@ static void make_jobs(struct trc_trainer *tr)
     }
 }
 
-static void backward_params(struct trc_trainer *tr, int t)
-{
+static void backward_params(struct trc_trainer *tr, int t) {
     int T = tr->threads;
     for (int j = 0; j < tr->njobs; j++) {
         const wgrad_job *w = &tr->jobs[j];
@@ -611,8 +586,7 @@ static void backward_params(struct trc_trainer *tr, int t)
 }
 
 /* Phase 3: W_o and the value rows of in_proj from M (rows split between threads). */
-static void backward_attention(struct trc_trainer *tr, int t)
-{
+static void backward_attention(struct trc_trainer *tr, int t) {
     const trc_model_layout *L = &tr->L;
     const float *P = tr->model->params;
     float *G = tr->grads;
@@ -630,17 +604,16 @@ static void backward_attention(struct trc_trainer *tr, int t)
         cblas_sger(CblasRowMajor, a1 - a0, d, 1.0f, G + o->out.b + a0, 1,
                    P + o->in_b + 2 * (size_t)d, 1, G + o->out.w + (size_t)a0 * d, d);
         /* dV[a0:a1] = W_o[:, a0:a1]^T M;  dv[a0:a1] = W_o[:, a0:a1]^T dc_o */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a1 - a0, d, d, 1.0f, Wo + a0, d, M,
-                    d, 0.0f, G + o->in_w + 2 * (size_t)d * d + (size_t)a0 * d, d);
-        cblas_sgemv(CblasRowMajor, CblasTrans, d, a1 - a0, 1.0f, Wo + a0, d, G + o->out.b, 1,
-                    0.0f, G + o->in_b + 2 * (size_t)d + a0, 1);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a1 - a0, d, d, 1.0f, Wo + a0, d, M, d,
+                    0.0f, G + o->in_w + 2 * (size_t)d * d + (size_t)a0 * d, d);
+        cblas_sgemv(CblasRowMajor, CblasTrans, d, a1 - a0, 1.0f, Wo + a0, d, G + o->out.b, 1, 0.0f,
+                    G + o->in_b + 2 * (size_t)d + a0, 1);
     }
 }
 
 /* Zeroes the parameters that take no part (error encoder and embedding, query/key rows) and
  * writes the layer-norm gradients from the per-thread partial sums, added in thread order. */
-static void finish_grads(struct trc_trainer *tr)
-{
+static void finish_grads(struct trc_trainer *tr) {
     const trc_model_layout *L = &tr->L;
     float *G = tr->grads;
     size_t d = (size_t)L->d;
@@ -675,8 +648,7 @@ static void finish_grads(struct trc_trainer *tr)
     }
 }
 
-int trc_trainer_backward(trc_trainer *tr)
-{
+int trc_trainer_backward(trc_trainer *tr) {
     if (!tr)
         return trc_fail(TRC_EINVAL, "trainer backward: NULL trainer");
     if (tr->B == 0)

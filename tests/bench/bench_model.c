@@ -21,33 +21,28 @@
 #define ORIG_B1000 5900.0
 #define LEAN_B1000 7300.0
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
+static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
-{
+static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static void fill(trc_rng *rng, float *v, size_t n, double lo, double hi)
-{
+static void fill(trc_rng *rng, float *v, size_t n, double lo, double hi) {
     for (size_t i = 0; i < n; i++)
         v[i] = (float)trc_rng_range(rng, lo, hi);
 }
 
-static int check(int rc, const char *what)
-{
+static int check(int rc, const char *what) {
     if (rc) {
         fprintf(stderr, "bench_model: %s: %s (%s)\n", what, trc_strerror(rc), trc_errmsg());
         exit(1);
@@ -55,8 +50,7 @@ static int check(int rc, const char *what)
     return rc;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     int scale = argc > 1 ? atoi(argv[1]) : 1;
     if (scale < 1)
         scale = 1;

@@ -15,8 +15,7 @@
 #include "trc/error.h"
 #include "trc/model.h"
 
-static void test_param_counts(void **state)
-{
+static void test_param_counts(void **state) {
     (void)state;
     const char *sizes[] = {"small", "medium", "large"};
     size_t want[] = {104862, 530590, 2604062};
@@ -53,18 +52,17 @@ static void test_param_counts(void **state)
     trc_model_config cfg;
     assert_int_equal(trc_model_config_preset("small", 4, 2, 10, 1.0f, &cfg), TRC_OK);
     int s = 4, U = 20, dd = 64, hh = 128;
-    size_t delta = (size_t)(2 * s + 1 - 5) * hh    /* state encoder input */
-                   + (size_t)(s - 2) * (hh / 2)    /* error encoder input */
-                   + (size_t)(U - 15) * dd         /* control embedding */
-                   + (size_t)(U - 15) * (hh + 1)   /* generator output */
-                   + (size_t)(U - 15) * hh         /* decoder input */
-                   + (size_t)(U - 15) * (hh + 1);  /* decoder output */
+    size_t delta = (size_t)(2 * s + 1 - 5) * hh   /* state encoder input */
+                   + (size_t)(s - 2) * (hh / 2)   /* error encoder input */
+                   + (size_t)(U - 15) * dd        /* control embedding */
+                   + (size_t)(U - 15) * (hh + 1)  /* generator output */
+                   + (size_t)(U - 15) * hh        /* decoder input */
+                   + (size_t)(U - 15) * (hh + 1); /* decoder output */
     assert_int_equal(trc_model_param_count(&cfg), 104862 + delta);
 }
 
 /* model.md's table, for blocks = 2, d = 64, h = 128, s = 2, U = 15 */
-static void test_names_and_shapes(void **state)
-{
+static void test_names_and_shapes(void **state) {
     (void)state;
     struct {
         const char *name;
@@ -136,8 +134,7 @@ static void test_names_and_shapes(void **state)
     trc_model_free(&model); /* idempotent */
 }
 
-static void test_validation(void **state)
-{
+static void test_validation(void **state) {
     (void)state;
     trc_model_config good, c;
     assert_int_equal(trc_model_config_preset("medium", 2, 1, 15, 4.0f, &good), TRC_OK);
@@ -201,14 +198,12 @@ static void test_validation(void **state)
     assert_true(trc_model_param_count(&c) > 0);
 }
 
-static int view_is(const trc_param_view *v, const char *suffix)
-{
+static int view_is(const trc_param_view *v, const char *suffix) {
     size_t n = strlen(v->name), k = strlen(suffix);
     return n >= k && strcmp(v->name + n - k, suffix) == 0;
 }
 
-static void test_init(void **state)
-{
+static void test_init(void **state) {
     (void)state;
     trc_model_config cfg;
     assert_int_equal(trc_model_config_preset("small", 2, 1, 15, 4.0f, &cfg), TRC_OK);
@@ -273,8 +268,7 @@ static void test_init(void **state)
     assert_int_equal(trc_model_init(&a, 1), TRC_EINVAL); /* freed */
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_names_and_shapes),

@@ -27,14 +27,12 @@
 
 #define RTOL 1e-3
 
-static void fill(trc_rng *rng, float *v, size_t n, double lo, double hi)
-{
+static void fill(trc_rng *rng, float *v, size_t n, double lo, double hi) {
     for (size_t i = 0; i < n; i++)
         v[i] = (float)trc_rng_range(rng, lo, hi);
 }
 
-static double dot(const float *c, const float *y, size_t n)
-{
+static double dot(const float *c, const float *y, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++)
         s += (double)c[i] * (double)y[i];
@@ -45,8 +43,7 @@ static double dot(const float *c, const float *y, size_t n)
 typedef double (*objective_fn)(void *ctx);
 
 /* 5-point derivative of obj with respect to *p, step h. */
-static double fd(objective_fn obj, void *ctx, float *p, double h)
-{
+static double fd(objective_fn obj, void *ctx, float *p, double h) {
     float orig = *p;
     double f[4];
     const double steps[4] = {-2, -1, 1, 2};
@@ -59,9 +56,8 @@ static double fd(objective_fn obj, void *ctx, float *p, double h)
 }
 
 /* Compares grad[0..n) against finite differences of every element of p[0..n). */
-static void check_grad(const char *what, objective_fn obj, void *ctx, float *p,
-                       const float *grad, size_t n, double h)
-{
+static void check_grad(const char *what, objective_fn obj, void *ctx, float *p, const float *grad,
+                       size_t n, double h) {
     double *num = malloc(n * sizeof *num), maxabs = 0.0;
     assert_non_null(num);
     for (size_t i = 0; i < n; i++) {
@@ -84,20 +80,24 @@ typedef struct lin_ctx {
     int in, out;
 } lin_ctx;
 
-static double lin_obj(void *p)
-{
+static double lin_obj(void *p) {
     lin_ctx *k = p;
     trc_linear_forward(k->y, k->x, k->W, k->b, k->B, k->in, k->out);
     return dot(k->c, k->y, k->B * (size_t)k->out);
 }
 
-static void linear_case(size_t B, int in, int out)
-{
+static void linear_case(size_t B, int in, int out) {
     trc_rng rng;
     trc_rng_seed(&rng, 11 + B);
     size_t nx = B * (size_t)in, nw = (size_t)out * in, ny = B * (size_t)out;
-    lin_ctx k = {malloc(nx * 4), malloc(nw * 4), malloc((size_t)out * 4), malloc(ny * 4),
-                 malloc(ny * 4), B, in, out};
+    lin_ctx k = {malloc(nx * 4),
+                 malloc(nw * 4),
+                 malloc((size_t)out * 4),
+                 malloc(ny * 4),
+                 malloc(ny * 4),
+                 B,
+                 in,
+                 out};
     fill(&rng, k.x, nx, -1, 1);
     fill(&rng, k.W, nw, -1, 1);
     fill(&rng, k.b, (size_t)out, -1, 1);
@@ -128,8 +128,7 @@ static void linear_case(size_t B, int in, int out)
     free(k.x), free(k.W), free(k.b), free(k.y), free(k.c);
 }
 
-static void test_linear(void **state)
-{
+static void test_linear(void **state) {
     (void)state;
     linear_case(4, 7, 5);
     linear_case(1, 9, 6); /* the single-row (sgemv) path */
@@ -143,20 +142,25 @@ typedef struct ln_ctx {
     int C;
 } ln_ctx;
 
-static double ln_obj(void *p)
-{
+static double ln_obj(void *p) {
     ln_ctx *k = p;
     trc_layernorm_forward(k->y, k->mean, k->rstd, k->x, k->w, k->b, k->B, k->C);
     return dot(k->c, k->y, k->B * (size_t)k->C);
 }
 
-static void layernorm_case(size_t B, int C)
-{
+static void layernorm_case(size_t B, int C) {
     trc_rng rng;
     trc_rng_seed(&rng, 21 + (uint64_t)C);
     size_t n = B * (size_t)C;
-    ln_ctx k = {malloc(n * 4), malloc((size_t)C * 4), malloc((size_t)C * 4), malloc(n * 4),
-                malloc(n * 4), malloc(B * 4), malloc(B * 4), B, C};
+    ln_ctx k = {malloc(n * 4),
+                malloc((size_t)C * 4),
+                malloc((size_t)C * 4),
+                malloc(n * 4),
+                malloc(n * 4),
+                malloc(B * 4),
+                malloc(B * 4),
+                B,
+                C};
     fill(&rng, k.x, n, -2, 3);
     fill(&rng, k.w, (size_t)C, 0.5, 1.5);
     fill(&rng, k.b, (size_t)C, -1, 1);
@@ -191,8 +195,7 @@ static void layernorm_case(size_t B, int C)
     free(k.x), free(k.w), free(k.b), free(k.y), free(k.c), free(k.mean), free(k.rstd);
 }
 
-static void test_layernorm(void **state)
-{
+static void test_layernorm(void **state) {
     (void)state;
     layernorm_case(3, 13); /* vector part + scalar tail */
     layernorm_case(2, 16);
@@ -208,8 +211,7 @@ typedef struct ew_ctx {
     float param;
 } ew_ctx;
 
-static double ew_obj(void *p)
-{
+static double ew_obj(void *p) {
     ew_ctx *k = p;
     if (k->kind == 0)
         trc_silu_forward(k->y, k->aux, k->x, k->n);
@@ -220,8 +222,7 @@ static double ew_obj(void *p)
     return dot(k->c, k->y, k->n);
 }
 
-static void test_silu(void **state)
-{
+static void test_silu(void **state) {
     (void)state;
     trc_rng rng;
     trc_rng_seed(&rng, 31);
@@ -234,8 +235,8 @@ static void test_silu(void **state)
     trc_silu_backward(dx, k.c, k.x, k.aux, n);
     check_grad("silu dx", ew_obj, &k, k.x, dx, n, 1e-2);
     /* accuracy of the vectorized exp over the whole float range, and special values */
-    float xs[] = {-200, -100, -88, -87, -30, -10, -1, -1e-3f, 0, 1e-3f, 0.5f, 1, 3, 10, 30, 88,
-                  100, 1e30f, -1e30f, NAN};
+    float xs[] = {-200, -100, -88, -87, -30, -10, -1,  -1e-3f, 0,      1e-3f,
+                  0.5f, 1,    3,   10,  30,  88,  100, 1e30f,  -1e30f, NAN};
     size_t m = sizeof xs / sizeof xs[0];
     float ys[sizeof xs / sizeof xs[0]], sg[sizeof xs / sizeof xs[0]];
     trc_silu_forward(ys, sg, xs, m);
@@ -249,8 +250,7 @@ static void test_silu(void **state)
     free(k.x), free(k.y), free(k.c), free(k.aux);
 }
 
-static void test_tanhscale(void **state)
-{
+static void test_tanhscale(void **state) {
     (void)state;
     trc_rng rng;
     trc_rng_seed(&rng, 41);
@@ -268,8 +268,7 @@ static void test_tanhscale(void **state)
     free(k.x), free(k.y), free(k.c);
 }
 
-static void test_clamp(void **state)
-{
+static void test_clamp(void **state) {
     (void)state;
     size_t n = 8;
     float b = 1.5f;
@@ -296,8 +295,7 @@ static void test_clamp(void **state)
     assert_true(isnan(nan_out));
 }
 
-static void test_residual(void **state)
-{
+static void test_residual(void **state) {
     (void)state;
     float a[3] = {1, 2, 3}, b[3] = {10, 20, 30}, y[3], dx[3] = {1, 1, 1}, dy[3] = {4, 5, 6};
     trc_residual_forward(y, a, b, 3);
@@ -323,8 +321,7 @@ typedef struct dnet {
     const float *x0, *tg, *ue;
 } dnet;
 
-static const double *dparam(const dnet *net, const char *fmt, int i)
-{
+static const double *dparam(const dnet *net, const char *fmt, int i) {
     char name[TRC_PARAM_NAME_MAX];
     snprintf(name, sizeof name, fmt, i);
     const trc_param_view *v = trc_model_find(net->model, name);
@@ -334,9 +331,7 @@ static const double *dparam(const dnet *net, const char *fmt, int i)
 }
 
 /* y[out] = W[out, in] x[in] + c */
-static void dlinear(double *y, const double *x, const double *W, const double *c, int in,
-                    int out)
-{
+static void dlinear(double *y, const double *x, const double *W, const double *c, int in, int out) {
     for (int o = 0; o < out; o++) {
         double acc = c[o];
         for (int i = 0; i < in; i++)
@@ -345,8 +340,7 @@ static void dlinear(double *y, const double *x, const double *W, const double *c
     }
 }
 
-static void dlayernorm(double *x, const double *w, const double *b, int C)
-{
+static void dlayernorm(double *x, const double *w, const double *b, int C) {
     double mu = 0, var = 0;
     for (int i = 0; i < C; i++)
         mu += x[i];
@@ -358,16 +352,14 @@ static void dlayernorm(double *x, const double *w, const double *b, int C)
         x[i] = (x[i] - mu) / sqrt(var + 1e-5) * w[i] + b[i];
 }
 
-static void dsilu(double *x, int n)
-{
+static void dsilu(double *x, int n) {
     for (int i = 0; i < n; i++)
         x[i] = x[i] / (1.0 + exp(-x[i]));
 }
 
 /* Linear, silu, LN, Linear under prefix (.0, .2, .3) */
 static void dmlp(const dnet *net, const char *prefix, const double *in, int k, double *hid,
-                 double *out, int o)
-{
+                 double *out, int o) {
     char f[TRC_PARAM_NAME_MAX];
     const double *w0, *b0, *w2, *b2, *w3, *b3;
     snprintf(f, sizeof f, "%s.0.weight", prefix), w0 = dparam(net, f, 0);
@@ -383,8 +375,7 @@ static void dmlp(const dnet *net, const char *prefix, const double *in, int k, d
 }
 
 /* model.md's forward for every sample; returns the MSE and leaves the outputs in u_out */
-static double dforward(const dnet *net, double *u_out)
-{
+static double dforward(const dnet *net, double *u_out) {
     enum { MAXF = 64 };
     int s = net->s, U = net->U, d = net->d, h = net->h;
     assert_true(d <= MAXF && h <= MAXF && U <= MAXF && 2 * s + 1 <= MAXF);
@@ -446,8 +437,7 @@ static double dforward(const dnet *net, double *u_out)
     return loss / (double)(net->B * (size_t)U);
 }
 
-static void tiny_config(trc_model_config *cfg)
-{
+static void tiny_config(trc_model_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->size, "custom");
     /* h = 12 and U = 3 are not multiples of the 8-lane vectors: tails are exercised */
@@ -455,8 +445,7 @@ static void tiny_config(trc_model_config *cfg)
     cfg->d = 8, cfg->h = 12, cfg->blocks = 2, cfg->heads = 2, cfg->K = 2, cfg->n = 2;
 }
 
-static void test_model(void **state)
-{
+static void test_model(void **state) {
     (void)state;
     trc_model_config cfg;
     tiny_config(&cfg);
@@ -469,7 +458,8 @@ static void test_model(void **state)
     for (size_t i = 0; i < model.num_params; i++)
         model.params[i] += (float)trc_rng_range(&rng, -0.3, 0.3);
     /* push the first control of each step towards the bounds, so that the clamp cuts */
-    float *dec_bias = model.params + trc_model_find(&model, "control_decoder.decoder.3.bias")->offset;
+    float *dec_bias =
+        model.params + trc_model_find(&model, "control_decoder.decoder.3.bias")->offset;
     dec_bias[0] = 2.0f;
     dec_bias[1] = -1.5f;
     enum { B = 5, U = 3 };
@@ -478,8 +468,9 @@ static void test_model(void **state)
     fill(&rng, tg, B * 2, -1, 1);
     fill(&rng, ue, B * U, -2, 2);
 
-    dnet net = {&model, malloc(model.num_params * sizeof(double)), 2, U, 8, 12, 2, 2, 2, 1.0,
-                B, x0, tg, ue};
+    dnet net = {
+        &model, malloc(model.num_params * sizeof(double)), 2, U, 8, 12, 2, 2, 2, 1.0, B, x0, tg,
+        ue};
     assert_non_null(net.P);
     for (size_t i = 0; i < model.num_params; i++)
         net.P[i] = model.params[i];
@@ -545,12 +536,11 @@ static void test_model(void **state)
     trc_model_free(&model);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),     cmocka_unit_test(test_layernorm),
-        cmocka_unit_test(test_silu),       cmocka_unit_test(test_tanhscale),
-        cmocka_unit_test(test_clamp),      cmocka_unit_test(test_residual),
+        cmocka_unit_test(test_linear), cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_silu),   cmocka_unit_test(test_tanhscale),
+        cmocka_unit_test(test_clamp),  cmocka_unit_test(test_residual),
         cmocka_unit_test(test_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,14 +18,12 @@
 
 #define NB 8
 
-static const char *data_dir(void)
-{
+static const char *data_dir(void) {
     const char *d = getenv("TRC_TEST_DATA");
     return d && *d ? d : "tests/data";
 }
 
-static void read_st(const char *name, trc_safetensors *st)
-{
+static void read_st(const char *name, trc_safetensors *st) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", data_dir(), name);
     int rc = trc_st_read_file(path, st);
@@ -34,8 +32,7 @@ static void read_st(const char *name, trc_safetensors *st)
 }
 
 /* Copies the tensor `name` (of exactly `numel` elements) out as float32 into a new buffer. */
-static float *tensor(const trc_safetensors *st, const char *name, size_t numel)
-{
+static float *tensor(const trc_safetensors *st, const char *name, size_t numel) {
     const trc_st_tensor *t = trc_st_find(st, name);
     if (!t)
         fail_msg("fixture tensor %s missing", name);
@@ -47,8 +44,7 @@ static float *tensor(const trc_safetensors *st, const char *name, size_t numel)
 }
 
 /* The fixture's model: config small, s=2, m=1, T=15, b=4; parameters loaded by name. */
-static void load_model(const char *file, trc_model *model)
-{
+static void load_model(const char *file, trc_model *model) {
     trc_model_config cfg;
     assert_int_equal(trc_model_config_preset("small", 2, 1, 15, 4.0f, &cfg), TRC_OK);
     assert_int_equal(trc_model_create(&cfg, model), TRC_OK);
@@ -73,8 +69,7 @@ typedef struct fixture_case {
 } fixture_case;
 
 static void load_case(const char *file, const trc_model *model, trc_safetensors *st,
-                      fixture_case *c)
-{
+                      fixture_case *c) {
     read_st(file, st);
     size_t U = (size_t)model->cfg.T * model->cfg.m, S = (size_t)model->cfg.s;
     c->x0 = tensor(st, "x0", NB * S);
@@ -86,24 +81,22 @@ static void load_case(const char *file, const trc_model *model, trc_safetensors 
     free(l);
 }
 
-static void free_case(fixture_case *c)
-{
+static void free_case(fixture_case *c) {
     free(c->x0);
     free(c->target);
     free(c->u_expert);
     free(c->iterates);
 }
 
-static void check_close(const float *got, const float *want, size_t n, float tol, const char *what)
-{
+static void check_close(const float *got, const float *want, size_t n, float tol,
+                        const char *what) {
     for (size_t i = 0; i < n; i++)
         if (!(fabsf(got[i] - want[i]) <= tol))
             fail_msg("%s[%zu]: got %.8g, want %.8g (tolerance %g)", what, i, (double)got[i],
                      (double)want[i], (double)tol);
 }
 
-static void run_parity(const char *name)
-{
+static void run_parity(const char *name) {
     char file[256];
     trc_model model;
     snprintf(file, sizeof file, "%s.safetensors", name);
@@ -136,8 +129,7 @@ static void run_parity(const char *name)
         assert_int_equal(trc_trainer_set_threads(tr, threads), TRC_OK);
         assert_int_equal(trc_trainer_threads(tr), threads);
         float loss = -1.0f;
-        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, u, &loss),
-                         TRC_OK);
+        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, u, &loss), TRC_OK);
         check_close(u, c.iterates + K * NB * U, NB * U, 1e-5f, "training output");
         assert_true(fabsf(loss - c.loss) <= 1e-5f * fmaxf(1.0f, fabsf(c.loss)));
 
@@ -186,22 +178,19 @@ static void run_parity(const char *name)
     trc_model_free(&model);
 }
 
-static void test_small_init(void **state)
-{
+static void test_small_init(void **state) {
     (void)state;
     run_parity("small_init");
 }
 
-static void test_small_random(void **state)
-{
+static void test_small_random(void **state) {
     (void)state;
     run_parity("small_random");
 }
 
 /* A batch of 300 (the fixture's 8 samples repeated): several chunks and the fused attention
  * path, on 1, 2 and 3 threads; the same answers as the fixture, identical across threads. */
-static void test_large_batch(void **state)
-{
+static void test_large_batch(void **state) {
     (void)state;
     trc_model model;
     load_model("small_random.safetensors", &model);
@@ -245,8 +234,7 @@ static void test_large_batch(void **state)
 }
 
 /* Non-finite outputs are reported; bad arguments are rejected. */
-static void test_infer_errors(void **state)
-{
+static void test_infer_errors(void **state) {
     (void)state;
     trc_model model;
     load_model("small_init.safetensors", &model);
@@ -272,8 +260,7 @@ static void test_infer_errors(void **state)
 }
 
 /* Query and key rows of in_proj take no part: their gradient is exactly zero. */
-static void test_qk_rows_zero_grad(void **state)
-{
+static void test_qk_rows_zero_grad(void **state) {
     (void)state;
     trc_model model;
     load_model("small_random.safetensors", &model);
@@ -283,15 +270,14 @@ static void test_qk_rows_zero_grad(void **state)
     trc_trainer *tr;
     assert_int_equal(trc_trainer_create(&model, NB, &tr), TRC_OK);
     float loss;
-    assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, NULL, &loss),
-                     TRC_OK);
+    assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, NULL, &loss), TRC_OK);
     assert_int_equal(trc_trainer_backward(tr), TRC_OK);
     const float *g = trc_trainer_grads(tr);
     int d = model.cfg.d;
     for (int i = 0; i < model.cfg.blocks; i++) {
         char name[TRC_PARAM_NAME_MAX];
-        snprintf(name, sizeof name, "recursive_reasoning.reasoning_blocks.%d.attention.in_proj_weight",
-                 i);
+        snprintf(name, sizeof name,
+                 "recursive_reasoning.reasoning_blocks.%d.attention.in_proj_weight", i);
         const trc_param_view *w = trc_model_find(&model, name);
         assert_non_null(w);
         float vmax = 0.0f;
@@ -309,13 +295,10 @@ static void test_qk_rows_zero_grad(void **state)
     trc_model_free(&model);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_small_init),
-        cmocka_unit_test(test_small_random),
-        cmocka_unit_test(test_qk_rows_zero_grad),
-        cmocka_unit_test(test_large_batch),
+        cmocka_unit_test(test_small_init),        cmocka_unit_test(test_small_random),
+        cmocka_unit_test(test_qk_rows_zero_grad), cmocka_unit_test(test_large_batch),
         cmocka_unit_test(test_infer_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
