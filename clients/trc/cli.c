@@ -162,7 +162,9 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopt
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
             return CLI_HELP;
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == 0)
+        /* "--name" flags, and "-X" short flags a command lists under that name (-K, -n) */
+        int is_short = arg[0] == '-' && arg[1] && arg[1] != '-' && arg[2] == 0;
+        if ((strncmp(arg, "--", 2) != 0 || arg[2] == 0) && !is_short)
             return cli_error(CLI_USAGE, cmd, "unexpected argument '%s' (see trc %s --help)", arg,
                              cmd);
         char name[64];

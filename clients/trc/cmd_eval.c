@@ -4,6 +4,7 @@
  * the dataset's expert controls; another source of controls (a model) is one more row. */
 #include "cli.h"
 #include "commands.h"
+#include "model_run.h"
 
 #include "trc/dataset.h"
 #include "trc/error.h"
@@ -205,7 +206,9 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval", *data = NULL, *controls = NULL, *json = NULL, *system = NULL;
     double threshold = 0.1, dt = 0;
+    cli_model_flags mf = {0};
     cli_opt opts[] = {
+        CLI_MODEL_OPTS(mf), /* evaluate a model's predictions */
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz (required)"),
         CLI_OPT("--controls", CLI_STR, &controls, "FILE",
                 "evaluate control_sequences of this .npz instead of the dataset's"),
@@ -231,11 +234,21 @@ int cmd_eval(int argc, char **argv) {
         return rc;
     if (!data)
         return cli_error(CLI_USAGE, cmd, "--data FILE is required");
+    if (controls && mf.checkpoint)
+        return cli_error(CLI_USAGE, cmd, "give --controls or --checkpoint, not both");
     eval_data ed;
     if ((rc = load_data(cmd, data, system, dt, &ed)))
         return rc;
     control_row row = {controls ? "controls" : "dataset", ed.ds.control_sequences, NULL, NULL};
-    if (controls && (rc = load_controls(cmd, controls, &ed.ds, &row.owned))) {
+    char *model_json = NULL;
+    if (mf.checkpoint) {
+        row.name = "model";
+        rc = cli_model_controls(cmd, &mf, &ed.ds, data, &row.owned, &model_json);
+        row.extra_json = model_json;
+    }
+    if (!rc && controls)
+        rc = load_controls(cmd, controls, &ed.ds, &row.owned);
+    if (rc) {
         trc_dataset_free(&ed.ds);
         return rc;
     }
@@ -243,8 +256,11 @@ int cmd_eval(int argc, char **argv) {
         row.u = row.owned;
     trc_eval_context ctx = {
         .command = cmd, .data_path = data, .controls_path = controls, .threshold = threshold};
+    if (mf.checkpoint)
+        ctx.controls_path = mf.checkpoint;
     rc = run_rows(cmd, &ed, &row, 1, &ctx, json, NULL, NULL);
     free_rows(&row, 1);
+    free(model_json);
     trc_dataset_free(&ed.ds);
     return rc;
 }
@@ -253,7 +269,9 @@ int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare", *data = NULL, *json = NULL, *system = NULL;
     double threshold = 0.1, dt = 0, sigma = 2.0;
     uint64_t seed = 42;
+    cli_model_flags mf = {0};
     cli_opt opts[] = {
+        CLI_MODEL_OPTS(mf), /* adds a model row */
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz with expert controls (required)"),
         CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the comparison as JSON"),
         CLI_OPT("--seed", CLI_U64, &seed, "S", "seed of the random controls (default 42)"),
@@ -294,11 +312,21 @@ int cmd_compare(int argc, char **argv) {
     trc_eval_random_controls(seed, sigma, count, rnd);
     rows[n++] = (control_row){"random", rnd, rnd, NULL};
     rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, NULL};
-    /* more rows (a model's controls) go here */
+    char *model_json = NULL;
+    if (mf.checkpoint) {
+        float *mu;
+        if ((rc = cli_model_controls(cmd, &mf, &ed.ds, data, &mu, &model_json))) {
+            free_rows(rows, n);
+            trc_dataset_free(&ed.ds);
+            return rc;
+        }
+        rows[n++] = (control_row){"model", mu, mu, model_json};
+    }
     trc_eval_context ctx = {
         .command = cmd, .data_path = data, .threshold = threshold, .has_seed = 1, .seed = seed};
     rc = run_rows(cmd, &ed, rows, n, &ctx, json, "expert", "random");
     free_rows(rows, n);
+    free(model_json);
     trc_dataset_free(&ed.ds);
     return rc;
 }

@@ -8,5 +8,8 @@
 int cmd_generate(int argc, char **argv); /* cmd_generate.c */
 int cmd_eval(int argc, char **argv);     /* cmd_eval.c */
 int cmd_compare(int argc, char **argv);  /* cmd_eval.c */
+int cmd_train(int argc, char **argv);    /* cmd_train.c */
+int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
+int cmd_info(int argc, char **argv);     /* cmd_info.c */
 
 #endif

@@ -17,6 +17,9 @@ static const command commands[] = {
     {"generate", cmd_generate, "generate a dataset of expert controls (.npz)"},
     {"eval", cmd_eval, "simulate a dataset's (or another file's) controls and report errors"},
     {"compare", cmd_compare, "compare random controls with the expert (side by side)"},
+    {"train", cmd_train, "train a model on a dataset (checkpoints, stats, loss curves, resume)"},
+    {"predict", cmd_predict, "controls from a trained model, for one pair or a whole dataset"},
+    {"info", cmd_info, "a checkpoint's configuration and parameter count per component"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,243 @@
+/* `trc predict`: the controls a trained model gives. For one initial/target pair it prints JSON
+ * (controls [T][m], the simulated final state, its error and the control cost; every iterate
+ * and the trajectory on request); for a dataset it writes the predictions as a dataset file
+ * (initial and target states, control_sequences, simulated trajectories, costs), so that
+ * `trc eval --data cases.npz --controls preds.npz` evaluates them. */
+#include "cli.h"
+#include "commands.h"
+#include "model_run.h"
+
+#include "trc/dataset.h"
+#include "trc/error.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *CMD = "predict";
+
+/* [rows][cols] of floats as nested JSON arrays. */
+static json_t *matrix(const float *x, int rows, int cols) {
+    json_t *a = json_array();
+    for (int r = 0; a && r < rows; r++) {
+        json_t *row = json_array();
+        for (int c = 0; c < cols; c++)
+            json_array_append_new(row, json_real(x[r * cols + c]));
+        json_array_append_new(a, row);
+    }
+    return a;
+}
+
+static json_t *vector_d(const double *x, int n) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_real(x[i]));
+    return a;
+}
+
+/* One key per line, each value compact: readable, and still one JSON document. */
+static int print_object(const json_t *j) {
+    const char *key;
+    json_t *v;
+    size_t i = 0, n = json_object_size(j);
+    printf("{\n");
+    json_object_foreach((json_t *)j, key, v) {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
+        if (!text)
+            return -1;
+        printf("  \"%s\": %s%s\n", key, text, ++i < n ? "," : "");
+        free(text);
+    }
+    printf("}\n");
+    return 0;
+}
+
+static int predict_one(const trc_model *model, const trc_system *sys, double dt,
+                       const cli_list *state, const cli_list *target, int iterations,
+                       int trajectory) {
+    const trc_model_config *c = &model->cfg;
+    const int S = c->s, U = c->T * c->m;
+    if (state->n != S || target->n != S)
+        return cli_error(CLI_USAGE, CMD, "--state and --target need %d values each (got %d and %d)",
+                         S, state->n, target->n);
+    float x0[CLI_LIST_MAX], tg[CLI_LIST_MAX];
+    for (int i = 0; i < S; i++) {
+        x0[i] = (float)state->v[i];
+        tg[i] = (float)target->v[i];
+    }
+    float *u = malloc((size_t)U * sizeof *u);
+    float *its = iterations ? malloc((size_t)(c->K + 1) * (size_t)U * sizeof *its) : NULL;
+    double *ud = malloc((size_t)U * sizeof *ud);
+    double *traj = malloc((size_t)(c->T + 1) * (size_t)S * sizeof *traj);
+    double x0d[CLI_LIST_MAX];
+    int rc = CLI_OK;
+    if (!u || !ud || !traj || (iterations && !its)) {
+        rc = cli_error(CLI_FAIL, CMD, "out of memory");
+        goto done;
+    }
+    int lrc = trc_model_infer(model, 1, x0, tg, u, its);
+    if (lrc) {
+        rc = cli_lib_error(CMD, lrc, 0);
+        goto done;
+    }
+    double cost = 0.0, err = 0.0;
+    for (int i = 0; i < U; i++) {
+        ud[i] = u[i];
+        cost += ud[i] * ud[i];
+    }
+    for (int i = 0; i < S; i++)
+        x0d[i] = x0[i];
+    trc_system_rollout(sys, dt, c->T, x0d, ud, traj);
+    const double *xf = traj + (size_t)c->T * (size_t)S;
+    for (int i = 0; i < S; i++)
+        err += (xf[i] - tg[i]) * (xf[i] - tg[i]);
+    err = sqrt(err);
+    if (!isfinite(err)) {
+        rc = cli_error(CLI_FAIL, CMD, "the simulated trajectory is not finite");
+        goto done;
+    }
+    json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:{s:s, s:i, s:i, s:f}}", "controls",
+                          matrix(u, c->T, c->m), "final_state", vector_d(xf, S), "final_error", err,
+                          "cost", cost, "system", sys->name, "dt", dt, "model", "size", c->size,
+                          "K", c->K, "n", c->n, "bound", (double)c->bound);
+    if (j && iterations) {
+        json_t *a = json_array();
+        for (int k = 0; k <= c->K; k++)
+            json_array_append_new(a, matrix(its + (size_t)k * (size_t)U, c->T, c->m));
+        json_object_set_new(j, "iterations", a);
+    }
+    if (j && trajectory) {
+        json_t *a = json_array();
+        for (int t = 0; t <= c->T; t++)
+            json_array_append_new(a, vector_d(traj + (size_t)t * (size_t)S, S));
+        json_object_set_new(j, "trajectory", a);
+    }
+    if (!j || print_object(j) != 0)
+        rc = cli_error(CLI_FAIL, CMD, "out of memory");
+    json_decref(j);
+done:
+    free(u);
+    free(its);
+    free(ud);
+    free(traj);
+    return rc;
+}
+
+static int predict_data(const trc_model *model, const trc_system *sys, double dt, const char *data,
+                        const char *out) {
+    trc_dataset ds, pred;
+    memset(&pred, 0, sizeof pred);
+    int lrc = trc_dataset_load(data, &ds);
+    if (lrc)
+        return cli_lib_error(CMD, lrc, 0);
+    int rc = cli_model_fits(CMD, model, &ds, data);
+    const size_t S = (size_t)ds.s, U = (size_t)ds.T * (size_t)ds.m;
+    if (!rc && (lrc = trc_dataset_alloc(&pred, ds.n, ds.s, ds.m, ds.T)) != 0)
+        rc = cli_lib_error(CMD, lrc, 0);
+    double seconds = 0;
+    if (!rc)
+        rc = cli_model_predict(CMD, model, &ds, pred.control_sequences, &seconds);
+    if (!rc) {
+        memcpy(pred.initial_states, ds.initial_states, ds.n * S * sizeof(float));
+        memcpy(pred.target_states, ds.target_states, ds.n * S * sizeof(float));
+        lrc = trc_simulate(sys, dt, ds.T, ds.n, pred.initial_states, pred.control_sequences,
+                           pred.state_trajectories);
+        if (lrc)
+            rc = cli_lib_error(CMD, lrc, 0);
+    }
+    if (!rc) {
+        for (size_t i = 0; i < ds.n; i++) {
+            double cost = 0;
+            for (size_t k = 0; k < U; k++)
+                cost +=
+                    (double)pred.control_sequences[i * U + k] * pred.control_sequences[i * U + k];
+            pred.costs[i] = (float)cost;
+        }
+        /* The predictions keep the data's settings (system, dt, box) so that eval simulates
+         * them the same way; their controls come from the model, not an expert. */
+        if (ds.has_settings) {
+            pred.has_settings = 1;
+            pred.settings = ds.settings;
+            snprintf(pred.settings.expert, sizeof pred.settings.expert, "model");
+        }
+        if ((lrc = trc_dataset_save(out, &pred)) != 0)
+            rc = cli_lib_error(CMD, lrc, 0);
+    }
+    if (!rc) {
+        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:f, s:f}", "data", data, "out", out, "n",
+                              (json_int_t)ds.n, "system", sys->name, "seconds", seconds,
+                              "samples_per_sec", seconds > 0 ? (double)ds.n / seconds : 0.0);
+        char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+        json_decref(j);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+    }
+    trc_dataset_free(&pred);
+    trc_dataset_free(&ds);
+    return rc;
+}
+
+int cmd_predict(int argc, char **argv) {
+    cli_model_flags mf = {0};
+    cli_list state = {.n = 0}, target = {.n = 0};
+    int iterations = 0, trajectory = 0;
+    const char *data = NULL, *out = NULL, *system = NULL;
+    double dt = 0;
+    cli_opt opts[] = {
+        CLI_MODEL_OPTS(mf),
+        CLI_OPT("--state", CLI_LIST, &state, "X,..", "initial state, e.g. 1.0,0.5"),
+        CLI_OPT("--target", CLI_LIST, &target, "X,..", "target state, e.g. 0,0"),
+        CLI_OPT("--iterations", CLI_BOOL, &iterations, "",
+                "also print every iterate (after the initial generator and each outer cycle)"),
+        CLI_OPT("--trajectory", CLI_BOOL, &trajectory, "", "also print the simulated trajectory"),
+        CLI_OPT("--data", CLI_STR, &data, "FILE",
+                "predict every initial/target pair of this dataset (.npz) instead"),
+        CLI_OPT("--out", CLI_STR, &out, "FILE", "with --data: where the predictions go (.npz)"),
+        CLI_OPT("--system", CLI_STR, &system, "NAME",
+                "simulate with this system (default: the checkpoint's, else double_integrator)"),
+        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the checkpoint's)", 0,
+                  HUGE_VAL, 1),
+    };
+    const size_t nopts = sizeof opts / sizeof opts[0];
+    int rc = cli_parse(CMD, argc, argv, opts, nopts);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, CMD,
+                       "--checkpoint FILE (--state X,.. --target X,.. | --data FILE --out FILE)",
+                       "Runs a trained model. One pair: prints JSON with controls [T][m], the "
+                       "simulated final_state,\nfinal_error (L2) and cost (sum of u^2). A dataset: "
+                       "writes control_sequences (with the simulated\ntrajectories and costs) for "
+                       "every pair, for `trc eval --data FILE --controls OUT`.",
+                       opts, nopts);
+        return CLI_OK;
+    }
+    if (rc)
+        return rc;
+    if (!mf.checkpoint)
+        return cli_error(CLI_USAGE, CMD, "--checkpoint FILE is required");
+    int one = cli_find(opts, nopts, "--state")->seen || cli_find(opts, nopts, "--target")->seen;
+    if (data && one)
+        return cli_error(CLI_USAGE, CMD, "give either --state/--target or --data, not both");
+    if (data && !out)
+        return cli_error(CLI_USAGE, CMD, "--data needs --out FILE for the predictions");
+    if (!data && out)
+        return cli_error(CLI_USAGE, CMD, "--out needs --data FILE");
+    if (data && (iterations || trajectory))
+        return cli_error(CLI_USAGE, CMD, "--iterations and --trajectory apply to one pair only");
+    if (!data &&
+        (!cli_find(opts, nopts, "--state")->seen || !cli_find(opts, nopts, "--target")->seen))
+        return cli_error(CLI_USAGE, CMD, "--state and --target are required (or --data FILE)");
+
+    trc_model model;
+    if ((rc = cli_model_load(CMD, &mf, &model)) != 0)
+        return rc;
+    const trc_system *sys;
+    rc = cli_model_system(CMD, &model, system, dt, &sys, &dt);
+    if (!rc)
+        rc = data ? predict_data(&model, sys, dt, data, out)
+                  : predict_one(&model, sys, dt, &state, &target, iterations, trajectory);
+    trc_model_free(&model);
+    return rc;
+}

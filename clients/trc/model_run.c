@@ -1,0 +1,113 @@
+/* Checkpoint loading, system resolution and batched prediction for the commands that use a
+ * trained model; see model_run.h. */
+#include "model_run.h"
+
+#include "trc/checkpoint.h"
+#include "trc/error.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PREDICT_CHUNK 1024 /* samples per inference call */
+
+int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out) {
+    memset(out, 0, sizeof *out);
+    if (!f->checkpoint)
+        return cli_error(CLI_USAGE, cmd, "--checkpoint FILE is required");
+    trc_load_overrides ov = {.bound = (float)f->bound, .K = f->K, .n = f->n, .m = f->m};
+    int rc = trc_checkpoint_load(f->checkpoint, &ov, out);
+    if (rc) {
+        /* the loader's message names the file */
+        return cli_lib_error(cmd, rc, rc == TRC_EINVAL);
+    }
+    return CLI_OK;
+}
+
+int cli_model_system(const char *cmd, const trc_model *model, const char *system, double dt,
+                     const trc_system **sys_out, double *dt_out) {
+    const trc_model_config *c = &model->cfg;
+    const char *name = system ? system : c->system[0] ? c->system : "double_integrator";
+    const trc_system *sys = trc_system_find(name);
+    if (!sys)
+        return cli_error(system ? CLI_USAGE : CLI_FAIL, cmd, "%s", trc_errmsg());
+    if (sys->s != c->s || sys->m != c->m)
+        return cli_error(CLI_USAGE, cmd,
+                         "system %s has s=%d, m=%d but the model has s=%d, m=%d (use --system)",
+                         sys->name, sys->s, sys->m, c->s, c->m);
+    *sys_out = sys;
+    *dt_out = dt > 0 ? dt : c->dt > 0 ? c->dt : sys->dt;
+    return CLI_OK;
+}
+
+int cli_model_fits(const char *cmd, const trc_model *model, const trc_dataset *ds,
+                   const char *data_path) {
+    const trc_model_config *c = &model->cfg;
+    if (ds->s != c->s || ds->m != c->m || ds->T != c->T)
+        return cli_error(CLI_FAIL, cmd,
+                         "%s: the data has s=%d, m=%d, T=%d but the model expects s=%d, m=%d, "
+                         "T=%d",
+                         data_path, ds->s, ds->m, ds->T, c->s, c->m, c->T);
+    return CLI_OK;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, float *u_out,
+                      double *seconds) {
+    const size_t S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
+    double t0 = now_seconds();
+    for (size_t at = 0; at < ds->n; at += PREDICT_CHUNK) {
+        size_t B = ds->n - at < PREDICT_CHUNK ? ds->n - at : PREDICT_CHUNK;
+        int rc = trc_model_infer(model, B, ds->initial_states + at * S, ds->target_states + at * S,
+                                 u_out + at * U, NULL);
+        if (rc)
+            return cli_lib_error(cmd, rc, 0);
+    }
+    if (seconds)
+        *seconds = now_seconds() - t0;
+    return CLI_OK;
+}
+
+char *cli_model_row_json(const char *checkpoint, const trc_model *model, double seconds, size_t n) {
+    json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:i, s:f}", "checkpoint", checkpoint, "size",
+                          model->cfg.size, "parameters", (json_int_t)model->num_params, "K",
+                          model->cfg.K, "n", model->cfg.n, "inference_ms_per_sample",
+                          n ? 1e3 * seconds / (double)n : 0.0);
+    if (!j)
+        return NULL;
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(j);
+    return text;
+}
+
+int cli_model_controls(const char *cmd, const cli_model_flags *f, const trc_dataset *ds,
+                       const char *data_path, float **u_out, char **row_json) {
+    *u_out = NULL;
+    *row_json = NULL;
+    trc_model model;
+    int rc = cli_model_load(cmd, f, &model);
+    if (rc)
+        return rc;
+    rc = cli_model_fits(cmd, &model, ds, data_path);
+    float *u = rc ? NULL : malloc(ds->n * (size_t)ds->T * (size_t)ds->m * sizeof *u);
+    if (!rc && !u)
+        rc = cli_error(CLI_FAIL, cmd, "out of memory");
+    double seconds = 0;
+    if (!rc)
+        rc = cli_model_predict(cmd, &model, ds, u, &seconds);
+    if (!rc && !(*row_json = cli_model_row_json(f->checkpoint, &model, seconds, ds->n)))
+        rc = cli_error(CLI_FAIL, cmd, "out of memory");
+    trc_model_free(&model);
+    if (rc) {
+        free(u);
+        return rc;
+    }
+    *u_out = u;
+    return CLI_OK;
+}

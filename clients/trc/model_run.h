@@ -1,0 +1,60 @@
+/* What the commands that use a trained model share (predict, info, eval, compare): the flags
+ * of a checkpoint (with the settings a bare PyTorch export cannot tell), loading it with a
+ * one-line error, the system it controls, and running it over a dataset in batches. */
+#ifndef TRC_CLI_MODEL_RUN_H
+#define TRC_CLI_MODEL_RUN_H
+
+#include "cli.h"
+
+#include "trc/dataset.h"
+#include "trc/model.h"
+#include "trc/system.h"
+
+typedef struct cli_model_flags {
+    const char *checkpoint; /* --checkpoint FILE */
+    double bound;           /* --bound B (0: the file's, else 4) */
+    int K, n, m;            /* -K, -n, -m (0: the file's, else 3, 3, 1) */
+} cli_model_flags;
+
+/* The flag table entries of cli_model_flags `f` (five entries). */
+#define CLI_MODEL_OPTS(f)                                                                          \
+    CLI_OPT("--checkpoint", CLI_STR, &(f).checkpoint, "FILE", "model checkpoint (.safetensors)"),  \
+        CLI_RANGE("--bound", CLI_DOUBLE, &(f).bound, "B",                                          \
+                  "control bound of a checkpoint without metadata (default 4)", 0, 1e6, 1),        \
+        CLI_RANGE("-K", CLI_INT, &(f).K, "K", "outer refinement cycles (default: the file's, 3)",  \
+                  1, 64, 0),                                                                       \
+        CLI_RANGE("-n", CLI_INT, &(f).n, "N", "inner reasoning cycles (default: the file's, 3)",   \
+                  1, 64, 0),                                                                       \
+        CLI_RANGE("-m", CLI_INT, &(f).m, "M",                                                      \
+                  "control dimension of a checkpoint without metadata (default 1)", 1, 64, 0)
+
+/* Loads f->checkpoint; prints "trc <cmd>: ..." and returns CLI_FAIL (CLI_USAGE for a refused
+ * override) on failure. */
+int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out);
+
+/* The system the model controls and its time step: --system / --dt when given (NULL / 0 when
+ * not), then the checkpoint's, then double_integrator and the system's dt. The system's s and
+ * m must match the model's. Prints the error. */
+int cli_model_system(const char *cmd, const trc_model *model, const char *system, double dt,
+                     const trc_system **sys_out, double *dt_out);
+
+/* Checks that the data's s, m and T are the model's; prints the error. */
+int cli_model_fits(const char *cmd, const trc_model *model, const trc_dataset *ds,
+                   const char *data_path);
+
+/* The model's controls for every initial/target pair of ds: u_out [n, T*m]. Wall time in
+ * *seconds (may be NULL). Prints the error. */
+int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, float *u_out,
+                      double *seconds);
+
+/* {"checkpoint": ..., "size": ..., "parameters": N, "K": k, "n": n, "inference_ms_per_sample": x}
+ * as a malloc'd JSON text for a report row (NULL on allocation failure). */
+char *cli_model_row_json(const char *checkpoint, const trc_model *model, double seconds, size_t n);
+
+/* Everything eval and compare need for a "model" row: loads f->checkpoint, checks it fits ds,
+ * predicts every pair into *u_out [n, T*m] (malloc'd) and describes the model in *row_json
+ * (malloc'd, see cli_model_row_json). Prints the error. */
+int cli_model_controls(const char *cmd, const cli_model_flags *f, const trc_dataset *ds,
+                       const char *data_path, float **u_out, char **row_json);
+
+#endif
