@@ -23,22 +23,32 @@ int proto_fail(proto_error *err, int code, const char *param, const char *fmt, .
 
 const char *proto_error_type(int code) {
     switch (code) {
-    case 400: return "invalid_request";
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 409: return "conflict";
-    case 413: return "payload_too_large";
-    case 415: return "unsupported_media_type";
-    case 503: return "unavailable";
-    default: return code >= 500 ? "internal" : "invalid_request";
+    case 400:
+        return "invalid_request";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 409:
+        return "conflict";
+    case 413:
+        return "payload_too_large";
+    case 415:
+        return "unsupported_media_type";
+    case 503:
+        return "unavailable";
+    default:
+        return code >= 500 ? "internal" : "invalid_request";
     }
 }
 
 json_t *proto_error_json(const proto_error *err) {
-    json_t *e = json_pack("{s:i, s:s, s:s}", "code", err->code, "type",
-                          proto_error_type(err->code), "message", err->message);
+    json_t *e = json_pack("{s:i, s:s, s:s}", "code", err->code, "type", proto_error_type(err->code),
+                          "message", err->message);
     if (!e)
         return NULL;
     if (err->param[0])
@@ -53,7 +63,7 @@ static void key_at(const char *text, size_t pos, char *out, size_t cap) {
     char keys[DEPTH][64]; /* the pending key per open container ("" for arrays) */
     int is_obj[DEPTH];
     int depth = -1;
-    char last[64] = "";   /* the last string seen */
+    char last[64] = ""; /* the last string seen */
     int last_is_key = 0;
     out[0] = '\0';
     for (size_t i = 0; i < pos && text[i]; i++) {
@@ -116,10 +126,10 @@ json_t *proto_parse_object(const char *body, size_t len, proto_error *err) {
         char param[64];
         size_t pos = je.position > 0 ? (size_t)je.position : 0;
         key_at(body, pos < len ? pos : len, param, sizeof param);
-        const char *what = strstr(je.text, "overflow") ? "number out of range (not finite)"
-                                                       : je.text;
-        proto_fail(err, 400, param, "malformed JSON at line %d, column %d: %s", je.line,
-                   je.column, what);
+        const char *what =
+            strstr(je.text, "overflow") ? "number out of range (not finite)" : je.text;
+        proto_fail(err, 400, param, "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                   what);
         return NULL;
     }
     if (!json_is_object(root)) {
@@ -210,8 +220,8 @@ int proto_get_int(const json_t *obj, const char *key, long long lo, long long hi
         return proto_fail(err, 400, key, "%s must be an integer", key);
     }
     if (x < lo || x > hi)
-        return proto_fail(err, 400, key, "%s must be between %lld and %lld, got %lld", key, lo,
-                          hi, x);
+        return proto_fail(err, 400, key, "%s must be between %lld and %lld, got %lld", key, lo, hi,
+                          x);
     *out = x;
     return 1;
 }

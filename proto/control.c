@@ -6,8 +6,8 @@
 
 #include "proto.h"
 
-static const char *const control_keys[] = {"model", "state", "target", "states", "targets",
-                                           "return", NULL};
+static const char *const control_keys[] = {"model",   "state",  "target", "states",
+                                           "targets", "return", NULL};
 
 /* Reads a JSON array of numbers into dst[0..len-1]; *len is its length. With want > 0 the
  * array must have exactly want values (checked before anything is written to dst). */
@@ -25,16 +25,16 @@ static int read_vector(const json_t *arr, const char *param, size_t row, int bat
         return proto_fail(err, 400, param, "%s%s has %zu values, more than %d", param, where, n,
                           PROTO_MAX_DIM);
     if (want > 0 && n != (size_t)want)
-        return proto_fail(err, 400, param, "%s%s has %zu values but states[0] has %d", param,
-                          where, n, want);
+        return proto_fail(err, 400, param, "%s%s has %zu values but states[0] has %d", param, where,
+                          n, want);
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(arr, i);
         if (!json_is_number(v))
             return proto_fail(err, 400, param, "%s%s[%zu] must be a number", param, where, i);
         double x = json_number_value(v);
         if (!isfinite(x) || fabs(x) > 3.4e38)
-            return proto_fail(err, 400, param, "%s%s[%zu] must be a finite float32 number",
-                              param, where, i);
+            return proto_fail(err, 400, param, "%s%s[%zu] must be a finite float32 number", param,
+                              where, i);
         if (dst)
             dst[i] = (float)x;
     }
@@ -119,8 +119,8 @@ static int parse_batch(const json_t *root, size_t max_batch, proto_control_req *
         return proto_fail(err, 500, NULL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         int got;
-        if (read_vector(json_array_get(st, i), "states", i, 1, s, req->states + i * (size_t)s,
-                        &got, err) ||
+        if (read_vector(json_array_get(st, i), "states", i, 1, s, req->states + i * (size_t)s, &got,
+                        err) ||
             read_vector(json_array_get(tg, i), "targets", i, 1, s, req->targets + i * (size_t)s,
                         &got, err))
             return -1;
@@ -227,9 +227,9 @@ static void sample_fields(const proto_control_result *r, size_t i, json_t *dst[5
     dst[1] = vector(r->final_state + i * (size_t)r->s, r->s);
     dst[2] = real_or_null(r->final_error[i]);
     dst[3] = real_or_null(r->cost[i]);
-    dst[4] = r->trajectory ? matrix(r->trajectory + i * (size_t)(r->T + 1) * (size_t)r->s,
-                                    r->T + 1, r->s)
-                           : NULL;
+    dst[4] = r->trajectory
+                 ? matrix(r->trajectory + i * (size_t)(r->T + 1) * (size_t)r->s, r->T + 1, r->s)
+                 : NULL;
 }
 
 static json_t *sample_iterations(const proto_control_result *r, size_t i) {
@@ -249,8 +249,8 @@ json_t *proto_control_response(const proto_control_result *r, int batch, proto_e
     json_t *out = json_object();
     int ok = out != NULL;
     if (ok)
-        put(out, "model", json_pack("{s:s, s:s}", "name", r->model_name, "version",
-                                    r->model_version), &ok);
+        put(out, "model",
+            json_pack("{s:s, s:s}", "name", r->model_name, "version", r->model_version), &ok);
     static const char *const keys[5] = {"controls", "final_state", "final_error", "cost",
                                         "trajectory"};
     if (ok && !batch) {

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_NAME_MAX 64     /* model and job names: [A-Za-z0-9._-], 1..64, not starting '.' */
-#define PROTO_MAX_DIM 64      /* largest state dimension a request may carry */
+#define PROTO_NAME_MAX 64 /* model and job names: [A-Za-z0-9._-], 1..64, not starting '.' */
+#define PROTO_MAX_DIM 64  /* largest state dimension a request may carry */
 #define PROTO_REAL_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9)) /* float32 round-trips */
 
 /* An error destined for the client: HTTP status, the field at fault ("" if none), a message. */
@@ -75,11 +75,11 @@ typedef struct proto_control_result {
     const char *model_name, *model_version;
     size_t n;
     int T, m, s, K;
-    const float *controls;    /* [n, T*m] */
-    const float *final_state; /* [n, s] */
+    const float *controls;            /* [n, T*m] */
+    const float *final_state;         /* [n, s] */
     const double *final_error, *cost; /* [n] */
-    const float *trajectory;  /* [n, T+1, s] or NULL */
-    const float *iterations;  /* [K+1, n, T*m] (model order) or NULL */
+    const float *trajectory;          /* [n, T+1, s] or NULL */
+    const float *iterations;          /* [K+1, n, T*m] (model order) or NULL */
     double timing_ms;
 } proto_control_result;
 

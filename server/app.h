@@ -55,13 +55,13 @@ typedef void (*app_metrics_hook)(app *a, struct metrics_text *out);
 
 struct app {
     app_config cfg;
-    struct registry *registry;   /* models by name (server/registry.h) */
-    struct metrics *metrics;     /* counters and histograms (server/metrics.h) */
-    struct batcher *batcher;     /* dynamic batching of /v1/control (server/batcher.h) */
-    struct http_server *http;    /* the HTTP layer (server/http.h) */
-    void *jobs;                  /* the job manager, owned by server/jobs*.c */
+    struct registry *registry;     /* models by name (server/registry.h) */
+    struct metrics *metrics;       /* counters and histograms (server/metrics.h) */
+    struct batcher *batcher;       /* dynamic batching of /v1/control (server/batcher.h) */
+    struct http_server *http;      /* the HTTP layer (server/http.h) */
+    void *jobs;                    /* the job manager, owned by server/jobs*.c */
     app_metrics_hook jobs_metrics; /* set by jobs_init; NULL = no jobs section */
-    atomic_int draining;         /* 1 once shutdown began: /readyz 503, new work refused */
+    atomic_int draining;           /* 1 once shutdown began: /readyz 503, new work refused */
 };
 
 static inline int app_draining(app *a) {

@@ -27,7 +27,7 @@ struct batcher {
     pthread_cond_t arrived; /* an executor waiting for arrivals sleeps here */
     item *head, *tail;
     int running, max_running;
-    int arriving;           /* announced requests not yet queued */
+    int arriving; /* announced requests not yet queued */
     int wait_us;
     size_t max_rows;
     metrics *metrics;
@@ -107,8 +107,7 @@ static item *take_batch(batcher *b, size_t *rows, size_t *count) {
 static void run_batch(item *list, size_t rows, size_t count) {
     const trc_model *model = &list->snap->model;
     if (count == 1) {
-        list->rc = trc_model_infer(model, list->n, list->x0, list->target, list->u,
-                                   list->iterates);
+        list->rc = trc_model_infer(model, list->n, list->x0, list->target, list->u, list->iterates);
         return;
     }
     size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
@@ -163,16 +162,17 @@ static void deadline_after(struct timespec *t, int us) {
 
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
                   const float *target, float *u, float *iterates) {
-    item self = {.snap = snap, .n = n, .x0 = x0, .target = target, .u = u,
-                 .iterates = iterates};
+    item self = {.snap = snap, .n = n, .x0 = x0, .target = target, .u = u, .iterates = iterates};
     pthread_cond_init(&self.cv, NULL);
     pthread_mutex_lock(&b->lock);
     b->arriving--;
+    /* self lives on this stack while queued: it always leaves the queue (an executor takes
+     * it) before this function returns */
     if (b->tail)
         b->tail->next = &self;
     else
-        b->head = &self;
-    b->tail = &self;
+        b->head = &self; // cppcheck-suppress autoVariables
+    b->tail = &self;     // cppcheck-suppress autoVariables
     pthread_cond_signal(&b->arrived);
     while (!self.done) {
         if (b->head != &self || b->running >= b->max_running) {

@@ -25,7 +25,8 @@ static const option OPTIONS[] = {
     {"models-dir", STR, OFF(models_dir), 0, 0, "checkpoints served, *.safetensors (models)"},
     {"data-dir", STR, OFF(data_dir), 0, 0, "job database and job files (var)"},
     {"dashboard-dir", STR, OFF(dashboard_dir), 0, 0, "static files at / (clients/dashboard)"},
-    {"cors-origin", STR, OFF(cors_origin), 0, 0, "allowed CORS origins, comma-separated or * (off)"},
+    {"cors-origin", STR, OFF(cors_origin), 0, 0,
+     "allowed CORS origins, comma-separated or * (off)"},
     {"max-body", SIZE, OFF(max_body), 64, (long long)1 << 34, "JSON body limit (1M)"},
     {"max-upload", SIZE, OFF(max_upload), 64, (long long)1 << 36,
      "checkpoint upload body limit (64M)"},
@@ -81,10 +82,20 @@ static int parse_size(const char *s, long long *out) {
         return -1;
     int shift = 0;
     switch (toupper((unsigned char)*end)) {
-    case 'K': shift = 10; end++; break;
-    case 'M': shift = 20; end++; break;
-    case 'G': shift = 30; end++; break;
-    default: break;
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end == 'i' || *end == 'B')
         end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
@@ -130,8 +141,7 @@ static int set(app_config *c, const option *o, const char *val, const char *from
         return -1;
     }
     if (v < o->lo || v > o->hi) {
-        snprintf(err, errlen, "%s: must be between %lld and %lld, got %lld", from, o->lo, o->hi,
-                 v);
+        snprintf(err, errlen, "%s: must be between %lld and %lld, got %lld", from, o->lo, o->hi, v);
         return -1;
     }
     if (o->kind == SIZE)
@@ -141,8 +151,7 @@ static int set(app_config *c, const option *o, const char *val, const char *from
     return 0;
 }
 
-int app_config_parse(int argc, char **argv, app_config *cfg, FILE *out, char *err,
-                     size_t errlen) {
+int app_config_parse(int argc, char **argv, app_config *cfg, FILE *out, char *err, size_t errlen) {
     defaults(cfg);
     for (size_t i = 0; i < NOPT; i++) {
         char env[64] = "TRC_";

@@ -34,7 +34,7 @@ typedef struct route {
     char pattern[128];
     char segs[MAX_SEGS][SEG_MAX]; /* pattern segments; "{x}" a parameter, "{x*}" the rest */
     int nseg;
-    int wildcard;            /* last segment is "{x*}" */
+    int wildcard; /* last segment is "{x*}" */
     unsigned flags;
     http_handler fn;
 } route;
@@ -47,8 +47,8 @@ struct http_server {
     int port;
     pthread_mutex_t lock; /* guards active (for the drain wait) */
     pthread_cond_t idle;
-    int active;           /* requests between their first call and on_completed */
-    char *cors;           /* copy of --cors-origin, split on ',' into cors_list */
+    int active; /* requests between their first call and on_completed */
+    char *cors; /* copy of --cors-origin, split on ',' into cors_list */
     const char *cors_list[16];
     size_t ncors;
 };
@@ -69,16 +69,16 @@ struct http_request {
     const char *method;
     char *path;
     const route *route;
-    size_t route_idx;                 /* srv->nroutes when unmatched */
+    size_t route_idx; /* srv->nroutes when unmatched */
     const char *pname[MAX_SEGS];
     char *pvalue[MAX_SEGS];
     int nparams;
     char *body;
     size_t len, cap, limit;
     int raw;
-    int answered;                     /* a response was queued */
-    size_t overflow;                  /* bytes received once over the limit (chunked bodies) */
-    int closing;                      /* add "Connection: close" (draining) */
+    int answered;    /* a response was queued */
+    size_t overflow; /* bytes received once over the limit (chunked bodies) */
+    int closing;     /* add "Connection: close" (draining) */
     struct timespec t0;
 };
 
@@ -491,9 +491,8 @@ static int on_headers(http_request *req, enum MHD_Result *ret) {
             req->limit = a->cfg.max_upload;
         } else if (!ctype_is(ct, "application/json")) {
             *ret = answer_error(req, 415, NULL, "Content-Type must be application/json%s, got %s",
-                                (req->route->flags & HTTP_BODY_RAW)
-                                    ? " or application/octet-stream"
-                                    : "",
+                                (req->route->flags & HTTP_BODY_RAW) ? " or application/octet-stream"
+                                                                    : "",
                                 ct ? ct : "none");
             return 1;
         }
@@ -536,9 +535,8 @@ static int append_body(http_request *req, const char *data, size_t n) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     (void)version;
     http_server *srv = cls;
     http_request *req = *con_cls;
@@ -639,7 +637,8 @@ int http_create(app *a, http_server **out) {
 
 int http_start(http_server *srv) {
     const app_config *c = &srv->app->cfg;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char port[16];
@@ -657,18 +656,17 @@ int http_start(http_server *srv) {
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+                                   ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         log_msg("cannot listen on %s:%d: %s", c->host, c->port, strerror(errno));
         return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon,
-                                                           MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : c->port;
     return 0;
 }

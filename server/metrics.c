@@ -10,9 +10,8 @@
 #include "registry.h"
 
 #define MAX_STATUS 24
-static const double LAT_BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                     5,      10};
+static const double LAT_BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 #define NLAT (sizeof LAT_BUCKETS / sizeof LAT_BUCKETS[0])
 static const double ROW_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 #define NROW (sizeof ROW_BUCKETS / sizeof ROW_BUCKETS[0])
@@ -168,8 +167,9 @@ int metrics_render(metrics *m, app *a, metrics_text *o) {
     for (size_t i = 0; i <= m->nroutes; i++) {
         const route_stats *r = &m->stats[i];
         for (int k = 0; k < r->nstatus; k++)
-            metrics_printf(o, "trcd_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} "
-                              "%llu\n",
+            metrics_printf(o,
+                           "trcd_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} "
+                           "%llu\n",
                            i < m->nroutes ? m->methods[i] : "any",
                            i < m->nroutes ? m->routes[i] : "unmatched", r->status[k],
                            (unsigned long long)r->count[k]);
@@ -189,8 +189,8 @@ int metrics_render(metrics *m, app *a, metrics_text *o) {
     }
     metrics_printf(o, "# HELP trcd_inference_batch_rows Samples per model evaluation (after "
                       "dynamic batching).\n# TYPE trcd_inference_batch_rows histogram\n");
-    render_hist(o, "trcd_inference_batch_rows", "", ROW_BUCKETS, NROW, m->rows_bucket,
-                m->rows_sum, m->batches);
+    render_hist(o, "trcd_inference_batch_rows", "", ROW_BUCKETS, NROW, m->rows_bucket, m->rows_sum,
+                m->batches);
     metrics_printf(o, "# HELP trcd_inference_batch_requests Requests gathered into one model "
                       "evaluation.\n# TYPE trcd_inference_batch_requests histogram\n");
     render_hist(o, "trcd_inference_batch_requests", "", ROW_BUCKETS, NROW, m->reqs_bucket,
@@ -200,20 +200,24 @@ int metrics_render(metrics *m, app *a, metrics_text *o) {
     if (a && a->registry) {
         uint64_t loads, failures;
         registry_load_counts(a->registry, &loads, &failures);
-        metrics_printf(o, "# HELP trcd_model_loads_total Checkpoints loaded and published.\n"
-                          "# TYPE trcd_model_loads_total counter\ntrcd_model_loads_total %llu\n",
+        metrics_printf(o,
+                       "# HELP trcd_model_loads_total Checkpoints loaded and published.\n"
+                       "# TYPE trcd_model_loads_total counter\ntrcd_model_loads_total %llu\n",
                        (unsigned long long)loads);
-        metrics_printf(o, "# HELP trcd_model_load_failures_total Checkpoints refused on load.\n"
-                          "# TYPE trcd_model_load_failures_total counter\n"
-                          "trcd_model_load_failures_total %llu\n",
+        metrics_printf(o,
+                       "# HELP trcd_model_load_failures_total Checkpoints refused on load.\n"
+                       "# TYPE trcd_model_load_failures_total counter\n"
+                       "trcd_model_load_failures_total %llu\n",
                        (unsigned long long)failures);
-        metrics_printf(o, "# HELP trcd_models_loaded Models currently served.\n"
-                          "# TYPE trcd_models_loaded gauge\ntrcd_models_loaded %zu\n",
+        metrics_printf(o,
+                       "# HELP trcd_models_loaded Models currently served.\n"
+                       "# TYPE trcd_models_loaded gauge\ntrcd_models_loaded %zu\n",
                        registry_count(a->registry));
     }
     if (a) {
-        metrics_printf(o, "# HELP trcd_ready 1 when /readyz answers 200.\n# TYPE trcd_ready "
-                          "gauge\ntrcd_ready %d\n",
+        metrics_printf(o,
+                       "# HELP trcd_ready 1 when /readyz answers 200.\n# TYPE trcd_ready "
+                       "gauge\ntrcd_ready %d\n",
                        !app_draining(a) && a->registry && registry_count(a->registry) > 0);
         if (a->jobs_metrics)
             a->jobs_metrics(a, o);

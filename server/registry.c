@@ -26,9 +26,9 @@
 #define EXT ".safetensors"
 
 struct registry {
-    char dir[PATH_MAX];  /* the models directory as given */
-    char real[PATH_MAX]; /* and resolved */
-    pthread_mutex_t lock; /* guards snaps/count (held only for pointer work) */
+    char dir[PATH_MAX];        /* the models directory as given */
+    char real[PATH_MAX];       /* and resolved */
+    pthread_mutex_t lock;      /* guards snaps/count (held only for pointer work) */
     pthread_mutex_t load_lock; /* serializes loads, stores and removals */
     model_snapshot **snaps;
     size_t count, cap;
@@ -156,8 +156,8 @@ static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root || !json_is_object(root)) {
         json_decref(root);
-        return proto_fail(err, 400, "checkpoint", "sidecar %s: malformed JSON at line %d: %s",
-                          path, je.line, je.text);
+        return proto_fail(err, 400, "checkpoint", "sidecar %s: malformed JSON at line %d: %s", path,
+                          je.line, je.text);
     }
     static const char *const keys[] = {"system", "dt", "bound", "K", "n", "m", NULL};
     const char *system = NULL;
@@ -221,9 +221,8 @@ static int pick_system(model_snapshot *snap, const sidecar *sc, proto_error *err
 }
 
 /* Decodes buf (the bytes of relpath) into a new snapshot named `name`. */
-static int build_snapshot(registry *reg, const char *name, const char *relpath,
-                          const uint8_t *buf, size_t len, model_snapshot **out,
-                          proto_error *err) {
+static int build_snapshot(registry *reg, const char *name, const char *relpath, const uint8_t *buf,
+                          size_t len, model_snapshot **out, proto_error *err) {
     char path[PATH_MAX * 2];
     snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
     sidecar sc;
@@ -257,10 +256,11 @@ static int resolve(registry *reg, const char *relpath, char resolved[PATH_MAX], 
     snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
     if (!realpath(path, resolved)) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return proto_fail(err, 404, "checkpoint", "checkpoint '%s' not found in the models "
-                              "directory", relpath);
-        return proto_fail(err, 400, "checkpoint", "checkpoint '%s': %s", relpath,
-                          strerror(errno));
+            return proto_fail(err, 404, "checkpoint",
+                              "checkpoint '%s' not found in the models "
+                              "directory",
+                              relpath);
+        return proto_fail(err, 400, "checkpoint", "checkpoint '%s': %s", relpath, strerror(errno));
     }
     size_t n = strlen(reg->real);
     if (strncmp(resolved, reg->real, n) != 0 || resolved[n] != '/')
@@ -268,8 +268,7 @@ static int resolve(registry *reg, const char *relpath, char resolved[PATH_MAX], 
                           "checkpoint '%s' leads outside the models directory", relpath);
     struct stat st;
     if (stat(resolved, &st) || !S_ISREG(st.st_mode))
-        return proto_fail(err, 400, "checkpoint", "checkpoint '%s' is not a regular file",
-                          relpath);
+        return proto_fail(err, 400, "checkpoint", "checkpoint '%s' is not a regular file", relpath);
     return 0;
 }
 

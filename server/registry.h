@@ -20,9 +20,9 @@ typedef struct model_snapshot {
     trc_model model;
     const trc_system *system; /* the system simulated for final_state/cost */
     double dt;
-    char checkpoint[1024];    /* path relative to the models directory */
-    char sha256[65];          /* hex digest of the checkpoint bytes: the model's version */
-    char loaded_at[32];       /* RFC 3339 UTC */
+    char checkpoint[1024]; /* path relative to the models directory */
+    char sha256[65];       /* hex digest of the checkpoint bytes: the model's version */
+    char loaded_at[32];    /* RFC 3339 UTC */
 } model_snapshot;
 
 typedef struct registry registry;

@@ -90,12 +90,20 @@ static void on_control(app *a, const http_request *req, http_response *res) {
         } else if (simulate(snap, &rq, u, traj, xf, fe, cost)) {
             http_reply_error(res, 500, NULL, "simulation failed: %s", trc_errmsg());
         } else {
-            proto_control_result r = {
-                .model_name = snap->name, .model_version = snap->sha256, .n = n, .T = c->T,
-                .m = c->m, .s = c->s, .K = c->K, .controls = u, .final_state = xf,
-                .final_error = fe, .cost = cost,
-                .trajectory = (rq.ret & PROTO_RET_TRAJECTORY) ? traj : NULL,
-                .iterations = iters, .timing_ms = now_ms() - t0};
+            proto_control_result r = {.model_name = snap->name,
+                                      .model_version = snap->sha256,
+                                      .n = n,
+                                      .T = c->T,
+                                      .m = c->m,
+                                      .s = c->s,
+                                      .K = c->K,
+                                      .controls = u,
+                                      .final_state = xf,
+                                      .final_error = fe,
+                                      .cost = cost,
+                                      .trajectory = (rq.ret & PROTO_RET_TRAJECTORY) ? traj : NULL,
+                                      .iterations = iters,
+                                      .timing_ms = now_ms() - t0};
             json_t *out = proto_control_response(&r, rq.batch, &err);
             if (out)
                 http_reply_json(res, 200, out);

@@ -105,16 +105,16 @@ static void test_missing_and_types(void **state) {
 
 static void test_unknown_field(void **state) {
     (void)state;
-    expect_error("{\"state\": [1, 2], \"target\": [1, 2], \"temperature\": 1}", 400,
-                 "temperature", "unknown field");
+    expect_error("{\"state\": [1, 2], \"target\": [1, 2], \"temperature\": 1}", 400, "temperature",
+                 "unknown field");
 }
 
 static void test_return_field(void **state) {
     (void)state;
     expect_error("{\"state\": [1, 2], \"target\": [1, 2], \"return\": \"trajectory\"}", 400,
                  "return", "array");
-    expect_error("{\"state\": [1, 2], \"target\": [1, 2], \"return\": [\"costs\"]}", 400,
-                 "return", "costs");
+    expect_error("{\"state\": [1, 2], \"target\": [1, 2], \"return\": [\"costs\"]}", 400, "return",
+                 "costs");
     expect_error("{\"state\": [1, 2], \"target\": [1, 2], \"return\": [1]}", 400, "return",
                  "string");
 }
@@ -123,10 +123,9 @@ static void test_batch_errors(void **state) {
     (void)state;
     expect_error("{\"states\": [], \"targets\": []}", 400, "states", "empty");
     expect_error("{\"states\": [[1, 2]]}", 400, "targets", "missing");
-    expect_error("{\"states\": [[1, 2]], \"targets\": [[1, 2], [3, 4]]}", 400, "targets",
-                 "rows");
-    expect_error("{\"states\": [[1, 2], [1, 2, 3]], \"targets\": [[1, 2], [3, 4]]}", 400,
-                 "states", "states[1]");
+    expect_error("{\"states\": [[1, 2]], \"targets\": [[1, 2], [3, 4]]}", 400, "targets", "rows");
+    expect_error("{\"states\": [[1, 2], [1, 2, 3]], \"targets\": [[1, 2], [3, 4]]}", 400, "states",
+                 "states[1]");
     expect_error("{\"states\": [[1, 2], [1, 2]], \"targets\": [[1, 2], [3]]}", 400, "targets",
                  "targets[1]");
     expect_error("{\"states\": [[1, 2]], \"targets\": [[1, \"x\"]]}", 400, "targets",
@@ -151,10 +150,20 @@ static void test_response_shapes(void **state) {
     float traj[12] = {0};
     float iters[8] = {1, 2, 3, 4, 5, 6, 7, 8}; /* [K+1=2, n=2, U=2] */
     double fe[2] = {0.5, 0.25}, cost[2] = {0.05, 0.25};
-    proto_control_result r = {.model_name = "default", .model_version = "abc", .n = 2, .T = 2,
-                              .m = 1, .s = 2, .K = 1, .controls = u, .final_state = xf,
-                              .final_error = fe, .cost = cost, .trajectory = traj,
-                              .iterations = iters, .timing_ms = 0.5};
+    proto_control_result r = {.model_name = "default",
+                              .model_version = "abc",
+                              .n = 2,
+                              .T = 2,
+                              .m = 1,
+                              .s = 2,
+                              .K = 1,
+                              .controls = u,
+                              .final_state = xf,
+                              .final_error = fe,
+                              .cost = cost,
+                              .trajectory = traj,
+                              .iterations = iters,
+                              .timing_ms = 0.5};
     proto_error err;
     json_t *b = proto_control_response(&r, 1, &err);
     assert_non_null(b);
@@ -162,8 +171,9 @@ static void test_response_shapes(void **state) {
     assert_int_equal(json_array_size(c), 2);
     assert_int_equal(json_array_size(json_array_get(c, 1)), 2);
     assert_true(json_real_value(json_array_get(json_array_get(json_array_get(c, 1), 0), 0)) ==
-                (double)0.3f || fabs(json_real_value(json_array_get(
-                                    json_array_get(json_array_get(c, 1), 0), 0)) - 0.3) < 1e-7);
+                    (double)0.3f ||
+                fabs(json_real_value(json_array_get(json_array_get(json_array_get(c, 1), 0), 0)) -
+                     0.3) < 1e-7);
     assert_int_equal(json_array_size(json_object_get(b, "trajectory")), 2);
     assert_int_equal(json_array_size(json_array_get(json_object_get(b, "trajectory"), 0)), 3);
     json_t *it = json_object_get(b, "iterations"); /* [n][K+1][T][m] */
@@ -194,9 +204,17 @@ static void test_response_never_sends_nan(void **state) {
     (void)state;
     float u[2] = {0.1f, NAN}, xf[2] = {0, 0};
     double fe = 0, cost = 0;
-    proto_control_result r = {.model_name = "m", .model_version = "v", .n = 1, .T = 2, .m = 1,
-                              .s = 2, .K = 1, .controls = u, .final_state = xf,
-                              .final_error = &fe, .cost = &cost};
+    proto_control_result r = {.model_name = "m",
+                              .model_version = "v",
+                              .n = 1,
+                              .T = 2,
+                              .m = 1,
+                              .s = 2,
+                              .K = 1,
+                              .controls = u,
+                              .final_state = xf,
+                              .final_error = &fe,
+                              .cost = &cost};
     proto_error err;
     assert_null(proto_control_response(&r, 0, &err));
     assert_int_equal(err.code, 500);
@@ -264,9 +282,12 @@ static void test_load_request(void **state) {
     const char *ok = "{\"checkpoint\": \"sub/best.safetensors\"}";
     assert_int_equal(proto_load_parse(ok, strlen(ok), &lr, &err), 0);
     assert_string_equal(lr.checkpoint, "sub/best.safetensors");
-    const char *bad[] = {"{\"checkpoint\": \"../etc/passwd\"}", "{\"checkpoint\": \"/etc/passwd\"}",
-                         "{\"checkpoint\": \"a/../../b\"}",     "{\"checkpoint\": \"\"}",
-                         "{\"checkpoint\": 3}",                 "{}",
+    const char *bad[] = {"{\"checkpoint\": \"../etc/passwd\"}",
+                         "{\"checkpoint\": \"/etc/passwd\"}",
+                         "{\"checkpoint\": \"a/../../b\"}",
+                         "{\"checkpoint\": \"\"}",
+                         "{\"checkpoint\": 3}",
+                         "{}",
                          "{\"checkpoint\": \"a\", \"x\": 1}"};
     const char *param[] = {"checkpoint", "checkpoint", "checkpoint", "checkpoint",
                            "checkpoint", "checkpoint", "x"};

@@ -20,7 +20,7 @@ static int parse(int argc, char **argv, app_config *c, char *err) {
 }
 
 static void clear_env(void) {
-    const char *vars[] = {"TRC_PORT", "TRC_HOST", "TRC_MAX_BODY", "TRC_API_TOKEN",
+    const char *vars[] = {"TRC_PORT",       "TRC_HOST",        "TRC_MAX_BODY", "TRC_API_TOKEN",
                           "TRC_ACCESS_LOG", "TRC_CORS_ORIGIN", "TRC_MAX_BATCH"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
@@ -55,8 +55,8 @@ static void test_env_and_flags(void **state) {
     setenv("TRC_ACCESS_LOG", "off", 1);
     app_config c;
     char err[256];
-    char *argv[] = {"trcd", "--port", "0", "--max-body=64K", "--cors-origin", "*",
-                    "--models-dir", "/m"};
+    char *argv[] = {"trcd", "--port",       "0", "--max-body=64K", "--cors-origin",
+                    "*",    "--models-dir", "/m"};
     assert_int_equal(parse(8, argv, &c, err), 0);
     assert_int_equal(c.port, 0); /* the flag wins */
     assert_int_equal(c.max_body, 64u << 10);
