@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
+#include "trc/train.h"
 
 #define CANCEL_WAIT_MS 5000   /* a running job stops within one batch; wait this long for it */
 #define SHUTDOWN_WAIT_MS 6000 /* trcd must exit within 10 s of SIGTERM */
@@ -114,11 +115,13 @@ static int retry_after_locked(jobs *m) {
     return best < 1 ? 1 : best > 3600 ? 3600 : (int)ceil(best);
 }
 
+/* 1 when the job's directory holds a training state trc_train can resume from (read and
+ * checked by core, which owns its format); else 0 with the reason in trc_errmsg(). */
 static int has_saved_state(jobs *m, const char *id) {
-    char path[4200];
-    struct stat st;
-    int n = snprintf(path, sizeof path, "%s/%s/%s", m->jobs_dir, id, JOBS_STATE_FILE);
-    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    char dir[4200];
+    trc_train_opts saved;
+    return job_dir(m, id, dir, sizeof dir) == TRC_OK &&
+           trc_train_saved_settings(dir, &saved) == TRC_OK;
 }
 
 /* ---- the loop thread ---- */
@@ -493,7 +496,7 @@ int jobs_resume(jobs *m, const char *id, trc_job *out, int *retry_after, proto_e
         proto_fail(err, 409, "",
                    "job '%s' has no saved training state to resume from (it stopped before its "
                    "first batch)",
-                   id);
+                   id); /* core's reason names server paths: not for the client */
         goto refused;
     }
     if (m->n_queued >= m->max_queue) {

@@ -10,10 +10,6 @@
 #include "jobs.h"
 #include "jobstore.h"
 
-/* The file trc_train writes in out_dir after every epoch and on cancel; its presence means the
- * run can be resumed (core/src/train_internal.h, TRC_STATE_FILE). */
-#define JOBS_STATE_FILE "optimizer_state.safetensors"
-
 typedef struct job_live job_live;
 
 /* A queued or running job. The fields under "guarded" are read and written with jobs.mu held;
