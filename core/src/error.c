@@ -30,10 +30,13 @@ const char *trc_errmsg(void)
 
 int trc_fail(int status, const char *fmt, ...)
 {
+    /* Format into a local buffer first: callers may pass trc_errmsg() as an argument. */
+    char msg[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(errbuf, msg, sizeof errbuf);
     return status;
 }
 
