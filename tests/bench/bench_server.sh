@@ -70,6 +70,9 @@ median3 2 16
 rps16=$rps p99_16=$p99 err16=$errs
 rss0=$(rss_kb) # warm: every connection thread and allocator arena exists now
 
+run_wrk 2 16 "$SOAK" >/dev/null
+rss1=$(rss_kb)
+
 train_p99="-"
 if [ "${BENCH_TRAIN:-1}" != 0 ]; then
   code=$(curl -s -o "$tmp/job.json" -w '%{http_code}' -X POST "$url/v1/train" \
@@ -91,8 +94,6 @@ if [ "${BENCH_TRAIN:-1}" != 0 ]; then
   fi
 fi
 
-run_wrk 2 16 "$SOAK" >/dev/null
-rss1=$(rss_kb)
 
 ms() { awk -v us="$1" 'BEGIN {printf "%.3f", us / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0fx", a / b}'; }
