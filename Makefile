@@ -101,6 +101,13 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -Icore/include -Iproto core/src proto server clients/trc
 
+# The original project's whole workflow (generate, train, eval, compare) into
+# outputs/supervised_<SIZE>/: `make workflow [N_TRAIN=10000 EPOCHS=100 SIZE=medium]`.
+.PHONY: workflow
+workflow: ensure-deps
+	$(MAKE) $(BUILD)/trc
+	TRC_BIN=$(BUILD)/trc sh scripts/workflow.sh $(or $(N_TRAIN),10000) $(or $(EPOCHS),100) $(or $(SIZE),medium)
+
 clean:
 	rm -rf build
 
