@@ -3,17 +3,16 @@
  * hand-written backward into a gradient buffer laid out like the parameters.
  *
  * Activations of reasoning block i are stored as [blocks][K*n][B][features], so that block i's
- * K*n applications form one contiguous [K*n*B, features] matrix. Backward runs in two phases:
+ * K*n applications form one contiguous [K*n*B, features] matrix. Attention is fused (see
+ * trc_model_fuse_attention): each application computes zin (W_o V)^T + (W_o v + c_o), one
+ * d x d product instead of two, and its backward one instead of three. Backward runs in phases:
  *  1. activation gradients, application by application (each depends on the previous one),
  *     keeping the gradient at every Linear's output;
  *  2. every Linear's weight gradient as ONE sgemm over all of its applications (an inner
  *     dimension of K*n*B rows instead of K*n short ones); the decoder and the control
- *     embedding, applied K times, likewise.
- * Attention is fused (see trc_model_fuse_attention): each application computes
- * zin (W_o V)^T + (W_o v + c_o), one d x d product instead of two, and its backward one more.
- * The gradients of W_o and V come from M = sum over applications of da^T zin (da the gradient
- * at the attention output): dW_o = M V^T + dc_o v^T, dV = W_o^T M, dv = W_o^T dc_o, in a
- * third phase.
+ *     embedding, applied K times, likewise; for the attention M = sum of da^T zin (da the
+ *     gradient at the attention output);
+ *  3. dW_o = M V^T + dc_o v^T, dV = W_o^T M, dv = W_o^T dc_o (V, v the value rows of in_proj).
  * With threads > 1 the batch rows are split between threads for the forward pass and phase 1
  * (rows are independent; layer-norm parameter gradients go to per-thread partial sums, added
  * in a fixed order), and the output rows of every weight gradient for phases 2 and 3 (threads
