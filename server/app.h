@@ -44,7 +44,7 @@ typedef struct app_config {
     int max_queue;             /* --max-queue, default 64: queued jobs before 503 */
     int threads;               /* --threads, default = CPUs: inferences running at once */
     int max_connections;       /* --max-connections, default 256 */
-    int batch_wait_us;         /* --batch-wait-us, default 0: wait for requests being read */
+    int batch_wait_us;         /* --batch-wait-us, default 200: wait for sending clients */
     int blas_threads;          /* --blas-threads, default 1: OpenBLAS threads per call */
     int access_log;            /* --access-log / TRC_ACCESS_LOG, default 1: a line per request */
 } app_config;

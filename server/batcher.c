@@ -27,7 +27,10 @@ struct batcher {
     pthread_cond_t arrived; /* an executor waiting for arrivals sleeps here */
     item *head, *tail;
     int running, max_running;
-    int arriving; /* announced requests not yet queued */
+    int arriving;           /* announced requests not yet queued */
+    size_t inflight_rows;   /* rows being evaluated by executors */
+    int (*clients)(void *); /* clients sending recently (NULL: unknown) */
+    void *clients_ctx;
     int wait_us;
     size_t max_rows;
     metrics *metrics;
@@ -160,6 +163,33 @@ static void deadline_after(struct timespec *t, int us) {
     }
 }
 
+/* Waits (up to wait_us, lock held by the caller) for the requests that can still join: those
+ * announced by batcher_arrive, and one per recently sending client whose request is not being
+ * evaluated already (in a closed loop, those clients are about to send). A lone client never
+ * waits. */
+static void gather(batcher *b, const model_snapshot *snap) {
+    struct timespec dl;
+    deadline_after(&dl, b->wait_us);
+    for (;;) {
+        size_t queued = queued_rows(b, snap);
+        size_t want = queued + (size_t)(b->arriving > 0 ? b->arriving : 0);
+        if (b->clients) {
+            long open = (long)b->clients(b->clients_ctx) - (long)b->inflight_rows;
+            if (open > (long)want)
+                want = (size_t)open;
+        }
+        if (want > b->max_rows)
+            want = b->max_rows;
+        if (queued >= want || pthread_cond_timedwait(&b->arrived, &b->lock, &dl) == ETIMEDOUT)
+            return;
+    }
+}
+
+void batcher_set_clients(batcher *b, int (*clients)(void *), void *ctx) {
+    b->clients = clients;
+    b->clients_ctx = ctx;
+}
+
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
                   const float *target, float *u, float *iterates) {
     item self = {.snap = snap, .n = n, .x0 = x0, .target = target, .u = u, .iterates = iterates};
@@ -180,16 +210,11 @@ int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float 
             continue;
         }
         b->running++;
-        if (b->wait_us > 0 && b->arriving > 0) {
-            /* requests already received are about to queue: give them a moment to join */
-            struct timespec dl;
-            deadline_after(&dl, b->wait_us);
-            while (b->arriving > 0 && queued_rows(b, snap) < b->max_rows)
-                if (pthread_cond_timedwait(&b->arrived, &b->lock, &dl) == ETIMEDOUT)
-                    break;
-        }
+        if (b->wait_us > 0)
+            gather(b, snap);
         size_t rows, count;
         item *list = take_batch(b, &rows, &count);
+        b->inflight_rows += rows;
         if (b->head && b->running < b->max_running)
             pthread_cond_signal(&b->head->cv); /* another slot is free for what remains */
         pthread_mutex_unlock(&b->lock);
@@ -197,6 +222,7 @@ int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float 
         metrics_observe_batch(b->metrics, rows, count);
         pthread_mutex_lock(&b->lock);
         b->running--;
+        b->inflight_rows -= rows;
         for (item *it = list, *next; it; it = next) {
             next = it->next;
             it->done = 1;

@@ -18,6 +18,11 @@ typedef struct batcher batcher;
 int batcher_create(int max_running, int wait_us, size_t max_rows, metrics *m, batcher **out);
 void batcher_free(batcher *b);
 
+/* Tells the batcher how many clients are sending (a function returning the recent peak of
+ * concurrent requests), so that with --batch-wait-us > 0 an executor waits, at most that long,
+ * for the clients whose requests are not being evaluated yet; a lone client never waits. */
+void batcher_set_clients(batcher *b, int (*clients)(void *), void *ctx);
+
 /* Announces a request that will call batcher_infer soon (before its body is parsed), so an
  * executor may wait a moment for it; every batcher_arrive is matched by one batcher_infer or
  * batcher_leave. */

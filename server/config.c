@@ -36,7 +36,7 @@ static const option OPTIONS[] = {
     {"threads", INT, OFF(threads), 1, 256, "model evaluations at once (number of CPUs)"},
     {"max-connections", INT, OFF(max_connections), 1, 100000, "open connections (256)"},
     {"batch-wait-us", INT, OFF(batch_wait_us), 0, 100000,
-     "max wait for requests being read to join a batch, us (0)"},
+     "max wait for sending clients to join a batch, us (200)"},
     {"blas-threads", INT, OFF(blas_threads), 1, 256, "OpenBLAS threads per call (1)"},
     {"access-log", BOOL, OFF(access_log), 0, 1, "one stderr line per request (1)"},
 };
@@ -68,7 +68,7 @@ static void defaults(app_config *c) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = n > 0 ? (int)n : 1;
     c->max_connections = 256;
-    c->batch_wait_us = 0;
+    c->batch_wait_us = 200;
     c->blas_threads = 1;
     c->access_log = 1;
 }

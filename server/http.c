@@ -27,7 +27,8 @@
 #define MAX_ROUTES 64
 #define MAX_SEGS 8
 #define MAX_HEADERS 8
-#define SEG_MAX 160 /* longest path segment (names are at most 64) */
+#define WINDOW_MS 100 /* window of the recent-concurrency estimate */
+#define SEG_MAX 160   /* longest path segment (names are at most 64) */
 
 typedef struct route {
     char method[8];
@@ -47,8 +48,10 @@ struct http_server {
     int port;
     pthread_mutex_t lock; /* guards active (for the drain wait) */
     pthread_cond_t idle;
-    int active; /* requests between their first call and on_completed */
-    char *cors; /* copy of --cors-origin, split on ',' into cors_list */
+    int active;              /* requests between their first call and on_completed */
+    int peak_cur, peak_prev; /* most requests at once in this and the previous window */
+    struct timespec window;  /* start of the current window (WINDOW_MS long) */
+    char *cors;              /* copy of --cors-origin, split on ',' into cors_list */
     const char *cors_list[16];
     size_t ncors;
 };
@@ -434,6 +437,35 @@ static enum MHD_Result answer_error(http_request *req, int status, const char *a
     return send_response(req, &res);
 }
 
+/* Called with srv->lock held when a request starts: keeps the peak of concurrent requests over
+ * the last one or two windows, a cheap estimate of how many clients are sending right now. */
+static void note_concurrency(http_server *srv, const struct timespec *now) {
+    long ms =
+        (now->tv_sec - srv->window.tv_sec) * 1000 + (now->tv_nsec - srv->window.tv_nsec) / 1000000;
+    if (ms >= WINDOW_MS) {
+        srv->peak_prev = ms >= 2 * WINDOW_MS ? 0 : srv->peak_cur;
+        srv->peak_cur = 0;
+        srv->window = *now;
+    }
+    if (srv->active > srv->peak_cur)
+        srv->peak_cur = srv->active;
+}
+
+int http_recent_concurrency(void *arg) {
+    http_server *srv = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&srv->lock);
+    long ms =
+        (now.tv_sec - srv->window.tv_sec) * 1000 + (now.tv_nsec - srv->window.tv_nsec) / 1000000;
+    int peak = ms >= 2 * WINDOW_MS              ? 0
+               : ms >= WINDOW_MS                ? srv->peak_cur
+               : srv->peak_cur > srv->peak_prev ? srv->peak_cur
+                                                : srv->peak_prev;
+    pthread_mutex_unlock(&srv->lock);
+    return peak;
+}
+
 /* ---- the MHD callbacks ---- */
 
 static int preflight(http_request *req, const char *allow, http_response *res) {
@@ -552,6 +584,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         pthread_mutex_lock(&srv->lock);
         srv->active++;
+        note_concurrency(srv, &req->t0);
         pthread_mutex_unlock(&srv->lock);
         if (!req->path)
             return MHD_NO;

@@ -49,6 +49,10 @@ int http_route(http_server *srv, const char *method, const char *pattern, unsign
 /* Binds --host:--port (port 0 picks a free one) and starts serving. */
 int http_start(http_server *srv);
 int http_bound_port(const http_server *srv);
+/* The most requests handled at once over the last 100-200 ms: how many clients are sending now
+ * (srv is an http_server *; the signature suits callbacks). Idle keep-alive connections do not
+ * count. */
+int http_recent_concurrency(void *srv);
 /* Stops accepting new connections (existing keep-alive connections are still served). */
 void http_quiesce(http_server *srv);
 /* Waits until no request is being handled, or timeout_ms passes; returns the number left. */

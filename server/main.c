@@ -86,6 +86,7 @@ int main(int argc, char **argv) {
         stage = "batcher";
         goto out;
     }
+    batcher_set_clients(a.batcher, http_recent_concurrency, a.http);
     if (http_start(a.http)) {
         stage = "listen";
         goto out;

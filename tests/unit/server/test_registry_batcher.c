@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -249,6 +250,78 @@ static void test_batcher_concurrent(void **state) {
     registry_free(reg);
 }
 
+static int fixed_clients;
+static int clients_fn(void *ctx) {
+    (void)ctx;
+    return fixed_clients;
+}
+
+typedef struct one_arg {
+    batcher *b;
+    const model_snapshot *snap;
+    int rc;
+} one_arg;
+
+static void *one_request(void *p) {
+    one_arg *a = p;
+    float x0[2] = {0.5f, -0.25f}, tg[2] = {0, 0}, u[15];
+    batcher_arrive(a->b);
+    a->rc = batcher_infer(a->b, a->snap, 1, x0, tg, u, NULL);
+    return NULL;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* With a wait, an executor gathers the requests of every client known to be sending; a lone
+ * client never waits for anyone. */
+static void test_batcher_gathers_sending_clients(void **state) {
+    (void)state;
+    registry *reg;
+    proto_error err;
+    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
+    model_snapshot *snap = registry_get(reg, NULL);
+    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
+    metrics *met;
+    assert_int_equal(metrics_create(methods, routes, 1, &met), 0);
+    batcher *b;
+    assert_int_equal(batcher_create(2, 3000000, 64, met, &b), 0); /* wait up to 3 s */
+    batcher_set_clients(b, clients_fn, NULL);
+
+    fixed_clients = 1;
+    one_arg a = {.b = b, .snap = snap};
+    double t0 = now_s();
+    one_request(&a);
+    assert_int_equal(a.rc, 0);
+    assert_true(now_s() - t0 < 1.5); /* did not wait the 3 s */
+
+    fixed_clients = 4;
+    pthread_t th[4];
+    one_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (one_arg){.b = b, .snap = snap};
+        assert_int_equal(pthread_create(&th[i], NULL, one_request, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].rc, 0);
+    }
+    metrics_text out = {0};
+    assert_int_equal(metrics_render(met, NULL, &out), 0);
+    /* two evaluations in all: the lone request, then the four together */
+    assert_non_null(strstr(out.buf, "trcd_inference_batch_requests_count 2\n"));
+    assert_non_null(strstr(out.buf, "trcd_inference_batch_rows_sum 5\n"));
+    free(out.buf);
+    snapshot_release(snap);
+    batcher_free(b);
+    metrics_free(met);
+    registry_free(reg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_dir_and_get, setup, teardown),
@@ -256,6 +329,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_refusals_keep_the_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batcher_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batcher_gathers_sending_clients, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
