@@ -31,7 +31,7 @@ TESTS        := $(CORE_TESTS) $(PROTO_TESTS) $(SERVER_TESTS)
 BENCHES      := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps test unit-test cli-test integration-test browser-test asan bench run clean format lint
+.PHONY: all deps ensure-deps ensure-build-deps test unit-test cli-test integration-test browser-test asan bench run clean format lint
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -39,6 +39,8 @@ deps:
 
 ensure-deps:
 	@sh scripts/install-deps.sh --if-missing
+ensure-build-deps:
+	@sh scripts/install-deps.sh --if-missing --build
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -91,22 +93,18 @@ bench: ensure-deps
 	$(MAKE) all $(BENCHES)
 	sh tests/bench/run.sh $(BUILD)
 
-run: ensure-deps
+run: ensure-build-deps
 	$(MAKE) all
 	sh scripts/run.sh $(BUILD)
 
+C_FILES = $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] \
+            tests/unit/*/*.[ch] tests/bench/*.c tests/fuzz/*.c)
 format:
-	clang-format -i $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] tests/unit/*/*.[ch] tests/bench/*.c)
+	clang-format -i $(C_FILES)
 lint:
+	clang-format --dry-run -Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -Icore/include -Iproto core/src proto server clients/trc
-
-# The original project's whole workflow (generate, train, eval, compare) into
-# outputs/supervised_<SIZE>/: `make workflow [N_TRAIN=10000 EPOCHS=100 SIZE=medium]`.
-.PHONY: workflow
-workflow: ensure-deps
-	$(MAKE) $(BUILD)/trc
-	TRC_BIN=$(BUILD)/trc sh scripts/workflow.sh $(or $(N_TRAIN),10000) $(or $(EPOCHS),100) $(or $(SIZE),medium)
 
 clean:
 	rm -rf build

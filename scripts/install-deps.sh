@@ -1,8 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages TRC builds, tests and runs with. One script for `make deps`,
 # .ci/run and docker/Dockerfile, so all three install the same thing.
-# --if-missing: do nothing when everything is already there (fast path for `make test`).
-# --runtime: only the shared libraries trcd needs at run time (container runtime stage).
+#   sh scripts/install-deps.sh [--if-missing] [--build | --runtime]
+# --if-missing: install only what is absent, and nothing (no apt-get at all) when all is there.
+# --build: only what building needs (`make run`); --runtime: only the shared libraries trcd
+# needs at run time (container runtime stage); neither: build + test packages (CI).
 set -eu
 BUILD_PKGS="build-essential pkg-config libopenblas-pthread-dev libjansson-dev libzip-dev libcmocka-dev
  libmicrohttpd-dev libuv1-dev libsqlite3-dev"
@@ -11,14 +13,18 @@ TEST_PKGS="python3 python3-pytest python3-numpy valgrind wrk clang-format cppche
  python3-torch"
 RUNTIME_PKGS="libopenblas0-pthread libjansson4 libzip4 libmicrohttpd12 libuv1 libsqlite3-0 ca-certificates curl"
 
-mode=${1:-all}
-case "$mode" in
-  --runtime) PKGS=$RUNTIME_PKGS ;;
-  --build) PKGS=$BUILD_PKGS ;;
-  *) PKGS="$BUILD_PKGS $TEST_PKGS" ;;
-esac
+if_missing=0
+PKGS="$BUILD_PKGS $TEST_PKGS"
+for arg in "$@"; do
+  case "$arg" in
+    --if-missing) if_missing=1 ;;
+    --runtime) PKGS=$RUNTIME_PKGS ;;
+    --build) PKGS=$BUILD_PKGS ;;
+    *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
 
-if [ "$mode" = "--if-missing" ]; then
+if [ "$if_missing" = 1 ]; then
   missing=""
   for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

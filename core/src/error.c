@@ -7,29 +7,36 @@
 
 static _Thread_local char errbuf[1024];
 
-const char *trc_strerror(int status)
-{
+const char *trc_strerror(int status) {
     switch (status) {
-    case TRC_OK: return "success";
-    case TRC_EINVAL: return "invalid argument";
-    case TRC_ENOMEM: return "out of memory";
-    case TRC_EIO: return "input/output error";
-    case TRC_EFORMAT: return "malformed data";
-    case TRC_ENOTFOUND: return "not found";
-    case TRC_ECANCELED: return "cancelled";
-    case TRC_ENUMERIC: return "non-finite value";
-    case TRC_EUNSUPPORTED: return "unsupported";
-    default: return "unknown error";
+    case TRC_OK:
+        return "success";
+    case TRC_EINVAL:
+        return "invalid argument";
+    case TRC_ENOMEM:
+        return "out of memory";
+    case TRC_EIO:
+        return "input/output error";
+    case TRC_EFORMAT:
+        return "malformed data";
+    case TRC_ENOTFOUND:
+        return "not found";
+    case TRC_ECANCELED:
+        return "cancelled";
+    case TRC_ENUMERIC:
+        return "non-finite value";
+    case TRC_EUNSUPPORTED:
+        return "unsupported";
+    default:
+        return "unknown error";
     }
 }
 
-const char *trc_errmsg(void)
-{
+const char *trc_errmsg(void) {
     return errbuf;
 }
 
-int trc_fail(int status, const char *fmt, ...)
-{
+int trc_fail(int status, const char *fmt, ...) {
     /* Format into a local buffer first: callers may pass trc_errmsg() as an argument. */
     char msg[sizeof errbuf];
     va_list ap;
@@ -40,8 +47,7 @@ int trc_fail(int status, const char *fmt, ...)
     return status;
 }
 
-int trc_fail_prefix(int status, const char *fmt, ...)
-{
+int trc_fail_prefix(int status, const char *fmt, ...) {
     char prefix[512], old[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);

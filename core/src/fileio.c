@@ -12,8 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int trc_read_file(const char *path, uint8_t **buf, size_t *len)
-{
+int trc_read_file(const char *path, uint8_t **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -50,8 +49,7 @@ int trc_read_file(const char *path, uint8_t **buf, size_t *len)
     return TRC_OK;
 }
 
-static int fsync_dir_of(const char *path)
-{
+static int fsync_dir_of(const char *path) {
     char *copy = strdup(path);
     if (!copy)
         return TRC_ENOMEM;
@@ -64,8 +62,7 @@ static int fsync_dir_of(const char *path)
     return TRC_OK;
 }
 
-int trc_commit_file(const char *tmp, const char *path)
-{
+int trc_commit_file(const char *tmp, const char *path) {
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
@@ -83,8 +80,7 @@ int trc_commit_file(const char *tmp, const char *path)
     return fsync_dir_of(path);
 }
 
-int trc_write_file_atomic(const char *path, const void *buf, size_t len)
-{
+int trc_write_file_atomic(const char *path, const void *buf, size_t len) {
     static atomic_uint counter;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
@@ -119,8 +115,7 @@ int trc_write_file_atomic(const char *path, const void *buf, size_t len)
     return fsync_dir_of(path);
 }
 
-int trc_mkdir_p(const char *path)
-{
+int trc_mkdir_p(const char *path) {
     char buf[4096];
     size_t n = strlen(path);
     if (n == 0 || n >= sizeof buf)

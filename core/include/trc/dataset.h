@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 typedef struct trc_gen_settings {
-    char system[32];     /* e.g. "double_integrator" */
-    char expert[32];     /* e.g. "min_energy", "lqr", "lqr_finite" */
-    int T;               /* horizon */
-    double dt;           /* time step */
-    double bound;        /* control bound */
+    char system[32]; /* e.g. "double_integrator" */
+    char expert[32]; /* e.g. "min_energy", "lqr", "lqr_finite" */
+    int T;           /* horizon */
+    double dt;       /* time step */
+    double bound;    /* control bound */
     uint64_t seed;
     double box_lo, box_hi; /* uniform sampling box for both initial and target states */
     /* Weights of the LQR experts: Q = lqr_q I, R = lqr_r I, Qf = lqr_qf Q (see expert.h);
@@ -27,7 +27,7 @@ typedef struct trc_dataset {
     float *control_sequences;  /* [n, T, m] */
     float *state_trajectories; /* [n, T+1, s], NULL when the file had none */
     float *costs;              /* [n], NULL when the file had none */
-    int has_settings;          /* 1 when `settings` is known (generated, or read from our metadata) */
+    int has_settings; /* 1 when `settings` is known (generated, or read from our metadata) */
     trc_gen_settings settings;
 } trc_dataset;
 

@@ -10,8 +10,16 @@
 #define TRC_ST_MAX_DIMS 8
 #define TRC_ST_MAX_HEADER (100u * 1024u * 1024u) /* header length bound, as the reference */
 
-typedef enum { TRC_ST_F32, TRC_ST_F64, TRC_ST_F16, TRC_ST_BF16, TRC_ST_I64, TRC_ST_I32,
-               TRC_ST_U8, TRC_ST_BOOL } trc_st_dtype;
+typedef enum {
+    TRC_ST_F32,
+    TRC_ST_F64,
+    TRC_ST_F16,
+    TRC_ST_BF16,
+    TRC_ST_I64,
+    TRC_ST_I32,
+    TRC_ST_U8,
+    TRC_ST_BOOL
+} trc_st_dtype;
 
 typedef struct trc_st_tensor {
     char *name;
@@ -19,12 +27,12 @@ typedef struct trc_st_tensor {
     int ndim;
     int64_t shape[TRC_ST_MAX_DIMS];
     size_t numel;
-    const void *data;     /* points into the file buffer; may be unaligned: memcpy out */
+    const void *data; /* points into the file buffer; may be unaligned: memcpy out */
     size_t nbytes;
 } trc_st_tensor;
 
 typedef struct trc_safetensors {
-    uint8_t *buf;          /* owned copy of the whole file */
+    uint8_t *buf; /* owned copy of the whole file */
     size_t len;
     trc_st_tensor *tensors;
     size_t count;

@@ -13,16 +13,16 @@
 #include "trc/optim.h" /* trc_sched_kind */
 
 typedef struct trc_train_opts {
-    char model_size[16];  /* "small" | "medium" | "large" */
-    int K, n;             /* refinement cycles (default 3, 3) */
-    int epochs;           /* epoch budget (default 100) */
-    int batch_size;       /* default 64 */
-    double lr;            /* default 1e-3 */
-    double weight_decay;  /* default 1e-5 */
-    double grad_clip;     /* global L2 norm, default 1.0; <= 0 disables */
+    char model_size[16];      /* "small" | "medium" | "large" */
+    int K, n;                 /* refinement cycles (default 3, 3) */
+    int epochs;               /* epoch budget (default 100) */
+    int batch_size;           /* default 64 */
+    double lr;                /* default 1e-3 */
+    double weight_decay;      /* default 1e-5 */
+    double grad_clip;         /* global L2 norm, default 1.0; <= 0 disables */
     trc_sched_kind scheduler; /* default cosine, to lr_min over the epoch budget */
-    double lr_min;        /* default 1e-6 */
-    int step_size;        /* step scheduler: epochs per decay (default 30) */
+    double lr_min;            /* default 1e-6 */
+    int step_size;            /* step scheduler: epochs per decay (default 30) */
     double gamma;         /* step/plateau decay factor; <= 0 (default): 0.1 for step, 0.5 plateau */
     int plateau_patience; /* plateau scheduler: epochs without improvement before a decay (10) */
     int patience;         /* early stopping: epochs without improvement (default 20; 0 = off) */
@@ -45,7 +45,7 @@ int trc_train_saved_settings(const char *out_dir, trc_train_opts *opts);
 const char *trc_sched_name(trc_sched_kind kind);
 
 typedef struct trc_epoch_stats {
-    int epoch;            /* 1-based */
+    int epoch;                   /* 1-based */
     double train_loss, val_loss; /* val_loss is NAN without a validation split */
     double lr, seconds, samples_per_sec;
 } trc_epoch_stats;
@@ -54,14 +54,14 @@ typedef enum { TRC_PROGRESS_BATCH, TRC_PROGRESS_EPOCH } trc_progress_kind;
 
 typedef struct trc_progress {
     trc_progress_kind kind;
-    int epoch, epochs;    /* current (1-based) and budget */
-    size_t batch, batches; /* within the epoch (1-based) */
-    double batch_loss;    /* for TRC_PROGRESS_BATCH */
-    double samples_per_sec; /* running, this epoch */
-    double eta_seconds;   /* for the whole run */
+    int epoch, epochs;              /* current (1-based) and budget */
+    size_t batch, batches;          /* within the epoch (1-based) */
+    double batch_loss;              /* for TRC_PROGRESS_BATCH */
+    double samples_per_sec;         /* running, this epoch */
+    double eta_seconds;             /* for the whole run */
     const trc_epoch_stats *history; /* epochs so far, history[0..epoch-1] (EPOCH events) */
     int best_epoch;
-    int improved;         /* 1 when this epoch wrote a new best checkpoint */
+    int improved; /* 1 when this epoch wrote a new best checkpoint */
 } trc_progress;
 
 /* Return non-zero to stop training (treated like the cancel flag). */
@@ -70,11 +70,11 @@ typedef int (*trc_progress_fn)(void *user, const trc_progress *p);
 typedef struct trc_train_result {
     int epochs_run;
     int best_epoch;
-    double best_loss;     /* validation loss (training loss with val_split 0) */
-    int stopped_early;    /* patience ran out */
+    double best_loss;  /* validation loss (training loss with val_split 0) */
+    int stopped_early; /* patience ran out */
     int cancelled;
     char best_path[4096], last_path[4096]; /* "" when out_dir is "" */
-    trc_model model;      /* the best model (caller frees with trc_model_free) */
+    trc_model model;                       /* the best model (caller frees with trc_model_free) */
 } trc_train_result;
 
 /* Trains on ds. cancel may be NULL; it is checked at least once per batch, and on cancel the
