@@ -6,7 +6,7 @@
 #
 # Usage: scripts/workflow.sh [N_TRAIN] [EPOCHS] [SIZE]      (defaults: 10000 100 medium)
 # Environment: TRC_BIN (default build/trc, built if missing), OUT (output directory),
-#              N_TEST (default 1000), THREADS (BLAS threads for training, default 1),
+#              N_TEST (default 1000), THREADS (threads of each training step, default 2),
 #              PATIENCE (early stopping, default 0 = run the whole cosine budget; the original
 #              used 20, which on this data stops at epoch 40 with the rate still high: see
 #              docs/training.md for both results).
@@ -16,7 +16,7 @@ N_TRAIN=${1:-10000}
 EPOCHS=${2:-100}
 SIZE=${3:-medium}
 N_TEST=${N_TEST:-1000}
-THREADS=${THREADS:-1}
+THREADS=${THREADS:-2}
 PATIENCE=${PATIENCE:-0}
 OUT=${OUT:-outputs/supervised_$SIZE}
 TRC=${TRC_BIN:-build/trc}

@@ -9,7 +9,6 @@
 #include "trc/error.h"
 #include "trc/train.h"
 
-#include <cblas.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -189,7 +188,9 @@ int cmd_train(int argc, char **argv) {
         CLI_OPT("--json", CLI_BOOL, &json, "",
                 "one JSON line per epoch on stdout (the default when stdout is not a terminal)"),
         CLI_RANGE("--threads", CLI_INT, &threads, "N",
-                  "BLAS threads (default: OpenBLAS's own choice); results depend on it", 1, 256, 0),
+                  "threads of each training step (default: the CPUs, at most 8); results "
+                  "depend on it",
+                  1, 64, 0),
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
@@ -250,14 +251,18 @@ int cmd_train(int argc, char **argv) {
     const char *recorded = realpath(data, abs) ? abs : data;
     if (strlen(recorded) < sizeof o.data_path)
         snprintf(o.data_path, sizeof o.data_path, "%s", recorded);
+    if (threads > 0) {
+        o.threads = threads;
+    } else {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        o.threads = cpus < 1 ? 1 : cpus > 8 ? 8 : (int)cpus;
+    }
     if ((rc = trc_train_opts_validate(&o)) != 0)
         return cli_lib_error(CMD, rc, 1);
 
     trc_dataset ds;
     if ((rc = trc_dataset_load(data, &ds)) != 0)
         return cli_lib_error(CMD, rc, 0);
-    if (threads > 0)
-        openblas_set_num_threads(threads);
 
     view v = {.out_dir = out};
     v.bar = isatty(STDERR_FILENO);

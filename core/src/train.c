@@ -34,6 +34,7 @@ void trc_train_opts_default(trc_train_opts *o) {
     o->patience = 20;
     o->val_split = 0.1;
     o->seed = 42;
+    o->threads = 1;
 }
 
 static const char *const sched_names[] = {"cosine", "step", "plateau", "none"};
@@ -78,6 +79,8 @@ int trc_train_opts_validate(const trc_train_opts *o) {
         return trc_fail(TRC_EINVAL, "epochs must be in 1..1000000, got %d", o->epochs);
     if (o->batch_size < 1 || o->batch_size > 1 << 20)
         return trc_fail(TRC_EINVAL, "batch size must be in 1..1048576, got %d", o->batch_size);
+    if (o->threads < 1 || o->threads > 64)
+        return trc_fail(TRC_EINVAL, "threads must be in 1..64, got %d", o->threads);
     if (!(o->lr > 0) || !isfinite(o->lr) || o->lr > 10)
         return trc_fail(TRC_EINVAL, "learning rate must be in (0, 10], got %g", o->lr);
     if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay) || o->weight_decay * o->lr >= 1)
@@ -338,6 +341,8 @@ static int setup(trc_run *run, work *w) {
         rc = trc_model_init(&run->model, o->seed);
     if (!rc)
         rc = trc_trainer_create(&run->model, B, &w->tr);
+    if (!rc)
+        rc = trc_trainer_set_threads(w->tr, o->threads);
     if (!rc)
         rc = trc_adamw_init(&run->opt, run->model.num_params, o->weight_decay);
     if (!rc)

@@ -32,6 +32,7 @@ typedef struct trc_train_opts {
     int resume;           /* continue from out_dir's last checkpoint and optimizer state */
     double bound;         /* control bound b; <= 0: the dataset's settings, else 4.0 */
     char data_path[4096]; /* recorded in training_stats.json only ("" = not known) */
+    int threads;          /* threads of each training step (default 1); results depend on it */
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */

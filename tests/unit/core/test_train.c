@@ -239,6 +239,17 @@ static void test_same_seed_same_bits(void **state) {
     trc_model_free(&res.model);
     assert_false(same_file(path_in("b1", "last_model.safetensors"),
                            path_in("b3", "last_model.safetensors")));
+    /* Two threads per step: the same bits again for the same thread count. */
+    opts_for(&o, "b4");
+    o.threads = 2;
+    assert_int_equal(trc_train(&g_ds, &o, NULL, NULL, NULL, &res), TRC_OK);
+    trc_model_free(&res.model);
+    opts_for(&o, "b5");
+    o.threads = 2;
+    assert_int_equal(trc_train(&g_ds, &o, NULL, NULL, NULL, &res), TRC_OK);
+    trc_model_free(&res.model);
+    assert_true(same_file(path_in("b4", "last_model.safetensors"),
+                          path_in("b5", "last_model.safetensors")));
 }
 
 static void test_cancel_and_resume(void **state) {
@@ -416,7 +427,7 @@ static void test_bad_settings(void **state) {
     (void)state;
     const char *words[] = {"epochs",     "batch size", "learning rate", "validation split",
                            "model size", "resume",     "patience",      "gamma",
-                           "K (outer",   "lr_min"};
+                           "K (outer",   "lr_min",     "threads"};
     for (int k = 0; k < (int)(sizeof words / sizeof *words); k++) {
         trc_train_opts o;
         trc_train_result res;
@@ -452,6 +463,9 @@ static void test_bad_settings(void **state) {
             break;
         case 9:
             o.lr_min = 1.0;
+            break;
+        case 10:
+            o.threads = 0;
             break;
         }
         assert_int_equal(trc_train(&g_ds, &o, NULL, NULL, NULL, &res), TRC_EINVAL);
