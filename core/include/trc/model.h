@@ -11,13 +11,13 @@
 #define TRC_PARAM_NAME_MAX 96
 
 typedef struct trc_model_config {
-    char size[16];      /* "small", "medium", "large" or "custom" */
-    int s, m, T;        /* state dim, control dim, horizon; U = T*m */
-    float bound;        /* control bound b */
+    char size[16];           /* "small", "medium", "large" or "custom" */
+    int s, m, T;             /* state dim, control dim, horizon; U = T*m */
+    float bound;             /* control bound b */
     int d, h, blocks, heads; /* latent, hidden, reasoning blocks, attention heads (recorded only) */
-    int K, n;           /* outer and inner refinement cycles (run-time settings) */
-    char system[32];    /* the system the model was trained for ("" if unknown) */
-    double dt;          /* its time step (0 if unknown) */
+    int K, n;                /* outer and inner refinement cycles (run-time settings) */
+    char system[32];         /* the system the model was trained for ("" if unknown) */
+    double dt;               /* its time step (0 if unknown) */
 } trc_model_config;
 
 /* One named parameter tensor: a view into trc_model.params. */
@@ -25,15 +25,15 @@ typedef struct trc_param_view {
     char name[TRC_PARAM_NAME_MAX]; /* checkpoint key, e.g. "state_encoder.encoder.0.weight" */
     size_t offset;                 /* in floats, into params (and grads, m, v) */
     size_t numel;
-    int ndim;                      /* 1 or 2 */
-    int shape[2];                  /* PyTorch shape: [out, in] for weights, [n] for vectors */
+    int ndim;     /* 1 or 2 */
+    int shape[2]; /* PyTorch shape: [out, in] for weights, [n] for vectors */
 } trc_param_view;
 
 typedef struct trc_model {
     trc_model_config cfg;
     size_t num_params;
-    float *params;          /* one allocation, num_params floats */
-    trc_param_view *views;  /* every parameter, in the order of model.md */
+    float *params;         /* one allocation, num_params floats */
+    trc_param_view *views; /* every parameter, in the order of model.md */
     size_t num_views;
 } trc_model;
 
