@@ -31,7 +31,7 @@ TESTS        := $(CORE_TESTS) $(PROTO_TESTS) $(SERVER_TESTS)
 BENCHES      := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps test unit-test cli-test integration-test browser-test asan bench run clean format lint
+.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -88,6 +88,13 @@ browser-test: $(BUILD)/trcd
 asan: ensure-deps
 	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 all
 	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 unit-test cli-test integration-test
+
+# Every unit test under valgrind: no invalid access, no definite or indirect leak.
+valgrind: ensure-deps
+	$(MAKE) $(TESTS)
+	@TRC_TEST_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
+	    OPENBLAS_NUM_THREADS=1 sh tests/run-unit.sh $(TESTS)
 
 bench: ensure-deps
 	$(MAKE) all $(BENCHES)
