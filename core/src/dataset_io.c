@@ -233,6 +233,17 @@ out:
     return rc;
 }
 
+/* What the `costs` of a dataset made by `expert` are: each expert's objective (sum u^2 for
+ * min_energy, the LQR quadratic cost for lqr / lqr_finite), and sum u^2 for the predictions of
+ * a model (trc predict --data). NULL for an expert this library does not know. */
+static const char *cost_meaning(const char *expert) {
+    if (strcmp(expert, "min_energy") == 0 || strcmp(expert, "model") == 0)
+        return "sum_u2";
+    if (strcmp(expert, "lqr") == 0 || strcmp(expert, "lqr_finite") == 0)
+        return "lqr_quadratic";
+    return NULL;
+}
+
 /* The metadata JSON text (malloc'd). */
 static char *metadata_json(const trc_dataset *ds) {
     json_t *o = json_object();
@@ -260,9 +271,9 @@ static char *metadata_json(const trc_dataset *ds) {
         json_object_set_new(o, "lqr_q", json_real(g->lqr_q));
         json_object_set_new(o, "lqr_r", json_real(g->lqr_r));
         json_object_set_new(o, "lqr_qf", json_real(g->lqr_qf));
-        json_object_set_new(
-            o, "cost",
-            json_string(strcmp(g->expert, "min_energy") == 0 ? "sum_u2" : "lqr_quadratic"));
+        const char *cost = cost_meaning(g->expert);
+        if (cost) /* what `costs` holds; unsaid when nothing here computed them */
+            json_object_set_new(o, "cost", json_string(cost));
     }
     char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER |
                                    JSON_REAL_PRECISION(17));

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    const char *files[] = {"a.npz", "b.npz", "foreign.npz", "bad_meta.npz", "plain.npz"};
+    const char *files[] = {"a.npz",        "b.npz",     "foreign.npz",
+                           "bad_meta.npz", "plain.npz", "cost.npz"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         unlink(tmp_path(files[i]));
     rmdir(tmpdir);
@@ -214,6 +216,58 @@ static void test_save_load_round_trip(void **state) {
     trc_dataset_free(&ds);
 }
 
+/* The metadata's "cost" of a saved dataset (NULL when absent; malloc'd). */
+static char *saved_cost_label(const trc_dataset *ds) {
+    assert_int_equal(trc_dataset_save(tmp_path("cost.npz"), ds), 0);
+    trc_npz *z;
+    trc_npy_array a;
+    char *text = NULL;
+    assert_int_equal(trc_npz_open(tmp_path("cost.npz"), &z), 0);
+    assert_int_equal(trc_npz_read(z, "metadata", &a), 0);
+    assert_int_equal(trc_npy_string(&a, 0, &text), 0);
+    trc_npy_free(&a);
+    trc_npz_close(z);
+    json_t *o = json_loads(text, 0, NULL);
+    assert_non_null(o);
+    const char *c = json_string_value(json_object_get(o, "cost"));
+    char *label = c ? strdup(c) : NULL;
+    json_decref(o);
+    free(text);
+    return label;
+}
+
+static void expect_cost_label(trc_dataset *ds, const char *expert, const char *want) {
+    snprintf(ds->settings.expert, sizeof ds->settings.expert, "%s", expert);
+    char *got = saved_cost_label(ds);
+    if (want ? !got || strcmp(got, want) != 0 : got != NULL)
+        fail_msg("expert %s: cost label %s, want %s", expert, got ? got : "(none)",
+                 want ? want : "(none)");
+    free(got);
+}
+
+/* The "cost" label says what `costs` holds: sum u^2 for min_energy and for a model's predictions
+ * (trc predict --data stores sum u^2 with expert "model"), the LQR cost for the LQR experts. */
+static void test_cost_label(void **state) {
+    (void)state;
+    trc_gen_settings g;
+    trc_gen_settings_default("double_integrator", &g);
+    trc_dataset ds;
+    assert_int_equal(trc_dataset_generate(&g, 4, &ds), 0);
+    const size_t U = (size_t)ds.T * ds.m;
+    for (size_t i = 0; i < ds.n; i++) { /* min_energy's objective is sum u^2 */
+        double sum = 0;
+        for (size_t k = 0; k < U; k++)
+            sum += (double)ds.control_sequences[i * U + k] * ds.control_sequences[i * U + k];
+        assert_true(fabs(sum - ds.costs[i]) <= 1e-5 * (1 + sum));
+    }
+    expect_cost_label(&ds, "min_energy", "sum_u2");
+    expect_cost_label(&ds, "model", "sum_u2");
+    expect_cost_label(&ds, "lqr", "lqr_quadratic");
+    expect_cost_label(&ds, "lqr_finite", "lqr_quadratic");
+    expect_cost_label(&ds, "someone_else", NULL); /* unknown: not labelled rather than wrong */
+    trc_dataset_free(&ds);
+}
+
 /* The original project's layout as numpy writes it: float64, no metadata. The controls there
  * were computed by numpy (make_npz_fixtures.py), so this also cross-checks the dynamics. */
 static void check_numpy_f64(const char *name) {
@@ -302,6 +356,7 @@ int main(void) {
         cmocka_unit_test(test_generate_min_energy),
         cmocka_unit_test(test_generate_lqr_and_errors),
         cmocka_unit_test(test_save_load_round_trip),
+        cmocka_unit_test(test_cost_label),
         cmocka_unit_test(test_load_numpy_f64),
         cmocka_unit_test(test_load_rejects),
         cmocka_unit_test(test_metadata_handling),
