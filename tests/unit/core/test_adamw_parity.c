@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fixture.h"
 #include "trc/error.h"
 #include "trc/model.h"
 #include "trc/optim.h"
@@ -18,43 +19,6 @@
 
 #define NB 8
 #define STEPS 5
-
-static void read_st(const char *name, trc_safetensors *st) {
-    const char *d = getenv("TRC_TEST_DATA");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", d && *d ? d : "tests/data", name);
-    if (trc_st_read_file(path, st))
-        fail_msg("%s: %s", path, trc_errmsg());
-}
-
-static float *tensor(const trc_safetensors *st, const char *name, size_t numel) {
-    const trc_st_tensor *t = trc_st_find(st, name);
-    if (!t)
-        fail_msg("fixture tensor %s missing", name);
-    assert_int_equal(t->numel, numel);
-    float *v = malloc(numel * sizeof *v);
-    assert_non_null(v);
-    assert_int_equal(trc_st_to_f32(t, v), TRC_OK);
-    return v;
-}
-
-/* The small model of the fixtures, parameters loaded by name. */
-static void load_model(const char *file, trc_model *model) {
-    trc_model_config cfg;
-    assert_int_equal(trc_model_config_preset("small", 2, 1, 15, 4.0f, &cfg), TRC_OK);
-    assert_int_equal(trc_model_create(&cfg, model), TRC_OK);
-    trc_safetensors st;
-    read_st(file, &st);
-    for (size_t i = 0; i < model->num_views; i++) {
-        const trc_param_view *v = &model->views[i];
-        const trc_st_tensor *t = trc_st_find(&st, v->name);
-        if (!t)
-            fail_msg("parameter %s missing from %s", v->name, file);
-        assert_int_equal(t->numel, v->numel);
-        assert_int_equal(trc_st_to_f32(t, model->params + v->offset), TRC_OK);
-    }
-    trc_st_free(&st);
-}
 
 static void run_case(const char *model_file, const char *case_file) {
     trc_model model;

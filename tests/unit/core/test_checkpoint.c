@@ -22,12 +22,7 @@
 #include "trc/model.h"
 #include "trc/safetensors.h"
 
-static const char *fixture(const char *name) {
-    static char path[512];
-    const char *d = getenv("TRC_TEST_DATA");
-    snprintf(path, sizeof path, "%s/%s", d && *d ? d : "tests/data", name);
-    return path;
-}
+#include "../common.h"
 
 static void expect_ok(int rc) {
     if (rc != TRC_OK)
@@ -54,15 +49,12 @@ static void make_small(trc_model *m, uint64_t seed) {
     expect_ok(trc_model_init(m, seed));
 }
 
-static char tmpdir[64];
-
 static int setup_dir(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/trc_ckpt_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make("ckpt");
 }
 
-/* Removes the directory's files (and fails the test if anything but `keep` is left behind). */
+/* Number of entries in dir (besides . and ..). */
 static int entries_in(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
@@ -76,17 +68,7 @@ static int entries_in(const char *dir) {
 
 static int teardown_dir(void **state) {
     (void)state;
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char p[600];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-    if (d)
-        closedir(d);
-    return rmdir(tmpdir);
+    return test_rm_rf(test_tmpdir);
 }
 
 static void test_round_trip(void **state) {
@@ -94,10 +76,10 @@ static void test_round_trip(void **state) {
     trc_model a, b;
     make_small(&a, 7);
     char path[600];
-    snprintf(path, sizeof path, "%s/model.safetensors", tmpdir);
+    snprintf(path, sizeof path, "%s/model.safetensors", test_tmpdir);
     const char *summary = "{\"epochs\": 3, \"best_val_loss\": 0.0125}";
     expect_ok(trc_checkpoint_save(path, &a, summary));
-    assert_int_equal(entries_in(tmpdir), 1); /* no temporary file left */
+    assert_int_equal(entries_in(test_tmpdir), 1); /* no temporary file left */
     expect_ok(trc_checkpoint_load(path, NULL, &b));
     assert_memory_equal(&a.cfg, &b.cfg, sizeof a.cfg);
     assert_int_equal(a.num_params, b.num_params);
@@ -149,7 +131,7 @@ static void test_fixture_inferred(void **state) {
     const char *names[] = {"small_init.safetensors", "small_random.safetensors"};
     for (int f = 0; f < 2; f++) {
         trc_model m;
-        expect_ok(trc_checkpoint_load(fixture(names[f]), NULL, &m));
+        expect_ok(trc_checkpoint_load(test_data_path(names[f]), NULL, &m));
         assert_string_equal(m.cfg.size, "small");
         assert_int_equal(m.cfg.s, 2);
         assert_int_equal(m.cfg.m, 1);
@@ -165,7 +147,7 @@ static void test_fixture_inferred(void **state) {
         assert_int_equal(m.num_params, 104862);
         /* every parameter equals the file's tensor */
         trc_safetensors st;
-        expect_ok(trc_st_read_file(fixture(names[f]), &st));
+        expect_ok(trc_st_read_file(test_data_path(names[f]), &st));
         for (size_t i = 0; i < m.num_views; i++) {
             const trc_st_tensor *t = trc_st_find(&st, m.views[i].name);
             assert_non_null(t);
@@ -180,24 +162,24 @@ static void test_overrides(void **state) {
     (void)state;
     trc_model m;
     trc_load_overrides ov = {.bound = 2.5f, .K = 5, .n = 2};
-    expect_ok(trc_checkpoint_load(fixture("small_init.safetensors"), &ov, &m));
+    expect_ok(trc_checkpoint_load(test_data_path("small_init.safetensors"), &ov, &m));
     assert_true(m.cfg.bound == 2.5f);
     assert_int_equal(m.cfg.K, 5);
     assert_int_equal(m.cfg.n, 2);
     trc_model_free(&m);
     /* m divides U = 15: T follows */
     ov = (trc_load_overrides){.m = 3};
-    expect_ok(trc_checkpoint_load(fixture("small_init.safetensors"), &ov, &m));
+    expect_ok(trc_checkpoint_load(test_data_path("small_init.safetensors"), &ov, &m));
     assert_int_equal(m.cfg.m, 3);
     assert_int_equal(m.cfg.T, 5);
     assert_string_equal(m.cfg.size, "small");
     trc_model_free(&m);
     ov.m = 4;
-    expect_fail(trc_checkpoint_load(fixture("small_init.safetensors"), &ov, &m), TRC_EFORMAT,
+    expect_fail(trc_checkpoint_load(test_data_path("small_init.safetensors"), &ov, &m), TRC_EFORMAT,
                 "multiple");
     assert_null(m.params);
     ov = (trc_load_overrides){.K = 1000000};
-    expect_fail(trc_checkpoint_load(fixture("small_init.safetensors"), &ov, &m), TRC_EINVAL,
+    expect_fail(trc_checkpoint_load(test_data_path("small_init.safetensors"), &ov, &m), TRC_EINVAL,
                 "overrides");
 
     /* with metadata: explicit overrides win, m must agree */
@@ -226,7 +208,7 @@ typedef struct {
 } tensor_set;
 
 static void load_set(tensor_set *ts) {
-    expect_ok(trc_st_read_file(fixture("small_init.safetensors"), &ts->st));
+    expect_ok(trc_st_read_file(test_data_path("small_init.safetensors"), &ts->st));
     ts->n = ts->st.count;
     assert_true(ts->n <= 78);
     for (size_t i = 0; i < ts->n; i++) {
@@ -376,7 +358,7 @@ static void test_bad_metadata(void **state) {
 /* Builds a safetensors buffer holding the fixture in another dtype (F16, BF16 or F64). */
 static uint8_t *convert_fixture(const char *dtype, size_t esize, size_t *len) {
     trc_safetensors st;
-    expect_ok(trc_st_read_file(fixture("small_init.safetensors"), &st));
+    expect_ok(trc_st_read_file(test_data_path("small_init.safetensors"), &st));
     size_t cap = 16384, hl = 0, total = 0;
     char *h = malloc(cap);
     hl += (size_t)snprintf(h + hl, cap - hl, "{");
@@ -435,7 +417,7 @@ static uint8_t *convert_fixture(const char *dtype, size_t esize, size_t *len) {
 static void test_dtype_conversion(void **state) {
     (void)state;
     trc_model ref;
-    expect_ok(trc_checkpoint_load(fixture("small_init.safetensors"), NULL, &ref));
+    expect_ok(trc_checkpoint_load(test_data_path("small_init.safetensors"), NULL, &ref));
     const char *dt[] = {"F64", "BF16", "F16"};
     size_t es[] = {8, 2, 2};
     for (int k = 0; k < 3; k++) {
@@ -461,7 +443,7 @@ static void test_dtype_conversion(void **state) {
     /* integer dtype: rejected, naming the tensor (edit "F32" of the first tensor to "I32") */
     uint8_t *buf;
     size_t len;
-    expect_ok(trc_read_file(fixture("small_init.safetensors"), &buf, &len));
+    expect_ok(trc_read_file(test_data_path("small_init.safetensors"), &buf, &len));
     char *f = strstr((char *)buf + 8, "\"F32\"");
     f[1] = 'I';
     trc_model m;
@@ -475,7 +457,7 @@ static void test_atomic_write(void **state) {
     trc_model a;
     make_small(&a, 11);
     char path[600];
-    snprintf(path, sizeof path, "%s/ckpt.safetensors", tmpdir);
+    snprintf(path, sizeof path, "%s/ckpt.safetensors", test_tmpdir);
     expect_ok(trc_checkpoint_save(path, &a, NULL));
     uint8_t *before;
     size_t blen;
@@ -489,24 +471,26 @@ static void test_atomic_write(void **state) {
     expect_ok(trc_read_file(path, &after, &alen));
     assert_int_equal(alen, blen);
     assert_memory_equal(before, after, blen);
-    assert_int_equal(entries_in(tmpdir), 1);
+    assert_int_equal(entries_in(test_tmpdir), 1);
     free(after);
     free(before);
     a.params[100] = 0.5f;
 
     /* unwritable destinations fail cleanly with EIO */
-    snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", tmpdir);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", test_tmpdir);
     expect_fail(trc_checkpoint_save(path, &a, NULL), TRC_EIO, NULL);
-    snprintf(path, sizeof path, "%s/ckpt.safetensors/x.safetensors", tmpdir); /* under a file */
+    snprintf(path, sizeof path, "%s/ckpt.safetensors/x.safetensors",
+             test_tmpdir); /* under a file */
     expect_fail(trc_checkpoint_save(path, &a, NULL), TRC_EIO, NULL);
     expect_fail(trc_checkpoint_save("/proc/trc_test.safetensors", &a, NULL), TRC_EIO, NULL);
-    assert_int_equal(entries_in(tmpdir), 1);
+    assert_int_equal(entries_in(test_tmpdir), 1);
 
     /* loading errors carry the path */
-    snprintf(path, sizeof path, "%s/missing.safetensors", tmpdir);
+    snprintf(path, sizeof path, "%s/missing.safetensors", test_tmpdir);
     trc_model m;
     expect_fail(trc_checkpoint_load(path, NULL, &m), TRC_EIO, "missing.safetensors");
-    expect_fail(trc_checkpoint_load(fixture("FIXTURES.md"), NULL, &m), TRC_EFORMAT, "FIXTURES.md");
+    expect_fail(trc_checkpoint_load(test_data_path("FIXTURES.md"), NULL, &m), TRC_EFORMAT,
+                "FIXTURES.md");
     trc_model_free(&a);
 }
 
@@ -517,7 +501,7 @@ static void test_python_export(void **state) {
     if (!out || !*out)
         skip();
     trc_model m;
-    expect_ok(trc_checkpoint_load(fixture("small_init.safetensors"), NULL, &m));
+    expect_ok(trc_checkpoint_load(test_data_path("small_init.safetensors"), NULL, &m));
     snprintf(m.cfg.system, sizeof m.cfg.system, "double_integrator");
     m.cfg.dt = 0.1;
     expect_ok(trc_checkpoint_save(out, &m, "{\"source\": \"small_init\"}"));

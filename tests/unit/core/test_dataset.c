@@ -19,35 +19,16 @@
 #include "trc/npz.h"
 #include "trc/system.h"
 
-static char tmpdir[256];
-
-static const char *data_path(const char *name) {
-    static char buf[1024];
-    const char *dir = getenv("TRC_TEST_DATA");
-    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "tests/data", name);
-    return buf;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
+#include "../common.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/trc-test-dataset-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make("dataset");
 }
 
 static int teardown(void **state) {
     (void)state;
-    const char *files[] = {"a.npz",        "b.npz",     "foreign.npz",
-                           "bad_meta.npz", "plain.npz", "cost.npz"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        unlink(tmp_path(files[i]));
-    rmdir(tmpdir);
-    return 0;
+    return test_rm_rf(test_tmpdir);
 }
 
 static void test_settings(void **state) {
@@ -177,8 +158,8 @@ static void test_save_load_round_trip(void **state) {
     g.dt = 0.1 + 0.2;                 /* not representable in short decimal form */
     trc_dataset ds, back;
     assert_int_equal(trc_dataset_generate(&g, 64, &ds), 0);
-    assert_int_equal(trc_dataset_save(tmp_path("a.npz"), &ds), 0);
-    assert_int_equal(trc_dataset_load(tmp_path("a.npz"), &back), 0);
+    assert_int_equal(trc_dataset_save(test_tmp_path("a.npz"), &ds), 0);
+    assert_int_equal(trc_dataset_load(test_tmp_path("a.npz"), &back), 0);
     assert_true(back.n == 64 && back.s == 2 && back.m == 1 && back.T == 15);
     assert_memory_equal(back.initial_states, ds.initial_states, 64 * 2 * sizeof(float));
     assert_memory_equal(back.target_states, ds.target_states, 64 * 2 * sizeof(float));
@@ -201,8 +182,8 @@ static void test_save_load_round_trip(void **state) {
     ds.state_trajectories = NULL;
     ds.costs = NULL;
     ds.has_settings = 0;
-    assert_int_equal(trc_dataset_save(tmp_path("plain.npz"), &ds), 0);
-    assert_int_equal(trc_dataset_load(tmp_path("plain.npz"), &back), 0);
+    assert_int_equal(trc_dataset_save(test_tmp_path("plain.npz"), &ds), 0);
+    assert_int_equal(trc_dataset_load(test_tmp_path("plain.npz"), &back), 0);
     assert_false(back.has_settings);
     assert_null(back.state_trajectories);
     assert_null(back.costs);
@@ -211,18 +192,18 @@ static void test_save_load_round_trip(void **state) {
     assert_int_equal(trc_dataset_save("/nonexistent-dir/x.npz", &ds), TRC_EIO);
     assert_int_equal(access("/nonexistent-dir/x.npz", F_OK), -1);
     trc_dataset empty = {0};
-    assert_int_equal(trc_dataset_save(tmp_path("b.npz"), &empty), TRC_EINVAL);
-    assert_int_equal(access(tmp_path("b.npz"), F_OK), -1);
+    assert_int_equal(trc_dataset_save(test_tmp_path("b.npz"), &empty), TRC_EINVAL);
+    assert_int_equal(access(test_tmp_path("b.npz"), F_OK), -1);
     trc_dataset_free(&ds);
 }
 
 /* The metadata's "cost" of a saved dataset (NULL when absent; malloc'd). */
 static char *saved_cost_label(const trc_dataset *ds) {
-    assert_int_equal(trc_dataset_save(tmp_path("cost.npz"), ds), 0);
+    assert_int_equal(trc_dataset_save(test_tmp_path("cost.npz"), ds), 0);
     trc_npz *z;
     trc_npy_array a;
     char *text = NULL;
-    assert_int_equal(trc_npz_open(tmp_path("cost.npz"), &z), 0);
+    assert_int_equal(trc_npz_open(test_tmp_path("cost.npz"), &z), 0);
     assert_int_equal(trc_npz_read(z, "metadata", &a), 0);
     assert_int_equal(trc_npy_string(&a, 0, &text), 0);
     trc_npy_free(&a);
@@ -272,7 +253,7 @@ static void test_cost_label(void **state) {
  * were computed by numpy (make_npz_fixtures.py), so this also cross-checks the dynamics. */
 static void check_numpy_f64(const char *name) {
     trc_dataset ds;
-    assert_int_equal(trc_dataset_load(data_path(name), &ds), 0);
+    assert_int_equal(trc_dataset_load(test_data_path(name), &ds), 0);
     assert_true(ds.n == 8 && ds.s == 2 && ds.m == 1 && ds.T == 15);
     assert_false(ds.has_settings);
     assert_non_null(ds.state_trajectories);
@@ -297,7 +278,7 @@ static void test_load_numpy_f64(void **state) {
 
 static void expect_load_fail(const char *name, int code, const char *msg) {
     trc_dataset ds;
-    int rc = trc_dataset_load(data_path(name), &ds);
+    int rc = trc_dataset_load(test_data_path(name), &ds);
     if (rc != code || !strstr(trc_errmsg(), msg) || !strstr(trc_errmsg(), name))
         fail_msg("%s: got %d '%s', want %d '%s'", name, rc, trc_errmsg(), code, msg);
     assert_null(ds.initial_states);
@@ -332,21 +313,21 @@ static void test_metadata_handling(void **state) {
         {"metadata", TRC_NPY_STR, 0, {0}, "written by someone else"},
     };
     trc_dataset ds;
-    assert_int_equal(trc_npz_write(tmp_path("foreign.npz"), items, 4), 0);
-    assert_int_equal(trc_dataset_load(tmp_path("foreign.npz"), &ds), 0);
+    assert_int_equal(trc_npz_write(test_tmp_path("foreign.npz"), items, 4), 0);
+    assert_int_equal(trc_dataset_load(test_tmp_path("foreign.npz"), &ds), 0);
     assert_false(ds.has_settings);
     assert_int_equal(ds.T, 3);
     trc_dataset_free(&ds);
     items[3].data =
         "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 4}";
-    assert_int_equal(trc_npz_write(tmp_path("bad_meta.npz"), items, 4), 0);
-    assert_int_equal(trc_dataset_load(tmp_path("bad_meta.npz"), &ds), TRC_EFORMAT);
+    assert_int_equal(trc_npz_write(test_tmp_path("bad_meta.npz"), items, 4), 0);
+    assert_int_equal(trc_dataset_load(test_tmp_path("bad_meta.npz"), &ds), TRC_EFORMAT);
     assert_non_null(strstr(trc_errmsg(), "key 'metadata': says N=2, s=2, m=1, T=4"));
     items[3].data =
         "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 3,"
         " \"system\": \"double_integrator\"}";
-    assert_int_equal(trc_npz_write(tmp_path("bad_meta.npz"), items, 4), 0);
-    assert_int_equal(trc_dataset_load(tmp_path("bad_meta.npz"), &ds), TRC_EFORMAT);
+    assert_int_equal(trc_npz_write(test_tmp_path("bad_meta.npz"), items, 4), 0);
+    assert_int_equal(trc_dataset_load(test_tmp_path("bad_meta.npz"), &ds), TRC_EFORMAT);
     assert_non_null(strstr(trc_errmsg(), "incomplete generation settings"));
 }
 

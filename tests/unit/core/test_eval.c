@@ -18,26 +18,16 @@
 #include "trc/eval.h"
 #include "trc/system.h"
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
+#include "../common.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/trc-test-eval-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make("eval");
 }
 
 static int teardown(void **state) {
     (void)state;
-    unlink(tmp_path("r.json"));
-    unlink(tmp_path("bad.json"));
-    rmdir(tmpdir);
-    return 0;
+    return test_rm_rf(test_tmpdir);
 }
 
 static const trc_system *di(void) {
@@ -175,10 +165,10 @@ static void test_report_json(void **state) {
     rows[1].stats.comp_mean_abs[1] = 0.25;
     trc_eval_context ctx = {"compare", "test.npz", NULL, "double_integrator", 1.0 / 3, 15, 10,
                             0.1,       1,          7};
-    assert_int_equal(trc_eval_report_json(tmp_path("r.json"), &ctx, rows, 3, "expert", "random"),
-                     0);
+    assert_int_equal(
+        trc_eval_report_json(test_tmp_path("r.json"), &ctx, rows, 3, "expert", "random"), 0);
     json_error_t je;
-    json_t *o = json_load_file(tmp_path("r.json"), 0, &je);
+    json_t *o = json_load_file(test_tmp_path("r.json"), 0, &je);
     assert_non_null(o);
     assert_string_equal(json_string_value(json_object_get(o, "data")), "test.npz");
     assert_true(json_is_null(json_object_get(o, "controls")));
@@ -207,16 +197,17 @@ static void test_report_json(void **state) {
 
     /* a zero reference gives null, not NaN; a bad extra object is refused and nothing written */
     rows[1].stats.err_mean = 0;
-    assert_int_equal(trc_eval_report_json(tmp_path("r.json"), &ctx, rows, 3, "expert", NULL), 0);
-    o = json_load_file(tmp_path("r.json"), 0, &je);
+    assert_int_equal(trc_eval_report_json(test_tmp_path("r.json"), &ctx, rows, 3, "expert", NULL),
+                     0);
+    o = json_load_file(test_tmp_path("r.json"), 0, &je);
     assert_non_null(o);
     rm = json_object_get(json_object_get(o, "relative"), "model");
     assert_true(json_is_null(json_object_get(rm, "error_mean_vs_expert")));
     json_decref(o);
     rows[2].extra_json = "[1, 2]";
-    assert_int_equal(trc_eval_report_json(tmp_path("bad.json"), &ctx, rows, 3, "expert", NULL),
+    assert_int_equal(trc_eval_report_json(test_tmp_path("bad.json"), &ctx, rows, 3, "expert", NULL),
                      TRC_EINVAL);
-    assert_int_equal(access(tmp_path("bad.json"), F_OK), -1);
+    assert_int_equal(access(test_tmp_path("bad.json"), F_OK), -1);
     rows[2].extra_json = NULL;
     assert_int_equal(trc_eval_report_json("/nonexistent-dir/r.json", &ctx, rows, 3, NULL, NULL),
                      TRC_EIO);

@@ -12,57 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture.h"
 #include "trc/error.h"
 #include "trc/model.h"
 #include "trc/safetensors.h"
 
 #define NB 8
-
-static const char *data_dir(void) {
-    const char *d = getenv("TRC_TEST_DATA");
-    return d && *d ? d : "tests/data";
-}
-
-static void read_st(const char *name, trc_safetensors *st) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", data_dir(), name);
-    int rc = trc_st_read_file(path, st);
-    if (rc)
-        fail_msg("%s: %s", path, trc_errmsg());
-}
-
-/* Copies the tensor `name` (of exactly `numel` elements) out as float32 into a new buffer. */
-static float *tensor(const trc_safetensors *st, const char *name, size_t numel) {
-    const trc_st_tensor *t = trc_st_find(st, name);
-    if (!t)
-        fail_msg("fixture tensor %s missing", name);
-    assert_int_equal(t->numel, numel);
-    float *v = malloc(numel * sizeof *v);
-    assert_non_null(v);
-    assert_int_equal(trc_st_to_f32(t, v), TRC_OK);
-    return v;
-}
-
-/* The fixture's model: config small, s=2, m=1, T=15, b=4; parameters loaded by name. */
-static void load_model(const char *file, trc_model *model) {
-    trc_model_config cfg;
-    assert_int_equal(trc_model_config_preset("small", 2, 1, 15, 4.0f, &cfg), TRC_OK);
-    assert_int_equal(trc_model_create(&cfg, model), TRC_OK);
-    trc_safetensors st;
-    read_st(file, &st);
-    assert_int_equal(st.count, model->num_views); /* nothing extra, nothing missing */
-    for (size_t i = 0; i < model->num_views; i++) {
-        const trc_param_view *v = &model->views[i];
-        const trc_st_tensor *t = trc_st_find(&st, v->name);
-        if (!t)
-            fail_msg("parameter %s missing from %s", v->name, file);
-        assert_int_equal(t->ndim, v->ndim);
-        for (int k = 0; k < v->ndim; k++)
-            assert_int_equal(t->shape[k], v->shape[k]);
-        assert_int_equal(trc_st_to_f32(t, model->params + v->offset), TRC_OK);
-    }
-    trc_st_free(&st);
-}
 
 typedef struct fixture_case {
     float *x0, *target, *u_expert, *iterates, loss;

@@ -19,24 +19,11 @@
 #include "trc/npz.h"
 #include "trc/rng.h"
 
-static char tmpdir[256];
+#include "../common.h"
 
-static const char *data_path(const char *name) {
-    static char buf[1024];
-    const char *dir = getenv("TRC_TEST_DATA");
-    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "tests/data", name);
-    return buf;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
-
-/* Number of entries in tmpdir whose name contains ".tmp." (leftovers of a failed write). */
+/* Number of entries in test_tmpdir whose name contains ".tmp." (leftovers of a failed write). */
 static int leftovers(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(test_tmpdir);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
@@ -47,25 +34,12 @@ static int leftovers(void) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/trc-test-npz-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make("npz");
 }
 
 static int teardown(void **state) {
     (void)state;
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p[600];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(tmpdir);
-    return 0;
+    return test_rm_rf(test_tmpdir);
 }
 
 static trc_npz *open_ok(const char *path) {
@@ -82,7 +56,7 @@ static void read_ok(trc_npz *z, const char *key, trc_npy_array *a) {
 
 static void test_read_numpy_types(void **state) {
     (void)state;
-    trc_npz *z = open_ok(data_path("numpy_types.npz"));
+    trc_npz *z = open_ok(test_data_path("numpy_types.npz"));
     assert_int_equal(trc_npz_count(z), 8);
     assert_string_equal(trc_npz_key(z, 0), "f32");
     assert_true(trc_npz_has(z, "words") && !trc_npz_has(z, "nope"));
@@ -150,7 +124,7 @@ static void test_read_numpy_types(void **state) {
 
 static void test_read_compressed(void **state) {
     (void)state;
-    trc_npz *z = open_ok(data_path("numpy_compressed.npz"));
+    trc_npz *z = open_ok(test_data_path("numpy_compressed.npz"));
     trc_npy_array a;
     read_ok(z, "x", &a);
     float f[100];
@@ -166,8 +140,8 @@ static void test_read_compressed(void **state) {
  * the C-order file. */
 static void test_read_fortran_order(void **state) {
     (void)state;
-    trc_npz *zc = open_ok(data_path("numpy_f64_dataset.npz"));
-    trc_npz *zf = open_ok(data_path("numpy_fortran_dataset.npz"));
+    trc_npz *zc = open_ok(test_data_path("numpy_f64_dataset.npz"));
+    trc_npz *zf = open_ok(test_data_path("numpy_fortran_dataset.npz"));
     for (size_t i = 0; i < trc_npz_count(zc); i++) {
         trc_npy_array a, b;
         read_ok(zc, trc_npz_key(zc, i), &a);
@@ -209,7 +183,7 @@ static void test_round_trip(void **state) {
         {"longs", TRC_NPY_I64, 2, {1, 2}, i64},     {"ints", TRC_NPY_I32, 0, {0}, i32},
         {"metadata", TRC_NPY_STR, 0, {0}, meta},    {"nothing", TRC_NPY_F32, 2, {0, 5}, NULL},
     };
-    const char *path = tmp_path("rt.npz");
+    const char *path = test_tmp_path("rt.npz");
     assert_int_equal(trc_npz_write(path, items, 6), 0);
     assert_int_equal(leftovers(), 0);
     trc_npz *z = open_ok(path);
@@ -281,14 +255,14 @@ static void test_encode_layout(void **state) {
 
 static void expect_open_fail(const char *name, int code, const char *msg) {
     trc_npz *z = (trc_npz *)1;
-    int rc = trc_npz_open(data_path(name), &z);
+    int rc = trc_npz_open(test_data_path(name), &z);
     if (rc != code || !strstr(trc_errmsg(), msg) || !strstr(trc_errmsg(), name))
         fail_msg("%s: got %d '%s', want %d '%s'", name, rc, trc_errmsg(), code, msg);
     assert_null(z);
 }
 
 static void expect_read_fail(const char *name, const char *key, int code, const char *msg) {
-    trc_npz *z = open_ok(data_path(name));
+    trc_npz *z = open_ok(test_data_path(name));
     trc_npy_array a;
     int rc = trc_npz_read(z, key, &a);
     if (rc != code || !strstr(trc_errmsg(), msg) || !strstr(trc_errmsg(), name) ||
@@ -305,7 +279,7 @@ static void test_bad_inputs(void **state) {
     expect_open_fail("bad_empty.npz", TRC_EFORMAT, "not a valid .npz");
     expect_open_fail("bad_truncated.npz", TRC_EFORMAT, "not a valid .npz");
     trc_npz *z = NULL;
-    assert_int_equal(trc_npz_open(tmpdir, &z), TRC_EIO); /* a directory */
+    assert_int_equal(trc_npz_open(test_tmpdir, &z), TRC_EIO); /* a directory */
     expect_read_fail("bad_crc.npz", "control_sequences", TRC_EFORMAT, "CRC");
     expect_read_fail("bad_missing_key.npz", "control_sequences", TRC_ENOTFOUND, "missing key");
     expect_read_fail("bad_dtype.npz", "control_sequences", TRC_EUNSUPPORTED, "'<c16'");
@@ -313,7 +287,7 @@ static void test_bad_inputs(void **state) {
     expect_read_fail("bad_header.npz", "initial_states", TRC_EFORMAT, "bad .npy header");
     expect_read_fail("bad_length.npz", "costs", TRC_EFORMAT, "truncated");
     /* the undamaged entries of a damaged archive still read */
-    z = open_ok(data_path("bad_crc.npz"));
+    z = open_ok(test_data_path("bad_crc.npz"));
     trc_npy_array a;
     read_ok(z, "initial_states", &a);
     trc_npy_free(&a);
@@ -382,8 +356,8 @@ static void test_mutation_sweep(void **state) {
     (void)state;
     uint8_t *file;
     size_t len;
-    assert_int_equal(trc_read_file(data_path("numpy_f64_dataset.npz"), &file, &len), 0);
-    trc_npz *z = open_ok(data_path("numpy_f64_dataset.npz"));
+    assert_int_equal(trc_read_file(test_data_path("numpy_f64_dataset.npz"), &file, &len), 0);
+    trc_npz *z = open_ok(test_data_path("numpy_f64_dataset.npz"));
     trc_npy_array a;
     read_ok(z, "costs", &a);
     uint8_t *img;
@@ -432,7 +406,7 @@ static void test_write_errors(void **state) {
     assert_non_null(strstr(trc_errmsg(), "/nonexistent-dir/x.npz: cannot create"));
 
     /* a failing write leaves the previous file intact and no temporary behind */
-    const char *path = tmp_path("keep.npz");
+    const char *path = test_tmp_path("keep.npz");
     assert_int_equal(trc_npz_write(path, &good, 1), 0);
     uint8_t *before, *after;
     size_t lb, la;

@@ -18,10 +18,7 @@
 #include "trc/rng.h"
 #include "trc/safetensors.h"
 
-static const char *data_dir(void) {
-    const char *d = getenv("TRC_TEST_DATA");
-    return d && *d ? d : "tests/data";
-}
+#include "../common.h"
 
 static void test_round_trip(void **state) {
     (void)state;
@@ -66,8 +63,7 @@ static void test_fixtures_parse(void **state) {
     const char *files[] = {"small_init.safetensors", "small_random.safetensors",
                            "small_init.case.safetensors", "small_random.case.safetensors"};
     for (size_t i = 0; i < 4; i++) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", data_dir(), files[i]);
+        const char *path = test_data_path(files[i]);
         trc_safetensors st;
         int rc = trc_st_read_file(path, &st);
         if (rc != TRC_OK)
@@ -336,8 +332,7 @@ static void test_write_file(void **state) {
  * never crash or read out of bounds (the sanitizer build checks the latter). */
 static void test_fuzz(void **state) {
     (void)state;
-    char path[512];
-    snprintf(path, sizeof path, "%s/small_init.safetensors", data_dir());
+    const char *path = test_data_path("small_init.safetensors");
     uint8_t *orig;
     size_t len;
     assert_int_equal(trc_read_file(path, &orig, &len), TRC_OK);

@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include <cblas.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +21,8 @@
 #include "trc/fileio.h"
 #include "trc/rng.h"
 #include "trc/train.h"
+
+#include "../common.h"
 
 #define NS 100 /* samples: 90 train (6 batches of 16), 10 validation */
 #define SD 2   /* state dimension */
@@ -54,26 +55,16 @@ static void make_dataset(void) {
     g_ds.control_sequences = g_u;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static char g_root[64];
-
 static int setup(void **state) {
     (void)state;
     openblas_set_num_threads(1);
     make_dataset();
-    snprintf(g_root, sizeof g_root, "/tmp/trc-test-train-XXXXXX");
-    return mkdtemp(g_root) ? 0 : -1;
+    return test_tmpdir_make("train");
 }
 
 static int teardown(void **state) {
     (void)state;
-    return nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_rm_rf(test_tmpdir);
 }
 
 static void opts_for(trc_train_opts *o, const char *sub) {
@@ -86,14 +77,14 @@ static void opts_for(trc_train_opts *o, const char *sub) {
     o->lr = 3e-3;
     o->seed = 5;
     if (sub)
-        snprintf(o->out_dir, sizeof o->out_dir, "%s/%s", g_root, sub);
+        snprintf(o->out_dir, sizeof o->out_dir, "%s/%s", test_tmpdir, sub);
 }
 
 static char *path_in(const char *sub, const char *file) {
     static char buf[4][4096];
     static int k;
     k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s/%s", g_root, sub, file);
+    snprintf(buf[k], sizeof buf[k], "%s/%s/%s", test_tmpdir, sub, file);
     return buf[k];
 }
 
@@ -278,7 +269,7 @@ static void test_cancel_and_resume(void **state) {
     /* Resume: settings come from the saved run; the end is bit for bit the reference's. */
     trc_train_opts saved;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/c1", g_root);
+    snprintf(dir, sizeof dir, "%s/c1", test_tmpdir);
     assert_int_equal(trc_train_saved_settings(dir, &saved), TRC_OK);
     assert_int_equal(saved.resume, 1);
     assert_int_equal(saved.epochs, EPOCHS);

@@ -15,6 +15,8 @@
 #include "../../../server/jobstore.h"
 #include "trc/error.h"
 
+#include "../common.h"
+
 typedef struct fixture {
     char dir[64];
     char path[128];
@@ -36,9 +38,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *f = *state;
     jobstore_close(f->js);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
+    if (test_rm_rf(f->dir) != 0)
         return -1;
     free(f);
     return 0;

@@ -20,46 +20,34 @@
 #include "trc/error.h"
 #include "trc/fileio.h"
 
-static char dir[256];
-
-static const char *data(const char *name) {
-    static char path[1024];
-    const char *d = getenv("TRC_TEST_DATA");
-    snprintf(path, sizeof path, "%s/%s", d ? d : "tests/data", name);
-    return path;
-}
+#include "../common.h"
 
 static void copy(const char *src, const char *dst_name) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(trc_read_file(src, &buf, &len), 0);
-    char dst[512];
-    snprintf(dst, sizeof dst, "%s/%s", dir, dst_name);
-    assert_int_equal(trc_write_file_atomic(dst, buf, len), 0);
+    assert_int_equal(trc_write_file_atomic(test_tmp_path(dst_name), buf, len), 0);
     free(buf);
 }
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/trc-test-registry.XXXXXX");
-    if (!mkdtemp(dir))
+    if (test_tmpdir_make("registry"))
         return -1;
-    copy(data("small_init.safetensors"), "default.safetensors");
-    copy(data("small_random.safetensors"), "rnd.safetensors");
+    copy(test_data_path("small_init.safetensors"), "default.safetensors");
+    copy(test_data_path("small_random.safetensors"), "rnd.safetensors");
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_rm_rf(test_tmpdir);
 }
 
 static void test_load_dir_and_get(void **state) {
     (void)state;
     registry *reg;
-    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
     assert_int_equal(registry_load_dir(reg), 2);
     assert_int_equal(registry_count(reg), 2);
     model_snapshot *d = registry_get(reg, NULL), *r = registry_get(reg, "rnd");
@@ -87,7 +75,7 @@ static void test_swap_keeps_old_snapshot_alive(void **state) {
     (void)state;
     registry *reg;
     proto_error err;
-    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
     assert_int_equal(registry_load_file(reg, "m", "default.safetensors", &err), 0);
     model_snapshot *old = registry_get(reg, "m");
     float first = old->model.params[0];
@@ -109,7 +97,7 @@ static void test_refusals_keep_the_model(void **state) {
     (void)state;
     registry *reg;
     proto_error err;
-    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
     assert_int_equal(registry_load_file(reg, "m", "default.safetensors", &err), 0);
     model_snapshot *before = registry_get(reg, "m");
     assert_int_equal(registry_load_file(reg, "m", "../x.safetensors", &err), -1);
@@ -119,7 +107,7 @@ static void test_refusals_keep_the_model(void **state) {
     assert_int_equal(registry_load_file(reg, "m", "missing.safetensors", &err), -1);
     assert_int_equal(err.code, 404);
     char link[512];
-    snprintf(link, sizeof link, "%s/out.safetensors", dir);
+    snprintf(link, sizeof link, "%s/out.safetensors", test_tmpdir);
     assert_int_equal(symlink("/etc/passwd", link), 0);
     assert_int_equal(registry_load_file(reg, "m", "out.safetensors", &err), -1);
     assert_int_equal(err.code, 400);
@@ -132,7 +120,7 @@ static void test_refusals_keep_the_model(void **state) {
     model_snapshot *after = registry_get(reg, "m");
     assert_ptr_equal(before, after);
     char path[512];
-    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    snprintf(path, sizeof path, "%s/m.safetensors", test_tmpdir);
     assert_int_not_equal(access(path, F_OK), 0); /* a refused upload stores nothing */
     uint64_t loads, failures;
     registry_load_counts(reg, &loads, &failures);
@@ -146,14 +134,14 @@ static void test_upload_and_remove(void **state) {
     (void)state;
     registry *reg;
     proto_error err;
-    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
     uint8_t *buf;
     size_t len;
-    assert_int_equal(trc_read_file(data("small_random.safetensors"), &buf, &len), 0);
+    assert_int_equal(trc_read_file(test_data_path("small_random.safetensors"), &buf, &len), 0);
     assert_int_equal(registry_load_bytes(reg, "up", buf, len, &err), 0);
     free(buf);
     char path[512];
-    snprintf(path, sizeof path, "%s/up.safetensors", dir);
+    snprintf(path, sizeof path, "%s/up.safetensors", test_tmpdir);
     assert_int_equal(access(path, F_OK), 0);
     model_snapshot *s = registry_get(reg, "up");
     assert_non_null(s);
@@ -168,7 +156,7 @@ static void test_upload_and_remove(void **state) {
     assert_int_equal(registry_load_file(reg, "a", "rnd.safetensors", &err), 0);
     assert_int_equal(registry_load_file(reg, "b", "rnd.safetensors", &err), 0);
     assert_int_equal(registry_remove(reg, "a", &err), 0);
-    snprintf(path, sizeof path, "%s/rnd.safetensors", dir);
+    snprintf(path, sizeof path, "%s/rnd.safetensors", test_tmpdir);
     assert_int_equal(access(path, F_OK), 0);
     registry_free(reg);
 }
@@ -214,7 +202,7 @@ static void test_batcher_concurrent(void **state) {
     (void)state;
     registry *reg;
     proto_error err;
-    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
     assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
     assert_int_equal(registry_load_file(reg, "rnd", "rnd.safetensors", &err), 0);
     const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
@@ -282,7 +270,7 @@ static void test_batcher_gathers_sending_clients(void **state) {
     (void)state;
     registry *reg;
     proto_error err;
-    assert_int_equal(registry_create(dir, &reg), 0);
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
     assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
     model_snapshot *snap = registry_get(reg, NULL);
     const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
