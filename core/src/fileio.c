@@ -12,18 +12,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int trc_open_regular(const char *path, int *fd, size_t *size) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return trc_fail(TRC_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return trc_fail(TRC_EIO, "%s: not a regular file", path);
+    }
+    if (size)
+        *size = (size_t)st.st_size;
+    return TRC_OK;
+}
+
 int trc_read_file(const char *path, uint8_t **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return trc_fail(TRC_EIO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return trc_fail(TRC_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
+    int fd;
+    size_t size;
+    int rc = trc_open_regular(path, &fd, &size);
+    if (rc)
+        return rc;
     uint8_t *data = malloc(size + 1);
     if (!data) {
         close(fd);
@@ -80,13 +91,24 @@ int trc_commit_file(const char *tmp, const char *path) {
     return fsync_dir_of(path);
 }
 
-int trc_write_file_atomic(const char *path, const void *buf, size_t len) {
+int trc_create_tmp(const char *path, char *tmp, size_t size, int *fd) {
     static atomic_uint counter;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
+    *fd = -1;
+    int n =
+        snprintf(tmp, size, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
+    if (n < 0 || (size_t)n >= size)
+        return trc_fail(TRC_EINVAL, "%s: path too long", path);
+    *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (*fd < 0)
         return trc_fail(TRC_EIO, "%s: cannot create: %s", path, strerror(errno));
+    return TRC_OK;
+}
+
+int trc_write_file_atomic(const char *path, const void *buf, size_t len) {
+    char tmp[4200];
+    int fd, rc = trc_create_tmp(path, tmp, sizeof tmp, &fd);
+    if (rc)
+        return rc;
     const uint8_t *p = buf;
     size_t left = len;
     while (left > 0) {
@@ -102,17 +124,12 @@ int trc_write_file_atomic(const char *path, const void *buf, size_t len) {
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (close(fd) != 0) {
         int e = errno;
         unlink(tmp);
-        return trc_fail(TRC_EIO, "%s: cannot sync: %s", path, strerror(e));
+        return trc_fail(TRC_EIO, "%s: write failed: %s", path, strerror(e));
     }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return trc_fail(TRC_EIO, "%s: cannot rename into place: %s", path, strerror(e));
-    }
-    return fsync_dir_of(path);
+    return trc_commit_file(tmp, path);
 }
 
 int trc_mkdir_p(const char *path) {

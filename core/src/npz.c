@@ -5,13 +5,10 @@
 #include "trc/fileio.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -613,14 +610,9 @@ static int npz_index(trc_npz *z) {
 
 int trc_npz_open(const char *path, trc_npz **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return trc_fail(TRC_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return trc_fail(TRC_EIO, "%s: not a regular file", path);
-    }
+    int fd, rc = trc_open_regular(path, &fd, NULL);
+    if (rc)
+        return rc;
     trc_npz *z = calloc(1, sizeof *z);
     if (!z || !(z->name = strdup(path))) {
         free(z);
@@ -631,11 +623,11 @@ int trc_npz_open(const char *path, trc_npz **out) {
     z->za = zip_fdopen(fd, ZIP_CHECKCONS, &err); /* takes fd on success */
     if (!z->za) {
         close(fd);
-        int rc = zip_err_fail(path, err);
+        rc = zip_err_fail(path, err);
         trc_npz_close(z);
         return rc;
     }
-    int rc = npz_index(z);
+    rc = npz_index(z);
     if (rc) {
         trc_npz_close(z);
         return rc;
@@ -760,16 +752,14 @@ int trc_npz_read(trc_npz *z, const char *key, trc_npy_array *out) {
 }
 
 int trc_npz_write(const char *path, const trc_npz_item *items, size_t count) {
-    static atomic_uint counter;
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
     /* Create the temporary ourselves first: a clear errno for a missing directory or a
      * read-only place, before any work is done. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return trc_fail(TRC_EIO, "%s: cannot create: %s", path, strerror(errno));
+    int fd, rc = trc_create_tmp(path, tmp, sizeof tmp, &fd);
+    if (rc)
+        return rc;
     close(fd);
-    int err = 0, rc = TRC_OK;
+    int err = 0;
     zip_t *za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &err);
     if (!za) {
         zip_error_t ze;
