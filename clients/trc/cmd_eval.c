@@ -39,6 +39,31 @@ static int load_data(const char *cmd, const char *path, const char *system, doub
     return CLI_OK;
 }
 
+/* The flags eval and compare share: the success threshold, and the system and time step the
+ * controls are simulated with. */
+#define EVAL_SIM_OPTS(threshold, system, dt)                                                       \
+    CLI_RANGE("--threshold", CLI_DOUBLE, &(threshold), "X",                                        \
+              "success when the final error is below X (default 0.1)", 0, HUGE_VAL, 1),            \
+        CLI_OPT("--system", CLI_STR, &(system), "NAME",                                            \
+                "simulate with this system (default: the dataset's, else double_integrator)"),     \
+        CLI_RANGE("--dt", CLI_DOUBLE, &(dt), "DT", "time step (default: the dataset's)", 0,        \
+                  HUGE_VAL, 1)
+
+/* Parses the command's flags, printing its help for -h/--help, and requires --data (the
+ * variable `data` points to). CLI_OK to go on, CLI_HELP once the help is printed, else the exit
+ * status. */
+static int parse_flags(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopts,
+                       const char *synopsis, const char *about, const char *const *data) {
+    int rc = cli_parse(cmd, argc, argv, opts, nopts);
+    if (rc == CLI_HELP)
+        cli_print_help(stdout, cmd, synopsis, about, opts, nopts);
+    if (rc)
+        return rc;
+    if (!*data)
+        return cli_error(CLI_USAGE, cmd, "--data FILE is required");
+    return CLI_OK;
+}
+
 /* control_sequences of another file, shaped like the data's: [n, T, m], finite floats. */
 static int load_controls(const char *cmd, const char *path, const trc_dataset *ds, float **out) {
     *out = NULL;
@@ -212,28 +237,17 @@ int cmd_eval(int argc, char **argv) {
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz (required)"),
         CLI_OPT("--controls", CLI_STR, &controls, "FILE",
                 "evaluate control_sequences of this .npz instead of the dataset's"),
-        CLI_RANGE("--threshold", CLI_DOUBLE, &threshold, "X",
-                  "success when the final error is below X (default 0.1)", 0, HUGE_VAL, 1),
         CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the report as JSON"),
-        CLI_OPT("--system", CLI_STR, &system, "NAME",
-                "simulate with this system (default: the dataset's, else double_integrator)"),
-        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL,
-                  1),
+        EVAL_SIM_OPTS(threshold, system, dt),
     };
-    const size_t nopts = sizeof opts / sizeof opts[0];
-    int rc = cli_parse(cmd, argc, argv, opts, nopts);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, cmd, "--data FILE [options]",
-                       "Simulates control sequences from the dataset's initial states and reports "
-                       "the final-state error\n(L2 over the whole state), per-component errors, "
-                       "control cost and success rate.",
-                       opts, nopts);
-        return CLI_OK;
-    }
+    int rc =
+        parse_flags(cmd, argc, argv, opts, sizeof opts / sizeof opts[0], "--data FILE [options]",
+                    "Simulates control sequences from the dataset's initial states and "
+                    "reports the final-state error\n(L2 over the whole state), per-component "
+                    "errors, control cost and success rate.",
+                    &data);
     if (rc)
-        return rc;
-    if (!data)
-        return cli_error(CLI_USAGE, cmd, "--data FILE is required");
+        return rc == CLI_HELP ? CLI_OK : rc;
     if (controls && mf.checkpoint)
         return cli_error(CLI_USAGE, cmd, "give --controls or --checkpoint, not both");
     eval_data ed;
@@ -277,27 +291,16 @@ int cmd_compare(int argc, char **argv) {
         CLI_OPT("--seed", CLI_U64, &seed, "S", "seed of the random controls (default 42)"),
         CLI_RANGE("--sigma", CLI_DOUBLE, &sigma, "X",
                   "standard deviation of the random controls (default 2)", 0, 1e6, 0),
-        CLI_RANGE("--threshold", CLI_DOUBLE, &threshold, "X",
-                  "success when the final error is below X (default 0.1)", 0, HUGE_VAL, 1),
-        CLI_OPT("--system", CLI_STR, &system, "NAME",
-                "simulate with this system (default: the dataset's, else double_integrator)"),
-        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the dataset's)", 0, HUGE_VAL,
-                  1),
+        EVAL_SIM_OPTS(threshold, system, dt),
     };
-    const size_t nopts = sizeof opts / sizeof opts[0];
-    int rc = cli_parse(cmd, argc, argv, opts, nopts);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, cmd, "--data FILE [--json FILE] [options]",
-                       "Side by side, as the original comparison: random controls N(0, sigma^2) "
-                       "and the dataset's expert controls,\nwith the differences relative to the "
-                       "expert and the error reduction relative to random.",
-                       opts, nopts);
-        return CLI_OK;
-    }
+    int rc = parse_flags(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
+                         "--data FILE [--json FILE] [options]",
+                         "Side by side, as the original comparison: random controls N(0, "
+                         "sigma^2) and the dataset's expert controls,\nwith the differences "
+                         "relative to the expert and the error reduction relative to random.",
+                         &data);
     if (rc)
-        return rc;
-    if (!data)
-        return cli_error(CLI_USAGE, cmd, "--data FILE is required");
+        return rc == CLI_HELP ? CLI_OK : rc;
     eval_data ed;
     if ((rc = load_data(cmd, data, system, dt, &ed)))
         return rc;
