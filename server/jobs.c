@@ -357,6 +357,25 @@ static int store_error(proto_error *err) {
     return rc;
 }
 
+/* The reply for a jobstore_get that failed with rc: 404 for an unknown job, else 500. */
+static int get_failed(int rc, const char *id, proto_error *err) {
+    return rc == TRC_ENOTFOUND ? proto_fail(err, 404, "", "job '%s' not found", id)
+                               : store_error(err);
+}
+
+/* Locks m->mu and reads the job's plain fields (status, epoch, spec, name) into job. On failure
+ * the lock is released again and the reply is in err. */
+static int lock_and_get(jobs *m, const char *id, trc_job *job, proto_error *err) {
+    pthread_mutex_lock(&m->mu);
+    int rc = jobstore_get(m->store, id, job);
+    if (rc != TRC_OK) {
+        pthread_mutex_unlock(&m->mu);
+        return get_failed(rc, id, err);
+    }
+    trc_job_free(job); /* only the plain fields are used */
+    return 0;
+}
+
 static int refuse_draining(jobs *m, proto_error *err) {
     if (m->stopping || app_draining(m->app))
         return proto_fail(err, 503, "", "trcd is shutting down; no new training jobs");
@@ -414,10 +433,8 @@ refused:
 
 int jobs_get(jobs *m, const char *id, trc_job *out, proto_error *err) {
     int rc = jobstore_get(m->store, id, out);
-    if (rc == TRC_ENOTFOUND)
-        return proto_fail(err, 404, "", "job '%s' not found", id);
     if (rc != TRC_OK)
-        return store_error(err);
+        return get_failed(rc, id, err);
     pthread_mutex_lock(&m->mu);
     overlay(m, out);
     pthread_mutex_unlock(&m->mu);
@@ -476,14 +493,9 @@ int jobs_cancel(jobs *m, const char *id, trc_job *out, proto_error *err) {
 int jobs_resume(jobs *m, const char *id, trc_job *out, int *retry_after, proto_error *err) {
     *retry_after = 0;
     trc_job job;
-    pthread_mutex_lock(&m->mu);
-    int rc = jobstore_get(m->store, id, &job);
-    if (rc != TRC_OK) {
-        pthread_mutex_unlock(&m->mu);
-        return rc == TRC_ENOTFOUND ? proto_fail(err, 404, "", "job '%s' not found", id)
-                                   : store_error(err);
-    }
-    trc_job_free(&job); /* only the plain fields are used below */
+    int rc = lock_and_get(m, id, &job, err);
+    if (rc != 0)
+        return rc;
     if (refuse_draining(m, err) != 0)
         goto refused;
     if (live_find(m, id) || (job.status != TRC_JOB_FAILED && job.status != TRC_JOB_CANCELLED)) {
@@ -535,14 +547,9 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 int jobs_delete(jobs *m, const char *id, proto_error *err) {
     trc_job job;
-    pthread_mutex_lock(&m->mu);
-    int rc = jobstore_get(m->store, id, &job);
-    if (rc != TRC_OK) {
-        pthread_mutex_unlock(&m->mu);
-        return rc == TRC_ENOTFOUND ? proto_fail(err, 404, "", "job '%s' not found", id)
-                                   : store_error(err);
-    }
-    trc_job_free(&job);
+    int rc = lock_and_get(m, id, &job, err);
+    if (rc != 0)
+        return rc;
     if (live_find(m, id) || !trc_job_status_terminal(job.status)) {
         pthread_mutex_unlock(&m->mu);
         return proto_fail(err, 409, "", "job '%s' is %s; cancel it before deleting it", id,

@@ -13,15 +13,21 @@ static void on_list(app *a, const http_request *req, http_response *res) {
         http_reply_error(res, 500, NULL, "out of memory");
 }
 
-static void on_get(app *a, const http_request *req, http_response *res) {
-    const char *name = http_param(req, "name");
+/* Replies with the description of the loaded model `name`; when it is not loaded, with status
+ * `missing` and "model '<name>' <why>". */
+static void reply_model(app *a, http_response *res, const char *name, int missing,
+                        const char *why) {
     model_snapshot *snap = registry_get(a->registry, name);
     if (!snap) {
-        http_reply_error(res, 404, "name", "model '%s' is not loaded", name);
+        http_reply_error(res, missing, "name", "model '%s' %s", name, why);
         return;
     }
     http_reply_json(res, 200, snapshot_info_json(snap));
     snapshot_release(snap);
+}
+
+static void on_get(app *a, const http_request *req, http_response *res) {
+    reply_model(a, res, http_param(req, "name"), 404, "is not loaded");
 }
 
 static void on_load(app *a, const http_request *req, http_response *res) {
@@ -50,13 +56,7 @@ static void on_load(app *a, const http_request *req, http_response *res) {
         http_reply_proto_error(res, &err);
         return;
     }
-    model_snapshot *snap = registry_get(a->registry, name);
-    if (!snap) { /* deleted between the load and now */
-        http_reply_error(res, 409, "name", "model '%s' was deleted while loading", name);
-        return;
-    }
-    http_reply_json(res, 200, snapshot_info_json(snap));
-    snapshot_release(snap);
+    reply_model(a, res, name, 409, "was deleted while loading"); /* between the load and now */
 }
 
 static void on_delete(app *a, const http_request *req, http_response *res) {
