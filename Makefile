@@ -105,7 +105,7 @@ run: ensure-build-deps
 	sh scripts/run.sh $(BUILD)
 
 C_FILES = $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] \
-            tests/unit/*/*.[ch] tests/bench/*.c tests/fuzz/*.c)
+            tests/unit/*.h tests/unit/*/*.[ch] tests/bench/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(C_FILES)
 lint:
