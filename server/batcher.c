@@ -109,8 +109,10 @@ static item *take_batch(batcher *b, size_t *rows, size_t *count) {
 /* One evaluation for a list of items of the same snapshot. */
 static void run_batch(item *list, size_t rows, size_t count) {
     const trc_model *model = &list->snap->model;
+    const trc_infer_plan *plan = list->snap->plan;
     if (count == 1) {
-        list->rc = trc_model_infer(model, list->n, list->x0, list->target, list->u, list->iterates);
+        list->rc =
+            trc_infer_plan_run(plan, list->n, list->x0, list->target, list->u, list->iterates, 1);
         return;
     }
     size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
@@ -129,12 +131,12 @@ static void run_batch(item *list, size_t rows, size_t count) {
             memcpy(tg + off * s, it->target, it->n * s * sizeof(float));
             off += it->n;
         }
-        rc = trc_model_infer(model, rows, x0, tg, u, iters);
+        rc = trc_infer_plan_run(plan, rows, x0, tg, u, iters, 1);
     }
     if (rc == TRC_ENUMERIC) {
         /* one request's samples went non-finite: do not fail the others with it */
         for (item *it = list; it; it = it->next)
-            it->rc = trc_model_infer(model, it->n, it->x0, it->target, it->u, it->iterates);
+            it->rc = trc_infer_plan_run(plan, it->n, it->x0, it->target, it->u, it->iterates, 1);
     } else {
         size_t off = 0;
         for (item *it = list; it; it = it->next) {

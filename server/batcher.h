@@ -1,5 +1,6 @@
 /* Dynamic batching of inference (as Triton's dynamic batcher): concurrent /v1/control requests
- * for the same model snapshot are gathered into one trc_model_infer call. A request that finds
+ * for the same model snapshot are gathered into one trc_infer_plan_run call (the snapshot's
+ * plan: weights packed for small batches, core/src/model_infer.c). A request that finds
  * an idle executor slot runs at once, so a lone client pays no waiting; requests arriving while
  * every slot is busy queue up and the next free slot takes them all as one batch. */
 #ifndef TRCD_BATCHER_H
@@ -31,7 +32,7 @@ void batcher_leave(batcher *b);
 
 /* Runs snap's model on n samples (x0, target: [n, s] -> u: [n, T*m]; iterates, if not NULL:
  * [(K+1), n, T*m]), possibly in one evaluation with other requests. Returns the status of
- * trc_model_infer for these samples (TRC_ENUMERIC when one of them is not finite). */
+ * trc_infer_plan_run for these samples (TRC_ENUMERIC when one of them is not finite). */
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
                   const float *target, float *u, float *iterates);
 

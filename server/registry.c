@@ -51,6 +51,7 @@ int registry_create(const char *models_dir, registry **out) {
 }
 
 static void snapshot_free(model_snapshot *s) {
+    trc_infer_plan_free(s->plan);
     trc_model_free(&s->model);
     free(s);
 }
@@ -238,6 +239,10 @@ static int build_snapshot(registry *reg, const char *name, const char *relpath, 
     if (pick_system(snap, &sc, err)) {
         snapshot_free(snap);
         return -1;
+    }
+    if (trc_infer_plan_create(&snap->model, &snap->plan)) {
+        snapshot_free(snap);
+        return proto_fail(err, 500, NULL, "%s", trc_errmsg());
     }
     atomic_init(&snap->refs, 1);
     snprintf(snap->name, sizeof snap->name, "%s", name);

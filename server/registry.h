@@ -18,6 +18,7 @@ typedef struct model_snapshot {
     atomic_long refs;
     char name[PROTO_NAME_MAX + 1];
     trc_model model;
+    trc_infer_plan *plan;     /* the model's weights prepared for small batches (batcher.c) */
     const trc_system *system; /* the system simulated for final_state/cost */
     double dt;
     char checkpoint[1024]; /* path relative to the models directory */

@@ -6,7 +6,11 @@
  * Attention fusion: out_proj(V z + v) = (W_o V) z + (W_o v + c_o). For a batch of at least
  * FUSE_MIN rows, W_o V is formed once per call (blocks * d^3 multiply-adds) and every block
  * application then costs one d x d product instead of two; for fewer rows forming it would
- * cost more than it saves. The two forms agree to float rounding (~1e-7 relative). */
+ * cost more than it saves. The two forms agree to float rounding (~1e-7 relative).
+ *
+ * Inference plans (trc_infer_plan_*): the same forward pass over weights prepared once -- the
+ * attention always fused, every weight repacked for linear_packed.c's small-batch kernel --
+ * for callers that run many small batches on one model (the server). */
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
@@ -15,6 +19,7 @@
 #include <string.h>
 
 #include "layers.h"
+#include "linear_packed.h"
 #include "model_layout.h"
 #include "trc/error.h"
 #include "trc/model.h"
@@ -31,11 +36,39 @@ typedef struct scratch {
     float *u, *r;                  /* [C, U] */
 } scratch;
 
+/* One Linear of the forward pass: W [out, in] as stored (sgemm) or packed (linear_packed.h). */
+typedef struct lin {
+    const float *W, *b;
+    int in, out, packed;
+} lin;
+
+/* The Linears of the forward pass, by index: 7 outside the blocks, then 5 per block. */
+enum { LIN_ENC0, LIN_ENC3, LIN_GEN0, LIN_GEN3, LIN_CTRL, LIN_DEC0, LIN_DEC3, LIN_BLOCKS };
+enum { BLK_V, BLK_O, BLK_FUSED, BLK_FFN0, BLK_FFN3, BLK_LINS };
+#define NLIN (LIN_BLOCKS + BLK_LINS * TRC_MAX_BLOCKS)
+#define BLK(i, k) (LIN_BLOCKS + BLK_LINS * (i) + (k))
+
+struct trc_infer_plan {
+    const trc_model *model;
+    trc_model_layout L;
+    float *buf; /* packed weights, then the fused attention biases */
+    lin lins[NLIN];
+};
+
+/* y: [nb, out] = x: [nb, in] W^T + b */
+static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
+    if (l->packed)
+        trc_linear_packed_forward(y, x, l->W, l->b, nb, l->in, l->out);
+    else
+        trc_linear_forward(y, x, l->W, l->b, nb, l->in, l->out);
+}
+
 /* Everything one call shares between its threads (read-only while they run). */
 typedef struct infer_job {
     const trc_model_layout *L;
     const float *P;
-    const float *fused; /* per block: W_o V [d, d] then W_o v + c_o [d]; NULL if not fused */
+    const lin *lins; /* NLIN */
+    int fused;       /* attention through BLK_FUSED (else BLK_V then BLK_O) */
     size_t B, nchunks;
     const float *x0, *target;
     float *u_out, *iterates;
@@ -49,39 +82,39 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
     int d = L->d, h = L->h;
     size_t nd = nb * (size_t)d;
     trc_residual_forward(S->zin, S->z, S->z0, nd);
+    const lin *l = job->lins + BLK(i, 0);
     if (job->fused) {
-        const float *F = job->fused + (size_t)i * ((size_t)d * d + d);
-        trc_linear_forward(S->tmp, S->zin, F, F + (size_t)d * d, nb, d, d);
+        lin_forward(l + BLK_FUSED, S->tmp, S->zin, nb);
     } else {
         /* attention of one token: out_proj(V z + v), V and v the value rows of in_proj */
-        trc_linear_forward(S->A, S->zin, P + o->in_w + 2 * (size_t)d * d, P + o->in_b + 2 * d, nb,
-                           d, d);
-        trc_linear_forward(S->tmp, S->A, P + o->out.w, P + o->out.b, nb, d, d);
+        lin_forward(l + BLK_V, S->A, S->zin, nb);
+        lin_forward(l + BLK_O, S->tmp, S->A, nb);
     }
     trc_residual_forward(S->z, S->zin, S->tmp, nd);
     trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm1.w, P + o->norm1.b, nb, d);
-    trc_linear_forward(S->hid, S->z, P + o->ffn0.w, P + o->ffn0.b, nb, d, h);
+    lin_forward(l + BLK_FFN0, S->hid, S->z, nb);
     trc_silu_forward(S->hid, NULL, S->hid, nb * (size_t)h);
-    trc_linear_forward(S->tmp, S->hid, P + o->ffn3.w, P + o->ffn3.b, nb, h, d);
+    lin_forward(l + BLK_FFN3, S->tmp, S->hid, nb);
     trc_residual_forward(S->z, S->z, S->tmp, nd);
     trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm2.w, P + o->norm2.b, nb, d);
 }
 
 /* in: [nb, k] -> out: [nb, o]: Linear(k -> h), silu, LN(h), Linear(h -> o); the shape shared by
  * the state encoder and both decoders. */
-static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3, int k,
-                        int h, int o, const float *in, float *hid, float *out, size_t nb) {
-    trc_linear_forward(hid, in, P + l0.w, P + l0.b, nb, k, h);
+static void mlp_forward(const float *P, const lin *l0, trc_lin_off ln, const lin *l3,
+                        const float *in, float *hid, float *out, size_t nb) {
+    int h = l0->out;
+    lin_forward(l0, hid, in, nb);
     trc_silu_forward(hid, NULL, hid, nb * (size_t)h);
     trc_layernorm_forward(hid, NULL, NULL, hid, P + ln.w, P + ln.b, nb, h);
-    trc_linear_forward(out, hid, P + l3.w, P + l3.b, nb, h, o);
+    lin_forward(l3, out, hid, nb);
 }
 
 /* Rows [r0, r0+nb) of the batch. */
 static void chunk_forward(const infer_job *job, const scratch *S, size_t r0, size_t nb) {
     const trc_model_layout *L = job->L;
     const float *P = job->P;
-    int s = L->s, U = L->U, d = L->d, h = L->h, in = L->in_dim;
+    int s = L->s, U = L->U, d = L->d, in = L->in_dim;
     size_t nU = nb * (size_t)U, BU = job->B * (size_t)U;
     const float *x0 = job->x0 + r0 * s, *target = job->target + r0 * s;
     for (size_t r = 0; r < nb; r++) {
@@ -90,13 +123,14 @@ static void chunk_forward(const infer_job *job, const scratch *S, size_t r0, siz
         memcpy(xr + s, target + r * (size_t)s, (size_t)s * sizeof *xr);
         xr[2 * s] = 1.0f;
     }
-    mlp_forward(P, L->enc0, L->enc2, L->enc3, in, h, d, S->x, S->hid, S->z0, nb);
-    mlp_forward(P, L->gen0, L->gen2, L->gen3, d, h, U, S->z0, S->hid, S->u, nb);
+    const lin *ls = job->lins;
+    mlp_forward(P, ls + LIN_ENC0, L->enc2, ls + LIN_ENC3, S->x, S->hid, S->z0, nb);
+    mlp_forward(P, ls + LIN_GEN0, L->gen2, ls + LIN_GEN3, S->z0, S->hid, S->u, nb);
     trc_tanhscale_forward(S->u, S->u, L->bound, nU);
     if (job->iterates)
         memcpy(job->iterates + r0 * U, S->u, nU * sizeof *S->u);
     for (int k = 0; k < L->K; k++) {
-        trc_linear_forward(S->z, S->u, P + L->ctrl_emb.w, P + L->ctrl_emb.b, nb, U, d);
+        lin_forward(ls + LIN_CTRL, S->z, S->u, nb);
         trc_residual_forward(S->z, S->z, S->z0, nb * (size_t)d);
         for (int j = 0; j < L->n; j++)
             for (int i = 0; i < L->blocks; i++)
@@ -106,7 +140,7 @@ static void chunk_forward(const infer_job *job, const scratch *S, size_t r0, siz
             memcpy(c, S->z + r * (size_t)d, (size_t)d * sizeof *c);
             memcpy(c + d, S->u + r * (size_t)U, (size_t)U * sizeof *c);
         }
-        mlp_forward(P, L->dec0, L->dec2, L->dec3, d + U, h, U, S->cat, S->hid, S->r, nb);
+        mlp_forward(P, ls + LIN_DEC0, L->dec2, ls + LIN_DEC3, S->cat, S->hid, S->r, nb);
         trc_tanhscale_forward(S->r, S->r, 0.5f * L->bound, nU);
         trc_residual_forward(S->u, S->u, S->r, nU);
         trc_clamp_forward(S->u, S->u, L->bound, nU);
@@ -160,46 +194,49 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads) {
-    if (!model || !model->params)
-        return trc_fail(TRC_EINVAL, "model infer: model not created");
-    if (!x0 || !target || !u_out)
-        return trc_fail(TRC_EINVAL, "model infer: NULL input or output");
-    if (B == 0 || B > (size_t)INT32_MAX / 4)
-        return trc_fail(TRC_EINVAL, "model infer: batch size must be in [1, %d], got %zu",
-                        INT32_MAX / 4, B);
-    if (threads < 1 || threads > MAX_THREADS)
-        return trc_fail(TRC_EINVAL, "model infer: threads must be in [1, %d], got %d", MAX_THREADS,
-                        threads);
-    int rc = trc_model_config_validate(&model->cfg);
-    if (rc)
-        return rc;
-    trc_model_layout L;
-    trc_model_layout_build(&model->cfg, &L, NULL, NULL);
-    if (L.num_params != model->num_params)
-        return trc_fail(TRC_EINVAL, "model infer: parameter count does not match the config");
-    trc_model_blas_single();
+/* The table of Linears over the parameters as stored (and fused attention, if given). */
+static void lins_plain(const trc_model_layout *L, const float *P, const float *fused, lin *ls) {
+    int s2 = L->in_dim, d = L->d, h = L->h, U = L->U;
+    const struct {
+        int id;
+        trc_lin_off o;
+        int in, out;
+    } outer[] = {{LIN_ENC0, L->enc0, s2, h},    {LIN_ENC3, L->enc3, h, d},
+                 {LIN_GEN0, L->gen0, d, h},     {LIN_GEN3, L->gen3, h, U},
+                 {LIN_CTRL, L->ctrl_emb, U, d}, {LIN_DEC0, L->dec0, d + U, h},
+                 {LIN_DEC3, L->dec3, h, U}};
+    for (size_t k = 0; k < sizeof outer / sizeof outer[0]; k++)
+        ls[outer[k].id] = (lin){P + outer[k].o.w, P + outer[k].o.b, outer[k].in, outer[k].out, 0};
+    size_t dd = (size_t)d * d;
+    for (int i = 0; i < L->blocks; i++) {
+        const trc_block_off *o = &L->blk[i];
+        lin *l = ls + BLK(i, 0);
+        l[BLK_V] = (lin){P + o->in_w + 2 * dd, P + o->in_b + 2 * (size_t)d, d, d, 0};
+        l[BLK_O] = (lin){P + o->out.w, P + o->out.b, d, d, 0};
+        const float *F = fused ? fused + (size_t)i * (dd + d) : NULL;
+        l[BLK_FUSED] = (lin){F, F ? F + dd : NULL, d, d, 0};
+        l[BLK_FFN0] = (lin){P + o->ffn0.w, P + o->ffn0.b, d, h, 0};
+        l[BLK_FFN3] = (lin){P + o->ffn3.w, P + o->ffn3.b, h, d, 0};
+    }
+}
 
-    infer_job job = {&L, model->params, NULL,  B,       (B + CHUNK - 1) / CHUNK,
-                     x0, target,        u_out, iterates};
+/* The forward pass of B rows over a table of Linears (validated arguments). */
+static int infer_run(const trc_model_layout *L, const float *P, const lin *lins, int fused,
+                     size_t B, const float *x0, const float *target, float *u_out, float *iterates,
+                     int threads) {
+    infer_job job = {L, P, lins, fused, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out, iterates};
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
     size_t C = (B + job.nchunks - 1) / job.nchunks; /* rows of the largest chunk */
-    size_t per = scratch_layout(&L, C, NULL, NULL);
-    size_t d = (size_t)L.d, nfused = B >= FUSE_MIN ? (size_t)L.blocks * (d * d + d) : 0;
-    float *buf = malloc((T * per + nfused) * sizeof *buf);
+    size_t per = scratch_layout(L, C, NULL, NULL);
+    float *buf = malloc(T * per * sizeof *buf);
     if (!buf)
         return trc_fail(TRC_ENOMEM, "model infer: cannot allocate scratch for %zu rows", C);
     worker w[MAX_THREADS] = {{0}};
     for (size_t t = 0; t < T; t++) {
         w[t].job = &job;
-        scratch_layout(&L, C, buf + t * per, &w[t].S);
+        scratch_layout(L, C, buf + t * per, &w[t].S);
         w[t].c0 = job.nchunks * t / T;
         w[t].c1 = job.nchunks * (t + 1) / T;
-    }
-    if (nfused) {
-        job.fused = buf + T * per;
-        trc_model_fuse_attention(&L, model->params, buf + T * per);
     }
     pthread_t th[MAX_THREADS];
     int started[MAX_THREADS] = {0};
@@ -214,14 +251,135 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
     }
     free(buf);
 
-    for (size_t i = 0; i < B * (size_t)L.U; i++)
+    for (size_t i = 0; i < B * (size_t)L->U; i++)
         if (!isfinite(u_out[i]))
             return trc_fail(TRC_ENUMERIC, "model infer: output %zu (sample %zu) is not finite", i,
-                            i / (size_t)L.U);
+                            i / (size_t)L->U);
     return 0;
+}
+
+static int check_args(const float *x0, const float *target, const float *u_out, size_t B,
+                      int threads) {
+    if (!x0 || !target || !u_out)
+        return trc_fail(TRC_EINVAL, "model infer: NULL input or output");
+    if (B == 0 || B > (size_t)INT32_MAX / 4)
+        return trc_fail(TRC_EINVAL, "model infer: batch size must be in [1, %d], got %zu",
+                        INT32_MAX / 4, B);
+    if (threads < 1 || threads > MAX_THREADS)
+        return trc_fail(TRC_EINVAL, "model infer: threads must be in [1, %d], got %d", MAX_THREADS,
+                        threads);
+    return 0;
+}
+
+/* Builds the layout of a created model and checks it matches its parameters. */
+static int model_layout(const trc_model *model, trc_model_layout *L) {
+    if (!model || !model->params)
+        return trc_fail(TRC_EINVAL, "model infer: model not created");
+    int rc = trc_model_config_validate(&model->cfg);
+    if (rc)
+        return rc;
+    trc_model_layout_build(&model->cfg, L, NULL, NULL);
+    if (L->num_params != model->num_params)
+        return trc_fail(TRC_EINVAL, "model infer: parameter count does not match the config");
+    return 0;
+}
+
+int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
+                       float *u_out, float *iterates, int threads) {
+    trc_model_layout L;
+    int rc = model_layout(model, &L);
+    if (rc || (rc = check_args(x0, target, u_out, B, threads)))
+        return rc;
+    trc_model_blas_single();
+    size_t d = (size_t)L.d;
+    float *fused = NULL;
+    if (B >= FUSE_MIN) {
+        fused = malloc((size_t)L.blocks * (d * d + d) * sizeof *fused);
+        if (!fused)
+            return trc_fail(TRC_ENOMEM, "model infer: cannot allocate the fused attention");
+        trc_model_fuse_attention(&L, model->params, fused);
+    }
+    lin lins[NLIN];
+    lins_plain(&L, model->params, fused, lins);
+    rc = infer_run(&L, model->params, lins, fused != NULL, B, x0, target, u_out, iterates, threads);
+    free(fused);
+    return rc;
 }
 
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                     float *u_out, float *iterates) {
     return trc_model_infer_mt(model, B, x0, target, u_out, iterates, 1);
+}
+
+int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out) {
+    if (!out)
+        return trc_fail(TRC_EINVAL, "infer plan: NULL output");
+    *out = NULL;
+    trc_model_layout L;
+    int rc = model_layout(model, &L);
+    if (rc)
+        return rc;
+    trc_model_blas_single();
+    size_t d = (size_t)L.d, nfb = (size_t)L.blocks * (d * d + d);
+    float *fused = malloc(nfb * sizeof *fused);
+    trc_infer_plan *plan = calloc(1, sizeof *plan);
+    if (!fused || !plan) {
+        free(fused);
+        free(plan);
+        return trc_fail(TRC_ENOMEM, "infer plan: out of memory");
+    }
+    trc_model_fuse_attention(&L, model->params, fused);
+    lin src[NLIN];
+    lins_plain(&L, model->params, fused, src);
+    /* pack every Linear the fused forward uses; the fused biases are copied after them */
+    int used[NLIN] = {0};
+    for (int k = 0; k < LIN_BLOCKS; k++)
+        used[k] = 1;
+    for (int i = 0; i < L.blocks; i++)
+        used[BLK(i, BLK_FUSED)] = used[BLK(i, BLK_FFN0)] = used[BLK(i, BLK_FFN3)] = 1;
+    size_t total = (size_t)L.blocks * d;
+    for (int k = 0; k < NLIN; k++)
+        if (used[k])
+            total += trc_linear_packed_size(src[k].in, src[k].out);
+    plan->buf = malloc(total * sizeof *plan->buf);
+    if (!plan->buf) {
+        free(fused);
+        free(plan);
+        return trc_fail(TRC_ENOMEM, "infer plan: cannot allocate %zu packed weights", total);
+    }
+    float *p = plan->buf, *fb = plan->buf + total - (size_t)L.blocks * d;
+    for (int k = 0; k < NLIN; k++) {
+        if (!used[k])
+            continue;
+        trc_linear_pack(p, src[k].W, src[k].in, src[k].out);
+        plan->lins[k] = (lin){p, src[k].b, src[k].in, src[k].out, 1};
+        p += trc_linear_packed_size(src[k].in, src[k].out);
+    }
+    for (int i = 0; i < L.blocks; i++) {
+        memcpy(fb + (size_t)i * d, src[BLK(i, BLK_FUSED)].b, d * sizeof *fb);
+        plan->lins[BLK(i, BLK_FUSED)].b = fb + (size_t)i * d;
+    }
+    free(fused);
+    plan->model = model;
+    plan->L = L;
+    *out = plan;
+    return 0;
+}
+
+void trc_infer_plan_free(trc_infer_plan *plan) {
+    if (!plan)
+        return;
+    free(plan->buf);
+    free(plan);
+}
+
+int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, const float *target,
+                       float *u_out, float *iterates, int threads) {
+    if (!plan)
+        return trc_fail(TRC_EINVAL, "infer plan: NULL plan");
+    int rc = check_args(x0, target, u_out, B, threads);
+    if (rc)
+        return rc;
+    return infer_run(&plan->L, plan->model->params, plan->lins, 1, B, x0, target, u_out, iterates,
+                     threads);
 }

@@ -71,6 +71,20 @@ int trc_model_infer(const trc_model *model, size_t B, const float *x0, const flo
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
                        float *u_out, float *iterates, int threads);
 
+/* An inference plan: the model's weights prepared once for many small batches (the attention of
+ * each block fused into one product, every weight repacked for a register-blocked kernel that
+ * beats sgemm below a few dozen rows, where sgemm's per-call packing dominates). About the
+ * model's size in memory. The model must outlive the plan and its parameters must not change
+ * while it exists. A row's result does not depend on the other rows of its batch (bit for bit),
+ * and agrees with trc_model_infer to float rounding (~1e-6 relative). */
+typedef struct trc_infer_plan trc_infer_plan;
+
+int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out);
+void trc_infer_plan_free(trc_infer_plan *plan);
+/* trc_model_infer_mt through the plan; thread-safe on a shared plan. */
+int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, const float *target,
+                       float *u_out, float *iterates, int threads);
+
 /* Training state: activations of every application of the shared blocks for up to
  * max_batch samples, and gradients in the layout of params. */
 typedef struct trc_trainer trc_trainer;
