@@ -147,6 +147,41 @@ int main(int argc, char **argv) {
                (double)ru.ru_maxrss / 1024.0);
     }
     trc_trainer_free(tr);
+
+    /* The inference plan trcd serves with: weights packed once per loaded model. */
+    trc_infer_plan *plan;
+    check(trc_infer_plan_create(&model, &plan), "plan");
+    enum { PLAN_LAT_N = 2001, PLAN_B1K_N = 15 };
+    static double plat[PLAN_LAT_N];
+    for (int w = 0; w < 50; w++)
+        check(trc_infer_plan_run(plan, 1, x0, tg, u, NULL, 1), "plan run");
+    for (int r = 0; r < PLAN_LAT_N; r++) {
+        size_t off = (size_t)r % NMAX;
+        double t0 = now();
+        check(trc_infer_plan_run(plan, 1, x0 + 2 * off, tg + 2 * off, u, NULL, 1), "plan run");
+        plat[r] = (now() - t0) * 1e3;
+    }
+    double plat_ms = median(plat, PLAN_LAT_N);
+    printf("-- inference plan (packed weights, as trcd serves)
+");
+    printf("infer  medium 1 sample : %8.4f ms median  (x%.0f faster than original %.1f ms, "
+           "x%.0f lean %.1f ms; target <= 0.3)\n",
+           plat_ms, ORIG_LAT_MS / plat_ms, ORIG_LAT_MS, LEAN_LAT_MS / plat_ms, LEAN_LAT_MS);
+    for (int threads = 1; threads <= 2; threads++) {
+        double pb[PLAN_B1K_N];
+        check(trc_infer_plan_run(plan, NMAX, x0, tg, u, NULL, threads), "plan run");
+        for (int r = 0; r < PLAN_B1K_N; r++) {
+            double t0 = now();
+            check(trc_infer_plan_run(plan, NMAX, x0, tg, u, NULL, threads), "plan run");
+            pb[r] = (double)NMAX / (now() - t0);
+        }
+        double sps = median(pb, PLAN_B1K_N);
+        printf("infer  medium batch 1000, %d thread%s: %8.0f samples/s   (x%.1f original %.0f, "
+               "x%.1f lean %.0f; target >= 15000)\n",
+               threads, threads > 1 ? "s" : "", sps, sps / ORIG_B1000, ORIG_B1000, sps / LEAN_B1000,
+               LEAN_B1000);
+    }
+    trc_infer_plan_free(plan);
     trc_model_free(&model);
     free(x0);
     free(tg);
