@@ -162,8 +162,7 @@ int main(int argc, char **argv) {
         plat[r] = (now() - t0) * 1e3;
     }
     double plat_ms = median(plat, PLAN_LAT_N);
-    printf("-- inference plan (packed weights, as trcd serves)
-");
+    printf("-- inference plan (packed weights, as trcd serves)\n");
     printf("infer  medium 1 sample : %8.4f ms median  (x%.0f faster than original %.1f ms, "
            "x%.0f lean %.1f ms; target <= 0.3)\n",
            plat_ms, ORIG_LAT_MS / plat_ms, ORIG_LAT_MS, LEAN_LAT_MS / plat_ms, LEAN_LAT_MS);
