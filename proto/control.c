@@ -75,16 +75,17 @@ static int parse_single(const json_t *root, proto_control_req *req, proto_error 
     if (read_vector(st, "state", 0, 0, 0, xs, &ns, err) ||
         read_vector(tg, "target", 0, 0, 0, xt, &nt, err))
         return -1;
-    if (nt != ns)
-        return proto_fail(err, 400, "target", "target has %d values but state has %d", nt, ns);
+    /* A length mismatch is reported by check_dim against the model's dimension, so that the
+     * error names the field that is wrong rather than the one that differs. */
     req->n = 1;
     req->s = ns;
+    req->s_target = nt;
     req->states = malloc(sizeof(float) * (size_t)ns);
-    req->targets = malloc(sizeof(float) * (size_t)ns);
+    req->targets = malloc(sizeof(float) * (size_t)nt);
     if (!req->states || !req->targets)
         return proto_fail(err, 500, NULL, "out of memory");
     memcpy(req->states, xs, sizeof(float) * (size_t)ns);
-    memcpy(req->targets, xt, sizeof(float) * (size_t)ns);
+    memcpy(req->targets, xt, sizeof(float) * (size_t)nt);
     return 0;
 }
 
@@ -112,7 +113,7 @@ static int parse_batch(const json_t *root, size_t max_batch, proto_control_req *
     if (read_vector(json_array_get(st, 0), "states", 0, 1, 0, NULL, &s, err))
         return -1;
     req->n = n;
-    req->s = s;
+    req->s = req->s_target = s;
     req->states = malloc(sizeof(float) * n * (size_t)s);
     req->targets = malloc(sizeof(float) * n * (size_t)s);
     if (!req->states || !req->targets)
@@ -161,8 +162,11 @@ int proto_control_parse(const char *body, size_t len, size_t max_batch, proto_co
 }
 
 int proto_control_check_dim(const proto_control_req *req, int s, proto_error *err) {
-    if (req->s == s)
+    if (req->s == s && req->s_target == s)
         return 0;
+    if (req->s == s)
+        return proto_fail(err, 400, "target", "target must have %d values for model '%s', got %d",
+                          s, req->model[0] ? req->model : "default", req->s_target);
     return proto_fail(err, 400, req->batch ? "states" : "state",
                       "%s must have %d values for model '%s', got %d",
                       req->batch ? "each row of states" : "state", s,

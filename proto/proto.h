@@ -58,6 +58,7 @@ typedef struct proto_control_req {
     int batch;                      /* 1 for the {"states", "targets"} form */
     size_t n;                       /* samples (1 for the single form) */
     int s;                          /* state dimension given in the request */
+    int s_target;                   /* target dimension (single form; checked by check_dim) */
     float *states, *targets;        /* [n, s] each, malloc'd */
     unsigned ret;                   /* PROTO_RET_* bits */
 } proto_control_req;
