@@ -9,49 +9,34 @@ usage: make_model.py OUT.safetensors [--size small|medium|large] [--s 2] [--m 1]
 check that a non-finite output is never sent)."""
 import argparse
 import json
+import os
 import struct
+import sys
 
 import numpy as np
 
 SIZES = {"small": (64, 128, 2), "medium": (128, 256, 3), "large": (256, 512, 4)}
 
+# The parameter names and shapes of model.md live in one place: the converter's table.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
+from convert_checkpoint import expected_shapes  # noqa: E402
+
 
 def params(size, s, m, T):
+    """(name, shape, fan_in) in model.md order: fan_in None for a layer-norm scale, 0 for a
+    zero bias (layer norm, attention in_proj), else the fan-in of the Linear it belongs to."""
     d, h, blocks = SIZES[size]
-    U = T * m
+    shapes = expected_shapes(s, m, T, d, h, blocks)
     out = []
-
-    def lin(name, i, o):
-        out.append((name + ".weight", (o, i), i))
-        out.append((name + ".bias", (o,), i))
-
-    def ln(name, k):
-        out.append((name + ".weight", (k,), None))
-        out.append((name + ".bias", (k,), 0))
-
-    lin("state_encoder.encoder.0", 2 * s + 1, h)
-    ln("state_encoder.encoder.2", h)
-    lin("state_encoder.encoder.3", h, d)
-    lin("error_encoder.encoder.0", s, h // 2)
-    ln("error_encoder.encoder.2", h // 2)
-    lin("error_encoder.encoder.3", h // 2, d)
-    for b in range(blocks):
-        p = "recursive_reasoning.reasoning_blocks.%d." % b
-        out.append((p + "attention.in_proj_weight", (3 * d, d), d))
-        out.append((p + "attention.in_proj_bias", (3 * d,), 0))
-        lin(p + "attention.out_proj", d, d)
-        ln(p + "norm1", d)
-        lin(p + "ffn.0", d, h)
-        lin(p + "ffn.3", h, d)
-        ln(p + "norm2", d)
-    lin("recursive_reasoning.control_embedding", U, d)
-    lin("recursive_reasoning.error_embedding", 2, d)
-    lin("initial_control_generator.decoder.0", d, h)
-    ln("initial_control_generator.decoder.2", h)
-    lin("initial_control_generator.decoder.3", h, U)
-    lin("control_decoder.decoder.0", d + U, h)
-    ln("control_decoder.decoder.2", h)
-    lin("control_decoder.decoder.3", h, U)
+    for name, shape in shapes.items():
+        weight = shapes.get(name[: -len("bias")] + "weight") if name.endswith(".bias") else shape
+        if name.endswith("in_proj_bias"):
+            fan_in = 0
+        elif len(weight) == 2:
+            fan_in = weight[1]
+        else:
+            fan_in = None if name.endswith(".weight") else 0
+        out.append((name, shape, fan_in))
     return out
 
 
