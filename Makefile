@@ -10,7 +10,7 @@ BLASINC := $(shell pkg-config --cflags-only-I openblas 2>/dev/null || echo -I/us
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wmissing-prototypes -Wvla -MMD -MP \
-           -Icore/include -Iproto $(BLASINC)
+           -Icore/include -Icore/src -Iproto $(BLASINC)
 LDLIBS  += -lopenblas -ljansson -lzip -lm -lpthread
 SRV_LIBS = -lmicrohttpd -luv -lsqlite3
 ifneq ($(SAN),)
@@ -18,7 +18,7 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-CORE_SRC  := $(wildcard core/src/*.c)
+CORE_SRC  := $(wildcard core/src/*/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c))
 CLI_SRC   := $(wildcard clients/trc/*.c)
@@ -104,14 +104,14 @@ run: ensure-build-deps
 	$(MAKE) all
 	sh scripts/run.sh $(BUILD)
 
-C_FILES = $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] \
+C_FILES = $(wildcard core/include/trc/*.h core/src/*/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] \
             tests/unit/*.h tests/unit/*/*.[ch] tests/bench/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(C_FILES)
 lint:
 	clang-format --dry-run -Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
-	    --suppress=missingIncludeSystem -Icore/include -Iproto core/src proto server clients/trc
+	    --suppress=missingIncludeSystem -Icore/include -Icore/src -Iproto core/src proto server clients/trc
 
 clean:
 	rm -rf build

@@ -1,6 +1,6 @@
 /* Dynamic batching of inference (as Triton's dynamic batcher): concurrent /v1/control requests
  * for the same model snapshot are gathered into one trc_infer_plan_run call (the snapshot's
- * plan: weights packed for small batches, core/src/model_infer.c). A request that finds
+ * plan: weights packed for small batches, core/src/nn/model_infer.c). A request that finds
  * an idle executor slot runs at once, so a lone client pays no waiting; requests arriving while
  * every slot is busy queue up and the next free slot takes them all as one batch. */
 #ifndef TRCD_BATCHER_H

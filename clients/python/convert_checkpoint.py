@@ -29,7 +29,7 @@ import sys
 import tempfile
 import types
 
-FORMAT_VERSION = "1"  # the "trc_format" metadata value core/src/checkpoint.c reads
+FORMAT_VERSION = "1"  # the "trc_format" metadata value core/src/nn/checkpoint.c reads
 PRESETS = {"small": (64, 128, 2, 2), "medium": (128, 256, 3, 4), "large": (256, 512, 4, 8)}  # d, h, blocks, heads
 DOUBLE_INTEGRATOR_DT = 5.0 / 15.0
 

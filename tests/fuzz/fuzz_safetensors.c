@@ -4,7 +4,8 @@
  * Build and run from the repository root (clang with libFuzzer, ASan and UBSan):
  *   mkdir -p build/fuzz/corpus && cp tests/data/small_init.safetensors build/fuzz/corpus/
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Icore/include \
- *       tests/fuzz/fuzz_safetensors.c core/src/safetensors.c core/src/error.c core/src/fileio.c \
+ *       tests/fuzz/fuzz_safetensors.c core/src/format/safetensors.c core/src/base/error.c \
+ *       core/src/base/fileio.c \
  *       -ljansson -o build/fuzz/fuzz_safetensors
  *   build/fuzz/fuzz_safetensors -max_len=65536 -max_total_time=60 build/fuzz/corpus
  *

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../core/src/linear_packed.h"
+#include "nn/linear_packed.h"
 #include "fixture.h"
 #include "trc/error.h"
 #include "trc/model.h"

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../core/src/layers.h"
+#include "nn/layers.h"
 #include "trc/error.h"
 #include "trc/model.h"
 #include "trc/rng.h"

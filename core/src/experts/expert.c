@@ -2,7 +2,7 @@
  * the per-sample solve. Plans are immutable after creation, so one plan serves many threads. */
 #include "trc/expert.h"
 #include "trc/error.h"
-#include "linalg.h"
+#include "base/linalg.h"
 
 #include <math.h>
 #include <stdio.h>
