@@ -59,5 +59,12 @@ int trc_sched_init(trc_sched *s, trc_sched_kind kind, double base_lr, double lr_
  * CosineAnnealingLR's closed form); step: base * gamma^floor(e / step_size); plateau: lr *= gamma
  * after more than `patience` epochs without a relative improvement of threshold; none: base. */
 double trc_sched_step(trc_sched *s, double metric);
+/* Puts a schedule back where a saved run left it (after trc_sched_init with the run's settings):
+ * epoch steps taken, the rate, plateau's best and bad epochs. A cosine's rate is recomputed for
+ * its (possibly grown) t_max. */
+void trc_sched_restore(trc_sched *s, int epoch, double lr, double best, int bad_epochs);
+/* "cosine" | "step" | "plateau" | "none" <-> kind; parse fails with TRC_EINVAL naming the known. */
+int trc_sched_parse(const char *name, trc_sched_kind *out);
+const char *trc_sched_name(trc_sched_kind kind);
 
 #endif

@@ -38,12 +38,10 @@ typedef struct trc_train_opts {
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */
 void trc_train_opts_default(trc_train_opts *opts);
 int trc_train_opts_validate(const trc_train_opts *opts);
-int trc_sched_parse(const char *name, trc_sched_kind *out);
 /* The settings of the run saved in out_dir (its optimizer_state.safetensors), with out_dir,
  * resume = 1 and data_path (as recorded) filled in: what `trc train --resume DIR` starts from.
  * A resumed run must use these settings; only the epoch budget may change (grow). */
 int trc_train_saved_settings(const char *out_dir, trc_train_opts *opts);
-const char *trc_sched_name(trc_sched_kind kind);
 
 typedef struct trc_epoch_stats {
     int epoch;                   /* 1-based */

@@ -178,12 +178,16 @@ int trc_sched_init(trc_sched *s, trc_sched_kind kind, double base_lr, double lr_
     return TRC_OK;
 }
 
+/* CosineAnnealingLR's closed form after e epochs: the one place the formula lives. */
+static double cosine_lr(const trc_sched *s, int e) {
+    return s->lr_min + (s->base_lr - s->lr_min) * (1.0 + cos(M_PI * e / s->t_max)) / 2.0;
+}
+
 double trc_sched_step(trc_sched *s, double metric) {
     s->epoch++;
     switch (s->kind) {
     case TRC_SCHED_COSINE:
-        s->lr =
-            s->lr_min + (s->base_lr - s->lr_min) * (1.0 + cos(M_PI * s->epoch / s->t_max)) / 2.0;
+        s->lr = cosine_lr(s, s->epoch);
         break;
     case TRC_SCHED_STEP:
         s->lr = s->base_lr * pow(s->gamma, (double)(s->epoch / s->step_size));
@@ -207,4 +211,31 @@ double trc_sched_step(trc_sched *s, double metric) {
         break;
     }
     return s->lr;
+}
+
+static const char *const sched_names[] = {"cosine", "step", "plateau", "none"};
+
+int trc_sched_parse(const char *name, trc_sched_kind *out) {
+    for (int i = 0; i < 4; i++) {
+        if (name && strcmp(name, sched_names[i]) == 0) {
+            *out = (trc_sched_kind)i;
+            return TRC_OK;
+        }
+    }
+    return trc_fail(TRC_EINVAL, "unknown scheduler '%s' (known: cosine, step, plateau, none)",
+                    name ? name : "(null)");
+}
+
+const char *trc_sched_name(trc_sched_kind kind) {
+    return (unsigned)kind < 4 ? sched_names[kind] : "unknown";
+}
+
+void trc_sched_restore(trc_sched *s, int epoch, double lr, double best, int bad_epochs) {
+    s->epoch = epoch;
+    s->lr = lr;
+    s->best = best;
+    s->bad_epochs = bad_epochs;
+    /* A grown budget stretches the cosine: the rate follows the new curve from here. */
+    if (s->kind == TRC_SCHED_COSINE)
+        s->lr = cosine_lr(s, epoch);
 }

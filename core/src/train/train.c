@@ -16,105 +16,6 @@
 
 #define VAL_CHUNK 1024 /* validation samples per inference call */
 
-void trc_train_opts_default(trc_train_opts *o) {
-    memset(o, 0, sizeof *o);
-    snprintf(o->model_size, sizeof o->model_size, "medium");
-    o->K = 3;
-    o->n = 3;
-    o->epochs = 100;
-    o->batch_size = 64;
-    o->lr = 1e-3;
-    o->weight_decay = 1e-5;
-    o->grad_clip = 1.0;
-    o->scheduler = TRC_SCHED_COSINE;
-    o->lr_min = 1e-6;
-    o->step_size = 30;
-    o->gamma = 0.0; /* the scheduler's own default */
-    o->plateau_patience = 10;
-    o->patience = 20;
-    o->val_split = 0.1;
-    o->seed = 42;
-    o->threads = 1;
-}
-
-static const char *const sched_names[] = {"cosine", "step", "plateau", "none"};
-
-int trc_sched_parse(const char *name, trc_sched_kind *out) {
-    for (int i = 0; i < 4; i++) {
-        if (name && strcmp(name, sched_names[i]) == 0) {
-            *out = (trc_sched_kind)i;
-            return TRC_OK;
-        }
-    }
-    return trc_fail(TRC_EINVAL, "unknown scheduler '%s' (known: cosine, step, plateau, none)",
-                    name ? name : "(null)");
-}
-
-const char *trc_sched_name(trc_sched_kind kind) {
-    return (unsigned)kind < 4 ? sched_names[kind] : "unknown";
-}
-
-static double effective_gamma(const trc_train_opts *o) {
-    if (o->gamma > 0)
-        return o->gamma;
-    return o->scheduler == TRC_SCHED_PLATEAU ? 0.5 : 0.1;
-}
-
-static int terminated(const char *s, size_t cap) {
-    return memchr(s, 0, cap) != NULL;
-}
-
-int trc_train_opts_validate(const trc_train_opts *o) {
-    if (!o)
-        return trc_fail(TRC_EINVAL, "training options are NULL");
-    if (!terminated(o->model_size, sizeof o->model_size) ||
-        (strcmp(o->model_size, "small") && strcmp(o->model_size, "medium") &&
-         strcmp(o->model_size, "large")))
-        return trc_fail(TRC_EINVAL, "model size must be small, medium or large");
-    if (o->K < 1 || o->K > 64)
-        return trc_fail(TRC_EINVAL, "K (outer cycles) must be in 1..64, got %d", o->K);
-    if (o->n < 1 || o->n > 64)
-        return trc_fail(TRC_EINVAL, "n (inner cycles) must be in 1..64, got %d", o->n);
-    if (o->epochs < 1 || o->epochs > 1000000)
-        return trc_fail(TRC_EINVAL, "epochs must be in 1..1000000, got %d", o->epochs);
-    if (o->batch_size < 1 || o->batch_size > 1 << 20)
-        return trc_fail(TRC_EINVAL, "batch size must be in 1..1048576, got %d", o->batch_size);
-    if (o->threads < 1 || o->threads > 64)
-        return trc_fail(TRC_EINVAL, "threads must be in 1..64, got %d", o->threads);
-    if (!(o->lr > 0) || !isfinite(o->lr) || o->lr > 10)
-        return trc_fail(TRC_EINVAL, "learning rate must be in (0, 10], got %g", o->lr);
-    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay) || o->weight_decay * o->lr >= 1)
-        return trc_fail(TRC_EINVAL, "weight decay must be >= 0 with lr * wd < 1, got %g",
-                        o->weight_decay);
-    if (!isfinite(o->grad_clip))
-        return trc_fail(TRC_EINVAL, "gradient clip must be finite (<= 0 disables), got %g",
-                        o->grad_clip);
-    if ((unsigned)o->scheduler > TRC_SCHED_NONE)
-        return trc_fail(TRC_EINVAL, "unknown scheduler kind %d", (int)o->scheduler);
-    if (!(o->lr_min >= 0) || !(o->lr_min <= o->lr))
-        return trc_fail(TRC_EINVAL, "lr_min must be in [0, lr], got %g", o->lr_min);
-    if (o->step_size < 1)
-        return trc_fail(TRC_EINVAL, "step size must be >= 1, got %d", o->step_size);
-    double g = effective_gamma(o);
-    if (!isfinite(o->gamma) || !(g <= 1) || (o->scheduler == TRC_SCHED_PLATEAU && g >= 1))
-        return trc_fail(TRC_EINVAL, "gamma must be in (0, 1) (<= 0 for the default), got %g",
-                        o->gamma);
-    if (o->plateau_patience < 0)
-        return trc_fail(TRC_EINVAL, "plateau patience must be >= 0, got %d", o->plateau_patience);
-    if (o->patience < 0)
-        return trc_fail(TRC_EINVAL, "patience must be >= 0 (0 = off), got %d", o->patience);
-    if (!(o->val_split >= 0 && o->val_split < 1))
-        return trc_fail(TRC_EINVAL, "validation split must be in [0, 1), got %g", o->val_split);
-    if (!isfinite(o->bound))
-        return trc_fail(TRC_EINVAL, "control bound must be finite, got %g", o->bound);
-    if (!terminated(o->out_dir, sizeof o->out_dir) ||
-        !terminated(o->data_path, sizeof o->data_path))
-        return trc_fail(TRC_EINVAL, "output directory or data path is not terminated");
-    if (o->resume && !o->out_dir[0])
-        return trc_fail(TRC_EINVAL, "resume needs the output directory of the run");
-    return TRC_OK;
-}
-
 static int check_dataset(const trc_dataset *ds) {
     if (!ds)
         return trc_fail(TRC_EINVAL, "dataset is NULL");
@@ -347,7 +248,7 @@ static int setup(trc_run *run, work *w) {
         rc = trc_adamw_init(&run->opt, run->model.num_params, o->weight_decay);
     if (!rc)
         rc = trc_sched_init(&run->sched, o->scheduler, o->lr, o->lr_min, o->epochs, o->step_size,
-                            effective_gamma(o), o->plateau_patience);
+                            trc_train_effective_gamma(o), o->plateau_patience);
     if (rc)
         return rc;
     w->best_params = malloc(run->model.num_params * sizeof(float));

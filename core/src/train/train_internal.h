@@ -1,5 +1,5 @@
-/* What the training loop (train.c), its saved state (train_state.c) and its reports
- * (train_report.c) share: one run's bookkeeping. Private to libtrc. */
+/* What the training loop (train.c), its options (options.c), its saved state (train_state.c)
+ * and its reports (train_report.c) share: one run's bookkeeping. Private to libtrc. */
 #ifndef TRC_TRAIN_INTERNAL_H
 #define TRC_TRAIN_INTERNAL_H
 
@@ -46,9 +46,11 @@ typedef struct trc_run {
 /* FNV-1a over the dataset's sizes and arrays: a resumed run must see the same data. */
 uint64_t trc_train_data_hash(const trc_dataset *ds);
 
-/* The run's settings as JSON (every field that shapes the result) and back. */
+/* The run's settings as JSON (every field that shapes the result) and back (options.c). */
 json_t *trc_train_settings_json(const trc_train_opts *o);
 int trc_train_settings_parse(const json_t *j, trc_train_opts *o);
+/* The decay factor the scheduler uses: gamma, or its per-scheduler default when gamma <= 0. */
+double trc_train_effective_gamma(const trc_train_opts *o);
 
 /* optimizer_state.safetensors in out_dir: params, moments and every scalar of trc_run. */
 int trc_train_state_save(const trc_run *run, const char *path);

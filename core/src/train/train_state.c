@@ -2,7 +2,7 @@
  * every scalar of the loop (step, epoch, batch, generator, schedule, best loss, patience,
  * history, settings, dataset fingerprint) in __metadata__, doubles printed exactly (%.17g).
  * The file is self-contained so that a resume never mixes two moments of a run. Also the
- * settings JSON shared with the reports and checkpoint summaries. */
+ * settings themselves and their JSON form live in options.c. */
 #include "trc/error.h"
 #include "trc/safetensors.h"
 #include "train_internal.h"
@@ -17,94 +17,6 @@
 
 #define STATE_FORMAT "trc-optimizer-state"
 #define STATE_VERSION "1"
-
-json_t *trc_train_settings_json(const trc_train_opts *o) {
-    json_t *seed = o->seed <= INT64_MAX ? json_integer((json_int_t)o->seed) : NULL;
-    if (!seed) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%" PRIu64, o->seed);
-        seed = json_string(buf);
-    }
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:i, s:i, "
-                     "s:f, s:o, s:f}",
-                     "model_size", o->model_size, "K", o->K, "n", o->n, "epochs", o->epochs,
-                     "batch_size", o->batch_size, "lr", o->lr, "weight_decay", o->weight_decay,
-                     "grad_clip", o->grad_clip, "scheduler", trc_sched_name(o->scheduler), "lr_min",
-                     o->lr_min, "step_size", o->step_size, "gamma", o->gamma, "plateau_patience",
-                     o->plateau_patience, "patience", o->patience, "val_split", o->val_split,
-                     "seed", seed, "bound", o->bound);
-}
-
-static int get_int(const json_t *j, const char *key, int *out) {
-    json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN ||
-        json_integer_value(v) > INT32_MAX)
-        return trc_fail(TRC_EFORMAT, "settings: '%s' must be an integer", key);
-    *out = (int)json_integer_value(v);
-    return TRC_OK;
-}
-
-static int get_real(const json_t *j, const char *key, double *out) {
-    json_t *v = json_object_get(j, key);
-    if (!json_is_number(v))
-        return trc_fail(TRC_EFORMAT, "settings: '%s' must be a number", key);
-    *out = json_number_value(v);
-    return TRC_OK;
-}
-
-int trc_train_settings_parse(const json_t *j, trc_train_opts *o) {
-    if (!json_is_object(j))
-        return trc_fail(TRC_EFORMAT, "settings: not a JSON object");
-    const char *size = json_string_value(json_object_get(j, "model_size"));
-    const char *sched = json_string_value(json_object_get(j, "scheduler"));
-    if (!size || strlen(size) >= sizeof o->model_size)
-        return trc_fail(TRC_EFORMAT, "settings: 'model_size' must be a short string");
-    snprintf(o->model_size, sizeof o->model_size, "%s", size);
-    int rc = trc_sched_parse(sched, &o->scheduler);
-    if (!rc)
-        rc = get_int(j, "K", &o->K);
-    if (!rc)
-        rc = get_int(j, "n", &o->n);
-    if (!rc)
-        rc = get_int(j, "epochs", &o->epochs);
-    if (!rc)
-        rc = get_int(j, "batch_size", &o->batch_size);
-    if (!rc)
-        rc = get_int(j, "step_size", &o->step_size);
-    if (!rc)
-        rc = get_int(j, "plateau_patience", &o->plateau_patience);
-    if (!rc)
-        rc = get_int(j, "patience", &o->patience);
-    if (!rc)
-        rc = get_real(j, "lr", &o->lr);
-    if (!rc)
-        rc = get_real(j, "weight_decay", &o->weight_decay);
-    if (!rc)
-        rc = get_real(j, "grad_clip", &o->grad_clip);
-    if (!rc)
-        rc = get_real(j, "lr_min", &o->lr_min);
-    if (!rc)
-        rc = get_real(j, "gamma", &o->gamma);
-    if (!rc)
-        rc = get_real(j, "val_split", &o->val_split);
-    if (!rc)
-        rc = get_real(j, "bound", &o->bound);
-    if (rc)
-        return rc;
-    json_t *seed = json_object_get(j, "seed");
-    if (json_is_integer(seed)) {
-        o->seed = (uint64_t)json_integer_value(seed);
-    } else if (json_is_string(seed)) {
-        errno = 0;
-        char *end;
-        o->seed = strtoull(json_string_value(seed), &end, 10);
-        if (errno || *end || end == json_string_value(seed))
-            return trc_fail(TRC_EFORMAT, "settings: 'seed' is not an unsigned integer");
-    } else {
-        return trc_fail(TRC_EFORMAT, "settings: 'seed' must be an integer");
-    }
-    return TRC_OK;
-}
 
 /* NaN and infinities are not JSON: they become null. */
 static json_t *real_or_null(double x) {
@@ -389,14 +301,7 @@ static int restore_from(const trc_safetensors *st, trc_run *run) {
     run->opt.step = steps;
     run->epoch_done = ep;
     run->epoch_rng = r;
-    run->sched.epoch = sched_epoch;
-    run->sched.lr = sched_lr;
-    run->sched.best = sched_best;
-    run->sched.bad_epochs = sched_bad;
-    /* A grown budget stretches the cosine: the rate follows the new curve from here. */
-    if (run->sched.kind == TRC_SCHED_COSINE)
-        run->sched.lr = run->sched.lr_min + (run->sched.base_lr - run->sched.lr_min) *
-                                                (1.0 + cos(M_PI * ep / run->sched.t_max)) / 2.0;
+    trc_sched_restore(&run->sched, sched_epoch, sched_lr, sched_best, sched_bad);
     run->best_loss = best_loss;
     run->best_epoch = best_epoch;
     run->bad_epochs = bad_epochs;
