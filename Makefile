@@ -18,7 +18,7 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-CORE_SRC  := $(wildcard core/src/*.c)
+CORE_SRC  := $(wildcard core/src/*.c core/src/*/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 SRV_SRC   := $(filter-out server/main.c,$(wildcard server/*.c))
 CLI_SRC   := $(wildcard clients/trc/*.c)
@@ -104,7 +104,7 @@ run: ensure-build-deps
 	$(MAKE) all
 	sh scripts/run.sh $(BUILD)
 
-C_FILES = $(wildcard core/include/trc/*.h core/src/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] \
+C_FILES = $(wildcard core/include/trc/*.h core/src/*.[ch] core/src/*/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] \
             tests/unit/*.h tests/unit/*/*.[ch] tests/bench/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(C_FILES)
