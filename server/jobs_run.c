@@ -76,8 +76,9 @@ static int on_progress(void *user, const trc_progress *p) {
     return 0;
 }
 
-/* The spec's dataset, generated in chunks (chunk k seeded from the spec's seed and k), so the
- * same spec always gives the same data: a resumed run must see what the first run saw. */
+/* The spec's dataset through the same core function as `trc generate` (one random stream,
+ * chunks that check the cancel flag), so the same spec and seed give the same data: a resumed
+ * run sees what the first run saw, and `trc generate` with the same settings writes it. */
 static int make_dataset(const trc_train_spec *spec, const atomic_int *cancel, trc_dataset *out) {
     memset(out, 0, sizeof *out);
     trc_gen_settings gs;
@@ -86,52 +87,7 @@ static int make_dataset(const trc_train_spec *spec, const atomic_int *cancel, tr
         return rc;
     snprintf(gs.expert, sizeof gs.expert, "%s", spec->expert);
     gs.seed = spec->seed;
-    size_t n = (size_t)spec->num_samples;
-    if (n <= GEN_CHUNK)
-        return trc_dataset_generate(&gs, n, out);
-    for (size_t at = 0, k = 0; at < n; at += GEN_CHUNK, k++) {
-        if (atomic_load(cancel))
-            rc = trc_fail(TRC_ECANCELED, "cancelled while generating the dataset");
-        trc_dataset part;
-        memset(&part, 0, sizeof part);
-        size_t take = n - at < GEN_CHUNK ? n - at : GEN_CHUNK;
-        trc_gen_settings cs = gs;
-        cs.seed = gs.seed + 0x9E3779B97F4A7C15ULL * k;
-        if (rc == TRC_OK)
-            rc = trc_dataset_generate(&cs, take, &part);
-        if (rc == TRC_OK && k == 0)
-            rc = trc_dataset_alloc(out, n, part.s, part.m, part.T);
-        if (rc != TRC_OK) {
-            trc_dataset_free(&part);
-            trc_dataset_free(out);
-            return rc;
-        }
-        size_t S = (size_t)part.s, U = (size_t)part.T * part.m, X = (size_t)(part.T + 1) * S;
-        memcpy(out->initial_states + at * S, part.initial_states, take * S * sizeof(float));
-        memcpy(out->target_states + at * S, part.target_states, take * S * sizeof(float));
-        memcpy(out->control_sequences + at * U, part.control_sequences, take * U * sizeof(float));
-        if (out->state_trajectories && part.state_trajectories)
-            memcpy(out->state_trajectories + at * X, part.state_trajectories,
-                   take * X * sizeof(float));
-        if (out->costs && part.costs)
-            memcpy(out->costs + at, part.costs, take * sizeof(float));
-        if (k == 0) {
-            out->has_settings = part.has_settings;
-            out->settings = part.settings;
-            out->settings.seed = spec->seed;
-            /* the optional arrays are kept only if the generator gives them */
-            if (!part.state_trajectories) {
-                free(out->state_trajectories);
-                out->state_trajectories = NULL;
-            }
-            if (!part.costs) {
-                free(out->costs);
-                out->costs = NULL;
-            }
-        }
-        trc_dataset_free(&part);
-    }
-    return TRC_OK;
+    return trc_dataset_generate_chunked(&gs, (size_t)spec->num_samples, GEN_CHUNK, cancel, out);
 }
 
 /* Copies the best checkpoint to <models-dir>/<name>.safetensors (atomically) and loads it into

@@ -33,12 +33,20 @@ static void help(const cli_opt *opts, size_t n) {
     for (size_t i = 0; i < trc_system_count() && len < sizeof about; i++) {
         const trc_system *s = trc_system_at(i);
         len += (size_t)snprintf(about + len, sizeof about - len,
-                                "\n  %-18s s=%d m=%d T=%d dt=%g bound=%g box=[%g, %g]%s", s->name,
-                                s->s, s->m, s->T, s->dt, s->bound, s->box_lo, s->box_hi,
-                                s->linear ? "" : " (nonlinear: no expert yet)");
+                                "\n  %-18s s=%d m=%d T=%d dt=%g bound=%g box=[%g, %g] experts:",
+                                s->name, s->s, s->m, s->T, s->dt, s->bound, s->box_lo, s->box_hi);
+        size_t before = len;
+        for (size_t e = 0; e < trc_expert_count() && len < sizeof about; e++)
+            if (trc_expert_at(e)->accepts(s) == TRC_OK)
+                len += (size_t)snprintf(about + len, sizeof about - len, " %s",
+                                        trc_expert_at(e)->name);
+        if (len == before && len < sizeof about)
+            len += (size_t)snprintf(about + len, sizeof about - len, " none yet");
     }
-    if (len < sizeof about)
-        snprintf(about + len, sizeof about - len, "\nexperts: min_energy, lqr, lqr_finite");
+    for (size_t e = 0; e < trc_expert_count() && len < sizeof about; e++)
+        len += (size_t)snprintf(about + len, sizeof about - len, "%s  %-12s %s",
+                                e ? "\n" : "\nexperts:\n", trc_expert_at(e)->name,
+                                trc_expert_at(e)->about);
     cli_print_help(stdout, CMD, "--out FILE [options]", about, opts, n);
 }
 
@@ -131,17 +139,16 @@ int cmd_generate(int argc, char **argv) {
         g.box_hi = box_hi;
     if (!(g.box_lo < g.box_hi))
         return cli_error(CLI_USAGE, CMD, "the box needs LO < HI, got [%g, %g]", g.box_lo, g.box_hi);
-    const char *wflags[3] = {"--lqr-q", "--lqr-r", "--lqr-qf"};
-    for (int i = 0; i < 3; i++)
-        if (cli_find(opts, nopts, wflags[i])->seen && !trc_expert_uses_weights(expert))
-            return cli_error(CLI_USAGE, CMD, "%s applies to the lqr and lqr_finite experts only",
-                             wflags[i]);
-    if (q > 0)
-        g.lqr_q = q;
-    if (r > 0)
-        g.lqr_r = r;
-    if (qf > 0)
-        g.lqr_qf = qf;
+    /* The expert's parameters, by their descriptors' names (--lqr-q sets lqr_q). */
+    const struct {
+        const char *flag, *name;
+        double value;
+    } params[] = {{"--lqr-q", "lqr_q", q}, {"--lqr-r", "lqr_r", r}, {"--lqr-qf", "lqr_qf", qf}};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+        if (cli_find(opts, nopts, params[i].flag)->seen &&
+            trc_gen_settings_set_param(&g, params[i].name, params[i].value) != TRC_OK)
+            return cli_error(CLI_USAGE, CMD, "%s%s", params[i].flag,
+                             trc_errmsg() + strlen(params[i].name)); /* "lqr_q applies to" */
     if ((rc = trc_gen_settings_validate(&g)))
         return lib_fail(rc);
     struct stat st;

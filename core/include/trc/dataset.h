@@ -3,8 +3,11 @@
 #ifndef TRC_DATASET_H
 #define TRC_DATASET_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "trc/expert.h"
 
 typedef struct trc_gen_settings {
     char system[32]; /* e.g. "double_integrator" */
@@ -14,9 +17,10 @@ typedef struct trc_gen_settings {
     double bound;    /* control bound */
     uint64_t seed;
     double box_lo, box_hi; /* uniform sampling box for both initial and target states */
-    /* Weights of the LQR experts: Q = lqr_q I, R = lqr_r I, Qf = lqr_qf Q (see expert.h);
-     * 0 means the default (1, 0.1, 100). Ignored by min_energy. */
-    double lqr_q, lqr_r, lqr_qf;
+    /* The expert's own parameters, in the order of its descriptors (trc_expert.params, e.g.
+     * lqr_q, lqr_r, lqr_qf for lqr_finite); 0 means the descriptor's default. Set them by name
+     * with trc_gen_settings_set_param. */
+    double expert_params[TRC_EXPERT_MAX_PARAMS];
 } trc_gen_settings;
 
 typedef struct trc_dataset {
@@ -34,12 +38,24 @@ typedef struct trc_dataset {
 /* Fills `settings` with the defaults of the named system and the min_energy expert. */
 int trc_gen_settings_default(const char *system, trc_gen_settings *settings);
 
-/* Checks every field (known system and expert, T >= 1, dt > 0, bound > 0, box lo < hi, finite
- * non-negative weights); the message names the field. */
+/* Checks every field (known system and expert, T >= 1, dt > 0, bound > 0, box lo < hi, the
+ * expert's parameters against its descriptors); the message names the field. */
 int trc_gen_settings_validate(const trc_gen_settings *settings);
+/* Sets the expert parameter `name` (e.g. "lqr_q") of settings->expert: TRC_EINVAL when that
+ * expert has no such parameter (the message lists the experts that do). */
+int trc_gen_settings_set_param(trc_gen_settings *settings, const char *name, double value);
+/* The value of parameter `name` of settings->expert (0 = default), or NAN when it has none. */
+double trc_gen_settings_param(const trc_gen_settings *settings, const char *name);
 
-/* Draws n initial/target pairs uniformly from the box and solves each with the expert. */
+/* Draws n initial/target pairs uniformly from the box (one random stream: x0 then target of each
+ * sample in turn) and solves each with the expert; trajectories by the system's step. */
 int trc_dataset_generate(const trc_gen_settings *settings, size_t n, trc_dataset *out);
+/* The same in chunks of `chunk` samples (0 = the default of 16384), checking `cancel` (may be
+ * NULL) before each: TRC_ECANCELED when set, with nothing left in out. The data do not depend
+ * on the chunk size: `trc generate` and a trcd job with the same settings write the same
+ * bytes. */
+int trc_dataset_generate_chunked(const trc_gen_settings *settings, size_t n, size_t chunk,
+                                 const atomic_int *cancel, trc_dataset *out);
 
 /* Reads / writes the .npz form. Save is atomic (temporary name, fsync, rename). */
 int trc_dataset_load(const char *path, trc_dataset *out);

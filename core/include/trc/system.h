@@ -1,5 +1,6 @@
-/* The table of dynamical systems: dimensions, defaults, one step function used everywhere
- * (data generation, evaluation, serving), and its Jacobians. Adding a system = one table entry. */
+/* The table of dynamical systems: dimensions, labels, defaults, one step function used everywhere
+ * (data generation, evaluation, serving), and its Jacobians. Adding a system = one new file
+ * (core/src/systems/<name>.c) and one line in core/src/systems/table.h (docs/extending.md). */
 #ifndef TRC_SYSTEM_H
 #define TRC_SYSTEM_H
 
@@ -9,15 +10,31 @@
 #define TRC_SYSTEM_MAX_S 16
 #define TRC_SYSTEM_MAX_M 8
 
+/* A named constant of a system's dynamics (e.g. Van der Pol's mu), listed for reports and the
+ * catalogue. */
+typedef struct trc_system_param {
+    const char *name;
+    double value;
+    const char *help;
+} trc_system_param;
+
+/* One system: a descriptor in its own file (systems/<name>.c, designated initialisers),
+ * registered by one line in systems/table.h. */
 typedef struct trc_system {
     const char *name;
-    int s;                 /* state dimension */
-    int m;                 /* control dimension */
-    double dt;             /* default time step */
-    int T;                 /* default horizon (control steps) */
-    double bound;          /* control bound b: controls live in [-b, b] */
-    double box_lo, box_hi; /* default uniform sampling box for initial and target states */
-    int linear;            /* 1 when step() is linear in (x, u): A and B do not depend on x, u */
+    const char *about;                /* one line: the dynamics */
+    int s;                            /* state dimension */
+    int m;                            /* control dimension */
+    const char *const *state_names;   /* [s] labels, e.g. {"position", "velocity"} */
+    const char *const *control_names; /* [m] labels */
+    double dt;                        /* default time step */
+    int T;                            /* default horizon (control steps) */
+    double bound;                     /* control bound b: controls live in [-b, b] */
+    double box_lo, box_hi;    /* default uniform sampling box for initial and target states */
+    double success_threshold; /* default: success when the final L2 error is below this */
+    int linear;               /* 1 when step() is linear in (x, u): A and B do not depend on x, u */
+    const trc_system_param *params; /* constants of the dynamics, nparams entries */
+    size_t nparams;
     /* x_next = f(x, u) over one step of length dt. x: [s], u: [m], x_next: [s] (may not alias x).
      */
     void (*step)(const double *x, const double *u, double dt, double *x_next);

@@ -6,6 +6,7 @@
  * ignored, so files from other tools still load. */
 #include "trc/dataset.h"
 #include "trc/error.h"
+#include "trc/expert.h"
 #include "trc/npz.h"
 
 #include <jansson.h>
@@ -85,6 +86,20 @@ static int meta_get_str(json_t *o, const char *k, char *dst, size_t size) {
     return 0;
 }
 
+/* The expert's parameters, each under its own name (absent = default); nothing for an expert
+ * this library does not know. -1 when one is not a number. */
+static int meta_get_params(json_t *o, trc_gen_settings *g) {
+    const trc_expert *e = trc_expert_find(g->expert);
+    for (size_t i = 0; e && i < e->nparams; i++) {
+        json_t *j = json_object_get(o, e->params[i].name);
+        if (j && !json_is_number(j))
+            return -1;
+        if (j)
+            g->expert_params[e->params[i].offset / sizeof(double)] = json_number_value(j);
+    }
+    return 0;
+}
+
 /* Parses our metadata into ds->settings (has_settings = 1) after checking it agrees with the
  * arrays. Foreign metadata is ignored. */
 static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
@@ -128,9 +143,8 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
         if (meta_get_str(o, "system", g->system, sizeof g->system) ||
             meta_get_str(o, "expert", g->expert, sizeof g->expert) ||
             meta_get_num(o, "dt", &g->dt) || meta_get_num(o, "bound", &g->bound) ||
-            meta_get_num(o, "box_lo", &bl) || meta_get_num(o, "box_hi", &bh) ||
-            meta_get_num(o, "lqr_q", &g->lqr_q) || meta_get_num(o, "lqr_r", &g->lqr_r) ||
-            meta_get_num(o, "lqr_qf", &g->lqr_qf) || !seed) {
+            meta_get_num(o, "box_lo", &bl) || meta_get_num(o, "box_hi", &bh) || !seed ||
+            meta_get_params(o, g)) {
             rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': incomplete generation settings", path);
         } else {
             g->T = ds->T;
@@ -233,15 +247,14 @@ out:
     return rc;
 }
 
-/* What the `costs` of a dataset made by `expert` are: each expert's objective (sum u^2 for
- * min_energy, the LQR quadratic cost for lqr / lqr_finite), and sum u^2 for the predictions of
- * a model (trc predict --data). NULL for an expert this library does not know. */
+/* What the `costs` of a dataset made by `expert` are: the expert's cost label (its objective),
+ * and sum u^2 for the predictions of a model (trc predict --data). NULL for an expert this
+ * library does not know. */
 static const char *cost_meaning(const char *expert) {
-    if (strcmp(expert, "min_energy") == 0 || strcmp(expert, "model") == 0)
+    if (strcmp(expert, "model") == 0)
         return "sum_u2";
-    if (strcmp(expert, "lqr") == 0 || strcmp(expert, "lqr_finite") == 0)
-        return "lqr_quadratic";
-    return NULL;
+    const trc_expert *e = trc_expert_find(expert);
+    return e ? e->cost_label : NULL;
 }
 
 /* The metadata JSON text (malloc'd). */
@@ -268,9 +281,10 @@ static char *metadata_json(const trc_dataset *ds) {
         }
         json_object_set_new(o, "box_lo", json_real(g->box_lo));
         json_object_set_new(o, "box_hi", json_real(g->box_hi));
-        json_object_set_new(o, "lqr_q", json_real(g->lqr_q));
-        json_object_set_new(o, "lqr_r", json_real(g->lqr_r));
-        json_object_set_new(o, "lqr_qf", json_real(g->lqr_qf));
+        const trc_expert *e = trc_expert_find(g->expert);
+        for (size_t i = 0; e && i < e->nparams; i++) /* the expert's parameters by name */
+            json_object_set_new(o, e->params[i].name,
+                                json_real(g->expert_params[e->params[i].offset / sizeof(double)]));
         const char *cost = cost_meaning(g->expert);
         if (cost) /* what `costs` holds; unsaid when nothing here computed them */
             json_object_set_new(o, "cost", json_string(cost));

@@ -39,7 +39,10 @@ static void test_settings(void **state) {
     assert_int_equal(g.T, 15);
     assert_true(fabs(g.dt - 1.0 / 3.0) < 1e-15 && g.bound == 4.0);
     assert_true(g.box_lo == -2.0 && g.box_hi == 2.0 && g.seed == 42);
-    assert_true(g.lqr_q == 1.0 && g.lqr_r == 0.1 && g.lqr_qf == 100.0);
+    /* the expert's parameters by name: 0 = default; only an expert that has one takes it */
+    assert_true(isnan(trc_gen_settings_param(&g, "lqr_q")));
+    assert_int_equal(trc_gen_settings_set_param(&g, "lqr_q", 2.0), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "lqr_q applies to the lqr and lqr_finite experts only"));
     assert_int_equal(trc_gen_settings_validate(&g), 0);
     assert_int_equal(trc_gen_settings_default("nope", &g), TRC_ENOTFOUND);
 
@@ -65,7 +68,8 @@ static void test_settings(void **state) {
     assert_non_null(strstr(trc_errmsg(), "lo < hi"));
     b = g, b.box_hi = INFINITY;
     assert_int_equal(trc_gen_settings_validate(&b), TRC_EINVAL);
-    b = g, b.lqr_r = -0.1;
+    b = g, snprintf(b.expert, sizeof b.expert, "lqr");
+    assert_int_equal(trc_gen_settings_set_param(&b, "lqr_r", -0.1), 0);
     assert_int_equal(trc_gen_settings_validate(&b), TRC_EINVAL);
     assert_non_null(strstr(trc_errmsg(), "lqr_r"));
     b = g, memset(b.system, 'x', sizeof b.system);
@@ -124,10 +128,13 @@ static void test_generate_lqr_and_errors(void **state) {
     trc_gen_settings g;
     trc_gen_settings_default("double_integrator", &g);
     snprintf(g.expert, sizeof g.expert, "lqr_finite");
-    g.lqr_q = 2, g.lqr_r = 0, g.lqr_qf = 10; /* r = 0 means the default */
+    trc_gen_settings_set_param(&g, "lqr_q", 2); /* lqr_r stays 0: the default */
+    trc_gen_settings_set_param(&g, "lqr_qf", 10);
     trc_dataset ds;
     assert_int_equal(trc_dataset_generate(&g, 50, &ds), 0);
-    assert_true(ds.settings.lqr_q == 2 && ds.settings.lqr_r == 0.1 && ds.settings.lqr_qf == 10);
+    assert_true(trc_gen_settings_param(&ds.settings, "lqr_q") == 2 &&
+                trc_gen_settings_param(&ds.settings, "lqr_r") == 0.1 &&
+                trc_gen_settings_param(&ds.settings, "lqr_qf") == 10);
     for (size_t i = 0; i < 50; i++) {
         double e = 0;
         for (int t = 0; t < 15; t++)
@@ -173,7 +180,8 @@ static void test_save_load_round_trip(void **state) {
     assert_true(back.settings.dt == g.dt); /* exact through JSON */
     assert_true(back.settings.T == 15 && back.settings.bound == 4.0);
     assert_true(back.settings.box_lo == -2.0 && back.settings.box_hi == 2.0);
-    assert_true(back.settings.lqr_r == 0.1 && back.settings.lqr_qf == 100.0);
+    assert_true(trc_gen_settings_param(&back.settings, "lqr_q") == 1.0 &&
+                trc_gen_settings_param(&back.settings, "lqr_r") == 0.1);
     trc_dataset_free(&back);
 
     /* without settings or optional arrays: still a valid file, no settings come back */

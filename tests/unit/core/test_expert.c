@@ -58,7 +58,7 @@ static const trc_system *di(void) {
     return trc_system_find("double_integrator");
 }
 
-static trc_expert_plan *plan(const char *name, double bound, const trc_expert_weights *w) {
+static trc_expert_plan *plan(const char *name, double bound, const double *w) {
     trc_expert_plan *p = NULL;
     int rc = trc_expert_plan_create(name, di(), DT, TT, bound, w, &p);
     if (rc)
@@ -222,10 +222,10 @@ static void test_lqr_gain_and_dare(void **state) {
     trc_expert_plan_free(p);
 
     /* settable weights: a different gain, still a DARE solution */
-    trc_expert_weights w = {2.0, 0.5, 0};
-    p = plan("lqr", 4.0, &w);
+    const double w[TRC_EXPERT_MAX_PARAMS] = {2.0, 0.5}; /* lqr_q, lqr_r */
+    p = plan("lqr", 4.0, w);
     trc_expert_plan_info(p, &info);
-    assert_true(info.weights.q == 2.0 && info.weights.r == 0.5);
+    assert_true(info.nparams == 2 && info.params[0] == 2.0 && info.params[1] == 0.5);
     assert_true(riccati_residual(info.P, info.P, 2.0, 0.5, K) < 1e-10);
     assert_true(fabs(info.K[0] - 1.65219134) > 1e-3);
     trc_expert_plan_free(p);
@@ -270,8 +270,8 @@ static void test_lqr_box_facts(void **state) {
 /* Backward recursion: P_T = Qf, each P_t solves the Riccati step from P_{t+1}, K_t matches. */
 static void test_lqr_finite_recursion(void **state) {
     (void)state;
-    trc_expert_weights w = {1.5, 0.2, 50};
-    trc_expert_plan *p = plan("lqr_finite", 4.0, &w);
+    const double w[TRC_EXPERT_MAX_PARAMS] = {1.5, 0.2, 50}; /* lqr_q, lqr_r, lqr_qf */
+    trc_expert_plan *p = plan("lqr_finite", 4.0, w);
     trc_expert_info info;
     trc_expert_plan_info(p, &info);
     const double *PT = info.P + TT * 4;
@@ -292,7 +292,7 @@ static void test_lqr_finite_recursion(void **state) {
 static void test_lqr_finite_is_optimal(void **state) {
     (void)state;
     const double q = 2.0, r = 0.3, qf = 40.0;
-    const trc_expert_weights w = {q, r, qf};
+    const double w[TRC_EXPERT_MAX_PARAMS] = {q, r, qf};
     double A[4], B[2];
     di_matrices(DT, A, B);
     /* Phi[t] = A^t, Gm[t][k] = A^(t-1-k) B for k < t */
@@ -307,7 +307,7 @@ static void test_lqr_finite_is_optimal(void **state) {
         for (int k = 0; k < t; k++)
             for (int i = 0; i < 2; i++)
                 Gm[t][k][i] = Phi[t - 1 - k][i * 2] * B[0] + Phi[t - 1 - k][i * 2 + 1] * B[1];
-    trc_expert_plan *p = plan("lqr_finite", 1e9, &w);
+    trc_expert_plan *p = plan("lqr_finite", 1e9, w);
     const double cases[3][4] = {{1.0, 0.5, 0, 0}, {-1.5, 1.2, 1.8, -1.9}, {0.3, -2, -0.7, 1.4}};
     for (int c = 0; c < 3; c++) {
         const double *x0 = cases[c], *xt = cases[c] + 2;
@@ -368,14 +368,15 @@ static void test_errors(void **state) {
     assert_null(p);
     assert_non_null(strstr(trc_errmsg(), "unknown expert 'ilqr'"));
     assert_int_equal(trc_expert_check_name("lqr_finite"), 0);
-    assert_true(trc_expert_uses_weights("lqr") && !trc_expert_uses_weights("min_energy"));
+    assert_true(trc_expert_find("lqr")->nparams == 2 &&
+                trc_expert_find("min_energy")->nparams == 0);
     assert_int_equal(trc_expert_plan_create("lqr", di(), 0.0, TT, 4, NULL, &p), TRC_EINVAL);
     assert_int_equal(trc_expert_plan_create("lqr", di(), DT, 0, 4, NULL, &p), TRC_EINVAL);
     assert_int_equal(trc_expert_plan_create("lqr", di(), DT, TT, -1, NULL, &p), TRC_EINVAL);
     assert_int_equal(trc_expert_plan_create("lqr", di(), DT, TT, INFINITY, NULL, &p), TRC_EINVAL);
-    trc_expert_weights w = {NAN, 0, 0};
-    assert_int_equal(trc_expert_plan_create("lqr", di(), DT, TT, 4, &w, &p), TRC_EINVAL);
-    assert_non_null(strstr(trc_errmsg(), "weight q"));
+    const double w[TRC_EXPERT_MAX_PARAMS] = {NAN};
+    assert_int_equal(trc_expert_plan_create("lqr", di(), DT, TT, 4, w, &p), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "lqr_q"));
     /* one step cannot steer both position and velocity */
     assert_int_equal(trc_expert_plan_create("min_energy", di(), DT, 1, 4, NULL, &p),
                      TRC_EUNSUPPORTED);
