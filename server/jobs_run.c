@@ -4,6 +4,7 @@
  * <models-dir>/<name>.safetensors in the registry. The outcome goes to jl->final_* for the loop
  * thread to record. */
 #include "jobs_internal.h"
+#include "jobs_run.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -76,10 +77,7 @@ static int on_progress(void *user, const trc_progress *p) {
     return 0;
 }
 
-/* The spec's dataset through the same core function as `trc generate` (one random stream,
- * chunks that check the cancel flag), so the same spec and seed give the same data: a resumed
- * run sees what the first run saw, and `trc generate` with the same settings writes it. */
-static int make_dataset(const trc_train_spec *spec, const atomic_int *cancel, trc_dataset *out) {
+int job_make_dataset(const trc_train_spec *spec, const atomic_int *cancel, trc_dataset *out) {
     memset(out, 0, sizeof *out);
     trc_gen_settings gs;
     int rc = trc_gen_settings_default(spec->system, &gs);
@@ -142,7 +140,7 @@ void job_run(job_live *jl) {
         rc = trc_mkdir_p(opts.out_dir);
     opts.resume = jl->resume;
     if (rc == TRC_OK) {
-        rc = make_dataset(&jl->spec, &jl->cancel, &ds);
+        rc = job_make_dataset(&jl->spec, &jl->cancel, &ds);
         if (rc != TRC_OK && rc != TRC_ECANCELED)
             trc_fail_prefix(rc, "generating the dataset: ");
     }
