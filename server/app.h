@@ -61,6 +61,7 @@ struct app {
     struct http_server *http;      /* the HTTP layer (server/http.h) */
     void *jobs;                    /* the job manager, owned by server/jobs*.c */
     app_metrics_hook jobs_metrics; /* set by jobs_init; NULL = no jobs section */
+    app_metrics_hook http_metrics; /* set by http_create: connections, requests in flight */
     atomic_int draining;           /* 1 once shutdown began: /readyz 503, new work refused */
 };
 

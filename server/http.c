@@ -643,6 +643,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- life ---- */
 
+/* The HTTP layer's section of /metrics (app->http_metrics). */
+static void render_metrics(app *a, metrics_text *o) {
+    http_server *srv = a->http;
+    if (!srv)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    int active = srv->active;
+    pthread_mutex_unlock(&srv->lock);
+    metrics_printf(o,
+                   "# HELP trcd_http_requests_in_flight Requests between their headers and their "
+                   "answer (this one included).\n# TYPE trcd_http_requests_in_flight gauge\n"
+                   "trcd_http_requests_in_flight %d\n",
+                   active);
+}
+
 int http_create(app *a, http_server **out) {
     http_server *srv = calloc(1, sizeof *srv);
     if (!srv)
@@ -664,6 +679,7 @@ int http_create(app *a, http_server **out) {
                 srv->cors_list[srv->ncors++] = t;
         }
     }
+    a->http_metrics = render_metrics;
     *out = srv;
     return 0;
 }

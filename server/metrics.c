@@ -219,6 +219,8 @@ int metrics_render(metrics *m, app *a, metrics_text *o) {
                        "# HELP trcd_ready 1 when /readyz answers 200.\n# TYPE trcd_ready "
                        "gauge\ntrcd_ready %d\n",
                        !app_draining(a) && a->registry && registry_count(a->registry) > 0);
+        if (a->http_metrics)
+            a->http_metrics(a, o);
         if (a->jobs_metrics)
             a->jobs_metrics(a, o);
     }
