@@ -11,7 +11,8 @@
 #define TRC_PARAM_NAME_MAX 96
 
 typedef struct trc_model_config {
-    char size[16];           /* "small", "medium", "large" or "custom" */
+    char arch[16];           /* architecture (trc/arch.h); "" means "single" */
+    char size[16];           /* a size of the architecture ("small", ...) or "custom" */
     int s, m, T;             /* state dim, control dim, horizon; U = T*m */
     float bound;             /* control bound b */
     int d, h, blocks, heads; /* latent, hidden, reasoning blocks, attention heads (recorded only) */
@@ -23,6 +24,7 @@ typedef struct trc_model_config {
 /* One named parameter tensor: a view into trc_model.params. */
 typedef struct trc_param_view {
     char name[TRC_PARAM_NAME_MAX]; /* checkpoint key, e.g. "state_encoder.encoder.0.weight" */
+    char alt[TRC_PARAM_NAME_MAX];  /* another spelling a checkpoint may use ("" = none) */
     size_t offset;                 /* in floats, into params (and grads, m, v) */
     size_t numel;
     int ndim;     /* 1 or 2 */
@@ -37,9 +39,13 @@ typedef struct trc_model {
     size_t num_views;
 } trc_model;
 
-/* Fills cfg for a named size ("small" | "medium" | "large") and problem shape; K = n = 3. */
+/* Fills cfg for a named size ("small" | "medium" | "large") of the default architecture and
+ * problem shape; K = n = 3. */
 int trc_model_config_preset(const char *size, int s, int m, int T, float bound,
                             trc_model_config *cfg);
+/* The same for a named architecture (NULL or "" = the default). */
+int trc_model_config_preset_arch(const char *arch, const char *size, int s, int m, int T,
+                                 float bound, trc_model_config *cfg);
 /* Checks every field of cfg (positive dims, bound > 0, blocks <= TRC_MAX_BLOCKS, ...). */
 int trc_model_config_validate(const trc_model_config *cfg);
 /* Number of parameters of a configuration (104,862 for small with s=2, m=1, T=15). */
@@ -50,7 +56,7 @@ int trc_model_create(const trc_model_config *cfg, trc_model *model);
 /* The original initialization (Xavier / uniform, model.md), from a seed. */
 int trc_model_init(trc_model *model, uint64_t seed);
 void trc_model_free(trc_model *model);
-/* The view named `name`, or NULL. */
+/* The view named `name` (or spelled `name` the other way), or NULL. */
 const trc_param_view *trc_model_find(const trc_model *model, const char *name);
 
 /* Threads: the model's matrices are small, and OpenBLAS's own threads only add waiting (measured

@@ -13,7 +13,8 @@
 #include "trc/optim.h" /* trc_sched_kind */
 
 typedef struct trc_train_opts {
-    char model_size[16];      /* "small" | "medium" | "large" */
+    char arch[16];            /* architecture (trc/arch.h); "" = the default, "single" */
+    char model_size[16];      /* a size of the architecture: "small" | "medium" | "large" */
     int K, n;                 /* refinement cycles (default 3, 3) */
     int epochs;               /* epoch budget (default 100) */
     int batch_size;           /* default 64 */

@@ -2,6 +2,7 @@
  * under its PyTorch name plus __metadata__ with the configuration; loading takes our files and
  * bare PyTorch state_dict exports, whose configuration is inferred from the tensor shapes. */
 #include "trc/checkpoint.h"
+#include "trc/arch.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
 #include "trc/safetensors.h"
@@ -15,7 +16,6 @@
 #include <string.h>
 
 #define FORMAT_VERSION "1"
-#define BLOCK_PREFIX "recursive_reasoning.reasoning_blocks."
 
 /* ---------------------------------------------------------------- saving */
 
@@ -65,6 +65,7 @@ int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint
     const trc_model_config *c = &model->cfg;
     meta_list ml = {.n = 0};
     meta_str(&ml, "trc_format", FORMAT_VERSION);
+    meta_str(&ml, "arch", c->arch[0] ? c->arch : TRC_ARCH_DEFAULT);
     meta_str(&ml, "size", c->size);
     meta_int(&ml, "s", c->s);
     meta_int(&ml, "m", c->m);
@@ -169,6 +170,12 @@ static int config_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     double b, dt;
     int rc;
+    /* a checkpoint written before architectures had names is the default one */
+    snprintf(cfg->arch, sizeof cfg->arch, "%s", TRC_ARCH_DEFAULT);
+    if (trc_st_meta(st, "arch") && (rc = meta_get_str(st, "arch", cfg->arch, sizeof cfg->arch)))
+        return rc;
+    if (!trc_arch_find(cfg->arch))
+        return trc_fail_prefix(TRC_EUNSUPPORTED, "checkpoint: ");
     if ((rc = meta_get_str(st, "size", cfg->size, sizeof cfg->size)) ||
         (rc = meta_get_int(st, "s", &cfg->s)) || (rc = meta_get_int(st, "m", &cfg->m)) ||
         (rc = meta_get_int(st, "T", &cfg->T)) || (rc = meta_get_double(st, "b", &b)) ||
@@ -186,96 +193,6 @@ static int config_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
 
 /* ---------------------------------------------------------------- configuration from shapes */
 
-/* The 2-D shape of a tensor needed to infer the configuration. */
-static int shape2(const trc_safetensors *st, const char *name, int *rows, int *cols) {
-    const trc_st_tensor *t = trc_st_find(st, name);
-    if (!t)
-        return trc_fail(TRC_EFORMAT,
-                        "checkpoint: missing parameter '%s' (needed to infer the "
-                        "configuration)",
-                        name);
-    if (t->ndim != 2 || t->shape[0] <= 0 || t->shape[1] <= 0 || t->shape[0] > INT_MAX ||
-        t->shape[1] > INT_MAX)
-        return trc_fail(TRC_EFORMAT, "checkpoint: parameter '%s' is not a non-empty matrix", name);
-    *rows = (int)t->shape[0];
-    *cols = (int)t->shape[1];
-    return TRC_OK;
-}
-
-/* Number of reasoning blocks: one more than the largest index named in the file (a missing
- * block in between is then reported as a missing parameter). */
-static int count_blocks(const trc_safetensors *st, int *blocks) {
-    int max = -1;
-    size_t plen = strlen(BLOCK_PREFIX);
-    for (size_t i = 0; i < st->count; i++) {
-        const char *name = st->tensors[i].name;
-        if (strncmp(name, BLOCK_PREFIX, plen))
-            continue;
-        const char *p = name + plen;
-        long idx = 0;
-        int digits = 0;
-        while (*p >= '0' && *p <= '9' && digits < 4)
-            idx = idx * 10 + (*p++ - '0'), digits++;
-        if (!digits || *p != '.' || (digits > 1 && name[plen] == '0'))
-            return trc_fail(TRC_EFORMAT, "checkpoint: unexpected tensor '%s'", name);
-        if (idx >= TRC_MAX_BLOCKS)
-            return trc_fail(TRC_EUNSUPPORTED,
-                            "checkpoint: tensor '%s': at most %d reasoning "
-                            "blocks are supported",
-                            name, TRC_MAX_BLOCKS);
-        if (idx > max)
-            max = (int)idx;
-    }
-    if (max < 0)
-        return trc_fail(TRC_EFORMAT, "checkpoint: no reasoning block (no tensor named "
-                                     "'" BLOCK_PREFIX "<i>.*')");
-    *blocks = max + 1;
-    return TRC_OK;
-}
-
-static int config_from_shapes(const trc_safetensors *st, int m, trc_model_config *cfg) {
-    int h = 0, in = 0, d = 0, h2 = 0, U = 0, hu = 0, rc;
-    if ((rc = shape2(st, "state_encoder.encoder.0.weight", &h, &in)) ||
-        (rc = shape2(st, "state_encoder.encoder.3.weight", &d, &h2)) ||
-        (rc = shape2(st, "control_decoder.decoder.3.weight", &U, &hu)))
-        return rc;
-    if (in < 3 || in % 2 == 0)
-        return trc_fail(TRC_EFORMAT,
-                        "checkpoint: parameter 'state_encoder.encoder.0.weight' has "
-                        "%d inputs; expected 2s+1 (odd, >= 3)",
-                        in);
-    if (U % m)
-        return trc_fail(TRC_EFORMAT,
-                        "checkpoint: parameter 'control_decoder.decoder.3.weight' "
-                        "has %d outputs, not a multiple of the control dimension m = %d",
-                        U, m);
-    int blocks = 0;
-    if ((rc = count_blocks(st, &blocks)))
-        return rc;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->s = (in - 1) / 2;
-    cfg->m = m;
-    cfg->T = U / m;
-    cfg->d = d;
-    cfg->h = h;
-    cfg->blocks = blocks;
-    /* The head count changes no shape; the presets use one head per 32 latent features. */
-    cfg->heads = d % 32 == 0 ? d / 32 : 1;
-    cfg->bound = 4.0f;
-    cfg->K = cfg->n = 3;
-    snprintf(cfg->size, sizeof cfg->size, "custom");
-    const char *presets[] = {"small", "medium", "large"};
-    for (size_t i = 0; i < 3; i++) {
-        trc_model_config p;
-        if (trc_model_config_preset(presets[i], cfg->s, cfg->m, cfg->T, cfg->bound, &p) == TRC_OK &&
-            p.d == d && p.h == h && p.blocks == blocks) {
-            snprintf(cfg->size, sizeof cfg->size, "%s", presets[i]);
-            cfg->heads = p.heads;
-        }
-    }
-    return TRC_OK;
-}
-
 /* ---------------------------------------------------------------- loading */
 
 static int copy_params(const trc_safetensors *st, trc_model *model) {
@@ -289,6 +206,8 @@ static int copy_params(const trc_safetensors *st, trc_model *model) {
     for (size_t i = 0; i < model->num_views; i++) {
         const trc_param_view *v = &model->views[i];
         const trc_st_tensor *t = trc_st_find(st, v->name);
+        if (!t && v->alt[0]) /* the other spelling of the name */
+            t = trc_st_find(st, v->alt);
         if (!t)
             return trc_fail(TRC_EFORMAT, "checkpoint: missing parameter '%s'", v->name);
         int same = t->ndim == v->ndim;
@@ -325,20 +244,11 @@ static int copy_params(const trc_safetensors *st, trc_model *model) {
     return TRC_OK;
 }
 
-static int load_parsed(const trc_safetensors *st, const trc_load_overrides *ov, trc_model *out) {
-    trc_model_config cfg;
+/* From the configuration the file implies (its metadata's, or one architecture's reading of
+ * its shapes) to the loaded model. */
+static int load_config(const trc_safetensors *st, const trc_load_overrides *ov, int has_meta,
+                       trc_model_config cfg, trc_model *out) {
     int rc;
-    int has_meta = trc_st_meta(st, "trc_format") != NULL;
-    int m = ov && ov->m > 0 ? ov->m : 1;
-    if (has_meta) {
-        if ((rc = config_from_meta(st, &cfg)))
-            return rc;
-        if (ov && ov->m > 0 && ov->m != cfg.m)
-            return trc_fail(TRC_EINVAL, "checkpoint: m=%d given but the checkpoint has m=%d", ov->m,
-                            cfg.m);
-    } else if ((rc = config_from_shapes(st, m, &cfg))) {
-        return rc;
-    }
     /* what the file says must be a valid configuration (a format error), and so must the
      * result of the overrides (an argument error) */
     if ((rc = trc_model_config_validate(&cfg)))
@@ -357,6 +267,37 @@ static int load_parsed(const trc_safetensors *st, const trc_load_overrides *ov, 
     if ((rc = copy_params(st, out)))
         trc_model_free(out);
     return rc;
+}
+
+/* A bare export is the first architecture (table order) whose reading of the shapes loads;
+ * when none does, the default architecture's reason is the error. */
+static int load_parsed(const trc_safetensors *st, const trc_load_overrides *ov, trc_model *out) {
+    trc_model_config cfg;
+    int rc;
+    int m = ov && ov->m > 0 ? ov->m : 1;
+    if (trc_st_meta(st, "trc_format")) {
+        if ((rc = config_from_meta(st, &cfg)))
+            return rc;
+        if (ov && ov->m > 0 && ov->m != cfg.m)
+            return trc_fail(TRC_EINVAL, "checkpoint: m=%d given but the checkpoint has m=%d", ov->m,
+                            cfg.m);
+        return load_config(st, ov, 1, cfg, out);
+    }
+    int first = TRC_OK;
+    char why[512] = "";
+    for (size_t i = 0; i < trc_arch_count(); i++) {
+        const trc_arch *a = trc_arch_at(i);
+        rc = a->from_shapes(st, m, &cfg);
+        if (rc == TRC_OK)
+            rc = load_config(st, ov, 0, cfg, out);
+        if (rc == TRC_OK)
+            return TRC_OK;
+        if (i == 0) {
+            first = rc;
+            snprintf(why, sizeof why, "%s", trc_errmsg());
+        }
+    }
+    return trc_fail(first, "%s", why);
 }
 
 int trc_checkpoint_decode(const uint8_t *buf, size_t len, const trc_load_overrides *ov,

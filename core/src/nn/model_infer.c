@@ -8,6 +8,7 @@
  * application then costs one d x d product instead of two; for fewer rows forming it would
  * cost more than it saves. The two forms agree to float rounding (~1e-7 relative).
  *
+ * The "single" architecture's inference (its ops in single.c; trc_model_infer dispatches here).
  * Inference plans (trc_infer_plan_*): the same forward pass over weights prepared once -- the
  * attention always fused, every weight repacked for linear_packed.c's small-batch kernel --
  * for callers that run many small batches on one model (the server). */
@@ -48,12 +49,12 @@ enum { BLK_V, BLK_O, BLK_FUSED, BLK_FFN0, BLK_FFN3, BLK_LINS };
 #define NLIN (LIN_BLOCKS + BLK_LINS * TRC_MAX_BLOCKS)
 #define BLK(i, k) (LIN_BLOCKS + BLK_LINS * (i) + (k))
 
-struct trc_infer_plan {
+typedef struct single_plan {
     const trc_model *model;
     trc_model_layout L;
     float *buf; /* packed weights, then the fused attention biases */
     lin lins[NLIN];
-};
+} single_plan;
 
 /* y: [nb, out] = x: [nb, in] W^T + b */
 static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
@@ -284,8 +285,8 @@ static int model_layout(const trc_model *model, trc_model_layout *L) {
     return 0;
 }
 
-int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads) {
+int trc_single_infer(const trc_model *model, size_t B, const float *x0, const float *target,
+                     float *u_out, float *iterates, int threads) {
     trc_model_layout L;
     int rc = model_layout(model, &L);
     if (rc || (rc = check_args(x0, target, u_out, B, threads)))
@@ -306,14 +307,7 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
     return rc;
 }
 
-int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
-                    float *u_out, float *iterates) {
-    return trc_model_infer_mt(model, B, x0, target, u_out, iterates, 1);
-}
-
-int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out) {
-    if (!out)
-        return trc_fail(TRC_EINVAL, "infer plan: NULL output");
+int trc_single_plan_create(const trc_model *model, void **out) {
     *out = NULL;
     trc_model_layout L;
     int rc = model_layout(model, &L);
@@ -322,7 +316,7 @@ int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out) {
     trc_model_blas_single();
     size_t d = (size_t)L.d, nfb = (size_t)L.blocks * (d * d + d);
     float *fused = malloc(nfb * sizeof *fused);
-    trc_infer_plan *plan = calloc(1, sizeof *plan);
+    single_plan *plan = calloc(1, sizeof *plan);
     if (!fused || !plan) {
         free(fused);
         free(plan);
@@ -366,17 +360,17 @@ int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out) {
     return 0;
 }
 
-void trc_infer_plan_free(trc_infer_plan *plan) {
+void trc_single_plan_free(void *p) {
+    single_plan *plan = p;
     if (!plan)
         return;
     free(plan->buf);
     free(plan);
 }
 
-int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads) {
-    if (!plan)
-        return trc_fail(TRC_EINVAL, "infer plan: NULL plan");
+int trc_single_plan_run(const void *p, size_t B, const float *x0, const float *target, float *u_out,
+                        float *iterates, int threads) {
+    const single_plan *plan = p;
     int rc = check_args(x0, target, u_out, B, threads);
     if (rc)
         return rc;

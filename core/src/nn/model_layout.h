@@ -1,5 +1,6 @@
-/* Where each parameter of the TRC network lives in the one float buffer (offsets in floats),
- * shared by the inference and training paths so that params and grads index the same way.
+/* The "single" architecture (single.c, model_infer.c, model_train.c): where each parameter of
+ * the network of model.md lives in the one float buffer (offsets in floats), shared by the
+ * inference and training paths so that params and grads index the same way.
  * Built in one pass together with the public view table, so the two cannot disagree.
  * Internal to libtrc. */
 #ifndef TRC_MODEL_LAYOUT_H
@@ -7,11 +8,8 @@
 
 #include <stddef.h>
 
+#include "layout.h"
 #include "trc/model.h"
-
-typedef struct trc_lin_off {
-    size_t w, b; /* weight [out, in], bias [out] */
-} trc_lin_off;
 
 typedef struct trc_block_off {
     size_t in_w, in_b; /* in_proj [3d, d], [3d]; the value rows start at 2d */
@@ -31,15 +29,6 @@ typedef struct trc_model_layout {
     size_t num_params, num_views;
 } trc_model_layout;
 
-/* How a parameter tensor is initialized (model.md "Initialization used by the original"). */
-typedef enum { TRC_INIT_ZERO, TRC_INIT_ONE, TRC_INIT_XAVIER, TRC_INIT_FANIN } trc_init_kind;
-
-typedef struct trc_init_spec {
-    trc_init_kind kind;
-    float gain; /* Xavier gain */
-    int fan_in; /* for TRC_INIT_FANIN: bound 1/sqrt(fan_in) */
-} trc_init_spec;
-
 /* Fills L for a valid cfg. views (num_views entries) and inits may be NULL; when given they
  * receive every parameter in the order of model.md. */
 void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L, trc_param_view *views,
@@ -50,8 +39,20 @@ void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L, tr
  * out_proj(V z + v) = (W_o V) z + (W_o v + c_o). blocks * d^3 multiply-adds. */
 void trc_model_fuse_attention(const trc_model_layout *L, const float *params, float *fused);
 
-/* Sets OpenBLAS to one thread per caller, once per process (see model.h: the model's parallelism
- * is its callers' threads and its own, never BLAS's). */
-void trc_model_blas_single(void);
+/* The single architecture's entry points (its ops in single.c). model_infer.c: */
+int trc_single_infer(const trc_model *model, size_t B, const float *x0, const float *target,
+                     float *u_out, float *iterates, int threads);
+int trc_single_plan_create(const trc_model *model, void **out);
+int trc_single_plan_run(const void *plan, size_t B, const float *x0, const float *target,
+                        float *u_out, float *iterates, int threads);
+void trc_single_plan_free(void *plan);
+/* model_train.c: */
+int trc_single_trainer_create(const trc_model *model, size_t max_batch, void **out);
+void trc_single_trainer_free(void *tr);
+int trc_single_trainer_set_threads(void *tr, int threads);
+float *trc_single_trainer_grads(void *tr);
+int trc_single_trainer_forward(void *tr, size_t B, const float *x0, const float *target,
+                               const trc_loss_rows *loss, float *u_out, double *loss_sum);
+int trc_single_trainer_backward(void *tr);
 
 #endif

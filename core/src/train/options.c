@@ -2,6 +2,7 @@
  * run, in training_stats.json, checkpoint summaries and the optimizer state). One home for them,
  * so the loop (train.c) and the saved state (train_state.c) both call here and never each
  * other. */
+#include "trc/arch.h"
 #include "trc/error.h"
 #include "train_internal.h"
 
@@ -46,9 +47,12 @@ static int terminated(const char *s, size_t cap) {
 int trc_train_opts_validate(const trc_train_opts *o) {
     if (!o)
         return trc_fail(TRC_EINVAL, "training options are NULL");
-    if (!terminated(o->model_size, sizeof o->model_size) ||
-        (strcmp(o->model_size, "small") && strcmp(o->model_size, "medium") &&
-         strcmp(o->model_size, "large")))
+    if (!terminated(o->arch, sizeof o->arch))
+        return trc_fail(TRC_EINVAL, "architecture name is not terminated");
+    const trc_arch *a = trc_arch_find(o->arch[0] ? o->arch : TRC_ARCH_DEFAULT);
+    if (!a)
+        return TRC_EINVAL;
+    if (!terminated(o->model_size, sizeof o->model_size) || !trc_arch_size_find(a, o->model_size))
         return trc_fail(TRC_EINVAL, "model size must be small, medium or large");
     if (o->K < 1 || o->K > 64)
         return trc_fail(TRC_EINVAL, "K (outer cycles) must be in 1..64, got %d", o->K);
@@ -101,14 +105,19 @@ json_t *trc_train_settings_json(const trc_train_opts *o) {
         snprintf(buf, sizeof buf, "%" PRIu64, o->seed);
         seed = json_string(buf);
     }
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:i, s:i, "
-                     "s:f, s:o, s:f}",
-                     "model_size", o->model_size, "K", o->K, "n", o->n, "epochs", o->epochs,
-                     "batch_size", o->batch_size, "lr", o->lr, "weight_decay", o->weight_decay,
-                     "grad_clip", o->grad_clip, "scheduler", trc_sched_name(o->scheduler), "lr_min",
-                     o->lr_min, "step_size", o->step_size, "gamma", o->gamma, "plateau_patience",
-                     o->plateau_patience, "patience", o->patience, "val_split", o->val_split,
-                     "seed", seed, "bound", o->bound);
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:i, s:i, "
+                          "s:f, s:o, s:f}",
+                          "model_size", o->model_size, "K", o->K, "n", o->n, "epochs", o->epochs,
+                          "batch_size", o->batch_size, "lr", o->lr, "weight_decay", o->weight_decay,
+                          "grad_clip", o->grad_clip, "scheduler", trc_sched_name(o->scheduler),
+                          "lr_min", o->lr_min, "step_size", o->step_size, "gamma", o->gamma,
+                          "plateau_patience", o->plateau_patience, "patience", o->patience,
+                          "val_split", o->val_split, "seed", seed, "bound", o->bound);
+    /* the architecture only when it is not the default, so the settings of every run from
+     * before architectures had names read the same */
+    if (j && o->arch[0] && strcmp(o->arch, TRC_ARCH_DEFAULT) != 0)
+        json_object_set_new(j, "arch", json_string(o->arch));
+    return j;
 }
 
 static int get_int(const json_t *j, const char *key, int *out) {
@@ -136,6 +145,10 @@ int trc_train_settings_parse(const json_t *j, trc_train_opts *o) {
     if (!size || strlen(size) >= sizeof o->model_size)
         return trc_fail(TRC_EFORMAT, "settings: 'model_size' must be a short string");
     snprintf(o->model_size, sizeof o->model_size, "%s", size);
+    const char *arch = json_string_value(json_object_get(j, "arch"));
+    if (arch && strlen(arch) >= sizeof o->arch)
+        return trc_fail(TRC_EFORMAT, "settings: 'arch' must be a short string");
+    snprintf(o->arch, sizeof o->arch, "%s", arch ? arch : "");
     int rc = trc_sched_parse(sched, &o->scheduler);
     if (!rc)
         rc = get_int(j, "K", &o->K);

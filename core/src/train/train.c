@@ -147,7 +147,8 @@ static int make_model(const trc_run *run, trc_model *model) {
     const trc_dataset *ds = run->ds;
     double bound = run->o.bound > 0 ? run->o.bound : ds->has_settings ? ds->settings.bound : 4.0;
     trc_model_config cfg;
-    int rc = trc_model_config_preset(run->o.model_size, ds->s, ds->m, ds->T, (float)bound, &cfg);
+    int rc = trc_model_config_preset_arch(run->o.arch, run->o.model_size, ds->s, ds->m, ds->T,
+                                          (float)bound, &cfg);
     if (rc)
         return rc;
     cfg.K = run->o.K;

@@ -1,0 +1,151 @@
+/* The public trainer (trc_trainer_*, declared in model.h): the model's architecture computes the
+ * iterates and carries gradients back through the network; the objective (trc/objective.h,
+ * "mse" unless set) turns the iterates into the loss and its gradient at every iterate. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/layout.h"
+#include "trc/arch.h"
+#include "trc/error.h"
+#include "trc/model.h"
+#include "trc/objective.h"
+
+#define MAX_THREADS 64
+
+struct trc_trainer {
+    const trc_arch *arch;
+    void *impl;
+    int threads;
+    const trc_objective *objective;
+    const trc_system *system;
+    double dt;
+    const trc_model *model;
+    trc_objective_batch batch; /* of the last forward */
+    int ready;                 /* a successful forward to differentiate */
+};
+
+int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out) {
+    if (!out)
+        return trc_fail(TRC_EINVAL, "trainer create: NULL output");
+    *out = NULL;
+    if (!model || !model->params)
+        return trc_fail(TRC_EINVAL, "trainer create: model not created");
+    if (max_batch == 0 || max_batch > (1u << 20))
+        return trc_fail(TRC_EINVAL, "trainer create: max batch must be in [1, %u], got %zu",
+                        1u << 20, max_batch);
+    int rc = trc_model_config_validate(&model->cfg);
+    if (rc)
+        return rc;
+    trc_layout_builder L = {0, 0, NULL, NULL};
+    trc_layout_run(&model->cfg, &L);
+    if (L.num_params != model->num_params)
+        return trc_fail(TRC_EINVAL, "trainer create: parameter count does not match the config");
+    trc_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr)
+        return trc_fail(TRC_ENOMEM, "trainer create: out of memory");
+    tr->arch = trc_arch_of(&model->cfg);
+    tr->threads = 1;
+    tr->model = model;
+    tr->objective = trc_objective_at(0);
+    trc_model_blas_single();
+    if ((rc = tr->arch->trainer_create(model, max_batch, &tr->impl))) {
+        free(tr);
+        return rc;
+    }
+    *out = tr;
+    return TRC_OK;
+}
+
+void trc_trainer_free(trc_trainer *tr) {
+    if (!tr)
+        return;
+    tr->arch->trainer_free(tr->impl);
+    free(tr);
+}
+
+int trc_trainer_set_threads(trc_trainer *tr, int threads) {
+    if (!tr)
+        return trc_fail(TRC_EINVAL, "trainer threads: NULL trainer");
+    if (threads < 1 || threads > MAX_THREADS)
+        return trc_fail(TRC_EINVAL, "trainer threads must be in [1, %d], got %d", MAX_THREADS,
+                        threads);
+    int rc = tr->arch->trainer_set_threads(tr->impl, threads);
+    if (!rc) {
+        tr->threads = threads;
+        tr->ready = 0;
+    }
+    return rc;
+}
+
+int trc_trainer_threads(const trc_trainer *tr) {
+    return tr ? tr->threads : 0;
+}
+
+float *trc_trainer_grads(trc_trainer *tr) {
+    return tr ? tr->arch->trainer_grads(tr->impl) : NULL;
+}
+
+int trc_trainer_set_objective(trc_trainer *tr, const trc_objective *objective,
+                              const trc_system *system, double dt) {
+    if (!tr || !objective)
+        return trc_fail(TRC_EINVAL, "trainer objective: NULL trainer or objective");
+    tr->objective = objective;
+    tr->system = system;
+    tr->dt = dt;
+    tr->ready = 0;
+    return TRC_OK;
+}
+
+/* The objective's rows as the architecture's trainer calls them. */
+static double loss_rows(const void *ctx, const float *iterates, size_t r0, size_t r1, float *grad) {
+    const trc_trainer *tr = ctx;
+    return tr->objective->rows(&tr->batch, iterates, r0, r1, grad);
+}
+
+int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float *target,
+                        const float *u_expert, float *u_out, float *loss) {
+    if (!tr)
+        return trc_fail(TRC_EINVAL, "trainer forward: NULL trainer");
+    if (!x0 || !target || !u_expert || !loss)
+        return trc_fail(TRC_EINVAL, "trainer forward: NULL input or loss");
+    const trc_model_config *c = &tr->model->cfg;
+    tr->ready = 0;
+    tr->batch = (trc_objective_batch){.B = B,
+                                      .K = c->K,
+                                      .U = c->T * c->m,
+                                      .s = c->s,
+                                      .m = c->m,
+                                      .T = c->T,
+                                      .bound = c->bound,
+                                      .x0 = x0,
+                                      .target = target,
+                                      .u_expert = u_expert,
+                                      .system = tr->system,
+                                      .dt = tr->dt};
+    trc_loss_rows lr = {loss_rows, tr, tr->objective->final_only};
+    double sum = 0.0;
+    int rc = tr->arch->trainer_forward(tr->impl, B, x0, target, &lr, u_out, &sum);
+    if (rc)
+        return rc;
+    *loss = (float)tr->objective->finish(&tr->batch, sum);
+    if (!isfinite(*loss))
+        return trc_fail(TRC_ENUMERIC, "trainer forward: loss is not finite");
+    tr->ready = 1;
+    return TRC_OK;
+}
+
+int trc_trainer_backward(trc_trainer *tr) {
+    if (!tr)
+        return trc_fail(TRC_EINVAL, "trainer backward: NULL trainer");
+    if (!tr->ready)
+        return trc_fail(TRC_EINVAL, "trainer backward: no successful forward to differentiate");
+    int rc = tr->arch->trainer_backward(tr->impl);
+    if (rc)
+        return rc;
+    const float *G = tr->arch->trainer_grads(tr->impl);
+    for (size_t i = 0; i < tr->model->num_params; i++)
+        if (!isfinite(G[i]))
+            return trc_fail(TRC_ENUMERIC, "trainer backward: gradient %zu is not finite", i);
+    return TRC_OK;
+}
