@@ -188,33 +188,15 @@ static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
 /* The system of a model: sidecar, metadata, or the unique match of (s, m, T). */
 static int pick_system(model_snapshot *snap, const sidecar *sc, proto_error *err) {
     trc_model_config *c = &snap->model.cfg;
+    /* the one rule (trc_system_resolve): sidecar, metadata, else the one system of the shape */
     const char *name = sc->system[0] ? sc->system : c->system;
-    if (name[0]) {
-        const trc_system *sys = trc_system_find(name);
-        if (!sys)
-            return proto_fail(err, 400, "checkpoint", "checkpoint: %s", trc_errmsg());
-        if (sys->s != c->s || sys->m != c->m)
-            return proto_fail(err, 400, "checkpoint",
-                              "checkpoint: system %s has s=%d, m=%d but the model has s=%d, m=%d",
-                              sys->name, sys->s, sys->m, c->s, c->m);
-        snap->system = sys;
-    } else {
-        const trc_system *hit = NULL;
-        int hits = 0;
-        for (size_t i = 0; i < trc_system_count(); i++) {
-            const trc_system *sys = trc_system_at(i);
-            if (sys->s == c->s && sys->m == c->m && sys->T == c->T) {
-                hit = sys;
-                hits++;
-            }
-        }
-        if (hits != 1)
-            return proto_fail(err, 400, "checkpoint",
-                              "checkpoint names no system and %s system has s=%d, m=%d, T=%d: "
-                              "add a sidecar <stem>.json with {\"system\": ...}",
-                              hits ? "more than one" : "no", c->s, c->m, c->T);
-        snap->system = hit;
-    }
+    int rc = trc_system_resolve(name, "the model", c->s, c->m, c->T, &snap->system);
+    if (rc == TRC_EINVAL && !name[0])
+        return proto_fail(err, 400, "checkpoint",
+                          "checkpoint: %s: add a sidecar <stem>.json with {\"system\": ...}",
+                          trc_errmsg());
+    if (rc)
+        return proto_fail(err, 400, "checkpoint", "checkpoint: %s", trc_errmsg());
     snap->dt = sc->dt > 0 ? sc->dt : c->dt > 0 ? c->dt : snap->system->dt;
     snprintf(c->system, sizeof c->system, "%s", snap->system->name);
     c->dt = snap->dt;

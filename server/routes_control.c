@@ -10,6 +10,7 @@
 #include "registry.h"
 #include "routes.h"
 #include "trc/error.h"
+#include "trc/rollout.h"
 
 static double now_ms(void) {
     struct timespec t;
@@ -17,27 +18,22 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-/* Simulates each sample and fills final state, error and cost. traj: [n, T+1, s]. */
+/* Simulates and scores each sample (trc_rollout_score, as trc predict and trc eval do).
+ * traj: [n, T+1, s], final_state: [n, s]. */
 static int simulate(const model_snapshot *snap, const proto_control_req *rq, const float *u,
                     float *traj, float *final_state, double *final_error, double *cost) {
     const trc_model_config *c = &snap->model.cfg;
-    size_t s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m, T1 = (size_t)c->T + 1;
-    if (trc_simulate(snap->system, snap->dt, c->T, rq->n, rq->states, u, traj))
-        return -1;
-    for (size_t i = 0; i < rq->n; i++) {
-        const float *xf = traj + (i * T1 + (size_t)c->T) * s;
-        double e = 0, j = 0;
-        for (size_t k = 0; k < s; k++) {
-            final_state[i * s + k] = xf[k];
-            double d = (double)xf[k] - (double)rq->targets[i * s + k];
-            e += d * d;
-        }
-        for (size_t k = 0; k < U; k++)
-            j += (double)u[i * U + k] * (double)u[i * U + k];
-        final_error[i] = sqrt(e);
-        cost[i] = j;
-    }
-    return 0;
+    size_t s = (size_t)c->s;
+    double *xf = malloc(rq->n * s * sizeof *xf);
+    trc_rollout_out ro = {
+        .traj = traj, .final_state = xf, .final_error = final_error, .cost = cost};
+    int rc =
+        xf ? trc_rollout_score(snap->system, snap->dt, c->T, rq->n, rq->states, rq->targets, u, &ro)
+           : trc_fail(TRC_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == TRC_OK && i < rq->n * s; i++)
+        final_state[i] = (float)xf[i];
+    free(xf);
+    return rc ? -1 : 0;
 }
 
 static void on_control(app *a, const http_request *req, http_response *res) {

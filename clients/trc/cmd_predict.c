@@ -9,6 +9,7 @@
 
 #include "trc/dataset.h"
 #include "trc/error.h"
+#include "trc/rollout.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -69,11 +70,9 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
     }
     float *u = malloc((size_t)U * sizeof *u);
     float *its = iterations ? malloc((size_t)(c->K + 1) * (size_t)U * sizeof *its) : NULL;
-    double *ud = malloc((size_t)U * sizeof *ud);
     double *traj = malloc((size_t)(c->T + 1) * (size_t)S * sizeof *traj);
-    double x0d[CLI_LIST_MAX];
     int rc = CLI_OK;
-    if (!u || !ud || !traj || (iterations && !its)) {
+    if (!u || !traj || (iterations && !its)) {
         rc = cli_error(CLI_FAIL, CMD, "out of memory");
         goto done;
     }
@@ -83,21 +82,12 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
         goto done;
     }
     double cost = 0.0, err = 0.0;
-    for (int i = 0; i < U; i++) {
-        ud[i] = u[i];
-        cost += ud[i] * ud[i];
-    }
-    for (int i = 0; i < S; i++)
-        x0d[i] = x0[i];
-    trc_system_rollout(sys, dt, c->T, x0d, ud, traj);
-    const double *xf = traj + (size_t)c->T * (size_t)S;
-    for (int i = 0; i < S; i++)
-        err += (xf[i] - tg[i]) * (xf[i] - tg[i]);
-    err = sqrt(err);
-    if (!isfinite(err)) {
+    trc_rollout_out ro = {.traj_d = traj, .final_error = &err, .cost = &cost};
+    if (trc_rollout_score(sys, dt, c->T, 1, x0, tg, u, &ro) != TRC_OK) {
         rc = cli_error(CLI_FAIL, CMD, "the simulated trajectory is not finite");
         goto done;
     }
+    const double *xf = traj + (size_t)c->T * (size_t)S;
     json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:{s:s, s:i, s:i, s:f}}", "controls",
                           matrix(u, c->T, c->m), "final_state", vector_d(xf, S), "final_error", err,
                           "cost", cost, "system", sys->name, "dt", dt, "model", "size", c->size,
@@ -120,7 +110,6 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
 done:
     free(u);
     free(its);
-    free(ud);
     free(traj);
     return rc;
 }
@@ -133,7 +122,7 @@ static int predict_data(const trc_model *model, const trc_system *sys, double dt
     if (lrc)
         return cli_lib_error(CMD, lrc, 0);
     int rc = cli_model_fits(CMD, model, &ds, data);
-    const size_t S = (size_t)ds.s, U = (size_t)ds.T * (size_t)ds.m;
+    const size_t S = (size_t)ds.s;
     if (!rc && (lrc = trc_dataset_alloc(&pred, ds.n, ds.s, ds.m, ds.T)) != 0)
         rc = cli_lib_error(CMD, lrc, 0);
     double seconds = 0;
@@ -142,19 +131,18 @@ static int predict_data(const trc_model *model, const trc_system *sys, double dt
     if (!rc) {
         memcpy(pred.initial_states, ds.initial_states, ds.n * S * sizeof(float));
         memcpy(pred.target_states, ds.target_states, ds.n * S * sizeof(float));
-        lrc = trc_simulate(sys, dt, ds.T, ds.n, pred.initial_states, pred.control_sequences,
-                           pred.state_trajectories);
+        double *cost = malloc(ds.n * sizeof *cost);
+        trc_rollout_out ro = {.traj = pred.state_trajectories, .cost = cost};
+        lrc = cost ? trc_rollout_score(sys, dt, ds.T, ds.n, pred.initial_states, pred.target_states,
+                                       pred.control_sequences, &ro)
+                   : trc_fail(TRC_ENOMEM, "out of memory");
+        for (size_t i = 0; lrc == TRC_OK && i < ds.n; i++)
+            pred.costs[i] = (float)cost[i];
+        free(cost);
         if (lrc)
             rc = cli_lib_error(CMD, lrc, 0);
     }
     if (!rc) {
-        for (size_t i = 0; i < ds.n; i++) {
-            double cost = 0;
-            for (size_t k = 0; k < U; k++)
-                cost +=
-                    (double)pred.control_sequences[i * U + k] * pred.control_sequences[i * U + k];
-            pred.costs[i] = (float)cost;
-        }
         /* The predictions keep the data's settings (system, dt, box) so that eval simulates
          * them the same way; their controls come from the model, not an expert. */
         if (ds.has_settings) {

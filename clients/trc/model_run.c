@@ -28,14 +28,14 @@ int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out) {
 int cli_model_system(const char *cmd, const trc_model *model, const char *system, double dt,
                      const trc_system **sys_out, double *dt_out) {
     const trc_model_config *c = &model->cfg;
-    const char *name = system ? system : c->system[0] ? c->system : "double_integrator";
-    const trc_system *sys = trc_system_find(name);
-    if (!sys)
+    /* the one rule (trc_system_resolve): --system, the checkpoint's metadata, else the one
+     * system of the model's shape */
+    const trc_system *sys;
+    int rc = trc_system_resolve(system ? system : c->system, "the model", c->s, c->m, c->T, &sys);
+    if (rc == TRC_ENOTFOUND)
         return cli_error(system ? CLI_USAGE : CLI_FAIL, cmd, "%s", trc_errmsg());
-    if (sys->s != c->s || sys->m != c->m)
-        return cli_error(CLI_USAGE, cmd,
-                         "system %s has s=%d, m=%d but the model has s=%d, m=%d (use --system)",
-                         sys->name, sys->s, sys->m, c->s, c->m);
+    if (rc)
+        return cli_error(CLI_USAGE, cmd, "%s (use --system)", trc_errmsg());
     *sys_out = sys;
     *dt_out = dt > 0 ? dt : c->dt > 0 ? c->dt : sys->dt;
     return CLI_OK;

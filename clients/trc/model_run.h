@@ -33,8 +33,8 @@ typedef struct cli_model_flags {
 int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out);
 
 /* The system the model controls and its time step: --system / --dt when given (NULL / 0 when
- * not), then the checkpoint's, then double_integrator and the system's dt. The system's s and
- * m must match the model's. Prints the error. */
+ * not), then the checkpoint's, then the one system of the model's shape (trc_system_resolve,
+ * the rule trcd applies too) and the system's dt. Prints the error. */
 int cli_model_system(const char *cmd, const trc_model *model, const char *system, double dt,
                      const trc_system **sys_out, double *dt_out);
 

@@ -23,17 +23,17 @@ typedef struct trc_eval_stats {
     double success_rate;
 } trc_eval_stats;
 
-/* x0, target: [n, s], u: [n, T, m] -> stats; final_err: [n] (may be NULL). Simulation in
- * double precision with sys->step. TRC_ENUMERIC when a sample's controls or trajectory are not
- * finite (the message names the sample). */
+/* x0, target: [n, s], u: [n, T, m] -> stats; final_err: [n] (may be NULL). Simulated and
+ * scored by trc_rollout_score (trc/rollout.h). TRC_ENUMERIC when a sample's controls or trajectory
+ * are not finite (the message names the sample). */
 int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const float *x0,
                       const float *target, const float *u, double threshold, trc_eval_stats *out,
                       float *final_err);
 
 /* The system and time step a dataset is evaluated with: `system` (may be NULL) and `dt` (> 0)
  * when given win; then the dataset's own settings; a file without settings (the original
- * project's layout) is taken as double_integrator with its default dt. Checks that the data's
- * s and m match the system. */
+ * project's layout) is the one system of its shape (s, m, T) with its default dt
+ * (trc_system_resolve, the rule trc predict and trcd apply to models). */
 int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
                      const trc_system **sys_out, double *dt_out);
 

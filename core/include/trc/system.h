@@ -47,6 +47,15 @@ const trc_system *trc_system_find(const char *name);
 size_t trc_system_count(void);
 const trc_system *trc_system_at(size_t i);
 
+/* The one rule that decides which system a model or dataset of shape (s, m, T) is simulated
+ * with (trc predict, trc eval, trcd): `name` (a flag, a sidecar, the metadata; NULL or "" =
+ * none) names it, and it must have s and m (else TRC_EINVAL: "<what> has s=.., m=.. but system
+ * X has ..."; an unknown name is TRC_ENOTFOUND); without a name, the one system of the table
+ * whose s, m and default horizon T match. None or several: TRC_EINVAL saying so (the candidates
+ * named), for the caller to add how to name one. `what` is "model" or "data". */
+int trc_system_resolve(const char *name, const char *what, int s, int m, int T,
+                       const trc_system **out);
+
 /* Rolls one sample forward in double precision. x0: [s], u: [T*m], traj: [(T+1)*s]. */
 void trc_system_rollout(const trc_system *sys, double dt, int T, const double *x0, const double *u,
                         double *traj);

@@ -1,10 +1,12 @@
-/* Metrics of control sequences (see eval.h): one double-precision rollout per sample through
- * the system's step function, the same one data generation used. */
+/* Metrics of control sequences (see eval.h) from trc_rollout_score's per-sample final states,
+ * errors and costs; the system a dataset is evaluated with (the one resolution rule). */
 #include "trc/eval.h"
 #include "trc/error.h"
 #include "trc/rng.h"
+#include "trc/rollout.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const float *x0,
@@ -21,33 +23,24 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
         return trc_fail(TRC_EINVAL, "eval: no samples");
     if (!(threshold > 0.0) || !isfinite(threshold))
         return trc_fail(TRC_EINVAL, "eval: threshold must be positive, got %g", threshold);
-    const int s = sys->s, m = sys->m;
-    double x[TRC_SYSTEM_MAX_S], xn[TRC_SYSTEM_MAX_S], uu[TRC_SYSTEM_MAX_M];
+    const int s = sys->s;
+    double *xf = malloc(n * (size_t)s * sizeof *xf), *errs = malloc(n * sizeof *errs),
+           *costs = malloc(n * sizeof *costs);
+    if (!xf || !errs || !costs) {
+        free(xf);
+        free(errs);
+        free(costs);
+        return trc_fail(TRC_ENOMEM, "eval: cannot allocate for %zu samples", n);
+    }
+    trc_rollout_out ro = {.final_state = xf, .final_error = errs, .cost = costs};
+    int rc = trc_rollout_score(sys, dt, T, n, x0, target, u, &ro);
     double sum = 0, sumsq = 0, csum = 0, csumsq = 0, mn = INFINITY, mx = 0;
     double comp[TRC_SYSTEM_MAX_S] = {0};
     size_t ok = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float *ui = u + i * (size_t)T * m;
-        double cost = 0;
+    for (size_t i = 0; i < n && rc == TRC_OK; i++) {
         for (int r = 0; r < s; r++)
-            x[r] = x0[i * s + r];
-        for (int t = 0; t < T; t++) {
-            for (int q = 0; q < m; q++) {
-                uu[q] = ui[t * m + q];
-                cost += uu[q] * uu[q];
-            }
-            sys->step(x, uu, dt, xn);
-            memcpy(x, xn, sizeof(double) * s);
-        }
-        double e2 = 0;
-        for (int r = 0; r < s; r++) {
-            double d = x[r] - target[i * s + r];
-            comp[r] += fabs(d);
-            e2 += d * d;
-        }
-        double err = sqrt(e2);
-        if (!isfinite(err) || !isfinite(cost))
-            return trc_fail(TRC_ENUMERIC, "eval: sample %zu: controls or trajectory not finite", i);
+            comp[r] += fabs(xf[i * s + r] - target[i * s + r]);
+        double err = errs[i], cost = costs[i];
         if (final_err)
             final_err[i] = (float)err;
         sum += err;
@@ -58,6 +51,11 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
         mx = fmax(mx, err);
         ok += err < threshold;
     }
+    free(xf);
+    free(errs);
+    free(costs);
+    if (rc)
+        return trc_fail_prefix(rc, "eval: ");
     out->n = n;
     out->s = s;
     out->threshold = threshold;
@@ -78,15 +76,12 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
 
 int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
                      const trc_system **sys_out, double *dt_out) {
-    const char *name = system && system[0] ? system
-                       : ds->has_settings  ? ds->settings.system
-                                           : "double_integrator";
-    const trc_system *sys = trc_system_find(name);
-    if (!sys)
-        return TRC_ENOTFOUND;
-    if (sys->s != ds->s || sys->m != ds->m)
-        return trc_fail(TRC_EINVAL, "data has s=%d, m=%d but system %s has s=%d, m=%d", ds->s,
-                        ds->m, sys->name, sys->s, sys->m);
+    /* the flag, then the data's own settings, then the one system of the data's shape */
+    const char *name = system && system[0] ? system : ds->has_settings ? ds->settings.system : NULL;
+    const trc_system *sys;
+    int rc = trc_system_resolve(name, "data", ds->s, ds->m, ds->T, &sys);
+    if (rc)
+        return rc;
     double d = dt > 0.0                                                          ? dt
                : ds->has_settings && strcmp(ds->settings.system, sys->name) == 0 ? ds->settings.dt
                                                                                  : sys->dt;

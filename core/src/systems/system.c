@@ -41,6 +41,42 @@ const trc_system *trc_system_find(const char *name) {
     return NULL;
 }
 
+int trc_system_resolve(const char *name, const char *what, int s, int m, int T,
+                       const trc_system **out) {
+    *out = NULL;
+    if (name && name[0]) {
+        const trc_system *sys = trc_system_find(name);
+        if (!sys)
+            return TRC_ENOTFOUND;
+        if (sys->s != s || sys->m != m)
+            return trc_fail(TRC_EINVAL, "%s has s=%d, m=%d but system %s has s=%d, m=%d", what, s,
+                            m, sys->name, sys->s, sys->m);
+        *out = sys;
+        return TRC_OK;
+    }
+    char hits[256] = "";
+    size_t count = 0, len = 0;
+    for (size_t i = 0; i < NSYSTEMS; i++) {
+        const trc_system *sys = systems[i];
+        if (sys->s != s || sys->m != m || sys->T != T)
+            continue;
+        if (!count++)
+            *out = sys;
+        if (len < sizeof hits)
+            len += (size_t)snprintf(hits + len, sizeof hits - len, "%s%s", count > 1 ? ", " : "",
+                                    sys->name);
+    }
+    if (count == 1)
+        return TRC_OK;
+    *out = NULL;
+    if (!count)
+        return trc_fail(TRC_EINVAL, "%s names no system and no system has s=%d, m=%d, T=%d", what,
+                        s, m, T);
+    return trc_fail(TRC_EINVAL,
+                    "%s names no system and more than one system has s=%d, m=%d, T=%d (%s)", what,
+                    s, m, T, hits);
+}
+
 void trc_system_rollout(const trc_system *sys, double dt, int T, const double *x0, const double *u,
                         double *traj) {
     const int s = sys->s, m = sys->m;
