@@ -1,5 +1,5 @@
 /* The wire form of training: the spec of POST /v1/train (parse, validate, defaults, back to
- * JSON) and the Job object of GET /v1/jobs (see /work/notes/wire.md and openapi.yaml). */
+ * JSON) and the Job object of GET /v1/jobs (see proto/openapi.yaml). */
 #ifndef TRC_PROTO_TRAIN_SPEC_H
 #define TRC_PROTO_TRAIN_SPEC_H
 
@@ -64,7 +64,7 @@ typedef struct trc_job {
     size_t n_history;
 } trc_job;
 
-/* The defaults of wire.md (double_integrator, min_energy, 10000 samples, seed 42, medium, 100
+/* The defaults of the wire format (openapi.yaml: double_integrator, min_energy, 10000 samples, seed 42, medium, 100
  * epochs, batch 64, lr 1e-3, cosine, patience 20, val_split 0.1; name ""). */
 void trc_train_spec_default(trc_train_spec *spec);
 /* Fills spec from a JSON object (NULL = all defaults) and validates every field. Unknown fields,
@@ -88,7 +88,7 @@ int trc_job_status_terminal(trc_job_status st);
 
 /* Formats Unix seconds as RFC 3339 UTC ("2026-11-26T02:30:00Z"); buf needs 32 bytes. */
 void trc_rfc3339(double unix_seconds, char *buf, size_t size);
-/* The Job object of wire.md; NULL on allocation failure. */
+/* The Job object of openapi.yaml; NULL on allocation failure. */
 json_t *trc_job_to_json(const trc_job *job);
 void trc_job_free(trc_job *job);
 

@@ -2,9 +2,9 @@
 # `make run`: makes sure a trained default model exists in the models directory, then runs trcd
 # in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 #   sh scripts/run.sh [BUILD] [trcd flags...]
-# The models directory is TRC_MODELS_DIR (default models/). With no default.safetensors there, a
-# medium model is trained on a freshly generated min_energy dataset (10,000 samples, 20 epochs:
-# about a minute on two cores); RUN_EPOCHS and RUN_SAMPLES change that.
+# The models directory is TRC_MODELS_DIR (default models/). With no default.safetensors there, one
+# is trained by the default-model recipe (scripts/default-model.sh: medium, 10,000 min_energy
+# samples, 20 epochs); RUN_EPOCHS and RUN_SAMPLES change that.
 set -eu
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
@@ -18,11 +18,8 @@ if [ ! -f "$MODELS/default.safetensors" ]; then
   work=$(mktemp -d "${TMPDIR:-/tmp}/trc-run.XXXXXX")
   trap 'rm -rf "$work"' EXIT INT TERM
   start=$(date +%s)
-  "$BUILD/trc" generate --system double_integrator --expert min_energy \
-      --num-samples "$SAMPLES" --seed 42 --out "$work/train.npz"
-  "$BUILD/trc" train --data "$work/train.npz" --model-size medium --epochs "$EPOCHS" \
-      --batch-size 64 --lr 1e-3 --scheduler cosine --val-split 0.1 --seed 42 \
-      --out "$work/run" --json > "$work/train.log"
+  TRC="$BUILD/trc" SAMPLES="$SAMPLES" EPOCHS="$EPOCHS" THREADS=1 \
+      sh "$(dirname "$0")/default-model.sh" "$work/run" > /dev/null
   # publish atomically: a trcd started concurrently never sees half a file
   cp "$work/run/best_model.safetensors" "$MODELS/.default.safetensors.tmp"
   mv "$MODELS/.default.safetensors.tmp" "$MODELS/default.safetensors"

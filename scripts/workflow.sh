@@ -27,16 +27,13 @@ fi
 mkdir -p "$OUT/data"
 start=$(date +%s)
 
-echo "== generate: $N_TRAIN training samples (seed 42), $N_TEST test cases (seed 123)"
-"$TRC" generate --system double_integrator --expert min_energy --num-samples "$N_TRAIN" \
-    --seed 42 --out "$OUT/data/train.npz"
+echo "== generate $N_TRAIN training samples (seed 42) and train: $SIZE, $EPOCHS epochs"
+echo "   (the default-model recipe, scripts/default-model.sh; per-epoch JSON lines in $OUT/train_log.jsonl)"
+TRC="$TRC" SAMPLES="$N_TRAIN" EPOCHS="$EPOCHS" SIZE="$SIZE" PATIENCE="$PATIENCE" THREADS="$THREADS" \
+    sh "$(dirname "$0")/default-model.sh" "$OUT"
+echo "== generate $N_TEST test cases (seed 123)"
 "$TRC" generate --system double_integrator --expert min_energy --num-samples "$N_TEST" \
     --seed 123 --out "$OUT/data/test.npz"
-
-echo "== train: $SIZE, $EPOCHS epochs (per-epoch JSON lines in $OUT/train_log.jsonl)"
-"$TRC" train --data "$OUT/data/train.npz" --model-size "$SIZE" --epochs "$EPOCHS" \
-    --batch-size 64 --lr 1e-3 --scheduler cosine --patience "$PATIENCE" --val-split 0.1 --seed 42 \
-    --threads "$THREADS" --out "$OUT" --json >"$OUT/train_log.jsonl"
 
 echo "== evaluate the best model on the test cases"
 "$TRC" eval --checkpoint "$OUT/best_model.safetensors" --data "$OUT/data/test.npz" \

@@ -11,7 +11,7 @@ num_reasoning_blocks, num_heads, num_outer_cycles, num_inner_cycles, control_bou
 sits beside the checkpoint or is named with --config. Without config.json the shapes give
 d, h, blocks, s and T*m; m defaults to 1 and b, K, n to 4, 3, 3 (flags override).
 
-Every parameter of shared/docs/model.md must be present with its exact shape, and nothing
+Every parameter of docs/model.md must be present with its exact shape, and nothing
 else: the original's two-level and non-residual variants are other networks and are refused.
 The .pt file is unpickled with a restricted unpickler that admits only tensors, dicts and
 numbers (--trust lifts that for files from a trusted source). The output is written atomically

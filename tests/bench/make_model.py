@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes a randomly initialized TRC checkpoint (parameter names and shapes of
-shared/docs/model.md) as a bare safetensors file, for latency benchmarks and tests that need a
+docs/model.md) as a bare safetensors file, for latency benchmarks and tests that need a
 model of a given size without training one.
 
 usage: make_model.py OUT.safetensors [--size small|medium|large] [--s 2] [--m 1] [--T 15]

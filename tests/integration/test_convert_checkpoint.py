@@ -1,6 +1,6 @@
 """clients/python/convert_checkpoint.py against a live trcd: a checkpoint in the original
 PyTorch project's format (best_model.pt holding model_state_dict, config.json beside it) is
-built from the parameter names of shared/docs/model.md, converted, loaded into trcd, and
+built from the parameter names of docs/model.md, converted, loaded into trcd, and
 trcd's /v1/control answers are compared with a PyTorch forward pass written here from
 model.md (within 1e-4). Needs Debian's python3-torch."""
 import json

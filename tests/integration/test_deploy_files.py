@@ -256,12 +256,11 @@ def test_probes_and_healthchecks_hit_real_routes(trcd):
 # ---------------------------------------------------------------- the commands the image runs
 
 def shell_with_tiny_sizes(script, subst):
-    """A RUN/Job script made runnable here: paths remapped, sizes shrunk to seconds."""
+    """A RUN/Job script made runnable here: paths remapped, the default-model recipe's sizes
+    (scripts/default-model.sh reads them from the environment) shrunk to seconds."""
     for a, b in subst:
         script = script.replace(a, b)
-    script = re.sub(r"--num-samples \d+", "--num-samples 256", script)
-    script = re.sub(r"--epochs \d+", "--epochs 2", script)
-    return script
+    return "export SAMPLES=256 EPOCHS=2\n" + script
 
 
 @pytest.fixture
@@ -272,6 +271,7 @@ def tool_path(tmp_path):
     os.symlink(TRC_BIN, bindir / "trc")
     os.symlink(TRCD_BIN, bindir / "trcd")
     os.symlink(os.path.join(DOCKER, "seed-models.sh"), bindir / "trc-seed-models")
+    os.symlink(os.path.join(ROOT, "scripts", "default-model.sh"), bindir / "trc-default-model")
     return f"{bindir}:{os.environ['PATH']}"
 
 
@@ -281,14 +281,15 @@ def need_trc():
 
 
 def default_model_script():
-    (run,) = [r for r in instr("RUN", stage=0) if "trc train" in r]
+    (run,) = [r for r in instr("RUN", stage=0) if "default-model.sh" in r]
     return run
 
 
 def test_image_default_model_step_trains_a_model(tmp_path, tool_path):
     need_trc()
     script = shell_with_tiny_sizes(default_model_script(),
-                                   [("build/trc", "trc"), ("/tmp/", f"{tmp_path}/"), ("/out/", f"{tmp_path}/out/")])
+                                   [("TRC=build/trc", "TRC=trc"), ("scripts/default-model.sh", os.path.join(ROOT, "scripts", "default-model.sh")),
+                                    ("/tmp/", f"{tmp_path}/"), ("/out/", f"{tmp_path}/out/")])
     r = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, PATH=tool_path), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr

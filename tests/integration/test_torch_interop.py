@@ -53,7 +53,7 @@ class Reasoning(nn.Module):
 
 
 class OriginalTRC(nn.Module):
-    """The module structure whose state_dict keys are those of shared/docs/model.md."""
+    """The module structure whose state_dict keys are those of docs/model.md."""
 
     def __init__(self, s, m, T, d, h, blocks, heads, bound, K, n):
         super().__init__()

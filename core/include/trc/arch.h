@@ -4,7 +4,7 @@
  * configuration a bare PyTorch export implies by its shapes, inference (with an optional plan of
  * pre-packed weights) and the trainer (forward keeping activations, backward). A model's
  * architecture is trc_model_config.arch, recorded in checkpoint metadata ("arch"; a file
- * without it is "single", the network of shared/docs/model.md). Adding one: docs/extending.md. */
+ * without it is "single", the network of docs/model.md). Adding one: docs/extending.md. */
 #ifndef TRC_ARCH_H
 #define TRC_ARCH_H
 

@@ -1,4 +1,4 @@
-/* The TRC network of shared/docs/model.md: configuration, parameters in one float32 buffer
+/* The TRC network of docs/model.md: configuration, parameters in one float32 buffer
  * with named views, a batched inference path that keeps no activations, and a training path
  * (forward keeping activations + hand-written backward) over OpenBLAS sgemm. */
 #ifndef TRC_MODEL_H

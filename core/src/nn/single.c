@@ -1,4 +1,4 @@
-/* The "single" architecture: the TRC network of shared/docs/model.md (one latent z refined by
+/* The "single" architecture: the TRC network of docs/model.md (one latent z refined by
  * shared reasoning blocks, K outer and n inner cycles). Its sizes, its parameter layout with the
  * PyTorch names (spelled here once, with the later version's ffn.fc_in/ffn.fc_out as the
  * alternative), the configuration a bare export implies, and its ops: inference and plans in
@@ -210,7 +210,7 @@ static int single_from_shapes(const trc_safetensors *st, int m, trc_model_config
 
 const trc_arch trc_arch_single = {
     .name = "single",
-    .about = "one latent refined by shared reasoning blocks (shared/docs/model.md)",
+    .about = "one latent refined by shared reasoning blocks (docs/model.md)",
     .sizes = sizes,
     .nsizes = NSIZES,
     .validate = single_validate,
