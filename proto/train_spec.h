@@ -64,8 +64,8 @@ typedef struct trc_job {
     size_t n_history;
 } trc_job;
 
-/* The defaults of the wire format (openapi.yaml: double_integrator, min_energy, 10000 samples, seed 42, medium, 100
- * epochs, batch 64, lr 1e-3, cosine, patience 20, val_split 0.1; name ""). */
+/* The defaults of the wire format (openapi.yaml: double_integrator, min_energy, 10000 samples, seed
+ * 42, medium, 100 epochs, batch 64, lr 1e-3, cosine, patience 20, val_split 0.1; name ""). */
 void trc_train_spec_default(trc_train_spec *spec);
 /* Fills spec from a JSON object (NULL = all defaults) and validates every field. Unknown fields,
  * wrong types, non-finite numbers and values out of bounds fail with -1 and a 400 in err naming
