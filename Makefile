@@ -43,7 +43,7 @@ FUZZ_JOBS    ?= 2
 FUZZ_CC      ?= clang
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build
+.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -135,6 +135,10 @@ lint:
 	clang-format --dry-run -Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -Icore/include -Icore/src -Iproto core/src proto server clients/trc
+
+# proto/openapi.yaml against Redocly's recommended rules (installs @redocly/cli from npm once).
+openapi-lint:
+	bash tests/openapi/lint.sh
 
 clean:
 	rm -rf build
