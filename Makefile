@@ -41,9 +41,10 @@ FUZZERS      := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
 FUZZ_CC      ?= clang
+SOAK_SECONDS ?= 600
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint
+.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -118,6 +119,12 @@ fuzz: ensure-deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) sh tests/fuzz/run.sh build/fuzz/fuzz \
 	    $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz-build: $(FUZZERS)
+
+# A real trcd under 16 connections of good and bad requests, jobs and hot swaps for SOAK_SECONDS
+# (default 10 min; not in CI): zero 5xx and RSS flat within 10% (tests/soak/soak.py).
+soak: ensure-deps
+	$(MAKE) all
+	$(PYTHON) tests/soak/soak.py --trcd $(BUILD)/trcd --seconds $(SOAK_SECONDS)
 
 bench: ensure-deps
 	$(MAKE) all $(BENCHES)
