@@ -44,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             abort();
         return 0;
     }
-    if (req.n < 1 || req.n > MAX_BATCH || req.s < 1 || req.s > PROTO_MAX_DIM ||
-        req.s_target < 1 || req.s_target > PROTO_MAX_DIM || (!req.batch && req.n != 1))
+    if (req.n < 1 || req.n > MAX_BATCH || req.s < 1 || req.s > PROTO_MAX_DIM || req.s_target < 1 ||
+        req.s_target > PROTO_MAX_DIM || (!req.batch && req.n != 1))
         abort();
     size_t rows = req.n * (size_t)req.s;
     for (size_t i = 0; i < rows; i++)

@@ -36,7 +36,8 @@ static int write_model(const char *path, int s, int m, int T, int d, int h, cons
         trc_st_out *outs = calloc(model.num_views, sizeof *outs);
         for (size_t i = 0; outs && i < model.num_views; i++) {
             const trc_param_view *v = &model.views[i];
-            outs[i] = (trc_st_out){.name = v->name, .ndim = v->ndim, .data = model.params + v->offset};
+            outs[i] =
+                (trc_st_out){.name = v->name, .ndim = v->ndim, .data = model.params + v->offset};
             for (int k = 0; k < v->ndim; k++)
                 outs[i].shape[k] = v->shape[k];
         }
@@ -50,7 +51,8 @@ static int write_model(const char *path, int s, int m, int T, int d, int h, cons
 }
 
 int main(void) {
-    const char *dirs[] = {"tests/fuzz/corpus/fuzz_checkpoint", "tests/fuzz/corpus/fuzz_safetensors"};
+    const char *dirs[] = {"tests/fuzz/corpus/fuzz_checkpoint",
+                          "tests/fuzz/corpus/fuzz_safetensors"};
     int bad = 0;
     for (int i = 0; i < 2; i++) {
         char p[256];
