@@ -17,6 +17,12 @@ ifneq ($(SAN),)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
+# libFuzzer builds (make fuzz, with clang): every layer gets coverage instrumentation.
+ifneq ($(FUZZ),)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=fuzzer,address,undefined
+endif
 
 CORE_SRC  := $(wildcard core/src/*/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
@@ -29,9 +35,16 @@ PROTO_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit
 SERVER_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/server/test_*.c))
 TESTS        := $(CORE_TESTS) $(PROTO_TESTS) $(SERVER_TESTS)
 BENCHES      := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
+# Fuzz harnesses: every tests/fuzz/fuzz_*.c is one libFuzzer binary, linked with all three layers
+# (a static archive contributes only the objects the harness reaches).
+FUZZERS      := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 2
+FUZZ_CC      ?= clang
+SOAK_SECONDS ?= 600
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint
+.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -70,6 +83,9 @@ $(BUILD)/tests/server/%: $(call obj,tests/unit/server/%.c) $(BUILD)/libtrcd.a $(
 $(BUILD)/bench/%: $(call obj,tests/bench/%.c) $(BUILD)/libtrc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/fuzz/%: $(call obj,tests/fuzz/%.c) $(BUILD)/libtrcd.a $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(SRV_LIBS) $(LDLIBS) -o $@
 
 test: ensure-deps
 	$(MAKE) all $(TESTS)
@@ -96,6 +112,20 @@ valgrind: ensure-deps
 	    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
 	    OPENBLAS_NUM_THREADS=1 sh tests/run-unit.sh $(TESTS)
 
+# Each harness for FUZZ_SECONDS (default 60) from its seeds in tests/fuzz/corpus/<harness>/,
+# FUZZ_JOBS at a time; a crash, leak or timeout fails with the reproducer's path (tests/fuzz/README.md).
+fuzz: ensure-deps
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) FUZZ=1 OPT=-O1 fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) sh tests/fuzz/run.sh build/fuzz/fuzz \
+	    $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz-build: $(FUZZERS)
+
+# A real trcd under 16 connections of good and bad requests, jobs and hot swaps for SOAK_SECONDS
+# (default 10 min; not in CI): zero 5xx and RSS flat within 10% (tests/soak/soak.py).
+soak: ensure-deps
+	$(MAKE) all
+	$(PYTHON) tests/soak/soak.py --trcd $(BUILD)/trcd --seconds $(SOAK_SECONDS)
+
 bench: ensure-deps
 	$(MAKE) all $(BENCHES)
 	sh tests/bench/run.sh $(BUILD)
@@ -112,6 +142,10 @@ lint:
 	clang-format --dry-run -Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -Icore/include -Icore/src -Iproto core/src proto server clients/trc
+
+# proto/openapi.yaml against Redocly's recommended rules (installs @redocly/cli from npm once).
+openapi-lint:
+	bash tests/openapi/lint.sh
 
 clean:
 	rm -rf build

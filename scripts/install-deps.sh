@@ -11,6 +11,9 @@ BUILD_PKGS="build-essential pkg-config libopenblas-pthread-dev libjansson-dev li
 # python3-torch (about 580 MB with its dependencies) checks clients/python/convert_checkpoint.py.
 TEST_PKGS="python3 python3-pytest python3-numpy valgrind wrk clang-format cppcheck python3-yaml
  python3-torch"
+# make fuzz: clang with libFuzzer and the sanitizer runtimes; the API tests: promtool (prometheus)
+# checks /metrics, python3-jsonschema checks responses against proto/openapi.yaml.
+TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev prometheus python3-jsonschema"
 RUNTIME_PKGS="libopenblas0-pthread libjansson4 libzip4 libmicrohttpd12 libuv1 libsqlite3-0 ca-certificates curl"
 
 if_missing=0

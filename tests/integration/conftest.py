@@ -25,6 +25,8 @@ import time
 
 import pytest
 
+import openapi_check
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRCD_BIN = os.path.abspath(os.environ.get("TRCD_BIN", os.path.join(ROOT, "build", "trcd")))
 TEST_DATA = os.path.abspath(os.environ.get("TRC_TEST_DATA", os.path.join(ROOT, "tests", "data")))
@@ -152,9 +154,12 @@ class Trcd:
     def connection(self, timeout=30):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
-    def request(self, method, path, json=None, body=None, headers=None, timeout=30, conn=None):
+    def request(self, method, path, json=None, body=None, headers=None, timeout=30, conn=None,
+                schema=True):
         """Sends one request. json: an object sent as application/json; body: raw bytes/str
-        (no Content-Type added unless given in headers). Uses `conn` when given (keep-alive)."""
+        (no Content-Type added unless given in headers). Uses `conn` when given (keep-alive).
+        The response is checked against proto/openapi.yaml (openapi_check.py) unless schema is
+        False."""
         hdrs = dict(headers or {})
         if json is not None:
             body = jsonlib.dumps(json)
@@ -166,10 +171,13 @@ class Trcd:
         try:
             c.request(method, path, body=body, headers=hdrs)
             r = c.getresponse()
-            return Response(r.status, r.getheaders(), r.read())
+            resp = Response(r.status, r.getheaders(), r.read())
         finally:
             if own:
                 c.close()
+        if schema:
+            openapi_check.check(method, path, resp.status, resp.headers, resp.body)
+        return resp
 
     def control(self, state, target, **extra):
         return self.request("POST", "/v1/control",

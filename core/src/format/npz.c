@@ -638,6 +638,10 @@ int trc_npz_open(const char *path, trc_npz **out) {
 
 int trc_npz_open_mem(const uint8_t *buf, size_t len, const char *name, trc_npz **out) {
     *out = NULL;
+    /* libzip's buffer source does not take (and so never frees) an empty buffer. */
+    if (len == 0)
+        return trc_fail(TRC_EFORMAT, "%s: not a valid .npz archive (empty)",
+                        name ? name : "(memory)");
     trc_npz *z = calloc(1, sizeof *z);
     void *copy = malloc(len ? len : 1);
     if (!z || !copy || !(z->name = strdup(name ? name : "(memory)"))) {

@@ -56,7 +56,10 @@ void trc_linear_backward(float *dx, float *dW, float *db, const float *dy, const
 /* Element-wise kernels use 8-lane vectors (GCC/clang vector extensions: portable C that maps to
  * one AVX register, or two SSE ones) and, on x86-64, are compiled twice -- for x86-64-v3 (AVX2 +
  * FMA) and the baseline -- with the best chosen at load time. */
-#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 12)
+#if defined(__x86_64__) &&                                                                         \
+    ((defined(__clang__) && __clang_major__ >= 16) || (!defined(__clang__) && __GNUC__ >= 12))
+/* (clang before 16 names the dispatcher "f.ifunc" in C, so callers in other files do not
+ * link: make fuzz builds with Debian 12's clang 14.) */
 #define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define SIMD_CLONES
