@@ -43,7 +43,7 @@ static int load_data(const char *cmd, const char *path, const char *system, doub
  * controls are simulated with. */
 #define EVAL_SIM_OPTS(threshold, system, dt)                                                       \
     CLI_RANGE("--threshold", CLI_DOUBLE, &(threshold), "X",                                        \
-              "success when the final error is below X (default 0.1)", 0, HUGE_VAL, 1),            \
+              "success when the final error is below X (default: the system's)", 0, HUGE_VAL, 1),  \
         CLI_OPT("--system", CLI_STR, &(system), "NAME",                                            \
                 "simulate with this system (default: the dataset's, else double_integrator)"),     \
         CLI_RANGE("--dt", CLI_DOUBLE, &(dt), "DT", "time step (default: the dataset's)", 0,        \
@@ -199,6 +199,8 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
                     trc_eval_context *ctx, const char *json_path, const char *reference,
                     const char *baseline) {
     trc_eval_row out[MAX_ROWS];
+    if (!(ctx->threshold > 0.0))
+        ctx->threshold = ed->sys->success_threshold;
     for (size_t i = 0; i < n; i++) {
         out[i].name = rows[i].name;
         out[i].extra_json = rows[i].extra_json;
@@ -230,7 +232,7 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
 
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval", *data = NULL, *controls = NULL, *json = NULL, *system = NULL;
-    double threshold = 0.1, dt = 0;
+    double threshold = 0, dt = 0; /* 0: the system's success threshold */
     cli_model_flags mf = {0};
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf), /* evaluate a model's predictions */
@@ -281,7 +283,7 @@ int cmd_eval(int argc, char **argv) {
 
 int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare", *data = NULL, *json = NULL, *system = NULL;
-    double threshold = 0.1, dt = 0, sigma = 2.0;
+    double threshold = 0, dt = 0, sigma = 2.0; /* 0: the system's success threshold */
     uint64_t seed = 42;
     cli_model_flags mf = {0};
     cli_opt opts[] = {

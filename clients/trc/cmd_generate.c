@@ -26,7 +26,7 @@ static int lib_fail(int rc) {
 }
 
 static void help(const cli_opt *opts, size_t n) {
-    char about[1024];
+    char about[2048];
     size_t len = (size_t)snprintf(about, sizeof about,
                                   "Generates a dataset: initial and target states drawn uniformly "
                                   "from the box, controls from the expert.\nsystems:");
@@ -72,12 +72,14 @@ int cmd_generate(int argc, char **argv) {
     const char *system = "double_integrator", *expert = "min_energy", *out = NULL;
     int num = 10000, horizon = 0;
     uint64_t seed = 42;
-    double dt = 0, bound = 0, box_lo = 0, box_hi = 0, q = 0, r = 0, qf = 0;
-    cli_list box = {{0}, 0};
+    double dt = 0, bound = 0, box_lo = 0, box_hi = 0, q = 0, r = 0, qf = 0, max_iters = 0;
+    int threads = 0, keep_unconverged = 0;
+    cli_list box = {{0}, 0}, tbox = {{0}, 0};
     cli_opt opts[] = {
         CLI_OPT("--system", CLI_STR, &system, "NAME",
                 "dynamical system (default double_integrator)"),
-        CLI_OPT("--expert", CLI_STR, &expert, "NAME", "min_energy (default), lqr or lqr_finite"),
+        CLI_OPT("--expert", CLI_STR, &expert, "NAME",
+                "min_energy (default), lqr, lqr_finite or ilqr"),
         CLI_RANGE("--num-samples", CLI_INT, &num, "N", "number of samples (default 10000)", 1, 1e8,
                   0),
         CLI_OPT("--seed", CLI_U64, &seed, "S", "random seed (default 42)"),
@@ -89,15 +91,28 @@ int cmd_generate(int argc, char **argv) {
         CLI_RANGE("--bound", CLI_DOUBLE, &bound, "B",
                   "control bound |u| <= B (default: the system's)", 0, HUGE_VAL, 1),
         CLI_OPT("--box", CLI_LIST, &box, "LO,HI",
-                "sampling box of states and targets (default -2,2)"),
+                "sampling box of the initial states (default -2,2)"),
+        CLI_OPT("--target-box", CLI_LIST, &tbox, "LO,HI",
+                "sampling box of the targets (default: the system's; LO = HI fixes the target)"),
         CLI_RANGE("--box-lo", CLI_DOUBLE, &box_lo, "LO", "lower edge of the box", -1e12, 1e12, 0),
         CLI_RANGE("--box-hi", CLI_DOUBLE, &box_hi, "HI", "upper edge of the box", -1e12, 1e12, 0),
-        CLI_RANGE("--lqr-q", CLI_DOUBLE, &q, "Q", "LQR state weight, Q = q I (default 1)", 0,
-                  HUGE_VAL, 1),
-        CLI_RANGE("--lqr-r", CLI_DOUBLE, &r, "R", "LQR control weight, R = r I (default 0.1)", 0,
+        CLI_RANGE("--lqr-q", CLI_DOUBLE, &q, "Q",
+                  "state weight, Q = q diag(the system's: 1,1 double_integrator, 10,5 "
+                  "van_der_pol) (default 1)",
+                  0, HUGE_VAL, 1),
+        CLI_RANGE("--lqr-r", CLI_DOUBLE, &r, "R", "control weight, R = r I (default 0.1)", 0,
                   HUGE_VAL, 1),
         CLI_RANGE("--lqr-qf", CLI_DOUBLE, &qf, "QF",
-                  "lqr_finite terminal weight, Qf = qf Q (default 100)", 0, HUGE_VAL, 1),
+                  "terminal weight of lqr_finite and ilqr, Qf = qf Q (default: the system's, 100 "
+                  "double_integrator, 20 van_der_pol)",
+                  0, HUGE_VAL, 1),
+        CLI_RANGE("--max-iters", CLI_DOUBLE, &max_iters, "N",
+                  "ilqr iterations per warm start (default 100)", 1, 100000, 0),
+        CLI_RANGE("--threads", CLI_INT, &threads, "N",
+                  "solver threads (default: one per CPU; the data do not depend on it)", 1, 1024,
+                  0),
+        CLI_OPT("--keep-unconverged", CLI_BOOL, &keep_unconverged, NULL,
+                "keep ilqr samples that did not converge (default: replaced by the next draws)"),
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
@@ -139,11 +154,21 @@ int cmd_generate(int argc, char **argv) {
         g.box_hi = box_hi;
     if (!(g.box_lo < g.box_hi))
         return cli_error(CLI_USAGE, CMD, "the box needs LO < HI, got [%g, %g]", g.box_lo, g.box_hi);
+    if (cli_find(opts, nopts, "--target-box")->seen) {
+        if (tbox.n != 2 || !(tbox.v[0] <= tbox.v[1]))
+            return cli_error(CLI_USAGE, CMD,
+                             "--target-box: expected two numbers LO,HI with LO <= HI");
+        g.target_lo = tbox.v[0];
+        g.target_hi = tbox.v[1];
+    }
     /* The expert's parameters, by their descriptors' names (--lqr-q sets lqr_q). */
     const struct {
         const char *flag, *name;
         double value;
-    } params[] = {{"--lqr-q", "lqr_q", q}, {"--lqr-r", "lqr_r", r}, {"--lqr-qf", "lqr_qf", qf}};
+    } params[] = {{"--lqr-q", "lqr_q", q},
+                  {"--lqr-r", "lqr_r", r},
+                  {"--lqr-qf", "lqr_qf", qf},
+                  {"--max-iters", "max_iters", max_iters}};
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
         if (cli_find(opts, nopts, params[i].flag)->seen &&
             trc_gen_settings_set_param(&g, params[i].name, params[i].value) != TRC_OK)
@@ -160,7 +185,9 @@ int cmd_generate(int argc, char **argv) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     trc_dataset ds;
-    if ((rc = trc_dataset_generate(&g, (size_t)num, &ds)))
+    trc_gen_summary sum;
+    const trc_gen_options gopt = {.threads = threads, .keep_unconverged = keep_unconverged};
+    if ((rc = trc_dataset_generate_with(&g, (size_t)num, &gopt, &ds, &sum)))
         return lib_fail(rc);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((rc = trc_dataset_save(out, &ds))) {
@@ -181,6 +208,12 @@ int cmd_generate(int argc, char **argv) {
            "in %.3f s; mean cost %.4g, max |u| %.4g, %zu controls at the bound\n",
            out, ds.n, g.system, g.expert, g.T, g.dt, g.bound, g.box_lo, g.box_hi,
            (unsigned long long)g.seed, secs, cost / (double)ds.n, umax, clipped);
+    if (ds.solve_stats)
+        printf("%s: %zu solved, %zu unconverged (%s), %.1f iterations and %.3f ms per solve "
+               "(mean; median %.3f ms, p95 %.3f ms)\n",
+               g.expert, sum.drawn, sum.unconverged,
+               keep_unconverged ? "kept" : "replaced by the next draws", sum.iters_mean,
+               sum.solve_ms_mean, sum.solve_ms_median, sum.solve_ms_p95);
     trc_dataset_free(&ds);
     return CLI_OK;
 }

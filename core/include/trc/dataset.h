@@ -16,7 +16,11 @@ typedef struct trc_gen_settings {
     double dt;       /* time step */
     double bound;    /* control bound */
     uint64_t seed;
-    double box_lo, box_hi; /* uniform sampling box for both initial and target states */
+    double box_lo, box_hi; /* uniform sampling box of the initial states */
+    /* Sampling box of the targets; NAN (both) = the states' box. Van der Pol's default [0, 0] is
+     * the origin (lo == hi gives that point; the draws are made all the same, so the random
+     * stream does not depend on it). */
+    double target_lo, target_hi;
     /* The expert's own parameters, in the order of its descriptors (trc_expert.params, e.g.
      * lqr_q, lqr_r, lqr_qf for lqr_finite); 0 means the descriptor's default. Set them by name
      * with trc_gen_settings_set_param. */
@@ -31,6 +35,10 @@ typedef struct trc_dataset {
     float *control_sequences;  /* [n, T, m] */
     float *state_trajectories; /* [n, T+1, s], NULL when the file had none */
     float *costs;              /* [n], NULL when the file had none */
+    /* Per sample of an iterative expert (ilqr), NULL otherwise: [n, 2] backward passes and
+     * converged (1 or 0), the .npz key "expert_solve"; [n] wall time of the solve in ms, the
+     * key "expert_solve_ms" (the one key that differs between two identical runs). */
+    float *solve_stats, *solve_ms;
     int has_settings; /* 1 when `settings` is known (generated, or read from our metadata) */
     trc_gen_settings settings;
 } trc_dataset;
@@ -56,6 +64,30 @@ int trc_dataset_generate(const trc_gen_settings *settings, size_t n, trc_dataset
  * bytes. */
 int trc_dataset_generate_chunked(const trc_gen_settings *settings, size_t n, size_t chunk,
                                  const atomic_int *cancel, trc_dataset *out);
+
+typedef struct trc_gen_options {
+    int threads; /* solver threads; 0 = one per online CPU. The data do not depend on it. */
+    /* An iterative expert's unconverged samples are dropped and replaced by the next draws of
+     * the same stream (the set is the first n converged candidates) unless this is 1 (then
+     * kept, and flagged in solve_stats). */
+    int keep_unconverged;
+    size_t chunk;             /* samples between cancel checks; 0 = 16384 */
+    const atomic_int *cancel; /* may be NULL */
+} trc_gen_options;
+
+typedef struct trc_gen_summary {
+    size_t drawn;       /* candidates drawn and solved (n plus the replaced ones) */
+    size_t unconverged; /* of those, not converged (kept or replaced) */
+    double iters_mean;  /* ilqr backward passes per kept sample (0 for direct experts) */
+    double solve_ms_mean, solve_ms_median, solve_ms_p95; /* per kept sample (iterative only) */
+} trc_gen_summary;
+
+/* The general form: opt NULL = {1 thread, drop unconverged, default chunk, no cancel};
+ * summary may be NULL. The output is the same for every thread count and chunk size. Fails
+ * with TRC_ENUMERIC when more than n + n/2 + 64 candidates are needed for n converged ones. */
+int trc_dataset_generate_with(const trc_gen_settings *settings, size_t n,
+                              const trc_gen_options *opt, trc_dataset *out,
+                              trc_gen_summary *summary);
 
 /* Reads / writes the .npz form. Save is atomic (temporary name, fsync, rename). */
 int trc_dataset_load(const char *path, trc_dataset *out);

@@ -5,9 +5,13 @@
  * (system, dt, T, bound, parameters) and is computed once; solving a sample is then cheap.
  *   min_energy  exact discrete minimum-energy controls through the reachability Gramian
  *   lqr         infinite-horizon LQR (DARE), u = -K (x - target), the original's generator
- *   lqr_finite  finite-horizon LQR, time-varying gains from the backward Riccati recursion
- * These three accept linear systems only (trc_system.linear); for a nonlinear one plan creation
- * fails with TRC_EUNSUPPORTED rather than silently linearizing. Controls are clipped to [-b, b].
+ *   lqr_finite  finite-horizon LQR, time-varying gains from the backward Riccati recursion; on a
+ *               nonlinear system the LQR of its Euler linearisation at the target, applied as
+ *               feedback through the true dynamics (the original project's Van der Pol expert)
+ *   ilqr        box-constrained iterative LQR on the true dynamics (trc/ilqr.h), any system
+ *               with Jacobians: the optimum of the lqr_finite cost under |u| <= b
+ * min_energy and lqr accept linear systems only (trc_system.linear); for a nonlinear one plan
+ * creation fails with TRC_EUNSUPPORTED. Controls are within [-b, b].
  * Adding an expert: docs/extending.md. */
 #ifndef TRC_EXPERT_H
 #define TRC_EXPERT_H
@@ -29,10 +33,15 @@ typedef struct trc_expert_cost {
     /* The cost the expert minimizes (what a dataset's `costs` hold; its meaning is the expert's
      * cost_label), e.g. with e_t = x_t - target:
      *   lqr:        sum_{t<T} e_t' Q e_t + u_t' R u_t
-     *   lqr_finite: the same + e_T' Qf e_T
+     *   lqr_finite, ilqr: the same + e_T' Qf e_T
      *   min_energy: equal to effort (its objective is sum |u_t|^2). */
     double objective;
     int clipped; /* control entries that hit the bound */
+    /* Iterative experts (trc_expert.iterative: ilqr): backward passes, whether the relative
+     * projected gradient met the tolerance, its value, and the solve's wall time in ms.
+     * Others: 0, converged 1. */
+    int iterations, converged;
+    double grad, solve_ms;
 } trc_expert_cost;
 
 typedef struct trc_expert_plan trc_expert_plan;
@@ -56,6 +65,7 @@ typedef struct trc_expert {
     void (*free)(void *state);
     /* Optional: fills the matrices of trc_expert_info it has (NULL = none). */
     void (*info)(const trc_expert_plan *p, trc_expert_info *out);
+    int iterative; /* 1: solves iterate and report iterations/converged (datasets record them) */
 } trc_expert;
 
 size_t trc_expert_count(void);

@@ -38,9 +38,26 @@ typedef struct trc_system {
     /* x_next = f(x, u) over one step of length dt. x: [s], u: [m], x_next: [s] (may not alias x).
      */
     void (*step)(const double *x, const double *u, double dt, double *x_next);
-    /* A = df/dx [s*s], B = df/du [s*m], row-major, at (x, u). */
+    /* A = df/dx [s*s], B = df/du [s*m], row-major, at (x, u). NULL: no Jacobians (ilqr and
+     * lqr_finite then refuse the system). */
     void (*jacobian)(const double *x, const double *u, double dt, double *A, double *B);
+    /* Continuous-time field of a system defined by an ODE (NULL for a discrete-time one):
+     * dx = f(x, u) [s]; Fx = df/dx [s*s], Fu = df/du [s*m]. lqr_finite linearises it by Euler. */
+    void (*field)(const double *x, const double *u, double *dx);
+    void (*field_jacobian)(const double *x, const double *u, double *Fx, double *Fu);
+    /* Default sampling box of the targets, {lo, hi}; NULL = the states' box. Van der Pol's
+     * {0, 0} is the origin. */
+    const double *target_box;
+    /* Default weights of the quadratic cost of lqr, lqr_finite and ilqr: Q = lqr_q diag(cost_q)
+     * (an entry 0 counts as 1), Qf = lqr_qf Q with lqr_qf defaulting to cost_qf (0: 100). */
+    double cost_q[TRC_SYSTEM_MAX_S];
+    double cost_qf;
 } trc_system;
+
+/* Entry i of sys->cost_q (1 when unset). */
+double trc_system_cost_q(const trc_system *sys, int i);
+/* sys->cost_qf (100 when unset). */
+double trc_system_cost_qf(const trc_system *sys);
 
 /* Looks a system up by name; NULL (with trc_errmsg naming the known ones) when unknown. */
 const trc_system *trc_system_find(const char *name);

@@ -9,9 +9,11 @@
 #include "trc/system.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_SAMPLES 100000000u /* 1e8 samples; beyond that memory, not the math, is the limit */
 #define MAX_T 100000
@@ -25,6 +27,8 @@ void trc_dataset_free(trc_dataset *ds) {
     free(ds->control_sequences);
     free(ds->state_trajectories);
     free(ds->costs);
+    free(ds->solve_stats);
+    free(ds->solve_ms);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -80,6 +84,8 @@ int trc_gen_settings_default(const char *system, trc_gen_settings *g) {
     g->seed = 42;
     g->box_lo = sys->box_lo;
     g->box_hi = sys->box_hi;
+    g->target_lo = sys->target_box ? sys->target_box[0] : NAN;
+    g->target_hi = sys->target_box ? sys->target_box[1] : NAN;
     return TRC_OK; /* expert_params all 0: the defaults */
 }
 
@@ -140,75 +146,250 @@ int trc_gen_settings_validate(const trc_gen_settings *g) {
     if (!(g->box_lo < g->box_hi))
         return trc_fail(TRC_EINVAL, "sampling box needs lo < hi, got [%g, %g]", g->box_lo,
                         g->box_hi);
+    if (isnan(g->target_lo) != isnan(g->target_hi))
+        return trc_fail(TRC_EINVAL, "target box: give both edges or neither");
+    if (!isnan(g->target_lo) &&
+        (!isfinite(g->target_lo) || !isfinite(g->target_hi) || !(g->target_lo <= g->target_hi)))
+        return trc_fail(TRC_EINVAL, "target box needs finite lo <= hi, got [%g, %g]", g->target_lo,
+                        g->target_hi);
     double resolved[TRC_EXPERT_MAX_PARAMS];
     return trc_expert_params_resolve(trc_expert_find(g->expert), g->expert_params, resolved);
 }
 
+/* ---- generation: candidates drawn in order from one stream, solved in parallel, the first n
+ * converged ones kept in draw order ---- */
+
+#define MAX_THREADS 64
+#define CLAIM 8 /* samples a worker takes at a time */
+
+typedef struct gen_job {
+    const trc_expert_plan *plan;
+    trc_dataset *ds;
+    size_t to;           /* slots [next, to) remain */
+    atomic_size_t next;  /* the next unclaimed slot */
+    unsigned char *conv; /* [n] per slot */
+    atomic_int failed;
+    pthread_mutex_t lock; /* the failure of the lowest slot wins: the same message on any count */
+    size_t fail_at;
+    int fail_rc;
+    char fail_msg[256];
+} gen_job;
+
+static void gen_fail(gen_job *j, size_t i, int rc, const char *msg) {
+    pthread_mutex_lock(&j->lock);
+    if (!atomic_load(&j->failed) || i < j->fail_at) {
+        j->fail_at = i;
+        j->fail_rc = rc;
+        snprintf(j->fail_msg, sizeof j->fail_msg, "%s", msg);
+    }
+    atomic_store(&j->failed, 1);
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* Solves slot i from its stored (float32) states into its controls, cost and records. */
+static void solve_slot(gen_job *j, size_t i, double *u) {
+    trc_dataset *ds = j->ds;
+    const int s = ds->s, m = ds->m, T = ds->T;
+    double x0[TRC_SYSTEM_MAX_S], xt[TRC_SYSTEM_MAX_S];
+    for (int k = 0; k < s; k++) {
+        x0[k] = ds->initial_states[i * s + k];
+        xt[k] = ds->target_states[i * s + k];
+    }
+    trc_expert_cost cost;
+    int rc = trc_expert_solve(j->plan, x0, xt, u, &cost);
+    if (rc) {
+        gen_fail(j, i, rc, trc_errmsg());
+        return;
+    }
+    float *fu = ds->control_sequences + i * (size_t)T * m;
+    for (int k = 0; k < T * m; k++)
+        fu[k] = (float)u[k];
+    ds->costs[i] = (float)cost.objective;
+    j->conv[i] = (unsigned char)(cost.converged != 0);
+    if (ds->solve_stats) {
+        ds->solve_stats[2 * i] = (float)cost.iterations;
+        ds->solve_stats[2 * i + 1] = (float)(cost.converged != 0);
+        ds->solve_ms[i] = (float)cost.solve_ms;
+    }
+}
+
+static void *gen_worker(void *arg) {
+    gen_job *j = arg;
+    double *u = malloc(sizeof(double) * (size_t)j->ds->T * j->ds->m);
+    if (!u) {
+        gen_fail(j, 0, TRC_ENOMEM, "dataset: cannot allocate");
+        return NULL;
+    }
+    for (;;) {
+        size_t a = atomic_fetch_add(&j->next, CLAIM);
+        if (a >= j->to || atomic_load(&j->failed))
+            break;
+        size_t b = a + CLAIM < j->to ? a + CLAIM : j->to;
+        for (size_t i = a; i < b; i++)
+            solve_slot(j, i, u);
+    }
+    free(u);
+    return NULL;
+}
+
+/* Solves slots [from, to) on up to `threads` threads, the calling one included (a thread that
+ * fails to start leaves its share to the others). */
+static int solve_slots(gen_job *j, size_t from, size_t to, int threads) {
+    j->to = to;
+    atomic_store(&j->next, from);
+    size_t claims = (to - from + CLAIM - 1) / CLAIM;
+    int nt = threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads);
+    if ((size_t)nt > claims)
+        nt = (int)claims;
+    pthread_t th[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < nt; t++)
+        started[t] = pthread_create(&th[t], NULL, gen_worker, j) == 0;
+    gen_worker(j);
+    for (int t = 1; t < nt; t++)
+        if (started[t])
+            pthread_join(th[t], NULL);
+    if (atomic_load(&j->failed))
+        return trc_fail(j->fail_rc, "%s", j->fail_msg);
+    return TRC_OK;
+}
+
+/* Moves slot i to slot to (to < i). */
+static void move_slot(trc_dataset *ds, size_t to, size_t i) {
+    const size_t s = (size_t)ds->s, U = (size_t)ds->T * ds->m;
+    memcpy(ds->initial_states + to * s, ds->initial_states + i * s, sizeof(float) * s);
+    memcpy(ds->target_states + to * s, ds->target_states + i * s, sizeof(float) * s);
+    memcpy(ds->control_sequences + to * U, ds->control_sequences + i * U, sizeof(float) * U);
+    ds->costs[to] = ds->costs[i];
+    if (ds->solve_stats) {
+        memcpy(ds->solve_stats + 2 * to, ds->solve_stats + 2 * i, sizeof(float) * 2);
+        ds->solve_ms[to] = ds->solve_ms[i];
+    }
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static void summarize(const trc_dataset *ds, trc_gen_summary *sum) {
+    if (!ds->solve_stats || ds->n == 0)
+        return;
+    double it = 0.0, tot = 0.0;
+    for (size_t i = 0; i < ds->n; i++) {
+        it += ds->solve_stats[2 * i];
+        tot += ds->solve_ms[i];
+    }
+    sum->iters_mean = it / (double)ds->n;
+    sum->solve_ms_mean = tot / (double)ds->n;
+    float *ms = malloc(sizeof(float) * ds->n);
+    if (ms) {
+        memcpy(ms, ds->solve_ms, sizeof(float) * ds->n);
+        qsort(ms, ds->n, sizeof(float), cmp_float);
+        sum->solve_ms_median = ms[ds->n / 2];
+        sum->solve_ms_p95 = ms[(size_t)(0.95 * (double)(ds->n - 1))];
+        free(ms);
+    }
+}
+
+static int default_threads(void) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c < 1 ? 1 : (c > MAX_THREADS ? MAX_THREADS : (int)c);
+}
+
 int trc_dataset_generate(const trc_gen_settings *g, size_t n, trc_dataset *out) {
-    return trc_dataset_generate_chunked(g, n, 0, NULL, out);
+    return trc_dataset_generate_with(g, n, NULL, out, NULL);
 }
 
 int trc_dataset_generate_chunked(const trc_gen_settings *g, size_t n, size_t chunk,
                                  const atomic_int *cancel, trc_dataset *out) {
+    const trc_gen_options o = {.threads = 1, .chunk = chunk, .cancel = cancel};
+    return trc_dataset_generate_with(g, n, &o, out, NULL);
+}
+
+int trc_dataset_generate_with(const trc_gen_settings *g, size_t n, const trc_gen_options *opt,
+                              trc_dataset *out, trc_gen_summary *summary) {
     memset(out, 0, sizeof *out);
+    trc_gen_summary sum = {0};
     int rc = trc_gen_settings_validate(g);
     if (rc)
         return rc;
     if (n == 0 || n > MAX_SAMPLES)
         return trc_fail(TRC_EINVAL, "number of samples must be in 1..%u, got %zu", MAX_SAMPLES, n);
-    if (chunk == 0)
-        chunk = DEFAULT_CHUNK;
+    const trc_gen_options o = opt ? *opt : (trc_gen_options){.threads = 1};
+    if (o.threads < 0)
+        return trc_fail(TRC_EINVAL, "threads must be >= 0, got %d", o.threads);
+    const size_t chunk = o.chunk ? o.chunk : DEFAULT_CHUNK;
+    const int threads = o.threads ? o.threads : default_threads();
     const trc_system *sys = trc_system_find(g->system);
     trc_expert_plan *plan;
     if ((rc = trc_expert_plan_create(g->expert, sys, g->dt, g->T, g->bound, g->expert_params,
                                      &plan)))
         return rc;
     const int s = sys->s, m = sys->m, T = g->T;
-    if ((rc = trc_dataset_alloc(out, n, s, m, T))) {
-        trc_expert_plan_free(plan);
-        return rc;
-    }
-    double *u = malloc(sizeof(double) * (size_t)T * m);
-    if (!u) {
-        trc_expert_plan_free(plan);
-        trc_dataset_free(out);
-        return trc_fail(TRC_ENOMEM, "dataset: cannot allocate");
-    }
-    trc_rng rng; /* one stream for the whole set, whatever the chunks */
-    trc_rng_seed(&rng, g->seed);
-    double x0[TRC_SYSTEM_MAX_S], xt[TRC_SYSTEM_MAX_S];
-    for (size_t at = 0; at < n && rc == TRC_OK; at += chunk) {
-        if (cancel && atomic_load(cancel)) {
-            rc = trc_fail(TRC_ECANCELED, "cancelled while generating the dataset");
-            break;
+    const int iterative = trc_expert_find(g->expert)->iterative;
+    gen_job job = {.plan = plan, .ds = out};
+    pthread_mutex_init(&job.lock, NULL);
+    if ((rc = trc_dataset_alloc(out, n, s, m, T)) == TRC_OK) {
+        job.conv = calloc(n, 1);
+        if (iterative) {
+            out->solve_stats = calloc(n * 2, sizeof(float));
+            out->solve_ms = calloc(n, sizeof(float));
         }
-        size_t end = n - at < chunk ? n : at + chunk;
-        for (size_t i = at; i < end && rc == TRC_OK; i++) {
-            /* Draw, round to the stored float32, and solve from the rounded values so the stored
-             * controls are the expert's answer for exactly the stored states. */
-            float *fx = out->initial_states + i * s, *ft = out->target_states + i * s;
-            for (int k = 0; k < s; k++) {
-                fx[k] = (float)trc_rng_range(&rng, g->box_lo, g->box_hi);
-                x0[k] = fx[k];
-            }
-            for (int k = 0; k < s; k++) {
-                ft[k] = (float)trc_rng_range(&rng, g->box_lo, g->box_hi);
-                xt[k] = ft[k];
-            }
-            trc_expert_cost cost;
-            if ((rc = trc_expert_solve(plan, x0, xt, u, &cost)))
+        if (!job.conv || (iterative && (!out->solve_stats || !out->solve_ms)))
+            rc = trc_fail(TRC_ENOMEM, "dataset: cannot allocate");
+    }
+    const int same_box = isnan(g->target_lo);
+    const double tlo = same_box ? g->box_lo : g->target_lo;
+    const double thi = same_box ? g->box_hi : g->target_hi;
+    const size_t max_drawn = n + n / 2 + 64;
+    trc_rng rng; /* one stream for the whole set, whatever the chunks and threads */
+    trc_rng_seed(&rng, g->seed);
+    for (size_t at = 0; at < n && rc == TRC_OK; at += chunk) {
+        const size_t end = n - at < chunk ? n : at + chunk;
+        size_t kept = at;
+        while (rc == TRC_OK && kept < end) {
+            if (o.cancel && atomic_load(o.cancel)) {
+                rc = trc_fail(TRC_ECANCELED, "cancelled while generating the dataset");
                 break;
-            float *fu = out->control_sequences + i * (size_t)T * m;
-            for (int k = 0; k < T * m; k++)
-                fu[k] = (float)u[k];
-            out->costs[i] = (float)cost.objective;
+            }
+            if (sum.drawn >= max_drawn) {
+                rc = trc_fail(TRC_ENUMERIC,
+                              "%s did not converge on %zu of %zu samples drawn; relax the problem "
+                              "or keep unconverged samples",
+                              g->expert, sum.unconverged, sum.drawn);
+                break;
+            }
+            /* Draw into the free slots in order, rounded to the stored float32, so the stored
+             * controls are the expert's answer for exactly the stored states. */
+            for (size_t i = kept; i < end; i++) {
+                float *fx = out->initial_states + i * s, *ft = out->target_states + i * s;
+                for (int k = 0; k < s; k++)
+                    fx[k] = (float)trc_rng_range(&rng, g->box_lo, g->box_hi);
+                for (int k = 0; k < s; k++) /* lo == hi: exactly lo */
+                    ft[k] = (float)trc_rng_range(&rng, tlo, thi);
+            }
+            if ((rc = solve_slots(&job, kept, end, threads)))
+                break;
+            sum.drawn += end - kept;
+            size_t to = kept; /* keep the converged (or all) in draw order */
+            for (size_t i = kept; i < end; i++) {
+                sum.unconverged += !job.conv[i];
+                if (!job.conv[i] && !o.keep_unconverged)
+                    continue;
+                if (to != i)
+                    move_slot(out, to, i);
+                to++;
+            }
+            kept = to;
         }
         if (rc == TRC_OK) /* the trajectories of the stored (float32) controls */
             rc = trc_simulate(sys, g->dt, T, end - at, out->initial_states + at * s,
                               out->control_sequences + at * (size_t)T * m,
                               out->state_trajectories + at * (size_t)(T + 1) * s);
     }
-    free(u);
+    free(job.conv);
+    pthread_mutex_destroy(&job.lock);
     if (rc) {
         trc_expert_plan_free(plan);
         trc_dataset_free(out);
@@ -221,5 +402,8 @@ int trc_dataset_generate_chunked(const trc_gen_settings *g, size_t n, size_t chu
     memcpy(out->settings.expert_params, info.params, sizeof out->settings.expert_params);
     trc_expert_plan_free(plan);
     snprintf(out->settings.system, sizeof out->settings.system, "%s", sys->name);
+    summarize(out, &sum);
+    if (summary)
+        *summary = sum;
     return TRC_OK;
 }

@@ -150,6 +150,10 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
             g->T = ds->T;
             g->box_lo = bl;
             g->box_hi = bh;
+            g->target_lo = g->target_hi = NAN; /* absent: the states' box */
+            if (json_object_get(o, "target_lo") && (meta_get_num(o, "target_lo", &g->target_lo) ||
+                                                    meta_get_num(o, "target_hi", &g->target_hi)))
+                rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad target box", path);
             /* seeds above INT64_MAX are stored as decimal strings (JSON integers are int64 in
              * jansson) */
             if (json_is_integer(seed) && json_integer_value(seed) >= 0)
@@ -174,8 +178,8 @@ int trc_dataset_load(const char *path, trc_dataset *ds) {
     int rc = trc_npz_open(path, &z);
     if (rc)
         return rc;
-    trc_npy_array ai = {0}, at = {0}, au = {0}, ax = {0}, ac = {0};
-    float *fi = NULL, *ft = NULL, *fu = NULL, *fx = NULL, *fc = NULL;
+    trc_npy_array ai = {0}, at = {0}, au = {0}, ax = {0}, ac = {0}, as = {0}, am = {0};
+    float *fi = NULL, *ft = NULL, *fu = NULL, *fx = NULL, *fc = NULL, *fs = NULL, *fm = NULL;
     if ((rc = read_floats(z, path, "initial_states", &ai, &fi)))
         goto out;
     if (ai.ndim != 2 || ai.shape[0] < 1 || ai.shape[1] < 1 || ai.shape[1] > 4096) {
@@ -219,10 +223,29 @@ int trc_dataset_load(const char *path, trc_dataset *ds) {
             goto out;
         }
     }
+    if (trc_npz_has(z, "expert_solve")) { /* an iterative expert's per-sample records */
+        if ((rc = read_floats(z, path, "expert_solve", &as, &fs)))
+            goto out;
+        if (as.ndim != 2 || (size_t)as.shape[0] != n || as.shape[1] != 2) {
+            snprintf(want, sizeof want, "(%zu, 2)", n);
+            rc = shape_fail(path, "expert_solve", &as, want);
+            goto out;
+        }
+        if ((rc = read_floats(z, path, "expert_solve_ms", &am, &fm)))
+            goto out;
+        if (am.ndim != 1 || (size_t)am.shape[0] != n) {
+            snprintf(want, sizeof want, "(%zu,)", n);
+            rc = shape_fail(path, "expert_solve_ms", &am, want);
+            goto out;
+        }
+    }
     ds->n = n;
     ds->s = s;
     ds->m = m;
     ds->T = T;
+    ds->solve_stats = fs;
+    ds->solve_ms = fm;
+    fs = fm = NULL;
     ds->initial_states = fi;
     ds->target_states = ft;
     ds->control_sequences = fu;
@@ -238,6 +261,10 @@ out:
     free(fu);
     free(fx);
     free(fc);
+    free(fs);
+    free(fm);
+    trc_npy_free(&as);
+    trc_npy_free(&am);
     trc_npy_free(&ai);
     trc_npy_free(&at);
     trc_npy_free(&au);
@@ -281,6 +308,10 @@ static char *metadata_json(const trc_dataset *ds) {
         }
         json_object_set_new(o, "box_lo", json_real(g->box_lo));
         json_object_set_new(o, "box_hi", json_real(g->box_hi));
+        if (!isnan(g->target_lo)) {
+            json_object_set_new(o, "target_lo", json_real(g->target_lo));
+            json_object_set_new(o, "target_hi", json_real(g->target_hi));
+        }
         const trc_expert *e = trc_expert_find(g->expert);
         for (size_t i = 0; e && i < e->nparams; i++) /* the expert's parameters by name */
             json_object_set_new(o, e->params[i].name,
@@ -303,7 +334,7 @@ int trc_dataset_save(const char *path, const trc_dataset *ds) {
     if (!meta)
         return trc_fail(TRC_ENOMEM, "%s: cannot encode the metadata", path);
     const int64_t n = (int64_t)ds->n;
-    trc_npz_item items[6];
+    trc_npz_item items[8];
     size_t k = 0;
     items[k++] = (trc_npz_item){"initial_states", TRC_NPY_F32, 2, {n, ds->s}, ds->initial_states};
     items[k++] = (trc_npz_item){"target_states", TRC_NPY_F32, 2, {n, ds->s}, ds->target_states};
@@ -314,6 +345,10 @@ int trc_dataset_save(const char *path, const trc_dataset *ds) {
             "state_trajectories", TRC_NPY_F32, 3, {n, ds->T + 1, ds->s}, ds->state_trajectories};
     if (ds->costs)
         items[k++] = (trc_npz_item){"costs", TRC_NPY_F32, 1, {n}, ds->costs};
+    if (ds->solve_stats && ds->solve_ms) {
+        items[k++] = (trc_npz_item){"expert_solve", TRC_NPY_F32, 2, {n, 2}, ds->solve_stats};
+        items[k++] = (trc_npz_item){"expert_solve_ms", TRC_NPY_F32, 1, {n}, ds->solve_ms};
+    }
     items[k++] = (trc_npz_item){"metadata", TRC_NPY_STR, 0, {0}, meta};
     int rc = trc_npz_write(path, items, k);
     free(meta);

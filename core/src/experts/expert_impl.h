@@ -17,6 +17,14 @@ struct trc_expert_plan {
     void *state;                          /* the expert's own, freed by ops->free */
 };
 
+struct trc_ilqr;
+/* Q = lqr_q diag(cost_q) [s*s], R = lqr_r I [m*m], Qf = lqr_qf Q [s*s] from a plan whose
+ * params are (lqr_q, lqr_r, lqr_qf, ...). */
+int trc_expert_quadratic_weights(const trc_expert_plan *p, double *Q, double *R, double *Qf);
+/* The ilqr solver (trc/ilqr.h) of such a plan (lqr_qf 0 resolved to the system's first);
+ * max_iters 0 = the solver's default. In ilqr.c; lqr_finite uses it on nonlinear systems. */
+int trc_expert_ilqr_begin(trc_expert_plan *p, int max_iters, struct trc_ilqr **out);
+
 /* n zeroed doubles (at least one). */
 static inline double *trc_expert_alloc(size_t n) {
     return calloc(n ? n : 1, sizeof(double));

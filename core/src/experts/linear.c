@@ -2,6 +2,7 @@
 #include "linear.h"
 #include "base/linalg.h"
 #include "trc/error.h"
+#include "trc/ilqr.h"
 
 #include <math.h>
 #include <string.h>
@@ -25,6 +26,7 @@ void trc_linear_free(void *state) {
     free(ls->P);
     free(ls->K);
     free(ls->F);
+    trc_ilqr_free(ls->nl);
     free(ls);
 }
 
@@ -105,7 +107,7 @@ int trc_riccati_step(const trc_expert_plan *p, const trc_linear_state *ls, const
                     btpa_li += ls->B[r * m + l] * PA[r * s + i];
                 acc += btpa_li * K[l * s + j];
             }
-            P[i * s + j] += (i == j ? ls->q : 0.0) - acc;
+            P[i * s + j] += (i == j ? ls->q * trc_system_cost_q(p->sys, i) : 0.0) - acc;
         }
     trc_symmetrize(s, P);
     return TRC_OK;
@@ -133,7 +135,7 @@ int trc_linear_feedback(const trc_expert_plan *p, int finite, const double *x0,
         double ee = 0.0;
         for (int i = 0; i < s; i++) {
             e[i] = x[i] - target[i];
-            ee += e[i] * e[i];
+            ee += trc_system_cost_q(p->sys, i) * e[i] * e[i];
         }
         double uu = 0.0;
         for (int q = 0; q < m; q++) {
@@ -155,7 +157,7 @@ int trc_linear_feedback(const trc_expert_plan *p, int finite, const double *x0,
     if (finite) {
         double ee = 0.0;
         for (int i = 0; i < s; i++)
-            ee += (x[i] - target[i]) * (x[i] - target[i]);
+            ee += trc_system_cost_q(p->sys, i) * (x[i] - target[i]) * (x[i] - target[i]);
         objective += ls->qf * ls->q * ee;
     }
     if (!isfinite(effort) || !isfinite(objective))

@@ -8,14 +8,15 @@
 
 /* The state of every linear expert; each fills the matrices it needs (the rest stay NULL). */
 typedef struct trc_linear_state {
-    double *A, *B;   /* [s*s], [s*m] */
-    double *AT;      /* min_energy: A^T (matrix power) [s*s] */
-    double *M;       /* min_energy: u = M (target - A^T x0), [T*m, s] */
-    double *W;       /* min_energy: Gramian [s*s] */
-    double *P;       /* lqr: [s*s]; lqr_finite: [(T+1)*s*s] */
-    double *K;       /* lqr: [m*s]; lqr_finite: [T*m*s] */
-    double *F;       /* lqr_finite: feed-forward on c = (A - I) target, [T*m*s] */
-    double q, r, qf; /* LQR weights: Q = q I, R = r I, Qf = qf Q */
+    double *A, *B;       /* [s*s], [s*m] */
+    double *AT;          /* min_energy: A^T (matrix power) [s*s] */
+    double *M;           /* min_energy: u = M (target - A^T x0), [T*m, s] */
+    double *W;           /* min_energy: Gramian [s*s] */
+    double *P;           /* lqr: [s*s]; lqr_finite: [(T+1)*s*s] */
+    double *K;           /* lqr: [m*s]; lqr_finite: [T*m*s] */
+    double *F;           /* lqr_finite: feed-forward on c = (A - I) target, [T*m*s] */
+    double q, r, qf;     /* LQR weights: Q = q diag(sys cost_q), R = r I, Qf = qf Q */
+    struct trc_ilqr *nl; /* lqr_finite on a nonlinear system: its linearised LQR (trc/ilqr.h) */
 } trc_linear_state;
 
 /* accepts(): 0 for a linear system, else TRC_EUNSUPPORTED naming the expert. */

@@ -1,6 +1,7 @@
 /* lqr: infinite-horizon LQR, u = -K (x - target) with K from the discrete algebraic Riccati
  * equation (value iteration on the Riccati map), applied in closed loop through the system's
- * step: the original project's generator. Weights Q = lqr_q I, R = lqr_r I. */
+ * step: the original project's generator. Weights Q = lqr_q diag(the system's cost_q), R = lqr_r I.
+ */
 #include "base/linalg.h"
 #include "linear.h"
 #include "trc/error.h"
@@ -18,7 +19,7 @@ static const trc_option lqr_params[] = {
      .def = 1.0,
      .max = HUGE_VAL,
      .min_open = 1,
-     .help = "LQR state weight, Q = q I",
+     .help = "LQR state weight, Q = q diag(the system's cost_q)",
      .metavar = "Q",
      .where = TRC_OPT_ALL},
     {.name = "lqr_r",
@@ -50,7 +51,7 @@ static int lqr_plan(trc_expert_plan *p) {
     }
     /* Value iteration on the Riccati map from P = Q; converges for stabilizable (A, B). */
     for (int i = 0; i < s; i++)
-        ls->P[i * s + i] = ls->q;
+        ls->P[i * s + i] = ls->q * trc_system_cost_q(p->sys, i);
     int it;
     for (it = 0; it < DARE_MAX_ITERS; it++) {
         if ((rc = trc_riccati_step(p, ls, ls->P, ls->K, Pn, NULL)) != TRC_OK) {

@@ -4,3 +4,4 @@
 TRC_EXPERT(min_energy)
 TRC_EXPERT(lqr)
 TRC_EXPERT(lqr_finite)
+TRC_EXPERT(ilqr)

@@ -36,4 +36,6 @@ const trc_system trc_system_double_integrator = {
     .linear = 1,
     .step = di_step,
     .jacobian = di_jacobian,
+    .cost_q = {1.0, 1.0},
+    .cost_qf = 100.0,
 };

@@ -77,6 +77,14 @@ int trc_system_resolve(const char *name, const char *what, int s, int m, int T,
                     s, m, T, hits);
 }
 
+double trc_system_cost_q(const trc_system *sys, int i) {
+    return sys->cost_q[i] > 0.0 ? sys->cost_q[i] : 1.0;
+}
+
+double trc_system_cost_qf(const trc_system *sys) {
+    return sys->cost_qf > 0.0 ? sys->cost_qf : 100.0;
+}
+
 void trc_system_rollout(const trc_system *sys, double dt, int T, const double *x0, const double *u,
                         double *traj) {
     const int s = sys->s, m = sys->m;

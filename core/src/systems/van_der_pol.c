@@ -1,5 +1,7 @@
 /* van_der_pol: x1' = x2, x2' = mu (1 - x1^2) x2 - x1 + u, one RK4 step per control step (rk4.c),
- * with the exact Jacobians of that step. */
+ * with the exact Jacobians of that step. Defaults as the original project: dt 0.05, T 100 (5 s),
+ * |u| <= 2, starts in [-2, 2]^2, target the origin, success below 0.2, Q = diag(10, 5), R = 0.1,
+ * Qf = 20 Q. */
 #include "rk4.h"
 #include "trc/system.h"
 
@@ -34,6 +36,7 @@ static void vdp_jacobian(const double *x, const double *u, double dt, double *A,
 
 static const char *const vdp_states[] = {"x1", "x2"};
 static const char *const vdp_controls[] = {"u"};
+static const double vdp_target_box[2] = {0.0, 0.0}; /* the origin */
 
 const trc_system trc_system_van_der_pol = {
     .name = "van_der_pol",
@@ -42,15 +45,20 @@ const trc_system trc_system_van_der_pol = {
     .m = 1,
     .state_names = vdp_states,
     .control_names = vdp_controls,
-    .dt = 0.1,
-    .T = 20,
+    .dt = 0.05,
+    .T = 100,
     .bound = 2.0,
     .box_lo = -2.0,
     .box_hi = 2.0,
-    .success_threshold = 0.1,
+    .success_threshold = 0.2,
     .linear = 0,
     .params = vdp_params,
     .nparams = sizeof vdp_params / sizeof vdp_params[0],
     .step = vdp_step,
     .jacobian = vdp_jacobian,
+    .field = vdp_f,
+    .field_jacobian = vdp_jac,
+    .target_box = vdp_target_box,
+    .cost_q = {10.0, 5.0},
+    .cost_qf = 20.0,
 };

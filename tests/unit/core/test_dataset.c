@@ -42,7 +42,8 @@ static void test_settings(void **state) {
     /* the expert's parameters by name: 0 = default; only an expert that has one takes it */
     assert_true(isnan(trc_gen_settings_param(&g, "lqr_q")));
     assert_int_equal(trc_gen_settings_set_param(&g, "lqr_q", 2.0), TRC_EINVAL);
-    assert_non_null(strstr(trc_errmsg(), "lqr_q applies to the lqr and lqr_finite experts only"));
+    assert_non_null(
+        strstr(trc_errmsg(), "lqr_q applies to the lqr, lqr_finite and ilqr experts only"));
     assert_int_equal(trc_gen_settings_validate(&g), 0);
     assert_int_equal(trc_gen_settings_default("nope", &g), TRC_ENOTFOUND);
 

@@ -132,15 +132,15 @@ static void test_resolve(void **state) {
     assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), 0);
     assert_string_equal(sys->name, "double_integrator");
     assert_true(dt == sys->dt);
-    assert_int_equal(trc_eval_resolve(&ds, "van_der_pol", 0.05, &sys, &dt), 0);
-    assert_true(dt == 0.05);
+    assert_int_equal(trc_eval_resolve(&ds, "van_der_pol", 0.07, &sys, &dt), 0);
+    assert_true(dt == 0.07); /* a given dt wins over the system's 0.05 */
     ds.has_settings = 1;
     snprintf(ds.settings.system, sizeof ds.settings.system, "double_integrator");
     ds.settings.dt = 0.25;
     assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), 0);
     assert_true(dt == 0.25);
     assert_int_equal(trc_eval_resolve(&ds, "van_der_pol", 0, &sys, &dt), 0);
-    assert_true(dt == 0.1); /* another system: its own default, not the file's dt */
+    assert_true(dt == 0.05); /* another system: its own default, not the file's dt */
     assert_int_equal(trc_eval_resolve(&ds, "nope", 0, &sys, &dt), TRC_ENOTFOUND);
     ds.s = 3;
     assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), TRC_EINVAL);

@@ -136,6 +136,70 @@ static void test_jacobians_fd(void **state) {
     }
 }
 
+/* Every entry with a continuous-time field: Fx, Fu against central differences of the field,
+ * and the field against the step (x+ = x + h f(x, u) + O(h^2) for a small h). */
+static void test_field_jacobians_fd(void **state) {
+    (void)state;
+    const double pts[3][3] = {{0.3, -0.7, 0.9}, {1.5, 1.2, -2.0}, {-1.9, 0.4, 0.0}};
+    int seen = 0;
+    for (size_t i = 0; i < trc_system_count(); i++) {
+        const trc_system *sys = trc_system_at(i);
+        if (!sys->field)
+            continue;
+        assert_non_null(sys->field_jacobian);
+        seen++;
+        const int s = sys->s, m = sys->m;
+        for (int k = 0; k < 3; k++) {
+            double x[4] = {0}, u[2] = {0}, Fx[16], Fu[8], fp[4], fm[4], f[4], xn[4];
+            for (int r = 0; r < s; r++)
+                x[r] = pts[k][r % 2];
+            for (int q = 0; q < m; q++)
+                u[q] = pts[k][2];
+            sys->field_jacobian(x, u, Fx, Fu);
+            const double h = 1e-6;
+            for (int c = 0; c < s + m; c++) {
+                double xx[4], uu[2];
+                memcpy(xx, x, sizeof xx);
+                memcpy(uu, u, sizeof uu);
+                double *v = c < s ? &xx[c] : &uu[c - s];
+                double v0 = *v;
+                *v = v0 + h;
+                sys->field(xx, uu, fp);
+                *v = v0 - h;
+                sys->field(xx, uu, fm);
+                for (int r = 0; r < s; r++) {
+                    double fd = (fp[r] - fm[r]) / (2 * h);
+                    double an = c < s ? Fx[r * s + c] : Fu[r * m + (c - s)];
+                    if (fabs(fd - an) > 1e-7 * (1 + fabs(fd)))
+                        fail_msg("%s: d f[%d]/d %s[%d] analytic %.12g vs fd %.12g", sys->name, r,
+                                 c < s ? "x" : "u", c < s ? c : c - s, an, fd);
+                }
+            }
+            sys->field(x, u, f);
+            sys->step(x, u, 1e-5, xn);
+            for (int r = 0; r < s; r++)
+                assert_true(fabs((xn[r] - x[r]) / 1e-5 - f[r]) <= 1e-3 * (1 + fabs(f[r])));
+        }
+    }
+    assert_true(seen >= 1); /* van_der_pol */
+}
+
+/* Per-system defaults the original project fixed for Van der Pol. */
+static void test_van_der_pol_defaults(void **state) {
+    (void)state;
+    const trc_system *v = trc_system_find("van_der_pol");
+    assert_true(v->dt == 0.05 && v->T == 100 && v->bound == 2.0);
+    assert_true(v->box_lo == -2.0 && v->box_hi == 2.0);
+    assert_true(v->target_box && v->target_box[0] == 0 && v->target_box[1] == 0);
+    assert_true(v->success_threshold == 0.2);
+    assert_true(trc_system_cost_q(v, 0) == 10 && trc_system_cost_q(v, 1) == 5);
+    assert_true(trc_system_cost_qf(v) == 20);
+    const trc_system *d = trc_system_find("double_integrator");
+    assert_true(!d->target_box && trc_system_cost_q(d, 0) == 1 && trc_system_cost_qf(d) == 100);
+    for (size_t i = 0; i < trc_system_count(); i++)
+        assert_true(trc_system_at(i)->success_threshold > 0);
+}
+
 static void test_simulate_batch(void **state) {
     (void)state;
     for (size_t si = 0; si < trc_system_count(); si++) {
@@ -170,9 +234,13 @@ static void test_simulate_batch(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookup),           cmocka_unit_test(test_double_integrator_exact),
-        cmocka_unit_test(test_van_der_pol_step), cmocka_unit_test(test_jacobians_fd),
+        cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_double_integrator_exact),
+        cmocka_unit_test(test_van_der_pol_step),
+        cmocka_unit_test(test_jacobians_fd),
         cmocka_unit_test(test_simulate_batch),
+        cmocka_unit_test(test_field_jacobians_fd),
+        cmocka_unit_test(test_van_der_pol_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,145 @@
+/* ilqr: box-constrained iterative LQR on the true dynamics (the solver: trc/ilqr.h,
+ * ilqr_solver.c), for any system with Jacobians. It minimises the lqr_finite cost
+ * sum e'Qe + u'Ru + e_T'Qf e_T under |u| <= b, with Q = lqr_q diag(the system's cost_q),
+ * R = lqr_r I, Qf = lqr_qf Q (lqr_qf 0: the system's cost_qf). Warm starts: lqr_finite's
+ * rollout and u = 0, the lowest cost kept; each sample reports iterations and convergence. */
+#include "expert_impl.h"
+#include "trc/error.h"
+#include "trc/ilqr.h"
+
+#include <math.h>
+
+static const trc_option ilqr_params[] = {
+    {.name = "lqr_q",
+     .type = TRC_OPT_DOUBLE,
+     .offset = 0 * sizeof(double),
+     .def = 1.0,
+     .max = HUGE_VAL,
+     .min_open = 1,
+     .help = "state weight, Q = q diag(the system's cost_q)",
+     .metavar = "Q",
+     .where = TRC_OPT_ALL},
+    {.name = "lqr_r",
+     .type = TRC_OPT_DOUBLE,
+     .offset = 1 * sizeof(double),
+     .def = 0.1,
+     .max = HUGE_VAL,
+     .min_open = 1,
+     .help = "control weight, R = r I (positive definite)",
+     .metavar = "R",
+     .where = TRC_OPT_ALL},
+    {.name = "lqr_qf",
+     .type = TRC_OPT_DOUBLE,
+     .offset = 2 * sizeof(double),
+     .def = 0.0,
+     .max = HUGE_VAL,
+     .min_open = 1,
+     .auto_text = "the system's (100 double_integrator, 20 van_der_pol)",
+     .help = "terminal weight, Qf = qf Q",
+     .metavar = "QF",
+     .where = TRC_OPT_ALL},
+    {.name = "max_iters",
+     .type = TRC_OPT_DOUBLE,
+     .offset = 3 * sizeof(double),
+     .def = 100.0,
+     .min = 1.0,
+     .max = 100000.0,
+     .help = "ilqr iterations (backward passes) per warm start",
+     .metavar = "N",
+     .where = TRC_OPT_ALL},
+};
+
+/* The plan's parameters as the solver's problem: Q, R, Qf. */
+int trc_expert_quadratic_weights(const trc_expert_plan *p, double *Q, double *R, double *Qf) {
+    const int s = p->s, m = p->m;
+    for (int i = 0; i < s * s; i++)
+        Q[i] = Qf[i] = 0.0;
+    for (int i = 0; i < m * m; i++)
+        R[i] = 0.0;
+    for (int i = 0; i < s; i++) {
+        Q[i * s + i] = p->params[0] * trc_system_cost_q(p->sys, i);
+        Qf[i * s + i] = p->params[2] * Q[i * s + i];
+    }
+    for (int i = 0; i < m; i++)
+        R[i * m + i] = p->params[1];
+    return TRC_OK;
+}
+
+/* Builds the solver from the resolved parameters (lqr_qf 0 resolved to the system's here). */
+int trc_expert_ilqr_begin(trc_expert_plan *p, int max_iters, trc_ilqr **out) {
+    if (p->params[2] == 0.0)
+        p->params[2] = trc_system_cost_qf(p->sys);
+    double Q[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_S], Qf[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_S];
+    double R[TRC_SYSTEM_MAX_M * TRC_SYSTEM_MAX_M];
+    trc_expert_quadratic_weights(p, Q, R, Qf);
+    const trc_ilqr_problem pb = {p->sys, p->dt, p->T, p->bound, Q, R, Qf};
+    trc_ilqr_options o;
+    trc_ilqr_options_default(&o);
+    if (max_iters > 0)
+        o.max_iters = max_iters;
+    int rc = trc_ilqr_create(&pb, &o, out);
+    return rc ? trc_fail_prefix(rc, "%s: ", p->ops->name) : TRC_OK;
+}
+
+static int ilqr_accepts(const trc_system *sys) {
+    if (!sys->jacobian)
+        return trc_fail(TRC_EUNSUPPORTED, "expert ilqr needs Jacobians; %s has no Jacobians",
+                        sys->name);
+    return TRC_OK;
+}
+
+static int ilqr_plan(trc_expert_plan *p) {
+    const double it = p->params[3];
+    if (it != floor(it))
+        return trc_fail(TRC_EINVAL, "ilqr: max_iters must be a whole number, got %g", it);
+    trc_ilqr *plan = NULL;
+    int rc = trc_expert_ilqr_begin(p, (int)it, &plan);
+    p->state = plan;
+    return rc;
+}
+
+static int ilqr_solve(const trc_expert_plan *p, const double *x0, const double *target, double *u,
+                      trc_expert_cost *cost) {
+    const trc_ilqr *plan = p->state;
+    trc_ilqr_work *w = trc_ilqr_work_create(plan);
+    if (!w)
+        return TRC_ENOMEM;
+    trc_ilqr_result res;
+    int rc = trc_ilqr_solve(plan, w, x0, target, NULL, u, &res);
+    trc_ilqr_work_free(w);
+    if (rc)
+        return rc;
+    if (cost) {
+        double effort = 0.0;
+        int clipped = 0;
+        for (int k = 0; k < p->T * p->m; k++) {
+            effort += u[k] * u[k];
+            clipped += fabs(u[k]) >= p->bound;
+        }
+        cost->effort = effort;
+        cost->objective = res.cost;
+        cost->clipped = clipped;
+        cost->iterations = res.iterations;
+        cost->converged = res.converged;
+        cost->grad = res.grad;
+        cost->solve_ms = res.solve_ms;
+    }
+    return TRC_OK;
+}
+
+static void ilqr_free(void *state) {
+    trc_ilqr_free(state);
+}
+
+const trc_expert trc_expert_ilqr = {
+    .name = "ilqr",
+    .about = "box-constrained iterative LQR on the true dynamics (any system with Jacobians)",
+    .cost_label = "lqr_quadratic",
+    .accepts = ilqr_accepts,
+    .params = ilqr_params,
+    .nparams = sizeof ilqr_params / sizeof ilqr_params[0],
+    .plan = ilqr_plan,
+    .solve = ilqr_solve,
+    .free = ilqr_free,
+    .iterative = 1,
+};
