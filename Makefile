@@ -31,7 +31,7 @@ TESTS        := $(CORE_TESTS) $(PROTO_TESTS) $(SERVER_TESTS)
 BENCHES      := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/bench_*.c))
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint
+.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint container-test
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -99,6 +99,10 @@ valgrind: ensure-deps
 bench: ensure-deps
 	$(MAKE) all $(BENCHES)
 	sh tests/bench/run.sh $(BUILD)
+
+# Builds the image with podman (base image from Debian packages) and runs it as a platform would.
+container-test:
+	bash tests/container/run.sh
 
 run: ensure-build-deps
 	$(MAKE) all
