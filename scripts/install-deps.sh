@@ -10,7 +10,7 @@ BUILD_PKGS="build-essential pkg-config libopenblas-pthread-dev libjansson-dev li
  libmicrohttpd-dev libuv1-dev libsqlite3-dev"
 # python3-torch (about 580 MB with its dependencies) checks clients/python/convert_checkpoint.py.
 TEST_PKGS="python3 python3-pytest python3-numpy valgrind wrk clang-format cppcheck python3-yaml
- python3-torch"
+ python3-torch python3-venv python3-wheel-whl"
 RUNTIME_PKGS="libopenblas0-pthread libjansson4 libzip4 libmicrohttpd12 libuv1 libsqlite3-0 ca-certificates curl"
 
 if_missing=0

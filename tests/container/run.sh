@@ -85,8 +85,8 @@ wait_http() {
 
 # ---- 1. base image from Debian packages ----
 t0=$(date +%s)
-mirror=$(grep -hoE '^(URIs:|deb) +[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
-         awk '{print $2}' | grep -v security | head -n 1)
+mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+         awk '/^(URIs:|deb) / && $2 !~ /security/ {print $2; exit}' || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 log "debootstrap bookworm minbase from $mirror"
 debootstrap --variant=minbase bookworm "$WORK/rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||

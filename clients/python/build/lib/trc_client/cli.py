@@ -1,0 +1,182 @@
+"""Command line over Client: `python3 -m trc_client [--url U] [--token T] COMMAND ...`.
+
+Results are printed as JSON on stdout; errors as one line on stderr with exit status 1
+(2 for usage errors, as argparse does).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from .client import Client, TRCError
+
+# Training spec fields the CLI accepts: (flag, spec key, type).
+SPEC_FIELDS = (
+    ("--name", "name", str),
+    ("--system", "system", str),
+    ("--expert", "expert", str),
+    ("--num-samples", "num_samples", int),
+    ("--seed", "seed", int),
+    ("--model-size", "model_size", str),
+    ("--epochs", "epochs", int),
+    ("--batch-size", "batch_size", int),
+    ("--lr", "lr", float),
+    ("--scheduler", "scheduler", str),
+    ("--patience", "patience", int),
+    ("--val-split", "val_split", float),
+)
+
+
+def floats(text):
+    """'1,0.5' -> [1.0, 0.5]"""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python3 -m trc_client", description="Client for trcd.")
+    p.add_argument("--url", default=os.environ.get("TRC_URL", "http://127.0.0.1:8080"),
+                   help="server URL (env TRC_URL; default %(default)s)")
+    p.add_argument("--token", default=os.environ.get("TRC_API_TOKEN"),
+                   help="bearer token for state-changing routes (env TRC_API_TOKEN)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("control", help="controls for a state and target (POST /v1/control)")
+    c.add_argument("--state", type=floats, action="append", required=True,
+                   help="initial state, e.g. 1,0.5 (repeat for a batch)")
+    c.add_argument("--target", type=floats, action="append", required=True,
+                   help="target state, e.g. 0,0 (repeat for a batch)")
+    c.add_argument("--model", help="model name (default: the server's default model)")
+    c.add_argument("--trajectory", action="store_true", help="also return the simulated states")
+    c.add_argument("--iterations", action="store_true", help="also return every refinement iterate")
+
+    t = sub.add_parser("train", help="submit a training job (POST /v1/train)")
+    for flag, _key, typ in SPEC_FIELDS:
+        t.add_argument(flag, type=typ)
+    t.add_argument("--wait", action="store_true", help="wait for the job, showing a progress bar")
+    t.add_argument("--poll", type=float, default=0.5, help="seconds between polls with --wait")
+
+    j = sub.add_parser("jobs", help="list jobs (GET /v1/jobs)")
+    j.add_argument("--status", help="only jobs in this status (queued, running, ...)")
+    sub.add_parser("job", help="one job (GET /v1/jobs/ID)").add_argument("id")
+    w = sub.add_parser("wait", help="wait for a job to finish, showing a progress bar")
+    w.add_argument("id")
+    w.add_argument("--poll", type=float, default=0.5)
+    sub.add_parser("cancel", help="cancel a job (POST /v1/jobs/ID/cancel)").add_argument("id")
+    sub.add_parser("models", help="list loaded models (GET /v1/models)")
+    ld = sub.add_parser("load", help="load a checkpoint as model NAME (POST /v1/models/NAME/load)")
+    ld.add_argument("name")
+    ld.add_argument("file", help="file name inside the server's models directory")
+    ld.add_argument("--upload", action="store_true",
+                    help="FILE is a local file: send its bytes instead of its name")
+    return p
+
+
+class ProgressBar:
+    """One-line progress bar on a terminal; one line per new epoch otherwise (logs, pipes)."""
+
+    def __init__(self, stream=sys.stderr, width=30):
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self.last = None
+
+    def __call__(self, job):
+        prog = job.get("progress") or {}
+        metrics = job.get("metrics") or {}
+        epoch, epochs = prog.get("epoch", 0), prog.get("epochs", 0)
+        frac = prog.get("fraction") or 0.0
+        filled = int(round(self.width * min(max(frac, 0.0), 1.0)))
+        bar = "#" * filled + "." * (self.width - filled)
+        parts = [f"[{bar}] {100 * frac:5.1f}%", f"{job.get('status', '?'):9s}",
+                 f"epoch {epoch}/{epochs}"]
+        if metrics.get("train_loss") is not None:
+            parts.append(f"train {metrics['train_loss']:.3g}")
+        if metrics.get("val_loss") is not None:
+            parts.append(f"val {metrics['val_loss']:.3g}")
+        if prog.get("eta_seconds") is not None and not job.get("terminal"):
+            parts.append(f"eta {prog['eta_seconds']:.0f}s")
+        line = "  ".join(parts)
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100)[:100])
+            if job.get("terminal"):
+                self.stream.write("\n")
+        elif (job.get("status"), epoch) != self.last:
+            self.stream.write(line + "\n")
+        self.last = (job.get("status"), epoch)
+        self.stream.flush()
+
+
+def run(args, client, out=sys.stdout):
+    """Executes one parsed command; returns the process exit status."""
+    cmd = args.command
+    if cmd == "control":
+        if len(args.state) != len(args.target):
+            raise SystemExit("control: give as many --target as --state")
+        kw = dict(model=args.model, trajectory=args.trajectory, iterations=args.iterations)
+        if len(args.state) == 1:
+            result = client.control(args.state[0], args.target[0], **kw)
+        else:
+            result = client.control_batch(args.state, args.target, **kw)
+    elif cmd == "train":
+        spec = {key: getattr(args, key) for _f, key, _t in SPEC_FIELDS
+                if getattr(args, key) is not None}
+        result = client.train(**spec)
+        if args.wait:
+            result = client.wait(result["job_id"], on_progress=ProgressBar(), poll=args.poll)
+    elif cmd == "wait":
+        result = client.wait(args.id, on_progress=ProgressBar(), poll=args.poll)
+    elif cmd == "jobs":
+        result = client.jobs(args.status)
+    elif cmd == "job":
+        result = client.job(args.id)
+    elif cmd == "cancel":
+        result = client.cancel(args.id)
+    elif cmd == "models":
+        result = client.models()
+    elif cmd == "load":
+        if args.upload:
+            with open(args.file, "rb") as f:
+                result = client.load(args.name, f.read())
+        else:
+            result = client.load(args.name, args.file)
+    else:  # argparse rejects unknown commands before this point
+        raise SystemExit(f"unknown command {cmd}")
+    json.dump(result, out, indent=2)
+    out.write("\n")
+    # A job that ended badly is a failed command for scripts using --wait.
+    if cmd in ("train", "wait") and isinstance(result, dict) and result.get("terminal"):
+        return 0 if result.get("status") == "succeeded" else 1
+    return 0
+
+
+def join_vectors(argv):
+    """`--state -1,0` -> `--state=-1,0`: argparse would take "-1,0" for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--state", "--target") and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def main(argv=None):
+    args = parser().parse_args(join_vectors(sys.argv[1:] if argv is None else argv))
+    client = Client(args.url, token=args.token)
+    try:
+        return run(args, client)
+    except TRCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
