@@ -113,9 +113,12 @@ def test_python_client_installs_offline_into_a_venv(tmp_path, trcd):
                         "/usr/share/python-wheels", "wheel"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+    # from a copy: an in-tree build would leave build/ and *.egg-info in the sources
+    src = tmp_path / "src"
+    shutil.copytree(os.path.join(ROOT, "clients", "python"), src,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     r = subprocess.run([str(venv / "bin/pip"), "install", "--no-index", "--no-build-isolation",
-                        os.path.join(ROOT, "clients", "python")], capture_output=True, text=True,
-                       timeout=600)
+                        str(src)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run([str(venv / "bin/trc-client"), "--url", trcd.url, "control", "--state",
                         "1,0.5", "--target", "0,0"], capture_output=True, text=True, timeout=60)
