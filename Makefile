@@ -6,6 +6,7 @@ BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
 PYTHON  ?= /usr/bin/python3
+PREFIX  ?= /usr/local
 BLASINC := $(shell pkg-config --cflags-only-I openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -Wall -Wextra -Werror -Wshadow \
@@ -44,7 +45,7 @@ FUZZ_CC      ?= clang
 SOAK_SECONDS ?= 600
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak
+.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak container-test install
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -61,6 +62,8 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/libtrc.a: $(call obj,$(CORE_SRC))
 	$(AR) rcs $@ $^
+$(BUILD)/libtrc.so.1: $(call obj,$(CORE_SRC))
+	$(CC) -shared -Wl,-soname,libtrc.so.1 $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/libtrcproto.a: $(call obj,$(PROTO_SRC))
 	$(AR) rcs $@ $^
 $(BUILD)/libtrcd.a: $(call obj,$(SRV_SRC))
@@ -129,6 +132,15 @@ soak: ensure-deps
 bench: ensure-deps
 	$(MAKE) all $(BENCHES)
 	sh tests/bench/run.sh $(BUILD)
+
+# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: binaries, libtrc (static, shared), headers, trc.pc,
+# dashboard, docs, trcd.service (scripts/install.sh says where each goes).
+install: all $(BUILD)/libtrc.so.1
+	sh scripts/install.sh "$(BUILD)" "$(DESTDIR)" "$(PREFIX)"
+
+# Builds the image with podman (base image from Debian packages) and runs it as a platform would.
+container-test:
+	bash tests/container/run.sh
 
 run: ensure-build-deps
 	$(MAKE) all

@@ -47,6 +47,8 @@ typedef struct app_config {
     int batch_wait_us;         /* --batch-wait-us, default 200: wait for sending clients */
     int blas_threads;          /* --blas-threads, default 1: OpenBLAS threads per call */
     int access_log;            /* --access-log / TRC_ACCESS_LOG, default 1: a line per request */
+    int training;              /* --training, default 1: 0 refuses POST /v1/train up front */
+    int insecure_no_auth;      /* --insecure-no-auth: no generated token beyond loopback */
 } app_config;
 
 typedef struct app app;

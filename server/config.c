@@ -39,6 +39,10 @@ static const option OPTIONS[] = {
      "max wait for sending clients to join a batch, us (200)"},
     {"blas-threads", INT, OFF(blas_threads), 1, 256, "OpenBLAS threads per call (1)"},
     {"access-log", BOOL, OFF(access_log), 0, 1, "one stderr line per request (1)"},
+    {"training", BOOL, OFF(training), 0, 1,
+     "accept POST /v1/train (1); 0 where models are read-only, e.g. Kubernetes replicas"},
+    {"insecure-no-auth", BOOL, OFF(insecure_no_auth), 0, 1,
+     "beyond loopback with no TRC_API_TOKEN, serve without a token instead of generating one (0)"},
 };
 #define NOPT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -47,7 +51,8 @@ void app_config_usage(FILE *f) {
                "Serves TRC models over HTTP/JSON (see docs/server.md, proto/openapi.yaml).\n"
                "Each flag can also be set as TRC_<NAME> in the environment (e.g. TRC_PORT);\n"
                "TRC_API_TOKEN (environment only) makes state-changing routes need a bearer "
-               "token.\n\n");
+               "token;\nwithout it, a server listening beyond loopback generates one (logged, "
+               "kept in <data-dir>/api-token).\n\n");
     for (size_t i = 0; i < NOPT; i++)
         fprintf(f, "  --%-16s %s\n", OPTIONS[i].name, OPTIONS[i].help);
     fprintf(f, "  --%-16s %s\n  --%-16s %s\n", "help", "this text", "version", "print the version");
@@ -71,6 +76,7 @@ static void defaults(app_config *c) {
     c->batch_wait_us = 200;
     c->blas_threads = 1;
     c->access_log = 1;
+    c->training = 1;
 }
 
 /* "123", "64K", "1M", "2G" (binary multiples). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_token.h"
 #include "app.h"
 #include "batcher.h"
 #include "config.h"
@@ -41,6 +42,10 @@ int main(int argc, char **argv) {
     if (prc < 0) {
         fprintf(stderr, "trcd: %s\n", err);
         return 2;
+    }
+    if (api_token_ensure(&a.cfg, err, sizeof err)) {
+        fprintf(stderr, "trcd: %s\n", err);
+        return 1;
     }
     /* signals: handled by sigwait() below; every thread started later inherits the mask */
     sigset_t sigs;

@@ -24,7 +24,21 @@ static void reply_job(http_response *res, int status, const trc_job *job) {
         http_reply_json(res, status, body);
 }
 
+/* A server whose models directory is read-only (Kubernetes replicas) would train to the end and
+ * then fail to publish: refuse up front and say where training runs instead. */
+static int refuse_if_training_off(app *a, http_response *res) {
+    if (a->cfg.training)
+        return 0;
+    http_reply_error(res, 403, NULL,
+                     "training is disabled on this server (--training 0): run it as a Kubernetes "
+                     "Job (docker/k8s/train-job.yaml), or on a server with a writable models "
+                     "directory");
+    return 1;
+}
+
 static void on_train(app *a, const http_request *req, http_response *res) {
+    if (refuse_if_training_off(a, res))
+        return;
     size_t len;
     const char *body = http_body(req, &len);
     proto_error err;
@@ -114,6 +128,8 @@ static void on_cancel(app *a, const http_request *req, http_response *res) {
 }
 
 static void on_resume(app *a, const http_request *req, http_response *res) {
+    if (refuse_if_training_off(a, res))
+        return;
     trc_job job;
     proto_error err;
     int retry_after = 0;

@@ -200,7 +200,8 @@ def test_compose():
     c = yaml.safe_load(read("docker", "compose.yaml"))
     svc = c["services"]["trcd"]
     assert svc["build"]["dockerfile"] == "docker/Dockerfile" and svc["build"]["context"] == ".."
-    assert "8080:8080" in svc["ports"]
+    # published on loopback unless the operator says otherwise (TRC_PUBLISH)
+    assert svc["ports"] == ["${TRC_PUBLISH:-127.0.0.1:8080}:8080"]
     vol = svc["volumes"][0].split(":")
     assert vol[1] == "/var/lib/trc" and vol[0] in c["volumes"]
     assert "/healthz" in " ".join(svc["healthcheck"]["test"])
@@ -290,8 +291,12 @@ def test_image_default_model_step_trains_a_model(tmp_path, tool_path):
     script = shell_with_tiny_sizes(default_model_script(),
                                    [("TRC=build/trc", "TRC=trc"), ("scripts/default-model.sh", os.path.join(ROOT, "scripts", "default-model.sh")),
                                     ("/tmp/", f"{tmp_path}/"), ("/out/", f"{tmp_path}/out/")])
+    # the build arguments the recipe reads, at test sizes (the Dockerfile's defaults are checked)
+    args = dict(a.split("=", 1) for a in instr("ARG", stage=0) if "=" in a)
+    assert int(args["TRC_DEFAULT_EPOCHS"]) >= 20 and int(args["TRC_DEFAULT_SAMPLES"]) >= 10000
+    env = dict(os.environ, PATH=tool_path, TRC_DEFAULT_EPOCHS="2", TRC_DEFAULT_SAMPLES="256")
     r = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, PATH=tool_path), cwd=tmp_path)
+                       env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     model = tmp_path / "out" / "models" / "default.safetensors"
     assert model.exists() and model.stat().st_size > 100_000
