@@ -33,6 +33,10 @@ typedef struct trc_system {
     double box_lo, box_hi;    /* default uniform sampling box for initial and target states */
     double success_threshold; /* default: success when the final L2 error is below this */
     int linear;               /* 1 when step() is linear in (x, u): A and B do not depend on x, u */
+    /* For a linear time-invariant system, its continuous-time form x' = ct_A x + ct_B u
+     * ([s*s], [s*m], row-major), which continuous-time experts (min_energy_ct) need; NULL
+     * otherwise. */
+    const double *ct_A, *ct_B;
     const trc_system_param *params; /* constants of the dynamics, nparams entries */
     size_t nparams;
     /* x_next = f(x, u) over one step of length dt. x: [s], u: [m], x_next: [s] (may not alias x).

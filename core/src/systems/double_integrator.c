@@ -17,6 +17,7 @@ static void di_jacobian(const double *x, const double *u, double dt, double *A, 
     B[1] = dt;
 }
 
+static const double di_ct_A[] = {0.0, 1.0, 0.0, 0.0}, di_ct_B[] = {0.0, 1.0};
 static const char *const di_states[] = {"position", "velocity"};
 static const char *const di_controls[] = {"acceleration"};
 
@@ -34,6 +35,8 @@ const trc_system trc_system_double_integrator = {
     .box_hi = 2.0,
     .success_threshold = 0.1,
     .linear = 1,
+    .ct_A = di_ct_A,
+    .ct_B = di_ct_B,
     .step = di_step,
     .jacobian = di_jacobian,
     .cost_q = {1.0, 1.0},
