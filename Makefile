@@ -147,13 +147,13 @@ run: ensure-build-deps
 	sh scripts/run.sh $(BUILD)
 
 C_FILES = $(wildcard core/include/trc/*.h core/src/*/*.[ch] proto/*.[ch] server/*.[ch] clients/trc/*.[ch] \
-            tests/unit/*.h tests/unit/*/*.[ch] tests/bench/*.c tests/fuzz/*.c)
+            tests/unit/*.h tests/unit/*/*.[ch] tests/bench/*.c tests/fuzz/*.c examples/*.c)
 format:
 	clang-format -i $(C_FILES)
 lint:
 	clang-format --dry-run -Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
-	    --suppress=missingIncludeSystem -Icore/include -Icore/src -Iproto core/src proto server clients/trc
+	    --suppress=missingIncludeSystem -Icore/include -Icore/src -Iproto core/src proto server clients/trc examples
 
 # proto/openapi.yaml against Redocly's recommended rules (installs @redocly/cli from npm once).
 openapi-lint:

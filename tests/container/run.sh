@@ -52,6 +52,8 @@ nofile=$(ulimit -Hn)
 cat >"$CONTAINERS_CONF" <<EOF
 [containers]
 default_ulimits = ["nofile=$nofile:$nofile"]
+[network]
+network_backend = "netavark"
 [engine]
 runtime = "runc"
 events_logger = "file"
