@@ -20,11 +20,15 @@ static const struct {
 } components[] = {
     {"state_encoder", "state_encoder.", NULL},
     {"error_encoder", "error_encoder.", NULL},
-    {"reasoning_blocks", "recursive_reasoning.reasoning_blocks.", NULL},
+    /* single: reasoning_blocks; two_level / trm_style: one set of L_level layers */
+    {"reasoning_blocks", "recursive_reasoning.reasoning_blocks.",
+     "recursive_reasoning.L_level.layers."},
     {"embeddings", "recursive_reasoning.control_embedding.",
      "recursive_reasoning.error_embedding."},
     {"generator", "initial_control_generator.", NULL},
     {"decoder", "control_decoder.", NULL},
+    /* two_level: trained parameters; trm_style: fixed buffers */
+    {"initial_states", "recursive_reasoning.H_init", "recursive_reasoning.L_init"},
 };
 #define NCOMP (sizeof components / sizeof components[0])
 
@@ -47,7 +51,9 @@ static void count_params(const trc_model *m, size_t *counts, size_t *per_block, 
         }
         counts[k] += v->numel;
         if (k == 2) {
-            int b = atoi(v->name + strlen(components[2].prefix));
+            const char *p = starts(v->name, components[2].prefix) ? components[2].prefix
+                                                                  : components[2].prefix2;
+            int b = atoi(v->name + strlen(p));
             if (b >= 0 && b < m->cfg.blocks)
                 per_block[b] += v->numel;
         }
@@ -69,6 +75,7 @@ static void print_text(const char *path, const trc_model *m, const size_t *count
                        const size_t *per_block, json_t *training) {
     const trc_model_config *c = &m->cfg;
     printf("checkpoint  %s\n", path);
+    printf("arch        %s\n", c->arch[0] ? c->arch : "single");
     printf("size        %s (d=%d, h=%d, %d reasoning blocks, %d heads)\n", c->size, c->d, c->h,
            c->blocks, c->heads);
     printf("problem     s=%d, m=%d, T=%d, bound=%g\n", c->s, c->m, c->T, (double)c->bound);
@@ -105,13 +112,13 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
     for (int b = 0; b < c->blocks; b++)
         json_array_append_new(blocks, json_integer((json_int_t)per_block[b]));
     json_t *j =
-        json_pack("{s:s, s:{s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, "
+        json_pack("{s:s, s:{s:s, s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, "
                   "s:f}, s:I, s:o, s:o, s:O}",
-                  "checkpoint", path, "config", "size", c->size, "s", c->s, "m", c->m, "T", c->T,
-                  "bound", (double)c->bound, "d", c->d, "h", c->h, "blocks", c->blocks, "heads",
-                  c->heads, "K", c->K, "n", c->n, "system", c->system, "dt", c->dt, "parameters",
-                  (json_int_t)m->num_params, "components", comp, "block_parameters", blocks,
-                  "training", training ? training : json_null());
+                  "checkpoint", path, "config", "arch", c->arch[0] ? c->arch : "single", "size",
+                  c->size, "s", c->s, "m", c->m, "T", c->T, "bound", (double)c->bound, "d", c->d,
+                  "h", c->h, "blocks", c->blocks, "heads", c->heads, "K", c->K, "n", c->n, "system",
+                  c->system, "dt", c->dt, "parameters", (json_int_t)m->num_params, "components",
+                  comp, "block_parameters", blocks, "training", training ? training : json_null());
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(j);
     if (!text)

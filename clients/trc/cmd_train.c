@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "commands.h"
 
+#include "trc/arch.h"
 #include "trc/dataset.h"
 #include "trc/error.h"
 #include "trc/train.h"
@@ -136,21 +137,37 @@ static void summary(const view *v, const trc_train_result *r) {
 }
 
 /* Flags that fix a run's settings: refused with --resume (the saved ones are kept). */
-static const char *const setting_flags[] = {
-    "--model-size", "--batch-size", "--lr",        "--weight-decay", "--grad-clip",
-    "--scheduler",  "--lr-min",     "--step-size", "--gamma",        "--plateau-patience",
-    "--patience",   "--val-split",  "--seed",      "--out",          "-K",
-    "-n",           "--bound"};
+static const char *const setting_flags[] = {"--arch",
+                                            "--model-size",
+                                            "--batch-size",
+                                            "--lr",
+                                            "--weight-decay",
+                                            "--grad-clip",
+                                            "--scheduler",
+                                            "--lr-min",
+                                            "--step-size",
+                                            "--gamma",
+                                            "--plateau-patience",
+                                            "--patience",
+                                            "--val-split",
+                                            "--seed",
+                                            "--out",
+                                            "-K",
+                                            "-n",
+                                            "--bound"};
 
 int cmd_train(int argc, char **argv) {
     trc_train_opts o;
     trc_train_opts_default(&o);
     const char *data = NULL, *out = NULL, *resume = NULL, *size = NULL, *sched = NULL;
+    const char *arch = NULL;
     int epochs = o.epochs, json = 0, threads = 0;
     cli_opt opts[] = {
         CLI_OPT("--data", CLI_STR, &data, "FILE", "training dataset .npz (required)"),
         CLI_OPT("--out", CLI_STR, &out, "DIR",
                 "where checkpoints, training_stats.json and training_curves.svg go (required)"),
+        CLI_OPT("--arch", CLI_STR, &arch, "NAME",
+                "architecture: single, two_level or trm_style (default single)"),
         CLI_OPT("--model-size", CLI_STR, &size, "SIZE", "small, medium or large (default medium)"),
         CLI_RANGE("--epochs", CLI_INT, &epochs, "N", "epoch budget (default 100)", 1, 1000000, 0),
         CLI_RANGE("--batch-size", CLI_INT, &o.batch_size, "N", "batch size (default 64)", 1,
@@ -178,8 +195,11 @@ int cmd_train(int argc, char **argv) {
                   0),
         CLI_OPT("--seed", CLI_U64, &o.seed, "S",
                 "split, shuffling and initialization (default 42)"),
-        CLI_RANGE("-K", CLI_INT, &o.K, "K", "outer refinement cycles (default 3)", 1, 64, 0),
-        CLI_RANGE("-n", CLI_INT, &o.n, "N", "inner reasoning cycles (default 3)", 1, 64, 0),
+        CLI_RANGE("-K", CLI_INT, &o.K, "K",
+                  "outer refinement cycles (default 3; two_level/trm_style: H cycles)", 1, 64, 0),
+        CLI_RANGE("-n", CLI_INT, &o.n, "N",
+                  "inner reasoning cycles (default 3; two_level/trm_style: L cycles, 4 or 6)", 1,
+                  64, 0),
         CLI_RANGE("--bound", CLI_DOUBLE, &o.bound, "B",
                   "control bound (default: the dataset's, else 4)", 0, 1e6, 1),
         CLI_OPT("--resume", CLI_STR, &resume, "DIR",
@@ -239,6 +259,21 @@ int cmd_train(int argc, char **argv) {
                 return cli_error(CLI_USAGE, CMD,
                                  "unknown model size '%.20s' (small, medium, large)", size);
             snprintf(o.model_size, sizeof o.model_size, "%s", size);
+        }
+        if (arch) {
+            if (strlen(arch) >= sizeof o.arch)
+                return cli_error(CLI_USAGE, CMD, "--arch: unknown architecture '%.20s'", arch);
+            if (!trc_arch_find(arch))
+                return cli_error(CLI_USAGE, CMD, "--arch: %s", trc_errmsg());
+            snprintf(o.arch, sizeof o.arch, "%s", arch);
+            /* the architecture's own cycle counts unless -K / -n say otherwise */
+            trc_model_config pc;
+            if (trc_model_config_preset_arch(o.arch, o.model_size, 2, 1, 15, 4.0f, &pc) == TRC_OK) {
+                if (!cli_find(opts, nopts, "-K")->seen)
+                    o.K = pc.K;
+                if (!cli_find(opts, nopts, "-n")->seen)
+                    o.n = pc.n;
+            }
         }
         if (sched && (rc = trc_sched_parse(sched, &o.scheduler)) != 0)
             return cli_lib_error(CMD, rc, 1);

@@ -19,6 +19,7 @@
 typedef struct trc_arch_size {
     const char *name;
     int d, h, blocks, heads;
+    int K, n; /* its default cycles (0: 3 and 3) */
 } trc_arch_size;
 
 /* Receives the parameters of a layout in checkpoint order (core/src/nn/layout.h). */

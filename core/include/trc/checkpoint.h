@@ -23,6 +23,14 @@ int trc_checkpoint_save(const char *path, const trc_model *model, const char *su
 /* The same into a malloc'd buffer (for hashing or sending). */
 int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint8_t **buf,
                           size_t *len);
+/* Parameter-name spellings: the original's ec6511d (ffn.0 / ffn.3, what trc_checkpoint_encode
+ * writes) and a273222 (ffn.fc_in / ffn.fc_out, its later version: each view's `alt`). Loading
+ * takes either (a file with both spellings of one tensor is refused). */
+#define TRC_NAMES_OLD "ec6511d"
+#define TRC_NAMES_NEW "a273222"
+/* trc_checkpoint_encode with the names spelled as `names` asks; recorded in the metadata. */
+int trc_checkpoint_encode_names(const trc_model *model, const char *names, const char *summary_json,
+                                uint8_t **buf, size_t *len);
 
 /* Loads and validates a checkpoint (file or memory). `ov` may be NULL. Metadata, when present,
  * gives the configuration; overrides given explicitly win over it. */

@@ -19,7 +19,7 @@
 
 /* ---------------------------------------------------------------- saving */
 
-enum { META_MAX = 16, META_VAL_MAX = 48 };
+enum { META_MAX = 24, META_VAL_MAX = 48 };
 
 typedef struct meta_list {
     const char *keys[META_MAX], *values[META_MAX];
@@ -50,8 +50,19 @@ static void meta_double(meta_list *ml, const char *key, double x, int is_float) 
 
 int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint8_t **buf,
                           size_t *len) {
+    return trc_checkpoint_encode_names(model, TRC_NAMES_OLD, summary_json, buf, len);
+}
+
+int trc_checkpoint_encode_names(const trc_model *model, const char *names, const char *summary_json,
+                                uint8_t **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
+    if (!names || (strcmp(names, TRC_NAMES_OLD) && strcmp(names, TRC_NAMES_NEW)))
+        return trc_fail(TRC_EINVAL,
+                        "checkpoint: names must be " TRC_NAMES_OLD " or " TRC_NAMES_NEW
+                        ", got '%s'",
+                        names ? names : "(null)");
+    int want_new = strcmp(names, TRC_NAMES_NEW) == 0;
     if (!model || !model->params || !model->views || !model->num_views)
         return trc_fail(TRC_EINVAL, "checkpoint: model has no parameters");
     if (summary_json) {
@@ -66,6 +77,7 @@ int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint
     meta_list ml = {.n = 0};
     meta_str(&ml, "trc_format", FORMAT_VERSION);
     meta_str(&ml, "arch", c->arch[0] ? c->arch : TRC_ARCH_DEFAULT);
+    meta_str(&ml, "names", names);
     meta_str(&ml, "size", c->size);
     meta_int(&ml, "s", c->s);
     meta_int(&ml, "m", c->m);
@@ -96,7 +108,9 @@ int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint
                               v->name, j);
                 break;
             }
-        outs[i].name = v->name;
+        /* a view with two spellings: the a273222 one says ffn.fc_in / ffn.fc_out */
+        int name_new = strstr(v->name, ".ffn.fc_") != NULL;
+        outs[i].name = v->alt[0] && want_new != name_new ? v->alt : v->name;
         outs[i].ndim = v->ndim;
         for (int d = 0; d < v->ndim; d++)
             outs[i].shape[d] = v->shape[d];
@@ -206,6 +220,9 @@ static int copy_params(const trc_safetensors *st, trc_model *model) {
     for (size_t i = 0; i < model->num_views; i++) {
         const trc_param_view *v = &model->views[i];
         const trc_st_tensor *t = trc_st_find(st, v->name);
+        if (t && v->alt[0] && trc_st_find(st, v->alt))
+            return trc_fail(TRC_EFORMAT, "checkpoint: parameter '%s' given twice (also as '%s')",
+                            v->name, v->alt);
         if (!t && v->alt[0]) /* the other spelling of the name */
             t = trc_st_find(st, v->alt);
         if (!t)

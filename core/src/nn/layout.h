@@ -10,7 +10,14 @@
 #include "trc/model.h"
 
 /* How a parameter tensor is initialized (model.md "Initialization used by the original"). */
-typedef enum { TRC_INIT_ZERO, TRC_INIT_ONE, TRC_INIT_XAVIER, TRC_INIT_FANIN } trc_init_kind;
+/* TRC_INIT_NORMAL: N(0, gain^2) (the two-level networks' H_init/L_init, model-v2.md) */
+typedef enum {
+    TRC_INIT_ZERO,
+    TRC_INIT_ONE,
+    TRC_INIT_XAVIER,
+    TRC_INIT_FANIN,
+    TRC_INIT_NORMAL
+} trc_init_kind;
 
 typedef struct trc_init_spec {
     trc_init_kind kind;

@@ -59,8 +59,8 @@ int trc_model_config_preset_arch(const char *arch, const char *size, int s, int 
     cfg->h = p->h;
     cfg->blocks = p->blocks;
     cfg->heads = p->heads;
-    cfg->K = 3;
-    cfg->n = 3;
+    cfg->K = p->K > 0 ? p->K : 3;
+    cfg->n = p->n > 0 ? p->n : 3;
     return trc_model_config_validate(cfg);
 }
 
@@ -191,6 +191,10 @@ int trc_model_init(trc_model *model, uint64_t seed) {
         case TRC_INIT_FANIN:
             a = 1.0 / sqrt((double)inits[i].fan_in);
             break;
+        case TRC_INIT_NORMAL:
+            for (size_t j = 0; j < v->numel; j++)
+                p[j] = (float)(inits[i].gain * trc_rng_normal(&rng));
+            continue;
         }
         for (size_t j = 0; j < v->numel; j++)
             p[j] = (float)trc_rng_range(&rng, -a, a);

@@ -15,9 +15,9 @@
 #define BLOCK_PREFIX "recursive_reasoning.reasoning_blocks."
 
 static const trc_arch_size sizes[] = {
-    {"small", 64, 128, 2, 2},
-    {"medium", 128, 256, 3, 4},
-    {"large", 256, 512, 4, 8},
+    {"small", 64, 128, 2, 2, 3, 3},
+    {"medium", 128, 256, 3, 4, 3, 3},
+    {"large", 256, 512, 4, 8, 3, 3},
 };
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 

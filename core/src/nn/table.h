@@ -3,3 +3,5 @@
  * checkpoint without "arch" is one) and, for a bare export whose shapes several architectures
  * accept, the one chosen. Included by arch.c only. */
 TRC_ARCH(single)
+TRC_ARCH(two_level)
+TRC_ARCH(trm_style)

@@ -1,0 +1,63 @@
+/* The forward pass of the two-level networks and the activations it keeps, shared by inference
+ * (nothing kept beyond the current step) and training (every decoder step, and every block
+ * application of the differentiated H cycles). Arrays are [rows, features] for the B rows of
+ * the batch. Internal to libtrc. */
+#ifndef TRC_TWO_LEVEL_ACTS_H
+#define TRC_TWO_LEVEL_ACTS_H
+
+#include <stddef.h>
+
+#include "two_level_layout.h"
+
+/* One application of one shared block. */
+typedef struct tl_app {
+    float *zin, *A, *r1, *z1, *r2, *zout; /* [B, d]: input, V z + v, pre-norm1, norm1, pre-norm2 */
+    float *G;                             /* [B, fc_in_out] fc_in output */
+    float *sig, *S;                       /* [B, I] sigmoid of the gate, FFN hidden */
+    float *m1, *rs1, *m2, *rs2;           /* [B] norm statistics (RMS: rs only) */
+} tl_app;
+
+/* A Linear -> silu -> LN -> Linear stack (encoder, decoders), one application. */
+typedef struct tl_mlp {
+    float *in;                            /* [B, k] input copy (decoder: [z_H, u]) */
+    float *H, *sig, *S, *N, *mean, *rstd; /* [B, h] / [B] */
+    float *out;                           /* [B, o] last Linear output (decoders: after tanh) */
+} tl_mlp;
+
+typedef struct tl_acts {
+    size_t B;   /* rows the arrays hold */
+    int nstore; /* H cycles whose block applications are kept (0: inference) */
+    int ndec;   /* decoder steps kept (H, or 1 for inference) */
+    float *arena;
+    float *x, *z0, *zH, *zL, *c, *inj; /* [B, 2s+1], [B, d] x5 */
+    float *iters;                      /* [H+1][B][U] */
+    float *v;                          /* [ndec][B][U] pre-clamp */
+    float *err;                        /* [H][B][2] feedback errors e_k */
+    float *traj;                       /* [(T+1) s] one row's trajectory */
+    tl_mlp enc, gen, *dec;             /* dec: [ndec] */
+    tl_app *apps;                      /* [nstore * (L+1) * layers], then one scratch */
+} tl_acts;
+
+/* Allocates the activations for B rows; nstore 0 (inference) or the differentiated cycles. */
+int tl_acts_alloc(const tl_layout *L, size_t B, int nstore, tl_acts *a);
+void tl_acts_free(tl_acts *a);
+
+/* Cycle k is differentiated (its reasoning is recorded for backward). */
+static inline int tl_cycle_diff(const tl_layout *L, int k) {
+    return !L->truncate || k == L->H - 1;
+}
+/* Index among the stored cycles of differentiated cycle k. */
+static inline int tl_store_index(const tl_layout *L, int k) {
+    return L->truncate ? 0 : k;
+}
+
+/* The forward pass for rows [0, B) of a (B <= a->B). sim is used when L->feedback. Returns
+ * TRC_ENUMERIC if an iterate is not finite. */
+int tl_forward(const tl_layout *L, const float *P, const float *fused, const trc_tl_sim *sim,
+               tl_acts *a, size_t B, const float *x0, const float *target);
+/* The attention of every block fused (as the single-latent network's inference does): for block
+ * i, fused + i * (d*d + d) receives W_o V ([d, d]) then W_o v + c_o ([d]). tl_forward uses it
+ * when not NULL (one d x d product per application instead of two; A is then not kept). */
+void tl_fuse_attention(const tl_layout *L, const float *P, float *fused);
+
+#endif

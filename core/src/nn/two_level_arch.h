@@ -1,0 +1,28 @@
+/* The ops the two_level and trm_style architectures share (two_level_arch.c): the a273222
+ * networks of model-v2.md behind the architectures table. trc_model_config maps onto
+ * trc_tl_config as blocks -> layers, K -> H cycles, n -> L cycles, FFN width by the original's
+ * rule int(d * (h / d)), truncation on (as every factory), feedback off (not a setting of
+ * trc_model_config yet). Internal to libtrc. */
+#ifndef TRC_TWO_LEVEL_ARCH_H
+#define TRC_TWO_LEVEL_ARCH_H
+
+#include "trc/arch.h"
+#include "trc/two_level.h"
+
+/* cfg (arch two_level or trm_style) -> t */
+void tl_config_from_model(const trc_model_config *cfg, trc_tl_config *t);
+
+int tl_arch_validate(const trc_model_config *cfg);
+void tl_arch_layout(const trc_model_config *cfg, trc_layout_builder *b);
+int tl_arch_from_shapes(const char *arch, const trc_safetensors *st, int m, trc_model_config *cfg);
+int tl_arch_infer(const trc_model *model, size_t B, const float *x0, const float *target,
+                  float *u_out, float *iterates, int threads);
+int tl_arch_trainer_create(const trc_model *model, size_t max_batch, void **tr);
+void tl_arch_trainer_free(void *tr);
+int tl_arch_trainer_set_threads(void *tr, int threads);
+float *tl_arch_trainer_grads(void *tr);
+int tl_arch_trainer_forward(void *tr, size_t B, const float *x0, const float *target,
+                            const trc_loss_rows *loss, float *u_out, double *loss_sum);
+int tl_arch_trainer_backward(void *tr);
+
+#endif
