@@ -40,6 +40,10 @@ typedef struct trc_arch {
     const char *about; /* one line */
     const trc_arch_size *sizes;
     size_t nsizes;
+    /* 1 when backward differentiates only the last outer cycle by design (gradient truncation,
+     * model-v2.md): it is then the exact gradient only at K = 1, where checks compare it with
+     * finite differences. */
+    int grad_last_cycle_only;
     /* Checks what is specific to the architecture (the generic fields are checked first). */
     int (*validate)(const trc_model_config *cfg);
     /* Adds every parameter, in checkpoint order (trc_layout_add and friends). */

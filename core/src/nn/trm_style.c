@@ -21,6 +21,7 @@ const trc_arch trc_arch_trm_style = {
         "two-level network with SwiGLU FFN + RMSNorm blocks and fixed initial states (model-v2.md)",
     .sizes = sizes,
     .nsizes = sizeof sizes / sizeof sizes[0],
+    .grad_last_cycle_only = 1,
     .validate = tl_arch_validate,
     .layout = tl_arch_layout,
     .from_shapes = from_shapes,

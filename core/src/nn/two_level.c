@@ -19,6 +19,7 @@ const trc_arch trc_arch_two_level = {
     .about = "two-level z_H/z_L network, SiLU FFN + LayerNorm blocks (model-v2.md)",
     .sizes = sizes,
     .nsizes = sizeof sizes / sizeof sizes[0],
+    .grad_last_cycle_only = 1,
     .validate = tl_arch_validate,
     .layout = tl_arch_layout,
     .from_shapes = from_shapes,

@@ -383,7 +383,8 @@ static void test_errors(void **state) {
     assert_non_null(strstr(trc_errmsg(), "not controllable in 1 step"));
     assert_int_equal(trc_expert_plan_create("min_energy", di(), DT, 2, 4, NULL, &p), 0);
     trc_expert_plan_free(p);
-    /* min_energy, lqr and min_energy_ct need a linear system; lqr_finite and ilqr take Van der Pol */
+    /* min_energy, lqr and min_energy_ct need a linear system; lqr_finite and ilqr take Van der Pol
+     */
     const trc_system *vdp = trc_system_find("van_der_pol");
     for (size_t e = 0; e < trc_expert_count(); e++) {
         const char *name = trc_expert_name_at(e);
