@@ -20,7 +20,7 @@
 #include <trc/system.h>
 
 static int parse_state(const char *text, int s, double *x) {
-    char *end;
+    char *end = (char *)text;
     for (int i = 0; i < s; i++) {
         x[i] = strtod(text, &end);
         if (end == text || !isfinite(x[i]))
