@@ -4,6 +4,7 @@
  * the record; the live list only adds what a running job knows between epochs and its cancel
  * flag. Lock order: jobs.mu, then the store's own lock. */
 #include "jobs_internal.h"
+#include "jobs_run.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -126,8 +127,39 @@ static int has_saved_state(jobs *m, const char *id) {
 
 /* ---- the loop thread ---- */
 
+/* The runner's live progress, into the job's entry (read by GET /v1/jobs and /metrics). */
+static void live_progress(void *user, int epoch, double fraction, double eta, double sps) {
+    job_live *jl = user;
+    pthread_mutex_lock(&jl->mgr->mu);
+    jl->epoch = epoch;
+    jl->fraction = fraction;
+    jl->eta_seconds = eta;
+    jl->samples_per_sec = sps;
+    pthread_mutex_unlock(&jl->mgr->mu);
+}
+
+/* On a pool thread: the runner gets an explicit environment (jobs_run.h), not the manager. */
 static void work_cb(uv_work_t *w) {
-    job_run(w->data);
+    job_live *jl = w->data;
+    jobs *m = jl->mgr;
+    char dir[4200];
+    job_outcome out;
+    job_env env = {m->store, m->app->registry, m->models_dir, dir, live_progress, jl};
+    if (job_dir(m, jl->id, dir, sizeof dir) == TRC_OK) {
+        job_run(&env, jl->id, &jl->spec, jl->resume, &jl->cancel, &out);
+    } else {
+        out = (job_outcome){.status = TRC_JOB_FAILED};
+        snprintf(out.error, sizeof out.error, "%s", trc_errmsg());
+    }
+    pthread_mutex_lock(&m->mu);
+    jl->final_status = out.status;
+    jl->published = out.published;
+    snprintf(jl->final_error, sizeof jl->final_error, "%s",
+             out.status == TRC_JOB_CANCELLED && jl->cancel_reason[0] ? jl->cancel_reason
+                                                                     : out.error);
+    pthread_mutex_unlock(&m->mu);
+    if (out.status == TRC_JOB_CANCELLED)
+        log_msg("job %s (%s) cancelled: %s", jl->id, jl->spec.name, jl->final_error);
 }
 
 static void dispatch(jobs *m);

@@ -1,4 +1,4 @@
-/* What the job manager (jobs.c) and the job runner (jobs_run.c) share: the manager's state and
+/* The job manager's state (jobs.c; the runner, jobs_run.c, gets a job_env instead) and
  * one in-memory entry per queued or running job. Private to server/jobs*.c. */
 #ifndef TRCD_JOBS_INTERNAL_H
 #define TRCD_JOBS_INTERNAL_H
@@ -55,8 +55,6 @@ struct jobs {
     int started;
 };
 
-/* Runs one job on a pool thread: dataset, training, publishing; fills jl->final_*. */
-void job_run(job_live *jl);
 /* <jobs_dir>/<id> into buf. */
 int job_dir(const jobs *m, const char *id, char *buf, size_t size);
 /* Current Unix time in seconds. */

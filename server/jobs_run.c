@@ -1,9 +1,8 @@
-/* One training job on a libuv pool thread: generate its dataset from the spec, train it with
- * trc_train into <data-dir>/jobs/<id>/ (epochs go to the store, progress to the live entry, the
- * cancel flag is checked at every batch), then publish the best checkpoint as
- * <models-dir>/<name>.safetensors in the registry. The outcome goes to jl->final_* for the loop
- * thread to record. */
-#include "jobs_internal.h"
+/* One training job on a libuv pool thread (jobs_run.h): generate its dataset from the spec,
+ * train it with trc_train into its directory (epochs go to the store, live progress to the
+ * environment's callback, the cancel flag is checked at every batch), then publish the best
+ * checkpoint as <models-dir>/<name>.safetensors in the registry. Everything it touches comes
+ * from its job_env; the outcome goes back in a job_outcome. */
 #include "jobs_run.h"
 
 #include <math.h>
@@ -12,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -29,28 +29,23 @@
 #define TRAIN_NICE 10
 
 typedef struct run_ctx {
-    job_live *jl;
+    const job_env *env;
+    const char *id;
     int synced; /* the store's history matches trc_train's (first epoch event of this run) */
 } run_ctx;
 
-static void set_live(job_live *jl, int epoch, double fraction, double eta, double sps) {
-    jobs *m = jl->mgr;
-    pthread_mutex_lock(&m->mu);
-    jl->epoch = epoch;
-    jl->fraction = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
-    jl->eta_seconds = eta;
-    jl->samples_per_sec = sps;
-    pthread_mutex_unlock(&m->mu);
+static double clamp01(double f) {
+    return f < 0 ? 0 : f > 1 ? 1 : f;
 }
 
 static int on_progress(void *user, const trc_progress *p) {
     run_ctx *c = user;
-    job_live *jl = c->jl;
-    jobs *m = jl->mgr;
+    const job_env *env = c->env;
     double eta = isfinite(p->eta_seconds) && p->eta_seconds >= 0 ? p->eta_seconds : -1;
     if (p->kind == TRC_PROGRESS_BATCH) {
         double within = p->batches ? (double)p->batch / (double)p->batches : 0;
-        set_live(jl, p->epoch - 1, (p->epoch - 1 + within) / p->epochs, eta, p->samples_per_sec);
+        env->progress(env->user, p->epoch - 1, clamp01((p->epoch - 1 + within) / p->epochs), eta,
+                      p->samples_per_sec);
         return 0;
     }
     /* An epoch ended: its row goes to the store. The first event of a resumed run also writes
@@ -58,8 +53,8 @@ static int on_progress(void *user, const trc_progress *p) {
      * and drops rows beyond it that the earlier run wrote and this one redoes. */
     int from = p->epoch - 1;
     if (!c->synced) {
-        if (jobstore_trim_epochs(m->store, jl->id, p->epoch) != TRC_OK)
-            log_msg("job %s: %s", jl->id, trc_errmsg());
+        if (jobstore_trim_epochs(env->store, c->id, p->epoch) != TRC_OK)
+            log_msg("job %s: %s", c->id, trc_errmsg());
         from = 0;
         c->synced = 1;
     }
@@ -67,13 +62,14 @@ static int on_progress(void *user, const trc_progress *p) {
         const trc_epoch_stats *h = &p->history[i];
         trc_job_epoch e = {h->epoch, h->train_loss, h->val_loss,
                            h->lr,    h->seconds,    h->samples_per_sec};
-        if (jobstore_put_epoch(m->store, jl->id, &e) != TRC_OK)
-            log_msg("job %s: %s", jl->id, trc_errmsg()); /* training matters more than a row */
+        if (jobstore_put_epoch(env->store, c->id, &e) != TRC_OK)
+            log_msg("job %s: %s", c->id, trc_errmsg()); /* training matters more than a row */
     }
-    if (jobstore_set_progress(m->store, jl->id, p->epoch, p->epochs) != TRC_OK)
-        log_msg("job %s: %s", jl->id, trc_errmsg());
+    if (jobstore_set_progress(env->store, c->id, p->epoch, p->epochs) != TRC_OK)
+        log_msg("job %s: %s", c->id, trc_errmsg());
     const trc_epoch_stats *st = &p->history[p->epoch - 1];
-    set_live(jl, p->epoch, (double)p->epoch / p->epochs, eta, st->samples_per_sec);
+    env->progress(env->user, p->epoch, clamp01((double)p->epoch / p->epochs), eta,
+                  st->samples_per_sec);
     return 0;
 }
 
@@ -90,19 +86,17 @@ int job_make_dataset(const trc_train_spec *spec, const atomic_int *cancel, trc_d
 
 /* Copies the best checkpoint to <models-dir>/<name>.safetensors (atomically) and loads it into
  * the registry under the spec's name, replacing a model of that name for new requests. */
-static int publish(job_live *jl, const trc_train_result *res) {
-    jobs *m = jl->mgr;
-    const char *name = jl->spec.name;
+static int publish(const job_env *env, const char *name, const trc_train_result *res) {
     if (!res->best_path[0])
         return trc_fail(TRC_EIO, "training left no best checkpoint");
     char rel[TRC_JOB_NAME_MAX + 16], path[4200];
     snprintf(rel, sizeof rel, "%s.safetensors", name);
-    int n = snprintf(path, sizeof path, "%s/%s", m->models_dir, rel);
+    int n = snprintf(path, sizeof path, "%s/%s", env->models_dir, rel);
     if (n < 0 || (size_t)n >= sizeof path)
         return trc_fail(TRC_EINVAL, "models directory path too long");
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = trc_mkdir_p(m->models_dir);
+    int rc = trc_mkdir_p(env->models_dir);
     if (rc == TRC_OK)
         rc = trc_read_file(res->best_path, &buf, &len);
     if (rc == TRC_OK)
@@ -112,65 +106,69 @@ static int publish(job_live *jl, const trc_train_result *res) {
         return trc_fail_prefix(rc, "writing %s: ", path);
     proto_error perr;
     memset(&perr, 0, sizeof perr);
-    if (registry_load_file(m->app->registry, name, rel, &perr) != 0)
+    if (registry_load_file(env->registry, name, rel, &perr) != 0)
         return trc_fail(TRC_EFORMAT, "loading %s into the registry: %s", rel, perr.message);
     return TRC_OK;
 }
 
-static void finish(job_live *jl, trc_job_status st, const char *fmt, const char *detail) {
-    jl->final_status = st;
-    snprintf(jl->final_error, sizeof jl->final_error, fmt, detail);
+static void finish(job_outcome *out, trc_job_status st, const char *fmt, const char *detail) {
+    out->status = st;
+    snprintf(out->error, sizeof out->error, fmt, detail);
 }
 
-void job_run(job_live *jl) {
-    jobs *m = jl->mgr;
-    double t0 = jobs_now();
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void job_run(const job_env *env, const char *id, const trc_train_spec *spec, int resume,
+             const atomic_int *cancel, job_outcome *out) {
+    memset(out, 0, sizeof *out);
+    double t0 = now_seconds();
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), TRAIN_NICE);
-    log_msg("job %s (%s) %s", jl->id, jl->spec.name, jl->resume ? "resuming" : "started");
+    log_msg("job %s (%s) %s", id, spec->name, resume ? "resuming" : "started");
 
     trc_train_opts opts;
     trc_dataset ds;
     trc_train_result res;
     memset(&ds, 0, sizeof ds);
     memset(&res, 0, sizeof res);
-    int rc = trc_train_spec_to_opts(&jl->spec, &opts);
-    if (rc == TRC_OK)
-        rc = job_dir(m, jl->id, opts.out_dir, sizeof opts.out_dir);
+    int rc = trc_train_spec_to_opts(spec, &opts);
+    if (rc == TRC_OK &&
+        snprintf(opts.out_dir, sizeof opts.out_dir, "%s", env->job_dir) >= (int)sizeof opts.out_dir)
+        rc = trc_fail(TRC_EINVAL, "job directory path too long");
     if (rc == TRC_OK)
         rc = trc_mkdir_p(opts.out_dir);
-    opts.resume = jl->resume;
+    opts.resume = resume;
     if (rc == TRC_OK) {
-        rc = job_make_dataset(&jl->spec, &jl->cancel, &ds);
+        rc = job_make_dataset(spec, cancel, &ds);
         if (rc != TRC_OK && rc != TRC_ECANCELED)
             trc_fail_prefix(rc, "generating the dataset: ");
     }
     if (rc == TRC_OK) {
-        run_ctx ctx = {jl, 0};
-        rc = trc_train(&ds, &opts, on_progress, &ctx, &jl->cancel, &res);
+        run_ctx ctx = {env, id, 0};
+        rc = trc_train(&ds, &opts, on_progress, &ctx, cancel, &res);
     }
     if (rc == TRC_OK) {
         /* A resumed run that had nothing left to do reports no epoch: record where it ended. */
-        jobstore_set_progress(m->store, jl->id, res.epochs_run, opts.epochs);
-        rc = publish(jl, &res);
+        jobstore_set_progress(env->store, id, res.epochs_run, opts.epochs);
+        rc = publish(env, spec->name, &res);
         if (rc == TRC_OK) {
-            jl->published = 1;
-            finish(jl, TRC_JOB_SUCCEEDED, "%s", "");
-            log_msg("job %s (%s) succeeded in %.1f s: %d epoch(s), best %d, published as %s",
-                    jl->id, jl->spec.name, jobs_now() - t0, res.epochs_run, res.best_epoch,
-                    jl->spec.name);
+            out->published = 1;
+            finish(out, TRC_JOB_SUCCEEDED, "%s", "");
+            log_msg("job %s (%s) succeeded in %.1f s: %d epoch(s), best %d, published as %s", id,
+                    spec->name, now_seconds() - t0, res.epochs_run, res.best_epoch, spec->name);
         } else {
-            finish(jl, TRC_JOB_FAILED, "publishing the model failed: %s", trc_errmsg());
+            finish(out, TRC_JOB_FAILED, "publishing the model failed: %s", trc_errmsg());
         }
     } else if (rc == TRC_ECANCELED) {
-        pthread_mutex_lock(&m->mu);
-        finish(jl, TRC_JOB_CANCELLED, "%s", jl->cancel_reason[0] ? jl->cancel_reason : "cancelled");
-        pthread_mutex_unlock(&m->mu);
-        log_msg("job %s (%s) cancelled: %s", jl->id, jl->spec.name, jl->final_error);
+        finish(out, TRC_JOB_CANCELLED, "%s", "cancelled"); /* the manager knows why */
     } else {
-        finish(jl, TRC_JOB_FAILED, "training failed: %s", trc_errmsg());
+        finish(out, TRC_JOB_FAILED, "training failed: %s", trc_errmsg());
     }
-    if (jl->final_status == TRC_JOB_FAILED)
-        log_msg("job %s (%s) failed: %s", jl->id, jl->spec.name, jl->final_error);
+    if (out->status == TRC_JOB_FAILED)
+        log_msg("job %s (%s) failed: %s", id, spec->name, out->error);
     trc_model_free(&res.model);
     trc_dataset_free(&ds);
 }
