@@ -52,7 +52,9 @@ typedef struct trc_arch {
      * TRC_ENOTFOUND (with a message) when the tensors are not this architecture's. */
     int (*from_shapes)(const trc_safetensors *st, int m, trc_model_config *cfg);
 
-    /* Inference: [B, s] pairs -> u_out [B, U], iterates [(K+1), B, U] or NULL. */
+    /* Inference: [B, s] pairs -> u_out [B, U], iterates [(K+1), B, U] or NULL. Optional: without
+     * it, inference runs the trainer's forward (one forward definition for both; a dedicated
+     * infer keeps no activations and may use packed kernels, as single's does). */
     int (*infer)(const trc_model *model, size_t B, const float *x0, const float *target,
                  float *u_out, float *iterates, int threads);
     /* Optional plan: weights prepared once for many small batches (NULL: plans call infer). */
@@ -82,6 +84,10 @@ const trc_arch *trc_arch_at(size_t i);
 const trc_arch *trc_arch_find(const char *name);
 /* The architecture of a configuration ("" = TRC_ARCH_DEFAULT); NULL when unknown. */
 const trc_arch *trc_arch_of(const trc_model_config *cfg);
+/* trc_model_infer_mt through the architecture's trainer forward: what inference is for an
+ * architecture without its own infer, and a check of one that has it. */
+int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x0,
+                                const float *target, float *u_out, float *iterates, int threads);
 /* The named size of an architecture, or NULL. */
 const trc_arch_size *trc_arch_size_find(const trc_arch *a, const char *size);
 

@@ -1,5 +1,6 @@
 /* The architectures table (table.h; each architecture in its own file) and the public model
  * entry points that dispatch on a model's architecture: inference and inference plans. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,71 @@ static const trc_arch *model_arch(const trc_model *model, const char *what) {
     return trc_arch_of(&model->cfg);
 }
 
+/* Inference through the architecture's trainer forward, for an architecture without its own
+ * infer: one forward definition serves both. Its "loss" copies the iterates out. */
+typedef struct copy_ctx {
+    float *iterates;  /* [(K+1), B, U] of the whole call, or NULL */
+    size_t B, at, nb; /* the call's batch; this chunk's first row and rows */
+    int K, U;
+} copy_ctx;
+
+static double copy_rows(const void *p, const float *its, size_t r0, size_t r1, float *grad) {
+    const copy_ctx *c = p;
+    size_t U = (size_t)c->U;
+    (void)grad;
+    for (int k = 0; c->iterates && k <= c->K; k++)
+        memcpy(c->iterates + ((size_t)k * c->B + c->at + r0) * U,
+               its + ((size_t)k * c->nb + r0) * U, (r1 - r0) * U * sizeof *its);
+    return 0.0;
+}
+
+#define VIA_TRAINER_CHUNK 256
+
+static int infer_via_trainer(const trc_arch *a, const trc_model *model, size_t B, const float *x0,
+                             const float *target, float *u_out, float *iterates, int threads) {
+    if (!a->trainer_create)
+        return trc_fail(TRC_EUNSUPPORTED, "architecture %s has neither infer nor a trainer",
+                        a->name);
+    void *tr;
+    size_t chunk = B < VIA_TRAINER_CHUNK ? B : VIA_TRAINER_CHUNK;
+    int rc = a->trainer_create(model, chunk, &tr);
+    if (rc)
+        return rc;
+    if (threads > 1 && (rc = a->trainer_set_threads(tr, threads))) {
+        a->trainer_free(tr);
+        return rc;
+    }
+    const trc_model_config *c = &model->cfg;
+    size_t S = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
+    copy_ctx ctx = {iterates, B, 0, 0, c->K, (int)U};
+    trc_loss_rows lr = {copy_rows, &ctx, 1};
+    for (size_t at = 0; at < B && rc == TRC_OK; at += chunk) {
+        ctx.at = at;
+        ctx.nb = B - at < chunk ? B - at : chunk;
+        double sum;
+        rc =
+            a->trainer_forward(tr, ctx.nb, x0 + at * S, target + at * S, &lr, u_out + at * U, &sum);
+    }
+    a->trainer_free(tr);
+    for (size_t i = 0; rc == TRC_OK && i < B * U; i++)
+        if (!isfinite(u_out[i]))
+            rc = trc_fail(TRC_ENUMERIC, "model infer: output %zu (sample %zu) is not finite", i,
+                          i / U);
+    return rc;
+}
+
+int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x0,
+                                const float *target, float *u_out, float *iterates, int threads) {
+    const trc_arch *a = model_arch(model, "model infer");
+    if (!a)
+        return TRC_EINVAL;
+    int rc = check_infer_args(model, x0, target, u_out, B, threads);
+    if (rc)
+        return rc;
+    trc_model_blas_single();
+    return infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
+}
+
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
                        float *u_out, float *iterates, int threads) {
     const trc_arch *a = model_arch(model, "model infer");
@@ -94,6 +160,8 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
     if (rc)
         return rc;
     trc_model_blas_single();
+    if (!a->infer)
+        return infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
     return a->infer(model, B, x0, target, u_out, iterates, threads);
 }
 
@@ -146,6 +214,6 @@ int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, co
     if (rc)
         return rc;
     if (!plan->impl)
-        return plan->arch->infer(plan->model, B, x0, target, u_out, iterates, threads);
+        return trc_model_infer_mt(plan->model, B, x0, target, u_out, iterates, threads);
     return plan->arch->plan_run(plan->impl, B, x0, target, u_out, iterates, threads);
 }

@@ -291,10 +291,17 @@ static void arch_agree(const trc_model *model, trc_rng *rng) {
     assert_int_equal(trc_infer_plan_create(model, &plan), 0);
     assert_int_equal(trc_infer_plan_run(plan, AB, x0, tg, u_plan, NULL, 1), 0);
     trc_infer_plan_free(plan);
+    /* inference through the trainer's forward (an architecture without infer uses it) */
+    float u_via[AB * AT], it_inf[3 * AB * AT], it_via[3 * AB * AT];
+    assert_int_equal(trc_model_infer(model, AB, x0, tg, u_inf, it_inf), 0);
+    assert_int_equal(trc_model_infer_via_trainer(model, AB, x0, tg, u_via, it_via, 1), 0);
     for (int k = 0; k < AB * AT; k++) {
         assert_true(fabsf(u_inf[k] - u_tr[k]) <= 1e-5f * (1 + fabsf(u_tr[k])));
         assert_true(fabsf(u_plan[k] - u_inf[k]) <= 1e-5f * (1 + fabsf(u_inf[k])));
+        assert_true(u_via[k] == u_tr[k]); /* the same forward, the same rows */
     }
+    for (int k = 0; k < 3 * AB * AT; k++) /* every iterate (K = 2) */
+        assert_true(fabsf(it_via[k] - it_inf[k]) <= 1e-5f * (1 + fabsf(it_inf[k])));
 }
 
 static void arch_round_trip(const trc_model *model) {
@@ -338,7 +345,7 @@ static void test_architectures(void **state) {
     for (size_t ai = 0; ai < trc_arch_count(); ai++) {
         const trc_arch *a = trc_arch_at(ai);
         assert_true(a->name && a->about && a->nsizes >= 1 && a->layout && a->from_shapes &&
-                    a->infer && a->trainer_create && a->trainer_forward && a->trainer_backward);
+                    a->trainer_create && a->trainer_forward && a->trainer_backward);
         assert_ptr_equal(trc_arch_find(a->name), a);
         for (size_t zi = 0; zi < a->nsizes; zi++) {
             trc_model_config cfg;
