@@ -1,13 +1,5 @@
-/* libFuzzer harness for the safetensors parser (not part of `make test`; the unit test
- * tests/unit/core/test_safetensors.c runs a deterministic mutation loop instead).
- *
- * Build and run from the repository root (clang with libFuzzer, ASan and UBSan):
- *   mkdir -p build/fuzz/corpus && cp tests/data/small_init.safetensors build/fuzz/corpus/
- *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Icore/include \
- *       tests/fuzz/fuzz_safetensors.c core/src/format/safetensors.c core/src/base/error.c \
- *       core/src/base/fileio.c \
- *       -ljansson -o build/fuzz/fuzz_safetensors
- *   build/fuzz/fuzz_safetensors -max_len=65536 -max_total_time=60 build/fuzz/corpus
+/* libFuzzer harness for the safetensors parser, run by `make fuzz` (tests/fuzz/README.md); the
+ * unit test tests/unit/core/test_safetensors.c runs a deterministic mutation loop as well.
  *
  * Each input is parsed; a file that parses must have every tensor inside the buffer, convert
  * to float32 when it is a float type, and (when all tensors are F32) re-encode into a file that

@@ -55,3 +55,32 @@ def test_model_info_fields_are_documented(trcd):
     info = trcd.request("GET", "/v1/models/default").json()
     assert set(info) == set(schema["properties"])
     assert set(info["config"]) == set(schema["properties"]["config"]["properties"])
+
+
+def test_response_checker_catches_drift():
+    """openapi_check (run on every response conftest's request() gets) fails on what the
+    description does not say: an undocumented status, a body missing a required field or of the
+    wrong shape, an undocumented content type; and accepts what it does say."""
+    import openapi_check as oc
+    js = {"content-type": "application/json"}
+    ok = b'{"model": {"name": "d", "version": "v"}, "controls": [[0.5]], "final_state": [0, 0],' \
+         b' "final_error": 0.1, "cost": 0.25, "timing_ms": 0.2}'
+    oc.check("POST", "/v1/control", 200, js, ok)
+    batch = b'{"model": {"name": "d", "version": "v"}, "controls": [[[0.5]]], ' \
+            b'"final_state": [[0, 0]], "final_error": [0.1], "cost": [0.25], "timing_ms": 0.2}'
+    oc.check("POST", "/v1/control", 200, js, batch)
+    bad = [
+        ("POST", "/v1/control", 418, js, b'{"error": {"code": 418, "type": "x", "message": "m"}}'),
+        ("POST", "/v1/control", 200, js, ok.replace(b'"cost": 0.25, ', b"")),
+        ("POST", "/v1/control", 200, js, ok.replace(b'"final_error": 0.1', b'"final_error": "0.1"')),
+        ("POST", "/v1/control", 400, js, b'{"error": {"code": 400, "type": "nope", "message": "m"}}'),
+        ("GET", "/v1/models", 200, {"content-type": "text/plain"}, b"models"),
+        ("GET", "/v1/jobs/abc", 200, js, b'{"job_id": "abc"}'),
+        ("DELETE", "/v1/nope", 404, js, b'{"message": "not the error shape"}'),
+    ]
+    for method, path, status, headers, body in bad:
+        try:
+            oc.check(method, path, status, headers, body)
+        except AssertionError:
+            continue
+        raise AssertionError("not caught: %s %s %d %r" % (method, path, status, body))
