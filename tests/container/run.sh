@@ -37,7 +37,8 @@ if [ -n "$need" ]; then
   apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
 
-# ---- a private podman: own storage, vfs, runc, ulimits below the host's hard limits ----
+# ---- a private podman: own storage, vfs, runc, ulimits within the host's hard limits (podman's
+# defaults ask for more, and runc then fails to set them) ----
 WORK=$(mktemp -d /var/tmp/trc-ct.XXXXXX)
 export CONTAINERS_STORAGE_CONF=$WORK/storage.conf CONTAINERS_CONF=$WORK/containers.conf
 cat >"$CONTAINERS_STORAGE_CONF" <<EOF
@@ -49,9 +50,11 @@ EOF
 nofile=$(ulimit -Hn)
 [ "$nofile" = unlimited ] && nofile=65536
 [ "$nofile" -gt 20000 ] && nofile=20000
+nproc=$(ulimit -Hu)
+[ "$nproc" = unlimited ] && nproc=65536
 cat >"$CONTAINERS_CONF" <<EOF
 [containers]
-default_ulimits = ["nofile=$nofile:$nofile"]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [network]
 network_backend = "netavark"
 [engine]
