@@ -52,6 +52,7 @@ int trc_tl_optim_step(const trc_tl_model *model, trc_adamw *opt, float *grads, d
         sub.m = opt->m + v->offset;
         sub.v = opt->v + v->offset;
         sub.step = step;
+        sub.nfrozen = 0; /* absent tensors are skipped here already */
         int rc = trc_adamw_step(&sub, model->params + v->offset, grads + v->offset, lr);
         if (rc)
             return rc;
