@@ -221,13 +221,7 @@ int tl_arch_trainer_backward(void *p) {
 }
 
 int tl_arch_grad_absent(const trc_model_config *cfg, const char *name) {
-    trc_tl_model w;
     trc_tl_config t;
     tl_config_from_model(cfg, &t);
-    if (trc_tl_create(&t, &w)) /* cannot tell: treat as present (the plain optimizer) */
-        return 0;
-    const trc_param_view *v = trc_tl_find(&w, name);
-    int absent = v && !w.has_grad[v - w.views];
-    trc_tl_free(&w);
-    return absent;
+    return trc_tl_grad_absent(&t, name);
 }
