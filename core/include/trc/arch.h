@@ -74,6 +74,10 @@ typedef struct trc_arch {
     /* Backward of the last forward with the loss's iterate gradients (as written by rows):
      * overwrites the parameter gradients. */
     int (*trainer_backward)(void *tr);
+    /* 1 when the backward is by design not the forward's derivative (two_level / trm_style:
+     * gradient truncation, model-v2.md section 6); their own tests check it
+     * (test_two_level_gradcheck). */
+    int surrogate_gradient;
     /* Optional: 1 when the parameter `name` has no gradient at all under cfg (PyTorch's
      * `grad is None`: the optimizer leaves it untouched, trc_adamw_freeze), 0 otherwise. */
     int (*grad_absent)(const trc_model_config *cfg, const char *name);

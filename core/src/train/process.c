@@ -90,6 +90,7 @@ const trc_objective trc_objective_process = {
     .rows = corrected_rows,
     .finish = process_finish,
     .final_only = 0,
+    .surrogate_gradient = 1,
 };
 
 const trc_objective trc_objective_process_original = {
