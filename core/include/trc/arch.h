@@ -76,6 +76,9 @@ typedef struct trc_arch {
     /* Backward of the last forward with the loss's iterate gradients (as written by rows):
      * overwrites the parameter gradients. */
     int (*trainer_backward)(void *tr);
+    /* Optional: 1 when the parameter `name` has no gradient at all under cfg (PyTorch's
+     * `grad is None`: the optimizer leaves it untouched, trc_adamw_freeze), 0 otherwise. */
+    int (*grad_absent)(const trc_model_config *cfg, const char *name);
 } trc_arch;
 
 size_t trc_arch_count(void);

@@ -33,6 +33,9 @@ typedef struct trc_objective {
     /* The loss from the sum of every row's share. */
     double (*finish)(const trc_objective_batch *b, double sum);
     int final_only; /* 1 when only the last iterate has a gradient */
+    /* 1 when the gradient is by design not the loss's derivative (stop-gradients: "process");
+     * its own tests check it (test_process_parity) */
+    int surrogate_gradient;
 } trc_objective;
 
 size_t trc_objective_count(void);

@@ -15,11 +15,20 @@ typedef struct trc_adamw {
     double beta1, beta2; /* 0.9, 0.999 */
     double eps;          /* 1e-8 */
     double weight_decay; /* decoupled: p -= lr * wd * p before the Adam update */
+    /* frozen ranges (trc_adamw_freeze): parameters whose gradient is absent, as torch's
+     * `grad is None`: left untouched by every step (no decay; their gradient must be zero,
+     * so their moments stay zero) */
+    size_t *frozen; /* [nfrozen][2] offset, count */
+    size_t nfrozen;
+    float *frozen_save; /* scratch: their values across a step */
+    size_t frozen_floats;
 } trc_adamw;
 
 /* Allocates zeroed moments for n parameters with the default betas and eps. */
 int trc_adamw_init(trc_adamw *opt, size_t n, double weight_decay);
 void trc_adamw_free(trc_adamw *opt);
+/* Leaves params[offset, offset + count) untouched by every later step (an absent gradient). */
+int trc_adamw_freeze(trc_adamw *opt, size_t offset, size_t count);
 /* One AdamW update (step count + 1, bias correction as torch). params, grads: [n]. */
 int trc_adamw_step(trc_adamw *opt, float *params, const float *grads, double lr);
 

@@ -60,6 +60,10 @@ typedef struct trc_tl_model {
 
 /* Number of trainable parameters of a configuration (0 if invalid). */
 size_t trc_tl_param_count(const trc_tl_config *cfg);
+/* 1 when the tensor `name` has no gradient under cfg (PyTorch's `grad is None`): the error
+ * encoder; error_embedding without feedback; H_init/L_init when cycle 0 is truncated (H >= 2),
+ * and always in trm_style, where they are buffers. */
+int trc_tl_grad_absent(const trc_tl_config *cfg, const char *name);
 int trc_tl_create(const trc_tl_config *cfg, trc_tl_model *model);
 /* The original's initialization (model-v2.md section 8) from a seed. */
 int trc_tl_init(trc_tl_model *model, uint64_t seed);

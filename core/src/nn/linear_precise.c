@@ -1,10 +1,39 @@
-/* Linear layers summed in double (see nn_layers.h for why). Plain loops: the stacks are small
- * (at most (d+U) x h per row), so they stay a minor part of a step. */
+/* Linear layers summed in double (see nn_layers.h for why). From 8 rows the operands are
+ * widened to double and multiplied by dgemm (the widening costs one pass over the weights,
+ * which fewer rows would not amortize); below, plain loops. Either way each output is one
+ * double sum rounded once to float. */
+#include <cblas.h>
+#include <stdlib.h>
+
 #include "nn_layers.h"
+
+#define DGEMM_MIN 8
+
+/* dst: [n] doubles <- src: [n] floats */
+static void widen(double *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+}
 
 void trc_linear_precise_forward(float *y, const float *x, const float *W, const float *b, size_t B,
                                 int in, int out) {
-    for (size_t r = 0; r < B; r++) {
+    size_t nx = B * (size_t)in, nw = (size_t)out * in, ny = B * (size_t)out;
+    double *buf = B >= DGEMM_MIN ? malloc((nx + nw + ny) * sizeof *buf) : NULL;
+    if (buf) {
+        double *xd = buf, *wd = buf + nx, *yd = wd + nw;
+        widen(xd, x, nx);
+        widen(wd, W, nw);
+        for (size_t r = 0; r < B; r++)
+            for (int o = 0; o < out; o++)
+                yd[r * (size_t)out + o] = b ? b[o] : 0.0;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, out, in, 1.0, xd, in, wd, in,
+                    1.0, yd, out);
+        for (size_t i = 0; i < ny; i++)
+            y[i] = (float)yd[i];
+        free(buf);
+        return;
+    }
+    for (size_t r = 0; r < B; r++) { /* few rows (or no memory): plain loops */
         const float *xr = x + r * (size_t)in;
         for (int o = 0; o < out; o++) {
             const float *w = W + (size_t)o * in;
@@ -23,6 +52,34 @@ void trc_linear_precise_forward(float *y, const float *x, const float *W, const 
 
 void trc_linear_precise_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                                  const float *W, size_t B, int in, int out) {
+    size_t nx = B * (size_t)in, nw = (size_t)out * in, ng = B * (size_t)out;
+    double *buf = B >= DGEMM_MIN ? malloc((2 * nx + 2 * nw + ng) * sizeof *buf) : NULL;
+    if (buf) {
+        double *xd = buf, *wd = xd + nx, *gd = wd + nw, *dwd = gd + ng, *dxd = dwd + nw;
+        widen(xd, x, nx);
+        widen(wd, W, nw);
+        widen(gd, dy, ng);
+        /* dW = dY^T X, dx = dY W */
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)B, 1.0, gd, out, xd, in,
+                    0.0, dwd, in);
+        for (size_t i = 0; i < nw; i++)
+            dW[i] += (float)dwd[i];
+        if (dx) {
+            widen(dxd, dx, nx);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, in, out, 1.0, gd, out,
+                        wd, in, 1.0, dxd, in);
+            for (size_t i = 0; i < nx; i++)
+                dx[i] = (float)dxd[i];
+        }
+        for (int o = 0; o < out; o++) {
+            double s = 0.0;
+            for (size_t r = 0; r < B; r++)
+                s += gd[r * (size_t)out + o];
+            db[o] += (float)s;
+        }
+        free(buf);
+        return;
+    }
     if (dx)
         for (size_t r = 0; r < B; r++) {
             const float *g = dy + r * (size_t)out;

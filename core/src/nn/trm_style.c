@@ -32,4 +32,5 @@ const trc_arch trc_arch_trm_style = {
     .trainer_grads = tl_arch_trainer_grads,
     .trainer_forward = tl_arch_trainer_forward,
     .trainer_backward = tl_arch_trainer_backward,
+    .grad_absent = tl_arch_grad_absent,
 };

@@ -30,4 +30,5 @@ const trc_arch trc_arch_two_level = {
     .trainer_grads = tl_arch_trainer_grads,
     .trainer_forward = tl_arch_trainer_forward,
     .trainer_backward = tl_arch_trainer_backward,
+    .grad_absent = tl_arch_grad_absent,
 };

@@ -219,3 +219,9 @@ int tl_arch_trainer_backward(void *p) {
         return trc_fail(TRC_EINVAL, "trainer backward: no successful forward to differentiate");
     return trc_tl_trainer_backward(t->tr, t->dU);
 }
+
+int tl_arch_grad_absent(const trc_model_config *cfg, const char *name) {
+    trc_tl_config t;
+    tl_config_from_model(cfg, &t);
+    return trc_tl_grad_absent(&t, name);
+}

@@ -276,23 +276,21 @@ size_t trc_tl_param_count(const trc_tl_config *cfg) {
     return L.num_trainable;
 }
 
-/* Which gradients exist (model-v2.md section 6): never the error encoder's; error_embedding's
- * only with feedback; H_init/L_init's only when cycle 0 is differentiated; no buffer's. */
+int trc_tl_grad_absent(const trc_tl_config *c, const char *n) {
+    if (strncmp(n, "error_encoder.", 14) == 0) /* used by nothing */
+        return 1;
+    if (strncmp(n, "recursive_reasoning.error_embedding.", 36) == 0)
+        return !c->feedback;
+    if (!strcmp(n, "recursive_reasoning.H_init") || !strcmp(n, "recursive_reasoning.L_init"))
+        return c->kind == TRC_TL_RMS_SWIGLU /* buffers */ || (c->truncate && c->H > 1);
+    return 0;
+}
+
+/* Which gradients exist (model-v2.md section 6). */
 static void mark_grads(trc_tl_model *m) {
-    const trc_tl_config *c = &m->cfg;
-    int cycle0_diff = !c->truncate || c->H == 1;
-    for (size_t i = 0; i < m->num_views; i++) {
-        const char *n = m->views[i].name;
-        int has = m->role[i] == TRC_TL_PARAM;
-        if (strncmp(n, "error_encoder.", 14) == 0)
-            has = 0;
-        else if (strncmp(n, "recursive_reasoning.error_embedding.", 36) == 0)
-            has = has && c->feedback;
-        else if (!strcmp(n, "recursive_reasoning.H_init") ||
-                 !strcmp(n, "recursive_reasoning.L_init"))
-            has = has && cycle0_diff;
-        m->has_grad[i] = (unsigned char)has;
-    }
+    for (size_t i = 0; i < m->num_views; i++)
+        m->has_grad[i] = (unsigned char)(m->role[i] == TRC_TL_PARAM &&
+                                         !trc_tl_grad_absent(&m->cfg, m->views[i].name));
 }
 
 int trc_tl_create(const trc_tl_config *cfg, trc_tl_model *model) {

@@ -9,6 +9,7 @@
 #include "trc/error.h"
 #include "trc/system.h"
 #include "trc/two_level.h"
+#include "two_level_arch.h"
 
 int trc_tl_optim_step(const trc_tl_model *model, trc_adamw *opt, float *grads, double lr,
                       double max_norm, double *norm_out) {
@@ -51,6 +52,7 @@ int trc_tl_optim_step(const trc_tl_model *model, trc_adamw *opt, float *grads, d
         sub.m = opt->m + v->offset;
         sub.v = opt->v + v->offset;
         sub.step = step;
+        sub.nfrozen = 0; /* absent tensors are skipped here already */
         int rc = trc_adamw_step(&sub, model->params + v->offset, grads + v->offset, lr);
         if (rc)
             return rc;
@@ -61,9 +63,9 @@ int trc_tl_optim_step(const trc_tl_model *model, trc_adamw *opt, float *grads, d
 
 /* c = sum_{t<T} [q |x_t - x*|^2 + r |u_t|^2] + qf |x_T - x*|^2 for one sample, and, when gu is
  * not NULL, gu += scale * dc/du through the adjoint of the rollout. */
-static double sample_cost(const trc_tl_sim *sim, const trc_process_opts *po, const float *x0,
-                          const float *tg, const float *u, float *traj, double *A, double *Bm,
-                          float *gu, double scale) {
+double trc_process_sample_cost(const trc_tl_sim *sim, const trc_process_opts *po, const float *x0,
+                               const float *tg, const float *u, float *traj, double *A, double *Bm,
+                               float *gu, double scale) {
     int s = sim->s, m = sim->m, T = sim->T;
     sim->rollout(sim->ctx, x0, u, traj, gu ? A : NULL, gu ? Bm : NULL);
     double c = 0.0;
@@ -134,8 +136,9 @@ int trc_tl_process_loss(const trc_tl_trainer *tr, const trc_tl_sim *sim, const f
     double *Bm = A + (size_t)sim->T * s * s;
     for (int k = 0; k <= K; k++)
         for (size_t b = 0; b < B; b++)
-            c[(size_t)k * B + b] = sample_cost(sim, po, x0 + b * s, target + b * s,
-                                               it + (size_t)k * nU + b * U, traj, A, Bm, NULL, 0);
+            c[(size_t)k * B + b] =
+                trc_process_sample_cost(sim, po, x0 + b * s, target + b * s,
+                                        it + (size_t)k * nU + b * U, traj, A, Bm, NULL, 0);
     /* n_k = c_k / (c_0 + 1e-6); avg = mean over B x K of n_{k-1} - n_k; loss = mse - lambda avg */
     const double eps = 1e-6, lam = po->weight, BK = (double)B * K;
     double sum = 0.0;
@@ -164,8 +167,9 @@ int trc_tl_process_loss(const trc_tl_trainer *tr, const trc_tl_sim *sim, const f
             else /* sg on the normaliser and the earlier iterate */
                 g = k == 0 ? 0.0 : lam / BK / c0;
             if (g != 0.0)
-                sample_cost(sim, po, x0 + b * s, target + b * s, it + (size_t)k * nU + b * U, traj,
-                            A, Bm, dU + (size_t)k * nU + b * U, g);
+                trc_process_sample_cost(sim, po, x0 + b * s, target + b * s,
+                                        it + (size_t)k * nU + b * U, traj, A, Bm,
+                                        dU + (size_t)k * nU + b * U, g);
         }
     }
     free(traj), free(A), free(c);

@@ -35,8 +35,41 @@ void trc_adamw_free(trc_adamw *opt) {
         return;
     free(opt->m);
     free(opt->v);
+    free(opt->frozen);
+    free(opt->frozen_save);
     opt->m = opt->v = NULL;
-    opt->n = 0;
+    opt->frozen = NULL;
+    opt->frozen_save = NULL;
+    opt->n = opt->nfrozen = opt->frozen_floats = 0;
+}
+
+int trc_adamw_freeze(trc_adamw *opt, size_t offset, size_t count) {
+    if (!opt || !opt->m || offset > opt->n || count > opt->n - offset)
+        return trc_fail(TRC_EINVAL, "adamw: frozen range out of bounds");
+    size_t *r = realloc(opt->frozen, (opt->nfrozen + 1) * 2 * sizeof *r);
+    if (!r)
+        return trc_fail(TRC_ENOMEM, "adamw: out of memory");
+    opt->frozen = r;
+    float *save = realloc(opt->frozen_save, (opt->frozen_floats + count + 1) * sizeof *save);
+    if (!save)
+        return trc_fail(TRC_ENOMEM, "adamw: out of memory");
+    opt->frozen_save = save;
+    r[2 * opt->nfrozen] = offset;
+    r[2 * opt->nfrozen + 1] = count;
+    opt->nfrozen++;
+    opt->frozen_floats += count;
+    return TRC_OK;
+}
+
+/* Copies the frozen ranges of params out (save = 1) or back (save = 0). */
+static void frozen_copy(trc_adamw *opt, float *params, int save) {
+    float *buf = opt->frozen_save;
+    for (size_t k = 0; k < opt->nfrozen; k++) {
+        float *p = params + opt->frozen[2 * k];
+        size_t n = opt->frozen[2 * k + 1];
+        memcpy(save ? buf : p, save ? p : buf, n * sizeof *p);
+        buf += n;
+    }
 }
 
 // params, grads, m, v: [n]; one pass: decay, moments, bias-corrected update
@@ -46,6 +79,7 @@ int trc_adamw_step(trc_adamw *opt, float *params, const float *grads, double lr)
     if (!(lr >= 0) || !isfinite(lr))
         return trc_fail(TRC_EINVAL, "adamw: learning rate must be >= 0, got %g", lr);
     opt->step++;
+    frozen_copy(opt, params, 1); /* the step's arithmetic stays one pass; they are put back */
     double bc1 = 1.0 - pow(opt->beta1, (double)opt->step);
     double bc2 = 1.0 - pow(opt->beta2, (double)opt->step);
     /* Scalars rounded to float once, as torch does for a float32 tensor op with a double. */
@@ -85,6 +119,7 @@ int trc_adamw_step(trc_adamw *opt, float *params, const float *grads, double lr)
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;
         p[i] -= step_size * (m[i] / denom);
     }
+    frozen_copy(opt, params, 0);
     return TRC_OK;
 }
 

@@ -4,6 +4,7 @@
  * stopped. Files: train_state.c (the state), train_report.c (stats and curves). */
 #include "trc/train.h"
 #include "trc/checkpoint.h"
+#include "trc/arch.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
 #include "train_internal.h"
@@ -247,6 +248,11 @@ static int setup(trc_run *run, work *w) {
         rc = trc_trainer_set_threads(w->tr, o->threads);
     if (!rc)
         rc = trc_adamw_init(&run->opt, run->model.num_params, o->weight_decay);
+    /* parameters without a gradient are not decayed either (as torch skips `grad is None`) */
+    const trc_arch *arch = rc ? NULL : trc_arch_of(&run->model.cfg);
+    for (size_t i = 0; !rc && arch && arch->grad_absent && i < run->model.num_views; i++)
+        if (arch->grad_absent(&run->model.cfg, run->model.views[i].name))
+            rc = trc_adamw_freeze(&run->opt, run->model.views[i].offset, run->model.views[i].numel);
     if (!rc)
         rc = trc_sched_init(&run->sched, o->scheduler, o->lr, o->lr_min, o->epochs, o->step_size,
                             trc_train_effective_gamma(o), o->plateau_patience);

@@ -14,7 +14,10 @@
 #include <string.h>
 
 #include "v2_fixture.h"
+#include "trc/checkpoint.h"
 #include "trc/error.h"
+#include "trc/objective.h"
+#include "trc/system.h"
 #include "trc/two_level.h"
 
 #define NB V2_NB
@@ -128,11 +131,59 @@ static void test_variants_differ(void **state) {
     free_case(&c);
 }
 
+/* The same through the objectives table and the public trainer (the model loaded by the normal
+ * checkpoint path), simulating with the systems table's double integrator at dt = 5/15 (double
+ * arithmetic, where the fixture's simulator is float32: costs agree to ~1e-6). */
+static void test_objectives(void **state) {
+    (void)state;
+    trc_model m;
+    assert_int_equal(
+        trc_checkpoint_load(test_data_path("v2/two_level_small.safetensors"), NULL, &m), TRC_OK);
+    trc_safetensors st;
+    read_st("v2/two_level_small_ps.case.safetensors", &st);
+    float *x0 = tensor(&st, "x0", NB * 2), *tg = tensor(&st, "target", NB * 2);
+    float *ue = tensor(&st, "u_expert", NB * 15), *wl = tensor(&st, "loss", 1);
+    const char *names[] = {"process_original", "process"};
+    for (int v = 0; v < 2; v++) {
+        trc_trainer *tr;
+        assert_int_equal(trc_trainer_create(&m, NB, &tr), TRC_OK);
+        const trc_objective *o = trc_objective_find(names[v]);
+        assert_non_null(o);
+        assert_int_equal(
+            trc_trainer_set_objective(tr, o, trc_system_find("double_integrator"), 5.0 / 15.0),
+            TRC_OK);
+        float loss;
+        assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, ue, NULL, &loss), TRC_OK);
+        check_rel(loss, wl[0], 1e-5, names[v]);
+        assert_int_equal(trc_trainer_backward(tr), TRC_OK);
+        const float *g = trc_trainer_grads(tr);
+        size_t compared = 0;
+        for (size_t i = 0; i < m.num_views; i++) {
+            char gname[TRC_PARAM_NAME_MAX + 24];
+            snprintf(gname, sizeof gname, "%s%s", v ? "grad_corrected." : "grad.", m.views[i].name);
+            if (!trc_st_find(&st, gname))
+                continue;
+            float *w = tensor(&st, gname, m.views[i].numel), mx = 0.0f;
+            for (size_t j = 0; j < m.views[i].numel; j++)
+                mx = fmaxf(mx, fabsf(w[j]));
+            v2_check_close(g + m.views[i].offset, w, m.views[i].numel, 1e-4f * mx, gname);
+            free(w);
+            compared++;
+        }
+        assert_true(compared >= (v ? 20u : m.num_views));
+        trc_trainer_free(tr);
+    }
+    free(x0), free(tg), free(ue), free(wl);
+    trc_st_free(&st);
+    trc_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_original),
         cmocka_unit_test(test_corrected),
         cmocka_unit_test(test_variants_differ),
+        cmocka_unit_test(test_objectives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
