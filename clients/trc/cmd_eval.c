@@ -398,13 +398,32 @@ int cmd_compare(int argc, char **argv) {
     }
     trc_eval_random_controls(seed, sigma, count, rnd);
     rows[n++] = (control_row){"random", rnd, rnd, NULL, NULL};
-    rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, NULL, NULL};
-    char *model_json = NULL, *loop_json = NULL;
+    char *model_json = NULL, *loop_json = NULL, *expert_json = NULL;
+    if (ed.ds.solve_ms && ed.ds.solve_stats) { /* an iterative expert recorded its solves */
+        double ms = 0, it = 0;
+        size_t conv = 0;
+        for (size_t i = 0; i < ed.ds.n; i++) {
+            ms += ed.ds.solve_ms[i];
+            it += ed.ds.solve_stats[2 * i];
+            conv += ed.ds.solve_stats[2 * i + 1] != 0;
+        }
+        ms /= (double)ed.ds.n, it /= (double)ed.ds.n;
+        char buf[160];
+        snprintf(buf, sizeof buf,
+                 "{\"solve_ms_per_problem\": %.6g, \"iterations_mean\": %.6g, \"converged\": %zu}",
+                 ms, it, conv);
+        expert_json = strdup(buf);
+        printf("expert (%s): %.4f ms per problem, %.1f iterations, %zu of %zu converged (as "
+               "recorded when the dataset was generated)\n",
+               ed.ds.has_settings ? ed.ds.settings.expert : "?", ms, it, conv, ed.ds.n);
+    }
+    rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, expert_json, NULL};
     trc_eval_stats loop_stats;
     if (mf.checkpoint) {
         float *mu;
         if ((rc = cli_model_controls(cmd, &mf, &ed.ds, data, &mu, &model_json))) {
             free_rows(rows, n);
+            free(expert_json);
             trc_dataset_free(&ed.ds);
             return rc;
         }
@@ -415,6 +434,7 @@ int cmd_compare(int argc, char **argv) {
                                         lf.seed, &loop_stats, &loop_json))) {
             free_rows(rows, n);
             free(model_json);
+            free(expert_json);
             trc_dataset_free(&ed.ds);
             return rc;
         }
@@ -426,6 +446,7 @@ int cmd_compare(int argc, char **argv) {
     free_rows(rows, n);
     free(model_json);
     free(loop_json);
+    free(expert_json);
     trc_dataset_free(&ed.ds);
     return rc;
 }
