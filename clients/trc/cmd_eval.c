@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "model_run.h"
+#include "polish.h"
 
 #include "trc/dataset.h"
 #include "trc/error.h"
@@ -359,6 +360,9 @@ int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare", *data = NULL, *json = NULL, *system = NULL;
     double threshold = 0, dt = 0, sigma = 2.0; /* 0: the system's success threshold */
     uint64_t seed = 42;
+    const char *polish = NULL;
+    char polish_expert[32] = "";
+    int polish_iters = 5;
     cli_model_flags mf = {0};
     loop_flags lf = {0, 0.0, 7};
     cli_opt opts[] = {
@@ -369,6 +373,9 @@ int cmd_compare(int argc, char **argv) {
         CLI_OPT("--seed", CLI_U64, &seed, "S", "seed of the random controls (default 42)"),
         CLI_RANGE("--sigma", CLI_DOUBLE, &sigma, "X",
                   "standard deviation of the random controls (default 2)", 0, 1e6, 0),
+        CLI_OPT("--polish", CLI_STR, &polish, "EXPERT[:ITERS]",
+                "add a row: the model's sequences polished by the expert (ilqr), at most ITERS "
+                "iterations (default 5)"),
         EVAL_SIM_OPTS(threshold, system, dt),
     };
     int rc = parse_flags(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
@@ -383,6 +390,11 @@ int cmd_compare(int argc, char **argv) {
         return cli_error(CLI_USAGE, cmd,
                          "--closed-loop needs --checkpoint (the model asked at "
                          "every step)");
+    if (polish && !mf.checkpoint)
+        return cli_error(CLI_USAGE, cmd, "--polish needs --checkpoint (the model gives the guess)");
+    if (polish &&
+        (rc = cli_polish_parse(cmd, polish, polish_expert, sizeof polish_expert, &polish_iters)))
+        return rc;
     eval_data ed;
     if ((rc = load_data(cmd, data, system, dt, &ed)))
         return rc;
@@ -398,7 +410,7 @@ int cmd_compare(int argc, char **argv) {
     }
     trc_eval_random_controls(seed, sigma, count, rnd);
     rows[n++] = (control_row){"random", rnd, rnd, NULL, NULL};
-    char *model_json = NULL, *loop_json = NULL, *expert_json = NULL;
+    char *model_json = NULL, *loop_json = NULL, *expert_json = NULL, *polish_json = NULL;
     if (ed.ds.solve_ms && ed.ds.solve_stats) { /* an iterative expert recorded its solves */
         double ms = 0, it = 0;
         size_t conv = 0;
@@ -428,6 +440,18 @@ int cmd_compare(int argc, char **argv) {
             return rc;
         }
         rows[n++] = (control_row){"model", mu, mu, model_json, NULL};
+        if (polish) {
+            float *pu;
+            if ((rc =
+                     cli_polish(cmd, &ed.ds, polish_expert, polish_iters, mu, &pu, &polish_json))) {
+                free_rows(rows, n);
+                free(model_json);
+                free(expert_json);
+                trc_dataset_free(&ed.ds);
+                return rc;
+            }
+            rows[n++] = (control_row){"polished", pu, pu, polish_json, NULL};
+        }
     }
     if (lf.closed_loop) {
         if ((rc = cli_model_closed_loop(cmd, &mf, &ed.ds, data, ed.sys, ed.dt, threshold, lf.noise,
@@ -435,6 +459,7 @@ int cmd_compare(int argc, char **argv) {
             free_rows(rows, n);
             free(model_json);
             free(expert_json);
+            free(polish_json);
             trc_dataset_free(&ed.ds);
             return rc;
         }
@@ -447,6 +472,7 @@ int cmd_compare(int argc, char **argv) {
     free(model_json);
     free(loop_json);
     free(expert_json);
+    free(polish_json);
     trc_dataset_free(&ed.ds);
     return rc;
 }
