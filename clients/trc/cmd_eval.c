@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "model_run.h"
+#include "polish.h"
 
 #include "trc/dataset.h"
 #include "trc/error.h"
@@ -48,6 +49,23 @@ static int load_data(const char *cmd, const char *path, const char *system, doub
                 "simulate with this system (default: the dataset's, else double_integrator)"),     \
         CLI_RANGE("--dt", CLI_DOUBLE, &(dt), "DT", "time step (default: the dataset's)", 0,        \
                   HUGE_VAL, 1)
+
+/* The closed-loop flags eval and compare share. */
+typedef struct loop_flags {
+    int closed_loop;
+    double noise;
+    uint64_t seed;
+} loop_flags;
+
+#define EVAL_LOOP_OPTS(lf)                                                                         \
+    CLI_OPT("--closed-loop", CLI_BOOL, &(lf).closed_loop, NULL,                                    \
+            "also run the model in closed loop: its sequence from the current state at every "     \
+            "step, the first control applied"),                                                    \
+        CLI_RANGE("--process-noise", CLI_DOUBLE, &(lf).noise, "SIGMA",                             \
+                  "add N(0, SIGMA^2) to every state component after every step, to every row "     \
+                  "(default 0)",                                                                   \
+                  0, 1e6, 0),                                                                      \
+        CLI_OPT("--noise-seed", CLI_U64, &(lf).seed, "S", "seed of the process noise (default 7)")
 
 /* Parses the command's flags, printing its help for -h/--help, and requires --data (the
  * variable `data` points to). CLI_OK to go on, CLI_HELP once the help is printed, else the exit
@@ -181,13 +199,34 @@ static void print_table(const char *title, const trc_eval_row *rows, size_t n,
     }
 }
 
-/* Controls to evaluate under a name; `owned` ones are freed with the list. */
+/* Controls to evaluate under a name; `owned` ones are freed with the list. A closed-loop row
+ * comes with its stats already measured (u NULL). */
 typedef struct control_row {
     const char *name;
     const float *u;
     float *owned;
     const char *extra_json;
+    const trc_eval_stats *stats;
 } control_row;
+
+/* An open-loop sequence as a closed-loop policy (it ignores the state): step t's control. */
+typedef struct replay {
+    const float *u;
+    int T, m, t;
+} replay;
+
+static int replay_policy(void *user, size_t n, const float *x, const float *target, float *u) {
+    (void)x;
+    (void)target;
+    replay *r = user;
+    const size_t U = (size_t)r->T * r->m;
+    for (size_t i = 0; i < n; i++) {
+        memset(u + i * U, 0, U * sizeof *u);
+        memcpy(u + i * U, r->u + i * U + (size_t)r->t * r->m, (size_t)r->m * sizeof *u);
+    }
+    r->t++;
+    return TRC_OK;
+}
 
 static void free_rows(control_row *rows, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -197,16 +236,27 @@ static void free_rows(control_row *rows, size_t n) {
 /* Evaluates every row, writes the JSON report (if asked) and prints the table. */
 static int run_rows(const char *cmd, const eval_data *ed, const control_row *rows, size_t n,
                     trc_eval_context *ctx, const char *json_path, const char *reference,
-                    const char *baseline) {
+                    const char *baseline, const loop_flags *lf) {
     trc_eval_row out[MAX_ROWS];
     if (!(ctx->threshold > 0.0))
         ctx->threshold = ed->sys->success_threshold;
     for (size_t i = 0; i < n; i++) {
         out[i].name = rows[i].name;
         out[i].extra_json = rows[i].extra_json;
-        int rc =
-            trc_eval_controls(ed->sys, ed->dt, ed->ds.T, ed->ds.n, ed->ds.initial_states,
-                              ed->ds.target_states, rows[i].u, ctx->threshold, &out[i].stats, NULL);
+        int rc = TRC_OK;
+        if (rows[i].stats) {
+            out[i].stats = *rows[i].stats;
+        } else if (lf->noise > 0) { /* open loop under the same noise as the closed loop */
+            replay r = {rows[i].u, ed->ds.T, ed->ds.m, 0};
+            const trc_eval_loop loop = {replay_policy, &r, lf->noise, lf->seed};
+            rc = trc_eval_closed_loop(ed->sys, ed->dt, ed->ds.T, ed->ds.n, ed->ds.initial_states,
+                                      ed->ds.target_states, &loop, ctx->threshold, &out[i].stats,
+                                      NULL, NULL);
+        } else {
+            rc = trc_eval_controls(ed->sys, ed->dt, ed->ds.T, ed->ds.n, ed->ds.initial_states,
+                                   ed->ds.target_states, rows[i].u, ctx->threshold, &out[i].stats,
+                                   NULL);
+        }
         if (rc)
             return cli_error(CLI_FAIL, cmd, "%s: %s", rows[i].name, trc_errmsg());
     }
@@ -220,8 +270,12 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
             return cli_lib_error(cmd, rc, 0);
     }
     char title[1400];
-    snprintf(title, sizeof title, "%s: %s (%zu samples, %s, T=%d, dt=%g)%s%s", cmd, ctx->data_path,
-             ed->ds.n, ed->sys->name, ed->ds.T, ed->dt,
+    char noise[64] = "";
+    if (lf->noise > 0)
+        snprintf(noise, sizeof noise, ", process noise %g (seed %llu)", lf->noise,
+                 (unsigned long long)lf->seed);
+    snprintf(title, sizeof title, "%s: %s (%zu samples, %s, T=%d, dt=%g%s)%s%s", cmd,
+             ctx->data_path, ed->ds.n, ed->sys->name, ed->ds.T, ed->dt, noise,
              ctx->controls_path ? ", controls from " : "",
              ctx->controls_path ? ctx->controls_path : "");
     print_table(title, out, n, reference, baseline);
@@ -234,8 +288,10 @@ int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval", *data = NULL, *controls = NULL, *json = NULL, *system = NULL;
     double threshold = 0, dt = 0; /* 0: the system's success threshold */
     cli_model_flags mf = {0};
+    loop_flags lf = {0, 0.0, 7};
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf), /* evaluate a model's predictions */
+        EVAL_LOOP_OPTS(lf),
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz (required)"),
         CLI_OPT("--controls", CLI_STR, &controls, "FILE",
                 "evaluate control_sequences of this .npz instead of the dataset's"),
@@ -252,31 +308,50 @@ int cmd_eval(int argc, char **argv) {
         return rc == CLI_HELP ? CLI_OK : rc;
     if (controls && mf.checkpoint)
         return cli_error(CLI_USAGE, cmd, "give --controls or --checkpoint, not both");
+    if (lf.closed_loop && !mf.checkpoint)
+        return cli_error(CLI_USAGE, cmd,
+                         "--closed-loop needs --checkpoint (the model asked at "
+                         "every step)");
     eval_data ed;
     if ((rc = load_data(cmd, data, system, dt, &ed)))
         return rc;
-    control_row row = {controls ? "controls" : "dataset", ed.ds.control_sequences, NULL, NULL};
-    char *model_json = NULL;
+    if (!(threshold > 0))
+        threshold = ed.sys->success_threshold;
+    control_row rows[2] = {
+        {controls ? "controls" : "dataset", ed.ds.control_sequences, NULL, NULL, NULL}};
+    control_row *row = &rows[0];
+    size_t nrows = 1;
+    char *model_json = NULL, *loop_json = NULL;
+    trc_eval_stats loop_stats;
     if (mf.checkpoint) {
-        row.name = "model";
-        rc = cli_model_controls(cmd, &mf, &ed.ds, data, &row.owned, &model_json);
-        row.extra_json = model_json;
+        row->name = "model";
+        rc = cli_model_controls(cmd, &mf, &ed.ds, data, &row->owned, &model_json);
+        row->extra_json = model_json;
+    }
+    if (!rc && lf.closed_loop) {
+        rc = cli_model_closed_loop(cmd, &mf, &ed.ds, data, ed.sys, ed.dt, threshold, lf.noise,
+                                   lf.seed, &loop_stats, &loop_json);
+        rows[nrows++] = (control_row){"closed_loop", NULL, NULL, loop_json, &loop_stats};
     }
     if (!rc && controls)
-        rc = load_controls(cmd, controls, &ed.ds, &row.owned);
+        rc = load_controls(cmd, controls, &ed.ds, &row->owned);
     if (rc) {
+        free_rows(rows, nrows);
+        free(model_json);
+        free(loop_json);
         trc_dataset_free(&ed.ds);
         return rc;
     }
-    if (row.owned)
-        row.u = row.owned;
+    if (row->owned)
+        row->u = row->owned;
     trc_eval_context ctx = {
         .command = cmd, .data_path = data, .controls_path = controls, .threshold = threshold};
     if (mf.checkpoint)
         ctx.controls_path = mf.checkpoint;
-    rc = run_rows(cmd, &ed, &row, 1, &ctx, json, NULL, NULL);
-    free_rows(&row, 1);
+    rc = run_rows(cmd, &ed, rows, nrows, &ctx, json, NULL, NULL, &lf);
+    free_rows(rows, nrows);
     free(model_json);
+    free(loop_json);
     trc_dataset_free(&ed.ds);
     return rc;
 }
@@ -285,14 +360,22 @@ int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare", *data = NULL, *json = NULL, *system = NULL;
     double threshold = 0, dt = 0, sigma = 2.0; /* 0: the system's success threshold */
     uint64_t seed = 42;
+    const char *polish = NULL;
+    char polish_expert[32] = "";
+    int polish_iters = 5;
     cli_model_flags mf = {0};
+    loop_flags lf = {0, 0.0, 7};
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf), /* adds a model row */
+        EVAL_LOOP_OPTS(lf),
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz with expert controls (required)"),
         CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the comparison as JSON"),
         CLI_OPT("--seed", CLI_U64, &seed, "S", "seed of the random controls (default 42)"),
         CLI_RANGE("--sigma", CLI_DOUBLE, &sigma, "X",
                   "standard deviation of the random controls (default 2)", 0, 1e6, 0),
+        CLI_OPT("--polish", CLI_STR, &polish, "EXPERT[:ITERS]",
+                "add a row: the model's sequences polished by the expert (ilqr), at most ITERS "
+                "iterations (default 5)"),
         EVAL_SIM_OPTS(threshold, system, dt),
     };
     int rc = parse_flags(cmd, argc, argv, opts, sizeof opts / sizeof opts[0],
@@ -303,9 +386,20 @@ int cmd_compare(int argc, char **argv) {
                          &data);
     if (rc)
         return rc == CLI_HELP ? CLI_OK : rc;
+    if (lf.closed_loop && !mf.checkpoint)
+        return cli_error(CLI_USAGE, cmd,
+                         "--closed-loop needs --checkpoint (the model asked at "
+                         "every step)");
+    if (polish && !mf.checkpoint)
+        return cli_error(CLI_USAGE, cmd, "--polish needs --checkpoint (the model gives the guess)");
+    if (polish &&
+        (rc = cli_polish_parse(cmd, polish, polish_expert, sizeof polish_expert, &polish_iters)))
+        return rc;
     eval_data ed;
     if ((rc = load_data(cmd, data, system, dt, &ed)))
         return rc;
+    if (!(threshold > 0))
+        threshold = ed.sys->success_threshold;
     control_row rows[MAX_ROWS];
     size_t n = 0;
     size_t count = ed.ds.n * (size_t)ed.ds.T * ed.ds.m;
@@ -315,23 +409,70 @@ int cmd_compare(int argc, char **argv) {
         return cli_error(CLI_FAIL, cmd, "out of memory");
     }
     trc_eval_random_controls(seed, sigma, count, rnd);
-    rows[n++] = (control_row){"random", rnd, rnd, NULL};
-    rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, NULL};
-    char *model_json = NULL;
+    rows[n++] = (control_row){"random", rnd, rnd, NULL, NULL};
+    char *model_json = NULL, *loop_json = NULL, *expert_json = NULL, *polish_json = NULL;
+    if (ed.ds.solve_ms && ed.ds.solve_stats) { /* an iterative expert recorded its solves */
+        double ms = 0, it = 0;
+        size_t conv = 0;
+        for (size_t i = 0; i < ed.ds.n; i++) {
+            ms += ed.ds.solve_ms[i];
+            it += ed.ds.solve_stats[2 * i];
+            conv += ed.ds.solve_stats[2 * i + 1] != 0;
+        }
+        ms /= (double)ed.ds.n, it /= (double)ed.ds.n;
+        char buf[160];
+        snprintf(buf, sizeof buf,
+                 "{\"solve_ms_per_problem\": %.6g, \"iterations_mean\": %.6g, \"converged\": %zu}",
+                 ms, it, conv);
+        expert_json = strdup(buf);
+        printf("expert (%s): %.4f ms per problem, %.1f iterations, %zu of %zu converged (as "
+               "recorded when the dataset was generated)\n",
+               ed.ds.has_settings ? ed.ds.settings.expert : "?", ms, it, conv, ed.ds.n);
+    }
+    rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, expert_json, NULL};
+    trc_eval_stats loop_stats;
     if (mf.checkpoint) {
         float *mu;
         if ((rc = cli_model_controls(cmd, &mf, &ed.ds, data, &mu, &model_json))) {
             free_rows(rows, n);
+            free(expert_json);
             trc_dataset_free(&ed.ds);
             return rc;
         }
-        rows[n++] = (control_row){"model", mu, mu, model_json};
+        rows[n++] = (control_row){"model", mu, mu, model_json, NULL};
+        if (polish) {
+            float *pu;
+            if ((rc =
+                     cli_polish(cmd, &ed.ds, polish_expert, polish_iters, mu, &pu, &polish_json))) {
+                free_rows(rows, n);
+                free(model_json);
+                free(expert_json);
+                trc_dataset_free(&ed.ds);
+                return rc;
+            }
+            rows[n++] = (control_row){"polished", pu, pu, polish_json, NULL};
+        }
+    }
+    if (lf.closed_loop) {
+        if ((rc = cli_model_closed_loop(cmd, &mf, &ed.ds, data, ed.sys, ed.dt, threshold, lf.noise,
+                                        lf.seed, &loop_stats, &loop_json))) {
+            free_rows(rows, n);
+            free(model_json);
+            free(expert_json);
+            free(polish_json);
+            trc_dataset_free(&ed.ds);
+            return rc;
+        }
+        rows[n++] = (control_row){"closed_loop", NULL, NULL, loop_json, &loop_stats};
     }
     trc_eval_context ctx = {
         .command = cmd, .data_path = data, .threshold = threshold, .has_seed = 1, .seed = seed};
-    rc = run_rows(cmd, &ed, rows, n, &ctx, json, "expert", "random");
+    rc = run_rows(cmd, &ed, rows, n, &ctx, json, "expert", "random", &lf);
     free_rows(rows, n);
     free(model_json);
+    free(loop_json);
+    free(expert_json);
+    free(polish_json);
     trc_dataset_free(&ed.ds);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include "trc/dataset.h"
+#include "trc/eval.h"
 #include "trc/model.h"
 #include "trc/system.h"
 
@@ -56,5 +57,14 @@ char *cli_model_row_json(const char *checkpoint, const trc_model *model, double 
  * (malloc'd, see cli_model_row_json). Prints the error. */
 int cli_model_controls(const char *cmd, const cli_model_flags *f, const trc_dataset *ds,
                        const char *data_path, float **u_out, char **row_json);
+
+/* A model in closed loop over ds (trc_eval_closed_loop: at every step the model's sequence from
+ * the current state, its first control applied to the true system, with process noise
+ * noise_sigma seeded by noise_seed) -> stats, and its report row JSON (*row_json, malloc'd: the
+ * checkpoint, model calls and calls per second). Prints one summary line; prints the error. */
+int cli_model_closed_loop(const char *cmd, const cli_model_flags *f, const trc_dataset *ds,
+                          const char *data_path, const trc_system *sys, double dt, double threshold,
+                          double noise_sigma, uint64_t noise_seed, trc_eval_stats *out,
+                          char **row_json);
 
 #endif

@@ -30,6 +30,25 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
                       const float *target, const float *u, double threshold, trc_eval_stats *out,
                       float *final_err);
 
+/* Closed-loop (receding-horizon) evaluation: at every step the policy gives a whole control
+ * sequence from the current state, the first control is applied to the true system, and the
+ * next state gets process noise noise_sigma * N(0, I) (seeded; 0 = none). */
+typedef struct trc_eval_loop {
+    /* x, target: [n, s] (the current states) -> u: [n, T, m]. 0 or a TRC_E* status. */
+    int (*policy)(void *user, size_t n, const float *x, const float *target, float *u);
+    void *user;
+    double noise_sigma;
+    uint64_t noise_seed;
+} trc_eval_loop;
+
+/* Runs the loop T steps from x0 for all n samples at once (one policy call per step) -> stats
+ * as trc_eval_controls (final error, effort of the applied controls, success); u_applied
+ * [n, T, m] and final_err [n] may be NULL. Without noise, the applied controls replayed open
+ * loop by trc_eval_controls give the same final states. */
+int trc_eval_closed_loop(const trc_system *sys, double dt, int T, size_t n, const float *x0,
+                         const float *target, const trc_eval_loop *loop, double threshold,
+                         trc_eval_stats *out, float *u_applied, float *final_err);
+
 /* The system and time step a dataset is evaluated with: `system` (may be NULL) and `dt` (> 0)
  * when given win; then the dataset's own settings; a file without settings (the original
  * project's layout) is the one system of its shape (s, m, T) with its default dt

@@ -66,6 +66,10 @@ typedef struct trc_expert {
     /* Optional: fills the matrices of trc_expert_info it has (NULL = none). */
     void (*info)(const trc_expert_plan *p, trc_expert_info *out);
     int iterative; /* 1: solves iterate and report iterations/converged (datasets record them) */
+    /* Optional: iterates from the guess u_init [T*m] only (e.g. a network's answer, "polish"),
+     * at most the plan's max_iters. NULL: the expert cannot start from a guess. */
+    int (*solve_from)(const trc_expert_plan *p, const double *x0, const double *target,
+                      const double *u_init, double *u, trc_expert_cost *cost);
 } trc_expert;
 
 size_t trc_expert_count(void);
@@ -96,6 +100,11 @@ void trc_expert_plan_free(trc_expert_plan *plan);
  * Thread-safe on a shared plan. Returns TRC_ENUMERIC if a result is not finite. */
 int trc_expert_solve(const trc_expert_plan *plan, const double *x0, const double *target, double *u,
                      trc_expert_cost *cost);
+
+/* As trc_expert_solve, iterating from u_init [T*m] alone (ops->solve_from); TRC_EUNSUPPORTED
+ * for an expert that cannot start from a guess. */
+int trc_expert_solve_from(const trc_expert_plan *plan, const double *x0, const double *target,
+                          const double *u_init, double *u, trc_expert_cost *cost);
 
 /* Read-only view of a plan (for tests and reports). Pointers live with the plan. */
 struct trc_expert_info {

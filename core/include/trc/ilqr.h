@@ -32,8 +32,10 @@ typedef struct trc_ilqr_options {
     int max_iters;   /* iterations per warm start (default 100) */
     double tol_grad; /* converged when the relative projected gradient is <= this (1e-7) */
     double tol_cost; /* stop when a step lowers J by less than this, relative (1e-12) */
-    double reg_init, reg_min, reg_max; /* Quu + reg I schedule (1e-6, 1e-9, 1e10) */
-    int starts;                        /* TRC_ILQR_START_* bits (default all three) */
+    /* Quu + reg I: starts at reg_init (0), x10 on a failed pass or line search (at least
+     * reg_min, 1e-6), /10 on success (0 below reg_min); gives up above reg_max (1e10) */
+    double reg_init, reg_min, reg_max;
+    int starts; /* TRC_ILQR_START_* bits (default all three) */
 } trc_ilqr_options;
 
 /* The problem; Q, R, Qf are copied at plan creation. R must be positive definite, Q and Qf

@@ -9,10 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const float *x0,
-                      const float *target, const float *u, double threshold, trc_eval_stats *out,
-                      float *final_err) {
-    memset(out, 0, sizeof *out);
+static int check_args(const trc_system *sys, double dt, int T, size_t n, const float *x0,
+                      const float *target, const void *u, double threshold) {
     if (!sys || sys->s > TRC_SYSTEM_MAX_S || sys->m > TRC_SYSTEM_MAX_M)
         return trc_fail(TRC_EINVAL, "eval: no or unsupported system");
     if (!(dt > 0.0) || !isfinite(dt))
@@ -23,21 +21,18 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
         return trc_fail(TRC_EINVAL, "eval: no samples");
     if (!(threshold > 0.0) || !isfinite(threshold))
         return trc_fail(TRC_EINVAL, "eval: threshold must be positive, got %g", threshold);
-    const int s = sys->s;
-    double *xf = malloc(n * (size_t)s * sizeof *xf), *errs = malloc(n * sizeof *errs),
-           *costs = malloc(n * sizeof *costs);
-    if (!xf || !errs || !costs) {
-        free(xf);
-        free(errs);
-        free(costs);
-        return trc_fail(TRC_ENOMEM, "eval: cannot allocate for %zu samples", n);
-    }
-    trc_rollout_out ro = {.final_state = xf, .final_error = errs, .cost = costs};
-    int rc = trc_rollout_score(sys, dt, T, n, x0, target, u, &ro);
+    return TRC_OK;
+}
+
+/* Fills `out` from each sample's final state xf [n, s], final error errs [n] and effort
+ * costs [n]; final_err [n] may be NULL. */
+static void summarize(int s, size_t n, const double *xf, const double *errs, const double *costs,
+                      const float *target, double threshold, trc_eval_stats *out,
+                      float *final_err) {
     double sum = 0, sumsq = 0, csum = 0, csumsq = 0, mn = INFINITY, mx = 0;
     double comp[TRC_SYSTEM_MAX_S] = {0};
     size_t ok = 0;
-    for (size_t i = 0; i < n && rc == TRC_OK; i++) {
+    for (size_t i = 0; i < n; i++) {
         for (int r = 0; r < s; r++)
             comp[r] += fabs(xf[i * s + r] - target[i * s + r]);
         double err = errs[i], cost = costs[i];
@@ -51,11 +46,6 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
         mx = fmax(mx, err);
         ok += err < threshold;
     }
-    free(xf);
-    free(errs);
-    free(costs);
-    if (rc)
-        return trc_fail_prefix(rc, "eval: ");
     out->n = n;
     out->s = s;
     out->threshold = threshold;
@@ -71,7 +61,93 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
         out->comp_mean_abs[r] = comp[r] / (double)n;
     out->successes = ok;
     out->success_rate = (double)ok / (double)n;
-    return TRC_OK;
+}
+
+int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const float *x0,
+                      const float *target, const float *u, double threshold, trc_eval_stats *out,
+                      float *final_err) {
+    memset(out, 0, sizeof *out);
+    int rc = check_args(sys, dt, T, n, x0, target, u, threshold);
+    if (rc)
+        return rc;
+    const int s = sys->s;
+    double *xf = malloc(n * (size_t)s * sizeof *xf), *errs = malloc(n * sizeof *errs),
+           *costs = malloc(n * sizeof *costs);
+    if (!xf || !errs || !costs) {
+        free(xf);
+        free(errs);
+        free(costs);
+        return trc_fail(TRC_ENOMEM, "eval: cannot allocate for %zu samples", n);
+    }
+    trc_rollout_out ro = {.final_state = xf, .final_error = errs, .cost = costs};
+    rc = trc_rollout_score(sys, dt, T, n, x0, target, u, &ro);
+    if (rc == TRC_OK)
+        summarize(s, n, xf, errs, costs, target, threshold, out, final_err);
+    free(xf);
+    free(errs);
+    free(costs);
+    return rc ? trc_fail_prefix(rc, "eval: ") : TRC_OK;
+}
+
+int trc_eval_closed_loop(const trc_system *sys, double dt, int T, size_t n, const float *x0,
+                         const float *target, const trc_eval_loop *loop, double threshold,
+                         trc_eval_stats *out, float *u_applied, float *final_err) {
+    memset(out, 0, sizeof *out);
+    int rc =
+        check_args(sys, dt, T, n, x0, target, loop ? (const void *)loop->policy : NULL, threshold);
+    if (rc)
+        return rc;
+    if (!(loop->noise_sigma >= 0.0) || !isfinite(loop->noise_sigma))
+        return trc_fail(TRC_EINVAL, "eval: process noise must be finite and >= 0, got %g",
+                        loop->noise_sigma);
+    const int s = sys->s, m = sys->m;
+    double *x = malloc(sizeof(double) * n * s), *effort = calloc(n, sizeof(double));
+    double *errs = malloc(sizeof(double) * n);
+    float *xf = malloc(sizeof(float) * n * s), *useq = malloc(sizeof(float) * n * T * m);
+    if (!x || !effort || !errs || !xf || !useq) {
+        rc = trc_fail(TRC_ENOMEM, "eval: cannot allocate the closed loop");
+        goto out;
+    }
+    for (size_t k = 0; k < n * s; k++)
+        x[k] = x0[k];
+    trc_rng rng; /* one stream: step, then sample, then component */
+    trc_rng_seed(&rng, loop->noise_seed);
+    double xn[TRC_SYSTEM_MAX_S], uu[TRC_SYSTEM_MAX_M];
+    for (int t = 0; t < T && rc == TRC_OK; t++) {
+        for (size_t k = 0; k < n * s; k++)
+            xf[k] = (float)x[k];
+        if ((rc = loop->policy(loop->user, n, xf, target, useq)) != TRC_OK)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            for (int q = 0; q < m; q++) { /* the first control of the fresh sequence */
+                uu[q] = useq[i * (size_t)T * m + q];
+                effort[i] += uu[q] * uu[q];
+                if (u_applied)
+                    u_applied[(i * (size_t)T + t) * m + q] = (float)uu[q];
+            }
+            sys->step(x + i * s, uu, dt, xn);
+            for (int r = 0; r < s; r++)
+                x[i * s + r] =
+                    xn[r] + (loop->noise_sigma > 0 ? loop->noise_sigma * trc_rng_normal(&rng) : 0);
+        }
+    }
+    for (size_t i = 0; i < n && rc == TRC_OK; i++) {
+        double e2 = 0;
+        for (int r = 0; r < s; r++)
+            e2 += (x[i * s + r] - target[i * s + r]) * (x[i * s + r] - target[i * s + r]);
+        errs[i] = sqrt(e2);
+        if (!isfinite(errs[i]) || !isfinite(effort[i]))
+            rc = trc_fail(TRC_ENUMERIC, "eval: sample %zu: controls or trajectory not finite", i);
+    }
+    if (rc == TRC_OK)
+        summarize(s, n, x, errs, effort, target, threshold, out, final_err);
+out:
+    free(x);
+    free(effort);
+    free(errs);
+    free(xf);
+    free(useq);
+    return rc;
 }
 
 int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,

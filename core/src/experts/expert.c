@@ -136,6 +136,16 @@ int trc_expert_solve(const trc_expert_plan *p, const double *x0, const double *t
     return p->ops->solve(p, x0, target, u, cost);
 }
 
+int trc_expert_solve_from(const trc_expert_plan *p, const double *x0, const double *target,
+                          const double *u_init, double *u, trc_expert_cost *cost) {
+    if (!p->ops->solve_from)
+        return trc_fail(TRC_EUNSUPPORTED, "expert %s cannot start from a guess (polish: ilqr)",
+                        p->ops->name);
+    if (cost)
+        *cost = (trc_expert_cost){.converged = 1};
+    return p->ops->solve_from(p, x0, target, u_init, u, cost);
+}
+
 void trc_expert_plan_info(const trc_expert_plan *p, trc_expert_info *o) {
     memset(o, 0, sizeof *o);
     o->name = p->ops->name;

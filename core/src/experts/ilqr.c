@@ -65,8 +65,9 @@ int trc_expert_quadratic_weights(const trc_expert_plan *p, double *Q, double *R,
     return TRC_OK;
 }
 
-/* Builds the solver from the resolved parameters (lqr_qf 0 resolved to the system's here). */
-int trc_expert_ilqr_begin(trc_expert_plan *p, int max_iters, trc_ilqr **out) {
+/* The solver from the resolved parameters (lqr_qf 0 resolved to the system's here), with the
+ * given warm starts (0: all). */
+static int ilqr_begin(trc_expert_plan *p, int max_iters, int starts, trc_ilqr **out) {
     if (p->params[2] == 0.0)
         p->params[2] = trc_system_cost_qf(p->sys);
     double Q[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_S], Qf[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_S];
@@ -77,9 +78,20 @@ int trc_expert_ilqr_begin(trc_expert_plan *p, int max_iters, trc_ilqr **out) {
     trc_ilqr_options_default(&o);
     if (max_iters > 0)
         o.max_iters = max_iters;
+    if (starts)
+        o.starts = starts;
     int rc = trc_ilqr_create(&pb, &o, out);
     return rc ? trc_fail_prefix(rc, "%s: ", p->ops->name) : TRC_OK;
 }
+
+int trc_expert_ilqr_begin(trc_expert_plan *p, int max_iters, trc_ilqr **out) {
+    return ilqr_begin(p, max_iters, 0, out);
+}
+
+/* The plan's state: the solver with every warm start, and the one that starts from a guess. */
+typedef struct ilqr_state {
+    trc_ilqr *all, *given;
+} ilqr_state;
 
 static int ilqr_accepts(const trc_system *sys) {
     if (!sys->jacobian)
@@ -92,20 +104,24 @@ static int ilqr_plan(trc_expert_plan *p) {
     const double it = p->params[3];
     if (it != floor(it))
         return trc_fail(TRC_EINVAL, "ilqr: max_iters must be a whole number, got %g", it);
-    trc_ilqr *plan = NULL;
-    int rc = trc_expert_ilqr_begin(p, (int)it, &plan);
-    p->state = plan;
+    ilqr_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return trc_fail(TRC_ENOMEM, "ilqr: cannot allocate the plan");
+    p->state = st;
+    int rc = ilqr_begin(p, (int)it, 0, &st->all);
+    if (rc == TRC_OK)
+        rc = ilqr_begin(p, (int)it, TRC_ILQR_START_GIVEN, &st->given);
     return rc;
 }
 
-static int ilqr_solve(const trc_expert_plan *p, const double *x0, const double *target, double *u,
-                      trc_expert_cost *cost) {
-    const trc_ilqr *plan = p->state;
+/* One solve with `plan`, from u_init when given; fills cost. */
+static int run(const trc_expert_plan *p, const trc_ilqr *plan, const double *x0,
+               const double *target, const double *u_init, double *u, trc_expert_cost *cost) {
     trc_ilqr_work *w = trc_ilqr_work_create(plan);
     if (!w)
         return TRC_ENOMEM;
     trc_ilqr_result res;
-    int rc = trc_ilqr_solve(plan, w, x0, target, NULL, u, &res);
+    int rc = trc_ilqr_solve(plan, w, x0, target, u_init, u, &res);
     trc_ilqr_work_free(w);
     if (rc)
         return rc;
@@ -127,8 +143,23 @@ static int ilqr_solve(const trc_expert_plan *p, const double *x0, const double *
     return TRC_OK;
 }
 
+static int ilqr_solve(const trc_expert_plan *p, const double *x0, const double *target, double *u,
+                      trc_expert_cost *cost) {
+    return run(p, ((const ilqr_state *)p->state)->all, x0, target, NULL, u, cost);
+}
+
+static int ilqr_solve_from(const trc_expert_plan *p, const double *x0, const double *target,
+                           const double *u_init, double *u, trc_expert_cost *cost) {
+    return run(p, ((const ilqr_state *)p->state)->given, x0, target, u_init, u, cost);
+}
+
 static void ilqr_free(void *state) {
-    trc_ilqr_free(state);
+    ilqr_state *st = state;
+    if (!st)
+        return;
+    trc_ilqr_free(st->all);
+    trc_ilqr_free(st->given);
+    free(st);
 }
 
 const trc_expert trc_expert_ilqr = {
@@ -142,4 +173,5 @@ const trc_expert trc_expert_ilqr = {
     .solve = ilqr_solve,
     .free = ilqr_free,
     .iterative = 1,
+    .solve_from = ilqr_solve_from,
 };

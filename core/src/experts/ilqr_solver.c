@@ -1,7 +1,8 @@
-/* The iLQR solver of trc/ilqr.h (the ilqr expert, ilqr.c, is its ops-table face): a plan (problem +
- * options, immutable), per-thread work buffers, and one solve = a few warm starts, each iterated by
- * backward pass + line search. Shapes: states x: [(T+1), s], controls u: [T, m], Jacobians A: [T,
- * s, s], B: [T, s, m], gains K: [T, m, s], feed-forward k: [T, m], gradient g: [T, m]. */
+/* The iLQR solver of trc/ilqr.h (experts/ilqr.c is its face in the experts table): a plan
+ * (problem + options, immutable), per-thread work buffers, and one solve = a few warm starts,
+ * each iterated by backward pass + line search. Shapes: states x [T+1, s], controls u [T, m],
+ * Jacobians A [T, s, s] and B [T, s, m], gains K [T, m, s], feed-forward k [T, m], gradient
+ * g [T, m]. */
 #include "trc/ilqr.h"
 #include "trc/error.h"
 #include "boxqp.h"

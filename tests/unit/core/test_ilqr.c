@@ -388,6 +388,32 @@ static void test_given_start(void **state) {
     trc_ilqr_free(plan);
 }
 
+/* ---- the expert's warm-started solve (polish) ---- */
+
+static void test_expert_solve_from(void **state) {
+    (void)state;
+    const trc_system *sys = trc_system_find("van_der_pol");
+    trc_expert_plan *cold = NULL, *lq = NULL;
+    assert_int_equal(trc_expert_plan_create("ilqr", sys, sys->dt, sys->T, sys->bound, NULL, &cold),
+                     0);
+    assert_int_equal(
+        trc_expert_plan_create("lqr_finite", sys, sys->dt, sys->T, sys->bound, NULL, &lq), 0);
+    double x0[2] = {1.7, -0.4}, xt[2] = {0, 0}, u[TMAX], guess[TMAX], up[TMAX];
+    trc_expert_cost c, cp;
+    assert_int_equal(trc_expert_solve(cold, x0, xt, u, &c), 0);
+    /* a nearby guess (the optimum, perturbed) returns to the same optimum in few iterations */
+    for (int t = 0; t < TMAX; t++)
+        guess[t] = u[t] + 0.05 * sin(0.3 * t);
+    assert_int_equal(trc_expert_solve_from(cold, x0, xt, guess, up, &cp), 0);
+    assert_true(cp.converged);
+    assert_true(fabs(cp.objective - c.objective) <= 1e-6 * c.objective);
+    assert_true(cp.iterations < c.iterations);
+    assert_int_equal(trc_expert_solve_from(lq, x0, xt, guess, up, &cp), TRC_EUNSUPPORTED);
+    assert_non_null(strstr(trc_errmsg(), "cannot start from a guess"));
+    trc_expert_plan_free(cold);
+    trc_expert_plan_free(lq);
+}
+
 /* ---- determinism ---- */
 
 static void test_deterministic(void **state) {
@@ -600,6 +626,7 @@ int main(void) {
         cmocka_unit_test(test_lqr_finite_van_der_pol_is_euler_lqr),
         cmocka_unit_test(test_two_controls_box),
         cmocka_unit_test(test_given_start),
+        cmocka_unit_test(test_expert_solve_from),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_unconverged_handling),
         cmocka_unit_test(test_dataset_round_trip),
