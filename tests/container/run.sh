@@ -50,8 +50,9 @@ EOF
 nofile=$(ulimit -Hn)
 [ "$nofile" = unlimited ] && nofile=65536
 [ "$nofile" -gt 20000 ] && nofile=20000
-nproc=$(ulimit -Hu)
-[ "$nproc" = unlimited ] && nproc=65536
+# nproc: runc could not set 65536 or the host's own hard limit here (EPERM), 4096 it could; a
+# container of trcd runs a few dozen threads
+nproc=4096
 cat >"$CONTAINERS_CONF" <<EOF
 [containers]
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
