@@ -195,10 +195,10 @@ def test_load_file_upload_and_delete(trcd):
     assert not os.path.exists(os.path.join(trcd.models_dir, "up.safetensors"))
     assert trcd.request("GET", "/v1/models/up").status == 404
     assert trcd.control([1, 0.5], [0, 0], model="up").status == 404
-    # the models directory is read again at start: "second" was loaded from rnd.safetensors
+    # the served set is persisted: a restart serves "second" (from rnd.safetensors) again
     trcd.restart()
     names = [m["name"] for m in trcd.request("GET", "/v1/models").json()["models"]]
-    assert names == ["default", "rnd"]
+    assert names == ["default", "second"]
 
 
 def test_sidecar_gives_bare_checkpoint_settings(trcd_factory, tmp_path):

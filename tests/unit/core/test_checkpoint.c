@@ -336,7 +336,7 @@ static void test_bad_metadata(void **state) {
         {4, "15x", TRC_EFORMAT, "'T'"},
         {4, "14", TRC_EFORMAT, "expected"}, /* metadata disagrees with the shapes */
         {5, "nan", TRC_EFORMAT, "'b'"},
-        {5, "-1", TRC_EFORMAT, "bound"},
+        {5, "-1", TRC_EFORMAT, "'b' = -1"},
         {6, "0", TRC_EFORMAT, "K"},
         {13, "", TRC_EFORMAT, "'dt'"},
         {12, "a_system_name_that_is_far_too_long_to_fit", TRC_EFORMAT, "system"},
