@@ -138,9 +138,13 @@ def test_jobs_pagination(trcd_factory):
 def test_train_rate_limit_per_client(trcd_factory):
     srv = trcd_factory(args=["--train-rate", "3"])
     conn = srv.connection()
+    t0 = time.monotonic()
     got = [srv.request("POST", "/v1/train", json={"epochs": 0}, conn=conn) for _ in range(5)]
+    refilled = int((time.monotonic() - t0) / 20)  # one token every 20 s at 3 a minute
     conn.close()
-    assert [r.status for r in got] == [400, 400, 400, 429, 429], got
+    statuses = [r.status for r in got]
+    assert statuses[:3] == [400] * 3 and statuses.count(400) <= 3 + refilled, statuses
+    assert statuses[3] == 429 or refilled, statuses
     err = got[3].json()["error"]
     assert err["type"] == "rate_limited" and "--train-rate" in err["message"]
     assert 1 <= int(got[3].headers["retry-after"]) <= 20
@@ -155,15 +159,18 @@ def test_train_flood_holds_limits_and_memory(trcd_factory):
         srv.request("GET", "/v1/jobs", conn=conn)
     before = rss_kb(srv)
     counts = {}
+    t0 = time.monotonic()
     for i in range(400):
         spec = dict(ENDLESS, seed=i) if i % 2 else {"epochs": -1}
         st = srv.request("POST", "/v1/train", json=spec, conn=conn).status
         counts[st] = counts.get(st, 0) + 1
     after = rss_kb(srv)
+    refilled = int((time.monotonic() - t0) / 3) + 1  # one token every 3 s at 20 a minute
     conn.close()
     assert set(counts) <= {202, 400, 429, 503}, counts
-    assert counts.get(202, 0) + counts.get(400, 0) + counts.get(503, 0) <= 20, counts
-    assert counts[429] >= 380, counts
+    admitted = counts.get(202, 0) + counts.get(400, 0) + counts.get(503, 0)
+    assert admitted <= 20 + refilled, counts
+    assert counts[429] >= 400 - 20 - refilled, counts
     jobs = srv.request("GET", "/v1/jobs").json()["jobs"]
     assert len(jobs) <= 5, len(jobs)  # one running + --max-queue
     growth_mb = (after - before) / 1024
