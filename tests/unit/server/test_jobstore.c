@@ -270,7 +270,7 @@ static void test_recover_after_restart(void **state) {
 /* Pages follow the cursor newest first; the last page says so; a filter applies to pages. */
 static void test_list_pages(void **state) {
     fixture *f = *state;
-    char id[8];
+    char id[16];
     trc_job job;
     for (int i = 0; i < 5; i++) {
         snprintf(id, sizeof id, "p%d", i);
@@ -307,7 +307,7 @@ static void test_list_pages(void **state) {
 /* Retention: finished jobs beyond the newest `keep`, and those finished before a time. */
 static void test_expired(void **state) {
     fixture *f = *state;
-    char id[8];
+    char id[16];
     trc_job job;
     for (int i = 0; i < 5; i++) {
         snprintf(id, sizeof id, "e%d", i);
