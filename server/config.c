@@ -44,7 +44,7 @@ static const option OPTIONS[] = {
     {"insecure-no-auth", BOOL, OFF(insecure_no_auth), 0, 1,
      "beyond loopback with no TRC_API_TOKEN, serve without a token instead of generating one (0)"},
     {"job-retention", INT, OFF(job_retention), 0, 1000000,
-     "finished jobs kept; older ones are deleted with their files (100)"},
+     "finished jobs kept, older ones deleted with their files; 0 = no count limit (100)"},
     {"job-max-age", INT, OFF(job_max_age), 0, INT32_MAX,
      "seconds a finished job is kept; 0 keeps them (604800 = 7 days)"},
     {"max-models", INT, OFF(max_models), 1, 100000, "models loaded at once (64)"},
