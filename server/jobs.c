@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -496,7 +497,17 @@ static int name_in_use_locked(jobs *m, const char *name, const char *except) {
 
 /* What a new job may not exceed: the disk of job files, the number of loaded models (the job
  * publishes one), and a served model of the same name (unless the spec says replace). */
+/* Below this much free space on the data directory's disk a new job could not even write its
+ * first checkpoint: refuse it clearly rather than fail it later. */
+#define MIN_FREE_DISK (4u << 20)
+
 static int check_disk(jobs *m, proto_error *err) {
+    struct statvfs vfs;
+    if (statvfs(m->data_dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < MIN_FREE_DISK)
+        return proto_fail(err, 507, "",
+                          "the data directory's disk is full (%.1f MB free): delete finished jobs "
+                          "(DELETE /v1/jobs/{id}) or free space first",
+                          (double)vfs.f_bavail * vfs.f_frsize / 1048576.0);
     if (!m->max_disk)
         return 0;
     uint64_t used = files_disk_usage(m->jobs_dir);
