@@ -86,8 +86,7 @@ int job_make_dataset(const trc_train_spec *spec, const atomic_int *cancel, trc_d
 
 /* Copies the best checkpoint to <models-dir>/<name>.safetensors (atomically) and loads it into
  * the registry under the spec's name, replacing a model of that name for new requests. */
-static int publish(const job_env *env, const char *name, int replace,
-                   const trc_train_result *res) {
+static int publish(const job_env *env, const char *name, int replace, const trc_train_result *res) {
     if (!res->best_path[0])
         return trc_fail(TRC_EIO, "training left no best checkpoint");
     /* a model of this name may have been loaded since the job was submitted */
