@@ -39,6 +39,12 @@ const char *proto_error_type(int code) {
         return "payload_too_large";
     case 415:
         return "unsupported_media_type";
+    case 422:
+        return "unprocessable";
+    case 429:
+        return "rate_limited";
+    case 507:
+        return "insufficient_storage";
     case 503:
         return "unavailable";
     default:

@@ -35,6 +35,11 @@ static int read_vector(const json_t *arr, const char *param, size_t row, int bat
         if (!isfinite(x) || fabs(x) > 3.4e38)
             return proto_fail(err, 400, param, "%s%s[%zu] must be a finite float32 number", param,
                               where, i);
+        if (fabs(x) > PROTO_MAX_ABS_STATE)
+            return proto_fail(err, 400, param,
+                              "%s%s[%zu] = %g is outside the plausible range [-%g, %g] of a "
+                              "state",
+                              param, where, i, x, PROTO_MAX_ABS_STATE, PROTO_MAX_ABS_STATE);
         if (dst)
             dst[i] = (float)x;
     }
@@ -301,8 +306,9 @@ json_t *proto_control_response(const proto_control_result *r, int batch, proto_e
         put(out, "timing_ms", real_or_null(r->timing_ms), &ok);
     if (!ok) {
         json_decref(out);
-        proto_fail(err, 500, NULL,
-                   "the model produced a non-finite value (NaN or infinity); nothing was sent");
+        proto_fail(err, 422, NULL,
+                   "the model's output for this input is not finite (NaN or infinity); nothing "
+                   "was sent");
         return NULL;
     }
     return out;

@@ -11,6 +11,9 @@
 
 #define PROTO_NAME_MAX 64 /* model and job names: [A-Za-z0-9._-], 1..64, not starting '.' */
 #define PROTO_MAX_DIM 64  /* largest state dimension a request may carry */
+/* Largest |value| of a state or target: far beyond any system's working range, small enough
+ * that the model and the simulation stay finite in float32 (3e38 would not). */
+#define PROTO_MAX_ABS_STATE 1e6
 #define PROTO_REAL_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9)) /* float32 round-trips */
 
 /* An error destined for the client: HTTP status, the field at fault ("" if none), a message. */
@@ -85,7 +88,7 @@ typedef struct proto_control_result {
 } proto_control_result;
 
 /* Builds the response object (single form when batch == 0). A non-finite value anywhere gives
- * NULL and a 500 in err: a NaN is never sent. */
+ * NULL and a 422 in err: a NaN is never sent. */
 json_t *proto_control_response(const proto_control_result *r, int batch, proto_error *err);
 
 /* ---- POST /v1/models/{name}/load (JSON form) ---- */

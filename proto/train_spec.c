@@ -88,9 +88,13 @@ int trc_train_spec_validate(const trc_train_spec *spec, proto_error *err) {
         return proto_fail(err, 400, "batch_size",
                           "batch_size must be between 1 and %ld (min(num_samples, %d)), got %d",
                           max_batch, TRC_SPEC_MAX_BATCH, spec->batch_size);
-    if (!isfinite(spec->lr) || spec->lr <= 0 || spec->lr > 10)
-        return proto_fail(err, 400, "lr", "lr must be a finite number in (0, 10], got %g",
-                          spec->lr);
+    /* the schedulers decay towards lr_min: lr below it would fail the job only once it ran */
+    trc_train_opts defaults;
+    trc_train_opts_default(&defaults);
+    if (!isfinite(spec->lr) || spec->lr < defaults.lr_min || spec->lr > 10)
+        return proto_fail(err, 400, "lr",
+                          "lr must be in [%g, 10] (at least the schedule's lr_min), got %g",
+                          defaults.lr_min, spec->lr);
     trc_sched_kind kind;
     if (trc_sched_parse(spec->scheduler, &kind) != TRC_OK)
         return proto_fail(err, 400, "scheduler",
@@ -112,7 +116,7 @@ int trc_train_spec_validate(const trc_train_spec *spec, proto_error *err) {
 
 static const char *const spec_keys[] = {
     "name",       "system", "expert",    "num_samples", "seed",      "model_size", "epochs",
-    "batch_size", "lr",     "scheduler", "patience",    "val_split", NULL};
+    "batch_size", "lr",     "scheduler", "patience",    "val_split", "replace",    NULL};
 
 /* A string field copied into dst (absent: dst keeps its default). */
 static int read_string(const json_t *obj, const char *key, char *dst, size_t size,
@@ -166,7 +170,8 @@ int trc_train_spec_read(const json_t *obj, trc_train_spec *spec, proto_error *er
     if (got)
         spec->patience = (int)x;
     if (proto_get_number(obj, "lr", 0, 10, &spec->lr, err) < 0 ||
-        proto_get_number(obj, "val_split", 0, 0.5, &spec->val_split, err) < 0)
+        proto_get_number(obj, "val_split", 0, 0.5, &spec->val_split, err) < 0 ||
+        proto_get_bool(obj, "replace", &spec->replace, err) < 0)
         return -1;
     return 0;
 }
@@ -195,6 +200,8 @@ json_t *trc_train_spec_to_json(const trc_train_spec *spec) {
     bad |= json_object_set_new(o, "scheduler", json_string(spec->scheduler));
     bad |= json_object_set_new(o, "patience", json_integer(spec->patience));
     bad |= json_object_set_new(o, "val_split", json_real(spec->val_split));
+    if (spec->replace)
+        bad |= json_object_set_new(o, "replace", json_true());
     if (bad) {
         json_decref(o);
         return NULL;

@@ -29,6 +29,7 @@ typedef struct trc_train_spec {
     char scheduler[16];
     int patience;
     double val_split;
+    int replace; /* the result may replace a served model of the same name (else 409) */
 } trc_train_spec;
 
 typedef enum {

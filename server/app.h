@@ -49,6 +49,14 @@ typedef struct app_config {
     int access_log;            /* --access-log / TRC_ACCESS_LOG, default 1: a line per request */
     int training;              /* --training, default 1: 0 refuses POST /v1/train up front */
     int insecure_no_auth;      /* --insecure-no-auth: no generated token beyond loopback */
+    /* limits of the jobs/models subsystem (server/jobs*.c, registry.c, routes_control.c) */
+    int job_retention; /* --job-retention, default 100: finished jobs kept (oldest pruned) */
+    int job_max_age;   /* --job-max-age, default 604800 s: finished jobs older are pruned; 0 off */
+    int max_models;    /* --max-models, default 64: models loaded at once (507 beyond) */
+    size_t max_jobs_disk; /* --max-jobs-disk, default 4G: disk of <data-dir>/jobs (507 beyond) */
+    int train_rate;       /* --train-rate, default 30: POST /v1/train per client per minute */
+    size_t max_work;      /* --max-work, default 128G: rows*K*(n+1)*params of one request */
+    size_t max_response;  /* --max-response, default 4M: estimated /v1/control response bytes */
 } app_config;
 
 typedef struct app app;

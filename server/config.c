@@ -43,6 +43,19 @@ static const option OPTIONS[] = {
      "accept POST /v1/train (1); 0 where models are read-only, e.g. Kubernetes replicas"},
     {"insecure-no-auth", BOOL, OFF(insecure_no_auth), 0, 1,
      "beyond loopback with no TRC_API_TOKEN, serve without a token instead of generating one (0)"},
+    {"job-retention", INT, OFF(job_retention), 0, 1000000,
+     "finished jobs kept, older ones deleted with their files; 0 = no count limit (100)"},
+    {"job-max-age", INT, OFF(job_max_age), 0, INT32_MAX,
+     "seconds a finished job is kept; 0 keeps them (604800 = 7 days)"},
+    {"max-models", INT, OFF(max_models), 1, 100000, "models loaded at once (64)"},
+    {"max-jobs-disk", SIZE, OFF(max_jobs_disk), 0, (long long)1 << 50,
+     "disk used by job files before new jobs get 507; 0 = no limit (4G)"},
+    {"train-rate", INT, OFF(train_rate), 0, 1000000,
+     "POST /v1/train per client address per minute, 429 beyond; 0 = no limit (30)"},
+    {"max-work", SIZE, OFF(max_work), 1, (long long)1 << 50,
+     "rows*K*(n+1)*parameters one control request may ask (128G)"},
+    {"max-response", SIZE, OFF(max_response), 4096, (long long)1 << 34,
+     "estimated size of a control response before 413 (4M)"},
 };
 #define NOPT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -77,6 +90,13 @@ static void defaults(app_config *c) {
     c->blas_threads = 1;
     c->access_log = 1;
     c->training = 1;
+    c->job_retention = 100;
+    c->job_max_age = 7 * 24 * 3600;
+    c->max_models = 64;
+    c->max_jobs_disk = (size_t)4 << 30;
+    c->train_rate = 30;
+    c->max_work = (size_t)128 << 30;
+    c->max_response = 4u << 20;
 }
 
 /* "123", "64K", "1M", "2G" (binary multiples). */

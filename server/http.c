@@ -246,6 +246,21 @@ const char *http_body(const http_request *req, size_t *len) {
 int http_body_is_raw(const http_request *req) {
     return req->raw;
 }
+int http_client_addr(const http_request *req, char *buf, size_t size) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const void *addr = NULL;
+    if (sa && sa->sa_family == AF_INET)
+        addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa && sa->sa_family == AF_INET6)
+        addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (!addr || !inet_ntop(sa->sa_family, addr, buf, (socklen_t)size)) {
+        snprintf(buf, size, "unknown");
+        return -1;
+    }
+    return 0;
+}
 
 /* ---- answering ---- */
 

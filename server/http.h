@@ -76,6 +76,9 @@ const char *http_header(const http_request *req, const char *name);
 const char *http_body(const http_request *req, size_t *len);
 /* 1 when the body was sent as application/octet-stream (HTTP_BODY_RAW routes). */
 int http_body_is_raw(const http_request *req);
+/* The client's address as text ("127.0.0.1", "::1") into buf (INET6_ADDRSTRLEN = 46 bytes
+ * suffice); "unknown" and -1 when the connection has none. */
+int http_client_addr(const http_request *req, char *buf, size_t size);
 
 /* ---- answering ---- */
 /* Sends body (steals the reference) with Content-Type application/json. */

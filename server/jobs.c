@@ -7,18 +7,20 @@
 #include "jobs_run.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "log.h"
 #include "metrics.h"
+#include "registry.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
 #include "trc/train.h"
@@ -38,6 +40,11 @@ double jobs_now(void) {
 int job_dir(const jobs *m, const char *id, char *buf, size_t size) {
     int n = snprintf(buf, size, "%s/%s", m->jobs_dir, id);
     return n > 0 && (size_t)n < size ? TRC_OK : trc_fail(TRC_EINVAL, "job directory too long");
+}
+
+void jobs_scrub(const jobs *m, char *msg) {
+    files_scrub(msg, m->data_dir);
+    files_scrub(msg, m->models_dir);
 }
 
 static void new_id(char id[TRC_JOB_ID_MAX]) {
@@ -125,6 +132,45 @@ static int has_saved_state(jobs *m, const char *id) {
            trc_train_saved_settings(dir, &saved) == TRC_OK;
 }
 
+/* ---- pruning ---- */
+
+/* Deletes a finished job's files, then its rows (m->mu held): files first, so that on a full
+ * disk the space they free lets SQLite write its journal. */
+static int remove_job_locked(jobs *m, const char *id) {
+    char dir[4200];
+    if (job_dir(m, id, dir, sizeof dir) == TRC_OK && files_remove_tree(dir) != 0)
+        log_msg("job %s: cannot remove its files: %s", id, strerror(errno));
+    return jobstore_delete(m->store, id);
+}
+
+/* Retention: deletes finished jobs beyond --job-retention and older than --job-max-age, with
+ * their files. Runs at start-up, when a job ends, on submit and on list (no timer to stop). */
+static void prune(jobs *m) {
+    if (!m->retention && m->max_age <= 0)
+        return;
+    char(*ids)[TRC_JOB_ID_MAX] = NULL;
+    size_t n = 0, done = 0;
+    double before = m->max_age > 0 ? jobs_now() - m->max_age : 0;
+    pthread_mutex_lock(&m->mu);
+    if (jobstore_expired(m->store, m->retention ? m->retention : SIZE_MAX, before, &ids, &n) !=
+        TRC_OK)
+        log_msg("jobs: cannot list finished jobs to prune: %s", trc_errmsg());
+    for (size_t i = 0; i < n; i++) {
+        if (live_find(m, ids[i]))
+            continue; /* resumed meanwhile */
+        if (remove_job_locked(m, ids[i]) == TRC_OK)
+            done++;
+        else
+            log_msg("job %s: cannot prune: %s", ids[i], trc_errmsg());
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(ids);
+    if (done)
+        log_msg("jobs: pruned %zu finished job(s) and their files (--job-retention %zu, "
+                "--job-max-age %.0f s)",
+                done, m->retention, m->max_age);
+}
+
 /* ---- the loop thread ---- */
 
 /* The runner's live progress, into the job's entry (read by GET /v1/jobs and /metrics). */
@@ -151,6 +197,7 @@ static void work_cb(uv_work_t *w) {
         out = (job_outcome){.status = TRC_JOB_FAILED};
         snprintf(out.error, sizeof out.error, "%s", trc_errmsg());
     }
+    jobs_scrub(m, out.error); /* the client sees paths relative to the data/models directory */
     pthread_mutex_lock(&m->mu);
     jl->final_status = out.status;
     jl->published = out.published;
@@ -183,6 +230,7 @@ static void after_work_cb(uv_work_t *w, int status) {
     pthread_cond_broadcast(&m->changed);
     pthread_mutex_unlock(&m->mu);
     free(jl);
+    prune(m);
     dispatch(m);
 }
 
@@ -247,6 +295,11 @@ int jobs_init(app *a) {
     m->app = a;
     m->max_jobs = a->cfg.max_jobs > 0 ? a->cfg.max_jobs : 1;
     m->max_queue = a->cfg.max_queue >= 0 ? a->cfg.max_queue : 16;
+    m->retention = a->cfg.job_retention > 0 ? (size_t)a->cfg.job_retention : 0;
+    m->max_age = a->cfg.job_max_age > 0 ? a->cfg.job_max_age : 0;
+    m->max_disk = a->cfg.max_jobs_disk;
+    ratelimit_init(&m->rate, a->cfg.train_rate);
+    snprintf(m->data_dir, sizeof m->data_dir, "%s", a->cfg.data_dir);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->changed, NULL);
     snprintf(m->models_dir, sizeof m->models_dir, "%s", a->cfg.models_dir);
@@ -261,9 +314,13 @@ int jobs_init(app *a) {
         jobstore_list(m->store, TRC_JOB_QUEUED, &queued, &n_queued) != TRC_OK) {
         log_msg("jobs: %s", trc_errmsg());
         jobstore_close(m->store);
+        ratelimit_free(&m->rate);
         free(m);
         return -1;
     }
+    int stale = files_remove_stale_tmp(m->jobs_dir);
+    if (stale > 0)
+        log_msg("jobs: removed %d stale temporary file(s) left by an interrupted write", stale);
     if (n_failed > 0)
         log_msg("jobs: %d job(s) were running when trcd stopped; marked failed (resumable)",
                 n_failed);
@@ -280,9 +337,11 @@ int jobs_init(app *a) {
     if (n_queued > 0)
         log_msg("jobs: %zu queued job(s) re-queued", n_queued);
     jobstore_free_list(queued, n_queued);
+    prune(m);
     if (uv_loop_init(&m->loop) != 0 || uv_async_init(&m->loop, &m->wake, on_wake) != 0) {
         log_msg("jobs: cannot set up the libuv loop");
         jobstore_close(m->store);
+        ratelimit_free(&m->rate);
         free(m);
         return -1;
     }
@@ -375,6 +434,7 @@ void jobs_free(app *a) {
         free(jl);
     }
     jobstore_close(m->store);
+    ratelimit_free(&m->rate);
     pthread_cond_destroy(&m->changed);
     pthread_mutex_destroy(&m->mu);
     free(m);
@@ -414,6 +474,66 @@ static int refuse_draining(jobs *m, proto_error *err) {
     return 0;
 }
 
+int jobs_admit(jobs *m, const char *client, int *retry_after, proto_error *err) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    int wait = ratelimit_take(&m->rate, client, (double)t.tv_sec + t.tv_nsec * 1e-9);
+    *retry_after = wait;
+    if (wait > 0)
+        return proto_fail(err, 429, "",
+                          "too many training requests from %s (--train-rate %.0f a minute); "
+                          "retry in %d s",
+                          client, m->rate.burst, wait);
+    return 0;
+}
+
+/* 1 when a queued or running job other than `except` will publish `name` (m->mu held). */
+static int name_in_use_locked(jobs *m, const char *name, const char *except) {
+    for (job_live *jl = m->live; jl; jl = jl->next)
+        if (strcmp(jl->spec.name, name) == 0 && (!except || strcmp(jl->id, except) != 0))
+            return 1;
+    return 0;
+}
+
+/* What a new job may not exceed: the disk of job files, the number of loaded models (the job
+ * publishes one), and a served model of the same name (unless the spec says replace). */
+/* Below this much free space on the data directory's disk a new job could not even write its
+ * first checkpoint: refuse it clearly rather than fail it later. */
+#define MIN_FREE_DISK (4u << 20)
+
+static int check_disk(jobs *m, proto_error *err) {
+    struct statvfs vfs;
+    if (statvfs(m->data_dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < MIN_FREE_DISK)
+        return proto_fail(err, 507, "",
+                          "the data directory's disk is full (%.1f MB free): delete finished jobs "
+                          "(DELETE /v1/jobs/{id}) or free space first",
+                          (double)vfs.f_bavail * vfs.f_frsize / 1048576.0);
+    if (!m->max_disk)
+        return 0;
+    uint64_t used = files_disk_usage(m->jobs_dir);
+    if (used >= m->max_disk)
+        return proto_fail(err, 507, "",
+                          "job files use %.1f MB of disk, the limit (--max-jobs-disk) is %.1f "
+                          "MB: delete finished jobs (DELETE /v1/jobs/{id}) first",
+                          used / 1048576.0, m->max_disk / 1048576.0);
+    return 0;
+}
+
+static int check_limits(jobs *m, const trc_train_spec *spec, proto_error *err) {
+    if (check_disk(m, err) != 0)
+        return -1;
+    if (!spec->name[0])
+        return registry_check_room(m->app->registry, "", err);
+    model_snapshot *snap = registry_get(m->app->registry, spec->name);
+    snapshot_release(snap);
+    if (snap && !spec->replace)
+        return proto_fail(err, 409, "name",
+                          "a model named '%s' is already served; set \"replace\": true to "
+                          "replace it with this job's result, or pick another name",
+                          spec->name);
+    return registry_check_room(m->app->registry, spec->name, err);
+}
+
 int jobs_submit(jobs *m, const trc_train_spec *spec, trc_job *out, int *retry_after,
                 proto_error *err) {
     memset(out, 0, sizeof *out);
@@ -424,9 +544,19 @@ int jobs_submit(jobs *m, const trc_train_spec *spec, trc_job *out, int *retry_af
     job.status = TRC_JOB_QUEUED;
     job.epochs = spec->epochs;
     job.eta_seconds = -1;
+    prune(m); /* retention first: it may free the disk the check below needs */
+    if (check_limits(m, spec, err) != 0)
+        return -1;
     pthread_mutex_lock(&m->mu);
     if (refuse_draining(m, err) != 0)
         goto refused;
+    if (spec->name[0] && name_in_use_locked(m, spec->name, NULL)) {
+        proto_fail(err, 409, "name",
+                   "a job named '%s' is already queued or running; wait for it or pick another "
+                   "name",
+                   spec->name);
+        goto refused;
+    }
     if (m->n_queued >= m->max_queue) {
         *retry_after = retry_after_locked(m);
         proto_fail(err, 503, "", "the job queue is full (%d queued); retry later", m->n_queued);
@@ -473,8 +603,10 @@ int jobs_get(jobs *m, const char *id, trc_job *out, proto_error *err) {
     return 0;
 }
 
-int jobs_list(jobs *m, int status, trc_job **out, size_t *n, proto_error *err) {
-    if (jobstore_list(m->store, status, out, n) != TRC_OK)
+int jobs_list(jobs *m, int status, long long before, size_t limit, trc_job **out, size_t *n,
+              long long *next, proto_error *err) {
+    prune(m);
+    if (jobstore_list_page(m->store, status, before, limit, out, n, next) != TRC_OK)
         return store_error(err);
     pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < *n; i++)
@@ -525,6 +657,8 @@ int jobs_cancel(jobs *m, const char *id, trc_job *out, proto_error *err) {
 int jobs_resume(jobs *m, const char *id, trc_job *out, int *retry_after, proto_error *err) {
     *retry_after = 0;
     trc_job job;
+    if (check_disk(m, err) != 0)
+        return -1;
     int rc = lock_and_get(m, id, &job, err);
     if (rc != 0)
         return rc;
@@ -534,6 +668,10 @@ int jobs_resume(jobs *m, const char *id, trc_job *out, int *retry_after, proto_e
         proto_fail(err, 409, "", "job '%s' is %s%s; only failed or cancelled jobs can be resumed",
                    id, trc_job_status_name(job.status),
                    live_find(m, id) ? " (still stopping)" : "");
+        goto refused;
+    }
+    if (name_in_use_locked(m, job.spec.name, id)) {
+        proto_fail(err, 409, "", "another job named '%s' is queued or running", job.spec.name);
         goto refused;
     }
     if (!has_saved_state(m, id)) {
@@ -570,13 +708,6 @@ refused:
     return -1;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)ftw;
-    int rc = flag == FTW_DP ? rmdir(path) : unlink(path);
-    return rc != 0 && errno != ENOENT ? -1 : 0;
-}
-
 int jobs_delete(jobs *m, const char *id, proto_error *err) {
     trc_job job;
     int rc = lock_and_get(m, id, &job, err);
@@ -587,14 +718,10 @@ int jobs_delete(jobs *m, const char *id, proto_error *err) {
         return proto_fail(err, 409, "", "job '%s' is %s; cancel it before deleting it", id,
                           trc_job_status_name(job.status));
     }
-    rc = jobstore_delete(m->store, id);
+    rc = remove_job_locked(m, id);
     pthread_mutex_unlock(&m->mu);
     if (rc != TRC_OK)
         return store_error(err);
-    char dir[4200];
-    if (job_dir(m, id, dir, sizeof dir) == TRC_OK &&
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-        log_msg("job %s: cannot remove %s: %s", id, dir, strerror(errno));
     log_msg("job %s deleted", id);
     return 0;
 }

@@ -31,13 +31,21 @@ void jobs_free(app *a);
 typedef struct jobs jobs;
 
 /* Stores a new queued job for spec (name "job-<id>" when the spec has none); 503 when the
- * queue is full (*retry_after gets seconds to wait) or trcd is shutting down. */
+ * queue is full (*retry_after gets seconds to wait) or trcd is shutting down, 507 when job
+ * files use --max-jobs-disk or the model it would publish passes --max-models, 409 when the
+ * name is a served model and the spec does not say "replace": true. */
 int jobs_submit(jobs *m, const trc_train_spec *spec, trc_job *out, int *retry_after,
                 proto_error *err);
 /* One job with its live progress (404 for an unknown id). Free with trc_job_free. */
 int jobs_get(jobs *m, const char *id, trc_job *out, proto_error *err);
-/* Jobs newest first (status < 0: all). Free with jobstore_free_list. */
-int jobs_list(jobs *m, int status, trc_job **out, size_t *n, proto_error *err);
+/* A page of jobs newest first (status < 0: all), older than the cursor `before` (0: from the
+ * newest), at most `limit`; *next gets the next page's cursor (0: none). Free with
+ * jobstore_free_list. */
+int jobs_list(jobs *m, int status, long long before, size_t limit, trc_job **out, size_t *n,
+              long long *next, proto_error *err);
+/* The per-client rate limit of POST /v1/train (--train-rate): 0, or 429 in err with the
+ * seconds to wait in *retry_after. */
+int jobs_admit(jobs *m, const char *client, int *retry_after, proto_error *err);
 /* Cancels a queued job at once, or stops a running one at its next batch and waits briefly
  * for it; 409 when the job is already terminal. *out is the job afterwards. */
 int jobs_cancel(jobs *m, const char *id, trc_job *out, proto_error *err);

@@ -9,6 +9,7 @@
 
 #include "jobs.h"
 #include "jobstore.h"
+#include "ratelimit.h"
 
 typedef struct job_live job_live;
 
@@ -39,7 +40,12 @@ struct jobs {
     jobstore *store;
     char models_dir[4096];
     char jobs_dir[4096]; /* <data-dir>/jobs: one directory per job */
+    char data_dir[4096];
     int max_jobs, max_queue;
+    size_t retention;  /* finished jobs kept (0: no count limit) */
+    double max_age;    /* seconds a finished job is kept (0: no age limit) */
+    uint64_t max_disk; /* bytes under jobs_dir before new jobs get 507 (0: no limit) */
+    ratelimit rate;    /* POST /v1/train per client */
 
     pthread_mutex_t mu;
     pthread_cond_t changed; /* a job left the live list */
@@ -59,5 +65,8 @@ struct jobs {
 int job_dir(const jobs *m, const char *id, char *buf, size_t size);
 /* Current Unix time in seconds. */
 double jobs_now(void);
+/* Takes server paths out of a message for clients: paths read relative to the data or models
+ * directory. */
+void jobs_scrub(const jobs *m, char *msg);
 
 #endif

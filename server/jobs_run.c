@@ -86,9 +86,17 @@ int job_make_dataset(const trc_train_spec *spec, const atomic_int *cancel, trc_d
 
 /* Copies the best checkpoint to <models-dir>/<name>.safetensors (atomically) and loads it into
  * the registry under the spec's name, replacing a model of that name for new requests. */
-static int publish(const job_env *env, const char *name, const trc_train_result *res) {
+static int publish(const job_env *env, const char *name, int replace, const trc_train_result *res) {
     if (!res->best_path[0])
         return trc_fail(TRC_EIO, "training left no best checkpoint");
+    /* a model of this name may have been loaded since the job was submitted */
+    model_snapshot *have = registry_get(env->registry, name);
+    snapshot_release(have);
+    if (have && !replace)
+        return trc_fail(TRC_EINVAL,
+                        "a model named '%s' is served (loaded after this job was submitted); "
+                        "resume or resubmit with \"replace\": true to replace it",
+                        name);
     char rel[TRC_JOB_NAME_MAX + 16], path[4200];
     snprintf(rel, sizeof rel, "%s.safetensors", name);
     int n = snprintf(path, sizeof path, "%s/%s", env->models_dir, rel);
@@ -153,7 +161,7 @@ void job_run(const job_env *env, const char *id, const trc_train_spec *spec, int
     if (rc == TRC_OK) {
         /* A resumed run that had nothing left to do reports no epoch: record where it ended. */
         jobstore_set_progress(env->store, id, res.epochs_run, opts.epochs);
-        rc = publish(env, spec->name, &res);
+        rc = publish(env, spec->name, spec->replace, &res);
         if (rc == TRC_OK) {
             out->published = 1;
             finish(out, TRC_JOB_SUCCEEDED, "%s", "");

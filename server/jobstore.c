@@ -14,8 +14,8 @@
 enum {
     ST_INSERT,
     ST_GET,
-    ST_LIST_ALL,
-    ST_LIST_STATUS,
+    ST_LIST_PAGE,
+    ST_TERMINAL,
     ST_EPOCHS,
     ST_COUNT,
     ST_RUNNING,
@@ -37,8 +37,10 @@ enum {
 static const char *const sql_text[ST_N] = {
     [ST_INSERT] = "INSERT INTO jobs (" JOB_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
-    [ST_LIST_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY seq DESC",
-    [ST_LIST_STATUS] = "SELECT " JOB_COLS " FROM jobs WHERE status = ? ORDER BY seq DESC",
+    [ST_LIST_PAGE] = "SELECT " JOB_COLS ", seq FROM jobs WHERE (?1 IS NULL OR status = ?1) "
+                     "AND (?2 <= 0 OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
+    [ST_TERMINAL] = "SELECT id, finished_at FROM jobs WHERE status IN "
+                    "('succeeded','failed','cancelled') ORDER BY seq DESC",
     [ST_EPOCHS] = "SELECT epoch, train_loss, val_loss, lr, seconds, samples_per_sec FROM epochs "
                   "WHERE job_id = ? ORDER BY epoch",
     [ST_COUNT] = "SELECT status, count(*) FROM jobs GROUP BY status",
@@ -300,19 +302,33 @@ void jobstore_free_list(trc_job *jobs, size_t n) {
     free(jobs);
 }
 
-int jobstore_list(jobstore *js, int status, trc_job **out, size_t *n) {
+int jobstore_list_page(jobstore *js, int status, long long before, size_t limit, trc_job **out,
+                       size_t *n, long long *next) {
     *out = NULL;
     *n = 0;
+    if (next)
+        *next = 0;
     if (status >= TRC_JOB_NSTATUS)
         return trc_fail(TRC_EINVAL, "job store: bad status filter %d", status);
     pthread_mutex_lock(&js->mu);
-    sqlite3_stmt *s = js->st[status < 0 ? ST_LIST_ALL : ST_LIST_STATUS];
+    sqlite3_stmt *s = js->st[ST_LIST_PAGE];
     if (status >= 0)
         sqlite3_bind_text(s, 1, trc_job_status_name((trc_job_status)status), -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 1);
+    sqlite3_bind_int64(s, 2, before);
+    /* one row more than asked tells whether there is a next page */
+    sqlite3_bind_int64(s, 3, limit ? (sqlite3_int64)limit + 1 : -1);
     trc_job *jobs = NULL;
     size_t count = 0, cap = 0;
+    long long last_seq = 0;
     int rc = TRC_OK, step;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (limit && count == limit) {
+            if (next)
+                *next = last_seq;
+            continue;
+        }
         if (count == cap) {
             cap = cap ? cap * 2 : 8;
             trc_job *grown = realloc(jobs, cap * sizeof *grown);
@@ -324,6 +340,7 @@ int jobstore_list(jobstore *js, int status, trc_job **out, size_t *n) {
         }
         if ((rc = read_row(s, &jobs[count])) != TRC_OK)
             break;
+        last_seq = sqlite3_column_int64(s, 12);
         count++;
     }
     if (rc == TRC_OK && step != SQLITE_DONE)
@@ -335,11 +352,54 @@ int jobstore_list(jobstore *js, int status, trc_job **out, size_t *n) {
     pthread_mutex_unlock(&js->mu);
     if (rc != TRC_OK) {
         jobstore_free_list(jobs, count);
+        if (next)
+            *next = 0;
         return rc;
     }
     *out = jobs;
     *n = count;
     return TRC_OK;
+}
+
+int jobstore_list(jobstore *js, int status, trc_job **out, size_t *n) {
+    return jobstore_list_page(js, status, 0, 0, out, n, NULL);
+}
+
+int jobstore_expired(jobstore *js, size_t keep, double before, char (**ids)[TRC_JOB_ID_MAX],
+                     size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    pthread_mutex_lock(&js->mu);
+    sqlite3_stmt *s = js->st[ST_TERMINAL];
+    size_t seen = 0, cap = 0;
+    int rc = TRC_OK, step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        double fin = col_real(s, 1);
+        int old = before > 0 && !isnan(fin) && fin < before;
+        if (seen++ < keep && !old)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char(*grown)[TRC_JOB_ID_MAX] = realloc(*ids, cap * sizeof *grown);
+            if (!grown) {
+                rc = trc_fail(TRC_ENOMEM, "job store: out of memory");
+                break;
+            }
+            *ids = grown;
+        }
+        col_copy(s, 0, (*ids)[*n], TRC_JOB_ID_MAX);
+        (*n)++;
+    }
+    if (rc == TRC_OK && step != SQLITE_DONE)
+        rc = db_fail(js, "list finished jobs");
+    sqlite3_reset(s);
+    pthread_mutex_unlock(&js->mu);
+    if (rc != TRC_OK) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 int jobstore_count(jobstore *js, long counts[TRC_JOB_NSTATUS]) {

@@ -22,6 +22,15 @@ int jobstore_get(jobstore *js, const char *id, trc_job *out);
 /* Jobs newest first, each with its history; status < 0 lists all. Free with jobstore_free_list. */
 int jobstore_list(jobstore *js, int status, trc_job **out, size_t *n);
 void jobstore_free_list(trc_job *jobs, size_t n);
+/* One page of the list: jobs older than the cursor `before` (0: from the newest), at most
+ * `limit` (0: all); *next (may be NULL) gets the cursor of the next page, 0 when this is the
+ * last. The cursor is the internal sequence number of the last job returned. */
+int jobstore_list_page(jobstore *js, int status, long long before, size_t limit, trc_job **out,
+                       size_t *n, long long *next);
+/* Finished jobs (succeeded, failed, cancelled) to prune: all but the newest `keep`, plus those
+ * finished before `before` (Unix seconds; <= 0: no age limit). *ids is malloc'd. */
+int jobstore_expired(jobstore *js, size_t keep, double before, char (**ids)[TRC_JOB_ID_MAX],
+                     size_t *n);
 /* Number of jobs in each status (counts[TRC_JOB_NSTATUS]). */
 int jobstore_count(jobstore *js, long counts[TRC_JOB_NSTATUS]);
 

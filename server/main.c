@@ -62,6 +62,7 @@ int main(int argc, char **argv) {
         log_msg("%s", trc_errmsg());
         return 1;
     }
+    registry_set_max_models(a.registry, (size_t)a.cfg.max_models);
     int loaded = registry_load_dir(a.registry);
     model_snapshot *def = registry_get(a.registry, NULL);
     log_msg("%d model(s) loaded from %s%s", loaded, a.cfg.models_dir,

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "log.h"
 #include "registry.h"
 #include "sha256.h"
@@ -24,6 +25,9 @@
 #include "trc/fileio.h"
 
 #define EXT ".safetensors"
+/* The served set (name -> checkpoint), rewritten atomically at every change so that a restart
+ * serves the same models: {"models": [{"name": "alias", "checkpoint": "default.safetensors"}]} */
+#define MANIFEST ".trcd-served.json"
 
 struct registry {
     char dir[PATH_MAX];        /* the models directory as given */
@@ -32,6 +36,8 @@ struct registry {
     pthread_mutex_t load_lock; /* serializes loads, stores and removals */
     model_snapshot **snaps;
     size_t count, cap;
+    size_t max_models; /* 0 = no limit */
+    int batch;         /* loading the directory at start-up: manifest written once after */
     _Atomic uint64_t loads, failures;
 };
 
@@ -259,10 +265,58 @@ static int resolve(registry *reg, const char *relpath, char resolved[PATH_MAX], 
     return 0;
 }
 
+void registry_set_max_models(registry *reg, size_t max) {
+    reg->max_models = max;
+}
+
+int registry_check_room(registry *reg, const char *name, proto_error *err) {
+    pthread_mutex_lock(&reg->lock);
+    size_t n = reg->count;
+    int full = reg->max_models && n >= reg->max_models && find_locked(reg, name) < 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (full)
+        return proto_fail(err, 507, "name",
+                          "%zu models are loaded, the limit (--max-models): delete one "
+                          "(DELETE /v1/models/{name}) before adding '%s'",
+                          n, name);
+    return 0;
+}
+
+/* Writes the served set to MANIFEST (load_lock held). A failure is logged: the models stay
+ * served, only a restart would fall back to loading every file by its stem. */
+static void write_manifest_locked(registry *reg) {
+    if (reg->batch)
+        return;
+    json_t *arr = json_array();
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; arr && i < reg->count; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "name", reg->snaps[i]->name,
+                                             "checkpoint", reg->snaps[i]->checkpoint));
+    pthread_mutex_unlock(&reg->lock);
+    json_t *root = arr ? json_pack("{s:o}", "models", arr) : NULL;
+    char *text = root ? json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
+    json_decref(root);
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/" MANIFEST, reg->real);
+    if (!text || trc_write_file_atomic(path, text, strlen(text)) != TRC_OK)
+        log_msg("models directory: cannot record the served models in " MANIFEST ": %s",
+                text ? trc_errmsg() : "out of memory");
+    free(text);
+}
+
+/* Server paths never reach a client: messages name files relative to the models directory. */
+static void scrub(registry *reg, proto_error *err) {
+    if (err) {
+        files_scrub(err->message, reg->real);
+        files_scrub(err->message, reg->dir);
+    }
+}
+
 static int load_file_locked(registry *reg, const char *name, const char *relpath,
                             proto_error *err) {
     char resolved[PATH_MAX];
-    if (proto_check_name(name, "name", err) || resolve(reg, relpath, resolved, err))
+    if (proto_check_name(name, "name", err) || resolve(reg, relpath, resolved, err) ||
+        registry_check_room(reg, name, err))
         return -1;
     uint8_t *buf;
     size_t len;
@@ -275,6 +329,8 @@ static int load_file_locked(registry *reg, const char *name, const char *relpath
         snapshot_free(snap);
         rc = proto_fail(err, 500, NULL, "out of memory");
     }
+    if (!rc)
+        write_manifest_locked(reg);
     return rc;
 }
 
@@ -282,6 +338,8 @@ int registry_load_file(registry *reg, const char *name, const char *relpath, pro
     pthread_mutex_lock(&reg->load_lock);
     int rc = load_file_locked(reg, name, relpath, err);
     pthread_mutex_unlock(&reg->load_lock);
+    if (rc)
+        scrub(reg, err);
     atomic_fetch_add(rc ? &reg->failures : &reg->loads, 1);
     if (!rc)
         log_msg("model '%s' loaded from %s", name, relpath);
@@ -301,7 +359,9 @@ int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, siz
     pthread_mutex_lock(&reg->load_lock);
     model_snapshot *snap = NULL;
     /* validate first: a bad upload never replaces the file on disk nor the loaded model */
-    int rc = build_snapshot(reg, name, relpath, buf, len, &snap, err);
+    int rc = registry_check_room(reg, name, err);
+    if (!rc)
+        rc = build_snapshot(reg, name, relpath, buf, len, &snap, err);
     if (!rc) {
         char path[PATH_MAX * 2];
         snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
@@ -311,8 +371,12 @@ int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, siz
             rc = proto_fail(err, 500, NULL, "out of memory");
         if (rc)
             snapshot_free(snap);
+        else
+            write_manifest_locked(reg);
     }
     pthread_mutex_unlock(&reg->load_lock);
+    if (rc)
+        scrub(reg, err);
     atomic_fetch_add(rc ? &reg->failures : &reg->loads, 1);
     if (!rc)
         log_msg("model '%s' uploaded (%zu bytes)", name, len);
@@ -321,18 +385,75 @@ int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, siz
     return rc;
 }
 
+/* Loads the models the manifest lists (the served set when trcd stopped). */
+static int load_manifest(registry *reg, json_t **claimed) {
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/" MANIFEST, reg->real);
+    *claimed = NULL;
+    if (access(path, F_OK) != 0)
+        return 0;
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *list = json_object_get(root, "models");
+    if (!json_is_array(list)) {
+        log_msg("models directory: " MANIFEST " is malformed (%s); loading every checkpoint",
+                root ? "no \"models\" array" : je.text);
+        json_decref(root);
+        return 0;
+    }
+    int loaded = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *ckpt = json_string_value(json_object_get(e, "checkpoint"));
+        proto_error err;
+        if (!name || !ckpt) {
+            log_msg("models directory: " MANIFEST " entry %zu has no name or checkpoint", i);
+            continue;
+        }
+        if (registry_load_file(reg, name, ckpt, &err) == 0)
+            loaded++;
+    }
+    *claimed = json_incref(list);
+    json_decref(root);
+    return loaded;
+}
+
+/* 1 when a manifest entry serves file (a checkpoint's relative path). */
+static int is_claimed(const json_t *claimed, const char *file) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(claimed, i, e) {
+        const char *ckpt = json_string_value(json_object_get(e, "checkpoint"));
+        if (ckpt && strcmp(ckpt, file) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int registry_load_dir(registry *reg) {
+    int stale = files_remove_stale_tmp(reg->real);
+    if (stale > 0)
+        log_msg("models directory: removed %d stale temporary file(s) left by an interrupted "
+                "write",
+                stale);
     DIR *d = opendir(reg->real);
     if (!d) {
         log_msg("models directory %s: %s", reg->dir, strerror(errno));
         return 0;
     }
-    int loaded = 0;
+    reg->batch = 1;
+    json_t *claimed = NULL;
+    int loaded = load_manifest(reg, &claimed);
+    /* then every checkpoint no manifest entry serves (all of them on a first start): files
+     * added while trcd was stopped, named by their stem */
     struct dirent *e;
     size_t ext = strlen(EXT);
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (e->d_name[0] == '.' || n <= ext || strcmp(e->d_name + n - ext, EXT) != 0)
+        if (e->d_name[0] == '.' || n <= ext || strcmp(e->d_name + n - ext, EXT) != 0 ||
+            is_claimed(claimed, e->d_name))
             continue;
         char stem[PROTO_NAME_MAX + 1];
         if (n - ext > PROTO_NAME_MAX) {
@@ -345,10 +466,21 @@ int registry_load_dir(registry *reg) {
             log_msg("skipping %s: %s", e->d_name, err.message);
             continue;
         }
+        model_snapshot *have = registry_get(reg, stem);
+        snapshot_release(have);
+        if (have) {
+            log_msg("skipping %s: the manifest serves another checkpoint as '%s'", e->d_name, stem);
+            continue;
+        }
         if (registry_load_file(reg, stem, e->d_name, &err) == 0)
             loaded++;
     }
     closedir(d);
+    json_decref(claimed);
+    pthread_mutex_lock(&reg->load_lock);
+    reg->batch = 0;
+    write_manifest_locked(reg);
+    pthread_mutex_unlock(&reg->load_lock);
     return loaded;
 }
 
@@ -374,10 +506,11 @@ int registry_remove(registry *reg, const char *name, proto_error *err) {
             char path[PATH_MAX * 2];
             snprintf(path, sizeof path, "%s/%s", reg->real, snap->checkpoint);
             if (unlink(path) && errno != ENOENT)
-                log_msg("model '%s': removing %s: %s", name, path, strerror(errno));
+                log_msg("model '%s': removing %s: %s", name, snap->checkpoint, strerror(errno));
         }
         log_msg("model '%s' deleted", name);
         snapshot_release(snap);
+        write_manifest_locked(reg);
     }
     pthread_mutex_unlock(&reg->load_lock);
     return rc;

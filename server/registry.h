@@ -29,9 +29,17 @@ typedef struct model_snapshot {
 typedef struct registry registry;
 
 int registry_create(const char *models_dir, registry **out);
+/* At most max models loaded at once (0 = no limit): a load or upload of a new name beyond it
+ * is refused with 507. */
+void registry_set_max_models(registry *reg, size_t max);
+/* 0 when `name` is loaded or one more model fits, else 507 in err. */
+int registry_check_room(registry *reg, const char *name, proto_error *err);
 void registry_free(registry *reg);
-/* Loads every *.safetensors in the models directory, named by file stem. A file that fails is
- * logged (one line on stderr) and skipped. Returns the number loaded. */
+/* Start-up: deletes stale temporary files (an interrupted write), loads the served set recorded
+ * in <models-dir>/.trcd-served.json (kept up to date by every load, upload and delete), then
+ * every other *.safetensors no entry of it serves, named by file stem (all of them on a first
+ * start). A file that fails is logged (one line on stderr) and skipped. Returns the number
+ * loaded. */
 int registry_load_dir(registry *reg);
 
 /* The snapshot named `name` (NULL or "" = "default") with a reference taken, or NULL. */

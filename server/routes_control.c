@@ -36,6 +36,41 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, con
     return rc ? -1 : 0;
 }
 
+/* Bytes a number takes in the response at most ("-1.23456789e-05,"): the estimate below is
+ * an upper bound, so a request under --max-response never builds a bigger answer. */
+#define BYTES_PER_NUMBER 16
+
+/* What one request may ask for, checked before any work: the model evaluations (rows x K x
+ * (n+1) block passes over the parameters, --max-work) and the size of the answer
+ * (--max-response), both 413 naming what to reduce. */
+static int check_budget(app *a, const model_snapshot *snap, const proto_control_req *rq,
+                        proto_error *err) {
+    const trc_model_config *c = &snap->model.cfg;
+    double work = (double)rq->n * c->K * (c->n + 1) * (double)snap->model.num_params;
+    if (work > (double)a->cfg.max_work)
+        return proto_fail(err, 413, rq->batch ? "states" : "state",
+                          "%zu row(s) of model '%s' (K=%d, n=%d, %zu parameters) ask for %.3g "
+                          "multiply-adds, over the limit of %.3g (--max-work): send at most %zu "
+                          "row(s)",
+                          rq->n, snap->name, c->K, c->n, snap->model.num_params, work,
+                          (double)a->cfg.max_work,
+                          (size_t)((double)a->cfg.max_work / (work / (double)rq->n)));
+    double U = (double)c->T * c->m, per_row = U + c->s + 2;
+    if (rq->ret & PROTO_RET_TRAJECTORY)
+        per_row += (double)(c->T + 1) * c->s;
+    if (rq->ret & PROTO_RET_ITERATIONS)
+        per_row += (double)(c->K + 1) * U;
+    double bytes = per_row * BYTES_PER_NUMBER * (double)rq->n;
+    if (bytes > (double)a->cfg.max_response)
+        return proto_fail(err, 413, rq->ret ? "return" : (rq->batch ? "states" : "state"),
+                          "the response to %zu row(s) would be up to %.1f MB, over the limit of "
+                          "%.1f MB (--max-response): send at most %zu row(s)%s",
+                          rq->n, bytes / 1048576.0, (double)a->cfg.max_response / 1048576.0,
+                          (size_t)((double)a->cfg.max_response / (per_row * BYTES_PER_NUMBER)),
+                          rq->ret ? " or leave out \"trajectory\"/\"iterations\"" : "");
+    return 0;
+}
+
 static void on_control(app *a, const http_request *req, http_response *res) {
     double t0 = now_ms();
     batcher_arrive(a->batcher);
@@ -64,6 +99,13 @@ static void on_control(app *a, const http_request *req, http_response *res) {
         proto_control_req_free(&rq);
         return;
     }
+    if (check_budget(a, snap, &rq, &err)) {
+        batcher_leave(a->batcher);
+        http_reply_proto_error(res, &err);
+        snapshot_release(snap);
+        proto_control_req_free(&rq);
+        return;
+    }
     size_t n = rq.n, s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
     size_t T1 = (size_t)c->T + 1, K1 = (size_t)c->K + 1;
     float *u = malloc(n * U * sizeof(float));
@@ -77,9 +119,9 @@ static void on_control(app *a, const http_request *req, http_response *res) {
     } else {
         int rc = batcher_infer(a->batcher, snap, n, rq.states, rq.targets, u, iters);
         if (rc == TRC_ENUMERIC) {
-            http_reply_error(res, 500, NULL,
-                             "model '%s' produced a non-finite control (NaN or infinity); "
-                             "nothing was sent",
+            http_reply_error(res, 422, NULL,
+                             "model '%s' produced a non-finite control (NaN or infinity) for "
+                             "this input; nothing was sent",
                              snap->name);
         } else if (rc) {
             http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());

@@ -1,14 +1,17 @@
-/* HTTP routes of training jobs: POST /v1/train (+ /train), GET /v1/jobs[?status=],
+/* HTTP routes of training jobs: POST /v1/train (+ /train), GET /v1/jobs[?status=&limit=&cursor=],
  * GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel, POST /v1/jobs/{id}/resume, DELETE /v1/jobs/{id}.
  * Parsing and JSON building live in proto/train_spec.c, the work in jobs.c. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jobs.h"
 #include "jobstore.h"
 
 static void reply_error(http_response *res, const proto_error *err, int retry_after) {
-    if (err->code == 503 && retry_after > 0) {
+    if ((err->code == 503 || err->code == 429) && retry_after > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", retry_after);
         http_add_header(res, "Retry-After", v);
@@ -43,6 +46,14 @@ static void on_train(app *a, const http_request *req, http_response *res) {
     const char *body = http_body(req, &len);
     proto_error err;
     memset(&err, 0, sizeof err);
+    /* every attempt counts, valid or not: a flood of bad specs costs parsing too */
+    char client[64];
+    http_client_addr(req, client, sizeof client);
+    int wait = 0;
+    if (jobs_admit(a->jobs, client, &wait, &err) != 0) {
+        reply_error(res, &err, wait);
+        return;
+    }
     json_t *obj = NULL;
     if (len > 0 && !(obj = proto_parse_object(body, len, &err))) {
         http_reply_proto_error(res, &err);
@@ -69,6 +80,27 @@ static void on_train(app *a, const http_request *req, http_response *res) {
                               trc_job_status_name(job.status)));
 }
 
+#define LIST_DEFAULT 100 /* jobs per page of GET /v1/jobs */
+#define LIST_MAX 1000
+
+/* An optional integer query argument in [lo, hi]; on a bad one answers 400 and returns -1. */
+static int query_int(const http_request *req, const char *name, long long lo, long long hi,
+                     long long *out, http_response *res) {
+    const char *v = http_query(req, name);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        http_reply_error(res, 400, name, "%s must be an integer between %lld and %lld, got '%.40s'",
+                         name, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
 static void on_list(app *a, const http_request *req, http_response *res) {
     int status = -1;
     const char *filter = http_query(req, "status");
@@ -83,10 +115,15 @@ static void on_list(app *a, const http_request *req, http_response *res) {
         }
         status = (int)st;
     }
+    long long limit = LIST_DEFAULT, cursor = 0;
+    if (query_int(req, "limit", 1, LIST_MAX, &limit, res) ||
+        query_int(req, "cursor", 1, LLONG_MAX, &cursor, res))
+        return;
     trc_job *list = NULL;
     size_t n = 0;
+    long long next = 0;
     proto_error err;
-    if (jobs_list(a->jobs, status, &list, &n, &err) != 0) {
+    if (jobs_list(a->jobs, status, cursor, (size_t)limit, &list, &n, &next, &err) != 0) {
         http_reply_proto_error(res, &err);
         return;
     }
@@ -98,7 +135,11 @@ static void on_list(app *a, const http_request *req, http_response *res) {
         }
     }
     jobstore_free_list(list, n);
-    json_t *body = arr ? json_pack("{s:o}", "jobs", arr) : NULL;
+    char next_text[32];
+    snprintf(next_text, sizeof next_text, "%lld", next);
+    json_t *body = arr ? json_pack("{s:o, s:o}", "jobs", arr, "next_cursor",
+                                   next ? json_string(next_text) : json_null())
+                       : NULL;
     if (!body)
         http_reply_error(res, 500, NULL, "out of memory building the job list");
     else

@@ -316,6 +316,10 @@ async function submitTrain(ev) {
   const spec = {};
   for (const input of form.elements) {
     if (!input.name || input.value === '') continue;
+    if (input.type === 'checkbox') {
+      if (input.checked) spec[input.name] = true; // "replace": otherwise a served name is 409
+      continue;
+    }
     spec[input.name] = input.type === 'number' ? Number(input.value) : input.value;
   }
   formMessage('train-msg', 'submitting…');

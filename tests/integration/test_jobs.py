@@ -76,7 +76,8 @@ class Jobs:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Trcd(tmp_path_factory.mktemp("jobs"), args=["--max-queue", "4"]).start()
+    # ~30 submits share this server: no per-client rate limit (test_hostile_jobs.py tests it)
+    srv = Trcd(tmp_path_factory.mktemp("jobs"), args=["--max-queue", "4", "--train-rate", "0"]).start()
     yield Jobs(srv)
     try:
         srv.stop()

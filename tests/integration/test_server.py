@@ -99,18 +99,18 @@ def test_control_matches_reference_and_simulation(trcd):
     assert b["model"]["version"] == trcd.request("GET", "/v1/models/default").json()["sha256"]
 
 
-def test_non_finite_model_output_is_500(trcd_factory, tmp_path):
-    """A model whose weights overflow float32 produces NaN; trcd answers 500, never a NaN."""
+def test_non_finite_model_output_is_422(trcd_factory, tmp_path):
+    """A model whose weights overflow float32 produces NaN; trcd answers 422, never a NaN."""
     path = make_model(tmp_path / "huge.safetensors", size="small", scale=1e30)
     srv = trcd_factory(models={"default": SMALL_INIT, "huge": path})
     r = srv.control([1, 0.5], [0, 0], model="huge")
-    assert r.status == 500, r
-    assert r.json()["error"]["type"] == "internal"
+    assert r.status == 422, r
+    assert r.json()["error"]["type"] == "unprocessable"
     assert "non-finite" in r.json()["error"]["message"]
     assert "controls" not in r.json()
     # a batch mixing it with nothing else, and the healthy model still answers
     assert srv.request("POST", "/v1/control", json={"model": "huge", "states": [[1, 0]] * 3,
-                                                     "targets": [[0, 0]] * 3}).status == 500
+                                                     "targets": [[0, 0]] * 3}).status == 422
     assert srv.control([1, 0.5], [0, 0]).status == 200
 
 
@@ -195,10 +195,10 @@ def test_load_file_upload_and_delete(trcd):
     assert not os.path.exists(os.path.join(trcd.models_dir, "up.safetensors"))
     assert trcd.request("GET", "/v1/models/up").status == 404
     assert trcd.control([1, 0.5], [0, 0], model="up").status == 404
-    # the models directory is read again at start: "second" was loaded from rnd.safetensors
+    # the served set is persisted: a restart serves "second" (from rnd.safetensors) again
     trcd.restart()
     names = [m["name"] for m in trcd.request("GET", "/v1/models").json()["models"]]
-    assert names == ["default", "rnd"]
+    assert names == ["default", "second"]
 
 
 def test_sidecar_gives_bare_checkpoint_settings(trcd_factory, tmp_path):

@@ -16,6 +16,19 @@ typedef struct trc_load_overrides {
                     default 1; with metadata it must agree with the file's m */
 } trc_load_overrides;
 
+/* What a checkpoint may ask for, checked at load (metadata, shapes and overrides alike) so a
+ * valid but hostile file cannot make every request run for minutes or answer NaN: the outer
+ * and inner cycles K and n, the problem sizes, the network widths, the control bound b and the
+ * time step dt (0 = the system's own). The presets use K = n = 3, d <= 256, h <= 512. */
+#define TRC_CKPT_MAX_CYCLES 32
+#define TRC_CKPT_MAX_STATE 64 /* s and m */
+#define TRC_CKPT_MAX_T 1024
+#define TRC_CKPT_MAX_U 4096     /* T*m */
+#define TRC_CKPT_MAX_WIDTH 2048 /* d and h */
+#define TRC_CKPT_MAX_HEADS 64
+#define TRC_CKPT_MAX_BOUND 1e6
+#define TRC_CKPT_MAX_DT 10.0
+
 /* Writes every parameter under its name (float32) and __metadata__ with the configuration
  * (format version, size, s, m, T, b, K, n, system, dt) plus `summary_json` (a JSON object text,
  * may be NULL) under "training". Atomic: temporary file, fsync, rename. */

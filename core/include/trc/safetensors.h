@@ -8,7 +8,11 @@
 #include <stdint.h>
 
 #define TRC_ST_MAX_DIMS 8
-#define TRC_ST_MAX_HEADER (100u * 1024u * 1024u) /* header length bound, as the reference */
+/* Bounds checked before the header is parsed, so a hostile file is refused without big
+ * allocations. A TRC checkpoint has ~50-250 tensors and a header of a few KB plus its training
+ * summary (per-epoch history, ~150 bytes an epoch): 16 MiB and 4,096 tensors leave room. */
+#define TRC_ST_MAX_HEADER (16u * 1024u * 1024u)
+#define TRC_ST_MAX_TENSORS 4096
 
 typedef enum {
     TRC_ST_F32,

@@ -229,6 +229,23 @@ static int parse_header(json_t *root, trc_safetensors *st, size_t data_off, size
     return rc;
 }
 
+/* Tensor entries in a header, counted without parsing it: each has one "data_offsets" key
+ * (a name containing the text only over-counts, which refuses an odd file, never admits a big
+ * one). Stops counting past the bound. */
+static size_t count_entries(const uint8_t *h, size_t n) {
+    static const char key[] = "\"data_offsets\"";
+    size_t count = 0, k = sizeof key - 1;
+    const uint8_t *p = h, *end = h + n;
+    while (count <= TRC_ST_MAX_TENSORS && (size_t)(end - p) >= k) {
+        const uint8_t *hit = memmem(p, (size_t)(end - p), key, k);
+        if (!hit)
+            break;
+        count++;
+        p = hit + k;
+    }
+    return count;
+}
+
 int trc_st_parse(const uint8_t *buf, size_t len, trc_safetensors *out) {
     memset(out, 0, sizeof *out);
     if (!buf && len)
@@ -251,6 +268,10 @@ int trc_st_parse(const uint8_t *buf, size_t len, trc_safetensors *out) {
                         (unsigned long long)hlen, len);
     if (hlen < 2 || buf[8] != '{')
         return trc_fail(TRC_EFORMAT, "safetensors: header does not start with '{'");
+    size_t entries = count_entries(buf + 8, (size_t)hlen);
+    if (entries > TRC_ST_MAX_TENSORS)
+        return trc_fail(TRC_EFORMAT, "safetensors: header lists more than %d tensors",
+                        TRC_ST_MAX_TENSORS);
 
     json_error_t jerr;
     json_t *root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,13 +262,62 @@ static int copy_params(const trc_safetensors *st, trc_model *model) {
     return TRC_OK;
 }
 
+/* The sane range of every configuration value (see checkpoint.h), one line each. */
+static const struct bound {
+    const char *key;
+    size_t offset;
+    char kind; /* 'i' int, 'f' float, 'd' double */
+    double lo, hi;
+} bounds[] = {
+    {"s", offsetof(trc_model_config, s), 'i', 1, TRC_CKPT_MAX_STATE},
+    {"m", offsetof(trc_model_config, m), 'i', 1, TRC_CKPT_MAX_STATE},
+    {"T", offsetof(trc_model_config, T), 'i', 1, TRC_CKPT_MAX_T},
+    {"K", offsetof(trc_model_config, K), 'i', 1, TRC_CKPT_MAX_CYCLES},
+    {"n", offsetof(trc_model_config, n), 'i', 1, TRC_CKPT_MAX_CYCLES},
+    {"d", offsetof(trc_model_config, d), 'i', 1, TRC_CKPT_MAX_WIDTH},
+    {"h", offsetof(trc_model_config, h), 'i', 2, TRC_CKPT_MAX_WIDTH},
+    {"blocks", offsetof(trc_model_config, blocks), 'i', 1, TRC_MAX_BLOCKS},
+    {"heads", offsetof(trc_model_config, heads), 'i', 1, TRC_CKPT_MAX_HEADS},
+    {"b", offsetof(trc_model_config, bound), 'f', 1e-6, TRC_CKPT_MAX_BOUND},
+    {"dt", offsetof(trc_model_config, dt), 'd', 0, TRC_CKPT_MAX_DT},
+};
+
+/* Refuses a configuration outside the bounds, naming the field (metadata key). */
+static int check_bounds(const trc_model_config *cfg) {
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+        const struct bound *b = &bounds[i];
+        const char *p = (const char *)cfg + b->offset;
+        double v;
+        if (b->kind == 'i') {
+            int x;
+            memcpy(&x, p, sizeof x);
+            v = x;
+        } else if (b->kind == 'f') {
+            float x;
+            memcpy(&x, p, sizeof x);
+            v = x;
+        } else {
+            memcpy(&v, p, sizeof v);
+        }
+        if (!(v >= b->lo && v <= b->hi))
+            return trc_fail(TRC_EFORMAT, "checkpoint: '%s' = %g is outside the sane range [%g, %g]",
+                            b->key, v, b->lo, b->hi);
+    }
+    if ((long)cfg->T * cfg->m > TRC_CKPT_MAX_U)
+        return trc_fail(TRC_EFORMAT, "checkpoint: T*m = %ld is more than %d", (long)cfg->T * cfg->m,
+                        TRC_CKPT_MAX_U);
+    return TRC_OK;
+}
+
 /* From the configuration the file implies (its metadata's, or one architecture's reading of
  * its shapes) to the loaded model. */
 static int load_config(const trc_safetensors *st, const trc_load_overrides *ov, int has_meta,
                        trc_model_config cfg, trc_model *out) {
     int rc;
-    /* what the file says must be a valid configuration (a format error), and so must the
-     * result of the overrides (an argument error) */
+    /* what the file says must be within the sane bounds and a valid configuration (a format
+     * error), and so must the result of the overrides (an argument error) */
+    if ((rc = check_bounds(&cfg)))
+        return rc;
     if ((rc = trc_model_config_validate(&cfg)))
         return trc_fail_prefix(TRC_EFORMAT, "checkpoint: configuration %s: ",
                                has_meta ? "in the metadata" : "inferred from the shapes");
@@ -279,6 +329,8 @@ static int load_config(const trc_safetensors *st, const trc_load_overrides *ov, 
         cfg.n = ov->n;
     if ((rc = trc_model_config_validate(&cfg)))
         return trc_fail_prefix(rc, "checkpoint: configuration with the overrides: ");
+    if ((rc = check_bounds(&cfg)))
+        return rc;
     if ((rc = trc_model_create(&cfg, out)))
         return rc;
     if ((rc = copy_params(st, out)))

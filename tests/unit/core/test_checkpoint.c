@@ -336,10 +336,17 @@ static void test_bad_metadata(void **state) {
         {4, "15x", TRC_EFORMAT, "'T'"},
         {4, "14", TRC_EFORMAT, "expected"}, /* metadata disagrees with the shapes */
         {5, "nan", TRC_EFORMAT, "'b'"},
-        {5, "-1", TRC_EFORMAT, "bound"},
+        {5, "-1", TRC_EFORMAT, "'b' = -1"},
         {6, "0", TRC_EFORMAT, "K"},
         {13, "", TRC_EFORMAT, "'dt'"},
         {12, "a_system_name_that_is_far_too_long_to_fit", TRC_EFORMAT, "system"},
+        /* valid but hostile: bounded to a sane range, naming the field */
+        {6, "1024", TRC_EFORMAT, "'K' = 1024 is outside"},
+        {7, "1024", TRC_EFORMAT, "'n' = 1024 is outside"},
+        {7, "33", TRC_EFORMAT, "'n' = 33"},
+        {13, "1e308", TRC_EFORMAT, "'dt' = 1e+308 is outside"},
+        {13, "-0.1", TRC_EFORMAT, "dt"},
+        {5, "1e30", TRC_EFORMAT, "'b' = 1e+30 is outside"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const char *v = vals[cases[c].idx];
@@ -347,6 +354,20 @@ static void test_bad_metadata(void **state) {
         expect_fail(decode_set(&ts, keys, vals, 14), cases[c].rc, cases[c].needle);
         vals[cases[c].idx] = v;
     }
+    /* the bounds are inclusive: K = n = 32 and dt = 10 load */
+    vals[6] = vals[7] = "32";
+    vals[13] = "10";
+    expect_ok(decode_set(&ts, keys, vals, 14));
+    vals[6] = vals[7] = "3";
+    vals[13] = "0";
+    /* overrides are held to the same bounds */
+    trc_load_overrides ov = {.K = 1000};
+    uint8_t *buf;
+    size_t len;
+    expect_ok(trc_st_encode(ts.out, ts.n, keys, vals, 14, &buf, &len));
+    trc_model m;
+    expect_fail(trc_checkpoint_decode(buf, len, &ov, &m), TRC_EFORMAT, "'K' = 1000");
+    free(buf);
     /* a missing key */
     expect_fail(decode_set(&ts, keys, vals, 13), TRC_EFORMAT, "missing 'dt'");
     /* metadata without trc_format (e.g. {"format": "pt"}) is a bare export: inferred */

@@ -153,6 +153,35 @@ static void test_bad_length(void **state) {
     free(b);
 }
 
+/* A header listing more tensors than a checkpoint can need is refused before it is parsed:
+ * fast and with no allocation in proportion to it (ASan/valgrind would see one). */
+static void test_too_many_tensors(void **state) {
+    (void)state;
+    size_t n = TRC_ST_MAX_TENSORS + 1, cap = n * 64 + 16, at = 0;
+    char *h = malloc(cap);
+    assert_non_null(h);
+    h[at++] = '{';
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(h + at, cap - at,
+                               "%s\"t%zu\":{\"dtype\":\"F32\",\"shape\":[0],"
+                               "\"data_offsets\":[0,0]}",
+                               i ? "," : "", i);
+    h[at++] = '}';
+    h[at] = '\0';
+    assert_int_equal(parse_text(h, 0, "more than 4096 tensors"), TRC_EFORMAT);
+    /* the same entries below the bound parse (empty tensors tile an empty data section) */
+    h[0] = '{';
+    at = 1;
+    for (size_t i = 0; i < 100; i++)
+        at += (size_t)snprintf(h + at, cap - at,
+                               "%s\"t%zu\":{\"dtype\":\"F32\",\"shape\":[0],"
+                               "\"data_offsets\":[0,0]}",
+                               i ? "," : "", i);
+    snprintf(h + at, cap - at, "}");
+    assert_int_equal(parse_text(h, 0, NULL), TRC_OK);
+    free(h);
+}
+
 static void test_bad_json(void **state) {
     (void)state;
     assert_int_equal(parse_text("{\"a\":", 0, "JSON"), TRC_EFORMAT);
@@ -389,12 +418,19 @@ static void test_fuzz(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_fixtures_parse),
-        cmocka_unit_test(test_valid_edge_cases), cmocka_unit_test(test_bad_length),
-        cmocka_unit_test(test_bad_json),         cmocka_unit_test(test_bad_metadata),
-        cmocka_unit_test(test_bad_entries),      cmocka_unit_test(test_bad_tiling),
-        cmocka_unit_test(test_to_f32),           cmocka_unit_test(test_encode_rejects),
-        cmocka_unit_test(test_write_file),       cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_fixtures_parse),
+        cmocka_unit_test(test_valid_edge_cases),
+        cmocka_unit_test(test_bad_length),
+        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_too_many_tensors),
+        cmocka_unit_test(test_bad_metadata),
+        cmocka_unit_test(test_bad_entries),
+        cmocka_unit_test(test_bad_tiling),
+        cmocka_unit_test(test_to_f32),
+        cmocka_unit_test(test_encode_rejects),
+        cmocka_unit_test(test_write_file),
+        cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,6 +85,10 @@ static void test_non_finite(void **state) {
     expect_error("{\"state\": [1, 0], \"target\": [1e999, 0]}", 400, "target", "not finite");
     expect_error("{\"state\": [1, 0], \"target\": [1e39, 0]}", 400, "target", "float32");
     expect_error("{\"state\": [1, Infinity], \"target\": [0, 0]}", 400, "state", NULL);
+    /* a valid float32 far outside any state: refused up front, not a 500 later */
+    expect_error("{\"state\": [3e38, 3e38], \"target\": [0, 0]}", 400, "state", "plausible range");
+    expect_error("{\"states\": [[0, 0], [1, -2e6]], \"targets\": [[0, 0], [0, 0]]}", 400, "states",
+                 "states[1][1]");
 }
 
 /* state and target of different lengths parse; the dimension check against the model names the
@@ -232,7 +236,7 @@ static void test_response_never_sends_nan(void **state) {
                               .cost = &cost};
     proto_error err;
     assert_null(proto_control_response(&r, 0, &err));
-    assert_int_equal(err.code, 500);
+    assert_int_equal(err.code, 422);
     assert_null(proto_control_response(&r, 1, &err));
     u[1] = 0;
     fe = INFINITY;

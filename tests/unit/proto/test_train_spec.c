@@ -128,6 +128,31 @@ static void test_bounds_name_the_field(void **state) {
                  "name", "name");
     expect_error("{\"epochs\": 3, \"colour\": \"red\"}", "colour", "unknown field");
     expect_error("{\"epochs\": null}", "epochs", "integer");
+    /* below the schedules' lr_min the job would fail only once it ran: refused up front */
+    expect_error("{\"lr\": 1e-300}", "lr", "lr_min");
+    expect_error("{\"lr\": 9e-7}", "lr", "lr_min");
+    expect_error("{\"replace\": 1}", "replace", "replace");
+}
+
+/* "replace" defaults to false, is kept, and round-trips through JSON only when set. */
+static void test_replace(void **state) {
+    (void)state;
+    trc_train_spec spec, back;
+    proto_error err;
+    json_t *in = json_loads("{\"name\": \"m\", \"replace\": true, \"lr\": 1e-6}", 0, NULL);
+    assert_int_equal(trc_train_spec_parse(in, &spec, &err), 0);
+    json_decref(in);
+    assert_int_equal(spec.replace, 1);
+    json_t *out = trc_train_spec_to_json(&spec);
+    assert_true(json_is_true(json_object_get(out, "replace")));
+    assert_int_equal(trc_train_spec_read(out, &back, &err), 0);
+    assert_int_equal(back.replace, 1);
+    json_decref(out);
+    trc_train_spec_default(&spec);
+    assert_int_equal(spec.replace, 0);
+    out = trc_train_spec_to_json(&spec);
+    assert_null(json_object_get(out, "replace"));
+    json_decref(out);
 }
 
 static void test_status_names(void **state) {
@@ -221,6 +246,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_spec_and_round_trip),
         cmocka_unit_test(test_bounds_name_the_field),
+        cmocka_unit_test(test_replace),
         cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_job_json),
     };

@@ -44,6 +44,19 @@ static void test_defaults(void **state) {
     assert_null(c.api_token);
     assert_int_equal(c.access_log, 1);
     assert_true(c.threads >= 1);
+    /* the jobs/models limits */
+    assert_int_equal(c.job_retention, 100);
+    assert_int_equal(c.job_max_age, 604800);
+    assert_int_equal(c.max_models, 64);
+    assert_true(c.max_jobs_disk == (size_t)4 << 30);
+    assert_int_equal(c.train_rate, 30);
+    assert_true(c.max_work == (size_t)128 << 30);
+    assert_int_equal(c.max_response, 4u << 20);
+    char *argv2[] = {"trcd", "--max-jobs-disk", "64K", "--train-rate=0", "--max-work", "1G"};
+    assert_int_equal(parse(6, argv2, &c, err), 0);
+    assert_int_equal(c.max_jobs_disk, 64u << 10);
+    assert_int_equal(c.train_rate, 0);
+    assert_true(c.max_work == (size_t)1 << 30);
 }
 
 static void test_env_and_flags(void **state) {
@@ -89,6 +102,9 @@ static void test_errors(void **state) {
         {2, {"trcd", "stray"}, "unexpected argument"},
         {3, {"trcd", "--access-log", "maybe"}, "true or false"},
         {3, {"trcd", "--host", ""}, "empty"},
+        {3, {"trcd", "--max-models", "0"}, "between"},
+        {3, {"trcd", "--train-rate", "-1"}, "between"},
+        {3, {"trcd", "--max-response", "1K"}, "between"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';

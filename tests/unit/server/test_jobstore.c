@@ -267,6 +267,72 @@ static void test_recover_after_restart(void **state) {
     assert_int_equal(n, 0);
 }
 
+/* Pages follow the cursor newest first; the last page says so; a filter applies to pages. */
+static void test_list_pages(void **state) {
+    fixture *f = *state;
+    char id[16];
+    trc_job job;
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "p%d", i);
+        make_job(&job, id, id, 100 + i);
+        assert_int_equal(jobstore_insert(f->js, &job), TRC_OK);
+    }
+    assert_int_equal(jobstore_finish(f->js, "p1", TRC_JOB_FAILED, 200, "x", NULL, NULL), TRC_OK);
+    const char *want[] = {"p4", "p3", "p2", "p1", "p0"};
+    long long cursor = 0, next = 0;
+    size_t at = 0, pages = 0, n;
+    trc_job *list;
+    do {
+        assert_int_equal(jobstore_list_page(f->js, -1, cursor, 2, &list, &n, &next), TRC_OK);
+        assert_true(n <= 2);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(list[i].id, want[at++]);
+        jobstore_free_list(list, n);
+        cursor = next;
+        pages++;
+    } while (next);
+    assert_int_equal(at, 5);
+    assert_int_equal(pages, 3);
+    assert_int_equal(jobstore_list_page(f->js, TRC_JOB_QUEUED, 0, 3, &list, &n, &next), TRC_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[2].id, "p2");
+    jobstore_free_list(list, n);
+    assert_int_equal(jobstore_list_page(f->js, TRC_JOB_QUEUED, next, 3, &list, &n, &next), TRC_OK);
+    assert_int_equal(n, 1); /* p1 failed: only p0 is left */
+    assert_string_equal(list[0].id, "p0");
+    assert_int_equal(next, 0);
+    jobstore_free_list(list, n);
+}
+
+/* Retention: finished jobs beyond the newest `keep`, and those finished before a time. */
+static void test_expired(void **state) {
+    fixture *f = *state;
+    char id[16];
+    trc_job job;
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "e%d", i);
+        make_job(&job, id, id, 100 + i);
+        assert_int_equal(jobstore_insert(f->js, &job), TRC_OK);
+        if (i != 2) /* e2 stays queued: never pruned */
+            assert_int_equal(
+                jobstore_finish(f->js, id, TRC_JOB_SUCCEEDED, 200 + i, NULL, NULL, NULL), TRC_OK);
+    }
+    char(*ids)[TRC_JOB_ID_MAX];
+    size_t n;
+    assert_int_equal(jobstore_expired(f->js, 2, 0, &ids, &n), TRC_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ids[0], "e1");
+    assert_string_equal(ids[1], "e0");
+    free(ids);
+    assert_int_equal(jobstore_expired(f->js, 100, 203.5, &ids, &n), TRC_OK);
+    assert_int_equal(n, 3); /* e3, e1, e0 finished before 203.5 */
+    assert_string_equal(ids[0], "e3");
+    free(ids);
+    assert_int_equal(jobstore_expired(f->js, 100, 0, &ids, &n), TRC_OK);
+    assert_int_equal(n, 0);
+    free(ids);
+}
+
 static void test_open_errors(void **state) {
     (void)state;
     jobstore *js = (jobstore *)1;
@@ -285,6 +351,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
