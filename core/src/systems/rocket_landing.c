@@ -8,7 +8,7 @@
  * One RK4 step per control (rk4.c), T = 50 steps of dt = 1 s.
  *
  * Sampling box (per component, system.h box_lo_k/box_hi_k): x, y in [-1500, 1500] m,
- * z in [500, 1500] m, vx, vy in [-20, 20] m/s, vz in [-40, -10] m/s, m in [1500, 2500] kg.
+ * z in [600, 1500] m, vx, vy in [-20, 20] m/s, vz in [-30, -5] m/s, m in [1500, 2500] kg.
  * The original's masses went to 3,900 kg; above ~3,000 kg the 15 kN vertical bound leaves
  * less than 1.3 m/s^2 of braking against Mars gravity, so many such starts cannot stop within
  * the horizon: the box stops at 2,500 kg (>= 2.3 m/s^2 of braking). Dry mass 800 kg: the most
@@ -83,8 +83,8 @@ static void rl_jacobian(const double *x, const double *u, double dt, double *A, 
 
 static const char *const rl_states[] = {"x", "y", "z", "vx", "vy", "vz", "mass"};
 static const char *const rl_controls[] = {"thrust_x", "thrust_y", "thrust_z"};
-static const double rl_box_lo[7] = {-1500.0, -1500.0, 500.0, -20.0, -20.0, -40.0, 1500.0};
-static const double rl_box_hi[7] = {1500.0, 1500.0, 1500.0, 20.0, 20.0, -10.0, 2500.0};
+static const double rl_box_lo[7] = {-1500.0, -1500.0, 600.0, -20.0, -20.0, -30.0, 1500.0};
+static const double rl_box_hi[7] = {1500.0, 1500.0, 1500.0, 20.0, 20.0, -5.0, 2500.0};
 static const double rl_target[7] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2000.0};
 static const double rl_target_box[2] = {0.0, 0.0}; /* fraction 0 of the target box: rl_target */
 
