@@ -14,7 +14,7 @@ typedef struct trc_rollout_out {
     float *traj;         /* [n, T+1, s] states as float32 */
     double *traj_d;      /* [n, T+1, s] states in double */
     double *final_state; /* [n, s] x_T */
-    double *final_error; /* [n] |x_T - target| (L2 over the whole state) */
+    double *final_error; /* [n] |x_T - target| (L2; system.h error_s) */
     double *cost;        /* [n] control effort sum_t |u_t|^2 */
 } trc_rollout_out;
 

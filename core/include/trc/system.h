@@ -56,7 +56,22 @@ typedef struct trc_system {
      * (an entry 0 counts as 1), Qf = lqr_qf Q with lqr_qf defaulting to cost_qf (0: 100). */
     double cost_q[TRC_SYSTEM_MAX_S];
     double cost_qf;
+    /* Optional per-component sampling boxes ([s] each, NULL = none), for states whose
+     * components live on different scales (rocket_landing: km, m/s, kg). With them, the scalar
+     * boxes above and a dataset's box_lo/box_hi/target_lo/target_hi are fractions: a draw r is
+     * mapped by trc_system_draw from [box_lo, box_hi] onto [lo_k, hi_k] per component. The
+     * targets use target_lo_k/hi_k when a target box applies, else the states' arrays. */
+    const double *box_lo_k, *box_hi_k;
+    const double *target_lo_k, *target_hi_k;
+    /* Components counted in the final error (the first error_s; 0 = all s): rocket_landing's
+     * last component, the mass, is free at the target. */
+    int error_s;
 } trc_system;
+
+/* Component k of a state drawn at r (from the scalar box): r itself, or with per-component
+ * boxes, r mapped affinely from [sys->box_lo, sys->box_hi] onto the state's (target = 0) or
+ * the target's (target = 1) box of component k. */
+double trc_system_draw(const trc_system *sys, int target, int k, double r);
 
 /* Entry i of sys->cost_q (1 when unset). */
 double trc_system_cost_q(const trc_system *sys, int i);

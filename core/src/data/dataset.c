@@ -365,9 +365,11 @@ int trc_dataset_generate_with(const trc_gen_settings *g, size_t n, const trc_gen
             for (size_t i = kept; i < end; i++) {
                 float *fx = out->initial_states + i * s, *ft = out->target_states + i * s;
                 for (int k = 0; k < s; k++)
-                    fx[k] = (float)trc_rng_range(&rng, g->box_lo, g->box_hi);
+                    fx[k] = (float)trc_system_draw(sys, 0, k,
+                                                   trc_rng_range(&rng, g->box_lo, g->box_hi));
                 for (int k = 0; k < s; k++) /* lo == hi: exactly lo */
-                    ft[k] = (float)trc_rng_range(&rng, tlo, thi);
+                    ft[k] =
+                        (float)trc_system_draw(sys, !same_box, k, trc_rng_range(&rng, tlo, thi));
             }
             if ((rc = solve_slots(&job, kept, end, threads)))
                 break;

@@ -43,8 +43,8 @@ int trc_rollout_score(const trc_system *sys, double dt, int T, size_t n, const f
             if (td)
                 memcpy(td + (size_t)(t + 1) * S, x, sizeof(double) * S);
         }
-        double e2 = 0;
-        for (int r = 0; r < s; r++) {
+        double e2 = 0; /* over the components the target fixes (system.h error_s) */
+        for (int r = 0; r < (sys->error_s ? sys->error_s : s); r++) {
             double d = x[r] - target[i * S + r];
             e2 += d * d;
         }

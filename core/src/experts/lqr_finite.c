@@ -38,7 +38,7 @@ static const trc_option lqrf_params[] = {
      .def = 0.0,
      .max = HUGE_VAL,
      .min_open = 1,
-     .auto_text = "the system's (100 double_integrator, 20 van_der_pol)",
+     .auto_text = "the system's (100 double_integrator, 20 van_der_pol, 1e10 rocket_landing)",
      .help = "terminal weight, Qf = qf Q",
      .metavar = "QF",
      .where = TRC_OPT_ALL},

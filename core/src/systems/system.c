@@ -85,6 +85,15 @@ double trc_system_cost_qf(const trc_system *sys) {
     return sys->cost_qf > 0.0 ? sys->cost_qf : 100.0;
 }
 
+double trc_system_draw(const trc_system *sys, int target, int k, double r) {
+    const double *lo = target && sys->target_lo_k ? sys->target_lo_k : sys->box_lo_k;
+    const double *hi = target && sys->target_hi_k ? sys->target_hi_k : sys->box_hi_k;
+    if (!lo || !hi)
+        return r;
+    const double f = (r - sys->box_lo) / (sys->box_hi - sys->box_lo);
+    return lo[k] + f * (hi[k] - lo[k]);
+}
+
 void trc_system_rollout(const trc_system *sys, double dt, int T, const double *x0, const double *u,
                         double *traj) {
     const int s = sys->s, m = sys->m;

@@ -3,3 +3,4 @@
  * (trc_system_at, the catalogue, help texts). Included by system.c only. */
 TRC_SYSTEM(double_integrator)
 TRC_SYSTEM(van_der_pol)
+TRC_SYSTEM(rocket_landing)

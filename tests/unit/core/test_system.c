@@ -98,28 +98,33 @@ static void test_van_der_pol_step(void **state) {
     }
 }
 
-/* Every table entry: A and B against central differences of its own step function. */
+/* Every table entry: A and B against central differences of its own step function, at fixed
+ * points (for a system with per-component boxes, the same points as fractions of its box and
+ * of its bound, so a rocket's mass is never 0). */
 static void test_jacobians_fd(void **state) {
     (void)state;
     const double pts[4][3] = {{0.3, -0.7, 0.9}, {1.5, 1.2, -2.0}, {-1.9, 0.4, 0.0}, {0, 0, 0}};
+    enum { MS = TRC_SYSTEM_MAX_S, MM = TRC_SYSTEM_MAX_M };
     for (size_t i = 0; i < trc_system_count(); i++) {
         const trc_system *sys = trc_system_at(i);
-        const int s = sys->s, m = sys->m;
-        assert_true(s <= 4 && m <= 2);
+        const int s = sys->s, m = sys->m, boxed = sys->box_lo_k != NULL;
         for (int k = 0; k < 4; k++) {
-            double x[4] = {0}, u[2] = {0}, A[16], B[8], xp[4], xm[4];
-            for (int r = 0; r < s; r++)
-                x[r] = pts[k][r % 2];
+            double x[MS] = {0}, u[MM] = {0}, A[MS * MS], B[MS * MM], xp[MS], xm[MS];
+            for (int r = 0; r < s; r++) {
+                const double f = (pts[k][r % 2] + 2.0) / 4.0; /* [-2, 2] -> [0, 1] */
+                x[r] = boxed ? trc_system_draw(sys, 0, r,
+                                               sys->box_lo + f * (sys->box_hi - sys->box_lo))
+                             : pts[k][r % 2];
+            }
             for (int q = 0; q < m; q++)
-                u[q] = pts[k][2];
+                u[q] = pts[k][2] * (boxed ? sys->bound / 2.0 : 1.0);
             sys->jacobian(x, u, sys->dt, A, B);
-            const double h = 1e-6;
             for (int c = 0; c < s + m; c++) {
-                double xx[4], uu[2];
+                double xx[MS], uu[MM];
                 memcpy(xx, x, sizeof xx);
                 memcpy(uu, u, sizeof uu);
                 double *v = c < s ? &xx[c] : &uu[c - s];
-                double v0 = *v;
+                double v0 = *v, h = 1e-6 * fmax(1.0, fabs(v0));
                 *v = v0 + h;
                 sys->step(xx, uu, sys->dt, xp);
                 *v = v0 - h;
@@ -150,19 +155,25 @@ static void test_field_jacobians_fd(void **state) {
         seen++;
         const int s = sys->s, m = sys->m;
         for (int k = 0; k < 3; k++) {
-            double x[4] = {0}, u[2] = {0}, Fx[16], Fu[8], fp[4], fm[4], f[4], xn[4];
-            for (int r = 0; r < s; r++)
-                x[r] = pts[k][r % 2];
+            enum { MS = TRC_SYSTEM_MAX_S, MM = TRC_SYSTEM_MAX_M };
+            double x[MS] = {0}, u[MM] = {0}, Fx[MS * MS], Fu[MS * MM], fp[MS], fm[MS], f[MS],
+                   xn[MS];
+            const int boxed = sys->box_lo_k != NULL; /* as in test_jacobians_fd */
+            for (int r = 0; r < s; r++) {
+                const double fr = (pts[k][r % 2] + 2.0) / 4.0;
+                x[r] = boxed ? trc_system_draw(sys, 0, r,
+                                               sys->box_lo + fr * (sys->box_hi - sys->box_lo))
+                             : pts[k][r % 2];
+            }
             for (int q = 0; q < m; q++)
-                u[q] = pts[k][2];
+                u[q] = pts[k][2] * (boxed ? sys->bound / 2.0 : 1.0);
             sys->field_jacobian(x, u, Fx, Fu);
-            const double h = 1e-6;
             for (int c = 0; c < s + m; c++) {
-                double xx[4], uu[2];
+                double xx[MS], uu[MM];
                 memcpy(xx, x, sizeof xx);
                 memcpy(uu, u, sizeof uu);
                 double *v = c < s ? &xx[c] : &uu[c - s];
-                double v0 = *v;
+                double v0 = *v, h = 1e-6 * fmax(1.0, fabs(v0));
                 *v = v0 + h;
                 sys->field(xx, uu, fp);
                 *v = v0 - h;
@@ -202,23 +213,25 @@ static void test_van_der_pol_defaults(void **state) {
 
 static void test_simulate_batch(void **state) {
     (void)state;
+    enum { N = 7, T = 9, MS = TRC_SYSTEM_MAX_S, MM = TRC_SYSTEM_MAX_M };
     for (size_t si = 0; si < trc_system_count(); si++) {
         const trc_system *sys = trc_system_at(si);
-        const int n = 7, T = 9, s = sys->s, m = sys->m;
-        float x0[7 * 2], u[7 * 9 * 1], traj[7 * 10 * 2];
-        assert_true(s == 2 && m == 1);
-        for (int i = 0; i < n * s; i++)
+        const int s = sys->s, m = sys->m;
+        float x0[N * MS], u[N * T * MM], traj[N * (T + 1) * MS];
+        for (int i = 0; i < N * s; i++) /* for rocket_landing, every mass is >= 0.8 kg */
             x0[i] = (float)(0.3 * i - 1.0);
-        for (int i = 0; i < n * T * m; i++)
+        for (int i = 0; i < N * T * m; i++)
             u[i] = (float)sin(0.7 * i);
-        assert_int_equal(trc_simulate(sys, sys->dt, T, n, x0, u, traj), 0);
-        for (int i = 0; i < n; i++) {
-            double xd[2] = {x0[i * 2], x0[i * 2 + 1]}, ud[9], td[20];
-            for (int t = 0; t < T; t++)
-                ud[t] = u[i * T + t];
+        assert_int_equal(trc_simulate(sys, sys->dt, T, N, x0, u, traj), 0);
+        for (int i = 0; i < N; i++) {
+            double xd[MS], ud[T * MM], td[(T + 1) * MS];
+            for (int r = 0; r < s; r++)
+                xd[r] = x0[i * s + r];
+            for (int t = 0; t < T * m; t++)
+                ud[t] = u[i * T * m + t];
             trc_system_rollout(sys, sys->dt, T, xd, ud, td);
             for (int k = 0; k < (T + 1) * s; k++)
-                assert_true(fabs(traj[i * 20 + k] - td[k]) <= 1e-6 * (1 + fabs(td[k])));
+                assert_true(fabs(traj[i * (T + 1) * s + k] - td[k]) <= 1e-6 * (1 + fabs(td[k])));
         }
     }
     const trc_system *di = trc_system_find("double_integrator");

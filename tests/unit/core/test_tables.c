@@ -76,7 +76,7 @@ static void test_systems(void **state) {
             double x[TRC_SYSTEM_MAX_S], u[TRC_SYSTEM_MAX_M];
             double A[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_S], B[TRC_SYSTEM_MAX_S * TRC_SYSTEM_MAX_M];
             for (int k = 0; k < s; k++)
-                x[k] = trc_rng_range(&rng, sys->box_lo, sys->box_hi);
+                x[k] = trc_system_draw(sys, 0, k, trc_rng_range(&rng, sys->box_lo, sys->box_hi));
             for (int k = 0; k < m; k++)
                 u[k] = trc_rng_range(&rng, -sys->bound, sys->bound);
             sys->jacobian(x, u, sys->dt, A, B);
@@ -103,7 +103,8 @@ static void test_systems(void **state) {
         float *x0 = malloc(N * (size_t)s * 4), *u = malloc(N * (size_t)T * m * 4);
         float *t1 = malloc(N * (size_t)(T + 1) * s * 4), *t2 = malloc(N * (size_t)(T + 1) * s * 4);
         for (size_t k = 0; k < N * (size_t)s; k++)
-            x0[k] = (float)trc_rng_range(&rng, sys->box_lo, sys->box_hi);
+            x0[k] = (float)trc_system_draw(sys, 0, (int)(k % (size_t)s),
+                                           trc_rng_range(&rng, sys->box_lo, sys->box_hi));
         for (size_t k = 0; k < N * (size_t)T * m; k++)
             u[k] = (float)trc_rng_range(&rng, -sys->bound, sys->bound) * 0.1f;
         assert_int_equal(trc_simulate(sys, sys->dt, T, N, x0, u, t1), 0);
@@ -178,8 +179,10 @@ static void test_experts(void **state) {
             for (int trial = 0; trial < 8; trial++) {
                 double x0[TRC_SYSTEM_MAX_S], xt[TRC_SYSTEM_MAX_S];
                 for (int k = 0; k < s; k++) {
-                    x0[k] = trc_rng_range(&rng, sys->box_lo, sys->box_hi);
-                    xt[k] = trc_rng_range(&rng, sys->box_lo, sys->box_hi);
+                    x0[k] =
+                        trc_system_draw(sys, 0, k, trc_rng_range(&rng, sys->box_lo, sys->box_hi));
+                    xt[k] =
+                        trc_system_draw(sys, 0, k, trc_rng_range(&rng, sys->box_lo, sys->box_hi));
                 }
                 trc_expert_cost c, c2;
                 assert_int_equal(trc_expert_solve(plan, x0, xt, u, &c), 0);
