@@ -12,7 +12,6 @@
  * Inference plans (trc_infer_plan_*): the same forward pass over weights prepared once -- the
  * attention always fused, every weight repacked for linear_packed.c's small-batch kernel --
  * for callers that run many small batches on one model (the server). */
-#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -56,12 +55,18 @@ typedef struct single_plan {
     lin lins[NLIN];
 } single_plan;
 
-/* y: [nb, out] = x: [nb, in] W^T + b */
-static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
+/* y: [nb, out] = x: [nb, in] W^T + b (+ res: [nb, out] if not NULL), then silu if `silu`: the
+ * residual and the activation run in the product's epilogue (y may not alias x or res) */
+static void lin_forward_ex(const lin *l, float *y, const float *x, const float *res, int silu,
+                           size_t nb) {
     if (l->packed)
-        trc_linear_packed_forward(y, x, l->W, l->b, nb, l->in, l->out);
+        trc_linear_packed_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
     else
-        trc_linear_forward(y, x, l->W, l->b, nb, l->in, l->out);
+        trc_linear_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
+}
+
+static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
+    lin_forward_ex(l, y, x, NULL, 0, nb);
 }
 
 /* Everything one call shares between its threads (read-only while they run). */
@@ -80,24 +85,22 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
     const trc_model_layout *L = job->L;
     const float *P = job->P;
     const trc_block_off *o = &L->blk[i];
-    int d = L->d, h = L->h;
+    int d = L->d;
     size_t nd = nb * (size_t)d;
     trc_residual_forward(S->zin, S->z, S->z0, nd);
     const lin *l = job->lins + BLK(i, 0);
+    /* z = zin + attention(zin) */
     if (job->fused) {
-        lin_forward(l + BLK_FUSED, S->tmp, S->zin, nb);
+        lin_forward_ex(l + BLK_FUSED, S->z, S->zin, S->zin, 0, nb);
     } else {
         /* attention of one token: out_proj(V z + v), V and v the value rows of in_proj */
         lin_forward(l + BLK_V, S->A, S->zin, nb);
-        lin_forward(l + BLK_O, S->tmp, S->A, nb);
+        lin_forward_ex(l + BLK_O, S->z, S->A, S->zin, 0, nb);
     }
-    trc_residual_forward(S->z, S->zin, S->tmp, nd);
     trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm1.w, P + o->norm1.b, nb, d);
-    lin_forward(l + BLK_FFN0, S->hid, S->z, nb);
-    trc_silu_forward(S->hid, NULL, S->hid, nb * (size_t)h);
-    lin_forward(l + BLK_FFN3, S->tmp, S->hid, nb);
-    trc_residual_forward(S->z, S->z, S->tmp, nd);
-    trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm2.w, P + o->norm2.b, nb, d);
+    lin_forward_ex(l + BLK_FFN0, S->hid, S->z, NULL, 1, nb);   /* silu(ffn0(z)) */
+    lin_forward_ex(l + BLK_FFN3, S->tmp, S->hid, S->z, 0, nb); /* z + ffn3(..) */
+    trc_layernorm_forward(S->z, NULL, NULL, S->tmp, P + o->norm2.w, P + o->norm2.b, nb, d);
 }
 
 /* in: [nb, k] -> out: [nb, o]: Linear(k -> h), silu, LN(h), Linear(h -> o); the shape shared by
@@ -105,8 +108,7 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
 static void mlp_forward(const float *P, const lin *l0, trc_lin_off ln, const lin *l3,
                         const float *in, float *hid, float *out, size_t nb) {
     int h = l0->out;
-    lin_forward(l0, hid, in, nb);
-    trc_silu_forward(hid, NULL, hid, nb * (size_t)h);
+    lin_forward_ex(l0, hid, in, NULL, 1, nb); /* silu(l0(in)) */
     trc_layernorm_forward(hid, NULL, NULL, hid, P + ln.w, P + ln.b, nb, h);
     lin_forward(l3, out, hid, nb);
 }

@@ -10,7 +10,7 @@
  * d x d product instead of two, and its backward one instead of three. Backward runs in phases:
  *  1. activation gradients, application by application (each depends on the previous one),
  *     keeping the gradient at every Linear's output;
- *  2. every Linear's weight gradient as ONE sgemm over all of its applications (an inner
+ *  2. every Linear's weight gradient as ONE GEMM over all of its applications (an inner
  *     dimension of K*n*B rows instead of K*n short ones); the decoder and the control
  *     embedding, applied K times, likewise; for the attention M = sum of da^T zin (da the
  *     gradient at the attention output);
@@ -19,15 +19,15 @@
  * (rows are independent; layer-norm parameter gradients go to per-thread partial sums, added
  * in a fixed order), and the output rows of every weight gradient for phases 2 and 3 (threads
  * are started per phase: tens of microseconds against milliseconds of work). Each thread
- * calls BLAS single-threaded. Results depend on the thread count only through rounding and are
- * bit-identical from run to run for a given count. */
-#include <cblas.h>
+ * runs the kernels (kernels/) single-threaded. Results depend on the thread count only through
+ * rounding and are bit-identical from run to run for a given count. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "layers.h"
 #include "model_layout.h"
 #include "trc/error.h"
@@ -79,7 +79,6 @@ typedef struct single_trainer {
     size_t arena_floats;
     float *fused; /* [blocks][d*d + d] fused attention of the current parameters */
     float *M;     /* [blocks][d, d] sum of da^T zin over the applications */
-    float *ones;  /* [K*n*max_batch] for bias gradients as matrix-vector products */
     /* layer norms: their parameter gradients, per-thread partial sums [threads][ln_floats] */
     ln_grad ln_enc, ln_gen, ln_dec, ln_n1[TRC_MAX_BLOCKS], ln_n2[TRC_MAX_BLOCKS];
     size_t ln_floats;
@@ -204,17 +203,14 @@ int trc_single_trainer_create(const trc_model *model, size_t max_batch, void **o
     tr->arena = malloc(tr->arena_floats * sizeof(float));
     tr->grads = calloc(model->num_params, sizeof(float));
     tr->ln_part = malloc(tr->ln_floats * sizeof(float));
-    size_t d = (size_t)L->d, maxrows = (size_t)L->K * (size_t)L->n * max_batch;
+    size_t d = (size_t)L->d;
     tr->fused = malloc((size_t)L->blocks * (d * d + d) * sizeof(float));
     tr->M = malloc((size_t)L->blocks * d * d * sizeof(float));
-    tr->ones = malloc(maxrows * sizeof(float));
-    if (!tr->arena || !tr->grads || !tr->ln_part || !tr->fused || !tr->M || !tr->ones) {
+    if (!tr->arena || !tr->grads || !tr->ln_part || !tr->fused || !tr->M) {
         size_t mb = (tr->arena_floats + model->num_params) * sizeof(float) >> 20;
         trc_single_trainer_free(tr);
         return trc_fail(TRC_ENOMEM, "trainer create: cannot allocate %zu MB of activations", mb);
     }
-    for (size_t i = 0; i < maxrows; i++)
-        tr->ones[i] = 1.0f;
     *out = tr;
     return 0;
 }
@@ -245,7 +241,6 @@ void trc_single_trainer_free(void *p) {
     free(tr->ln_part);
     free(tr->fused);
     free(tr->M);
-    free(tr->ones);
     free(tr);
 }
 
@@ -303,8 +298,7 @@ static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_
                         const float *in, int k, int h, int o) {
     size_t row = c * B + r0, hb = row * (size_t)h;
     float *H = a->H + hb, *sig = a->sig + hb, *S = a->S + hb, *N = a->N + hb;
-    trc_linear_forward(H, in, P + l0.w, P + l0.b, nb, k, h);
-    trc_silu_forward(S, sig, H, nb * (size_t)h);
+    trc_linear_silu_forward(S, H, sig, in, P + l0.w, P + l0.b, nb, k, h);
     trc_layernorm_forward(N, a->mean + row, a->rstd + row, S, P + ln.w, P + ln.b, nb, h);
     trc_linear_forward(a->out + row * (size_t)o, N, P + l3.w, P + l3.b, nb, h, o);
 }
@@ -323,14 +317,12 @@ static void block_forward(const single_trainer *tr, int i, size_t app, size_t r0
     float *z1 = a->z1 + row * d, *r2 = a->r2 + row * d;
     float *H = a->H + row * h, *sig = a->sig + row * h, *S = a->S + row * h;
     trc_residual_forward(zin, z, tr->z0 + r0 * d, nd);
-    trc_linear_forward(r1, zin, F, F + d * d, nb, L->d, L->d); /* attention, fused */
-    trc_residual_forward(r1, r1, zin, nd);
+    /* r1 = zin + attention(zin), the attention fused (one Linear) */
+    trc_linear_forward_ex(r1, zin, F, F + d * d, zin, 0, nb, L->d, L->d);
     trc_layernorm_forward(z1, a->m1 + row, a->rs1 + row, r1, P + o->norm1.w, P + o->norm1.b, nb,
                           L->d);
-    trc_linear_forward(H, z1, P + o->ffn0.w, P + o->ffn0.b, nb, L->d, L->h);
-    trc_silu_forward(S, sig, H, nb * h);
-    trc_linear_forward(r2, S, P + o->ffn3.w, P + o->ffn3.b, nb, L->h, L->d);
-    trc_residual_forward(r2, r2, z1, nd);
+    trc_linear_silu_forward(S, H, sig, z1, P + o->ffn0.w, P + o->ffn0.b, nb, L->d, L->h);
+    trc_linear_forward_ex(r2, S, P + o->ffn3.w, P + o->ffn3.b, z1, 0, nb, L->h, L->d); /* + z1 */
     trc_layernorm_forward(zout, a->m2 + row, a->rs2 + row, r2, P + o->norm2.w, P + o->norm2.b, nb,
                           L->d);
 }
@@ -564,10 +556,8 @@ static void backward_params(single_trainer *tr, int t) {
         if (o1 <= o0)
             continue;
         /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, w->in, (int)w->rows, 1.0f,
-                    w->dY + o0, w->out, w->X, w->in, 0.0f, w->dW + (size_t)o0 * w->in, w->in);
-        cblas_sgemv(CblasRowMajor, CblasTrans, (int)w->rows, o1 - o0, 1.0f, w->dY + o0, w->out,
-                    tr->ones, 1, 0.0f, w->db + o0, 1);
+        trc_linear_weight_grad(w->dW + (size_t)o0 * w->in, w->db + o0, w->dY + o0, (size_t)w->out,
+                               w->X, w->rows, w->in, o1 - o0, 0);
     }
 }
 
@@ -584,16 +574,42 @@ static void backward_attention(single_trainer *tr, int t) {
         const trc_block_off *o = &L->blk[i];
         const float *M = tr->M + (size_t)i * d * d, *Wo = P + o->out.w;
         const float *V = P + o->in_w + 2 * (size_t)d * d;
+        const float *v = P + o->in_b + 2 * (size_t)d, *dc = G + o->out.b;
+        float *dWo = G + o->out.w + (size_t)a0 * d, *dV = G + o->in_w + 2 * (size_t)d * d;
+        float *dv = G + o->in_b + 2 * (size_t)d;
         /* dW_o[a0:a1] = M[a0:a1] V^T + dc_o[a0:a1] v^T  (the attention input is V zin + v) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a1 - a0, d, d, 1.0f,
-                    M + (size_t)a0 * d, d, V, d, 0.0f, G + o->out.w + (size_t)a0 * d, d);
-        cblas_sger(CblasRowMajor, a1 - a0, d, 1.0f, G + o->out.b + a0, 1,
-                   P + o->in_b + 2 * (size_t)d, 1, G + o->out.w + (size_t)a0 * d, d);
+        trc_gemm(&(trc_gemm_args){.M = a1 - a0,
+                                  .N = d,
+                                  .K = d,
+                                  .A = M + (size_t)a0 * d,
+                                  .rsa = (size_t)d,
+                                  .csa = 1,
+                                  .B = V,
+                                  .ldb = (size_t)d,
+                                  .btrans = 1,
+                                  .C = dWo,
+                                  .ldc = (size_t)d});
+        for (int a = a0; a < a1; a++)
+            for (int j = 0; j < d; j++)
+                dWo[(size_t)(a - a0) * d + j] += dc[a] * v[j];
         /* dV[a0:a1] = W_o[:, a0:a1]^T M;  dv[a0:a1] = W_o[:, a0:a1]^T dc_o */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a1 - a0, d, d, 1.0f, Wo + a0, d, M, d,
-                    0.0f, G + o->in_w + 2 * (size_t)d * d + (size_t)a0 * d, d);
-        cblas_sgemv(CblasRowMajor, CblasTrans, d, a1 - a0, 1.0f, Wo + a0, d, G + o->out.b, 1, 0.0f,
-                    G + o->in_b + 2 * (size_t)d + a0, 1);
+        trc_gemm(&(trc_gemm_args){.M = a1 - a0,
+                                  .N = d,
+                                  .K = d,
+                                  .A = Wo + a0,
+                                  .rsa = 1,
+                                  .csa = (size_t)d,
+                                  .B = M,
+                                  .ldb = (size_t)d,
+                                  .pstride = TRC_PANEL,
+                                  .C = dV + (size_t)a0 * d,
+                                  .ldc = (size_t)d});
+        for (int a = a0; a < a1; a++) {
+            float acc = 0.0f;
+            for (int k = 0; k < d; k++)
+                acc += Wo[(size_t)k * d + a] * dc[k];
+            dv[a] = acc;
+        }
     }
 }
 
