@@ -38,8 +38,7 @@ static inline KFN void vload_n(vf *v, const float *p, size_t n) {
 /* *x = exp(*x) (Cephes expf): x = k ln2 + r, |r| <= ln2/2, a degree-6 polynomial for exp(r),
  * 2^k built in the exponent bits. Relative error 7.6e-8 at most on [-87, 88] (test_kernels
  * measures it against double exp on a dense grid and asserts < 2.5e-7). Arguments are clamped
- * to [-87.3, 88.3], where
- * the result stays a normal float; NaN passes through. */
+ * to [-87.3, 88.3], where the result stays a normal float; NaN passes through. */
 static inline KFN void vexp(vf *xp) {
     const vf zero = {0};
     const vf hi = zero + 88.3f, lo = zero - 87.3f;
