@@ -111,6 +111,7 @@ static double gflops(const shape *s, int blas, const float *A, const float *W, c
 int main(void) {
     double p256, p512;
     openblas_set_num_threads(1);
+    setvbuf(stdout, NULL, _IOLBF, 0);
     bench_header("bench_kernels", &p256, &p512);
     printf("OpenBLAS core: %s (one thread)\n", openblas_get_corename());
     const shape shapes[] = {

@@ -122,6 +122,7 @@ static peer run_peer(const char *script, int threads) {
 
 int main(int argc, char **argv) {
     const char *peer_script = argc > 1 ? argv[1] : "tests/bench/peer_torch.py";
+    setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they are measured */
     double p256, p512;
     bench_header("bench_model", &p256, &p512);
     double peak = bench_path_peak(p256, p512);

@@ -16,23 +16,13 @@ import sys
 import time
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--size", default="medium", choices=["small", "medium", "large"])
-    args = ap.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
-    try:
-        import torch
-    except ImportError:
-        print("unavailable torch is not installed")
-        return 0
+SIZES = {"small": (64, 128, 2), "medium": (128, 256, 3), "large": (256, 512, 4)}
+
+
+def build_model(torch, size="medium", s=2, m=1, T=15, K=3, n=3, bound=4.0):
+    """The lean module (random init: speed does not depend on the weights)."""
     nn = torch.nn
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    d, h, blocks = {"small": (64, 128, 2), "medium": (128, 256, 3), "large": (256, 512, 4)}[args.size]
-    s, m, T, K, n, bound = 2, 1, 15, 3, 3, 4.0
+    d, h, blocks = SIZES[size]
     U = m * T
 
     def mlp(i, o):
@@ -69,7 +59,25 @@ def main():
                 u = torch.clamp(u + r, -bound, bound)
             return u
 
-    model = LeanTRC()
+    return LeanTRC()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--size", default="medium", choices=["small", "medium", "large"])
+    args = ap.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    try:
+        import torch
+    except ImportError:
+        print("unavailable torch is not installed")
+        return 0
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    s, U = 2, 15
+    model = build_model(torch, args.size)
     x0, tg = torch.rand(1000, s) * 4 - 2, torch.rand(1000, s) - 0.5
     ue = torch.rand(1000, U) * 8 - 4
 
@@ -90,16 +98,16 @@ def main():
             loss = torch.mean((model(x0[lo:lo + 64], tg[lo:lo + 64]) - ue[lo:lo + 64]) ** 2)
             loss.backward()
 
-    w, c = rates(train_steps, 5 * 64, 9)
+    w, c = rates(train_steps, 5 * 64, 7)
     print("train_b64 %.1f %.1f" % (w, c))
     with torch.inference_mode():
         lat = []
-        for i in range(300):
+        for i in range(201):
             t0 = time.perf_counter()
             model(x0[i:i + 1], tg[i:i + 1])
             lat.append((time.perf_counter() - t0) * 1e3)
         print("latency_ms %.4f" % sorted(lat)[len(lat) // 2])
-        w, c = rates(lambda: model(x0, tg), 1000, 9)
+        w, c = rates(lambda: model(x0, tg), 1000, 7)
         print("infer_b1000 %.1f %.1f" % (w, c))
     print("torch %s threads %d" % (torch.__version__, torch.get_num_threads()))
     return 0

@@ -24,12 +24,15 @@ const trc_kernel_ops *trc_kernels(void) {
 #define KC 128 /* rows of B^T packed at a time */
 #define PB 4   /* panels of B^T packed at a time (with KC: 32 KB on the stack) */
 
-/* One tile at rows m0, panels p0 of base's origin. */
-static void one_tile(const trc_kernel_ops *ops, const trc_tile_args *base, int m0, int p0, int R,
-                     int P, int lanes) {
+#define TILE_ROWS_MAX 12 /* the largest tile_rows of any path */
+#define KA 256            /* A is packed for K up to this (12 KB on the stack) */
+
+/* One tile at rows m0, panels p0 of base's origin; A: its first row (base->rsa, csa apply). */
+static void one_tile(const trc_kernel_ops *ops, const trc_tile_args *base, const float *A, int m0,
+                     int p0, int R, int P, int lanes) {
     trc_tile_args t = *base;
     size_t c = (size_t)m0 * t.ldc + (size_t)p0 * TRC_PANEL;
-    t.A += (size_t)m0 * t.rsa;
+    t.A = A;
     t.B += (size_t)p0 * t.pstride;
     t.C += c;
     if (t.bias)
@@ -44,24 +47,37 @@ static void one_tile(const trc_kernel_ops *ops, const trc_tile_args *base, int m
     ops->tile(&t, R, P);
 }
 
+/* All panels [0, np) of rows [m0, m0 + R) (one row tile), panels P at a time. When A's rows are
+ * strided (rsa != 1) and K is small enough, the tile's rows are first copied k-major into
+ * Ap[k][R], so that the tile's broadcasts read consecutive floats at constant offsets (fewer
+ * address registers in the K loop); every product is the same, in the same order. */
+static void row_tile(const trc_kernel_ops *ops, const trc_tile_args *base, int m0, int R, int P,
+                     int np, int lanes) {
+    float Ap[TILE_ROWS_MAX * KA] __attribute__((aligned(64)));
+    const float *A = base->A + (size_t)m0 * base->rsa;
+    trc_tile_args t = *base;
+    if (t.rsa != 1 && t.K <= KA && R <= TILE_ROWS_MAX && ops->isa != TRC_ISA_GENERIC) {
+        for (int r = 0; r < R; r++)
+            for (int k = 0; k < t.K; k++)
+                Ap[(size_t)k * R + r] = A[(size_t)r * t.rsa + (size_t)k * t.csa];
+        A = Ap;
+        t.rsa = 1;
+        t.csa = (size_t)R;
+    }
+    for (int p0 = 0; p0 < np; p0 += P) {
+        int Pq = np - p0 < P ? np - p0 : P;
+        one_tile(ops, &t, A, m0, p0, R, Pq, p0 + Pq == np ? lanes : TRC_PANEL);
+    }
+}
+
 /* Rows [0, M) x panels [0, np) of base's origin; lanes: valid columns of panel np-1. Full row
- * tiles go panel group by panel group (a group of B stays in L1 while every row tile uses it),
- * then the remaining rows with the panels-per-tile of their count. */
+ * tiles first, then the remaining rows with the panels-per-tile of their count. */
 static void sweep(const trc_kernel_ops *ops, const trc_tile_args *base, int M, int np, int lanes) {
-    int RT = ops->tile_rows, PT = ops->tile_panels(RT), full = M / RT * RT;
-    for (int p0 = 0; p0 < np; p0 += PT) {
-        int P = np - p0 < PT ? np - p0 : PT;
-        for (int m0 = 0; m0 < full; m0 += RT)
-            one_tile(ops, base, m0, p0, RT, P, p0 + P == np ? lanes : TRC_PANEL);
-    }
-    int R = M - full;
-    if (R == 0)
-        return;
-    int PR = ops->tile_panels(R);
-    for (int p0 = 0; p0 < np; p0 += PR) {
-        int P = np - p0 < PR ? np - p0 : PR;
-        one_tile(ops, base, full, p0, R, P, p0 + P == np ? lanes : TRC_PANEL);
-    }
+    int RT = ops->tile_rows, full = M / RT * RT;
+    for (int m0 = 0; m0 < full; m0 += RT)
+        row_tile(ops, base, m0, RT, ops->tile_panels(RT), np, lanes);
+    if (M > full)
+        row_tile(ops, base, full, M - full, ops->tile_panels(M - full), np, lanes);
 }
 
 void trc_gemm(const trc_gemm_args *g) {

@@ -8,10 +8,10 @@
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* acc[r][q] += A(r, k) B(k, q) for k in [0, K); the last panel read with `lanes` lanes */
-#define TILE_K_LOOP(LOADQ)                                                                         \
+#define TILE_K_LOOP(LOADQ, RSA)                                                                    \
     for (int k = 0; k < K; k++, ap += csa, bp += ldb) {                                            \
         _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                     \
-            pv a = pv_bcast(ap + (size_t)r * rsa);                                                 \
+            pv a = pv_bcast(ap + (size_t)r * (RSA));                                               \
             _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) acc[r][q] =                        \
                 pv_fma(a, LOADQ, acc[r][q]);                                                       \
         }                                                                                          \
@@ -31,10 +31,15 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
     }
     const int K = t->K;
     const float *ap = t->A, *bp = t->B;
-    if (lanes == TRC_PANEL) {
-        TILE_K_LOOP(pv_load(bp + q * ps))
+    /* rsa == 1 (A packed by the driver, or read by columns): constant broadcast offsets */
+    if (lanes == TRC_PANEL && rsa == 1) {
+        TILE_K_LOOP(pv_load(bp + q * ps), 1)
+    } else if (lanes == TRC_PANEL) {
+        TILE_K_LOOP(pv_load(bp + q * ps), rsa)
+    } else if (rsa == 1) {
+        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), 1)
     } else {
-        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps))
+        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), rsa)
     }
 #pragma GCC unroll 8
     for (int q = 0; q < P; q++) {
