@@ -25,7 +25,7 @@ const trc_kernel_ops *trc_kernels(void) {
 #define PB 4   /* panels of B^T packed at a time (with KC: 32 KB on the stack) */
 
 #define TILE_ROWS_MAX 12 /* the largest tile_rows of any path */
-#define KA 256            /* A is packed for K up to this (12 KB on the stack) */
+#define KA 256           /* A is packed for K up to this (12 KB on the stack) */
 
 /* One tile at rows m0, panels p0 of base's origin; A: its first row (base->rsa, csa apply). */
 static void one_tile(const trc_kernel_ops *ops, const trc_tile_args *base, const float *A, int m0,
