@@ -47,3 +47,22 @@ void trc_linear_packed_forward(float *y, const float *x, const float *Wp, const 
                                int in, int out) {
     trc_linear_packed_forward_ex(y, x, Wp, b, NULL, 0, B, in, out);
 }
+
+void trc_linear_packed_silu_forward(float *S, float *H, float *sig, const float *x, const float *Wp,
+                                    const float *b, size_t B, int in, int out) {
+    trc_gemm(&(trc_gemm_args){.M = (int)B,
+                              .N = out,
+                              .K = in,
+                              .A = x,
+                              .rsa = (size_t)in,
+                              .csa = 1,
+                              .B = Wp,
+                              .ldb = TRC_PANEL,
+                              .pstride = (size_t)in * TRC_PANEL,
+                              .C = S,
+                              .ldc = (size_t)out,
+                              .bias = b,
+                              .act = TRC_ACT_SILU,
+                              .pre = H,
+                              .sig = sig});
+}

@@ -19,5 +19,9 @@ void trc_linear_packed_forward(float *y, const float *x, const float *Wp, const 
  * they are stored (fused epilogue). y may not alias x or res. */
 void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, const float *b,
                                   const float *res, int silu, size_t B, int in, int out);
+/* x: [B, in], Wp: packed W -> H = x W^T + b, sig = sigmoid(H), S = H sig: [B, out] (training's
+ * Linear + silu in one pass) */
+void trc_linear_packed_silu_forward(float *S, float *H, float *sig, const float *x, const float *Wp,
+                                    const float *b, size_t B, int in, int out);
 
 #endif

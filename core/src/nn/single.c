@@ -115,12 +115,29 @@ void trc_model_fuse_attention(const trc_model_layout *L, const float *P, float *
         float *F = fused + (size_t)i * ((size_t)d * d + d), *fb = F + (size_t)d * d;
         const float *V = P + o->in_w + 2 * (size_t)d * d, *v = P + o->in_b + 2 * d;
         /* F = W_o V; fb = c_o + W_o v (one row times W_o transposed) */
-        trc_gemm(&(trc_gemm_args){.M = d, .N = d, .K = d, .A = P + o->out.w, .rsa = (size_t)d,
-                                  .csa = 1, .B = V, .ldb = (size_t)d, .pstride = TRC_PANEL,
-                                  .C = F, .ldc = (size_t)d});
-        trc_gemm(&(trc_gemm_args){.M = 1, .N = d, .K = d, .A = v, .rsa = (size_t)d, .csa = 1,
-                                  .B = P + o->out.w, .ldb = (size_t)d, .btrans = 1, .C = fb,
-                                  .ldc = (size_t)d, .bias = P + o->out.b});
+        trc_gemm(&(trc_gemm_args){.M = d,
+                                  .N = d,
+                                  .K = d,
+                                  .A = P + o->out.w,
+                                  .rsa = (size_t)d,
+                                  .csa = 1,
+                                  .B = V,
+                                  .ldb = (size_t)d,
+                                  .pstride = TRC_PANEL,
+                                  .C = F,
+                                  .ldc = (size_t)d});
+        trc_gemm(&(trc_gemm_args){.M = 1,
+                                  .N = d,
+                                  .K = d,
+                                  .A = v,
+                                  .rsa = (size_t)d,
+                                  .csa = 1,
+                                  .B = P + o->out.w,
+                                  .ldb = (size_t)d,
+                                  .btrans = 1,
+                                  .C = fb,
+                                  .ldc = (size_t)d,
+                                  .bias = P + o->out.b});
     }
 }
 
