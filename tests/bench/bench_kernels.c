@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../core/src/kernels/kernels.h"
-#include "../../core/src/linear_packed.h"
+#include "kernels/kernels.h"
+#include "nn/linear_packed.h"
 #include "bench_common.h"
 #include "trc/rng.h"
 

@@ -21,8 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../../core/src/kernels/kernels.h"
-#include "../../../core/src/linear_packed.h"
+#include "kernels/kernels.h"
+#include "nn/linear_packed.h"
 #include "trc/error.h"
 #include "trc/rng.h"
 
