@@ -121,11 +121,20 @@ if $PY -c 'import fastapi, uvicorn, torch' 2>/dev/null; then
       --host 127.0.0.1 --port "$pport" --workers 1 --log-level warning 2>"$tmp/peer.log" &
   pid=$!
   url=http://127.0.0.1:$pport
-  for _ in $(seq 600); do # torch takes seconds to import on a busy machine
-    curl -s -o /dev/null -X POST "$url/v1/control" -H 'Content-Type: application/json' \
-      -d '{"state": [1.0, 0.5], "target": [0.0, 0.0]}' && break
+  up=0
+  for _ in $(seq 1800); do # torch takes seconds (minutes on a busy machine) to import
+    if curl -s -o /dev/null --max-time 5 -X POST "$url/v1/control" \
+        -H 'Content-Type: application/json' -d '{"state": [1.0, 0.5], "target": [0.0, 0.0]}'; then
+      up=1
+      break
+    fi
     sleep 0.1
   done
+fi
+if [ "${up:-0}" != 1 ]; then
+  echo "FastAPI peer: not measured (needs python3-fastapi, python3-uvicorn, python3-torch; or it did not answer within 180 s)"
+  [ -n "$pid" ] && tail -3 "$tmp/peer.log"
+else
   run_wrk 1 1 1 >/dev/null
   median3 1 1
   prps1=$rps pp50=$p50 pp99=$p99
@@ -138,7 +147,5 @@ if $PY -c 'import fastapi, uvicorn, torch' 2>/dev/null; then
     "$(ms "$pp50")" "$(ms "$pp99")" "$prps1" "$(ratio "$pp50" "$p50_1")" "$(ratio "$rps1" "$prps1")"
   printf '  8 connections: %s req/s   (trcd %s)\n' "$prps8" "$(ratio "$rps8" "$prps8")"
   printf '  16 connections: %s req/s  (trcd %s)\n' "$prps16" "$(ratio "$rps16" "$prps16")"
-else
-  echo "FastAPI peer: not measured (needs python3-fastapi, python3-uvicorn, python3-torch)"
 fi
 [ "$total_err" -eq 0 ] || { echo "bench_server: $total_err wrk errors"; exit 1; }
