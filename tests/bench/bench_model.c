@@ -199,8 +199,8 @@ int main(int argc, char **argv) {
     for (int t = 1; t <= 2; t++) {
         peer p = run_peer(peer_script, t);
         if (!p.ok) {
-            printf("%d thread%s: not measured (python3 with torch not available)\n", t,
-                   t > 1 ? "s" : "");
+            printf("%d thread%s: not measured (no python3 with torch, or no %s)\n", t,
+                   t > 1 ? "s" : "", peer_script);
             continue;
         }
         printf("%d thread%s (%s): train %.0f samples/s (%.0f per CPU-second), 1 sample %.3f ms, "
