@@ -9,8 +9,9 @@ set -eu
 BUILD_PKGS="build-essential pkg-config libopenblas-pthread-dev libjansson-dev libzip-dev libcmocka-dev
  libmicrohttpd-dev libuv1-dev libsqlite3-dev"
 # python3-torch (about 580 MB with its dependencies) checks clients/python/convert_checkpoint.py.
+# python3-fastapi + python3-uvicorn: the FastAPI peer `make bench` measures trcd against.
 TEST_PKGS="python3 python3-pytest python3-numpy valgrind wrk clang-format cppcheck python3-yaml
- python3-torch python3-venv python3-wheel-whl"
+ python3-torch python3-venv python3-wheel-whl python3-fastapi python3-uvicorn"
 # make fuzz: clang with libFuzzer and the sanitizer runtimes; the API tests: promtool (prometheus)
 # checks /metrics, python3-jsonschema checks responses against proto/openapi.yaml.
 TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev prometheus python3-jsonschema"

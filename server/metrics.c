@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "trc/cpu.h"
 #include "registry.h"
 
 #define MAX_STATUS 24
@@ -214,6 +215,12 @@ int metrics_render(metrics *m, app *a, metrics_text *o) {
                        "# TYPE trcd_models_loaded gauge\ntrcd_models_loaded %zu\n",
                        registry_count(a->registry));
     }
+    /* which instruction-set path the kernels run (trc/cpu.h): an info-style gauge */
+    metrics_printf(o,
+                   "# HELP trcd_kernels_info Instruction-set path of the numeric kernels (isa) "
+                   "and the best this CPU runs (best).\n# TYPE trcd_kernels_info gauge\n"
+                   "trcd_kernels_info{isa=\"%s\",best=\"%s\"} 1\n",
+                   trc_isa_name(trc_isa_active()), trc_isa_name(trc_isa_best()));
     if (a) {
         metrics_printf(o,
                        "# HELP trcd_ready 1 when /readyz answers 200.\n# TYPE trcd_ready "

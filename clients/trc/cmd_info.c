@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "model_run.h"
 
+#include "trc/cpu.h"
 #include "trc/error.h"
 #include "trc/safetensors.h"
 
@@ -83,6 +84,7 @@ static void print_text(const char *path, const trc_model *m, const size_t *count
     printf("system      %s", c->system[0] ? c->system : "(not recorded)");
     if (c->dt > 0)
         printf(", dt=%g", c->dt);
+    printf("\nkernels     %s (%s)", trc_isa_name(trc_isa_active()), trc_isa_reason());
     printf("\n\nparameters  %zu\n", m->num_params);
     for (size_t k = 0; k < NCOMP; k++) {
         printf("  %-18s %9zu\n", components[k].label, counts[k]);
@@ -113,12 +115,14 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
         json_array_append_new(blocks, json_integer((json_int_t)per_block[b]));
     json_t *j =
         json_pack("{s:s, s:{s:s, s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, "
-                  "s:f}, s:I, s:o, s:o, s:O}",
+                  "s:f}, s:I, s:o, s:o, s:O, s:{s:s, s:s, s:s}}",
                   "checkpoint", path, "config", "arch", c->arch[0] ? c->arch : "single", "size",
                   c->size, "s", c->s, "m", c->m, "T", c->T, "bound", (double)c->bound, "d", c->d,
                   "h", c->h, "blocks", c->blocks, "heads", c->heads, "K", c->K, "n", c->n, "system",
                   c->system, "dt", c->dt, "parameters", (json_int_t)m->num_params, "components",
-                  comp, "block_parameters", blocks, "training", training ? training : json_null());
+                  comp, "block_parameters", blocks, "training", training ? training : json_null(),
+                  "kernels", "isa", trc_isa_name(trc_isa_active()), "best",
+                  trc_isa_name(trc_isa_best()), "reason", trc_isa_reason());
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(j);
     if (!text)

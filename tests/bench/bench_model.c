@@ -1,66 +1,131 @@
-/* Benchmark of the TRC network (medium, s=2, m=1, T=15): training samples/s at batch 64
- * (forward + backward), single-sample inference latency, batch-1000 inference throughput, and
- * the peak RSS of a training loop; for 1 and 2 OpenBLAS threads. Prints medians and the ratio
- * to the PyTorch peers quoted in issue 3. Usage: bench_model. */
-#include <cblas.h>
+/* Benchmark of the TRC network (medium, s=2, m=1, T=15, K=n=3) against this machine, measured
+ * in one run: the CPU's FP32 FMA peak (256- and 512-bit), training at batch 64 (forward +
+ * backward), single-sample latency and batch-1000 inference of the inference plan trcd serves,
+ * on 1 and 2 threads; every rate as samples/s (wall), samples per CPU-second and a fraction of
+ * the active path's peak; then the lean PyTorch reference (tests/bench/peer_torch.py) measured
+ * now on the same cores, 1 then 2 threads, and the ratios. Nothing is typed in: a peer that
+ * cannot run prints "not measured". Usage: bench_model [path/to/peer_torch.py]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "bench_common.h"
 #include "trc/error.h"
 #include "trc/model.h"
 #include "trc/rng.h"
-
-/* Peers, same kind of machine, PyTorch 1.13 CPU, one thread (issue 3). */
-#define ORIG_TRAIN 815.0
-#define LEAN_TRAIN 1076.0
-#define ORIG_LAT_MS 11.4
-#define LEAN_LAT_MS 5.3
-#define ORIG_B1000 5900.0
-#define LEAN_B1000 7300.0
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU time of the whole process: on a shared machine wall time includes waiting for a core,
- * so samples per CPU-second is printed beside it (what an idle core would give, roughly). */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void fill(trc_rng *rng, float *v, size_t n, double lo, double hi) {
     for (size_t i = 0; i < n; i++)
         v[i] = (float)trc_rng_range(rng, lo, hi);
 }
 
-static int check(int rc, const char *what) {
+static void check(int rc, const char *what) {
     if (rc) {
         fprintf(stderr, "bench_model: %s: %s (%s)\n", what, trc_strerror(rc), trc_errmsg());
         exit(1);
     }
-    return rc;
+}
+
+/* Multiply-adds of one sample's forward pass (attention fused: one d x d product per block
+ * application), from the configuration. */
+static double forward_macs(const trc_model_config *c) {
+    double s = c->s, d = c->d, h = c->h, U = (double)c->T * c->m;
+    double mlp_enc = (2 * s + 1) * h + h * d, mlp_gen = d * h + h * U;
+    double block = d * d + d * h + h * d, cycle = U * d + c->n * c->blocks * block;
+    double dec = (d + U) * h + h * U;
+    return mlp_enc + mlp_gen + c->K * (cycle + dec);
+}
+
+typedef struct rate {
+    double wall, cpu; /* samples/s, samples per CPU-second (medians) */
+} rate;
+
+/* median rates of reps runs of fn(arg), each `count` samples */
+static rate measure(void (*fn)(void *), void *arg, double count, int reps) {
+    double w[31], c[31];
+    fn(arg);
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now(), c0 = bench_cpu();
+        fn(arg);
+        w[r] = count / (bench_now() - t0);
+        c[r] = count / (bench_cpu() - c0);
+    }
+    return (rate){bench_median(w, reps), bench_median(c, reps)};
+}
+
+typedef struct ctx {
+    trc_trainer *tr;
+    trc_infer_plan *plan;
+    float *x0, *tg, *ue, *u;
+    size_t U, B;
+    int threads, step;
+} ctx;
+
+static void train_steps(void *p) { /* 10 steps of batch 64 */
+    ctx *c = p;
+    for (int s = 0; s < 10; s++, c->step++) {
+        size_t off = (size_t)(c->step % 15) * 64;
+        float loss;
+        check(trc_trainer_forward(c->tr, 64, c->x0 + 2 * off, c->tg + 2 * off, c->ue + c->U * off,
+                                  NULL, &loss),
+              "forward");
+        check(trc_trainer_backward(c->tr), "backward");
+    }
+}
+
+static void plan_batch(void *p) {
+    ctx *c = p;
+    check(trc_infer_plan_run(c->plan, c->B, c->x0, c->tg, c->u, NULL, c->threads), "plan run");
+}
+
+/* "x% of peak" for a rate in samples per CPU-second */
+static void print_rate(const char *what, rate r, double flop_per_sample, double peak,
+                       const char *target) {
+    double g = r.cpu * flop_per_sample * 1e-9;
+    printf("%-40s %9.0f samples/s  %9.0f per CPU-second  %6.1f GFLOP/s", what, r.wall, r.cpu, g);
+    if (peak > 0)
+        printf(" = %4.1f%% of peak", 100.0 * g / peak);
+    printf("   (target %s)\n", target);
+}
+
+/* The peer's figures for one thread count, parsed from peer_torch.py's output. */
+typedef struct peer {
+    int ok;
+    rate train, b1k;
+    double lat_ms;
+    char info[96];
+} peer;
+
+static peer run_peer(const char *script, int threads) {
+    peer p = {0};
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d /usr/bin/python3 %s "
+             "--threads %d 2>/dev/null",
+             threads, threads, script, threads);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return p;
+    char line[256];
+    int got = 0;
+    while (fgets(line, sizeof line, f)) {
+        got += sscanf(line, "train_b64 %lf %lf", &p.train.wall, &p.train.cpu) == 2;
+        got += sscanf(line, "latency_ms %lf", &p.lat_ms) == 1;
+        got += sscanf(line, "infer_b1000 %lf %lf", &p.b1k.wall, &p.b1k.cpu) == 2;
+        if (strncmp(line, "torch ", 6) == 0)
+            snprintf(p.info, sizeof p.info, "%.*s", (int)strcspn(line, "\n"), line);
+    }
+    p.ok = pclose(f) == 0 && got == 3;
+    return p;
 }
 
 int main(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    const char *peer_script = argc > 1 ? argv[1] : "tests/bench/peer_torch.py";
+    setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they are measured */
+    double p256, p512;
+    bench_header("bench_model", &p256, &p512);
+    double peak = bench_path_peak(p256, p512);
     trc_model_config cfg;
     trc_model model;
     check(trc_model_config_preset("medium", 2, 1, 15, 4.0f, &cfg), "config");
@@ -69,122 +134,89 @@ int main(int argc, char **argv) {
     size_t U = 15, NMAX = 1000;
     trc_rng rng;
     trc_rng_seed(&rng, 7);
-    float *x0 = malloc(NMAX * 2 * sizeof *x0), *tg = malloc(NMAX * 2 * sizeof *tg);
-    float *ue = malloc(NMAX * U * sizeof *ue), *u = malloc(NMAX * U * sizeof *u);
-    if (!x0 || !tg || !ue || !u)
+    ctx c = {0};
+    c.U = U;
+    c.x0 = malloc(NMAX * 2 * sizeof *c.x0);
+    c.tg = malloc(NMAX * 2 * sizeof *c.tg);
+    c.ue = malloc(NMAX * U * sizeof *c.ue);
+    c.u = malloc(NMAX * U * sizeof *c.u);
+    if (!c.x0 || !c.tg || !c.ue || !c.u)
         return 1;
-    fill(&rng, x0, NMAX * 2, -2, 2);
-    fill(&rng, tg, NMAX * 2, -0.5, 0.5);
-    fill(&rng, ue, NMAX * U, -4, 4);
-    printf("medium model, %zu parameters, K=%d n=%d\n", model.num_params, cfg.K, cfg.n);
+    fill(&rng, c.x0, NMAX * 2, -2, 2);
+    fill(&rng, c.tg, NMAX * 2, -0.5, 0.5);
+    fill(&rng, c.ue, NMAX * U, -4, 4);
+    double macs = forward_macs(&cfg), fwd = 2 * macs, trn = 3 * fwd;
+    printf("medium model, %zu parameters, K=%d n=%d: %.2f M multiply-adds per sample forward "
+           "(training ~3x)\n",
+           model.num_params, cfg.K, cfg.n, macs * 1e-6);
 
     /* training first, so that ru_maxrss reflects a training loop */
-    trc_trainer *tr;
-    check(trc_trainer_create(&model, 64, &tr), "trainer");
-    int threads_list[] = {1, 2};
-    for (int ti = 0; ti < 2; ti++) {
-        int threads = threads_list[ti];
-        openblas_set_num_threads(1); /* the model's own threads split the work */
-        check(trc_trainer_set_threads(tr, threads), "threads");
-        enum { REPS = 15, STEPS = 10 };
-        double train[REPS], train_cpu[REPS];
-        float loss;
-        for (int w = 0; w < 5; w++) { /* warm-up */
-            check(trc_trainer_forward(tr, 64, x0, tg, ue, NULL, &loss), "forward");
-            check(trc_trainer_backward(tr), "backward");
-        }
-        for (int r = 0; r < REPS; r++) {
-            double t0 = now(), c0 = cpu_now();
-            for (int s = 0; s < STEPS; s++) {
-                size_t off = (size_t)((r * STEPS + s) % 15) * 64;
-                check(trc_trainer_forward(tr, 64, x0 + 2 * off, tg + 2 * off, ue + U * off, NULL,
-                                          &loss),
-                      "forward");
-                check(trc_trainer_backward(tr), "backward");
-            }
-            train[r] = STEPS * 64 / (now() - t0);
-            train_cpu[r] = STEPS * 64 / (cpu_now() - c0);
-        }
-        double tps = median(train, REPS), tps_cpu = median(train_cpu, REPS);
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-
-        enum { LAT_N = 2001, B1K_N = 15 };
-        static double lat[LAT_N];
-        for (int w = 0; w < 50; w++)
-            check(trc_model_infer(&model, 1, x0, tg, u, NULL), "infer");
-        for (int r = 0; r < LAT_N; r++) {
-            size_t off = (size_t)r % NMAX;
-            double t0 = now();
-            check(trc_model_infer(&model, 1, x0 + 2 * off, tg + 2 * off, u, NULL), "infer");
-            lat[r] = (now() - t0) * 1e3;
-        }
-        double lat_ms = median(lat, LAT_N);
-        double b1k[B1K_N], b1k_cpu[B1K_N];
-        check(trc_model_infer_mt(&model, NMAX, x0, tg, u, NULL, threads), "infer");
-        for (int r = 0; r < B1K_N; r++) {
-            double t0 = now(), c0 = cpu_now();
-            check(trc_model_infer_mt(&model, NMAX, x0, tg, u, NULL, threads), "infer");
-            b1k[r] = (double)NMAX / (now() - t0);
-            b1k_cpu[r] = (double)NMAX / (cpu_now() - c0);
-        }
-        double b1k_sps = median(b1k, B1K_N), b1k_cpu_sps = median(b1k_cpu, B1K_N);
-
-        printf("-- model threads: %d (OpenBLAS: %d per caller)\n", threads,
-               openblas_get_num_threads());
-        printf("train  medium batch 64 : %8.0f samples/s   (x%.1f original %.0f, x%.1f lean %.0f; "
-               "target >= 4000)\n",
-               tps, tps / ORIG_TRAIN, ORIG_TRAIN, tps / LEAN_TRAIN, LEAN_TRAIN);
-        printf("       (%.0f samples per CPU-second)\n", tps_cpu);
-        printf("infer  medium 1 sample : %8.4f ms median  (x%.0f faster than original %.1f ms, "
-               "x%.0f lean %.1f ms; target <= 0.3)\n",
-               lat_ms, ORIG_LAT_MS / lat_ms, ORIG_LAT_MS, LEAN_LAT_MS / lat_ms, LEAN_LAT_MS);
-        printf("infer  medium batch 1000: %8.0f samples/s   (x%.1f original %.0f, x%.1f lean %.0f; "
-               "target >= 15000)\n",
-               b1k_sps, b1k_sps / ORIG_B1000, ORIG_B1000, b1k_sps / LEAN_B1000, LEAN_B1000);
-        printf("       (%.0f samples per CPU-second)\n", b1k_cpu_sps);
-        printf("peak RSS after training loop: %.1f MB (target < 64)\n",
-               (double)ru.ru_maxrss / 1024.0);
+    check(trc_trainer_create(&model, 64, &c.tr), "trainer");
+    rate train[3];
+    for (int t = 1; t <= 2; t++) {
+        check(trc_trainer_set_threads(c.tr, t), "threads");
+        for (int w = 0; w < 2; w++)
+            train_steps(&c);
+        train[t] = measure(train_steps, &c, 640, 15);
     }
-    trc_trainer_free(tr);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    trc_trainer_free(c.tr);
 
-    /* The inference plan trcd serves with: weights packed once per loaded model. */
-    trc_infer_plan *plan;
-    check(trc_infer_plan_create(&model, &plan), "plan");
-    enum { PLAN_LAT_N = 2001, PLAN_B1K_N = 15 };
-    static double plat[PLAN_LAT_N];
+    check(trc_infer_plan_create(&model, &c.plan), "plan");
+    enum { LAT_N = 2001 };
+    static double lat[LAT_N];
     for (int w = 0; w < 50; w++)
-        check(trc_infer_plan_run(plan, 1, x0, tg, u, NULL, 1), "plan run");
-    for (int r = 0; r < PLAN_LAT_N; r++) {
+        check(trc_infer_plan_run(c.plan, 1, c.x0, c.tg, c.u, NULL, 1), "plan run");
+    for (int r = 0; r < LAT_N; r++) {
         size_t off = (size_t)r % NMAX;
-        double t0 = now();
-        check(trc_infer_plan_run(plan, 1, x0 + 2 * off, tg + 2 * off, u, NULL, 1), "plan run");
-        plat[r] = (now() - t0) * 1e3;
+        double t0 = bench_now();
+        check(trc_infer_plan_run(c.plan, 1, c.x0 + 2 * off, c.tg + 2 * off, c.u, NULL, 1),
+              "plan run");
+        lat[r] = (bench_now() - t0) * 1e3;
     }
-    double plat_ms = median(plat, PLAN_LAT_N);
-    printf("-- inference plan (packed weights, as trcd serves)\n");
-    printf("infer  medium 1 sample : %8.4f ms median  (x%.0f faster than original %.1f ms, "
-           "x%.0f lean %.1f ms; target <= 0.3)\n",
-           plat_ms, ORIG_LAT_MS / plat_ms, ORIG_LAT_MS, LEAN_LAT_MS / plat_ms, LEAN_LAT_MS);
-    for (int threads = 1; threads <= 2; threads++) {
-        double pb[PLAN_B1K_N];
-        check(trc_infer_plan_run(plan, NMAX, x0, tg, u, NULL, threads), "plan run");
-        for (int r = 0; r < PLAN_B1K_N; r++) {
-            double t0 = now();
-            check(trc_infer_plan_run(plan, NMAX, x0, tg, u, NULL, threads), "plan run");
-            pb[r] = (double)NMAX / (now() - t0);
+    double lat_ms = bench_median(lat, LAT_N);
+    rate b1k[3];
+    c.B = NMAX;
+    for (int t = 1; t <= 2; t++) {
+        c.threads = t;
+        b1k[t] = measure(plan_batch, &c, (double)NMAX, 15);
+    }
+    trc_infer_plan_free(c.plan);
+
+    printf("-- TRC (rates per CPU-second are per core; %% of the %s path's FMA peak)\n",
+           trc_isa_name(trc_isa_active()));
+    print_rate("train  batch 64, 1 thread", train[1], trn, peak, ">= 10,000 per core");
+    print_rate("train  batch 64, 2 threads", train[2], trn, peak, ">= 17,000 on 2 threads");
+    printf("%-40s %9.4f ms median of %d   (target <= 0.06 ms)\n",
+           "infer  1 sample (plan, as trcd serves)", lat_ms, LAT_N);
+    print_rate("infer  batch 1000, 1 thread (plan)", b1k[1], fwd, peak, ">= 40,000 per core");
+    print_rate("infer  batch 1000, 2 threads (plan)", b1k[2], fwd, peak, ">= 75,000 on 2 threads");
+    printf("peak RSS after the training loop: %.1f MB (target < 64)\n",
+           (double)ru.ru_maxrss / 1024.0);
+
+    printf("-- lean PyTorch reference (%s), measured now on the same cores\n", peer_script);
+    for (int t = 1; t <= 2; t++) {
+        peer p = run_peer(peer_script, t);
+        if (!p.ok) {
+            printf("%d thread%s: not measured (no python3 with torch, or no %s)\n", t,
+                   t > 1 ? "s" : "", peer_script);
+            continue;
         }
-        double sps = median(pb, PLAN_B1K_N);
-        printf("infer  medium batch 1000, %d thread%s: %8.0f samples/s   (x%.1f original %.0f, "
-               "x%.1f lean %.0f; target >= 15000)\n",
-               threads, threads > 1 ? "s" : "", sps, sps / ORIG_B1000, ORIG_B1000, sps / LEAN_B1000,
-               LEAN_B1000);
+        printf("%d thread%s (%s): train %.0f samples/s (%.0f per CPU-second), 1 sample %.3f ms, "
+               "batch 1000 %.0f samples/s (%.0f per CPU-second)\n",
+               t, t > 1 ? "s" : "", p.info, p.train.wall, p.train.cpu, p.lat_ms, p.b1k.wall,
+               p.b1k.cpu);
+        printf("   TRC / peer on %d thread%s: training x%.1f (per CPU-second x%.1f; target x3), "
+               "1 sample x%.0f (target x15), batch 1000 x%.1f (per CPU-second x%.1f; target "
+               "x2.5)\n",
+               t, t > 1 ? "s" : "", train[t].wall / p.train.wall, train[t].cpu / p.train.cpu,
+               p.lat_ms / lat_ms, b1k[t].wall / p.b1k.wall, b1k[t].cpu / p.b1k.cpu);
     }
-    trc_infer_plan_free(plan);
     trc_model_free(&model);
-    free(x0);
-    free(tg);
-    free(ue);
-    free(u);
+    free(c.x0);
+    free(c.tg);
+    free(c.ue);
+    free(c.u);
     return 0;
 }

@@ -13,12 +13,25 @@
 /* x: [B, in], W: [out, in], b: [out] or NULL -> y: [B, out]   (y = x W^T + b) */
 void trc_linear_forward(float *y, const float *x, const float *W, const float *b, size_t B, int in,
                         int out);
+/* The same, then + res ([B, out], or NULL), then silu if `silu`, applied to the product's
+ * registers before they are stored (a fused epilogue: one pass over y instead of three).
+ * y may not alias x or res. */
+void trc_linear_forward_ex(float *y, const float *x, const float *W, const float *b,
+                           const float *res, int silu, size_t B, int in, int out);
+/* x: [B, in], W: [out, in], b: [out] -> H = x W^T + b, sig = sigmoid(H), S = H sig: [B, out]
+ * (training's Linear + silu, one pass: the activation runs in the product's epilogue) */
+void trc_linear_silu_forward(float *S, float *H, float *sig, const float *x, const float *W,
+                             const float *b, size_t B, int in, int out);
 /* dy: [B, out], W: [out, in] -> dx: [B, in] (+=)   (dx += dy W) */
 void trc_linear_backward_input(float *dx, const float *dy, const float *W, size_t B, int in,
                                int out);
 /* dy: [B, out], x: [B, in] -> dW: [out, in] (+= dy^T x), db: [out] (+= column sums) or NULL */
 void trc_linear_backward_params(float *dW, float *db, const float *dy, const float *x, size_t B,
                                 int in, int out);
+/* dy: [B, out] (row stride ldy >= out), x: [B, in] -> dW: [out, in] (= or, with beta, += dy^T x),
+ * db: [out] (likewise the column sums of dy) or NULL. dW may be NULL. */
+void trc_linear_weight_grad(float *dW, float *db, const float *dy, size_t ldy, const float *x,
+                            size_t B, int in, int out, int beta);
 /* The two above together; dx, dW, db may each be NULL. */
 void trc_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                          const float *W, size_t B, int in, int out);

@@ -5,20 +5,23 @@
 
 #include <stddef.h>
 
-#define TRC_PANEL 16 /* outputs per packed panel */
-
 /* Floats of W: [out, in] once packed: ceil(out / 16) panels of [in][16], zero padded. */
 size_t trc_linear_packed_size(int in, int out);
 /* W: [out, in] -> Wp: packed panels (panel p, input i, lane j holds W[16p + j][i]). */
 void trc_linear_pack(float *Wp, const float *W, int in, int out);
 /* x: [B, in], Wp: packed W [out, in], b: [out] or NULL -> y: [B, out]   (y = x W^T + b)
  * Every output is b[o] + x[r,0] W[o,0] + x[r,1] W[o,1] + ... accumulated in that order whatever
- * B is, so a row's result does not depend on the other rows of its batch. y may not alias x. */
+ * B is, so a row's result does not depend on the other rows of its batch. y may not alias x.
+ * Runs the active instruction-set path (trc/cpu.h). */
 void trc_linear_packed_forward(float *y, const float *x, const float *Wp, const float *b, size_t B,
                                int in, int out);
-/* The portable path of the above (chosen when the CPU lacks AVX2 + FMA): the same sums, one row
- * and one panel at a time, without fused multiply-adds. */
-void trc_linear_packed_forward_c(float *y, const float *x, const float *Wp, const float *b,
-                                 size_t B, int in, int out);
+/* The same, then + res ([B, out], or NULL), then silu if `silu`, on the accumulators before
+ * they are stored (fused epilogue). y may not alias x or res. */
+void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, const float *b,
+                                  const float *res, int silu, size_t B, int in, int out);
+/* x: [B, in], Wp: packed W -> H = x W^T + b, sig = sigmoid(H), S = H sig: [B, out] (training's
+ * Linear + silu in one pass) */
+void trc_linear_packed_silu_forward(float *S, float *H, float *sig, const float *x, const float *Wp,
+                                    const float *b, size_t B, int in, int out);
 
 #endif

@@ -3,16 +3,17 @@
  * depend on the thread count) with scratch small enough to stay in cache; the scratch is
  * allocated per call, so any number of threads may infer on one read-only model.
  *
- * Attention fusion: out_proj(V z + v) = (W_o V) z + (W_o v + c_o). For a batch of at least
- * FUSE_MIN rows, W_o V is formed once per call (blocks * d^3 multiply-adds) and every block
- * application then costs one d x d product instead of two; for fewer rows forming it would
- * cost more than it saves. The two forms agree to float rounding (~1e-7 relative).
+ * Attention fusion: out_proj(V z + v) = (W_o V) z + (W_o v + c_o): W_o V is formed once
+ * (blocks * d^3 multiply-adds) and every block application then costs one d x d product
+ * instead of two. The two forms agree to float rounding (~1e-7 relative).
  *
  * The "single" architecture's inference (its ops in single.c; trc_model_infer dispatches here).
- * Inference plans (trc_infer_plan_*): the same forward pass over weights prepared once -- the
- * attention always fused, every weight repacked for linear_packed.c's small-batch kernel --
- * for callers that run many small batches on one model (the server). */
-#include <cblas.h>
+ * Inference plans (trc_infer_plan_*): the forward pass over weights prepared once -- the
+ * attention fused, every weight repacked for linear_packed.c's kernel -- for callers that run
+ * many batches on one model (the server). trc_single_infer makes a plan per call: packing the
+ * weights costs about one pass over them, less than a single-row product through weights stored
+ * [out, in], and every caller then runs the kernels trcd runs. Bias, residual adds and SiLU run
+ * in the products' epilogues (kernels/kernels.h). */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -25,16 +26,15 @@
 #include "trc/error.h"
 #include "trc/model.h"
 
-#define CHUNK 128   /* rows per pass, at most */
-#define FUSE_MIN 32 /* batch size from which the attention is fused */
+#define CHUNK 128 /* rows per pass, at most */
 #define MAX_THREADS 64
 
 typedef struct scratch {
-    float *x;                      /* [C, 2s+1] */
-    float *hid;                    /* [C, h] */
-    float *z0, *z, *zin, *A, *tmp; /* [C, d] */
-    float *cat;                    /* [C, d+U] */
-    float *u, *r;                  /* [C, U] */
+    float *x;                  /* [C, 2s+1] */
+    float *hid;                /* [C, h] */
+    float *z0, *z, *zin, *tmp; /* [C, d] */
+    float *cat;                /* [C, d+U] */
+    float *u, *r;              /* [C, U] */
 } scratch;
 
 /* One Linear of the forward pass: W [out, in] as stored (sgemm) or packed (linear_packed.h). */
@@ -45,7 +45,7 @@ typedef struct lin {
 
 /* The Linears of the forward pass, by index: 7 outside the blocks, then 5 per block. */
 enum { LIN_ENC0, LIN_ENC3, LIN_GEN0, LIN_GEN3, LIN_CTRL, LIN_DEC0, LIN_DEC3, LIN_BLOCKS };
-enum { BLK_V, BLK_O, BLK_FUSED, BLK_FFN0, BLK_FFN3, BLK_LINS };
+enum { BLK_FUSED, BLK_FFN0, BLK_FFN3, BLK_LINS };
 #define NLIN (LIN_BLOCKS + BLK_LINS * TRC_MAX_BLOCKS)
 #define BLK(i, k) (LIN_BLOCKS + BLK_LINS * (i) + (k))
 
@@ -56,12 +56,18 @@ typedef struct single_plan {
     lin lins[NLIN];
 } single_plan;
 
-/* y: [nb, out] = x: [nb, in] W^T + b */
-static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
+/* y: [nb, out] = x: [nb, in] W^T + b (+ res: [nb, out] if not NULL), then silu if `silu`: the
+ * residual and the activation run in the product's epilogue (y may not alias x or res) */
+static void lin_forward_ex(const lin *l, float *y, const float *x, const float *res, int silu,
+                           size_t nb) {
     if (l->packed)
-        trc_linear_packed_forward(y, x, l->W, l->b, nb, l->in, l->out);
+        trc_linear_packed_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
     else
-        trc_linear_forward(y, x, l->W, l->b, nb, l->in, l->out);
+        trc_linear_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
+}
+
+static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
+    lin_forward_ex(l, y, x, NULL, 0, nb);
 }
 
 /* Everything one call shares between its threads (read-only while they run). */
@@ -69,7 +75,6 @@ typedef struct infer_job {
     const trc_model_layout *L;
     const float *P;
     const lin *lins; /* NLIN */
-    int fused;       /* attention through BLK_FUSED (else BLK_V then BLK_O) */
     size_t B, nchunks;
     const float *x0, *target;
     float *u_out, *iterates;
@@ -80,24 +85,16 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
     const trc_model_layout *L = job->L;
     const float *P = job->P;
     const trc_block_off *o = &L->blk[i];
-    int d = L->d, h = L->h;
+    int d = L->d;
     size_t nd = nb * (size_t)d;
     trc_residual_forward(S->zin, S->z, S->z0, nd);
     const lin *l = job->lins + BLK(i, 0);
-    if (job->fused) {
-        lin_forward(l + BLK_FUSED, S->tmp, S->zin, nb);
-    } else {
-        /* attention of one token: out_proj(V z + v), V and v the value rows of in_proj */
-        lin_forward(l + BLK_V, S->A, S->zin, nb);
-        lin_forward(l + BLK_O, S->tmp, S->A, nb);
-    }
-    trc_residual_forward(S->z, S->zin, S->tmp, nd);
+    /* z = zin + attention(zin), the attention fused into one Linear */
+    lin_forward_ex(l + BLK_FUSED, S->z, S->zin, S->zin, 0, nb);
     trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm1.w, P + o->norm1.b, nb, d);
-    lin_forward(l + BLK_FFN0, S->hid, S->z, nb);
-    trc_silu_forward(S->hid, NULL, S->hid, nb * (size_t)h);
-    lin_forward(l + BLK_FFN3, S->tmp, S->hid, nb);
-    trc_residual_forward(S->z, S->z, S->tmp, nd);
-    trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm2.w, P + o->norm2.b, nb, d);
+    lin_forward_ex(l + BLK_FFN0, S->hid, S->z, NULL, 1, nb);   /* silu(ffn0(z)) */
+    lin_forward_ex(l + BLK_FFN3, S->tmp, S->hid, S->z, 0, nb); /* z + ffn3(..) */
+    trc_layernorm_forward(S->z, NULL, NULL, S->tmp, P + o->norm2.w, P + o->norm2.b, nb, d);
 }
 
 /* in: [nb, k] -> out: [nb, o]: Linear(k -> h), silu, LN(h), Linear(h -> o); the shape shared by
@@ -105,8 +102,7 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
 static void mlp_forward(const float *P, const lin *l0, trc_lin_off ln, const lin *l3,
                         const float *in, float *hid, float *out, size_t nb) {
     int h = l0->out;
-    lin_forward(l0, hid, in, nb);
-    trc_silu_forward(hid, NULL, hid, nb * (size_t)h);
+    lin_forward_ex(l0, hid, in, NULL, 1, nb); /* silu(l0(in)) */
     trc_layernorm_forward(hid, NULL, NULL, hid, P + ln.w, P + ln.b, nb, h);
     lin_forward(l3, out, hid, nb);
 }
@@ -160,7 +156,6 @@ static size_t scratch_layout(const trc_model_layout *L, size_t C, float *base, s
                       C * d,
                       C * d,
                       C * d,
-                      C * d,
                       C * (d + U),
                       C * U,
                       C * U};
@@ -168,8 +163,7 @@ static size_t scratch_layout(const trc_model_layout *L, size_t C, float *base, s
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += sizes[i];
     if (base) {
-        float **slots[] = {&S->x, &S->hid, &S->z0,  &S->z, &S->zin,
-                           &S->A, &S->tmp, &S->cat, &S->u, &S->r};
+        float **slots[] = {&S->x, &S->hid, &S->z0, &S->z, &S->zin, &S->tmp, &S->cat, &S->u, &S->r};
         float *p = base;
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             *slots[i] = p;
@@ -195,7 +189,7 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-/* The table of Linears over the parameters as stored (and fused attention, if given). */
+/* The table of Linears over the parameters as stored and the fused attention. */
 static void lins_plain(const trc_model_layout *L, const float *P, const float *fused, lin *ls) {
     int s2 = L->in_dim, d = L->d, h = L->h, U = L->U;
     const struct {
@@ -212,8 +206,6 @@ static void lins_plain(const trc_model_layout *L, const float *P, const float *f
     for (int i = 0; i < L->blocks; i++) {
         const trc_block_off *o = &L->blk[i];
         lin *l = ls + BLK(i, 0);
-        l[BLK_V] = (lin){P + o->in_w + 2 * dd, P + o->in_b + 2 * (size_t)d, d, d, 0};
-        l[BLK_O] = (lin){P + o->out.w, P + o->out.b, d, d, 0};
         const float *F = fused ? fused + (size_t)i * (dd + d) : NULL;
         l[BLK_FUSED] = (lin){F, F ? F + dd : NULL, d, d, 0};
         l[BLK_FFN0] = (lin){P + o->ffn0.w, P + o->ffn0.b, d, h, 0};
@@ -222,10 +214,10 @@ static void lins_plain(const trc_model_layout *L, const float *P, const float *f
 }
 
 /* The forward pass of B rows over a table of Linears (validated arguments). */
-static int infer_run(const trc_model_layout *L, const float *P, const lin *lins, int fused,
-                     size_t B, const float *x0, const float *target, float *u_out, float *iterates,
+static int infer_run(const trc_model_layout *L, const float *P, const lin *lins, size_t B,
+                     const float *x0, const float *target, float *u_out, float *iterates,
                      int threads) {
-    infer_job job = {L, P, lins, fused, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out, iterates};
+    infer_job job = {L, P, lins, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out, iterates};
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
     size_t C = (B + job.nchunks - 1) / job.nchunks; /* rows of the largest chunk */
     size_t per = scratch_layout(L, C, NULL, NULL);
@@ -287,23 +279,16 @@ static int model_layout(const trc_model *model, trc_model_layout *L) {
 
 int trc_single_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                      float *u_out, float *iterates, int threads) {
-    trc_model_layout L;
-    int rc = model_layout(model, &L);
-    if (rc || (rc = check_args(x0, target, u_out, B, threads)))
+    /* one plan per call: packing the weights (one pass over them) costs less than a product of
+     * a single row, and every batch size then runs the same kernels as trcd */
+    int rc = check_args(x0, target, u_out, B, threads);
+    if (rc)
         return rc;
-    trc_model_blas_single();
-    size_t d = (size_t)L.d;
-    float *fused = NULL;
-    if (B >= FUSE_MIN) {
-        fused = malloc((size_t)L.blocks * (d * d + d) * sizeof *fused);
-        if (!fused)
-            return trc_fail(TRC_ENOMEM, "model infer: cannot allocate the fused attention");
-        trc_model_fuse_attention(&L, model->params, fused);
-    }
-    lin lins[NLIN];
-    lins_plain(&L, model->params, fused, lins);
-    rc = infer_run(&L, model->params, lins, fused != NULL, B, x0, target, u_out, iterates, threads);
-    free(fused);
+    void *plan;
+    if ((rc = trc_single_plan_create(model, &plan)))
+        return rc;
+    rc = trc_single_plan_run(plan, B, x0, target, u_out, iterates, threads);
+    trc_single_plan_free(plan);
     return rc;
 }
 
@@ -374,6 +359,6 @@ int trc_single_plan_run(const void *p, size_t B, const float *x0, const float *t
     int rc = check_args(x0, target, u_out, B, threads);
     if (rc)
         return rc;
-    return infer_run(&plan->L, plan->model->params, plan->lins, 1, B, x0, target, u_out, iterates,
+    return infer_run(&plan->L, plan->model->params, plan->lins, B, x0, target, u_out, iterates,
                      threads);
 }

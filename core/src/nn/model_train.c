@@ -10,7 +10,7 @@
  * d x d product instead of two, and its backward one instead of three. Backward runs in phases:
  *  1. activation gradients, application by application (each depends on the previous one),
  *     keeping the gradient at every Linear's output;
- *  2. every Linear's weight gradient as ONE sgemm over all of its applications (an inner
+ *  2. every Linear's weight gradient as ONE GEMM over all of its applications (an inner
  *     dimension of K*n*B rows instead of K*n short ones); the decoder and the control
  *     embedding, applied K times, likewise; for the attention M = sum of da^T zin (da the
  *     gradient at the attention output);
@@ -19,16 +19,17 @@
  * (rows are independent; layer-norm parameter gradients go to per-thread partial sums, added
  * in a fixed order), and the output rows of every weight gradient for phases 2 and 3 (threads
  * are started per phase: tens of microseconds against milliseconds of work). Each thread
- * calls BLAS single-threaded. Results depend on the thread count only through rounding and are
- * bit-identical from run to run for a given count. */
-#include <cblas.h>
+ * runs the kernels (kernels/) single-threaded. Results depend on the thread count only through
+ * rounding and are bit-identical from run to run for a given count. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "layers.h"
+#include "linear_packed.h"
 #include "model_layout.h"
 #include "trc/error.h"
 #include "trc/model.h"
@@ -65,6 +66,13 @@ typedef struct ln_grad {
     int C;
 } ln_grad;
 
+/* The forward pass's Linears, packed (linear_packed.h) at the start of every forward: packing
+ * is one pass over the weights, and each is then applied to K*n*B rows without re-reading
+ * them transposed. */
+enum { PK_ENC0, PK_ENC3, PK_GEN0, PK_GEN3, PK_DEC0, PK_DEC3, PK_CTRL, PK_BLOCKS };
+#define PK_BLK(i, k) (PK_BLOCKS + 3 * (i) + (k)) /* k: 0 fused attention, 1 ffn0, 2 ffn3 */
+#define PK_COUNT (PK_BLOCKS + 3 * TRC_MAX_BLOCKS)
+
 #define MAX_THREADS 64
 #define MAX_LN (3 + 2 * TRC_MAX_BLOCKS)
 #define MAX_JOBS (7 + 4 * TRC_MAX_BLOCKS)
@@ -78,8 +86,9 @@ typedef struct single_trainer {
     float *arena;
     size_t arena_floats;
     float *fused; /* [blocks][d*d + d] fused attention of the current parameters */
-    float *M;     /* [blocks][d, d] sum of da^T zin over the applications */
-    float *ones;  /* [K*n*max_batch] for bias gradients as matrix-vector products */
+    float *wpack; /* the forward pass's weights packed for the kernels, once per forward */
+    const float *wp[PK_COUNT];
+    float *M; /* [blocks][d, d] sum of da^T zin over the applications */
     /* layer norms: their parameter gradients, per-thread partial sums [threads][ln_floats] */
     ln_grad ln_enc, ln_gen, ln_dec, ln_n1[TRC_MAX_BLOCKS], ln_n2[TRC_MAX_BLOCKS];
     size_t ln_floats;
@@ -168,6 +177,55 @@ static ln_grad ln_entry(trc_lin_off param, int C, size_t *compact) {
     return g;
 }
 
+/* The forward pass's weights as [out, in] pointers with their shapes; counts the packed floats
+ * and, with base, sets tr->wp to their places in it. */
+static size_t pack_layout(single_trainer *tr, float *base) {
+    const trc_model_layout *L = &tr->L;
+    int s2 = L->in_dim, d = L->d, h = L->h, U = L->U;
+    int shape[PK_COUNT][2] = {
+        [PK_ENC0] = {s2, h},    [PK_ENC3] = {h, d}, [PK_GEN0] = {d, h}, [PK_GEN3] = {h, U},
+        [PK_DEC0] = {d + U, h}, [PK_DEC3] = {h, U}, [PK_CTRL] = {U, d}};
+    for (int i = 0; i < L->blocks; i++) {
+        shape[PK_BLK(i, 0)][0] = shape[PK_BLK(i, 0)][1] = d;
+        shape[PK_BLK(i, 1)][0] = d;
+        shape[PK_BLK(i, 1)][1] = h;
+        shape[PK_BLK(i, 2)][0] = h;
+        shape[PK_BLK(i, 2)][1] = d;
+    }
+    size_t total = 0;
+    for (int k = 0; k < PK_BLOCKS + 3 * L->blocks; k++) {
+        if (base)
+            tr->wp[k] = base + total;
+        total += trc_linear_packed_size(shape[k][0], shape[k][1]);
+    }
+    return total;
+}
+
+/* Packs the current parameters (and fused attention) into tr->wpack. */
+static void pack_weights(single_trainer *tr) {
+    const trc_model_layout *L = &tr->L;
+    const float *P = tr->model->params;
+    int s2 = L->in_dim, d = L->d, h = L->h, U = L->U;
+    pack_layout(tr, tr->wpack);
+    const struct {
+        int k;
+        size_t w;
+        int in, out;
+    } outer[] = {{PK_ENC0, L->enc0.w, s2, h},    {PK_ENC3, L->enc3.w, h, d},
+                 {PK_GEN0, L->gen0.w, d, h},     {PK_GEN3, L->gen3.w, h, U},
+                 {PK_DEC0, L->dec0.w, d + U, h}, {PK_DEC3, L->dec3.w, h, U},
+                 {PK_CTRL, L->ctrl_emb.w, U, d}};
+    for (size_t j = 0; j < sizeof outer / sizeof outer[0]; j++)
+        trc_linear_pack((float *)tr->wp[outer[j].k], P + outer[j].w, outer[j].in, outer[j].out);
+    for (int i = 0; i < L->blocks; i++) {
+        const trc_block_off *o = &L->blk[i];
+        trc_linear_pack((float *)tr->wp[PK_BLK(i, 0)], tr->fused + (size_t)i * ((size_t)d * d + d),
+                        d, d);
+        trc_linear_pack((float *)tr->wp[PK_BLK(i, 1)], P + o->ffn0.w, d, h);
+        trc_linear_pack((float *)tr->wp[PK_BLK(i, 2)], P + o->ffn3.w, h, d);
+    }
+}
+
 int trc_single_trainer_create(const trc_model *model, size_t max_batch, void **out) {
     *out = NULL;
     if (!model || !model->params)
@@ -204,17 +262,15 @@ int trc_single_trainer_create(const trc_model *model, size_t max_batch, void **o
     tr->arena = malloc(tr->arena_floats * sizeof(float));
     tr->grads = calloc(model->num_params, sizeof(float));
     tr->ln_part = malloc(tr->ln_floats * sizeof(float));
-    size_t d = (size_t)L->d, maxrows = (size_t)L->K * (size_t)L->n * max_batch;
+    size_t d = (size_t)L->d;
     tr->fused = malloc((size_t)L->blocks * (d * d + d) * sizeof(float));
+    tr->wpack = malloc(pack_layout(tr, NULL) * sizeof(float));
     tr->M = malloc((size_t)L->blocks * d * d * sizeof(float));
-    tr->ones = malloc(maxrows * sizeof(float));
-    if (!tr->arena || !tr->grads || !tr->ln_part || !tr->fused || !tr->M || !tr->ones) {
+    if (!tr->arena || !tr->grads || !tr->ln_part || !tr->fused || !tr->M || !tr->wpack) {
         size_t mb = (tr->arena_floats + model->num_params) * sizeof(float) >> 20;
         trc_single_trainer_free(tr);
         return trc_fail(TRC_ENOMEM, "trainer create: cannot allocate %zu MB of activations", mb);
     }
-    for (size_t i = 0; i < maxrows; i++)
-        tr->ones[i] = 1.0f;
     *out = tr;
     return 0;
 }
@@ -244,8 +300,8 @@ void trc_single_trainer_free(void *p) {
     free(tr->grads);
     free(tr->ln_part);
     free(tr->fused);
+    free(tr->wpack);
     free(tr->M);
-    free(tr->ones);
     free(tr);
 }
 
@@ -298,15 +354,14 @@ static size_t rows_of(const single_trainer *tr, int t, size_t *r0) {
 /* ---- forward ---- */
 
 /* Application c of a Linear-silu-LN-Linear stack on rows [r0, r0+nb): in: [nb, k] -> out. */
-static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3,
-                        const mlp_acts *a, size_t c, size_t B, size_t r0, size_t nb,
-                        const float *in, int k, int h, int o) {
+static void mlp_forward(const float *P, const float *Wp0, const float *Wp3, trc_lin_off l0,
+                        trc_lin_off ln, trc_lin_off l3, const mlp_acts *a, size_t c, size_t B,
+                        size_t r0, size_t nb, const float *in, int k, int h, int o) {
     size_t row = c * B + r0, hb = row * (size_t)h;
     float *H = a->H + hb, *sig = a->sig + hb, *S = a->S + hb, *N = a->N + hb;
-    trc_linear_forward(H, in, P + l0.w, P + l0.b, nb, k, h);
-    trc_silu_forward(S, sig, H, nb * (size_t)h);
+    trc_linear_packed_silu_forward(S, H, sig, in, Wp0, P + l0.b, nb, k, h);
     trc_layernorm_forward(N, a->mean + row, a->rstd + row, S, P + ln.w, P + ln.b, nb, h);
-    trc_linear_forward(a->out + row * (size_t)o, N, P + l3.w, P + l3.b, nb, h, o);
+    trc_linear_packed_forward(a->out + row * (size_t)o, N, Wp3, P + l3.b, nb, h, o);
 }
 
 /* Application `app` (= k*n + j) of block i on rows [r0, r0+nb): z -> zout (may alias). */
@@ -323,14 +378,13 @@ static void block_forward(const single_trainer *tr, int i, size_t app, size_t r0
     float *z1 = a->z1 + row * d, *r2 = a->r2 + row * d;
     float *H = a->H + row * h, *sig = a->sig + row * h, *S = a->S + row * h;
     trc_residual_forward(zin, z, tr->z0 + r0 * d, nd);
-    trc_linear_forward(r1, zin, F, F + d * d, nb, L->d, L->d); /* attention, fused */
-    trc_residual_forward(r1, r1, zin, nd);
+    /* r1 = zin + attention(zin), the attention fused (one Linear) */
+    trc_linear_packed_forward_ex(r1, zin, tr->wp[PK_BLK(i, 0)], F + d * d, zin, 0, nb, L->d, L->d);
     trc_layernorm_forward(z1, a->m1 + row, a->rs1 + row, r1, P + o->norm1.w, P + o->norm1.b, nb,
                           L->d);
-    trc_linear_forward(H, z1, P + o->ffn0.w, P + o->ffn0.b, nb, L->d, L->h);
-    trc_silu_forward(S, sig, H, nb * h);
-    trc_linear_forward(r2, S, P + o->ffn3.w, P + o->ffn3.b, nb, L->h, L->d);
-    trc_residual_forward(r2, r2, z1, nd);
+    trc_linear_packed_silu_forward(S, H, sig, z1, tr->wp[PK_BLK(i, 1)], P + o->ffn0.b, nb, L->d,
+                                   L->h);
+    trc_linear_packed_forward_ex(r2, S, tr->wp[PK_BLK(i, 2)], P + o->ffn3.b, z1, 0, nb, L->h, L->d);
     trc_layernorm_forward(zout, a->m2 + row, a->rs2 + row, r2, P + o->norm2.w, P + o->norm2.b, nb,
                           L->d);
 }
@@ -353,15 +407,17 @@ static void forward_part(single_trainer *tr, int t) {
         x[r * (size_t)in + 2 * s] = 1.0f;
     }
     float *z0 = tr->z0 + r0 * d;
-    mlp_forward(P, L->enc0, L->enc2, L->enc3, &tr->enc, 0, B, r0, nb, x, in, h, d);
+    mlp_forward(P, tr->wp[PK_ENC0], tr->wp[PK_ENC3], L->enc0, L->enc2, L->enc3, &tr->enc, 0, B, r0,
+                nb, x, in, h, d);
     memcpy(z0, tr->enc.out + r0 * d, nd * sizeof *z0);
-    mlp_forward(P, L->gen0, L->gen2, L->gen3, &tr->gen, 0, B, r0, nb, z0, d, h, U);
+    mlp_forward(P, tr->wp[PK_GEN0], tr->wp[PK_GEN3], L->gen0, L->gen2, L->gen3, &tr->gen, 0, B, r0,
+                nb, z0, d, h, U);
     trc_tanhscale_forward(tr->iters + r0 * U, tr->gen.out + r0 * U, L->bound, nU);
 
     float *z = tr->zrun + r0 * d;
     for (int k = 0; k < L->K; k++) {
         const float *u = tr->iters + (size_t)k * BU + r0 * U;
-        trc_linear_forward(z, u, P + L->ctrl_emb.w, P + L->ctrl_emb.b, nb, U, d);
+        trc_linear_packed_forward(z, u, tr->wp[PK_CTRL], P + L->ctrl_emb.b, nb, U, d);
         trc_residual_forward(z, z, z0, nd);
         for (int j = 0; j < L->n; j++)
             for (int i = 0; i < L->blocks; i++)
@@ -371,7 +427,8 @@ static void forward_part(single_trainer *tr, int t) {
             memcpy(cat + r * (size_t)(d + U), z + r * (size_t)d, (size_t)d * sizeof *z);
             memcpy(cat + r * (size_t)(d + U) + d, u + r * (size_t)U, (size_t)U * sizeof *u);
         }
-        mlp_forward(P, L->dec0, L->dec2, L->dec3, &tr->dec, (size_t)k, B, r0, nb, cat, d + U, h, U);
+        mlp_forward(P, tr->wp[PK_DEC0], tr->wp[PK_DEC3], L->dec0, L->dec2, L->dec3, &tr->dec,
+                    (size_t)k, B, r0, nb, cat, d + U, h, U);
         size_t off = (size_t)k * BU + r0 * U;
         float *rk = tr->dec.out + off, *vk = tr->v + off;
         trc_tanhscale_forward(rk, rk, 0.5f * L->bound, nU);
@@ -389,6 +446,7 @@ int trc_single_trainer_forward(void *p, size_t B, const float *x0, const float *
                         tr->max_batch, B);
     layout_arena(tr, tr->arena, B);
     trc_model_fuse_attention(&tr->L, tr->model->params, tr->fused);
+    pack_weights(tr);
     tr->B = B;
     tr->in_x0 = x0;
     tr->in_target = target;
@@ -564,10 +622,8 @@ static void backward_params(single_trainer *tr, int t) {
         if (o1 <= o0)
             continue;
         /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, w->in, (int)w->rows, 1.0f,
-                    w->dY + o0, w->out, w->X, w->in, 0.0f, w->dW + (size_t)o0 * w->in, w->in);
-        cblas_sgemv(CblasRowMajor, CblasTrans, (int)w->rows, o1 - o0, 1.0f, w->dY + o0, w->out,
-                    tr->ones, 1, 0.0f, w->db + o0, 1);
+        trc_linear_weight_grad(w->dW + (size_t)o0 * w->in, w->db + o0, w->dY + o0, (size_t)w->out,
+                               w->X, w->rows, w->in, o1 - o0, 0);
     }
 }
 
@@ -584,16 +640,42 @@ static void backward_attention(single_trainer *tr, int t) {
         const trc_block_off *o = &L->blk[i];
         const float *M = tr->M + (size_t)i * d * d, *Wo = P + o->out.w;
         const float *V = P + o->in_w + 2 * (size_t)d * d;
+        const float *v = P + o->in_b + 2 * (size_t)d, *dc = G + o->out.b;
+        float *dWo = G + o->out.w + (size_t)a0 * d, *dV = G + o->in_w + 2 * (size_t)d * d;
+        float *dv = G + o->in_b + 2 * (size_t)d;
         /* dW_o[a0:a1] = M[a0:a1] V^T + dc_o[a0:a1] v^T  (the attention input is V zin + v) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a1 - a0, d, d, 1.0f,
-                    M + (size_t)a0 * d, d, V, d, 0.0f, G + o->out.w + (size_t)a0 * d, d);
-        cblas_sger(CblasRowMajor, a1 - a0, d, 1.0f, G + o->out.b + a0, 1,
-                   P + o->in_b + 2 * (size_t)d, 1, G + o->out.w + (size_t)a0 * d, d);
+        trc_gemm(&(trc_gemm_args){.M = a1 - a0,
+                                  .N = d,
+                                  .K = d,
+                                  .A = M + (size_t)a0 * d,
+                                  .rsa = (size_t)d,
+                                  .csa = 1,
+                                  .B = V,
+                                  .ldb = (size_t)d,
+                                  .btrans = 1,
+                                  .C = dWo,
+                                  .ldc = (size_t)d});
+        for (int a = a0; a < a1; a++)
+            for (int j = 0; j < d; j++)
+                dWo[(size_t)(a - a0) * d + j] += dc[a] * v[j];
         /* dV[a0:a1] = W_o[:, a0:a1]^T M;  dv[a0:a1] = W_o[:, a0:a1]^T dc_o */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a1 - a0, d, d, 1.0f, Wo + a0, d, M, d,
-                    0.0f, G + o->in_w + 2 * (size_t)d * d + (size_t)a0 * d, d);
-        cblas_sgemv(CblasRowMajor, CblasTrans, d, a1 - a0, 1.0f, Wo + a0, d, G + o->out.b, 1, 0.0f,
-                    G + o->in_b + 2 * (size_t)d + a0, 1);
+        trc_gemm(&(trc_gemm_args){.M = a1 - a0,
+                                  .N = d,
+                                  .K = d,
+                                  .A = Wo + a0,
+                                  .rsa = 1,
+                                  .csa = (size_t)d,
+                                  .B = M,
+                                  .ldb = (size_t)d,
+                                  .pstride = TRC_PANEL,
+                                  .C = dV + (size_t)a0 * d,
+                                  .ldc = (size_t)d});
+        for (int a = a0; a < a1; a++) {
+            float acc = 0.0f;
+            for (int k = 0; k < d; k++)
+                acc += Wo[(size_t)k * d + a] * dc[k];
+            dv[a] = acc;
+        }
     }
 }
 

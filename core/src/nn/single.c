@@ -3,11 +3,11 @@
  * PyTorch names (spelled here once, with the later version's ffn.fc_in/ffn.fc_out as the
  * alternative), the configuration a bare export implies, and its ops: inference and plans in
  * model_infer.c, the trainer in model_train.c. */
-#include <cblas.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "model_layout.h"
 #include "trc/arch.h"
 #include "trc/error.h"
@@ -114,10 +114,30 @@ void trc_model_fuse_attention(const trc_model_layout *L, const float *P, float *
         const trc_block_off *o = &L->blk[i];
         float *F = fused + (size_t)i * ((size_t)d * d + d), *fb = F + (size_t)d * d;
         const float *V = P + o->in_w + 2 * (size_t)d * d, *v = P + o->in_b + 2 * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d, d, d, 1.0f, P + o->out.w, d, V, d,
-                    0.0f, F, d);
-        memcpy(fb, P + o->out.b, (size_t)d * sizeof *fb);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, d, d, 1.0f, P + o->out.w, d, v, 1, 1.0f, fb, 1);
+        /* F = W_o V; fb = c_o + W_o v (one row times W_o transposed) */
+        trc_gemm(&(trc_gemm_args){.M = d,
+                                  .N = d,
+                                  .K = d,
+                                  .A = P + o->out.w,
+                                  .rsa = (size_t)d,
+                                  .csa = 1,
+                                  .B = V,
+                                  .ldb = (size_t)d,
+                                  .pstride = TRC_PANEL,
+                                  .C = F,
+                                  .ldc = (size_t)d});
+        trc_gemm(&(trc_gemm_args){.M = 1,
+                                  .N = d,
+                                  .K = d,
+                                  .A = v,
+                                  .rsa = (size_t)d,
+                                  .csa = 1,
+                                  .B = P + o->out.w,
+                                  .ldb = (size_t)d,
+                                  .btrans = 1,
+                                  .C = fb,
+                                  .ldc = (size_t)d,
+                                  .bias = P + o->out.b});
     }
 }
 

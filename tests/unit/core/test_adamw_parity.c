@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "isa_paths.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,5 +75,5 @@ int main(void) {
         cmocka_unit_test(test_parity_small_init),
         cmocka_unit_test(test_parity_small_random),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RUN_EVERY_ISA(tests, NULL, NULL);
 }

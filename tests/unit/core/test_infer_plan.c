@@ -1,12 +1,15 @@
 /* The inference plan (trc_infer_plan_*) and its packed small-batch kernel (linear_packed.c):
  * the kernel against a double-precision product for awkward shapes and every batch size up to
- * two full tiles, bit-for-bit batch invariance, parity of the plan with the reference fixture
- * (every iterate), agreement with trc_model_infer, and argument errors. */
+ * two full tiles, on every instruction-set path the CPU runs (isa_paths.h), bit-for-bit batch
+ * invariance, parity of the plan with the reference fixture (every iterate), agreement with
+ * trc_model_infer, and argument errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "isa_paths.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -81,12 +84,7 @@ static void check_packed_kernel(linear_fn *forward) {
 
 static void test_packed_kernel(void **state) {
     (void)state;
-    check_packed_kernel(trc_linear_packed_forward); /* the AVX2 path where the CPU has it */
-}
-
-static void test_packed_kernel_portable(void **state) {
-    (void)state;
-    check_packed_kernel(trc_linear_packed_forward_c);
+    check_packed_kernel(trc_linear_packed_forward); /* the path this group runs */
 }
 
 static void check_close(const float *got, const float *want, size_t n, float tol,
@@ -222,9 +220,11 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_packed_kernel),      cmocka_unit_test(test_packed_kernel_portable),
-        cmocka_unit_test(test_fixture_small_init), cmocka_unit_test(test_fixture_small_random),
-        cmocka_unit_test(test_against_infer),      cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_packed_kernel),
+        cmocka_unit_test(test_fixture_small_init),
+        cmocka_unit_test(test_fixture_small_random),
+        cmocka_unit_test(test_against_infer),
+        cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RUN_EVERY_ISA(tests, NULL, NULL);
 }

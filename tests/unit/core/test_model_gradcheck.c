@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "isa_paths.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,5 +545,5 @@ int main(void) {
         cmocka_unit_test(test_clamp),  cmocka_unit_test(test_residual),
         cmocka_unit_test(test_model),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RUN_EVERY_ISA(tests, NULL, NULL);
 }

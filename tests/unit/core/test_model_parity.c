@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "isa_paths.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,5 +258,5 @@ int main(void) {
         cmocka_unit_test(test_qk_rows_zero_grad), cmocka_unit_test(test_large_batch),
         cmocka_unit_test(test_infer_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return RUN_EVERY_ISA(tests, NULL, NULL);
 }

@@ -1,0 +1,212 @@
+/* Element-wise layers (layers.h) over VL-lane GCC/clang vector extensions: one source compiled
+ * once per instruction-set path. The including file defines VL (8 or 16), KFN (the function
+ * attributes of its path: target, sanitizer exemption) and SFX(name) (the path's suffix), and
+ * includes this file once. NaN propagates through every kernel, so a diverged model is
+ * reported (TRC_ENUMERIC), never hidden. No include guard: included once per path. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef float vf __attribute__((vector_size(VL * 4)));
+typedef int32_t vi __attribute__((vector_size(VL * 4)));
+
+/* Vectors are never passed to or returned from functions (that is ABI-dependent for wide
+ * vectors at the baseline): loads and stores are macros over an unaligned, aliasing vector
+ * type, the rest macros or functions working through pointers. */
+typedef float vfu __attribute__((vector_size(VL * 4), aligned(4), may_alias));
+#define VLOAD(p) (*(const vfu *)(const void *)(p))
+#define VSTORE(p, v) (*(vfu *)(void *)(p) = (v))
+/* m ? a : b lane-wise, m from a comparison (all ones or zero) */
+#define VSELECT(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m))))
+
+/* the sum of the lanes, as a fixed tree (halves added until one lane is left) */
+static inline KFN float vsum(const vf *v) {
+    float s[VL];
+    memcpy(s, v, sizeof s);
+    for (int w = VL / 2; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++)
+            s[i] += s[i + w];
+    return s[0];
+}
+
+/* *v = the first n < VL floats of p, the other lanes zero */
+static inline KFN void vload_n(vf *v, const float *p, size_t n) {
+    memset(v, 0, sizeof *v);
+    memcpy(v, p, n * sizeof *p);
+}
+
+/* *x = exp(*x) (Cephes expf): x = k ln2 + r, |r| <= ln2/2, a degree-6 polynomial for exp(r),
+ * 2^k built in the exponent bits. Relative error 7.6e-8 at most on [-87, 88] (test_kernels
+ * measures it against double exp on a dense grid and asserts < 2.5e-7). Arguments are clamped
+ * to [-87.3, 88.3], where the result stays a normal float; NaN passes through. */
+static inline KFN void vexp(vf *xp) {
+    const vf zero = {0};
+    const vf hi = zero + 88.3f, lo = zero - 87.3f;
+    vf x = *xp;
+    x = VSELECT(x > hi, hi, x);
+    x = VSELECT(x < lo, lo, x);
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    vf t = x * 1.44269504088896341f + magic;
+    vf k = t - magic;
+    vf r = x - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
+    vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    vf y = p * (r * r) + r + 1.0f;
+    vi e = ((vi)t - 0x4B400000 + 127) << 23; /* the low bits of t hold k */
+    *xp = y * (vf)e;
+}
+
+/* *s = 1 / (1 + exp(-*x)); exactly 0 below -88, where the true value is not a normal float */
+static inline KFN void vsigmoid(vf *s, const vf *x) {
+    const vf zero = {0};
+    vf e = -*x;
+    vexp(&e);
+    *s = VSELECT(*x < -88.0f, zero, 1.0f / (1.0f + e));
+}
+
+static KFN void SFX(exp_n)(float *y, const float *x, size_t n) {
+    size_t nv = n / VL * VL, tail = n - nv;
+    vf v;
+    for (size_t i = 0; i < nv; i += VL) {
+        v = VLOAD(x + i);
+        vexp(&v);
+        VSTORE(y + i, v);
+    }
+    if (tail) {
+        vload_n(&v, x + nv, tail);
+        vexp(&v);
+        memcpy(y + nv, &v, tail * sizeof *y);
+    }
+}
+
+static KFN void SFX(layernorm_forward)(float *y, float *mean, float *rstd, const float *x,
+                                       const float *w, const float *b, size_t B, int C) {
+    size_t n = (size_t)C, nv = n / VL * VL;
+    for (size_t r = 0; r < B; r++) {
+        const float *xr = x + r * n;
+        float *yr = y + r * n;
+        /* two passes: the centered variance does not lose precision to cancellation */
+        vf acc = {0};
+        for (size_t i = 0; i < nv; i += VL)
+            acc += VLOAD(xr + i);
+        float mu = vsum(&acc);
+        for (size_t i = nv; i < n; i++)
+            mu += xr[i];
+        mu /= (float)C;
+        vf dev = {0};
+        for (size_t i = 0; i < nv; i += VL) {
+            vf t = VLOAD(xr + i) - mu;
+            dev += t * t;
+        }
+        float var = vsum(&dev);
+        for (size_t i = nv; i < n; i++)
+            var += (xr[i] - mu) * (xr[i] - mu);
+        var /= (float)C;
+        float rs = 1.0f / sqrtf(var + 1e-5f);
+        for (size_t i = 0; i < nv; i += VL)
+            VSTORE(yr + i, (VLOAD(xr + i) - mu) * rs * VLOAD(w + i) + VLOAD(b + i));
+        for (size_t i = nv; i < n; i++)
+            yr[i] = (xr[i] - mu) * rs * w[i] + b[i];
+        if (mean)
+            mean[r] = mu;
+        if (rstd)
+            rstd[r] = rs;
+    }
+}
+
+static KFN void SFX(layernorm_backward)(float *dx, float *dw, float *db, const float *dy,
+                                        const float *x, const float *w, const float *mean,
+                                        const float *rstd, size_t B, int C) {
+    size_t n = (size_t)C, nv = n / VL * VL;
+    for (size_t r = 0; r < B; r++) {
+        const float *xr = x + r * n, *g = dy + r * n;
+        float mu = mean[r], rs = rstd[r];
+        /* dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = dy * w */
+        vf a0 = {0}, a1 = {0};
+        for (size_t i = 0; i < nv; i += VL) {
+            vf dn = VLOAD(g + i) * VLOAD(w + i);
+            a0 += dn;
+            a1 += dn * ((VLOAD(xr + i) - mu) * rs);
+        }
+        float s0 = vsum(&a0), s1 = vsum(&a1);
+        for (size_t i = nv; i < n; i++) {
+            float dn = g[i] * w[i];
+            s0 += dn;
+            s1 += dn * ((xr[i] - mu) * rs);
+        }
+        float m0 = s0 / (float)C, m1 = s1 / (float)C;
+        size_t i = 0;
+        for (; i < nv; i += VL) {
+            vf gi = VLOAD(g + i), xhat = (VLOAD(xr + i) - mu) * rs;
+            if (dx)
+                VSTORE(dx + r * n + i,
+                       VLOAD(dx + r * n + i) + (gi * VLOAD(w + i) - m0 - xhat * m1) * rs);
+            if (dw)
+                VSTORE(dw + i, VLOAD(dw + i) + gi * xhat);
+            if (db)
+                VSTORE(db + i, VLOAD(db + i) + gi);
+        }
+        for (; i < n; i++) {
+            float xhat = (xr[i] - mu) * rs;
+            if (dx)
+                dx[r * n + i] += (g[i] * w[i] - m0 - xhat * m1) * rs;
+            if (dw)
+                dw[i] += g[i] * xhat;
+            if (db)
+                db[i] += g[i];
+        }
+    }
+}
+
+static KFN void SFX(silu_forward)(float *y, float *sig, const float *x, size_t n) {
+    size_t nv = n / VL * VL, tail = n - nv;
+    vf v, s;
+    for (size_t i = 0; i < nv; i += VL) {
+        v = VLOAD(x + i);
+        vsigmoid(&s, &v);
+        if (sig)
+            VSTORE(sig + i, s);
+        VSTORE(y + i, v * s);
+    }
+    if (tail) {
+        vload_n(&v, x + nv, tail);
+        vsigmoid(&s, &v);
+        v *= s;
+        if (sig)
+            memcpy(sig + nv, &s, tail * sizeof *sig);
+        memcpy(y + nv, &v, tail * sizeof *y);
+    }
+}
+
+static KFN void SFX(silu_backward)(float *dx, const float *dy, const float *x, const float *sig,
+                                   size_t n) {
+    size_t nv = n / VL * VL;
+    for (size_t i = 0; i < nv; i += VL) {
+        vf s = VLOAD(sig + i);
+        VSTORE(dx + i, VLOAD(dx + i) + VLOAD(dy + i) * s * (1.0f + VLOAD(x + i) * (1.0f - s)));
+    }
+    for (size_t i = nv; i < n; i++) {
+        float s = sig[i];
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+static KFN void SFX(residual_forward)(float *y, const float *a, const float *b, size_t n) {
+    size_t nv = n / VL * VL;
+    for (size_t i = 0; i < nv; i += VL)
+        VSTORE(y + i, VLOAD(a + i) + VLOAD(b + i));
+    for (size_t i = nv; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+static KFN void SFX(residual_backward)(float *dx, const float *dy, size_t n) {
+    size_t nv = n / VL * VL;
+    for (size_t i = 0; i < nv; i += VL)
+        VSTORE(dx + i, VLOAD(dx + i) + VLOAD(dy + i));
+    for (size_t i = nv; i < n; i++)
+        dx[i] += dy[i];
+}

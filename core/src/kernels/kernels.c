@@ -1,0 +1,137 @@
+/* The one table of instruction-set paths (one line each), and trc_gemm's driver: it cuts C into
+ * register tiles of the active path and, when B is given transposed (a [N, K] weight), packs
+ * blocks of it into panels on the stack first, so that every tile streams B with plain vector
+ * loads. See kernels.h. */
+#include "kernels.h"
+
+static const trc_kernel_ops *const table[TRC_ISA_COUNT] = {
+    [TRC_ISA_GENERIC] = &trc_kernels_generic,
+#ifdef TRC_HAVE_X86_KERNELS
+    [TRC_ISA_AVX2] = &trc_kernels_avx2,
+    [TRC_ISA_AVX512] = &trc_kernels_avx512,
+#endif
+};
+
+const trc_kernel_ops *trc_kernels_for(trc_isa isa) {
+    return isa >= TRC_ISA_GENERIC && isa < TRC_ISA_COUNT ? table[isa] : NULL;
+}
+
+const trc_kernel_ops *trc_kernels(void) {
+    const trc_kernel_ops *k = table[trc_isa_active()];
+    return k ? k : &trc_kernels_generic;
+}
+
+#define KC 128 /* rows of B^T packed at a time */
+#define PB 4   /* panels of B^T packed at a time (with KC: 32 KB on the stack) */
+
+#define TILE_ROWS_MAX 12 /* the largest tile_rows of any path */
+#define KA 256           /* A is packed for K up to this (12 KB on the stack) */
+
+/* One tile at rows m0, panels p0 of base's origin; A: its first row (base->rsa, csa apply). */
+static void one_tile(const trc_kernel_ops *ops, const trc_tile_args *base, const float *A, int m0,
+                     int p0, int R, int P, int lanes) {
+    trc_tile_args t = *base;
+    size_t c = (size_t)m0 * t.ldc + (size_t)p0 * TRC_PANEL;
+    t.A = A;
+    t.B += (size_t)p0 * t.pstride;
+    t.C += c;
+    if (t.bias)
+        t.bias += (size_t)p0 * TRC_PANEL;
+    if (t.res)
+        t.res += (size_t)m0 * t.ldr + (size_t)p0 * TRC_PANEL;
+    if (t.pre)
+        t.pre += c;
+    if (t.sig)
+        t.sig += c;
+    t.lanes = lanes;
+    ops->tile(&t, R, P);
+}
+
+/* All panels [0, np) of rows [m0, m0 + R) (one row tile), P at a time. (Copying the tile's
+ * rows of A k-major first, for constant broadcast offsets, was tried: the copy cost more than
+ * it saved at these sizes, ~13% of a training step.) */
+static void row_tile(const trc_kernel_ops *ops, const trc_tile_args *base, int m0, int R, int P,
+                     int np, int lanes) {
+    const float *A = base->A + (size_t)m0 * base->rsa;
+    for (int p0 = 0; p0 < np; p0 += P) {
+        int Pq = np - p0 < P ? np - p0 : P;
+        one_tile(ops, base, A, m0, p0, R, Pq, p0 + Pq == np ? lanes : TRC_PANEL);
+    }
+}
+
+/* Rows [0, M) x panels [0, np) of base's origin; lanes: valid columns of panel np-1. Full row
+ * tiles first, then the remaining rows with the panels-per-tile of their count. */
+static void sweep(const trc_kernel_ops *ops, const trc_tile_args *base, int M, int np, int lanes) {
+    int RT = ops->tile_rows, full = M / RT * RT;
+    for (int m0 = 0; m0 < full; m0 += RT)
+        row_tile(ops, base, m0, RT, ops->tile_panels(RT), np, lanes);
+    if (M > full)
+        row_tile(ops, base, full, M - full, ops->tile_panels(M - full), np, lanes);
+}
+
+void trc_gemm(const trc_gemm_args *g) {
+    if (g->M <= 0 || g->N <= 0)
+        return;
+    const trc_kernel_ops *ops = trc_kernels();
+    int np = (g->N + TRC_PANEL - 1) / TRC_PANEL;
+    trc_tile_args base = {.A = g->A,
+                          .rsa = g->rsa,
+                          .csa = g->csa,
+                          .B = g->B,
+                          .ldb = g->ldb,
+                          .pstride = g->pstride,
+                          .K = g->K,
+                          .C = g->C,
+                          .ldc = g->ldc,
+                          .from_c = g->beta != 0,
+                          .last = 1,
+                          .lanes = TRC_PANEL,
+                          .bias = g->bias,
+                          .res = g->res,
+                          .ldr = g->ldr,
+                          .act = g->act,
+                          .pre = g->pre,
+                          .sig = g->sig};
+    if (!g->btrans || g->K <= 0) {
+        sweep(ops, &base, g->M, np, g->N - (np - 1) * TRC_PANEL);
+        return;
+    }
+    /* B(k, n) = B[n ldb + k]: blocks of KC x 16 PB packed as panels, K in order (a block's
+     * partial sums go through C, which keeps every output's order of additions) */
+    float buf[KC * PB * TRC_PANEL] __attribute__((aligned(64)));
+    for (int n0 = 0; n0 < g->N; n0 += PB * TRC_PANEL) {
+        int nb = g->N - n0 < PB * TRC_PANEL ? g->N - n0 : PB * TRC_PANEL;
+        int npb = (nb + TRC_PANEL - 1) / TRC_PANEL;
+        for (int k0 = 0; k0 < g->K; k0 += KC) {
+            int kc = g->K - k0 < KC ? g->K - k0 : KC;
+            for (int n = 0; n < npb * TRC_PANEL; n++) {
+                float *dst = buf + (size_t)(n / TRC_PANEL) * kc * TRC_PANEL + n % TRC_PANEL;
+                if (n < nb) {
+                    const float *src = g->B + (size_t)(n0 + n) * g->ldb + k0;
+                    for (int k = 0; k < kc; k++)
+                        dst[(size_t)k * TRC_PANEL] = src[k];
+                } else
+                    for (int k = 0; k < kc; k++)
+                        dst[(size_t)k * TRC_PANEL] = 0.0f;
+            }
+            trc_tile_args t = base;
+            t.A = g->A + (size_t)k0 * g->csa;
+            t.B = buf;
+            t.ldb = TRC_PANEL;
+            t.pstride = (size_t)kc * TRC_PANEL;
+            t.K = kc;
+            t.C = g->C + n0;
+            t.from_c = g->beta != 0 || k0 > 0;
+            t.last = k0 + kc == g->K;
+            if (t.bias)
+                t.bias += n0;
+            if (t.res)
+                t.res += n0;
+            if (t.pre)
+                t.pre += n0;
+            if (t.sig)
+                t.sig += n0;
+            sweep(ops, &t, g->M, npb, nb - (npb - 1) * TRC_PANEL);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+/* The numeric kernels of libtrc, one implementation per instruction-set path (trc/cpu.h):
+ * a register-tiled GEMM with fused epilogues (bias, residual, SiLU) and the element-wise layers.
+ * Callers use trc_gemm() and the trc_k_* wrappers, which run the active path's table entry.
+ * Internal to libtrc. */
+#ifndef TRC_KERNELS_H
+#define TRC_KERNELS_H
+
+#include <stddef.h>
+
+#include "trc/cpu.h"
+
+#define TRC_PANEL 16 /* columns of B (outputs) per panel: one zmm, two ymm */
+
+typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1 } trc_act;
+
+/* C[M, N] = init + A[M, K] B[K, N] (+ res), then act, where init is C (beta = 1), else bias
+ * (or 0 without bias). Every C(m, n) is init + A(m,0) B(0,n) + A(m,1) B(1,n) + ... in that order
+ * (fused multiply-adds on the AVX paths), whatever M is, so a row's result does not depend on
+ * the other rows. Layouts:
+ *   A(m, k) = A[m * rsa + k * csa]                 (any strides: rows or columns of a matrix)
+ *   btrans = 0: B(k, n) = B[(n / 16) * pstride + k * ldb + n % 16]
+ *               (row-major [K, N]: ldb = N, pstride = 16; packed panels: ldb = 16, pstride = 16 K;
+ *               a partial last panel is read with masked loads, so nothing past N is touched)
+ *   btrans = 1: B(k, n) = B[n * ldb + k]           (B^T stored: a PyTorch weight [N, K])
+ *   C(m, n) = C[m * ldc + n], res(m, n) = res[m * ldr + n].
+ * With act = SILU, C receives silu(v); pre (if not NULL) v and sig (if not NULL) sigmoid(v),
+ * both with stride ldc. C may not alias A, B or res. */
+typedef struct trc_gemm_args {
+    int M, N, K;
+    const float *A;
+    size_t rsa, csa;
+    const float *B;
+    size_t ldb, pstride;
+    int btrans;
+    float *C;
+    size_t ldc;
+    int beta;
+    const float *bias;
+    const float *res;
+    size_t ldr;
+    trc_act act;
+    float *pre, *sig;
+} trc_gemm_args;
+
+void trc_gemm(const trc_gemm_args *g);
+
+/* One register tile: R rows x P panels of C at the origin the pointers are offset to. init:
+ * from C (from_c), else bias[0..16P) or zero. The epilogue (res, act, pre, sig) runs when `last`
+ * (the final chunk of K). lanes: valid columns of the tile's last panel (1..16). */
+typedef struct trc_tile_args {
+    const float *A;
+    size_t rsa, csa;
+    const float *B;
+    size_t ldb, pstride;
+    int K;
+    float *C;
+    size_t ldc;
+    int from_c, last, lanes;
+    const float *bias;
+    const float *res;
+    size_t ldr;
+    trc_act act;
+    float *pre, *sig;
+} trc_tile_args;
+
+/* One instruction-set path: its tiles and element-wise layers (layers.h documents the latter). */
+typedef struct trc_kernel_ops {
+    trc_isa isa;
+    int tile_rows;             /* rows of a full tile */
+    int (*tile_panels)(int R); /* panels per tile of R rows (1 <= R <= tile_rows) */
+    void (*tile)(const trc_tile_args *t, int R, int P);
+    void (*exp)(float *y, const float *x, size_t n); /* y = exp(x), the epilogues' polynomial */
+    void (*layernorm_forward)(float *y, float *mean, float *rstd, const float *x, const float *w,
+                              const float *b, size_t B, int C);
+    void (*layernorm_backward)(float *dx, float *dw, float *db, const float *dy, const float *x,
+                               const float *w, const float *mean, const float *rstd, size_t B,
+                               int C);
+    void (*silu_forward)(float *y, float *sig, const float *x, size_t n);
+    void (*silu_backward)(float *dx, const float *dy, const float *x, const float *sig, size_t n);
+    void (*residual_forward)(float *y, const float *a, const float *b, size_t n);
+    void (*residual_backward)(float *dx, const float *dy, size_t n);
+} trc_kernel_ops;
+
+/* The active path's table (trc_isa_active()). */
+const trc_kernel_ops *trc_kernels(void);
+/* A given path's table, NULL when this build has none for it. */
+const trc_kernel_ops *trc_kernels_for(trc_isa isa);
+
+extern const trc_kernel_ops trc_kernels_generic;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TRC_HAVE_X86_KERNELS 1
+extern const trc_kernel_ops trc_kernels_avx2;
+extern const trc_kernel_ops trc_kernels_avx512;
+#endif
+
+#endif

@@ -1,0 +1,72 @@
+/* The register tile of trc_gemm (kernels.h) over a "panel vector" pv of 16 floats (one zmm, or
+ * two ymm): R rows x P panels of accumulators live in registers for the whole K loop, then the
+ * epilogue (residual, SiLU) runs on them before the (masked) store. The including file defines
+ * KFN, TILE_ROWS, TILE_PMAX, SFX(name), the pv type and its operations (pv_zero, pv_load,
+ * pv_loadm, pv_bcast, pv_fma, pv_add, pv_mul, pv_sigmoid, pv_storem), and after including this
+ * file, one TILE_FN(R, P) line per tile shape. No include guard: included once per path. */
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* acc[r][q] += A(r, k) B(k, q) for k in [0, K); the last panel read with `lanes` lanes */
+#define TILE_K_LOOP(LOADQ, RSA)                                                                    \
+    for (int k = 0; k < K; k++, ap += csa, bp += ldb) {                                            \
+        _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                     \
+            pv a = pv_bcast(ap + (size_t)r * (RSA));                                               \
+            _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) acc[r][q] =                        \
+                pv_fma(a, LOADQ, acc[r][q]);                                                       \
+        }                                                                                          \
+    }
+
+static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, const int P) {
+    pv acc[TILE_ROWS][TILE_PMAX];
+    const int lanes = t->lanes;
+    const size_t ldc = t->ldc, rsa = t->rsa, csa = t->csa, ldb = t->ldb, ps = t->pstride;
+#pragma GCC unroll 8
+    for (int q = 0; q < P; q++) {
+        int lq = q == P - 1 ? lanes : TRC_PANEL;
+        pv init = t->bias && !t->from_c ? pv_loadm(t->bias + q * TRC_PANEL, lq) : pv_zero();
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++)
+            acc[r][q] = t->from_c ? pv_loadm(t->C + (size_t)r * ldc + q * TRC_PANEL, lq) : init;
+    }
+    const int K = t->K;
+    const float *ap = t->A, *bp = t->B;
+    /* rsa == 1 (A packed by the driver, or read by columns): constant broadcast offsets */
+    if (lanes == TRC_PANEL && rsa == 1) {
+        TILE_K_LOOP(pv_load(bp + q * ps), 1)
+    } else if (lanes == TRC_PANEL) {
+        TILE_K_LOOP(pv_load(bp + q * ps), rsa)
+    } else if (rsa == 1) {
+        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), 1)
+    } else {
+        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), rsa)
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < P; q++) {
+        int lq = q == P - 1 ? lanes : TRC_PANEL;
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) {
+            pv v = acc[r][q];
+            size_t off = (size_t)r * ldc + (size_t)q * TRC_PANEL;
+            if (t->last) {
+                if (t->res)
+                    v = pv_add(v, pv_loadm(t->res + (size_t)r * t->ldr + q * TRC_PANEL, lq));
+                if (t->act == TRC_ACT_SILU) {
+                    pv s = pv_sigmoid(v);
+                    if (t->pre)
+                        pv_storem(t->pre + off, v, lq);
+                    if (t->sig)
+                        pv_storem(t->sig + off, s, lq);
+                    v = pv_mul(v, s);
+                }
+            }
+            pv_storem(t->C + off, v, lq);
+        }
+    }
+}
+
+/* One function per tile shape, so that each keeps its accumulators in registers. */
+#define TILE_FN(R, P)                                                                              \
+    static KFN void tile_##R##_##P(const trc_tile_args *t) {                                       \
+        tile_body(t, R, P);                                                                        \
+    }

@@ -1,0 +1,136 @@
+/* Shared by the benchmarks: clocks, medians, the CPU's model name, and this machine's FP32 FMA
+ * peak per core measured in the same run (256- and 512-bit loops of independent FMAs), so that
+ * every figure can be printed as a fraction of what the core can do. */
+#ifndef TRC_BENCH_COMMON_H
+#define TRC_BENCH_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "trc/cpu.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
+static inline double bench_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU time of this thread's process: on a shared machine wall time includes waiting for a core,
+ * so rates are given per CPU-second as well (what one busy core gives). */
+static inline double bench_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int bench_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static inline double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* "model name" of /proc/cpuinfo, or "unknown" */
+static inline void bench_cpu_model(char *out, size_t n) {
+    snprintf(out, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            const char *v = strchr(line, ':');
+            if (v) {
+                v += 1 + (v[1] == ' ');
+                snprintf(out, n, "%.*s", (int)strcspn(v, "\n"), v);
+            }
+            break;
+        }
+    fclose(f);
+}
+
+#ifdef BENCH_X86
+/* 16 independent FMA chains (more than latency x ports on any current core), n iterations:
+ * 16 x n x width x 2 flops. The sum of the chains is returned so nothing is optimized away. */
+__attribute__((target("avx2,fma"), noinline)) static float fma_loop_256(long n) {
+    __m256 a[16], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 16; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    for (long k = 0; k < n; k++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            a[i] = _mm256_fmadd_ps(a[i], m, c);
+    for (int i = 1; i < 16; i++)
+        a[0] = _mm256_add_ps(a[0], a[i]);
+    float s[8];
+    _mm256_storeu_ps(s, a[0]);
+    return s[0];
+}
+
+__attribute__((target("avx512f"), noinline)) static float fma_loop_512(long n) {
+    __m512 a[16], m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 16; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < n; k++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            a[i] = _mm512_fmadd_ps(a[i], m, c);
+    for (int i = 1; i < 16; i++)
+        a[0] = _mm512_add_ps(a[0], a[i]);
+    return _mm512_reduce_add_ps(a[0]);
+}
+#endif
+
+/* GFLOP/s per CPU-second of one core, median of 9 runs of ~20 ms; 0 when the CPU lacks it.
+ * bits: 256 or 512. */
+static inline double bench_fma_peak(int bits) {
+#ifdef BENCH_X86
+    if (bits == 256 ? !trc_isa_supported(TRC_ISA_AVX2) : !trc_isa_supported(TRC_ISA_AVX512))
+        return 0.0;
+    const long n = 200000;
+    double g[9];
+    volatile float sink = 0.0f;
+    for (int r = 0; r < 9; r++) {
+        double c0 = bench_cpu();
+        sink += bits == 256 ? fma_loop_256(n) : fma_loop_512(n);
+        double dt = bench_cpu() - c0;
+        g[r] = 16.0 * (double)n * (bits / 32) * 2.0 / dt * 1e-9;
+    }
+    (void)sink;
+    return bench_median(g, 9);
+#else
+    (void)bits;
+    return 0.0;
+#endif
+}
+
+/* The peak of the active path: 512-bit on avx512, 256-bit on avx2, 0 (unknown) otherwise. */
+static inline double bench_path_peak(double p256, double p512) {
+    trc_isa isa = trc_isa_active();
+    return isa == TRC_ISA_AVX512 ? p512 : isa == TRC_ISA_AVX2 ? p256 : 0.0;
+}
+
+/* Prints the machine and path header every benchmark starts with; returns the two peaks. */
+static inline void bench_header(const char *name, double *p256, double *p512) {
+    char cpu[128];
+    bench_cpu_model(cpu, sizeof cpu);
+    *p256 = bench_fma_peak(256);
+    *p512 = bench_fma_peak(512);
+    printf("%s: CPU %s; kernels: %s (%s; best supported %s)\n", name, cpu,
+           trc_isa_name(trc_isa_active()), trc_isa_reason(), trc_isa_name(trc_isa_best()));
+    printf("FP32 FMA peak of one core, measured now: 256-bit %.1f GFLOP/s, 512-bit %.1f GFLOP/s "
+           "(per CPU-second)\n",
+           *p256, *p512);
+}
+
+#endif

@@ -1,0 +1,155 @@
+/* Benchmark of the GEMM kernels (core/src/kernels) on every instruction-set path this CPU runs,
+ * for the shapes of the medium model (d = 128, h = 256): the inference plan's packed product
+ * (128-row chunks), and training's forward (x W^T), input gradient (dY W) and weight gradient
+ * (dY^T X over K n B = 576 rows). GFLOP/s per CPU-second, as a fraction of the path's FMA peak
+ * measured in the same run, beside OpenBLAS's sgemm for the same product. Usage: bench_kernels. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kernels/kernels.h"
+#include "nn/linear_packed.h"
+#include "bench_common.h"
+#include "trc/rng.h"
+
+char *openblas_get_corename(void);
+
+typedef struct shape {
+    const char *what;
+    int M, N, K;
+    int kind; /* 0 packed (plan), 1 x W^T, 2 dY W, 3 dY^T X */
+} shape;
+
+static float *buf(size_t n, trc_rng *rng) {
+    float *p = malloc(n * sizeof *p);
+    if (!p)
+        exit(1);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)trc_rng_range(rng, -1.0, 1.0);
+    return p;
+}
+
+/* one product of shape s: ours (blas = 0) or OpenBLAS's */
+static void run(const shape *s, int blas, const float *A, const float *W, const float *Wp,
+                float *C) {
+    int M = s->M, N = s->N, K = s->K;
+    switch (s->kind) {
+    case 0:
+        if (blas)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, W, K, 0.0f, C,
+                        N);
+        else
+            trc_linear_packed_forward(C, A, Wp, NULL, (size_t)M, K, N);
+        break;
+    case 1:
+        if (blas)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, W, K, 0.0f, C,
+                        N);
+        else
+            trc_gemm(&(trc_gemm_args){.M = M,
+                                      .N = N,
+                                      .K = K,
+                                      .A = A,
+                                      .rsa = (size_t)K,
+                                      .csa = 1,
+                                      .B = W,
+                                      .ldb = (size_t)K,
+                                      .btrans = 1,
+                                      .C = C,
+                                      .ldc = (size_t)N});
+        break;
+    case 2: /* C[M, N] = A[M, K] W[K, N] */
+        if (blas)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, W, N, 0.0f,
+                        C, N);
+        else
+            trc_gemm(&(trc_gemm_args){.M = M,
+                                      .N = N,
+                                      .K = K,
+                                      .A = A,
+                                      .rsa = (size_t)K,
+                                      .csa = 1,
+                                      .B = W,
+                                      .ldb = (size_t)N,
+                                      .pstride = TRC_PANEL,
+                                      .C = C,
+                                      .ldc = (size_t)N});
+        break;
+    default: /* C[M, N] = A[K, M]^T W[K, N] */
+        if (blas)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, M, W, N, 0.0f, C,
+                        N);
+        else
+            trc_gemm(&(trc_gemm_args){.M = M,
+                                      .N = N,
+                                      .K = K,
+                                      .A = A,
+                                      .rsa = 1,
+                                      .csa = (size_t)M,
+                                      .B = W,
+                                      .ldb = (size_t)N,
+                                      .pstride = TRC_PANEL,
+                                      .C = C,
+                                      .ldc = (size_t)N});
+    }
+}
+
+static double gflops(const shape *s, int blas, const float *A, const float *W, const float *Wp,
+                     float *C) {
+    double flop = 2.0 * s->M * s->N * s->K, g[9];
+    int reps = (int)(2e8 / flop) + 1;
+    run(s, blas, A, W, Wp, C);
+    for (int r = 0; r < 9; r++) {
+        double c0 = bench_cpu();
+        for (int i = 0; i < reps; i++)
+            run(s, blas, A, W, Wp, C);
+        g[r] = flop * reps / (bench_cpu() - c0) * 1e-9;
+    }
+    return bench_median(g, 9);
+}
+
+int main(void) {
+    double p256, p512;
+    openblas_set_num_threads(1);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    bench_header("bench_kernels", &p256, &p512);
+    printf("OpenBLAS core: %s (one thread)\n", openblas_get_corename());
+    const shape shapes[] = {
+        {"plan  ffn0 128 rows x 128 -> 256", 128, 256, 128, 0},
+        {"plan  ffn3 128 rows x 256 -> 128", 128, 128, 256, 0},
+        {"plan  1 row x 128 -> 256", 1, 256, 128, 0},
+        {"train x W^T   64 x 128 -> 256", 64, 256, 128, 1},
+        {"train x W^T   64 x 256 -> 128", 64, 128, 256, 1},
+        {"train dY W    64 x 256 -> 128", 64, 128, 256, 2},
+        {"train dY^T X  256 x 128, 576 rows", 256, 128, 576, 3},
+    };
+    trc_rng rng;
+    trc_rng_seed(&rng, 3);
+    trc_isa start = trc_isa_active();
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *s = &shapes[i];
+        size_t na = (size_t)s->M * s->K, nw = (size_t)s->K * s->N;
+        float *A = buf(na, &rng), *W = buf(nw, &rng), *C = buf((size_t)s->M * s->N, &rng);
+        float *Wp = buf(trc_linear_packed_size(s->K, s->N), &rng);
+        trc_linear_pack(Wp, W, s->K, s->N);
+        printf("%-36s OpenBLAS %6.1f GFLOP/s |", s->what, gflops(s, 1, A, W, Wp, C));
+        for (int isa = TRC_ISA_COUNT - 1; isa >= 0; isa--) {
+            if (trc_isa_set((trc_isa)isa) != 0)
+                continue;
+            double g = gflops(s, 0, A, W, Wp, C), peak = isa == TRC_ISA_AVX512 ? p512
+                                                         : isa == TRC_ISA_AVX2 ? p256
+                                                                               : 0.0;
+            if (peak > 0)
+                printf(" %s %6.1f (%2.0f%%)", trc_isa_name((trc_isa)isa), g, 100.0 * g / peak);
+            else
+                printf(" %s %6.1f", trc_isa_name((trc_isa)isa), g);
+        }
+        printf("\n");
+        free(A);
+        free(W);
+        free(C);
+        free(Wp);
+    }
+    trc_isa_set(start);
+    return 0;
+}

@@ -1,0 +1,378 @@
+/* The kernels of core/src/kernels on every instruction-set path the CPU runs: trc_gemm in each
+ * layout (B transposed, row-major, packed panels; A by rows or by columns; accumulate) with
+ * every epilogue (bias, residual, SiLU keeping its pre-activation and sigmoid) against a
+ * double-precision product, for shapes around the tile and panel edges; a row's bits do not
+ * depend on the other rows; nothing is read or written outside the operands (matrices placed
+ * against an inaccessible page); the vector exp's and SiLU's error against double precision;
+ * and the path choice itself (TRC_ISA, unsupported and unknown requests). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "isa_paths.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "nn/linear_packed.h"
+#include "trc/error.h"
+#include "trc/rng.h"
+
+static void fill(trc_rng *rng, float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)trc_rng_range(rng, -1.0, 1.0);
+}
+
+enum { LAY_BTRANS, LAY_ROWMAJOR, LAY_PACKED, LAY_ACOLS, LAY_COUNT };
+static const char *const lay_names[] = {"B transposed", "B row-major", "B packed", "A by columns"};
+
+typedef struct operands {
+    int M, N, K;
+    float *A, *W, *Bp, *bias, *res, *C, *pre, *sig, *C0;
+    /* A(m, k) and W(n, k), the logical operands, for the reference */
+    double *Ad, *Wd;
+} operands;
+
+/* C = A W^T (+ ...) in layout lay, over rows [m0, m0 + M) of the operands */
+static void run_gemm(const operands *o, int lay, int m0, int M, int beta, int epi) {
+    int N = o->N, K = o->K;
+    trc_gemm_args g = {
+        .M = M, .N = N, .K = K, .C = o->C + (size_t)m0 * N, .ldc = (size_t)N, .beta = beta};
+    if (!beta && (epi & 1))
+        g.bias = o->bias;
+    if (epi & 2) {
+        g.res = o->res + (size_t)m0 * N;
+        g.ldr = (size_t)N;
+    }
+    if (epi & 4) {
+        g.act = TRC_ACT_SILU;
+        g.pre = o->pre + (size_t)m0 * N;
+        g.sig = o->sig + (size_t)m0 * N;
+    }
+    if (lay == LAY_ACOLS) { /* A stored [K, Mtotal]: A(m, k) = A[k * Mtotal + m] */
+        g.A = o->A + m0;
+        g.rsa = 1;
+        g.csa = (size_t)o->M;
+    } else {
+        g.A = o->A + (size_t)m0 * K;
+        g.rsa = (size_t)K;
+        g.csa = 1;
+    }
+    if (lay == LAY_BTRANS) {
+        g.B = o->W;
+        g.ldb = (size_t)K;
+        g.btrans = 1;
+    } else if (lay == LAY_PACKED) {
+        g.B = o->Bp;
+        g.ldb = TRC_PANEL;
+        g.pstride = (size_t)K * TRC_PANEL;
+    } else { /* W^T stored row-major [K, N] in Bp's place */
+        g.B = o->Bp;
+        g.ldb = (size_t)N;
+        g.pstride = TRC_PANEL;
+    }
+    trc_gemm(&g);
+}
+
+static double silu_d(double v) {
+    return v / (1.0 + exp(-v));
+}
+
+static void check_shape(trc_rng *rng, int M, int N, int K) {
+    operands o = {.M = M, .N = N, .K = K};
+    size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
+    o.A = malloc(mk * sizeof(float));
+    o.W = malloc(nk * sizeof(float));
+    o.Bp = malloc((trc_linear_packed_size(K, N) + nk) * sizeof(float));
+    o.bias = malloc((size_t)N * sizeof(float));
+    o.res = malloc(mn * sizeof(float));
+    o.C = malloc((mn + 1) * sizeof(float));
+    o.C0 = malloc(mn * sizeof(float));
+    o.pre = malloc(mn * sizeof(float));
+    o.sig = malloc(mn * sizeof(float));
+    float *row = malloc((size_t)N * sizeof(float));
+    float *Araw = malloc(mk * sizeof(float));
+    assert_true(o.A && o.W && o.Bp && o.bias && o.res && o.C && o.C0 && o.pre && o.sig && row &&
+                Araw);
+    fill(rng, Araw, mk);
+    fill(rng, o.W, nk);
+    fill(rng, o.bias, (size_t)N);
+    fill(rng, o.res, mn);
+    fill(rng, o.C0, mn);
+    for (int lay = 0; lay < LAY_COUNT; lay++) {
+        /* A as the layout wants it; B packed, or W^T row-major */
+        for (int m = 0; m < M; m++)
+            for (int k = 0; k < K; k++)
+                o.A[lay == LAY_ACOLS ? (size_t)k * M + m : (size_t)m * K + k] =
+                    Araw[(size_t)m * K + k];
+        if (lay == LAY_PACKED)
+            trc_linear_pack(o.Bp, o.W, K, N);
+        else
+            for (int k = 0; k < K; k++)
+                for (int n = 0; n < N; n++)
+                    o.Bp[(size_t)k * N + n] = o.W[(size_t)n * K + k];
+        for (int epi = 0; epi < 8; epi++)
+            for (int beta = 0; beta <= 1; beta++) {
+                memcpy(o.C, o.C0, mn * sizeof(float));
+                o.C[mn] = 4242.0f; /* sentinel just past C */
+                run_gemm(&o, lay, 0, M, beta, epi);
+                assert_true(o.C[mn] == 4242.0f);
+                for (int m = 0; m < M; m++)
+                    for (int n = 0; n < N; n++) {
+                        size_t i = (size_t)m * N + n;
+                        double v = beta ? o.C0[i] : (epi & 1) ? o.bias[n] : 0.0, mag = fabs(v);
+                        for (int k = 0; k < K; k++) {
+                            double p = (double)Araw[(size_t)m * K + k] * o.W[(size_t)n * K + k];
+                            v += p;
+                            mag += fabs(p);
+                        }
+                        if (epi & 2) {
+                            v += o.res[i];
+                            mag += fabs(o.res[i]);
+                        }
+                        double tol = 2e-6 * (mag + 1.0);
+                        if ((epi & 4) && !(fabs(o.pre[i] - v) <= tol))
+                            fail_msg("%s M=%d N=%d K=%d epi=%d beta=%d pre[%d,%d] = %g, want %g",
+                                     lay_names[lay], M, N, K, epi, beta, m, n, (double)o.pre[i], v);
+                        double want = (epi & 4) ? silu_d(v) : v;
+                        if (!(fabs(o.C[i] - want) <= tol))
+                            fail_msg("%s M=%d N=%d K=%d epi=%d beta=%d C[%d,%d] = %g, want %g",
+                                     lay_names[lay], M, N, K, epi, beta, m, n, (double)o.C[i],
+                                     want);
+                        if ((epi & 4) && !(fabs(o.sig[i] - 1.0 / (1.0 + exp(-v))) <= 1e-6 + tol))
+                            fail_msg("%s sig[%d,%d] = %g", lay_names[lay], m, n, (double)o.sig[i]);
+                    }
+                /* every row alone gives the same bits as in the batch */
+                if (beta == 0 && lay != LAY_ACOLS)
+                    for (int m = 0; m < M; m += 5) {
+                        float *Cm = o.C + (size_t)m * N;
+                        memcpy(row, Cm, (size_t)N * sizeof *row);
+                        run_gemm(&o, lay, m, 1, 0, epi);
+                        assert_memory_equal(row, Cm, (size_t)N * sizeof *row);
+                    }
+            }
+    }
+    free(o.A);
+    free(o.W);
+    free(o.Bp);
+    free(o.bias);
+    free(o.res);
+    free(o.C);
+    free(o.C0);
+    free(o.pre);
+    free(o.sig);
+    free(row);
+    free(Araw);
+}
+
+static void test_gemm_layouts(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 5);
+    const int Ms[] = {1, 2, 3, 5, 6, 7, 12, 13, 25};
+    const int NKs[][2] = {{1, 1}, {15, 5}, {16, 128}, {17, 33}, {48, 130}, {69, 300}, {256, 7}};
+    for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++)
+        for (size_t j = 0; j < sizeof NKs / sizeof NKs[0]; j++)
+            check_shape(&rng, Ms[i], NKs[j][0], NKs[j][1]);
+}
+
+/* n floats ending exactly at an inaccessible page: any read or write past them faults */
+typedef struct guarded {
+    void *base;
+    size_t len;
+    float *p;
+} guarded;
+
+static guarded guard_alloc(size_t n, trc_rng *rng) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = n * sizeof(float);
+    size_t data = (bytes + page - 1) / page * page;
+    guarded g = {.len = data + page};
+    g.base = mmap(NULL, g.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(g.base != MAP_FAILED);
+    assert_int_equal(mprotect((char *)g.base + data, page, PROT_NONE), 0);
+    g.p = (float *)((char *)g.base + data - bytes);
+    fill(rng, g.p, n);
+    return g;
+}
+
+static void test_gemm_guard_pages(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 9);
+    const int shapes[][3] = {{13, 17, 9}, {1, 15, 130}, {7, 33, 1}, {25, 1, 40}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        guarded A = guard_alloc((size_t)M * K, &rng), B = guard_alloc((size_t)N * K, &rng);
+        guarded C = guard_alloc((size_t)M * N, &rng), R = guard_alloc((size_t)M * N, &rng);
+        guarded bias = guard_alloc((size_t)N, &rng), P = guard_alloc((size_t)M * N, &rng);
+        guarded S = guard_alloc((size_t)M * N, &rng);
+        guarded Bp = guard_alloc(trc_linear_packed_size(K, N), &rng);
+        trc_linear_pack(Bp.p, B.p, K, N);
+        for (int lay = 0; lay < 3; lay++) {
+            trc_gemm_args g = {.M = M,
+                               .N = N,
+                               .K = K,
+                               .A = A.p,
+                               .rsa = (size_t)K,
+                               .csa = 1,
+                               .B = B.p,
+                               .C = C.p,
+                               .ldc = (size_t)N,
+                               .bias = bias.p,
+                               .res = R.p,
+                               .ldr = (size_t)N,
+                               .act = TRC_ACT_SILU,
+                               .pre = P.p,
+                               .sig = S.p};
+            if (lay == 0) {
+                g.btrans = 1;
+                g.ldb = (size_t)K;
+            } else if (lay == 1) { /* B as a row-major [K, N] */
+                g.ldb = (size_t)N;
+                g.pstride = TRC_PANEL;
+            } else {
+                g.B = Bp.p;
+                g.ldb = TRC_PANEL;
+                g.pstride = (size_t)K * TRC_PANEL;
+            }
+            trc_gemm(&g);
+            g.bias = NULL;
+            g.beta = 1;
+            trc_gemm(&g);
+            /* A by columns: A(m, k) = A[k M + m], the last element last */
+            g.A = A.p;
+            g.rsa = 1;
+            g.csa = (size_t)M;
+            trc_gemm(&g);
+        }
+        guarded all[] = {A, B, C, R, bias, P, S, Bp};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            munmap(all[i].base, all[i].len);
+    }
+}
+
+/* the polynomial exp and SiLU of the active path against double precision */
+static void test_exp_and_silu_error(void **state) {
+    (void)state;
+    const trc_kernel_ops *k = trc_kernels();
+    enum { N = 175001 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *s = malloc(N * sizeof *s);
+    assert_true(x && y && s);
+    for (int i = 0; i < N; i++)
+        x[i] = -87.0f + 175.0f * (float)i / (N - 1);
+    k->exp(y, x, N);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x[i]), e = fabs(y[i] - want) / want;
+        worst = e > worst ? e : worst;
+    }
+    printf("  [%s] exp: max relative error %.3g on [-87, 88]\n", trc_isa_name(k->isa), worst);
+    assert_true(worst < 2.5e-7);
+    for (int i = 0; i < N; i++)
+        x[i] = -20.0f + 40.0f * (float)i / (N - 1);
+    k->silu_forward(y, s, x, N);
+    double wsilu = 0.0;
+    for (int i = 0; i < N; i++) {
+        double want = silu_d(x[i]), e = fabs(y[i] - want) / (fabs(want) + 1e-30);
+        if (fabs(x[i]) > 1e-3)
+            wsilu = e > wsilu ? e : wsilu;
+    }
+    printf("  [%s] silu: max relative error %.3g on [-20, 20]\n", trc_isa_name(k->isa), wsilu);
+    assert_true(wsilu < 1e-6);
+    /* NaN passes through; large arguments stay finite */
+    x[0] = NAN;
+    x[1] = 200.0f;
+    x[2] = -200.0f;
+    k->exp(y, x, 3);
+    assert_true(isnan(y[0]) && isfinite(y[1]) && y[2] >= 0.0f && y[2] < 1e-37f);
+    free(x);
+    free(y);
+    free(s);
+}
+
+/* TRC_ISA in a fresh process (the choice is made once per process): this binary run again
+ * (argv[0]: under valgrind /proc/self/exe is valgrind) with --isa-child prints the path it
+ * chose, the best it could, and why. The child runs natively (valgrind does not follow exec),
+ * so its best is its own. */
+static const char *self_path;
+
+static int child_isa(const char *env, int *best, char *reason, size_t n) {
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 1);
+        setenv("TRC_ISA", env, 1);
+        execl(self_path, self_path, "--isa-child", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    char buf[200] = {0};
+    ssize_t r = read(fd[0], buf, sizeof buf - 1);
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int isa = -1, off = 0;
+    assert_int_equal(sscanf(buf, "%d %d %n", &isa, best, &off), 2);
+    snprintf(reason, n, "%s", buf + off);
+    return isa;
+}
+
+static void test_isa_choice(void **state) {
+    (void)state;
+    char reason[200];
+    int best = -1;
+    int got = child_isa("", &best, reason, sizeof reason);
+    assert_int_equal(got, best);
+    assert_string_equal(reason, "best supported");
+    for (int i = 0; i <= best; i++) {
+        assert_int_equal(child_isa(trc_isa_name((trc_isa)i), &best, reason, sizeof reason), i);
+        assert_non_null(strstr(reason, "TRC_ISA="));
+    }
+    got = child_isa("avx1024", &best, reason, sizeof reason);
+    assert_int_equal(got, best);
+    assert_non_null(strstr(reason, "not avx512, avx2 or generic"));
+    if (best < TRC_ISA_AVX512) { /* above what the CPU runs: the best it runs, and why */
+        int want = best;
+        got = child_isa(trc_isa_name((trc_isa)(best + 1)), &best, reason, sizeof reason);
+        assert_int_equal(got, want);
+        assert_non_null(strstr(reason, "this CPU runs at most"));
+    }
+    assert_true(trc_isa_supported(TRC_ISA_GENERIC) && trc_isa_supported(trc_isa_best()));
+    trc_isa isa;
+    assert_int_equal(trc_isa_parse("avx2", &isa), TRC_OK);
+    assert_int_equal(isa, TRC_ISA_AVX2);
+    assert_int_equal(trc_isa_parse("sse", &isa), TRC_EINVAL);
+    assert_int_equal(trc_isa_set(TRC_ISA_COUNT), TRC_EINVAL);
+    if (trc_isa_best() < TRC_ISA_AVX512)
+        assert_int_equal(trc_isa_set(TRC_ISA_AVX512), TRC_EINVAL);
+    assert_string_equal(trc_isa_name(TRC_ISA_AVX512), "avx512");
+    assert_string_equal(trc_isa_name(TRC_ISA_COUNT), "?");
+    assert_int_equal(trc_kernels_for(TRC_ISA_GENERIC)->isa, TRC_ISA_GENERIC);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--isa-child") == 0) {
+        printf("%d %d %s", (int)trc_isa_active(), (int)trc_isa_best(), trc_isa_reason());
+        return 0;
+    }
+    self_path = argv[0];
+    const struct CMUnitTest paths[] = {
+        cmocka_unit_test(test_gemm_layouts),
+        cmocka_unit_test(test_gemm_guard_pages),
+        cmocka_unit_test(test_exp_and_silu_error),
+    };
+    const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice)};
+    return RUN_EVERY_ISA(paths, NULL, NULL) + cmocka_run_group_tests(once, NULL, NULL);
+}
