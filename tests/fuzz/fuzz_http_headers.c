@@ -2,11 +2,7 @@
  * (Content-Length / Transfer-Encoding, request smuggling), Content-Type classes and the
  * cross-site Origin check. The input is lines: "L:<Content-Length value>",
  * "T:<Transfer-Encoding value>", "C:<Content-Type>", "O:<Origin>", "H:<Host>".
- *
- * Build and run (until `make fuzz` builds every tests/fuzz/fuzz_*.c), from the repository root:
- *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *       tests/fuzz/fuzz_http_headers.c server/http_rules.c -o build/fuzz_http_headers
- *   build/fuzz_http_headers -max_len=4096 -max_total_time=60 tests/fuzz/corpus/fuzz_http_headers
+ * Run through `make fuzz` (tests/fuzz/README.md).
  *
  * What must hold: framing answers 0, 400 or 501; 0 only with at most one kind of header, every
  * Content-Length value all digits and equal to the length given, "chunked" alone; both kinds

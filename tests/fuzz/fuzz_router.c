@@ -1,10 +1,6 @@
 /* libFuzzer harness for trcd's router (server/router.c) over trcd's route table. The input is
  * "<method>\n<path>".
- *
- * Build and run (until `make fuzz` builds every tests/fuzz/fuzz_*.c), from the repository root:
- *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *       tests/fuzz/fuzz_router.c server/router.c -o build/fuzz_router
- *   build/fuzz_router -max_len=8192 -max_total_time=60 tests/fuzz/corpus/fuzz_router
+ * Run through `make fuzz` (tests/fuzz/README.md).
  *
  * What must hold: a match names a route of that method (GET also answers HEAD) whose pattern
  * has as many parameters as the match, each parameter of a "{x}" segment is non-empty and has
