@@ -30,25 +30,30 @@ struct batcher;
 struct http_server;
 
 typedef struct app_config {
-    const char *host;          /* --host / TRC_HOST, default 127.0.0.1 */
-    int port;                  /* --port / TRC_PORT, default 8080; 0 picks a free port */
-    const char *models_dir;    /* --models-dir / TRC_MODELS_DIR, default models */
-    const char *data_dir;      /* --data-dir / TRC_DATA_DIR, default var (jobs.db lives here) */
-    const char *dashboard_dir; /* --dashboard-dir / TRC_DASHBOARD_DIR, default clients/dashboard */
-    const char *cors_origin;   /* --cors-origin / TRC_CORS_ORIGIN, comma-separated; NULL = off */
-    const char *api_token;     /* TRC_API_TOKEN (environment only); NULL = no auth */
-    size_t max_body;           /* --max-body, default 1 MiB: JSON bodies */
-    size_t max_upload;         /* --max-upload, default 64 MiB: raw checkpoint uploads */
-    size_t max_batch;          /* --max-batch, default 4096 samples per control request */
-    int max_jobs;              /* --max-jobs, default 1: training jobs running at once */
-    int max_queue;             /* --max-queue, default 64: queued jobs before 503 */
-    int threads;               /* --threads, default = CPUs: inferences running at once */
-    int max_connections;       /* --max-connections, default 256 */
-    int batch_wait_us;         /* --batch-wait-us, default 200: wait for sending clients */
-    int blas_threads;          /* --blas-threads, default 1: OpenBLAS threads per call */
-    int access_log;            /* --access-log / TRC_ACCESS_LOG, default 1: a line per request */
-    int training;              /* --training, default 1: 0 refuses POST /v1/train up front */
-    int insecure_no_auth;      /* --insecure-no-auth: no generated token beyond loopback */
+    const char *host;           /* --host / TRC_HOST, default 127.0.0.1 */
+    int port;                   /* --port / TRC_PORT, default 8080; 0 picks a free port */
+    const char *models_dir;     /* --models-dir / TRC_MODELS_DIR, default models */
+    const char *data_dir;       /* --data-dir / TRC_DATA_DIR, default var (jobs.db lives here) */
+    const char *dashboard_dir;  /* --dashboard-dir / TRC_DASHBOARD_DIR, default clients/dashboard */
+    const char *cors_origin;    /* --cors-origin / TRC_CORS_ORIGIN, comma-separated; NULL = off */
+    const char *api_token;      /* TRC_API_TOKEN (environment only); NULL = no auth */
+    size_t max_body;            /* --max-body, default 1 MiB: JSON bodies */
+    size_t max_upload;          /* --max-upload, default 64 MiB: raw checkpoint uploads */
+    size_t max_batch;           /* --max-batch, default 4096 samples per control request */
+    int max_jobs;               /* --max-jobs, default 1: training jobs running at once */
+    int max_queue;              /* --max-queue, default 64: queued jobs before 503 */
+    int threads;                /* --threads, default = CPUs: inferences running at once */
+    int max_connections;        /* --max-connections, default 4096 (each costs a descriptor) */
+    int max_connections_per_ip; /* --max-connections-per-ip, default 64 */
+    int request_timeout;        /* --request-timeout, default 30 s: whole request received */
+    size_t max_body_memory;     /* --max-body-memory, default 256 MiB: JSON bodies in memory */
+    int io_threads;             /* --io-threads, default 2: libmicrohttpd event threads */
+    int workers;                /* --workers, default 64: handlers running at once */
+    int batch_wait_us;          /* --batch-wait-us, default 200: wait for sending clients */
+    int blas_threads;           /* --blas-threads, default 1: OpenBLAS threads per call */
+    int access_log;             /* --access-log / TRC_ACCESS_LOG, default 1: a line per request */
+    int training;               /* --training, default 1: 0 refuses POST /v1/train up front */
+    int insecure_no_auth;       /* --insecure-no-auth: no generated token beyond loopback */
     /* limits of the jobs/models subsystem (server/jobs*.c, registry.c, routes_control.c) */
     int job_retention; /* --job-retention, default 100: finished jobs kept (oldest pruned) */
     int job_max_age;   /* --job-max-age, default 604800 s: finished jobs older are pruned; 0 off */

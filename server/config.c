@@ -34,7 +34,16 @@ static const option OPTIONS[] = {
     {"max-jobs", INT, OFF(max_jobs), 1, 64, "training jobs running at once (1)"},
     {"max-queue", INT, OFF(max_queue), 1, 100000, "queued jobs before 503 (64)"},
     {"threads", INT, OFF(threads), 1, 256, "model evaluations at once (number of CPUs)"},
-    {"max-connections", INT, OFF(max_connections), 1, 100000, "open connections (256)"},
+    {"max-connections", INT, OFF(max_connections), 1, 1000000,
+     "open connections, each a file descriptor (4096)"},
+    {"max-connections-per-ip", INT, OFF(max_connections_per_ip), 1, 1000000,
+     "open connections from one client address (64)"},
+    {"request-timeout", INT, OFF(request_timeout), 1, 3600,
+     "seconds to receive a whole request, headers and body; also the idle limit (30)"},
+    {"max-body-memory", SIZE, OFF(max_body_memory), 4096, (long long)1 << 40,
+     "request bodies held in memory at once, 503 beyond (256M)"},
+    {"io-threads", INT, OFF(io_threads), 1, 64, "HTTP event threads (2)"},
+    {"workers", INT, OFF(workers), 1, 4096, "request handlers running at once (64)"},
     {"batch-wait-us", INT, OFF(batch_wait_us), 0, 100000,
      "max wait for sending clients to join a batch, us (200)"},
     {"blas-threads", INT, OFF(blas_threads), 1, 256, "OpenBLAS threads per call (1)"},
@@ -67,8 +76,8 @@ void app_config_usage(FILE *f) {
                "token;\nwithout it, a server listening beyond loopback generates one (logged, "
                "kept in <data-dir>/api-token).\n\n");
     for (size_t i = 0; i < NOPT; i++)
-        fprintf(f, "  --%-16s %s\n", OPTIONS[i].name, OPTIONS[i].help);
-    fprintf(f, "  --%-16s %s\n  --%-16s %s\n", "help", "this text", "version", "print the version");
+        fprintf(f, "  --%-22s %s\n", OPTIONS[i].name, OPTIONS[i].help);
+    fprintf(f, "  --%-22s %s\n  --%-22s %s\n", "help", "this text", "version", "print the version");
 }
 
 static void defaults(app_config *c) {
@@ -85,7 +94,12 @@ static void defaults(app_config *c) {
     c->max_queue = 64;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = n > 0 ? (int)n : 1;
-    c->max_connections = 256;
+    c->max_connections = 4096;
+    c->max_connections_per_ip = 64;
+    c->request_timeout = 30;
+    c->max_body_memory = (size_t)256 << 20;
+    c->io_threads = 2;
+    c->workers = 64;
     c->batch_wait_us = 200;
     c->blas_threads = 1;
     c->access_log = 1;

@@ -1,13 +1,20 @@
-/* The HTTP layer (see http.h) on libmicrohttpd in thread-per-connection mode: each connection
- * has its own thread, so a handler that waits for the dynamic batcher blocks only its own
- * client, and every concurrent request can join the same batch.
+/* The HTTP layer (see http.h) on libmicrohttpd in event-driven mode: a few event threads
+ * (epoll) carry every connection, so an idle or slow connection costs a descriptor and a small
+ * buffer, not a thread. Handlers never run on an event thread (except HTTP_INLINE ones, which
+ * are quick): once the body is complete the connection is suspended and the request handed to
+ * the worker pool (server/workpool.h); the worker answers, resumes the connection, and the
+ * event thread sends the answer. Many workers can wait in the dynamic batcher at once, so
+ * concurrent requests still join one batch.
  *
- * A request goes through on_request() several times: first with only the headers (routing,
- * CORS preflight, auth, Content-Type and Content-Length are decided here, so a refused body is
- * never read), then once per body chunk (accumulated up to the route's limit), then a last
- * time with no data, when the handler runs. on_completed() frees it. */
+ * A request goes through on_request() several times: first with only the headers (framing,
+ * size limits, routing, CORS preflight, cross-site and auth checks, Content-Type and
+ * Content-Length are decided here, so a refused body is never stored), then once per body
+ * chunk (kept in memory up to the route's limit, or streamed to an unlinked temporary file for
+ * raw uploads), then with no data: the handler is dispatched; then, resumed, the answer goes
+ * out. on_completed() frees it. deadline.h bounds the time to receive a request. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -16,42 +23,54 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "app.h"
+#include "deadline.h"
 #include "http.h"
+#include "http_rules.h"
 #include "log.h"
 #include "metrics.h"
+#include "router.h"
+#include "workpool.h"
 
-#define MAX_ROUTES 64
-#define MAX_SEGS 8
 #define MAX_HEADERS 8
-#define WINDOW_MS 100 /* window of the recent-concurrency estimate */
-#define SEG_MAX 160   /* longest path segment (names are at most 64) */
+#define WINDOW_MS 100     /* window of the recent-concurrency estimate */
+#define URL_MAX 8192      /* longer request targets: 414 */
+#define HEADERS_MAX 16384 /* larger header blocks: 431 */
+#define MHD_POOL                                                                                   \
+    (64u << 10) /* libmicrohttpd's per-connection buffer (it answers HTML 414 or                   \
+                   431 itself only past it) */
+#define DISCARD_MAX                                                                                \
+    (8u << 20) /* a refused body up to this size is read and dropped, so a                         \
+                  client that sends it all before reading sees the answer */
+#define RETRY_AFTER_BUSY "1"
 
-typedef struct route {
-    char method[8];
-    char pattern[128];
-    char segs[MAX_SEGS][SEG_MAX]; /* pattern segments; "{x}" a parameter, "{x*}" the rest */
-    int nseg;
-    int wildcard; /* last segment is "{x*}" */
+typedef struct route_info {
     unsigned flags;
     http_handler fn;
-} route;
+} route_info;
 
 struct http_server {
     app *app;
     struct MHD_Daemon *daemon;
-    route routes[MAX_ROUTES];
-    size_t nroutes;
+    router router;
+    route_info info[ROUTER_MAX_ROUTES];
     int port;
-    pthread_mutex_t lock; /* guards active (for the drain wait) */
+    workpool *pool;
+    deadlines *deadlines;
+    pthread_mutex_t lock; /* guards the counters below */
     pthread_cond_t idle;
     int active;              /* requests between their first call and on_completed */
-    int peak_cur, peak_prev; /* most requests at once in this and the previous window */
+    int handling;            /* requests dispatched and not yet answered */
+    int peak_cur, peak_prev; /* most requests handled at once in this and the previous window */
     struct timespec window;  /* start of the current window (WINDOW_MS long) */
-    char *cors;              /* copy of --cors-origin, split on ',' into cors_list */
+    size_t body_bytes;       /* memory held by request bodies (reserved at their length) */
+    unsigned long long refused_busy, connections, closed_total;
+    char *cors; /* copy of --cors-origin, split on ',' into cors_list */
     const char *cors_list[16];
     size_t ncors;
 };
@@ -67,21 +86,27 @@ struct http_response {
 };
 
 struct http_request {
+    workpool_item item; /* first: the pool hands it back */
     http_server *srv;
     struct MHD_Connection *conn;
+    deadline_conn *dl;
     const char *method;
     char *path;
-    const route *route;
-    size_t route_idx; /* srv->nroutes when unmatched */
-    const char *pname[MAX_SEGS];
-    char *pvalue[MAX_SEGS];
-    int nparams;
-    char *body;
-    size_t len, cap, limit;
+    long route_idx; /* -1 when unmatched */
+    const route_info *route;
+    router_match m;
+    rules_ctype ctype;
+    char *body; /* malloc'd (JSON) or mapped from tmp_fd (raw) */
+    size_t len, cap, limit, reserved;
     int raw;
-    int answered;    /* a response was queued */
-    size_t overflow; /* bytes received once over the limit (chunked bodies) */
-    int closing;     /* add "Connection: close" (draining) */
+    int tmp_fd;     /* raw uploads: an unlinked temporary file, -1 otherwise */
+    int mapped;     /* body is an mmap of tmp_fd */
+    int answered;   /* a response was queued */
+    int dispatched; /* handed to the pool (or run inline) */
+    int refused;    /* early answer in `pending`, sent when the body has been read and dropped */
+    int close;      /* answered before the end of the body (or a framing error): close */
+    size_t dropped; /* body bytes read and dropped */
+    http_response pending; /* refused: the answer; dispatched: the handler's answer */
     struct timespec t0;
 };
 
@@ -93,126 +118,23 @@ static double elapsed(const struct timespec *t0) {
 
 /* ---- routes ---- */
 
-static int split_path(const char *path, char segs[][SEG_MAX], int max) {
-    int n = 0;
-    if (*path != '/')
-        return -1;
-    const char *p = path + 1;
-    if (!*p)
-        return 0; /* "/" */
-    for (;;) {
-        const char *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if (n == max || len >= SEG_MAX)
-            return -1;
-        memcpy(segs[n], p, len);
-        segs[n][len] = '\0';
-        n++;
-        if (!slash)
-            return n;
-        p = slash + 1;
-    }
-}
-
 int http_route(http_server *srv, const char *method, const char *pattern, unsigned flags,
                http_handler fn) {
-    if (srv->nroutes == MAX_ROUTES || strlen(method) >= 8 || strlen(pattern) >= 128)
+    long i = router_add(&srv->router, method, pattern);
+    if (i < 0)
         return -1;
-    route *r = &srv->routes[srv->nroutes];
-    memset(r, 0, sizeof *r);
-    snprintf(r->method, sizeof r->method, "%s", method);
-    snprintf(r->pattern, sizeof r->pattern, "%s", pattern);
-    r->nseg = split_path(pattern, r->segs, MAX_SEGS);
-    if (r->nseg < 0)
-        return -1;
-    if (r->nseg > 0) {
-        const char *last = r->segs[r->nseg - 1];
-        size_t n = strlen(last);
-        r->wildcard = n > 3 && last[0] == '{' && last[n - 2] == '*' && last[n - 1] == '}';
-    }
-    r->flags = flags;
-    r->fn = fn;
-    srv->nroutes++;
+    srv->info[i].flags = flags;
+    srv->info[i].fn = fn;
     return 0;
 }
 
 size_t http_route_count(const http_server *srv) {
-    return srv->nroutes;
+    return srv->router.n;
 }
 
 void http_route_at(const http_server *srv, size_t i, const char **method, const char **pattern) {
-    *method = srv->routes[i].method;
-    *pattern = srv->routes[i].pattern;
-}
-
-static int is_param(const char *seg) {
-    return seg[0] == '{';
-}
-
-/* Does path (split into segs) match route r? Fills the request's parameters when req != NULL. */
-static int path_matches(const route *r, char segs[][SEG_MAX], int nseg, const char *path,
-                        http_request *req) {
-    if (r->wildcard ? nseg < r->nseg - 1 : nseg != r->nseg)
-        return 0;
-    int fixed = r->wildcard ? r->nseg - 1 : r->nseg;
-    for (int i = 0; i < fixed; i++) {
-        if (is_param(r->segs[i])) {
-            if (!segs[i][0])
-                return 0;
-        } else if (strcmp(r->segs[i], segs[i]) != 0) {
-            return 0;
-        }
-    }
-    if (!req)
-        return 1;
-    req->nparams = 0;
-    for (int i = 0; i < fixed; i++)
-        if (is_param(r->segs[i])) {
-            req->pname[req->nparams] = r->segs[i];
-            req->pvalue[req->nparams++] = strdup(segs[i]);
-        }
-    if (r->wildcard) {
-        /* the rest of the path after the fixed segments, without its leading '/' */
-        const char *p = path;
-        for (int i = 0; i < fixed && p; i++)
-            p = strchr(p + 1, '/');
-        req->pname[req->nparams] = r->segs[r->nseg - 1];
-        req->pvalue[req->nparams++] = strdup(p && *p == '/' ? p + 1 : "");
-    }
-    return 1;
-}
-
-static int method_is(const route *r, const char *method) {
-    return strcmp(r->method, method) == 0 ||
-           (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
-}
-
-/* Finds the route for (method, path): fixed routes first, then wildcards. Sets *allow to the
- * methods of non-wildcard routes matching the path (for 405). Returns the index or -1. */
-static long match(http_server *srv, const char *method, const char *path, char *allow,
-                  size_t allow_cap, http_request *req) {
-    char segs[MAX_SEGS + 1][SEG_MAX];
-    int nseg = split_path(path, segs, MAX_SEGS + 1);
-    allow[0] = '\0';
-    if (nseg < 0)
-        return -1;
-    /* pass 0: fixed routes; pass 1: wildcards, unless a fixed route has this path (405) */
-    for (int pass = 0; pass < 2 && !(pass == 1 && allow[0]); pass++)
-        for (size_t i = 0; i < srv->nroutes; i++) {
-            const route *r = &srv->routes[i];
-            if (r->wildcard != pass || !path_matches(r, segs, nseg, path, NULL))
-                continue;
-            if (method_is(r, method)) {
-                if (req)
-                    path_matches(r, segs, nseg, path, req);
-                return (long)i;
-            }
-            if (!r->wildcard && !strstr(allow, r->method)) {
-                size_t n = strlen(allow);
-                snprintf(allow + n, allow_cap - n, "%s%s", n ? ", " : "", r->method);
-            }
-        }
-    return -1;
+    *method = srv->router.routes[i].method;
+    *pattern = srv->router.routes[i].pattern;
 }
 
 /* ---- request accessors ---- */
@@ -224,13 +146,7 @@ const char *http_path(const http_request *req) {
     return req->path;
 }
 const char *http_param(const http_request *req, const char *name) {
-    size_t n = strlen(name);
-    for (int i = 0; i < req->nparams; i++) {
-        const char *p = req->pname[i] + 1; /* skip '{' */
-        if (strncmp(p, name, n) == 0 && (p[n] == '}' || (p[n] == '*' && p[n + 1] == '}')))
-            return req->pvalue[i];
-    }
-    return NULL;
+    return router_param(&req->m, name);
 }
 const char *http_query(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
@@ -314,7 +230,8 @@ void http_reply_proto_error(http_response *res, const proto_error *err) {
 
 void http_reply_error(http_response *res, int status, const char *param, const char *fmt, ...) {
     proto_error err = {.code = status};
-    snprintf(err.param, sizeof err.param, "%s", param ? param : "");
+    if (param)
+        snprintf(err.param, sizeof err.param, "%s", param);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err.message, sizeof err.message, fmt, ap);
@@ -325,35 +242,34 @@ void http_reply_error(http_response *res, int status, const char *param, const c
 int http_add_header(http_response *res, const char *name, const char *value) {
     if (res->nh == MAX_HEADERS)
         return -1;
-    res->hname[res->nh] = strdup(name);
-    res->hvalue[res->nh] = strdup(value);
-    if (!res->hname[res->nh] || !res->hvalue[res->nh]) {
-        free(res->hname[res->nh]);
-        free(res->hvalue[res->nh]);
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
         return -1;
     }
-    res->nh++;
+    res->hname[res->nh] = n;
+    res->hvalue[res->nh++] = v;
     return 0;
 }
 
 static void response_free(http_response *res) {
-    free(res->body);
+    response_reset(res);
     for (int i = 0; i < res->nh; i++) {
         free(res->hname[i]);
         free(res->hvalue[i]);
     }
+    res->nh = 0;
 }
 
-/* ---- CORS and auth ---- */
+/* ---- CORS, cross-site, auth ---- */
 
-/* The value for Access-Control-Allow-Origin, or NULL when the origin is not allowed. */
+/* The Access-Control-Allow-Origin value for this Origin, or NULL when it is not allowed. */
 static const char *cors_allow(const http_server *srv, const char *origin) {
-    if (!origin || !srv->ncors)
-        return NULL;
     for (size_t i = 0; i < srv->ncors; i++) {
         if (strcmp(srv->cors_list[i], "*") == 0)
             return "*";
-        if (strcmp(srv->cors_list[i], origin) == 0)
+        if (origin && strcmp(srv->cors_list[i], origin) == 0)
             return origin;
     }
     return NULL;
@@ -389,16 +305,6 @@ static int check_auth(const http_server *srv, const http_request *req, http_resp
     return 0;
 }
 
-/* "application/json" or "application/json; charset=utf-8" (case-insensitive). */
-static int ctype_is(const char *ct, const char *want) {
-    if (!ct)
-        return 0;
-    while (*ct == ' ')
-        ct++;
-    size_t n = strlen(want);
-    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
 /* ---- sending ---- */
 
 static enum MHD_Result send_response(http_request *req, http_response *res) {
@@ -408,8 +314,10 @@ static enum MHD_Result send_response(http_request *req, http_response *res) {
         http_reply_error(res, 500, NULL, "the handler gave no answer");
     struct MHD_Response *r =
         MHD_create_response_from_buffer(res->len, res->body, MHD_RESPMEM_MUST_FREE);
-    if (!r)
+    if (!r) {
+        response_free(res);
         return MHD_NO;
+    }
     size_t bytes = res->len;
     res->body = NULL; /* owned by the MHD response now */
     if (res->ctype)
@@ -423,17 +331,29 @@ static enum MHD_Result send_response(http_request *req, http_response *res) {
         if (strcmp(allow, "*") != 0)
             MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
     }
-    if (req->closing || app_draining(a))
+    /* an answer before the end of the body closes: the rest is not read */
+    if (req->close || app_draining(a))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     req->answered = 1;
     double secs = elapsed(&req->t0);
-    metrics_observe_request(a->metrics, req->route_idx, res->status, secs);
+    metrics_observe_request(a->metrics, req->route_idx < 0 ? srv->router.n : (size_t)req->route_idx,
+                            res->status, secs);
     if (a->cfg.access_log)
-        log_msg("%s %s %d %zuB %.3fms", req->method, req->path, res->status, bytes, secs * 1e3);
+        log_msg("%s %.200s%s %d %zuB %.3fms", req->method, req->path,
+                strlen(req->path) > 200 ? "..." : "", res->status, bytes, secs * 1e3);
     response_free(res);
     return ok;
+}
+
+static void set_error(http_response *res, int status, const char *allow, const char *fmt,
+                      va_list ap) {
+    proto_error err = {.code = status};
+    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    http_reply_proto_error(res, &err);
+    if (allow)
+        http_add_header(res, MHD_HTTP_HEADER_ALLOW, allow);
 }
 
 static enum MHD_Result answer_error(http_request *req, int status, const char *allow,
@@ -441,19 +361,46 @@ static enum MHD_Result answer_error(http_request *req, int status, const char *a
 static enum MHD_Result answer_error(http_request *req, int status, const char *allow,
                                     const char *fmt, ...) {
     http_response res = {0};
-    proto_error err = {.code = status};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    set_error(&res, status, allow, fmt, ap);
     va_end(ap);
-    http_reply_proto_error(&res, &err);
-    if (allow)
-        http_add_header(&res, MHD_HTTP_HEADER_ALLOW, allow);
     return send_response(req, &res);
 }
 
-/* Called with srv->lock held when a request starts: keeps the peak of concurrent requests over
- * the last one or two windows, a cheap estimate of how many clients are sending right now. */
+/* Sends the refusal in req->pending now unless the body is to be read and dropped first. */
+static enum MHD_Result send_early(http_request *req, unsigned long long length, int chunked) {
+    int body = length > 0 || chunked;
+    if (body && length <= DISCARD_MAX && !http_header(req, MHD_HTTP_HEADER_EXPECT))
+        return MHD_YES; /* on_request sends it once the body has been dropped */
+    req->close = body;
+    return send_response(req, &req->pending);
+}
+
+/* Refuses a request whose body may still be on its way. When the body is announced small
+ * enough (and the client is not waiting for "100 Continue"), the answer is kept until the body
+ * has been read and dropped: a client that sends its whole body before reading (Python's
+ * http.client, urllib) would otherwise get a reset instead of the answer. Otherwise it is sent
+ * at once and the connection closed. */
+static void refuse(http_request *req, unsigned long long length, int chunked, const char *extra,
+                   const char *extra_value, int status, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static void refuse(http_request *req, unsigned long long length, int chunked, const char *extra,
+                   const char *extra_value, int status, const char *fmt, ...) {
+    http_response *res = &req->pending;
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(res, status, NULL, fmt, ap);
+    va_end(ap);
+    if (extra)
+        http_add_header(res, extra, extra_value);
+    req->refused = 1;
+    send_early(req, length, chunked);
+}
+
+/* Called with srv->lock held when a request is dispatched: keeps the peak of concurrent
+ * requests over the last one or two windows, a cheap estimate of how many clients are sending
+ * right now. */
 static void note_concurrency(http_server *srv, const struct timespec *now) {
     long ms =
         (now->tv_sec - srv->window.tv_sec) * 1000 + (now->tv_nsec - srv->window.tv_nsec) / 1000000;
@@ -462,8 +409,8 @@ static void note_concurrency(http_server *srv, const struct timespec *now) {
         srv->peak_cur = 0;
         srv->window = *now;
     }
-    if (srv->active > srv->peak_cur)
-        srv->peak_cur = srv->active;
+    if (srv->handling > srv->peak_cur)
+        srv->peak_cur = srv->handling;
 }
 
 int http_recent_concurrency(void *arg) {
@@ -481,7 +428,7 @@ int http_recent_concurrency(void *arg) {
     return peak;
 }
 
-/* ---- the MHD callbacks ---- */
+/* ---- the header phase ---- */
 
 static int preflight(http_request *req, const char *allow, http_response *res) {
     const char *origin = http_header(req, "Origin");
@@ -497,62 +444,167 @@ static int preflight(http_request *req, const char *allow, http_response *res) {
     return 1;
 }
 
+typedef struct header_scan {
+    const char *cl[4], *te[4];
+    size_t ncl, nte;
+    size_t bytes;
+} header_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+    (void)kind;
+    header_scan *h = cls;
+    h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (!value)
+        return MHD_YES;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0 && h->ncl < 4)
+        h->cl[h->ncl++] = value;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 && h->nte < 4)
+        h->te[h->nte++] = value;
+    return MHD_YES;
+}
+
+/* Reserves n bytes of the body memory budget; 0 or -1 when it is spent. */
+static int reserve(http_server *srv, http_request *req, size_t n) {
+    int ok;
+    pthread_mutex_lock(&srv->lock);
+    ok = srv->body_bytes + n <= srv->app->cfg.max_body_memory;
+    if (ok) {
+        srv->body_bytes += n;
+        req->reserved += n;
+    } else {
+        srv->refused_busy++;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return ok ? 0 : -1;
+}
+
+static int open_upload(http_request *req) {
+    const char *dir = req->srv->app->cfg.data_dir;
+    /* unlinked from the start: nothing is left behind if trcd is killed mid-upload */
+    req->tmp_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (req->tmp_fd < 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/.upload-XXXXXX", dir);
+        req->tmp_fd = mkostemp(path, O_CLOEXEC);
+        if (req->tmp_fd < 0)
+            return -1;
+        unlink(path);
+    }
+    return 0;
+}
+
 /* Headers only: decide everything that does not need the body. Returns 1 when answered. */
-static int on_headers(http_request *req, enum MHD_Result *ret) {
+static int on_headers(http_request *req, const char *version, enum MHD_Result *ret) {
     http_server *srv = req->srv;
     app *a = srv->app;
-    char allow[64];
-    long idx = match(srv, req->method, req->path, allow, sizeof allow, req);
+    header_scan h = {0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, scan_header, &h);
+    unsigned long long length;
+    int chunked;
+    char msg[256];
+    int status = rules_framing(h.cl, h.ncl, h.te, h.nte, &length, &chunked, msg, sizeof msg);
+    if (status) {
+        req->close = 1; /* the end of this request is unknown: nothing after it can be read */
+        *ret = answer_error(req, status, NULL, "%s", msg);
+        return 1;
+    }
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !http_header(req, "Host")) {
+        req->close = 1;
+        *ret = answer_error(req, 400, NULL, "an HTTP/1.1 request needs a Host header");
+        return 1;
+    }
+    if (strlen(req->path) >= URL_MAX) {
+        *ret = answer_error(req, 414, NULL, "the request target is over %d bytes", URL_MAX);
+        return 1;
+    }
+    if (h.bytes > HEADERS_MAX) {
+        *ret = answer_error(req, 431, NULL, "the request headers are over %d bytes", HEADERS_MAX);
+        return 1;
+    }
+    int has_body = length > 0 || chunked;
+    long idx = router_find(&srv->router, req->method, req->path, &req->m);
     if (idx < 0) {
-        req->route_idx = srv->nroutes;
         if (strcmp(req->method, "OPTIONS") == 0) {
             http_response res = {0};
-            if (preflight(req, allow, &res)) {
+            if (preflight(req, req->m.allow, &res)) {
                 *ret = send_response(req, &res);
                 return 1;
             }
         }
-        if (allow[0])
-            *ret = answer_error(req, 405, allow, "method %s is not allowed on %s (allowed: %s)",
-                                req->method, req->path, allow);
+        if (req->m.allow[0])
+            refuse(req, length, chunked, MHD_HTTP_HEADER_ALLOW, req->m.allow, 405,
+                   "method %s is not allowed on %s (allowed: %s)", req->method, req->path,
+                   req->m.allow);
         else
-            *ret = answer_error(req, 404, NULL, "no route %s", req->path);
+            refuse(req, length, chunked, NULL, NULL, 404, "no route %s", req->path);
         return 1;
     }
-    req->route = &srv->routes[idx];
-    req->route_idx = (size_t)idx;
+    req->route_idx = idx;
+    req->route = &srv->info[idx];
+    unsigned flags = req->route->flags;
+    /* state-changing routes: no request from a page of another site (CSRF), unless that
+     * origin is allowed by --cors-origin */
+    const char *origin = http_header(req, "Origin");
+    if ((flags & HTTP_AUTH) && rules_cross_site(origin, http_header(req, "Host")) &&
+        !cors_allow(srv, origin)) {
+        refuse(req, length, chunked, NULL, NULL, 403,
+               "cross-site request from Origin %.100s refused on a state-changing route "
+               "(allow the origin with --cors-origin)",
+               origin);
+        return 1;
+    }
     http_response res = {0};
     if (check_auth(srv, req, &res)) {
-        *ret = send_response(req, &res);
+        req->pending = res;
+        req->refused = 1;
+        *ret = send_early(req, length, chunked);
         return 1;
     }
-    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
-    int has_body = length > 0 || (te && strcasestr(te, "chunked"));
+    /* bodies: JSON (curl's default form type when it parses as JSON, checked once read),
+     * octet-stream on raw routes; any other declared type is refused on routes that take a
+     * body or change state, even without a body (a cross-site form cannot get through) */
+    req->ctype = rules_content_type(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE));
+    int takes_body = flags & (HTTP_BODY_JSON | HTTP_BODY_RAW);
     req->limit = a->cfg.max_body;
-    if (has_body && (req->route->flags & (HTTP_BODY_JSON | HTTP_BODY_RAW))) {
-        const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if ((req->route->flags & HTTP_BODY_RAW) && ctype_is(ct, "application/octet-stream")) {
+    if (takes_body || (flags & HTTP_AUTH)) {
+        int ok = req->ctype == CTYPE_JSON || req->ctype == CTYPE_FORM ||
+                 (req->ctype == CTYPE_NONE && !has_body) ||
+                 (req->ctype == CTYPE_RAW && (flags & HTTP_BODY_RAW));
+        if (!ok) {
+            const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+            refuse(req, length, chunked, NULL, NULL, 415,
+                   "Content-Type must be application/json%s, got %.100s",
+                   (flags & HTTP_BODY_RAW) ? " or application/octet-stream" : "", ct ? ct : "none");
+            return 1;
+        }
+        if (req->ctype == CTYPE_RAW) {
             req->raw = 1;
             req->limit = a->cfg.max_upload;
-        } else if (!ctype_is(ct, "application/json")) {
-            *ret = answer_error(req, 415, NULL, "Content-Type must be application/json%s, got %s",
-                                (req->route->flags & HTTP_BODY_RAW) ? " or application/octet-stream"
-                                                                    : "",
-                                ct ? ct : "none");
-            return 1;
         }
     }
     if (length > req->limit) {
-        *ret = answer_error(req, 413, NULL, "request body of %llu bytes is over the limit of %zu",
-                            length, req->limit);
+        refuse(req, length, chunked, NULL, NULL, 413,
+               "request body of %llu bytes is over the limit of %zu", length, req->limit);
         return 1;
     }
-    if (length > 0) {
+    if (req->raw && has_body) {
+        if (open_upload(req)) {
+            refuse(req, length, chunked, NULL, NULL, 500,
+                   "cannot store the upload in --data-dir: %s", strerror(errno));
+            return 1;
+        }
+    } else if (length > 0) {
+        if (reserve(srv, req, (size_t)length + 1)) {
+            refuse(req, length, chunked, "Retry-After", RETRY_AFTER_BUSY, 503,
+                   "request bodies in memory are at the limit (--max-body-memory %zu bytes); "
+                   "retry shortly",
+                   a->cfg.max_body_memory);
+            return 1;
+        }
         req->body = malloc((size_t)length + 1);
         if (!req->body) {
-            *ret = answer_error(req, 500, NULL, "out of memory");
+            refuse(req, length, chunked, NULL, NULL, 500, "out of memory");
             return 1;
         }
         req->cap = (size_t)length + 1;
@@ -560,15 +612,32 @@ static int on_headers(http_request *req, enum MHD_Result *ret) {
     return 0;
 }
 
+/* ---- the body ---- */
+
+/* Returns 0, or the status to refuse with (413, 503, 500). */
 static int append_body(http_request *req, const char *data, size_t n) {
     if (req->len + n > req->limit)
         return 413;
+    if (req->raw) {
+        for (size_t off = 0; off < n;) {
+            ssize_t w = write(req->tmp_fd, data + off, n - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return 507;
+            off += (size_t)w;
+        }
+        req->len += n;
+        return 0;
+    }
     if (req->len + n + 1 > req->cap) {
         size_t cap = req->cap ? req->cap * 2 : 4096;
         while (cap < req->len + n + 1)
             cap *= 2;
         if (cap > req->limit + 1)
             cap = req->limit + 1;
+        if (reserve(req->srv, req, cap - req->cap))
+            return 503;
         char *p = realloc(req->body, cap);
         if (!p)
             return 500;
@@ -581,10 +650,95 @@ static int append_body(http_request *req, const char *data, size_t n) {
     return 0;
 }
 
+static void refuse_body(http_request *req, int status) {
+    const app_config *c = &req->srv->app->cfg;
+    switch (status) {
+    case 413:
+        refuse(req, 0, 1, NULL, NULL, 413, "request body is over the limit of %zu bytes",
+               req->limit);
+        break;
+    case 503:
+        refuse(req, 0, 1, "Retry-After", RETRY_AFTER_BUSY, 503,
+               "request bodies in memory are at the limit (--max-body-memory %zu bytes); retry "
+               "shortly",
+               c->max_body_memory);
+        break;
+    case 507:
+        refuse(req, 0, 1, NULL, NULL, 507, "cannot store the upload in --data-dir: %s",
+               strerror(errno));
+        break;
+    default:
+        refuse(req, 0, 1, NULL, NULL, 500, "out of memory");
+    }
+}
+
+/* The body is complete: maps a raw upload; checks a form-typed body is JSON. 0 or answered. */
+static int finish_body(http_request *req, enum MHD_Result *ret) {
+    if (req->raw && req->tmp_fd >= 0 && req->len > 0) {
+        void *p = mmap(NULL, req->len, PROT_READ, MAP_PRIVATE, req->tmp_fd, 0);
+        if (p == MAP_FAILED) {
+            *ret = answer_error(req, 500, NULL, "cannot map the upload: %s", strerror(errno));
+            return 1;
+        }
+        req->body = p;
+        req->mapped = 1;
+    }
+    if (req->ctype == CTYPE_FORM && req->len > 0) {
+        /* curl -d sends application/x-www-form-urlencoded: accept the body when it is JSON */
+        json_error_t e;
+        json_t *j = json_loadb(req->body, req->len, JSON_DECODE_ANY, &e);
+        json_decref(j);
+        if (!j) {
+            *ret = answer_error(req, 415, NULL,
+                                "Content-Type must be application/json, got "
+                                "application/x-www-form-urlencoded with a body that is not JSON");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- handlers on the pool ---- */
+
+static void run_handler(workpool_item *item) {
+    http_request *req = (http_request *)item;
+    req->route->fn(req->srv->app, req, &req->pending);
+    MHD_resume_connection(req->conn);
+}
+
+static enum MHD_Result dispatch(http_request *req) {
+    http_server *srv = req->srv;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&srv->lock);
+    srv->handling++;
+    note_concurrency(srv, &now);
+    pthread_mutex_unlock(&srv->lock);
+    req->dispatched = 1;
+    deadline_pause(srv->deadlines, req->dl);
+    if (req->route->flags & HTTP_INLINE) {
+        req->route->fn(srv->app, req, &req->pending);
+        return MHD_YES; /* answered by the caller */
+    }
+    MHD_suspend_connection(req->conn);
+    req->item.run = run_handler;
+    workpool_push(srv->pool, &req->item);
+    return MHD_YES;
+}
+
+static enum MHD_Result answer_handled(http_request *req) {
+    http_server *srv = req->srv;
+    pthread_mutex_lock(&srv->lock);
+    srv->handling--;
+    pthread_mutex_unlock(&srv->lock);
+    return send_response(req, &req->pending);
+}
+
+/* ---- the MHD callbacks ---- */
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
-    (void)version;
     http_server *srv = cls;
     http_request *req = *con_cls;
     if (!req) {
@@ -595,45 +749,55 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->srv = srv;
         req->conn = conn;
         req->method = method;
+        req->route_idx = -1;
+        req->tmp_fd = -1;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req->dl = ci ? ci->socket_context : NULL;
         req->path = strdup(url);
         *con_cls = req;
         pthread_mutex_lock(&srv->lock);
         srv->active++;
-        note_concurrency(srv, &req->t0);
         pthread_mutex_unlock(&srv->lock);
         if (!req->path)
             return MHD_NO;
         enum MHD_Result ret = MHD_YES;
-        on_headers(req, &ret);
+        on_headers(req, version, &ret);
         return ret;
     }
-    if (req->answered) { /* refused early: drop whatever body still arrives */
+    if (req->answered) { /* answered at once: drop whatever body still arrives */
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->overflow) {
-            /* a body without Content-Length crossed the limit: libmicrohttpd can only answer
-             * once the body ends, so the rest is counted, not stored; a client that keeps
-             * sending far past the limit is disconnected */
-            req->overflow += n;
-            return req->overflow > 4 * req->limit + 65536 ? MHD_NO : MHD_YES;
+        if (req->refused) {
+            /* read and drop a bounded amount, then answer and close */
+            req->dropped += n;
+            if (req->dropped <= DISCARD_MAX)
+                return MHD_YES;
+            req->close = 1;
+            return send_response(req, &req->pending);
         }
         int status = append_body(req, upload_data, n);
-        if (status == 413)
-            req->overflow = req->len + n;
-        else if (status)
-            req->overflow = (size_t)-1 / 2; /* out of memory: drop the connection */
-        return req->overflow > 4 * req->limit + 65536 ? MHD_NO : MHD_YES;
+        if (status) {
+            refuse_body(req, status);
+            req->dropped = req->len + n;
+        }
+        return MHD_YES;
     }
-    if (req->overflow)
-        return answer_error(req, 413, NULL, "request body is over the limit of %zu bytes",
-                            req->limit);
-    http_response res = {0};
-    req->route->fn(srv->app, req, &res);
-    return send_response(req, &res);
+    if (req->refused)
+        return send_response(req, &req->pending);
+    if (req->dispatched)
+        return answer_handled(req); /* resumed: the handler has answered */
+    enum MHD_Result ret = MHD_YES;
+    if (finish_body(req, &ret))
+        return ret;
+    ret = dispatch(req);
+    if (req->route->flags & HTTP_INLINE)
+        return answer_handled(req);
+    return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -644,19 +808,43 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_request *req = *con_cls;
     if (!req)
         return;
-    for (int i = 0; i < req->nparams; i++)
-        free(req->pvalue[i]);
-    free(req->body);
+    deadline_restart(srv->deadlines, req->dl);
+    if (req->mapped)
+        munmap(req->body, req->len);
+    else
+        free(req->body);
+    if (req->tmp_fd >= 0)
+        close(req->tmp_fd);
+    response_free(&req->pending);
     free(req->path);
-    free(req);
     *con_cls = NULL;
     pthread_mutex_lock(&srv->lock);
+    srv->body_bytes -= req->reserved;
     if (--srv->active == 0)
         pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->lock);
+    free(req);
 }
 
-/* ---- life ---- */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? deadline_open(srv->deadlines, ci->connect_fd) : NULL;
+        pthread_mutex_lock(&srv->lock);
+        srv->connections++;
+        pthread_mutex_unlock(&srv->lock);
+    } else {
+        deadline_close(srv->deadlines, *socket_context);
+        *socket_context = NULL;
+        pthread_mutex_lock(&srv->lock);
+        srv->connections--;
+        srv->closed_total++;
+        pthread_mutex_unlock(&srv->lock);
+    }
+}
 
 /* The HTTP layer's section of /metrics (app->http_metrics). */
 static void render_metrics(app *a, metrics_text *o) {
@@ -665,13 +853,30 @@ static void render_metrics(app *a, metrics_text *o) {
         return;
     pthread_mutex_lock(&srv->lock);
     int active = srv->active;
+    unsigned long long conns = srv->connections, busy = srv->refused_busy;
+    size_t bytes = srv->body_bytes;
     pthread_mutex_unlock(&srv->lock);
+    unsigned long long late = srv->deadlines ? deadline_expired_total(srv->deadlines) : 0;
     metrics_printf(o,
                    "# HELP trcd_http_requests_in_flight Requests between their headers and their "
                    "answer (this one included).\n# TYPE trcd_http_requests_in_flight gauge\n"
-                   "trcd_http_requests_in_flight %d\n",
-                   active);
+                   "trcd_http_requests_in_flight %d\n"
+                   "# HELP trcd_http_connections Open HTTP connections.\n"
+                   "# TYPE trcd_http_connections gauge\ntrcd_http_connections %llu\n"
+                   "# HELP trcd_http_body_bytes Memory held by request bodies being received.\n"
+                   "# TYPE trcd_http_body_bytes gauge\ntrcd_http_body_bytes %zu\n"
+                   "# HELP trcd_http_body_memory_refusals_total Requests refused with 503 because "
+                   "request bodies held --max-body-memory.\n"
+                   "# TYPE trcd_http_body_memory_refusals_total counter\n"
+                   "trcd_http_body_memory_refusals_total %llu\n"
+                   "# HELP trcd_http_request_deadline_closes_total Connections closed for not "
+                   "sending a whole request within --request-timeout.\n"
+                   "# TYPE trcd_http_request_deadline_closes_total counter\n"
+                   "trcd_http_request_deadline_closes_total %llu\n",
+                   active, conns, bytes, busy, late);
 }
+
+/* ---- life ---- */
 
 int http_create(app *a, http_server **out) {
     http_server *srv = calloc(1, sizeof *srv);
@@ -701,6 +906,11 @@ int http_create(app *a, http_server **out) {
 
 int http_start(http_server *srv) {
     const app_config *c = &srv->app->cfg;
+    if (workpool_create(c->workers, &srv->pool) ||
+        deadlines_create((double)c->request_timeout, &srv->deadlines)) {
+        log_msg("cannot start the HTTP worker threads");
+        return -1;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
@@ -716,15 +926,19 @@ int http_start(http_server *srv) {
         log_msg("cannot resolve --host %s: %s", c->host, gai_strerror(rc));
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                                   ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->io_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)c->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)c->request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         log_msg("cannot listen on %s:%d: %s", c->host, c->port, strerror(errno));
@@ -768,8 +982,14 @@ int http_drain(http_server *srv, int timeout_ms) {
 void http_destroy(http_server *srv) {
     if (!srv)
         return;
+    /* handlers still running finish and resume their connections before the daemon stops
+     * (libmicrohttpd must not be stopped with a connection suspended) */
+    workpool_free(srv->pool);
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    deadlines_free(srv->deadlines);
+    if (srv->app->http == srv)
+        srv->app->http_metrics = NULL;
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->idle);
     free(srv->cors);

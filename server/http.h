@@ -1,20 +1,31 @@
-/* The HTTP layer of trcd over libmicrohttpd: a route table, body accumulation with limits,
- * Content-Type, bearer auth, CORS, one log line per request, per-route metrics.
+/* The HTTP layer of trcd over libmicrohttpd: a route table (server/router.h), body accumulation
+ * with limits, Content-Type, cross-site and bearer checks, CORS, request deadlines, one log
+ * line per request, per-route metrics.
  *
  * For route authors (server/routes_*.c, e.g. "jobs" in server/routes_jobs.c):
  *   - Register at start-up, before http_start():
  *       http_route(srv, "POST", "/v1/jobs/{id}/cancel", HTTP_AUTH | HTTP_BODY_JSON, on_cancel);
  *     `{name}` matches one non-empty path segment; read it with http_param(req, "name").
- *   - Before a handler runs, this layer has already answered: unknown path (404), wrong method
- *     (405 + Allow), missing/wrong bearer token on HTTP_AUTH routes when TRC_API_TOKEN is set
- *     (401/403), a body that is not application/json (415; HTTP_BODY_RAW also admits
- *     application/octet-stream), a body over --max-body (or --max-upload for raw bodies) (413),
- *     CORS preflight, and it logs and counts every request (route pattern + status + latency).
- *   - A handler runs on a libmicrohttpd connection thread with the whole body in memory. It
- *     must answer exactly once through res: http_reply_json / http_reply_error /
- *     http_reply_proto_error / http_reply_bytes (+ http_add_header, e.g. Location, Retry-After).
- *     Forgetting to answer is a bug the layer turns into a 500.
- *   - Handlers may block briefly (the batcher does) but never for long: training runs elsewhere.
+ *   - Before a handler runs, this layer has already answered: bad framing (conflicting
+ *     Content-Length, Content-Length with Transfer-Encoding: 400; a transfer coding other than
+ *     chunked: 501), unknown path (404), wrong method (405 + Allow), a state-changing
+ *     (HTTP_AUTH) request from a page of another site, i.e. an Origin neither the Host nor
+ *     allowed by --cors-origin (403), missing/wrong bearer token on HTTP_AUTH routes when
+ *     TRC_API_TOKEN is set (401/403), a body that is not JSON (415; accepted: application/json,
+ *     and application/x-www-form-urlencoded, curl -d's default, when the body parses as JSON;
+ *     HTTP_BODY_RAW also admits application/octet-stream; HTTP_AUTH routes refuse any other
+ *     declared type even without a body), a body over --max-body (or --max-upload for raw
+ *     bodies) (413), bodies in memory over --max-body-memory (503 + Retry-After), CORS
+ *     preflight; it logs and counts every request (route pattern + status + latency).
+ *   - A handler runs on a worker thread (never on an event thread) with the whole body: in
+ *     memory for JSON, mapped from an unlinked temporary file in --data-dir for raw uploads
+ *     (so an upload costs disk, not memory; http_body still returns it). It must answer
+ *     exactly once through res: http_reply_json / http_reply_error / http_reply_proto_error /
+ *     http_reply_bytes (+ http_add_header, e.g. Location, Retry-After). Forgetting to answer is
+ *     a bug the layer turns into a 500. HTTP_INLINE handlers (quick ones: health, metrics) run
+ *     on the event thread instead.
+ *   - Handlers may block (the batcher does; --workers of them at once) but never for long:
+ *     training runs elsewhere.
  *   - Error bodies always have the shape of proto.h; use the HTTP status to pick the type.
  */
 #ifndef TRCD_HTTP_H
@@ -36,6 +47,7 @@ enum {
     HTTP_AUTH = 1,      /* changes state: needs "Authorization: Bearer <TRC_API_TOKEN>" if set */
     HTTP_BODY_JSON = 2, /* takes a body: application/json when present (else 415) */
     HTTP_BODY_RAW = 4,  /* also takes application/octet-stream, up to --max-upload bytes */
+    HTTP_INLINE = 8,    /* quick, never blocks: runs on the event thread, not a worker */
 };
 
 typedef void (*http_handler)(struct app *app, const http_request *req, http_response *res);
@@ -50,8 +62,8 @@ int http_route(http_server *srv, const char *method, const char *pattern, unsign
 int http_start(http_server *srv);
 int http_bound_port(const http_server *srv);
 /* The most requests handled at once over the last 100-200 ms: how many clients are sending now
- * (srv is an http_server *; the signature suits callbacks). Idle keep-alive connections do not
- * count. */
+ * (srv is an http_server *; the signature suits callbacks). Idle connections and requests still
+ * being received do not count. */
 int http_recent_concurrency(void *srv);
 /* Stops accepting new connections (existing keep-alive connections are still served). */
 void http_quiesce(http_server *srv);
@@ -72,7 +84,8 @@ const char *http_param(const http_request *req, const char *name);
 const char *http_query(const http_request *req, const char *name);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_header(const http_request *req, const char *name);
-/* The body (NUL-terminated for convenience; *len excludes the NUL); "" when there is none. */
+/* The body; "" when there is none. A JSON body is NUL-terminated for convenience (*len excludes
+ * the NUL); a raw one (http_body_is_raw) is a read-only mapping and is not. */
 const char *http_body(const http_request *req, size_t *len);
 /* 1 when the body was sent as application/octet-stream (HTTP_BODY_RAW routes). */
 int http_body_is_raw(const http_request *req);

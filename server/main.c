@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "api_token.h"
 #include "app.h"
@@ -22,6 +23,30 @@
 
 #define DRAIN_MS 6000  /* requests in flight get this long to finish (exit within 10 s) */
 #define BATCH_ROWS 256 /* most samples gathered into one evaluation */
+
+#define SPARE_FDS 256 /* descriptors besides connections: models, jobs, database, logs */
+
+/* Every connection is a descriptor: raise the soft RLIMIT_NOFILE as far as --max-connections
+ * needs (within the hard limit); when the hard limit is lower, serve fewer connections and say
+ * so rather than failing accept() under load. */
+static void fit_fd_limit(app_config *c) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    rlim_t want = (rlim_t)c->max_connections + SPARE_FDS;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || want < rl.rlim_max ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want) {
+        int fit = rl.rlim_cur > 2 * SPARE_FDS ? (int)(rl.rlim_cur - SPARE_FDS) : SPARE_FDS;
+        log_msg("RLIMIT_NOFILE is %llu (hard %llu): serving at most %d connections, not %d",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, fit,
+                c->max_connections);
+        c->max_connections = fit;
+    }
+}
 
 static int build_metrics(app *a) {
     size_t n = http_route_count(a->http);
@@ -55,6 +80,7 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     openblas_set_num_threads(a.cfg.blas_threads);
+    fit_fd_limit(&a.cfg);
 
     int status = 1;
     const char *stage = "";

@@ -38,7 +38,8 @@ static void on_metrics(app *a, const http_request *req, http_response *res) {
 }
 
 int routes_ops_register(http_server *srv) {
-    return http_route(srv, "GET", "/healthz", 0, on_healthz) ||
-           http_route(srv, "GET", "/readyz", 0, on_readyz) ||
-           http_route(srv, "GET", "/metrics", 0, on_metrics);
+    /* quick and never blocking: answered on the event thread, even with every worker busy */
+    return http_route(srv, "GET", "/healthz", HTTP_INLINE, on_healthz) ||
+           http_route(srv, "GET", "/readyz", HTTP_INLINE, on_readyz) ||
+           http_route(srv, "GET", "/metrics", HTTP_INLINE, on_metrics);
 }
