@@ -55,6 +55,7 @@ nofile=$(ulimit -Hn)
 nproc=4096
 cat >"$CONTAINERS_CONF" <<EOF
 [containers]
+log_driver = "k8s-file"
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [network]
 network_backend = "netavark"
@@ -172,7 +173,8 @@ gen=$("${P[@]}" exec "$NAME-gen" sh -c 'stat -c %a /var/lib/trc/var/api-token &&
 mode=$(echo "$gen" | head -n 1)
 tok=$(echo "$gen" | tail -n 1)
 [ "$mode" = 600 ] || fail "generated token file mode $mode, not 600"
-"${P[@]}" logs "$NAME-gen" 2>&1 | grep -q "$tok" || fail "the generated token was not logged"
+"${P[@]}" logs "$NAME-gen" >"$WORK/gen.log" 2>&1
+grep -q "$tok" "$WORK/gen.log" || { tail -5 "$WORK/gen.log"; fail "the generated token was not logged"; }
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$url/v1/models/default")
 [ "$code" = 401 ] || fail "a state-changing request without the generated token got $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/models/default/load" -H "Authorization: Bearer $tok" \
