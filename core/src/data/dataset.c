@@ -3,6 +3,7 @@
  * that check a cancel flag (the same bytes whatever the chunk size). The .npz form lives in
  * dataset_io.c. */
 #include "trc/dataset.h"
+#include "trc/settings.h"
 #include "trc/error.h"
 #include "trc/expert.h"
 #include "trc/rng.h"
@@ -71,22 +72,16 @@ int trc_dataset_alloc(trc_dataset *ds, size_t n, int s, int m, int T) {
     return TRC_OK;
 }
 
+/* The generate option table's defaults, the system's horizon, dt, bound and box. */
 int trc_gen_settings_default(const char *system, trc_gen_settings *g) {
-    memset(g, 0, sizeof *g);
-    const trc_system *sys = trc_system_find(system);
-    if (!sys)
-        return TRC_ENOTFOUND;
-    snprintf(g->system, sizeof g->system, "%s", sys->name);
-    snprintf(g->expert, sizeof g->expert, "min_energy");
-    g->T = sys->T;
-    g->dt = sys->dt;
-    g->bound = sys->bound;
-    g->seed = 42;
-    g->box_lo = sys->box_lo;
-    g->box_hi = sys->box_hi;
-    g->target_lo = sys->target_box ? sys->target_box[0] : NAN;
-    g->target_hi = sys->target_box ? sys->target_box[1] : NAN;
-    return TRC_OK; /* expert_params all 0: the defaults */
+    trc_gen_request req;
+    int rc = system ? trc_gen_request_default(system, &req) : TRC_ENOTFOUND;
+    if (rc) {
+        memset(g, 0, sizeof *g);
+        return rc;
+    }
+    *g = req.settings; /* expert_params all 0: the defaults */
+    return TRC_OK;
 }
 
 int trc_gen_settings_set_param(trc_gen_settings *g, const char *name, double value) {
