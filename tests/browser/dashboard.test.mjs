@@ -146,7 +146,7 @@ async function main() {
       const cat = await api('GET', '/v1/catalog');
       const wire = cat.option_sets.flatMap((s) => s.options.filter((o) => o.where.includes('wire')));
       check(wire.length >= 15 && wire.some((o) => o.name === 'K'), `wire options: ${wire.map((o) => o.name)}`);
-      await page.waitForSelector('#train-form [name=K]', { timeout: 10000 });
+      await page.waitForSelector('#train-form [name=K]', { timeout: UI_WAIT });
       for (const o of wire) {
         const f = await page.$eval(`#train-form [name="${o.name}"]`, (e) => ({
           tag: e.tagName, value: e.value, min: e.min, max: e.max, step: e.step,
@@ -189,15 +189,15 @@ async function main() {
       await page.fill('#train-form [name=lr]', '0.001');
       await page.fill('#train-form [name=lr_min]', '0.01');
       await page.click('#train-form button[type=submit]');
-      await page.waitForFunction(() => /lr_min/.test(document.getElementById('train-msg').textContent), null, { timeout: 10000 });
+      await page.waitForFunction(() => /lr_min/.test(document.getElementById('train-msg').textContent), null, { timeout: UI_WAIT });
       const server = await page.textContent('#train-msg');
       check(/400/.test(server) && /lr_min must be in \[0, lr\]/.test(server), `server message: ${server}`);
       check(posts.length === 1, `${posts.length} POST /v1/train sent`);
       page.off('request', onReq);
       await page.locator('#train-card').screenshot({ path: join(ARTIFACTS, 'train-form.png') });
       await page.reload({ waitUntil: 'load' });
-      await page.waitForSelector('#train-form [name=K]', { timeout: 10000 });
-      await page.waitForSelector('#models-table tr[data-model="default"]', { timeout: 10000 });
+      await page.waitForSelector('#train-form [name=K]', { timeout: UI_WAIT });
+      await page.waitForSelector('#models-table tr[data-model="default"]', { timeout: UI_WAIT });
     });
 
     await test('state labels of the plot come from the catalogue', async () => {
@@ -205,7 +205,7 @@ async function main() {
       const sys = cat.systems.find((x) => x.name === 'double_integrator');
       const want = sys.state_names || sys.defaults && [...Array(sys.state_dim).keys()].map((i) => `x${i}`);
       await page.click('#control-form button[type=submit]');
-      await page.waitForFunction(() => Number(document.getElementById('state-plot').dataset.points) > 0, null, { timeout: 10000 });
+      await page.waitForFunction(() => Number(document.getElementById('state-plot').dataset.points) > 0, null, { timeout: UI_WAIT });
       const labels = JSON.parse(await page.$eval('#state-plot', (c) => c.dataset.labels));
       for (const name of want) check(labels.includes(name), `state plot labels ${labels} lack ${name}`);
     });
