@@ -17,8 +17,7 @@
 #include <unistd.h>
 
 #define MAX_SAMPLES 100000000u /* 1e8 samples; beyond that memory, not the math, is the limit */
-#define MAX_T 100000
-#define DEFAULT_CHUNK 16384 /* samples between cancel checks */
+#define DEFAULT_CHUNK 16384    /* samples between cancel checks */
 
 void trc_dataset_free(trc_dataset *ds) {
     if (!ds)
@@ -129,15 +128,16 @@ int trc_gen_settings_validate(const trc_gen_settings *g) {
     int rc = trc_expert_check_name(g->expert);
     if (rc)
         return rc;
-    if (g->T <= 0 || g->T > MAX_T)
-        return trc_fail(TRC_EINVAL, "horizon must be in 1..%d, got %d", MAX_T, g->T);
-    if (!(g->dt > 0.0) || !isfinite(g->dt))
-        return trc_fail(TRC_EINVAL, "time step must be positive and finite, got %g", g->dt);
-    if (!(g->bound > 0.0) || !isfinite(g->bound))
-        return trc_fail(TRC_EINVAL, "control bound must be positive and finite, got %g", g->bound);
-    if (!isfinite(g->box_lo) || !isfinite(g->box_hi))
-        return trc_fail(TRC_EINVAL, "sampling box must be finite, got [%g, %g]", g->box_lo,
-                        g->box_hi);
+    /* horizon, dt, bound, box edges: their lines of the generate table (settings is the first
+     * member of trc_gen_request, so those lines' offsets are offsets into *g) */
+    const trc_option_set *set = trc_gen_option_set();
+    for (size_t i = 0; i < set->count; i++) {
+        const trc_option *o = &set->options[i];
+        if (o->offset >= sizeof *g || o->type == TRC_OPT_STRING) /* names: checked above */
+            continue;
+        if ((rc = trc_option_check(o, g)) != TRC_OK)
+            return rc;
+    }
     if (!(g->box_lo < g->box_hi))
         return trc_fail(TRC_EINVAL, "sampling box needs lo < hi, got [%g, %g]", g->box_lo,
                         g->box_hi);

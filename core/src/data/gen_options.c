@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* trc_gen_settings_validate checks a settings struct against these lines. */
+_Static_assert(offsetof(trc_gen_request, settings) == 0, "settings first");
+
 static const char *system_name_at(size_t i) {
     const trc_system *s = trc_system_at(i);
     return s ? s->name : NULL;
