@@ -45,7 +45,7 @@ FUZZ_CC      ?= clang
 SOAK_SECONDS ?= 600
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak container-test install
+.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak container-test install openapi
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -69,7 +69,7 @@ $(BUILD)/libtrcproto.a: $(call obj,$(PROTO_SRC))
 $(BUILD)/libtrcd.a: $(call obj,$(SRV_SRC))
 	$(AR) rcs $@ $^
 
-$(BUILD)/trc: $(call obj,$(CLI_SRC)) $(BUILD)/libtrc.a
+$(BUILD)/trc: $(call obj,$(CLI_SRC)) $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/trcd: $(call obj,server/main.c) $(BUILD)/libtrcd.a $(BUILD)/libtrcproto.a $(BUILD)/libtrc.a
 	$(CC) $(LDFLAGS) $^ $(SRV_LIBS) $(LDLIBS) -o $@
@@ -158,6 +158,10 @@ lint:
 # proto/openapi.yaml against Redocly's recommended rules (installs @redocly/cli from npm once).
 openapi-lint:
 	bash tests/openapi/lint.sh
+
+# The TrainSpec schema of proto/openapi.yaml comes from core's option tables.
+openapi: $(BUILD)/trc
+	$(PYTHON) scripts/openapi_trainspec.py $(BUILD)/trc proto/openapi.yaml
 
 clean:
 	rm -rf build

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "option_json.h"
 #include "trc/expert.h"
 #include "trc/error.h"
 #include "trc/model.h"
@@ -37,30 +38,44 @@ int trc_job_status_terminal(trc_job_status st) {
 
 void trc_train_spec_default(trc_train_spec *spec) {
     memset(spec, 0, sizeof *spec);
-    snprintf(spec->system, sizeof spec->system, "double_integrator");
-    snprintf(spec->expert, sizeof spec->expert, "min_energy");
-    spec->num_samples = 10000;
-    spec->seed = 42;
-    snprintf(spec->model_size, sizeof spec->model_size, "medium");
-    spec->epochs = 100;
-    spec->batch_size = 64;
-    spec->lr = 1e-3;
-    snprintf(spec->scheduler, sizeof spec->scheduler, "cosine");
-    spec->patience = 20;
-    spec->val_split = 0.1;
+    trc_gen_request_default(NULL, &spec->data);
+    trc_train_opts_default(&spec->train);
+}
+
+/* The wire options: the data's (generate set), then the training's (train set). */
+const trc_option *trc_train_spec_option(size_t i, const trc_train_spec *spec, const void **base) {
+    const trc_option_set *sets[2] = {trc_gen_option_set(), trc_train_option_set()};
+    const void *bases[2] = {&spec->data, &spec->train};
+    for (int k = 0; k < 2; k++) {
+        for (size_t j = 0; j < sets[k]->count; j++) {
+            if (!(sets[k]->options[j].where & TRC_OPT_WIRE))
+                continue;
+            if (i-- == 0) {
+                *base = bases[k];
+                return &sets[k]->options[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+static const trc_option *spec_option(const trc_train_spec *spec, const char *name,
+                                     const void **base) {
+    const trc_option *o;
+    for (size_t i = 0; (o = trc_train_spec_option(i, spec, base)) != NULL; i++)
+        if (strcmp(o->name, name) == 0)
+            return o;
+    return NULL;
 }
 
 /* The expert must exist and solve the system (the LQR family needs a linear one): building its
  * plan with the system's defaults proves both, in microseconds. */
 static int check_expert(const trc_train_spec *spec, const trc_system *sys, proto_error *err) {
-    if (trc_expert_check_name(spec->expert) != TRC_OK)
-        return proto_fail(err, 400, "expert", "unknown expert '%s': %s", spec->expert,
-                          trc_errmsg());
+    const char *expert = spec->data.settings.expert;
     trc_expert_plan *plan = NULL;
-    if (trc_expert_plan_create(spec->expert, sys, sys->dt, sys->T, sys->bound, NULL, &plan) !=
-        TRC_OK)
-        return proto_fail(err, 400, "expert", "expert '%s' cannot solve %s: %s", spec->expert,
-                          spec->system, trc_errmsg());
+    if (trc_expert_plan_create(expert, sys, sys->dt, sys->T, sys->bound, NULL, &plan) != TRC_OK)
+        return proto_fail(err, 400, "expert", "expert '%s' cannot solve %s: %s", expert,
+                          spec->data.settings.system, trc_errmsg());
     trc_expert_plan_free(plan);
     return 0;
 }
@@ -68,66 +83,51 @@ static int check_expert(const trc_train_spec *spec, const trc_system *sys, proto
 int trc_train_spec_validate(const trc_train_spec *spec, proto_error *err) {
     if (spec->name[0] && proto_check_name(spec->name, "name", err) != 0)
         return -1;
-    const trc_system *sys = trc_system_find(spec->system);
+    /* every wire option against its table line, with the served limits */
+    const trc_option *o;
+    const void *base;
+    for (size_t i = 0; (o = trc_train_spec_option(i, spec, &base)) != NULL; i++)
+        if (proto_option_check(o, base, err) != 0)
+            return -1;
+    const trc_system *sys = trc_system_find(spec->data.settings.system);
     if (!sys)
-        return proto_fail(err, 400, "system", "unknown system '%s': %s", spec->system,
+        return proto_fail(err, 400, "system", "unknown system '%s': %s", spec->data.settings.system,
                           trc_errmsg());
-    if (spec->num_samples < 1 || spec->num_samples > TRC_SPEC_MAX_SAMPLES)
-        return proto_fail(err, 400, "num_samples", "num_samples must be between 1 and %ld, got %ld",
-                          TRC_SPEC_MAX_SAMPLES, spec->num_samples);
-    trc_model_config cfg;
-    if (trc_model_config_preset(spec->model_size, 1, 1, 1, 1.0f, &cfg) != TRC_OK)
-        return proto_fail(err, 400, "model_size",
-                          "model_size must be small, medium or large, got '%s'", spec->model_size);
-    if (spec->epochs < 1 || spec->epochs > TRC_SPEC_MAX_EPOCHS)
-        return proto_fail(err, 400, "epochs", "epochs must be between 1 and %d, got %d",
-                          TRC_SPEC_MAX_EPOCHS, spec->epochs);
-    long max_batch =
-        spec->num_samples < TRC_SPEC_MAX_BATCH ? spec->num_samples : TRC_SPEC_MAX_BATCH;
-    if (spec->batch_size < 1 || spec->batch_size > max_batch)
+    const long n = spec->data.num_samples;
+    const trc_option *bo = spec_option(spec, "batch_size", &base);
+    long max_batch = bo ? (long)trc_option_max(bo, 1) : 1;
+    if (n < max_batch)
+        max_batch = n;
+    if (spec->train.batch_size > max_batch)
         return proto_fail(err, 400, "batch_size",
-                          "batch_size must be between 1 and %ld (min(num_samples, %d)), got %d",
-                          max_batch, TRC_SPEC_MAX_BATCH, spec->batch_size);
-    /* the schedulers decay towards lr_min: lr below it would fail the job only once it ran */
-    trc_train_opts defaults;
-    trc_train_opts_default(&defaults);
-    if (!isfinite(spec->lr) || spec->lr < defaults.lr_min || spec->lr > 10)
-        return proto_fail(err, 400, "lr",
-                          "lr must be in [%g, 10] (at least the schedule's lr_min), got %g",
-                          defaults.lr_min, spec->lr);
-    trc_sched_kind kind;
-    if (trc_sched_parse(spec->scheduler, &kind) != TRC_OK)
-        return proto_fail(err, 400, "scheduler",
-                          "unknown scheduler '%s' (cosine, step, plateau, none)", spec->scheduler);
-    if (spec->patience < 0 || spec->patience > TRC_SPEC_MAX_EPOCHS)
-        return proto_fail(err, 400, "patience", "patience must be between 0 and %d, got %d",
-                          TRC_SPEC_MAX_EPOCHS, spec->patience);
-    if (!isfinite(spec->val_split) || spec->val_split < 0 || spec->val_split > 0.5)
-        return proto_fail(err, 400, "val_split", "val_split must be in [0, 0.5], got %g",
-                          spec->val_split);
+                          "batch_size must be between 1 and %ld (min(num_samples, %.0f)), got %d",
+                          max_batch, bo ? trc_option_max(bo, 1) : 0, spec->train.batch_size);
     /* The trainer holds out max(1, floor(n * val_split)) samples and needs one to train on. */
-    if (spec->val_split > 0 && spec->num_samples < 2)
+    if (spec->train.val_split > 0 && n < 2)
         return proto_fail(err, 400, "val_split",
                           "val_split %g of %ld sample leaves nothing to train on (use 0 or more "
                           "samples)",
-                          spec->val_split, spec->num_samples);
+                          spec->train.val_split, n);
+    /* the rules that tie two training options together; their messages start with the name */
+    if (trc_train_opts_validate(&spec->train) != TRC_OK) {
+        char param[32] = "";
+        sscanf(trc_errmsg(), "%31[a-z_]", param);
+        return proto_fail(err, 400, spec_option(spec, param, &base) ? param : "", "%s",
+                          trc_errmsg());
+    }
     return check_expert(spec, sys, err);
 }
 
-static const char *const spec_keys[] = {
-    "name",       "system", "expert",    "num_samples", "seed",      "model_size", "epochs",
-    "batch_size", "lr",     "scheduler", "patience",    "val_split", "replace",    NULL};
-
-/* A string field copied into dst (absent: dst keeps its default). */
-static int read_string(const json_t *obj, const char *key, char *dst, size_t size,
-                       proto_error *err) {
-    const char *v = NULL;
-    int got = proto_get_string(obj, key, &v, err);
-    if (got <= 0)
-        return got;
-    if (strlen(v) >= size)
-        return proto_fail(err, 400, key, "%s is too long (at most %zu characters)", key, size - 1);
-    snprintf(dst, size, "%s", v);
+/* Unknown keys: anything but "name", "replace" and the wire options. */
+static int check_keys(const json_t *obj, const trc_train_spec *spec, proto_error *err) {
+    const char *key;
+    json_t *val;
+    const void *base;
+    json_object_foreach((json_t *)obj, key, val) {
+        if (strcmp(key, "name") != 0 && strcmp(key, "replace") != 0 &&
+            !spec_option(spec, key, &base))
+            return proto_fail(err, 400, key, "unknown field '%s'", key);
+    }
     return 0;
 }
 
@@ -137,42 +137,34 @@ int trc_train_spec_read(const json_t *obj, trc_train_spec *spec, proto_error *er
         return 0;
     if (!json_is_object(obj))
         return proto_fail(err, 400, "", "the training spec must be a JSON object");
-    if (proto_check_keys(obj, spec_keys, err) != 0)
+    if (check_keys(obj, spec, err) != 0)
         return -1;
-    long long x;
-    if (read_string(obj, "name", spec->name, sizeof spec->name, err) < 0 ||
-        read_string(obj, "system", spec->system, sizeof spec->system, err) < 0 ||
-        read_string(obj, "expert", spec->expert, sizeof spec->expert, err) < 0 ||
-        read_string(obj, "model_size", spec->model_size, sizeof spec->model_size, err) < 0 ||
-        read_string(obj, "scheduler", spec->scheduler, sizeof spec->scheduler, err) < 0)
+    const char *name = NULL;
+    int got = proto_get_string(obj, "name", &name, err);
+    if (got < 0)
         return -1;
-    if (json_object_get(obj, "name") && proto_check_name(spec->name, "name", err) != 0)
+    if (got) {
+        if (strlen(name) >= sizeof spec->name)
+            return proto_fail(err, 400, "name", "name is too long (at most %zu characters)",
+                              sizeof spec->name - 1);
+        snprintf(spec->name, sizeof spec->name, "%s", name);
+        if (proto_check_name(spec->name, "name", err) != 0)
+            return -1;
+    }
+    if (proto_get_bool(obj, "replace", &spec->replace, err) < 0)
         return -1;
-    int got;
-    if ((got = proto_get_int(obj, "num_samples", 1, TRC_SPEC_MAX_SAMPLES, &x, err)) < 0)
+    /* The system first: the data's other defaults are the system's. */
+    const trc_option *o;
+    const void *base;
+    if ((o = spec_option(spec, "system", &base)) != NULL &&
+        proto_option_read(obj, o, (void *)base, err) < 0)
         return -1;
-    if (got)
-        spec->num_samples = (long)x;
-    if ((got = proto_get_int(obj, "seed", 0, INT64_MAX, &x, err)) < 0)
-        return -1;
-    if (got)
-        spec->seed = (uint64_t)x;
-    if ((got = proto_get_int(obj, "epochs", 1, TRC_SPEC_MAX_EPOCHS, &x, err)) < 0)
-        return -1;
-    if (got)
-        spec->epochs = (int)x;
-    if ((got = proto_get_int(obj, "batch_size", 1, TRC_SPEC_MAX_BATCH, &x, err)) < 0)
-        return -1;
-    if (got)
-        spec->batch_size = (int)x;
-    if ((got = proto_get_int(obj, "patience", 0, TRC_SPEC_MAX_EPOCHS, &x, err)) < 0)
-        return -1;
-    if (got)
-        spec->patience = (int)x;
-    if (proto_get_number(obj, "lr", 0, 10, &spec->lr, err) < 0 ||
-        proto_get_number(obj, "val_split", 0, 0.5, &spec->val_split, err) < 0 ||
-        proto_get_bool(obj, "replace", &spec->replace, err) < 0)
-        return -1;
+    if (trc_gen_request_default(spec->data.settings.system, &spec->data) != TRC_OK)
+        return proto_fail(err, 400, "system", "unknown system '%s'", spec->data.settings.system);
+    for (size_t i = 0; (o = trc_train_spec_option(i, spec, &base)) != NULL; i++)
+        if (proto_option_read(obj, o, (void *)base, err) < 0)
+            return -1;
+    spec->data.settings.seed = spec->train.seed;
     return 0;
 }
 
@@ -183,44 +175,27 @@ int trc_train_spec_parse(const json_t *obj, trc_train_spec *spec, proto_error *e
 }
 
 json_t *trc_train_spec_to_json(const trc_train_spec *spec) {
-    json_t *o = json_object();
-    if (!o)
+    json_t *obj = json_object();
+    if (!obj)
         return NULL;
     int bad = 0;
     if (spec->name[0])
-        bad |= json_object_set_new(o, "name", json_string(spec->name));
-    bad |= json_object_set_new(o, "system", json_string(spec->system));
-    bad |= json_object_set_new(o, "expert", json_string(spec->expert));
-    bad |= json_object_set_new(o, "num_samples", json_integer(spec->num_samples));
-    bad |= json_object_set_new(o, "seed", json_integer((json_int_t)spec->seed));
-    bad |= json_object_set_new(o, "model_size", json_string(spec->model_size));
-    bad |= json_object_set_new(o, "epochs", json_integer(spec->epochs));
-    bad |= json_object_set_new(o, "batch_size", json_integer(spec->batch_size));
-    bad |= json_object_set_new(o, "lr", json_real(spec->lr));
-    bad |= json_object_set_new(o, "scheduler", json_string(spec->scheduler));
-    bad |= json_object_set_new(o, "patience", json_integer(spec->patience));
-    bad |= json_object_set_new(o, "val_split", json_real(spec->val_split));
-    if (spec->replace)
-        bad |= json_object_set_new(o, "replace", json_true());
+        bad |= json_object_set_new(obj, "name", json_string(spec->name));
+    const trc_option *o;
+    const void *base;
+    for (size_t i = 0; (o = trc_train_spec_option(i, spec, &base)) != NULL; i++)
+        bad |= json_object_set_new(obj, o->name, proto_option_value(o, base));
+    bad |= json_object_set_new(obj, "replace", json_boolean(spec->replace));
     if (bad) {
-        json_decref(o);
+        json_decref(obj);
         return NULL;
     }
-    return o;
+    return obj;
 }
 
 int trc_train_spec_to_opts(const trc_train_spec *spec, trc_train_opts *opts) {
-    trc_train_opts_default(opts);
-    snprintf(opts->model_size, sizeof opts->model_size, "%s", spec->model_size);
-    opts->epochs = spec->epochs;
-    opts->batch_size = spec->batch_size;
-    opts->lr = spec->lr;
-    if (trc_sched_parse(spec->scheduler, &opts->scheduler) != TRC_OK)
-        return trc_fail(TRC_EINVAL, "unknown scheduler '%s'", spec->scheduler);
-    opts->patience = spec->patience;
-    opts->val_split = spec->val_split;
-    opts->seed = spec->seed;
-    return TRC_OK;
+    *opts = spec->train;
+    return trc_train_opts_validate(opts);
 }
 
 void trc_rfc3339(double unix_seconds, char *buf, size_t size) {

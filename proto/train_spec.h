@@ -8,28 +8,20 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "trc/settings.h"
 #include "trc/train.h"
 
 #define TRC_JOB_NAME_MAX PROTO_NAME_MAX /* names published by jobs: proto_check_name */
 #define TRC_JOB_ID_MAX 32               /* job ids are short lowercase hex strings */
-#define TRC_SPEC_MAX_SAMPLES 1000000L
-#define TRC_SPEC_MAX_EPOCHS 10000
-#define TRC_SPEC_MAX_BATCH 4096 /* bounds the trainer's activation memory */
 
+/* A training job: its name, the data to generate and the training options. Every wire field
+ * but "name" is an option of core's tables (trc/settings.h) with the TRC_OPT_WIRE bit, read,
+ * checked (with the served limits, job_max) and written back by those tables. */
 typedef struct trc_train_spec {
     char name[TRC_JOB_NAME_MAX + 1]; /* "" until the server fills "job-<id>" */
-    char system[32];
-    char expert[32];
-    long num_samples;
-    uint64_t seed;
-    char model_size[16];
-    int epochs;
-    int batch_size;
-    double lr;
-    char scheduler[16];
-    int patience;
-    double val_split;
-    int replace; /* the result may replace a served model of the same name (else 409) */
+    trc_gen_request data;            /* system, expert, num_samples (the rest: the system's) */
+    trc_train_opts train;            /* train.seed also seeds the data */
+    int replace; /* "replace": the result may replace a served model of the same name (else 409) */
 } trc_train_spec;
 
 typedef enum {
@@ -65,8 +57,8 @@ typedef struct trc_job {
     size_t n_history;
 } trc_job;
 
-/* The defaults of the wire format (openapi.yaml: double_integrator, min_energy, 10000 samples, seed
- * 42, medium, 100 epochs, batch 64, lr 1e-3, cosine, patience 20, val_split 0.1; name ""). */
+/* The tables' defaults (double_integrator, min_energy, 10000 samples, seed 42, medium, 100
+ * epochs, batch 64, lr 1e-3, cosine, patience 20, val_split 0.1, ...; name ""). */
 void trc_train_spec_default(trc_train_spec *spec);
 /* Fills spec from a JSON object (NULL = all defaults) and validates every field. Unknown fields,
  * wrong types, non-finite numbers and values out of bounds fail with -1 and a 400 in err naming
@@ -80,6 +72,9 @@ int trc_train_spec_validate(const trc_train_spec *spec, proto_error *err);
 /* The full spec (every field) as a JSON object; NULL on allocation failure. */
 json_t *trc_train_spec_to_json(const trc_train_spec *spec);
 /* The training options a spec stands for (out_dir and resume left to the caller). */
+/* The wire options of a spec in order, with the struct each is bound to: i from 0 until it
+ * returns NULL. *base receives &spec->data or &spec->train. */
+const trc_option *trc_train_spec_option(size_t i, const trc_train_spec *spec, const void **base);
 int trc_train_spec_to_opts(const trc_train_spec *spec, trc_train_opts *opts);
 
 const char *trc_job_status_name(trc_job_status st);

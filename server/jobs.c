@@ -94,7 +94,7 @@ static job_live *live_new(jobs *m, const char *id, const trc_train_spec *spec, i
     jl->spec = *spec;
     jl->resume = resume;
     atomic_init(&jl->cancel, 0);
-    jl->epochs = spec->epochs;
+    jl->epochs = spec->train.epochs;
     jl->eta_seconds = -1;
     jl->work.data = jl;
     return jl;
@@ -542,7 +542,7 @@ int jobs_submit(jobs *m, const trc_train_spec *spec, trc_job *out, int *retry_af
     memset(&job, 0, sizeof job);
     job.spec = *spec;
     job.status = TRC_JOB_QUEUED;
-    job.epochs = spec->epochs;
+    job.epochs = spec->train.epochs;
     job.eta_seconds = -1;
     prune(m); /* retention first: it may free the disk the check below needs */
     if (check_limits(m, spec, err) != 0)

@@ -75,13 +75,10 @@ static int on_progress(void *user, const trc_progress *p) {
 
 int job_make_dataset(const trc_train_spec *spec, const atomic_int *cancel, trc_dataset *out) {
     memset(out, 0, sizeof *out);
-    trc_gen_settings gs;
-    int rc = trc_gen_settings_default(spec->system, &gs);
-    if (rc != TRC_OK)
-        return rc;
-    snprintf(gs.expert, sizeof gs.expert, "%s", spec->expert);
-    gs.seed = spec->seed;
-    return trc_dataset_generate_chunked(&gs, (size_t)spec->num_samples, GEN_CHUNK, cancel, out);
+    trc_gen_settings gs = spec->data.settings;
+    gs.seed = spec->train.seed;
+    return trc_dataset_generate_chunked(&gs, (size_t)spec->data.num_samples, GEN_CHUNK, cancel,
+                                        out);
 }
 
 /* Copies the best checkpoint to <models-dir>/<name>.safetensors (atomically) and loads it into

@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     }
     jobs_ok = 1;
     if (routes_ops_register(a.http) || routes_control_register(a.http) ||
-        routes_models_register(a.http)) {
+        routes_models_register(a.http) || routes_catalog_register(a.http)) {
         stage = "routes";
         goto out;
     }

@@ -9,6 +9,8 @@
 int routes_control_register(http_server *srv);
 /* GET /v1/models, GET|DELETE /v1/models/{name}, POST /v1/models/{name}/load. */
 int routes_models_register(http_server *srv);
+/* GET /v1/catalog: what libtrc offers, from its tables (routes_catalog.c). */
+int routes_catalog_register(http_server *srv);
 /* GET /healthz, /readyz, /metrics. */
 int routes_ops_register(http_server *srv);
 /* GET /{path*}: the dashboard's static files; register last. */

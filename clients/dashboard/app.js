@@ -1,4 +1,5 @@
-// The dashboard's logic: talks to trcd's JSON API on the same origin, polls the jobs
+// The dashboard's logic: talks to trcd's JSON API on the same origin, builds the training form
+// and the state labels from GET /v1/catalog (core's tables: nothing is spelled here), polls the jobs
 // (every 2 s, every 0.75 s while one is queued or running), renders models, jobs, a job's loss
 // curves and control sequences. Every server error is shown in the page (#errors), not only
 // in the console. Plots are drawn by plot.js.
@@ -9,7 +10,6 @@ const POLL_ACTIVE_MS = 750;
 const MODELS_EVERY_MS = 10000;
 const MAX_ERRORS = 8;
 const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626', '#0891b2'];
-const STATE_NAMES = { double_integrator: ['position', 'velocity'] };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -21,6 +21,7 @@ const ui = {
   selectedJob: null,
   lastControl: null, // last /v1/control answer, redrawn on resize
   reachable: null,
+  catalog: null, // GET /v1/catalog: systems, experts, option descriptors
   modelsAt: 0,
   timer: null,
 };
@@ -310,18 +311,117 @@ async function deleteJob(id) {
   pollJobs();
 }
 
+// ---------------------------------------------------------------- the catalogue and the training form
+
+async function loadCatalog() {
+  try {
+    ui.catalog = await api('GET', '/v1/catalog');
+    buildTrainForm();
+    renderControl();
+  } catch (e) {
+    $('train-fields').replaceChildren(el('span', { class: 'error-text' }, 'the catalogue could not be loaded'));
+    showError('GET /v1/catalog', e);
+  }
+}
+
+// The options POST /v1/train accepts, in the order of the TrainSpec: the data's, then the training's.
+function wireOptions() {
+  return ui.catalog.option_sets.flatMap((set) => set.options.filter((o) => o.where.includes('wire')));
+}
+
+// The upper bound a job on this server accepts (job_maximum is inclusive).
+function servedMax(o) {
+  if (o.job_maximum != null) return { value: o.job_maximum, open: false };
+  if (o.maximum != null) return { value: o.maximum, open: !!o.exclusive_maximum };
+  return null;
+}
+
+function rangeText(o) {
+  const max = servedMax(o);
+  const lo = o.minimum != null ? `${o.exclusive_minimum ? '>' : '≥'} ${o.minimum}` : '';
+  const hi = max ? `${max.open ? '<' : '≤'} ${max.value}` : '';
+  return [lo, hi].filter(Boolean).join(', ');
+}
+
+function optionField(o) {
+  let input;
+  if (o.choices) {
+    input = el('select', { name: o.name }, ...o.choices.map((c) => el('option', { value: c }, c)));
+    if (o.default != null) input.value = o.default;
+  } else if (o.type === 'boolean') {
+    input = el('input', { name: o.name, type: 'checkbox' });
+    input.checked = !!o.default;
+  } else if (o.type === 'integer' || o.type === 'number') {
+    input = el('input', { name: o.name, type: 'number', step: o.type === 'integer' ? '1' : 'any' });
+    if (o.minimum != null) input.min = String(o.minimum);
+    const max = servedMax(o);
+    if (max) input.max = String(max.value);
+    if (o.default != null) input.value = String(o.default);
+  } else {
+    input = el('input', { name: o.name, value: o.default == null ? '' : o.default });
+  }
+  input.dataset.option = o.name;
+  const range = rangeText(o);
+  const hint = [o.default_text ? `${o.default} = ${o.default_text}` : '', range].filter(Boolean).join('; ');
+  return el('label', { title: `${o.help}${range ? ` (${range})` : ''}`, dataset: { option: o.name } },
+    o.name.replace(/_/g, ' '), input, el('span', { class: 'hint' }, o.help), hint ? el('span', { class: 'hint' }, hint) : '');
+}
+
+function buildTrainForm() {
+  const fields = wireOptions().map(optionField);
+  $('train-fields').replaceChildren(...fields);
+  const system = $('train-form').elements.namedItem('system');
+  if (system) system.addEventListener('change', updateExperts);
+  updateExperts();
+}
+
+// Only the experts that accept the chosen system are offered.
+function updateExperts() {
+  const form = $('train-form');
+  const system = form.elements.namedItem('system');
+  const expert = form.elements.namedItem('expert');
+  if (!system || !expert) return;
+  const keep = expert.value;
+  const ok = ui.catalog.experts.filter((e) => e.accepts.includes(system.value)).map((e) => e.name);
+  expert.replaceChildren(...ok.map((n) => el('option', { value: n }, n)));
+  if (ok.includes(keep)) expert.value = keep;
+}
+
+// The form's own check, from the descriptors: one message naming the option, before any request.
+function checkOption(o, input) {
+  if (!(o.type === 'integer' || o.type === 'number')) return null;
+  const v = Number(input.value);
+  if (input.value.trim() === '' || !Number.isFinite(v)) return `${o.name} must be a number`;
+  if (o.type === 'integer' && !Number.isInteger(v)) return `${o.name} must be an integer`;
+  if (o.default_text && o.default != null && v === o.default) return null; // the automatic value
+  const max = servedMax(o);
+  const low = o.minimum != null && (o.exclusive_minimum ? v <= o.minimum : v < o.minimum);
+  const high = max && (max.open ? v >= max.value : v > max.value);
+  return low || high ? `${o.name} must be ${rangeText(o)}, got ${v}` : null;
+}
+
 async function submitTrain(ev) {
   ev.preventDefault();
   const form = ev.target;
   const spec = {};
-  for (const input of form.elements) {
-    if (!input.name || input.value === '') continue;
-    if (input.type === 'checkbox') {
-      if (input.checked) spec[input.name] = true; // "replace": otherwise a served name is 409
-      continue;
+  const name = form.elements.namedItem('name');
+  if (name.value) spec.name = name.value;
+  for (const input of form.elements) input.removeAttribute('aria-invalid');
+  for (const o of ui.catalog ? wireOptions() : []) {
+    const input = form.elements.namedItem(o.name);
+    if (!input) continue;
+    const problem = checkOption(o, input);
+    if (problem) {
+      input.setAttribute('aria-invalid', 'true');
+      formMessage('train-msg', problem, 'bad');
+      return;
     }
-    spec[input.name] = input.type === 'number' ? Number(input.value) : input.value;
+    if (o.type === 'boolean') spec[o.name] = input.checked;
+    else if (o.type === 'integer' || o.type === 'number') spec[o.name] = Number(input.value);
+    else spec[o.name] = input.value;
   }
+  // not an option of the tables: without it a name already served is 409
+  if (form.elements.namedItem('replace')?.checked) spec.replace = true;
   formMessage('train-msg', 'submitting…');
   try {
     const r = await api('POST', '/v1/train', spec);
@@ -329,6 +429,7 @@ async function submitTrain(ev) {
     ui.selected = r.job_id;
     pollJobs();
   } catch (e) {
+    if (e.param && form.elements.namedItem(e.param)) form.elements.namedItem(e.param).setAttribute('aria-invalid', 'true');
     formMessage('train-msg', e.toString(), 'bad');
     showError('POST /v1/train', e);
   }
@@ -394,7 +495,9 @@ function renderControl() {
     return;
   }
   const s = traj[0].length;
-  const names = STATE_NAMES[cfg.system] || Array.from({ length: s }, (_, i) => `x${i}`);
+  // State labels from the catalogue's system table (x0, x1, ... when it has none).
+  const sys = ui.catalog && ui.catalog.systems.find((x) => x.name === cfg.system);
+  const names = (sys && sys.state_names) || Array.from({ length: s }, (_, i) => `x${i}`);
   const xseries = [];
   for (let i = 0; i < s; i++) {
     const color = COLORS[(i + 2) % COLORS.length];
@@ -424,6 +527,7 @@ function start() {
   });
   renderControl();
   renderSelected();
+  loadCatalog();
   refreshModels().then(pollJobs);
 }
 

@@ -87,6 +87,7 @@ const TRCPlot = (() => {
     const { ctx, w, h } = setup(canvas);
     canvas.dataset.points = '0';
     canvas.dataset.series = String(series.length);
+    canvas.dataset.labels = JSON.stringify(series.map((s) => s.label || ''));
     const xr = extent(series, 'x', false);
     let yr = extent(series, 'y', !!opts.logY);
     if (!xr || !yr) {

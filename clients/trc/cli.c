@@ -151,8 +151,57 @@ static int set_value(const char *cmd, cli_opt *o, const char *val) {
     case CLI_BOOL:
         *(int *)o->dst = 1;
         return CLI_OK;
+    case CLI_OPTION:
+        if (trc_option_parse(o->desc, o->desc->type == TRC_OPT_BOOL ? "1" : val, o->name, o->dst) !=
+            TRC_OK)
+            return cli_error(CLI_USAGE, cmd, "%s", trc_errmsg());
+        return CLI_OK;
     }
     return CLI_USAGE;
+}
+
+static const char *type_metavar(const trc_option *d) {
+    switch (d->type) {
+    case TRC_OPT_INT:
+    case TRC_OPT_U64:
+        return "N";
+    case TRC_OPT_DOUBLE:
+        return "X";
+    default:
+        return "NAME";
+    }
+}
+
+size_t cli_add_options(cli_opt *opts, size_t count, size_t cap, const trc_option *set, size_t nset,
+                       void *base) {
+    for (size_t i = 0; i < nset && count < cap; i++) {
+        const trc_option *d = &set[i];
+        if (!(d->where & TRC_OPT_CLI))
+            continue;
+        cli_opt *o = &opts[count++];
+        memset(o, 0, sizeof *o);
+        trc_option_flag(d, o->flag, sizeof o->flag);
+        o->name = o->flag;
+        o->kind = CLI_OPTION;
+        o->dst = base;
+        o->desc = d;
+        o->metavar = d->metavar ? d->metavar : type_metavar(d);
+        o->help = d->help;
+    }
+    return count;
+}
+
+/* The help line of a descriptor: its text, the choices and the default. */
+static void option_help(const trc_option *d, char *buf, size_t size) {
+    char def[160], what[400];
+    trc_option_default_text(d, def, sizeof def);
+    size_t len = (size_t)snprintf(buf, size, "%s", d->help);
+    if (trc_option_choice(d, 0) && len < size) {
+        trc_option_describe(d, 0, what, sizeof what);
+        len += (size_t)snprintf(buf + len, size - len, ": %s", what + strlen("one of "));
+    }
+    if (len < size)
+        snprintf(buf + len, size - len, " (default %s)", def);
 }
 
 int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopts) {
@@ -182,7 +231,7 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, size_t nopt
             return cli_error(CLI_USAGE, cmd, "%s given twice", name);
         o->seen = 1;
         const char *val;
-        if (o->kind == CLI_BOOL) {
+        if (o->kind == CLI_BOOL || (o->kind == CLI_OPTION && o->desc->type == TRC_OPT_BOOL)) {
             if (eq)
                 return cli_error(CLI_USAGE, cmd, "%s takes no value", name);
             val = "";
@@ -205,11 +254,17 @@ void cli_print_help(FILE *out, const char *cmd, const char *synopsis, const char
     fprintf(out, "usage: trc %s %s\n\n%s\n\noptions:\n", cmd, synopsis, about);
     for (size_t i = 0; i < nopts; i++) {
         char left[64];
-        if (opts[i].kind == CLI_BOOL)
+        if (opts[i].kind == CLI_BOOL ||
+            (opts[i].kind == CLI_OPTION && opts[i].desc->type == TRC_OPT_BOOL))
             snprintf(left, sizeof left, "%s", opts[i].name);
         else
             snprintf(left, sizeof left, "%s %s", opts[i].name, opts[i].metavar);
-        fprintf(out, "  %-24s %s\n", left, opts[i].help);
+        char line[1024];
+        if (opts[i].kind == CLI_OPTION)
+            option_help(opts[i].desc, line, sizeof line);
+        else
+            snprintf(line, sizeof line, "%s", opts[i].help);
+        fprintf(out, "  %-24s %s\n", left, line);
     }
     fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "trc/option.h"
+
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_HELP = -1 };
 
 #define CLI_LIST_MAX 16
@@ -20,6 +22,7 @@ typedef enum {
     CLI_DOUBLE, /* double *: finite number in [min, max] (or (min, max] with min_open) */
     CLI_LIST,   /* cli_list *: comma-separated finite numbers, "1.0,0.5" */
     CLI_BOOL,   /* int *: a flag without a value, set to 1 */
+    CLI_OPTION, /* an option descriptor (trc/option.h) bound to the struct at dst */
 } cli_kind;
 
 typedef struct cli_list {
@@ -31,12 +34,14 @@ typedef struct cli_opt {
     const char *name; /* "--num-samples" */
     cli_kind kind;
     void *dst;
-    const char *metavar; /* "N" (for help) */
-    const char *help;    /* one line, default included when there is one */
-    double min, max;     /* range for CLI_INT / CLI_DOUBLE; ignored when min == max == 0;
-                            max = HUGE_VAL for "no upper bound" */
-    int min_open;        /* 1: the value must be strictly greater than min */
-    int seen;            /* set by cli_parse when the flag was given */
+    const char *metavar;    /* "N" (for help) */
+    const char *help;       /* one line, default included when there is one */
+    double min, max;        /* range for CLI_INT / CLI_DOUBLE; ignored when min == max == 0;
+                               max = HUGE_VAL for "no upper bound" */
+    int min_open;           /* 1: the value must be strictly greater than min */
+    int seen;               /* set by cli_parse when the flag was given */
+    const trc_option *desc; /* CLI_OPTION: the descriptor (name, help, metavar, range) */
+    char flag[48];          /* CLI_OPTION: storage of the flag name */
 } cli_opt;
 
 /* Table entries: a flag without a range check, and one with [lo, hi] ((lo, hi] when open). */
@@ -47,6 +52,12 @@ typedef struct cli_opt {
         .name = (n), .kind = (k), .dst = (d), .metavar = (mv), .help = (h), .min = (lo),           \
         .max = (hi), .min_open = (open)                                                            \
     }
+
+/* Appends a flag for every option of `set` that applies to the command line (TRC_OPT_CLI),
+ * bound to the struct at base: flag, metavar and help line from the descriptor, value parsed
+ * and range-checked by it. Returns the new count (at most cap). */
+size_t cli_add_options(cli_opt *opts, size_t count, size_t cap, const trc_option *set, size_t nset,
+                       void *base);
 
 /* Parses argv[1..argc) (argv[0] is the command name). Returns CLI_OK, CLI_HELP when
  * -h/--help was given (nothing printed), or CLI_USAGE after printing the problem. */

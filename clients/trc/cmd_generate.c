@@ -7,6 +7,7 @@
 #include "trc/error.h"
 #include "trc/expert.h"
 #include "trc/fileio.h"
+#include "trc/settings.h"
 #include "trc/system.h"
 
 #include <errno.h>
@@ -69,52 +70,54 @@ static int ensure_parent(const char *path) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *system = "double_integrator", *expert = "min_energy", *out = NULL;
-    int num = 10000, horizon = 0;
-    uint64_t seed = 42;
-    double dt = 0, bound = 0, box_lo = 0, box_hi = 0, q = 0, r = 0, qf = 0, max_iters = 0;
-    int threads = 0, keep_unconverged = 0;
+    /* Flags are parsed into `given` (the default system's values), then the chosen system's
+     * defaults are filled and only the flags given are copied over them. */
+    trc_gen_request given, req;
+    trc_gen_request_default(NULL, &given);
+    const char *out = NULL;
     cli_list box = {{0}, 0}, tbox = {{0}, 0};
-    cli_opt opts[] = {
-        CLI_OPT("--system", CLI_STR, &system, "NAME",
-                "dynamical system (default double_integrator)"),
-        CLI_OPT("--expert", CLI_STR, &expert, "NAME",
-                "min_energy (default), lqr, lqr_finite or ilqr"),
-        CLI_RANGE("--num-samples", CLI_INT, &num, "N", "number of samples (default 10000)", 1, 1e8,
-                  0),
-        CLI_OPT("--seed", CLI_U64, &seed, "S", "random seed (default 42)"),
+    int threads = 0, keep_unconverged = 0;
+    cli_opt opts[48];
+    const trc_option_set *set = trc_gen_option_set();
+    size_t nopts = cli_add_options(opts, 0, sizeof opts / sizeof opts[0] - 5, set->options,
+                                   set->count, &given);
+    /* Every expert's parameters are flags too (once per name), each parsed into its own slot
+     * by the expert's descriptor and set by name once the expert is known. */
+    enum { MAX_PFLAGS = 16 };
+    const trc_option *pdesc[MAX_PFLAGS];
+    double pval[MAX_PFLAGS][TRC_EXPERT_MAX_PARAMS];
+    char pflag[MAX_PFLAGS][48];
+    size_t np = 0;
+    memset(pval, 0, sizeof pval);
+    for (size_t e = 0; e < trc_expert_count(); e++) {
+        const trc_expert *ex = trc_expert_at(e);
+        for (size_t k = 0; k < ex->nparams && np < MAX_PFLAGS; k++) {
+            int dup = 0;
+            for (size_t i = 0; i < np; i++)
+                dup |= strcmp(pdesc[i]->name, ex->params[k].name) == 0;
+            if (dup || !(ex->params[k].where & TRC_OPT_CLI))
+                continue;
+            pdesc[np] = &ex->params[k];
+            trc_option_flag(pdesc[np], pflag[np], sizeof pflag[np]);
+            nopts = cli_add_options(opts, nopts, sizeof opts / sizeof opts[0] - 5, pdesc[np], 1,
+                                    pval[np]);
+            np++;
+        }
+    }
+    /* How to run it, not what to make (and the list forms of the box options). */
+    const cli_opt run_opts[] = {
         CLI_OPT("--out", CLI_STR, &out, "FILE", "output .npz (required)"),
-        CLI_RANGE("--horizon", CLI_INT, &horizon, "T", "control steps (default: the system's)", 1,
-                  100000, 0),
-        CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step in seconds (default: the system's)", 0,
-                  HUGE_VAL, 1),
-        CLI_RANGE("--bound", CLI_DOUBLE, &bound, "B",
-                  "control bound |u| <= B (default: the system's)", 0, HUGE_VAL, 1),
-        CLI_OPT("--box", CLI_LIST, &box, "LO,HI",
-                "sampling box of the initial states (default -2,2)"),
+        CLI_OPT("--box", CLI_LIST, &box, "LO,HI", "sampling box of the initial states, both edges"),
         CLI_OPT("--target-box", CLI_LIST, &tbox, "LO,HI",
                 "sampling box of the targets (default: the system's; LO = HI fixes the target)"),
-        CLI_RANGE("--box-lo", CLI_DOUBLE, &box_lo, "LO", "lower edge of the box", -1e12, 1e12, 0),
-        CLI_RANGE("--box-hi", CLI_DOUBLE, &box_hi, "HI", "upper edge of the box", -1e12, 1e12, 0),
-        CLI_RANGE("--lqr-q", CLI_DOUBLE, &q, "Q",
-                  "state weight, Q = q diag(the system's: 1,1 double_integrator, 10,5 "
-                  "van_der_pol) (default 1)",
-                  0, HUGE_VAL, 1),
-        CLI_RANGE("--lqr-r", CLI_DOUBLE, &r, "R", "control weight, R = r I (default 0.1)", 0,
-                  HUGE_VAL, 1),
-        CLI_RANGE("--lqr-qf", CLI_DOUBLE, &qf, "QF",
-                  "terminal weight of lqr_finite and ilqr, Qf = qf Q (default: the system's, 100 "
-                  "double_integrator, 20 van_der_pol)",
-                  0, HUGE_VAL, 1),
-        CLI_RANGE("--max-iters", CLI_DOUBLE, &max_iters, "N",
-                  "ilqr iterations per warm start (default 100)", 1, 100000, 0),
         CLI_RANGE("--threads", CLI_INT, &threads, "N",
                   "solver threads (default: one per CPU; the data do not depend on it)", 1, 1024,
                   0),
         CLI_OPT("--keep-unconverged", CLI_BOOL, &keep_unconverged, NULL,
                 "keep ilqr samples that did not converge (default: replaced by the next draws)"),
     };
-    const size_t nopts = sizeof opts / sizeof opts[0];
+    for (size_t i = 0; i < sizeof run_opts / sizeof run_opts[0]; i++)
+        opts[nopts++] = run_opts[i];
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
     if (rc == CLI_HELP) {
         help(opts, nopts);
@@ -125,19 +128,12 @@ int cmd_generate(int argc, char **argv) {
     if (!out)
         return cli_error(CLI_USAGE, CMD, "--out FILE is required");
 
-    trc_gen_settings g;
-    if ((rc = trc_gen_settings_default(system, &g)))
-        return lib_fail(rc);
-    if ((rc = trc_expert_check_name(expert)))
-        return lib_fail(rc);
-    snprintf(g.expert, sizeof g.expert, "%s", expert);
-    g.seed = seed;
-    if (cli_find(opts, nopts, "--horizon")->seen)
-        g.T = horizon;
-    if (dt > 0)
-        g.dt = dt;
-    if (bound > 0)
-        g.bound = bound;
+    if ((rc = trc_gen_request_default(given.settings.system, &req)))
+        return lib_fail(trc_fail(rc, "unknown system '%s'", given.settings.system));
+    for (size_t i = 0; i < nopts; i++)
+        if (opts[i].kind == CLI_OPTION && opts[i].seen)
+            trc_option_copy(opts[i].desc, &req, &given);
+    trc_gen_settings *g = &req.settings;
     int lo_seen = cli_find(opts, nopts, "--box-lo")->seen;
     int hi_seen = cli_find(opts, nopts, "--box-hi")->seen;
     if (cli_find(opts, nopts, "--box")->seen) {
@@ -145,37 +141,30 @@ int cmd_generate(int argc, char **argv) {
             return cli_error(CLI_USAGE, CMD, "give --box or --box-lo/--box-hi, not both");
         if (box.n != 2)
             return cli_error(CLI_USAGE, CMD, "--box: expected two numbers LO,HI, got %d", box.n);
-        g.box_lo = box.v[0];
-        g.box_hi = box.v[1];
+        g->box_lo = box.v[0];
+        g->box_hi = box.v[1];
     }
-    if (lo_seen)
-        g.box_lo = box_lo;
-    if (hi_seen)
-        g.box_hi = box_hi;
-    if (!(g.box_lo < g.box_hi))
-        return cli_error(CLI_USAGE, CMD, "the box needs LO < HI, got [%g, %g]", g.box_lo, g.box_hi);
+    if (!(g->box_lo < g->box_hi))
+        return cli_error(CLI_USAGE, CMD, "the box needs LO < HI, got [%g, %g]", g->box_lo,
+                         g->box_hi);
     if (cli_find(opts, nopts, "--target-box")->seen) {
         if (tbox.n != 2 || !(tbox.v[0] <= tbox.v[1]))
             return cli_error(CLI_USAGE, CMD,
                              "--target-box: expected two numbers LO,HI with LO <= HI");
-        g.target_lo = tbox.v[0];
-        g.target_hi = tbox.v[1];
+        g->target_lo = tbox.v[0];
+        g->target_hi = tbox.v[1];
     }
     /* The expert's parameters, by their descriptors' names (--lqr-q sets lqr_q). */
-    const struct {
-        const char *flag, *name;
-        double value;
-    } params[] = {{"--lqr-q", "lqr_q", q},
-                  {"--lqr-r", "lqr_r", r},
-                  {"--lqr-qf", "lqr_qf", qf},
-                  {"--max-iters", "max_iters", max_iters}};
-    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
-        if (cli_find(opts, nopts, params[i].flag)->seen &&
-            trc_gen_settings_set_param(&g, params[i].name, params[i].value) != TRC_OK)
-            return cli_error(CLI_USAGE, CMD, "%s%s", params[i].flag,
-                             trc_errmsg() + strlen(params[i].name)); /* "lqr_q applies to" */
-    if ((rc = trc_gen_settings_validate(&g)))
+    for (size_t i = 0; i < np; i++) {
+        const cli_opt *po = cli_find(opts, nopts, pflag[i]);
+        double v = pval[i][pdesc[i]->offset / sizeof(double)];
+        if (po->seen && trc_gen_settings_set_param(g, pdesc[i]->name, v) != TRC_OK)
+            return cli_error(CLI_USAGE, CMD, "%s%s", pflag[i],
+                             trc_errmsg() + strlen(pdesc[i]->name)); /* "lqr_q applies to" */
+    }
+    if ((rc = trc_gen_settings_validate(g)))
         return lib_fail(rc);
+    const int num = req.num_samples;
     struct stat st;
     if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
         return cli_error(CLI_FAIL, CMD, "%s: is a directory", out);
@@ -187,7 +176,7 @@ int cmd_generate(int argc, char **argv) {
     trc_dataset ds;
     trc_gen_summary sum;
     const trc_gen_options gopt = {.threads = threads, .keep_unconverged = keep_unconverged};
-    if ((rc = trc_dataset_generate_with(&g, (size_t)num, &gopt, &ds, &sum)))
+    if ((rc = trc_dataset_generate_with(g, (size_t)num, &gopt, &ds, &sum)))
         return lib_fail(rc);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((rc = trc_dataset_save(out, &ds))) {
@@ -202,16 +191,16 @@ int cmd_generate(int argc, char **argv) {
     for (size_t i = 0; i < nu; i++) {
         double a = fabs(ds.control_sequences[i]);
         umax = fmax(umax, a);
-        clipped += a >= (float)g.bound;
+        clipped += a >= (float)g->bound;
     }
     printf("wrote %s: %zu samples of %s by %s (T=%d, dt=%g, bound=%g, box [%g, %g], seed %llu) "
            "in %.3f s; mean cost %.4g, max |u| %.4g, %zu controls at the bound\n",
-           out, ds.n, g.system, g.expert, g.T, g.dt, g.bound, g.box_lo, g.box_hi,
-           (unsigned long long)g.seed, secs, cost / (double)ds.n, umax, clipped);
+           out, ds.n, g->system, g->expert, g->T, g->dt, g->bound, g->box_lo, g->box_hi,
+           (unsigned long long)g->seed, secs, cost / (double)ds.n, umax, clipped);
     if (ds.solve_stats)
         printf("%s: %zu solved, %zu unconverged (%s), %.1f iterations and %.3f ms per solve "
                "(mean; median %.3f ms, p95 %.3f ms)\n",
-               g.expert, sum.drawn, sum.unconverged,
+               g->expert, sum.drawn, sum.unconverged,
                keep_unconverged ? "kept" : "replaced by the next draws", sum.iters_mean,
                sum.solve_ms_mean, sum.solve_ms_median, sum.solve_ms_p95);
     trc_dataset_free(&ds);

@@ -8,6 +8,7 @@
 #include "trc/arch.h"
 #include "trc/dataset.h"
 #include "trc/error.h"
+#include "trc/settings.h"
 #include "trc/train.h"
 
 #include <jansson.h>
@@ -136,83 +137,30 @@ static void summary(const view *v, const trc_train_result *r) {
     }
 }
 
-/* Flags that fix a run's settings: refused with --resume (the saved ones are kept). */
-static const char *const setting_flags[] = {"--arch",
-                                            "--model-size",
-                                            "--batch-size",
-                                            "--lr",
-                                            "--weight-decay",
-                                            "--grad-clip",
-                                            "--scheduler",
-                                            "--lr-min",
-                                            "--step-size",
-                                            "--gamma",
-                                            "--plateau-patience",
-                                            "--patience",
-                                            "--val-split",
-                                            "--seed",
-                                            "--out",
-                                            "-K",
-                                            "-n",
-                                            "--bound"};
-
 int cmd_train(int argc, char **argv) {
     trc_train_opts o;
     trc_train_opts_default(&o);
-    const char *data = NULL, *out = NULL, *resume = NULL, *size = NULL, *sched = NULL;
-    const char *arch = NULL;
-    int epochs = o.epochs, json = 0, threads = 0;
-    cli_opt opts[] = {
+    const char *data = NULL, *out = NULL, *resume = NULL;
+    int json = 0, threads = 0;
+    cli_opt opts[48] = {
         CLI_OPT("--data", CLI_STR, &data, "FILE", "training dataset .npz (required)"),
         CLI_OPT("--out", CLI_STR, &out, "DIR",
                 "where checkpoints, training_stats.json and training_curves.svg go (required)"),
-        CLI_OPT("--arch", CLI_STR, &arch, "NAME",
-                "architecture: single, two_level or trm_style (default single)"),
-        CLI_OPT("--model-size", CLI_STR, &size, "SIZE", "small, medium or large (default medium)"),
-        CLI_RANGE("--epochs", CLI_INT, &epochs, "N", "epoch budget (default 100)", 1, 1000000, 0),
-        CLI_RANGE("--batch-size", CLI_INT, &o.batch_size, "N", "batch size (default 64)", 1,
-                  1 << 20, 0),
-        CLI_RANGE("--lr", CLI_DOUBLE, &o.lr, "X", "learning rate (default 1e-3)", 0, 10, 1),
-        CLI_RANGE("--weight-decay", CLI_DOUBLE, &o.weight_decay, "X",
-                  "AdamW decoupled weight decay (default 1e-5)", 0, 1, 0),
-        CLI_RANGE("--grad-clip", CLI_DOUBLE, &o.grad_clip, "X",
-                  "global gradient-norm clip (default 1; 0 = off)", 0, 1e6, 0),
-        CLI_OPT("--scheduler", CLI_STR, &sched, "NAME",
-                "cosine (to --lr-min over the budget), step, plateau or none (default cosine)"),
-        CLI_RANGE("--lr-min", CLI_DOUBLE, &o.lr_min, "X", "cosine: final rate (default 1e-6)", 0,
-                  10, 0),
-        CLI_RANGE("--step-size", CLI_INT, &o.step_size, "N", "step: epochs per decay (default 30)",
-                  1, 1000000, 0),
-        CLI_RANGE("--gamma", CLI_DOUBLE, &o.gamma, "X",
-                  "step/plateau decay factor (default 0.1 / 0.5)", 0, 1, 1),
-        CLI_RANGE("--plateau-patience", CLI_INT, &o.plateau_patience, "N",
-                  "plateau: epochs without improvement before a decay (default 10)", 0, 1000000, 0),
-        CLI_RANGE("--patience", CLI_INT, &o.patience, "N",
-                  "early stopping after N epochs without improvement (default 20; 0 = off)", 0,
-                  1000000, 0),
-        CLI_RANGE("--val-split", CLI_DOUBLE, &o.val_split, "X",
-                  "validation fraction (default 0.1; 0 = keep the best by training loss)", 0, 0.99,
-                  0),
-        CLI_OPT("--seed", CLI_U64, &o.seed, "S",
-                "split, shuffling and initialization (default 42)"),
-        CLI_RANGE("-K", CLI_INT, &o.K, "K",
-                  "outer refinement cycles (default 3; two_level/trm_style: H cycles)", 1, 64, 0),
-        CLI_RANGE("-n", CLI_INT, &o.n, "N",
-                  "inner reasoning cycles (default 3; two_level/trm_style: L cycles, 4 or 6)", 1,
-                  64, 0),
-        CLI_RANGE("--bound", CLI_DOUBLE, &o.bound, "B",
-                  "control bound (default: the dataset's, else 4)", 0, 1e6, 1),
-        CLI_OPT("--resume", CLI_STR, &resume, "DIR",
-                "continue the run saved in DIR with its settings (only --epochs, --data, "
-                "--threads, --json apply)"),
-        CLI_OPT("--json", CLI_BOOL, &json, "",
-                "one JSON line per epoch on stdout (the default when stdout is not a terminal)"),
-        CLI_RANGE("--threads", CLI_INT, &threads, "N",
-                  "threads of each training step (default: the CPUs, at most 8); results "
-                  "depend on it",
-                  1, 64, 0),
     };
-    const size_t nopts = sizeof opts / sizeof opts[0];
+    /* Every training setting is a flag, from the option table (trc/settings.h). */
+    const trc_option_set *set = trc_train_option_set();
+    size_t nopts =
+        cli_add_options(opts, 2, sizeof opts / sizeof opts[0] - 3, set->options, set->count, &o);
+    opts[nopts++] = (cli_opt)CLI_OPT("--resume", CLI_STR, &resume, "DIR",
+                                     "continue the run saved in DIR with its settings (only "
+                                     "--epochs, --data, --threads, --json apply)");
+    opts[nopts++] = (cli_opt)CLI_OPT(
+        "--json", CLI_BOOL, &json, "",
+        "one JSON line per epoch on stdout (the default when stdout is not a terminal)");
+    opts[nopts++] = (cli_opt)CLI_RANGE("--threads", CLI_INT, &threads, "N",
+                                       "threads of each training step (default: the CPUs, at "
+                                       "most 8); results depend on it",
+                                       1, 64, 0);
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
     if (rc == CLI_HELP) {
         cli_print_help(
@@ -232,16 +180,24 @@ int cmd_train(int argc, char **argv) {
         return rc;
 
     if (resume) {
-        for (size_t i = 0; i < sizeof setting_flags / sizeof *setting_flags; i++)
-            if (cli_find(opts, nopts, setting_flags[i])->seen)
+        /* A run keeps its settings: only the resumable ones (the budget) may be given. */
+        if (cli_find(opts, nopts, "--out")->seen)
+            return cli_error(CLI_USAGE, CMD,
+                             "--out cannot change when resuming: the run keeps its settings "
+                             "(only --epochs, --data, --threads and --json apply)");
+        for (size_t i = 0; i < nopts; i++)
+            if (opts[i].kind == CLI_OPTION && opts[i].seen &&
+                !(opts[i].desc->where & TRC_OPT_RESUMABLE))
                 return cli_error(CLI_USAGE, CMD,
                                  "%s cannot change when resuming: the run keeps its settings "
                                  "(only --epochs, --data, --threads and --json apply)",
-                                 setting_flags[i]);
+                                 opts[i].name);
+        trc_train_opts given = o;
         if ((rc = trc_train_saved_settings(resume, &o)) != 0)
             return cli_lib_error(CMD, rc, 0);
-        if (cli_find(opts, nopts, "--epochs")->seen)
-            o.epochs = epochs;
+        for (size_t i = 0; i < nopts; i++)
+            if (opts[i].kind == CLI_OPTION && opts[i].seen)
+                trc_option_copy(opts[i].desc, &o, &given);
         if (!data && !o.data_path[0])
             return cli_error(CLI_USAGE, CMD,
                              "the run in %s recorded no data path: give --data FILE", resume);
@@ -253,30 +209,15 @@ int cmd_train(int argc, char **argv) {
             return cli_error(CLI_USAGE, CMD, "--data FILE is required");
         if (!out)
             return cli_error(CLI_USAGE, CMD, "--out DIR is required");
-        o.epochs = epochs;
-        if (size) {
-            if (strlen(size) >= sizeof o.model_size)
-                return cli_error(CLI_USAGE, CMD,
-                                 "unknown model size '%.20s' (small, medium, large)", size);
-            snprintf(o.model_size, sizeof o.model_size, "%s", size);
+        /* the architecture's own cycle counts unless -K / -n say otherwise */
+        trc_model_config pc;
+        if (cli_find(opts, nopts, "--arch")->seen &&
+            trc_model_config_preset_arch(o.arch, o.model_size, 2, 1, 15, 4.0f, &pc) == TRC_OK) {
+            if (!cli_find(opts, nopts, "-K")->seen)
+                o.K = pc.K;
+            if (!cli_find(opts, nopts, "-n")->seen)
+                o.n = pc.n;
         }
-        if (arch) {
-            if (strlen(arch) >= sizeof o.arch)
-                return cli_error(CLI_USAGE, CMD, "--arch: unknown architecture '%.20s'", arch);
-            if (!trc_arch_find(arch))
-                return cli_error(CLI_USAGE, CMD, "--arch: %s", trc_errmsg());
-            snprintf(o.arch, sizeof o.arch, "%s", arch);
-            /* the architecture's own cycle counts unless -K / -n say otherwise */
-            trc_model_config pc;
-            if (trc_model_config_preset_arch(o.arch, o.model_size, 2, 1, 15, 4.0f, &pc) == TRC_OK) {
-                if (!cli_find(opts, nopts, "-K")->seen)
-                    o.K = pc.K;
-                if (!cli_find(opts, nopts, "-n")->seen)
-                    o.n = pc.n;
-            }
-        }
-        if (sched && (rc = trc_sched_parse(sched, &o.scheduler)) != 0)
-            return cli_lib_error(CMD, rc, 1);
         if (strlen(out) >= sizeof o.out_dir)
             return cli_error(CLI_USAGE, CMD, "--out: path too long");
         snprintf(o.out_dir, sizeof o.out_dir, "%s", out);

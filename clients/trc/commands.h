@@ -11,5 +11,6 @@ int cmd_compare(int argc, char **argv);  /* cmd_eval.c */
 int cmd_train(int argc, char **argv);    /* cmd_train.c */
 int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
 int cmd_info(int argc, char **argv);     /* cmd_info.c */
+int cmd_catalog(int argc, char **argv);  /* cmd_catalog.c */
 
 #endif

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a model on a dataset (checkpoints, stats, loss curves, resume)"},
     {"predict", cmd_predict, "controls from a trained model, for one pair or a whole dataset"},
     {"info", cmd_info, "a checkpoint's configuration and parameter count per component"},
+    {"catalog", cmd_catalog, "systems, experts, sizes and every option (as GET /v1/catalog)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

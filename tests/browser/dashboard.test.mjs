@@ -2,7 +2,9 @@
 // browser) against a live trcd at TRC_URL: the page loads and lists models, a control
 // sequence is asked for and plotted, a server error shows in the page, a small training job
 // runs to `succeeded` with its loss curve drawn and its model listed, and a job is cancelled
-// from the page. Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
+// from the page. The training form, its expert choices and the state labels come from
+// GET /v1/catalog: every wire option appears with its default, range and help, an out-of-range
+// value is refused by the form with the catalogue's limit, a cross-field one by the server. Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
 // per test and, last, `browser: N passed, M failed`; exits 1 if any failed.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -138,6 +140,74 @@ async function main() {
       await page.screenshot({ path: join(ARTIFACTS, 'error.png') });
       await page.fill('#control-state', '1.5, -0.5');
       await page.fill('#control-target', '0, 0');
+    });
+
+    await test('the training form is built from /v1/catalog', async () => {
+      const cat = await api('GET', '/v1/catalog');
+      const wire = cat.option_sets.flatMap((s) => s.options.filter((o) => o.where.includes('wire')));
+      check(wire.length >= 15 && wire.some((o) => o.name === 'K'), `wire options: ${wire.map((o) => o.name)}`);
+      await page.waitForSelector('#train-form [name=K]', { timeout: UI_WAIT });
+      for (const o of wire) {
+        const f = await page.$eval(`#train-form [name="${o.name}"]`, (e) => ({
+          tag: e.tagName, value: e.value, min: e.min, max: e.max, step: e.step,
+          options: e.tagName === 'SELECT' ? [...e.options].map((x) => x.value) : null,
+          title: e.closest('label').title,
+        }));
+        check(f.title.includes(o.help), `${o.name}: title "${f.title}" lacks the help "${o.help}"`);
+        if (o.choices && o.name !== 'expert') {
+          check(JSON.stringify(f.options) === JSON.stringify(o.choices), `${o.name} choices ${f.options}`);
+        }
+        if (o.default != null) check(f.value === String(o.default), `${o.name}: value ${f.value}, default ${o.default}`);
+        if (o.type === 'integer' || o.type === 'number') {
+          const max = o.job_maximum != null ? o.job_maximum : o.maximum;
+          if (max != null) check(Number(f.max) === max, `${o.name}: max ${f.max}, catalogue ${max}`);
+          if (o.minimum != null) check(Number(f.min) === o.minimum, `${o.name}: min ${f.min}`);
+          check(f.step === (o.type === 'integer' ? '1' : 'any'), `${o.name}: step ${f.step}`);
+        }
+      }
+      // The experts offered are those that accept the chosen system.
+      const system = await page.$eval('#train-form [name=system]', (e) => e.value);
+      const experts = await page.$$eval('#train-form [name=expert] option', (o) => o.map((x) => x.value));
+      const accept = cat.experts.filter((e) => e.accepts.includes(system)).map((e) => e.name);
+      check(JSON.stringify(experts) === JSON.stringify(accept), `experts ${experts}, catalogue ${accept}`);
+
+      // Past the catalogue's limit: the form refuses it, naming the option, and sends nothing.
+      const epochs = wire.find((o) => o.name === 'epochs');
+      const over = (epochs.job_maximum != null ? epochs.job_maximum : epochs.maximum) + 1;
+      const posts = [];
+      const onReq = (r) => { if (r.method() === 'POST' && r.url().endsWith('/v1/train')) posts.push(r.url()); };
+      page.on('request', onReq);
+      await page.fill('#train-form [name=epochs]', String(over));
+      await page.click('#train-form button[type=submit]');
+      const msg = await page.$eval('#train-msg', (e) => [e.className, e.textContent]);
+      check(msg[0].includes('bad') && msg[1].includes('epochs') && msg[1].includes(String(over - 1)), `form message: ${msg}`);
+      check(await page.$eval('#train-form [name=epochs]', (e) => e.getAttribute('aria-invalid')) === 'true', 'epochs not marked');
+      check(posts.length === 0, 'an out-of-range form was sent');
+      await page.fill('#train-form [name=epochs]', String(epochs.default));
+
+      // Two options that are fine alone but not together: the server's error, in the form.
+      await page.fill('#train-form [name=lr]', '0.001');
+      await page.fill('#train-form [name=lr_min]', '0.01');
+      await page.click('#train-form button[type=submit]');
+      await page.waitForFunction(() => /lr_min/.test(document.getElementById('train-msg').textContent), null, { timeout: UI_WAIT });
+      const server = await page.textContent('#train-msg');
+      check(/400/.test(server) && /lr_min must be in \[0, lr\]/.test(server), `server message: ${server}`);
+      check(posts.length === 1, `${posts.length} POST /v1/train sent`);
+      page.off('request', onReq);
+      await page.locator('#train-card').screenshot({ path: join(ARTIFACTS, 'train-form.png') });
+      await page.reload({ waitUntil: 'load' });
+      await page.waitForSelector('#train-form [name=K]', { timeout: UI_WAIT });
+      await page.waitForSelector('#models-table tr[data-model="default"]', { timeout: UI_WAIT });
+    });
+
+    await test('state labels of the plot come from the catalogue', async () => {
+      const cat = await api('GET', '/v1/catalog');
+      const sys = cat.systems.find((x) => x.name === 'double_integrator');
+      const want = sys.state_names || sys.defaults && [...Array(sys.state_dim).keys()].map((i) => `x${i}`);
+      await page.click('#control-form button[type=submit]');
+      await page.waitForFunction(() => Number(document.getElementById('state-plot').dataset.points) > 0, null, { timeout: UI_WAIT });
+      const labels = JSON.parse(await page.$eval('#state-plot', (c) => c.dataset.labels));
+      for (const name of want) check(labels.includes(name), `state plot labels ${labels} lack ${name}`);
     });
 
     await test('a small training job reaches succeeded with a loss curve', async () => {

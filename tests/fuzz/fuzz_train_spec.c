@@ -19,13 +19,21 @@ static void check_error(const proto_error *err) {
         abort();
 }
 
+/* Every wire option (from core's tables) and the name agree. */
 static int same_spec(const trc_train_spec *a, const trc_train_spec *b) {
-    return strcmp(a->name, b->name) == 0 && strcmp(a->system, b->system) == 0 &&
-           strcmp(a->expert, b->expert) == 0 && a->num_samples == b->num_samples &&
-           a->seed == b->seed && strcmp(a->model_size, b->model_size) == 0 &&
-           a->epochs == b->epochs && a->batch_size == b->batch_size && a->lr == b->lr &&
-           strcmp(a->scheduler, b->scheduler) == 0 && a->patience == b->patience &&
-           a->val_split == b->val_split;
+    if (strcmp(a->name, b->name) != 0)
+        return 0;
+    const trc_option *o;
+    const void *ba, *bb;
+    for (size_t i = 0; (o = trc_train_spec_option(i, a, &ba)) != NULL; i++) {
+        char va[64], vb[64];
+        trc_train_spec_option(i, b, &bb);
+        trc_option_format(o, ba, va, sizeof va);
+        trc_option_format(o, bb, vb, sizeof vb);
+        if (strcmp(va, vb) != 0)
+            return 0;
+    }
+    return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -54,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     trc_train_opts opts;
     if (trc_train_spec_to_opts(&spec, &opts) != 0)
         abort();
-    trc_job job = {.status = TRC_JOB_QUEUED, .spec = spec, .epochs = spec.epochs};
+    trc_job job = {.status = TRC_JOB_QUEUED, .spec = spec, .epochs = spec.train.epochs};
     memcpy(job.id, "0123abcd", 9);
     memcpy(job.name, spec.name, sizeof job.name);
     json_t *jj = trc_job_to_json(&job);

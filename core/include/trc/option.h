@@ -30,6 +30,10 @@ typedef enum trc_opt_type {
 #define TRC_OPT_WIRE 2u  /* a field of the JSON wire format (POST /v1/train, the catalogue) */
 #define TRC_OPT_SAVED 4u /* recorded with a run (training stats, checkpoint and state metadata) */
 #define TRC_OPT_ALL (TRC_OPT_CLI | TRC_OPT_WIRE | TRC_OPT_SAVED)
+#define TRC_OPT_RESUMABLE 8u /* a saved setting that may change when the run resumes (epochs) */
+/* Saved only when it differs from its default, and a missing key reads as the default: an
+ * option added later leaves the settings of earlier runs (and their checkpoints) as they were. */
+#define TRC_OPT_OMIT_DEFAULT 16u
 
 typedef struct trc_option {
     const char *name; /* snake_case; the CLI flag is "--" + name with '-' for '_' ("-K" for K) */
@@ -42,12 +46,15 @@ typedef struct trc_option {
      * for no upper bound. min_open/max_open make an end exclusive. */
     double min, max;
     int min_open, max_open;
-    /* Tighter upper bound when trcd runs it as a job (memory and time of a shared server);
-     * 0 = max. */
+    /* Tighter upper bound (inclusive) when trcd runs it as a job (memory and time of a shared
+     * server); 0 = max. */
     double job_max;
     /* The default is a sentinel meaning "decided elsewhere" (accepted outside the range), e.g.
      * gamma 0 = "0.1 for step, 0.5 for plateau"; auto_text says what happens. NULL = none. */
     const char *auto_text;
+    /* The default depends on other settings (e.g. "the system's", filled by the set's own
+     * default function); `def` is then not a value to offer. NULL = the default is def/def_str. */
+    const char *def_text;
     const char *const *choices;       /* STRING/ENUM: NULL-terminated names, or ... */
     const char *(*choice_at)(size_t); /* ... a listing function (NULL past the end) */
     const char *help;                 /* one line, without the default */
@@ -64,10 +71,6 @@ typedef struct trc_option_set {
     size_t count;
 } trc_option_set;
 
-/* The option sets libtrc defines (train, generate, ...): NULL past the end. */
-const trc_option_set *trc_option_set_at(size_t i);
-const trc_option_set *trc_option_set_find(const char *name);
-
 /* The option named `name` ("batch_size"), or whose CLI flag it is ("--batch-size", "-K"). */
 const trc_option *trc_option_find(const trc_option *opts, size_t n, const char *name);
 
@@ -81,6 +84,12 @@ void trc_option_flag(const trc_option *o, char *buf, size_t size);
 
 /* Writes every option's default into the struct at base (auto sentinels included). */
 void trc_options_default(const trc_option *opts, size_t n, void *base);
+
+/* 1 when the field holds the default (for a string, also when it is empty). */
+int trc_option_is_default(const trc_option *o, const void *base);
+
+/* Copies the option's field from the struct at src to the one at dst. */
+void trc_option_copy(const trc_option *o, void *dst, const void *src);
 
 /* Parses text (a CLI value, or a saved setting) into the option's field: syntax, range,
  * choices. On failure returns TRC_EINVAL and the message "<label>: expected <what>, got
@@ -105,7 +114,7 @@ int trc_option_set_text(const trc_option *o, const char *text, void *base);
 /* The accepted values in words: "an integer in 1..64", "a number in (0, 10]", "one of cosine,
  * step, plateau, none". `job` = 1 applies job_max. */
 void trc_option_describe(const trc_option *o, int job, char *buf, size_t size);
-/* The default as text: "1e-3" style %g, the choice name, or auto_text. */
+/* The default as text: "0.001" (%g), the choice name, auto_text or def_text. */
 void trc_option_default_text(const trc_option *o, char *buf, size_t size);
 /* The current value as text (%.17g for doubles, so that parse gives it back exactly). */
 void trc_option_format(const trc_option *o, const void *base, char *buf, size_t size);

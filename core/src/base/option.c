@@ -89,7 +89,8 @@ static int in_range(const trc_option *o, double v, int job) {
     if (!ranged(o))
         return 1;
     double hi = trc_option_max(o, job);
-    return (o->min_open ? v > o->min : v >= o->min) && (o->max_open ? v < hi : v <= hi);
+    int open_hi = o->max_open && hi == o->max; /* job_max is always inclusive */
+    return (o->min_open ? v > o->min : v >= o->min) && (open_hi ? v < hi : v <= hi);
 }
 
 static void list_choices(const trc_option *o, char *buf, size_t size) {
@@ -102,6 +103,7 @@ static void list_choices(const trc_option *o, char *buf, size_t size) {
 
 void trc_option_describe(const trc_option *o, int job, char *buf, size_t size) {
     double hi = trc_option_max(o, job);
+    int max_open = o->max_open && hi == o->max; /* job_max is always inclusive */
     switch (o->type) {
     case TRC_OPT_INT:
         if (!ranged(o))
@@ -110,7 +112,7 @@ void trc_option_describe(const trc_option *o, int job, char *buf, size_t size) {
             snprintf(buf, size, "an integer >= %.0f", o->min + (o->min_open ? 1 : 0));
         else
             snprintf(buf, size, "an integer in %.0f..%.0f", o->min + (o->min_open ? 1 : 0),
-                     hi - (o->max_open ? 1 : 0));
+                     hi - (max_open ? 1 : 0));
         return;
     case TRC_OPT_U64:
         snprintf(buf, size, "a non-negative integer");
@@ -122,7 +124,7 @@ void trc_option_describe(const trc_option *o, int job, char *buf, size_t size) {
             snprintf(buf, size, "a number %s %g", o->min_open ? ">" : ">=", o->min);
         else
             snprintf(buf, size, "a number in %s%g, %g%s", o->min_open ? "(" : "[", o->min, hi,
-                     o->max_open ? ")" : "]");
+                     max_open ? ")" : "]");
         return;
     case TRC_OPT_BOOL:
         snprintf(buf, size, "true or false");
@@ -143,8 +145,8 @@ void trc_option_describe(const trc_option *o, int job, char *buf, size_t size) {
 }
 
 void trc_option_default_text(const trc_option *o, char *buf, size_t size) {
-    if (o->auto_text)
-        snprintf(buf, size, "%s", o->auto_text);
+    if (o->auto_text || o->def_text)
+        snprintf(buf, size, "%s", o->auto_text ? o->auto_text : o->def_text);
     else if (o->type == TRC_OPT_STRING || o->type == TRC_OPT_ENUM)
         snprintf(buf, size, "%s", o->def_str ? o->def_str : "");
     else if (o->type == TRC_OPT_BOOL)
@@ -178,6 +180,33 @@ void trc_options_default(const trc_option *opts, size_t n, void *base) {
         }
         }
     }
+}
+
+static size_t field_size(const trc_option *o) {
+    switch (o->type) {
+    case TRC_OPT_U64:
+        return sizeof(uint64_t);
+    case TRC_OPT_DOUBLE:
+        return sizeof(double);
+    case TRC_OPT_STRING:
+        return o->size;
+    default:
+        return sizeof(int);
+    }
+}
+
+int trc_option_is_default(const trc_option *o, const void *base) {
+    if (o->type == TRC_OPT_STRING || o->type == TRC_OPT_ENUM) {
+        const char *t = trc_option_text(o, base);
+        return !t || !t[0] || (o->def_str && strcmp(t, o->def_str) == 0);
+    }
+    if (o->type == TRC_OPT_U64)
+        return trc_option_u64(o, base) == (uint64_t)o->def;
+    return trc_option_number(o, base) == o->def;
+}
+
+void trc_option_copy(const trc_option *o, void *dst, const void *src) {
+    memcpy(field_at(o, dst), cfield_at(o, src), field_size(o));
 }
 
 double trc_option_number(const trc_option *o, const void *base) {
@@ -431,8 +460,14 @@ int trc_option_parse(const trc_option *o, const char *text, const char *label, v
             return trc_fail(TRC_EINVAL, "%s: empty value", who);
         if (has_choices(o)) {
             int k = trc_option_choice_index(o, text);
-            ok = k >= 0;
-            if (ok && o->type == TRC_OPT_ENUM)
+            if (k < 0) {
+                char list[512];
+                list_choices(o, list, sizeof list);
+                return trc_fail(TRC_EINVAL, "%s%sunknown %s '%.80s' (known: %s)",
+                                label ? label : "", label ? ": " : "", o->name, text, list);
+            }
+            ok = 1;
+            if (o->type == TRC_OPT_ENUM)
                 *FIELD(o, base, int) = k;
         } else {
             ok = 1;

@@ -3,6 +3,7 @@
  * that check a cancel flag (the same bytes whatever the chunk size). The .npz form lives in
  * dataset_io.c. */
 #include "trc/dataset.h"
+#include "trc/settings.h"
 #include "trc/error.h"
 #include "trc/expert.h"
 #include "trc/rng.h"
@@ -16,8 +17,7 @@
 #include <unistd.h>
 
 #define MAX_SAMPLES 100000000u /* 1e8 samples; beyond that memory, not the math, is the limit */
-#define MAX_T 100000
-#define DEFAULT_CHUNK 16384 /* samples between cancel checks */
+#define DEFAULT_CHUNK 16384    /* samples between cancel checks */
 
 void trc_dataset_free(trc_dataset *ds) {
     if (!ds)
@@ -71,22 +71,16 @@ int trc_dataset_alloc(trc_dataset *ds, size_t n, int s, int m, int T) {
     return TRC_OK;
 }
 
+/* The generate option table's defaults, the system's horizon, dt, bound and box. */
 int trc_gen_settings_default(const char *system, trc_gen_settings *g) {
-    memset(g, 0, sizeof *g);
-    const trc_system *sys = trc_system_find(system);
-    if (!sys)
-        return TRC_ENOTFOUND;
-    snprintf(g->system, sizeof g->system, "%s", sys->name);
-    snprintf(g->expert, sizeof g->expert, "min_energy");
-    g->T = sys->T;
-    g->dt = sys->dt;
-    g->bound = sys->bound;
-    g->seed = 42;
-    g->box_lo = sys->box_lo;
-    g->box_hi = sys->box_hi;
-    g->target_lo = sys->target_box ? sys->target_box[0] : NAN;
-    g->target_hi = sys->target_box ? sys->target_box[1] : NAN;
-    return TRC_OK; /* expert_params all 0: the defaults */
+    trc_gen_request req;
+    int rc = system ? trc_gen_request_default(system, &req) : TRC_ENOTFOUND;
+    if (rc) {
+        memset(g, 0, sizeof *g);
+        return rc;
+    }
+    *g = req.settings; /* expert_params all 0: the defaults */
+    return TRC_OK;
 }
 
 int trc_gen_settings_set_param(trc_gen_settings *g, const char *name, double value) {
@@ -134,15 +128,16 @@ int trc_gen_settings_validate(const trc_gen_settings *g) {
     int rc = trc_expert_check_name(g->expert);
     if (rc)
         return rc;
-    if (g->T <= 0 || g->T > MAX_T)
-        return trc_fail(TRC_EINVAL, "horizon must be in 1..%d, got %d", MAX_T, g->T);
-    if (!(g->dt > 0.0) || !isfinite(g->dt))
-        return trc_fail(TRC_EINVAL, "time step must be positive and finite, got %g", g->dt);
-    if (!(g->bound > 0.0) || !isfinite(g->bound))
-        return trc_fail(TRC_EINVAL, "control bound must be positive and finite, got %g", g->bound);
-    if (!isfinite(g->box_lo) || !isfinite(g->box_hi))
-        return trc_fail(TRC_EINVAL, "sampling box must be finite, got [%g, %g]", g->box_lo,
-                        g->box_hi);
+    /* horizon, dt, bound, box edges: their lines of the generate table (settings is the first
+     * member of trc_gen_request, so those lines' offsets are offsets into *g) */
+    const trc_option_set *set = trc_gen_option_set();
+    for (size_t i = 0; i < set->count; i++) {
+        const trc_option *o = &set->options[i];
+        if (o->offset >= sizeof *g || o->type == TRC_OPT_STRING) /* names: checked above */
+            continue;
+        if ((rc = trc_option_check(o, g)) != TRC_OK)
+            return rc;
+    }
     if (!(g->box_lo < g->box_hi))
         return trc_fail(TRC_EINVAL, "sampling box needs lo < hi, got [%g, %g]", g->box_lo,
                         g->box_hi);

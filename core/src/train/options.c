@@ -1,36 +1,234 @@
-/* The training options: defaults, validation, and their JSON form (the settings saved with a
- * run, in training_stats.json, checkpoint summaries and the optimizer state). One home for them,
- * so the loop (train.c) and the saved state (train_state.c) both call here and never each
- * other. */
+/* The training options: one table line per setting of trc_train_opts (trc/settings.h), and
+ * the defaults, validation and JSON form (the settings saved with a run, in
+ * training_stats.json, checkpoint summaries and the optimizer state) built on it. One home for
+ * them, so the loop (train.c) and the saved state (train_state.c) both call here and never each
+ * other. The order of the SAVED lines is the order of the settings JSON in checkpoints and
+ * optimizer states: append, never reorder. */
 #include "trc/arch.h"
 #include "trc/error.h"
+#include "trc/settings.h"
 #include "train_internal.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+
+/* The scheduler's names are the optimizer's (trc_sched_name). */
+static const char *sched_at(size_t i) {
+    return i <= TRC_SCHED_NONE ? trc_sched_name((trc_sched_kind)i) : NULL;
+}
+
+/* The architectures' names, from their table (trc/arch.h). */
+static const char *arch_at(size_t i) {
+    return i < trc_arch_count() ? trc_arch_at(i)->name : NULL;
+}
+
+/* Every size name of any architecture, each once, in table order (whether the chosen
+ * architecture has it is checked with the other rules). */
+static const char *size_at(size_t i) {
+    for (size_t a = 0; a < trc_arch_count(); a++) {
+        const trc_arch *arch = trc_arch_at(a);
+        for (size_t k = 0; k < arch->nsizes; k++) {
+            int seen = 0;
+            for (size_t b = 0; b < a && !seen; b++)
+                seen = trc_arch_size_find(trc_arch_at(b), arch->sizes[k].name) != NULL;
+            if (!seen && i-- == 0)
+                return arch->sizes[k].name;
+        }
+    }
+    return NULL;
+}
+
+_Static_assert(sizeof(trc_sched_kind) == sizeof(int), "scheduler is stored as an int choice");
+
+#define F(field) .offset = offsetof(trc_train_opts, field)
+#define SAVED (TRC_OPT_ALL)
+
+static const trc_option train_options[] = {
+    {.name = "model_size",
+     .type = TRC_OPT_STRING,
+     F(model_size),
+     .size = sizeof(((trc_train_opts *)0)->model_size),
+     .def_str = "medium",
+     .choice_at = size_at,
+     .help = "network size (of the architecture)",
+     .metavar = "SIZE",
+     .where = SAVED},
+    {.name = "K",
+     .type = TRC_OPT_INT,
+     F(K),
+     .def = 3,
+     .min = 1,
+     .max = 64,
+     .help = "outer refinement cycles (two_level/trm_style: H cycles; trc train --arch: the "
+             "architecture's unless given)",
+     .metavar = "K",
+     .where = SAVED},
+    {.name = "n",
+     .type = TRC_OPT_INT,
+     F(n),
+     .def = 3,
+     .min = 1,
+     .max = 64,
+     .help = "inner reasoning cycles (two_level/trm_style: L cycles; trc train --arch: the "
+             "architecture's unless given)",
+     .metavar = "N",
+     .where = SAVED},
+    {.name = "epochs",
+     .type = TRC_OPT_INT,
+     F(epochs),
+     .def = 100,
+     .min = 1,
+     .max = 1000000,
+     .job_max = 10000,
+     .help = "epoch budget",
+     .unit = "epochs",
+     .where = SAVED | TRC_OPT_RESUMABLE},
+    {.name = "batch_size",
+     .type = TRC_OPT_INT,
+     F(batch_size),
+     .def = 64,
+     .min = 1,
+     .max = 1 << 20,
+     .job_max = 4096,
+     .help = "samples per optimizer step",
+     .unit = "samples",
+     .where = SAVED},
+    {.name = "lr",
+     .type = TRC_OPT_DOUBLE,
+     F(lr),
+     .def = 1e-3,
+     .min = 0,
+     .max = 10,
+     .min_open = 1,
+     .help = "learning rate (AdamW)",
+     .where = SAVED},
+    {.name = "weight_decay",
+     .type = TRC_OPT_DOUBLE,
+     F(weight_decay),
+     .def = 1e-5,
+     .min = 0,
+     .max = 1,
+     .help = "AdamW decoupled weight decay (lr * weight_decay < 1)",
+     .where = SAVED},
+    {.name = "grad_clip",
+     .type = TRC_OPT_DOUBLE,
+     F(grad_clip),
+     .def = 1.0,
+     .min = 0,
+     .max = 1e6,
+     .help = "global gradient-norm clip (0 = off)",
+     .where = SAVED},
+    {.name = "scheduler",
+     .type = TRC_OPT_ENUM,
+     F(scheduler),
+     .def_str = "cosine",
+     .choice_at = sched_at,
+     .help = "learning-rate schedule (cosine decays to lr_min over the budget)",
+     .metavar = "NAME",
+     .where = SAVED},
+    {.name = "lr_min",
+     .type = TRC_OPT_DOUBLE,
+     F(lr_min),
+     .def = 1e-6,
+     .min = 0,
+     .max = 10,
+     .help = "cosine: final learning rate (at most lr)",
+     .where = SAVED},
+    {.name = "step_size",
+     .type = TRC_OPT_INT,
+     F(step_size),
+     .def = 30,
+     .min = 1,
+     .max = 1000000,
+     .help = "step: epochs per decay",
+     .unit = "epochs",
+     .where = SAVED},
+    {.name = "gamma",
+     .type = TRC_OPT_DOUBLE,
+     F(gamma),
+     .def = 0,
+     .min = 0,
+     .max = 1,
+     .min_open = 1,
+     .auto_text = "0.1 for step, 0.5 for plateau",
+     .help = "step/plateau decay factor (plateau: below 1)",
+     .where = SAVED},
+    {.name = "plateau_patience",
+     .type = TRC_OPT_INT,
+     F(plateau_patience),
+     .def = 10,
+     .min = 0,
+     .max = 1000000,
+     .help = "plateau: epochs without improvement before a decay",
+     .unit = "epochs",
+     .where = SAVED},
+    {.name = "patience",
+     .type = TRC_OPT_INT,
+     F(patience),
+     .def = 20,
+     .min = 0,
+     .max = 1000000,
+     .job_max = 10000,
+     .help = "early stopping after this many epochs without improvement (0 = off)",
+     .unit = "epochs",
+     .where = SAVED},
+    {.name = "val_split",
+     .type = TRC_OPT_DOUBLE,
+     F(val_split),
+     .def = 0.1,
+     .min = 0,
+     .max = 1,
+     .max_open = 1,
+     .job_max = 0.5,
+     .help = "validation fraction (0 = keep the best by training loss)",
+     .where = SAVED},
+    {.name = "seed",
+     .type = TRC_OPT_U64,
+     F(seed),
+     .def = 42,
+     .help = "split, shuffling and initialization (a job's data too)",
+     .metavar = "S",
+     .where = SAVED},
+    {.name = "bound",
+     .type = TRC_OPT_DOUBLE,
+     F(bound),
+     .def = 0,
+     .min = 0,
+     .max = 1e6,
+     .min_open = 1,
+     .auto_text = "the dataset's, else 4",
+     .help = "control bound of the network",
+     .metavar = "B",
+     .where = SAVED},
+    /* Appended last and saved only when not the default: the settings of every run from
+     * before architectures had names read the same. */
+    {.name = "arch",
+     .type = TRC_OPT_STRING,
+     F(arch),
+     .size = sizeof(((trc_train_opts *)0)->arch),
+     .def_str = TRC_ARCH_DEFAULT,
+     .choice_at = arch_at,
+     .help = "network architecture",
+     .metavar = "NAME",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+};
+
+static const trc_option_set train_set = {
+    .name = "train",
+    .about = "training a model: network size, optimizer, schedule, early stopping",
+    .options = train_options,
+    .count = sizeof train_options / sizeof train_options[0],
+};
+
+const trc_option_set *trc_train_option_set(void) {
+    return &train_set;
+}
 
 void trc_train_opts_default(trc_train_opts *o) {
     memset(o, 0, sizeof *o);
-    snprintf(o->model_size, sizeof o->model_size, "medium");
-    o->K = 3;
-    o->n = 3;
-    o->epochs = 100;
-    o->batch_size = 64;
-    o->lr = 1e-3;
-    o->weight_decay = 1e-5;
-    o->grad_clip = 1.0;
-    o->scheduler = TRC_SCHED_COSINE;
-    o->lr_min = 1e-6;
-    o->step_size = 30;
-    o->gamma = 0.0; /* the scheduler's own default */
-    o->plateau_patience = 10;
-    o->patience = 20;
-    o->val_split = 0.1;
-    o->seed = 42;
+    trc_options_default(train_set.options, train_set.count, o);
     o->threads = 1;
 }
 
@@ -44,52 +242,35 @@ static int terminated(const char *s, size_t cap) {
     return memchr(s, 0, cap) != NULL;
 }
 
+/* Each option against its table line, then the rules that tie two options together. */
 int trc_train_opts_validate(const trc_train_opts *o) {
     if (!o)
         return trc_fail(TRC_EINVAL, "training options are NULL");
     if (!terminated(o->arch, sizeof o->arch))
         return trc_fail(TRC_EINVAL, "architecture name is not terminated");
-    const trc_arch *a = trc_arch_find(o->arch[0] ? o->arch : TRC_ARCH_DEFAULT);
-    if (!a)
-        return TRC_EINVAL;
-    if (!terminated(o->model_size, sizeof o->model_size) || !trc_arch_size_find(a, o->model_size))
-        return trc_fail(TRC_EINVAL, "model size must be small, medium or large");
-    if (o->K < 1 || o->K > 64)
-        return trc_fail(TRC_EINVAL, "K (outer cycles) must be in 1..64, got %d", o->K);
-    if (o->n < 1 || o->n > 64)
-        return trc_fail(TRC_EINVAL, "n (inner cycles) must be in 1..64, got %d", o->n);
-    if (o->epochs < 1 || o->epochs > 1000000)
-        return trc_fail(TRC_EINVAL, "epochs must be in 1..1000000, got %d", o->epochs);
-    if (o->batch_size < 1 || o->batch_size > 1 << 20)
-        return trc_fail(TRC_EINVAL, "batch size must be in 1..1048576, got %d", o->batch_size);
+    if (!o->arch[0]) { /* "" is the default architecture */
+        trc_train_opts c = *o;
+        snprintf(c.arch, sizeof c.arch, "%s", TRC_ARCH_DEFAULT);
+        return trc_train_opts_validate(&c);
+    }
+    int rc = trc_options_validate(train_set.options, train_set.count, o);
+    if (rc)
+        return rc;
+    const trc_arch *arch = trc_arch_find(o->arch);
+    if (!arch || !trc_arch_size_find(arch, o->model_size))
+        return trc_fail(TRC_EINVAL, "model_size '%s' is not a size of architecture '%s'",
+                        o->model_size, o->arch);
     if (o->threads < 1 || o->threads > 64)
         return trc_fail(TRC_EINVAL, "threads must be in 1..64, got %d", o->threads);
-    if (!(o->lr > 0) || !isfinite(o->lr) || o->lr > 10)
-        return trc_fail(TRC_EINVAL, "learning rate must be in (0, 10], got %g", o->lr);
-    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay) || o->weight_decay * o->lr >= 1)
-        return trc_fail(TRC_EINVAL, "weight decay must be >= 0 with lr * wd < 1, got %g",
-                        o->weight_decay);
-    if (!isfinite(o->grad_clip))
-        return trc_fail(TRC_EINVAL, "gradient clip must be finite (<= 0 disables), got %g",
-                        o->grad_clip);
-    if ((unsigned)o->scheduler > TRC_SCHED_NONE)
-        return trc_fail(TRC_EINVAL, "unknown scheduler kind %d", (int)o->scheduler);
-    if (!(o->lr_min >= 0) || !(o->lr_min <= o->lr))
-        return trc_fail(TRC_EINVAL, "lr_min must be in [0, lr], got %g", o->lr_min);
-    if (o->step_size < 1)
-        return trc_fail(TRC_EINVAL, "step size must be >= 1, got %d", o->step_size);
-    double g = trc_train_effective_gamma(o);
-    if (!isfinite(o->gamma) || !(g <= 1) || (o->scheduler == TRC_SCHED_PLATEAU && g >= 1))
-        return trc_fail(TRC_EINVAL, "gamma must be in (0, 1) (<= 0 for the default), got %g",
+    if (o->weight_decay * o->lr >= 1)
+        return trc_fail(TRC_EINVAL, "weight_decay must keep lr * weight_decay < 1, got %g * %g",
+                        o->lr, o->weight_decay);
+    if (o->lr_min > o->lr)
+        return trc_fail(TRC_EINVAL, "lr_min must be in [0, lr], got %g with lr %g", o->lr_min,
+                        o->lr);
+    if (o->scheduler == TRC_SCHED_PLATEAU && o->gamma >= 1)
+        return trc_fail(TRC_EINVAL, "gamma must be below 1 for the plateau scheduler, got %g",
                         o->gamma);
-    if (o->plateau_patience < 0)
-        return trc_fail(TRC_EINVAL, "plateau patience must be >= 0, got %d", o->plateau_patience);
-    if (o->patience < 0)
-        return trc_fail(TRC_EINVAL, "patience must be >= 0 (0 = off), got %d", o->patience);
-    if (!(o->val_split >= 0 && o->val_split < 1))
-        return trc_fail(TRC_EINVAL, "validation split must be in [0, 1), got %g", o->val_split);
-    if (!isfinite(o->bound))
-        return trc_fail(TRC_EINVAL, "control bound must be finite, got %g", o->bound);
     if (!terminated(o->out_dir, sizeof o->out_dir) ||
         !terminated(o->data_path, sizeof o->data_path))
         return trc_fail(TRC_EINVAL, "output directory or data path is not terminated");
@@ -98,99 +279,102 @@ int trc_train_opts_validate(const trc_train_opts *o) {
     return TRC_OK;
 }
 
-json_t *trc_train_settings_json(const trc_train_opts *o) {
-    json_t *seed = o->seed <= INT64_MAX ? json_integer((json_int_t)o->seed) : NULL;
-    if (!seed) {
+/* One saved option as JSON: numbers as numbers (a seed past INT64_MAX as a decimal string),
+ * choices by name. */
+static json_t *option_json(const trc_option *opt, const trc_train_opts *o) {
+    switch (opt->type) {
+    case TRC_OPT_INT:
+        return json_integer((json_int_t)trc_option_number(opt, o));
+    case TRC_OPT_DOUBLE:
+        return json_real(trc_option_number(opt, o));
+    case TRC_OPT_BOOL:
+        return json_boolean(trc_option_number(opt, o) != 0);
+    case TRC_OPT_U64: {
+        uint64_t v = trc_option_u64(opt, o);
+        if (v <= INT64_MAX)
+            return json_integer((json_int_t)v);
         char buf[32];
-        snprintf(buf, sizeof buf, "%" PRIu64, o->seed);
-        seed = json_string(buf);
+        snprintf(buf, sizeof buf, "%" PRIu64, v);
+        return json_string(buf);
     }
-    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:s, s:f, s:i, s:f, s:i, s:i, "
-                          "s:f, s:o, s:f}",
-                          "model_size", o->model_size, "K", o->K, "n", o->n, "epochs", o->epochs,
-                          "batch_size", o->batch_size, "lr", o->lr, "weight_decay", o->weight_decay,
-                          "grad_clip", o->grad_clip, "scheduler", trc_sched_name(o->scheduler),
-                          "lr_min", o->lr_min, "step_size", o->step_size, "gamma", o->gamma,
-                          "plateau_patience", o->plateau_patience, "patience", o->patience,
-                          "val_split", o->val_split, "seed", seed, "bound", o->bound);
-    /* the architecture only when it is not the default, so the settings of every run from
-     * before architectures had names read the same */
-    if (j && o->arch[0] && strcmp(o->arch, TRC_ARCH_DEFAULT) != 0)
-        json_object_set_new(j, "arch", json_string(o->arch));
+    case TRC_OPT_STRING:
+    case TRC_OPT_ENUM:
+        return json_string(trc_option_text(opt, o));
+    }
+    return NULL;
+}
+
+json_t *trc_train_settings_json(const trc_train_opts *o) {
+    const trc_option_set *set = trc_train_option_set();
+    json_t *j = json_object();
+    for (size_t i = 0; j && i < set->count; i++) {
+        const trc_option *opt = &set->options[i];
+        if (!(opt->where & TRC_OPT_SAVED) ||
+            ((opt->where & TRC_OPT_OMIT_DEFAULT) && trc_option_is_default(opt, o)))
+            continue;
+        if (json_object_set_new(j, opt->name, option_json(opt, o)) != 0) {
+            json_decref(j);
+            return NULL;
+        }
+    }
     return j;
 }
 
-static int get_int(const json_t *j, const char *key, int *out) {
-    json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN ||
-        json_integer_value(v) > INT32_MAX)
-        return trc_fail(TRC_EFORMAT, "settings: '%s' must be an integer", key);
-    *out = (int)json_integer_value(v);
-    return TRC_OK;
+/* A saved option back into o: the type the table says, within its range. */
+static int option_parse(const trc_option *opt, const json_t *v, trc_train_opts *o) {
+    int rc;
+    switch (opt->type) {
+    case TRC_OPT_INT:
+        if (!json_is_integer(v))
+            return trc_fail(TRC_EFORMAT, "settings: '%s' must be an integer", opt->name);
+        rc = trc_option_set_number(opt, (double)json_integer_value(v), o);
+        break;
+    case TRC_OPT_DOUBLE:
+        if (!json_is_number(v))
+            return trc_fail(TRC_EFORMAT, "settings: '%s' must be a number", opt->name);
+        rc = trc_option_set_number(opt, json_number_value(v), o);
+        break;
+    case TRC_OPT_BOOL:
+        if (!json_is_boolean(v))
+            return trc_fail(TRC_EFORMAT, "settings: '%s' must be true or false", opt->name);
+        rc = trc_option_set_number(opt, json_is_true(v), o);
+        break;
+    case TRC_OPT_U64:
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+            return trc_option_set_u64(opt, (uint64_t)json_integer_value(v), o);
+        if (!json_is_string(v))
+            return trc_fail(TRC_EFORMAT, "settings: '%s' must be an unsigned integer", opt->name);
+        rc = trc_option_parse(opt, json_string_value(v), NULL, o);
+        break;
+    default:
+        if (!json_is_string(v))
+            return trc_fail(TRC_EFORMAT, "settings: '%s' must be a string", opt->name);
+        rc = trc_option_set_text(opt, json_string_value(v), o);
+        break;
+    }
+    return rc ? trc_fail_prefix(TRC_EFORMAT, "settings: ") : TRC_OK;
 }
 
-static int get_real(const json_t *j, const char *key, double *out) {
-    json_t *v = json_object_get(j, key);
-    if (!json_is_number(v))
-        return trc_fail(TRC_EFORMAT, "settings: '%s' must be a number", key);
-    *out = json_number_value(v);
-    return TRC_OK;
-}
-
+/* Every saved option must be there (those saved only when not the default read as the default
+ * when missing): a run resumes with exactly the settings it started with. */
 int trc_train_settings_parse(const json_t *j, trc_train_opts *o) {
     if (!json_is_object(j))
         return trc_fail(TRC_EFORMAT, "settings: not a JSON object");
-    const char *size = json_string_value(json_object_get(j, "model_size"));
-    const char *sched = json_string_value(json_object_get(j, "scheduler"));
-    if (!size || strlen(size) >= sizeof o->model_size)
-        return trc_fail(TRC_EFORMAT, "settings: 'model_size' must be a short string");
-    snprintf(o->model_size, sizeof o->model_size, "%s", size);
-    const char *arch = json_string_value(json_object_get(j, "arch"));
-    if (arch && strlen(arch) >= sizeof o->arch)
-        return trc_fail(TRC_EFORMAT, "settings: 'arch' must be a short string");
-    snprintf(o->arch, sizeof o->arch, "%s", arch ? arch : "");
-    int rc = trc_sched_parse(sched, &o->scheduler);
-    if (!rc)
-        rc = get_int(j, "K", &o->K);
-    if (!rc)
-        rc = get_int(j, "n", &o->n);
-    if (!rc)
-        rc = get_int(j, "epochs", &o->epochs);
-    if (!rc)
-        rc = get_int(j, "batch_size", &o->batch_size);
-    if (!rc)
-        rc = get_int(j, "step_size", &o->step_size);
-    if (!rc)
-        rc = get_int(j, "plateau_patience", &o->plateau_patience);
-    if (!rc)
-        rc = get_int(j, "patience", &o->patience);
-    if (!rc)
-        rc = get_real(j, "lr", &o->lr);
-    if (!rc)
-        rc = get_real(j, "weight_decay", &o->weight_decay);
-    if (!rc)
-        rc = get_real(j, "grad_clip", &o->grad_clip);
-    if (!rc)
-        rc = get_real(j, "lr_min", &o->lr_min);
-    if (!rc)
-        rc = get_real(j, "gamma", &o->gamma);
-    if (!rc)
-        rc = get_real(j, "val_split", &o->val_split);
-    if (!rc)
-        rc = get_real(j, "bound", &o->bound);
-    if (rc)
-        return rc;
-    json_t *seed = json_object_get(j, "seed");
-    if (json_is_integer(seed)) {
-        o->seed = (uint64_t)json_integer_value(seed);
-    } else if (json_is_string(seed)) {
-        errno = 0;
-        char *end;
-        o->seed = strtoull(json_string_value(seed), &end, 10);
-        if (errno || *end || end == json_string_value(seed))
-            return trc_fail(TRC_EFORMAT, "settings: 'seed' is not an unsigned integer");
-    } else {
-        return trc_fail(TRC_EFORMAT, "settings: 'seed' must be an integer");
+    const trc_option_set *set = trc_train_option_set();
+    for (size_t i = 0; i < set->count; i++) {
+        const trc_option *opt = &set->options[i];
+        if (!(opt->where & TRC_OPT_SAVED))
+            continue;
+        const json_t *v = json_object_get(j, opt->name);
+        if (!v && (opt->where & TRC_OPT_OMIT_DEFAULT)) {
+            trc_options_default(opt, 1, o);
+            continue;
+        }
+        if (!v)
+            return trc_fail(TRC_EFORMAT, "settings: '%s' is missing", opt->name);
+        int rc = option_parse(opt, v, o);
+        if (rc)
+            return rc;
     }
     return TRC_OK;
 }

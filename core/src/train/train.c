@@ -7,6 +7,7 @@
 #include "trc/arch.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
+#include "trc/settings.h"
 #include "train_internal.h"
 
 #include <math.h>
@@ -161,34 +162,24 @@ static int make_model(const trc_run *run, trc_model *model) {
     return trc_model_create(&cfg, model);
 }
 
-/* Settings a resumed run must share with the saved one (the budget may grow). */
+/* Settings a resumed run must share with the saved one: every saved option but the resumable
+ * ones (the budget may grow). */
 static int check_same_settings(const trc_train_opts *a, const trc_train_opts *saved) {
-    json_t *ja = trc_train_settings_json(a), *js = trc_train_settings_json(saved);
-    if (!ja || !js) {
-        json_decref(ja);
-        json_decref(js);
-        return trc_fail(TRC_ENOMEM, "cannot compare settings");
-    }
-    int rc = TRC_OK;
-    const char *key;
-    json_t *val;
-    json_object_foreach(ja, key, val) {
-        if (strcmp(key, "epochs") == 0)
+    const trc_option_set *set = trc_train_option_set();
+    for (size_t i = 0; i < set->count; i++) {
+        const trc_option *opt = &set->options[i];
+        if (!(opt->where & TRC_OPT_SAVED) || (opt->where & TRC_OPT_RESUMABLE))
             continue;
-        json_t *other = json_object_get(js, key);
-        if (!other || !json_equal(val, other)) {
-            char *mine = json_dumps(val, JSON_ENCODE_ANY),
-                 *theirs = json_dumps(other, JSON_ENCODE_ANY);
-            rc = trc_fail(TRC_EINVAL, "resume: setting '%s' is %s but the saved run used %s", key,
-                          mine ? mine : "?", theirs ? theirs : "?");
-            free(mine);
-            free(theirs);
-            break;
-        }
+        if (trc_option_is_default(opt, a) && trc_option_is_default(opt, saved))
+            continue; /* e.g. arch "" and "single" */
+        char mine[64], theirs[64];
+        trc_option_format(opt, a, mine, sizeof mine);
+        trc_option_format(opt, saved, theirs, sizeof theirs);
+        if (strcmp(mine, theirs) != 0)
+            return trc_fail(TRC_EINVAL, "resume: setting '%s' is %s but the saved run used %s",
+                            opt->name, mine, theirs);
     }
-    json_decref(ja);
-    json_decref(js);
-    return rc;
+    return TRC_OK;
 }
 
 static int setup(trc_run *run, work *w) {

@@ -60,7 +60,7 @@ static void test_settings(void **state) {
     assert_non_null(strstr(trc_errmsg(), "horizon"));
     b = g, b.dt = -1;
     assert_int_equal(trc_gen_settings_validate(&b), TRC_EINVAL);
-    assert_non_null(strstr(trc_errmsg(), "time step"));
+    assert_non_null(strstr(trc_errmsg(), "dt must be"));
     b = g, b.bound = 0;
     assert_int_equal(trc_gen_settings_validate(&b), TRC_EINVAL);
     assert_non_null(strstr(trc_errmsg(), "bound"));

@@ -150,8 +150,9 @@ static void test_parse(void **state) {
         {"lr", "", NULL, "got ''"},
         {"gamma", "1.5", NULL, "gamma: expected a number in (0, 1]"},
         {"seed", "-1", "--seed", "--seed: expected a non-negative integer, got '-1'"},
-        {"model_size", "huge", NULL, "model_size: expected one of small, medium, large, got"},
-        {"scheduler", "warp", NULL, "one of cosine, step, none, got 'warp'"},
+        {"model_size", "huge", NULL, "unknown model_size 'huge' (known: small, medium, large)"},
+        {"scheduler", "warp", "--scheduler",
+         "--scheduler: unknown scheduler 'warp' (known: cosine"},
         {"K", "", "-K", "-K: empty value"},
         {"K", "0123456789abcdefXYZ", NULL, "K: at most 15 characters"},
         {"verbose", "yes", NULL, "expected true or false"},
@@ -223,6 +224,20 @@ static void test_setters(void **state) {
     assert_true(trc_option_u64(opt("seed"), &d) == UINT64_MAX - 1);
     assert_int_equal(trc_option_set_number(opt("seed"), -1, &d), TRC_EINVAL);
     assert_true(trc_option_number(opt("epochs"), &d) == 12);
+
+    /* is_default: the table's default, and for strings also "" */
+    trc_options_default(demo_opts, N, &d);
+    assert_true(trc_option_is_default(opt("lr"), &d) && trc_option_is_default(opt("seed"), &d));
+    assert_true(trc_option_is_default(opt("model_size"), &d));
+    d.size[0] = 0;
+    assert_true(trc_option_is_default(opt("model_size"), &d));
+    d.lr = 0.5;
+    assert_false(trc_option_is_default(opt("lr"), &d));
+    /* copy moves exactly one field */
+    demo e;
+    memset(&e, 0, sizeof e);
+    trc_option_copy(opt("lr"), &e, &d);
+    assert_true(e.lr == 0.5 && e.epochs == 0);
 }
 
 static void test_text(void **state) {
@@ -287,7 +302,7 @@ static void test_choice_function(void **state) {
     assert_int_equal(trc_option_parse(&o, "green", NULL, v), TRC_OK);
     assert_string_equal(v, "green");
     assert_int_equal(trc_option_parse(&o, "blue", NULL, v), TRC_EINVAL);
-    assert_non_null(strstr(trc_errmsg(), "one of red, green"));
+    assert_non_null(strstr(trc_errmsg(), "unknown color 'blue' (known: red, green)"));
 }
 
 int main(void) {

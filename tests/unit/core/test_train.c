@@ -416,9 +416,9 @@ static void test_schedulers_in_the_loop(void **state) {
 /* Each case breaks one setting; the message must name it. */
 static void test_bad_settings(void **state) {
     (void)state;
-    const char *words[] = {"epochs",     "batch size", "learning rate", "validation split",
-                           "model size", "resume",     "patience",      "gamma",
-                           "K (outer",   "lr_min",     "threads"};
+    const char *words[] = {"epochs must",     "batch_size must", "lr must",  "val_split must",
+                           "model_size must", "resume",          "patience", "gamma",
+                           "K must",          "lr_min",          "threads"};
     for (int k = 0; k < (int)(sizeof words / sizeof *words); k++) {
         trc_train_opts o;
         trc_train_result res;

@@ -39,20 +39,20 @@ static void test_defaults(void **state) {
     proto_error err;
     assert_int_equal(parse("{}", &spec, &err), 0);
     assert_string_equal(spec.name, "");
-    assert_string_equal(spec.system, "double_integrator");
-    assert_string_equal(spec.expert, "min_energy");
-    assert_int_equal(spec.num_samples, 10000);
-    assert_int_equal(spec.seed, 42);
-    assert_string_equal(spec.model_size, "medium");
-    assert_int_equal(spec.epochs, 100);
-    assert_int_equal(spec.batch_size, 64);
-    assert_true(spec.lr == 1e-3);
-    assert_string_equal(spec.scheduler, "cosine");
-    assert_int_equal(spec.patience, 20);
-    assert_true(spec.val_split == 0.1);
+    assert_string_equal(spec.data.settings.system, "double_integrator");
+    assert_string_equal(spec.data.settings.expert, "min_energy");
+    assert_int_equal(spec.data.num_samples, 10000);
+    assert_int_equal(spec.train.seed, 42);
+    assert_string_equal(spec.train.model_size, "medium");
+    assert_int_equal(spec.train.epochs, 100);
+    assert_int_equal(spec.train.batch_size, 64);
+    assert_true(spec.train.lr == 1e-3);
+    assert_string_equal(trc_sched_name(spec.train.scheduler), "cosine");
+    assert_int_equal(spec.train.patience, 20);
+    assert_true(spec.train.val_split == 0.1);
     /* NULL (no body) is the same as {} */
     assert_int_equal(trc_train_spec_parse(NULL, &spec, &err), 0);
-    assert_int_equal(spec.epochs, 100);
+    assert_int_equal(spec.train.epochs, 100);
 }
 
 static void test_full_spec_and_round_trip(void **state) {
@@ -67,20 +67,26 @@ static void test_full_spec_and_round_trip(void **state) {
                            &spec, &err),
                      0);
     assert_string_equal(spec.name, "my-model_1.v2");
-    assert_string_equal(spec.expert, "lqr");
-    assert_int_equal(spec.num_samples, 1000);
-    assert_int_equal(spec.seed, 7);
-    assert_string_equal(spec.model_size, "small");
-    assert_int_equal(spec.epochs, 5);
-    assert_int_equal(spec.batch_size, 32);
-    assert_true(spec.lr == 0.002);
-    assert_string_equal(spec.scheduler, "step");
-    assert_int_equal(spec.patience, 0);
-    assert_true(spec.val_split == 0);
+    assert_string_equal(spec.data.settings.expert, "lqr");
+    assert_int_equal(spec.data.num_samples, 1000);
+    assert_int_equal(spec.train.seed, 7);
+    assert_string_equal(spec.train.model_size, "small");
+    assert_int_equal(spec.train.epochs, 5);
+    assert_int_equal(spec.train.batch_size, 32);
+    assert_true(spec.train.lr == 0.002);
+    assert_string_equal(trc_sched_name(spec.train.scheduler), "step");
+    assert_int_equal(spec.train.patience, 0);
+    assert_true(spec.train.val_split == 0);
 
     json_t *j = trc_train_spec_to_json(&spec);
     assert_non_null(j);
-    assert_int_equal(json_object_size(j), 12);
+    /* "name" and every wire option of the tables */
+    size_t nwire = 0;
+    const void *base;
+    while (trc_train_spec_option(nwire, &spec, &base))
+        nwire++;
+    assert_true(nwire >= 11);
+    assert_int_equal(json_object_size(j), 1 + nwire);
     assert_int_equal(trc_train_spec_parse(j, &back, &err), 0);
     json_decref(j);
     assert_memory_equal(&spec, &back, sizeof spec);
@@ -93,11 +99,30 @@ static void test_full_spec_and_round_trip(void **state) {
     assert_int_equal(opts.seed, 7);
     assert_string_equal(opts.model_size, "small");
     assert_int_equal(trc_train_opts_validate(&opts), 0);
+
+    /* options beyond the original twelve fields travel too; gamma 0 is the automatic value */
+    assert_int_equal(parse("{\"K\": 2, \"n\": 1, \"gamma\": 0, \"bound\": 3.5, "
+                           "\"weight_decay\": 0}",
+                           &spec, &err),
+                     0);
+    assert_int_equal(spec.train.K, 2);
+    assert_int_equal(spec.train.n, 1);
+    assert_true(spec.train.bound == 3.5 && spec.train.gamma == 0 && spec.train.weight_decay == 0);
 }
 
 static void test_bounds_name_the_field(void **state) {
     (void)state;
     expect_error("{\"num_samples\": 0}", "num_samples", "between 1 and 1000000");
+    /* every option of core's training table is a wire field, bounded by its table line */
+    expect_error("{\"K\": 0}", "K", "K must be between 1 and 64, got 0");
+    expect_error("{\"n\": 65}", "n", "between 1 and 64");
+    expect_error("{\"weight_decay\": -1}", "weight_decay", "[0, 1]");
+    expect_error("{\"gamma\": 1.5}", "gamma", "(0, 1]");
+    expect_error("{\"lr\": 0.001, \"lr_min\": 0.01}", "lr_min", "lr_min must be in [0, lr]");
+    expect_error("{\"scheduler\": \"plateau\", \"gamma\": 1}", "gamma", "plateau");
+    expect_error("{\"bound\": -2}", "bound", "bound");
+    expect_error("{\"K\": 2.5}", "K", "integer");
+    expect_error("{\"horizon\": 3}", "horizon", "unknown field"); /* not a wire option */
     expect_error("{\"num_samples\": 1000001}", "num_samples", "between 1 and 1000000");
     expect_error("{\"num_samples\": 2.5}", "num_samples", "integer");
     expect_error("{\"epochs\": 0}", "epochs", "between");
@@ -111,7 +136,7 @@ static void test_bounds_name_the_field(void **state) {
     expect_error("{\"val_split\": 0.6}", "val_split", "val_split");
     expect_error("{\"val_split\": 0.1, \"num_samples\": 1, \"batch_size\": 1}", "val_split",
                  "nothing to train");
-    expect_error("{\"model_size\": \"huge\"}", "model_size", "small, medium or large");
+    expect_error("{\"model_size\": \"huge\"}", "model_size", "(known: small, medium, large)");
     expect_error("{\"scheduler\": \"warmup\"}", "scheduler", "warmup");
     expect_error("{\"system\": \"pendulum9\"}", "system", "pendulum9");
     expect_error("{\"expert\": \"oracle\"}", "expert", "oracle");

@@ -49,9 +49,9 @@ static void test_job_dataset_is_generates(void **state) {
     for (size_t e = 0; e < 2; e++) {
         trc_train_spec spec;
         trc_train_spec_default(&spec);
-        snprintf(spec.expert, sizeof spec.expert, "%s", experts[e]);
-        spec.seed = 7 + e;
-        spec.num_samples = 20000; /* past one chunk of 16,384 */
+        snprintf(spec.data.settings.expert, sizeof spec.data.settings.expert, "%s", experts[e]);
+        spec.train.seed = 7 + e;
+        spec.data.num_samples = 20000; /* past one chunk of 16,384 */
         atomic_int cancel = 0;
         trc_dataset ds;
         assert_int_equal(job_make_dataset(&spec, &cancel, &ds), 0);
@@ -60,7 +60,8 @@ static void test_job_dataset_is_generates(void **state) {
         snprintf(cli_path, sizeof cli_path, "%s/cli.npz", dir);
         assert_int_equal(trc_dataset_save(job_path, &ds), 0);
         trc_dataset_free(&ds);
-        generate_like_cli(spec.system, spec.expert, spec.seed, 20000, cli_path);
+        generate_like_cli(spec.data.settings.system, spec.data.settings.expert, spec.train.seed,
+                          20000, cli_path);
         expect_same_bytes(job_path, cli_path);
     }
     trc_train_spec spec;

@@ -51,11 +51,11 @@ static void make_job(trc_job *job, const char *id, const char *name, double crea
     job->status = TRC_JOB_QUEUED;
     trc_train_spec_default(&job->spec);
     snprintf(job->spec.name, sizeof job->spec.name, "%s", name);
-    job->spec.num_samples = 300;
-    job->spec.epochs = 7;
-    job->spec.lr = 0.0025;
-    job->spec.val_split = 0.2;
-    job->epochs = job->spec.epochs;
+    job->spec.data.num_samples = 300;
+    job->spec.train.epochs = 7;
+    job->spec.train.lr = 0.0025;
+    job->spec.train.val_split = 0.2;
+    job->epochs = job->spec.train.epochs;
     job->created_at = created;
 }
 
@@ -69,12 +69,12 @@ static void test_insert_get_roundtrip(void **state) {
     assert_string_equal(out.name, "mymodel");
     assert_int_equal(out.status, TRC_JOB_QUEUED);
     assert_string_equal(out.spec.name, "mymodel");
-    assert_string_equal(out.spec.system, "double_integrator");
-    assert_string_equal(out.spec.scheduler, "cosine");
-    assert_int_equal(out.spec.num_samples, 300);
-    assert_int_equal(out.spec.epochs, 7);
-    assert_true(out.spec.lr == 0.0025);
-    assert_true(out.spec.val_split == 0.2);
+    assert_string_equal(out.spec.data.settings.system, "double_integrator");
+    assert_string_equal(trc_sched_name(out.spec.train.scheduler), "cosine");
+    assert_int_equal(out.spec.data.num_samples, 300);
+    assert_int_equal(out.spec.train.epochs, 7);
+    assert_true(out.spec.train.lr == 0.0025);
+    assert_true(out.spec.train.val_split == 0.2);
     assert_true(out.created_at == 1700000000.5);
     assert_true(out.started_at == 0 && out.finished_at == 0);
     assert_int_equal(out.epoch, 0);
