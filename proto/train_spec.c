@@ -108,6 +108,13 @@ int trc_train_spec_validate(const trc_train_spec *spec, proto_error *err) {
                           "val_split %g of %ld sample leaves nothing to train on (use 0 or more "
                           "samples)",
                           spec->train.val_split, n);
+    /* lr below the schedule's default floor would fail the job only once it ran: name lr, the
+     * field the client set (a client-set lr_min above lr is named by the rule below) */
+    trc_train_opts defaults;
+    trc_train_opts_default(&defaults);
+    if (spec->train.lr < spec->train.lr_min && spec->train.lr_min == defaults.lr_min)
+        return proto_fail(err, 400, "lr", "lr must be at least lr_min (%g), got %g",
+                          spec->train.lr_min, spec->train.lr);
     /* the rules that tie two training options together; their messages start with the name */
     if (trc_train_opts_validate(&spec->train) != TRC_OK) {
         char param[32] = "";
@@ -185,7 +192,8 @@ json_t *trc_train_spec_to_json(const trc_train_spec *spec) {
     const void *base;
     for (size_t i = 0; (o = trc_train_spec_option(i, spec, &base)) != NULL; i++)
         bad |= json_object_set_new(obj, o->name, proto_option_value(o, base));
-    bad |= json_object_set_new(obj, "replace", json_boolean(spec->replace));
+    if (spec->replace) /* absent means false: older stored specs read back the same */
+        bad |= json_object_set_new(obj, "replace", json_true());
     if (bad) {
         json_decref(obj);
         return NULL;
