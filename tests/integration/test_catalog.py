@@ -105,7 +105,9 @@ def bad_values(o, served):
     return []
 
 
-def test_train_refuses_every_out_of_range_wire_option_naming_it(trcd):
+def test_train_refuses_every_out_of_range_wire_option_naming_it(trcd_factory):
+    # every request below is refused before any work; lift the per-client rate limit
+    trcd = trcd_factory(args=["--train-rate", "0"])
     cat = trcd.request("GET", "/v1/catalog").json()
     wire = [o for s in cat["option_sets"] for o in s["options"] if "wire" in o["where"]]
     assert {o["name"] for o in wire} >= {"epochs", "lr", "K", "n", "gamma", "num_samples"}
