@@ -169,3 +169,34 @@ int trc_linear_feedback(const trc_expert_plan *p, int finite, const double *x0,
     }
     return TRC_OK;
 }
+
+int trc_linear_open_loop(const trc_expert_plan *p, const double *x0, const double *target,
+                         double *u, trc_expert_cost *cost) {
+    const trc_linear_state *ls = p->state;
+    const int s = p->s, m = p->m, T = p->T;
+    double effort = 0.0;
+    int clipped = 0;
+    /* d = x* - A^T x0; u_k = M_k d (all T steps at once, open loop). */
+    double d[TRC_SYSTEM_MAX_S];
+    for (int i = 0; i < s; i++) {
+        double acc = target[i];
+        for (int j = 0; j < s; j++)
+            acc -= ls->AT[i * s + j] * x0[j];
+        d[i] = acc;
+    }
+    for (int k = 0; k < T * m; k++) {
+        double acc = 0.0;
+        for (int j = 0; j < s; j++)
+            acc += ls->M[(size_t)k * s + j] * d[j];
+        u[k] = trc_expert_clip(acc, p->bound, &clipped);
+        effort += u[k] * u[k];
+    }
+    if (!isfinite(effort))
+        return trc_fail(TRC_ENUMERIC, "%s: non-finite controls", p->ops->name);
+    if (cost) {
+        cost->effort = effort;
+        cost->objective = effort; /* their objective is the effort */
+        cost->clipped = clipped;
+    }
+    return TRC_OK;
+}

@@ -37,6 +37,11 @@ void trc_symmetrize(int s, double *P);
 int trc_riccati_step(const trc_expert_plan *p, const trc_linear_state *ls, const double *Pn,
                      double *K, double *P, double *SinvBt);
 
+/* The open-loop solve of the minimum-energy experts (min_energy, min_energy_ct): with d =
+ * target - AT x0, u_k = M_k d clipped to the bound; the objective is the effort sum |u|^2. */
+int trc_linear_open_loop(const trc_expert_plan *p, const double *x0, const double *target,
+                         double *u, trc_expert_cost *cost);
+
 /* The LQR experts' solve: closed loop through the system's own step function (so clipping is
  * felt), u_t = -K_t e_t (- F_t c for the finite horizon), with the quadratic objective. */
 int trc_linear_feedback(const trc_expert_plan *p, int finite, const double *x0,

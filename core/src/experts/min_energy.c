@@ -63,38 +63,6 @@ out:
     return rc;
 }
 
-static int me_solve(const trc_expert_plan *p, const double *x0, const double *target, double *u,
-                    trc_expert_cost *cost) {
-    const trc_linear_state *ls = p->state;
-    const int s = p->s, m = p->m, T = p->T;
-    double effort = 0.0, objective = 0.0;
-    int clipped = 0;
-    /* d = x* - A^T x0; u_k = M_k d (all T steps at once, open loop). */
-    double d[TRC_SYSTEM_MAX_S];
-    for (int i = 0; i < s; i++) {
-        double acc = target[i];
-        for (int j = 0; j < s; j++)
-            acc -= ls->AT[i * s + j] * x0[j];
-        d[i] = acc;
-    }
-    for (int k = 0; k < T * m; k++) {
-        double acc = 0.0;
-        for (int j = 0; j < s; j++)
-            acc += ls->M[(size_t)k * s + j] * d[j];
-        u[k] = trc_expert_clip(acc, p->bound, &clipped);
-        effort += u[k] * u[k];
-    }
-    objective = effort;
-    if (!isfinite(effort) || !isfinite(objective))
-        return trc_fail(TRC_ENUMERIC, "%s: non-finite controls", p->ops->name);
-    if (cost) {
-        cost->effort = effort;
-        cost->objective = objective;
-        cost->clipped = clipped;
-    }
-    return TRC_OK;
-}
-
 static int me_accepts(const trc_system *sys) {
     return trc_linear_accepts("min_energy", sys);
 }
@@ -105,7 +73,7 @@ const trc_expert trc_expert_min_energy = {
     .cost_label = "sum_u2",
     .accepts = me_accepts,
     .plan = me_plan,
-    .solve = me_solve,
+    .solve = trc_linear_open_loop,
     .free = trc_linear_free,
     .info = trc_linear_info,
 };

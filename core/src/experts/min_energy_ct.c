@@ -114,35 +114,6 @@ static int mect_plan(trc_expert_plan *p) {
     return TRC_OK;
 }
 
-static int mect_solve(const trc_expert_plan *p, const double *x0, const double *target, double *u,
-                      trc_expert_cost *cost) {
-    const trc_linear_state *ls = p->state;
-    const int s = p->s, m = p->m, T = p->T;
-    double d[TRC_SYSTEM_MAX_S], effort = 0.0;
-    int clipped = 0;
-    for (int i = 0; i < s; i++) {
-        double acc = target[i];
-        for (int j = 0; j < s; j++)
-            acc -= ls->AT[i * s + j] * x0[j];
-        d[i] = acc;
-    }
-    for (int k = 0; k < T * m; k++) {
-        double acc = 0.0;
-        for (int j = 0; j < s; j++)
-            acc += ls->M[(size_t)k * s + j] * d[j];
-        u[k] = trc_expert_clip(acc, p->bound, &clipped);
-        effort += u[k] * u[k];
-    }
-    if (!isfinite(effort))
-        return trc_fail(TRC_ENUMERIC, "%s: non-finite controls", p->ops->name);
-    if (cost) {
-        cost->effort = effort;
-        cost->objective = effort;
-        cost->clipped = clipped;
-    }
-    return TRC_OK;
-}
-
 static int mect_accepts(const trc_system *sys) {
     int rc = trc_linear_accepts("min_energy_ct", sys);
     if (rc)
@@ -162,7 +133,7 @@ const trc_expert trc_expert_min_energy_ct = {
     .cost_label = "sum_u2",
     .accepts = mect_accepts,
     .plan = mect_plan,
-    .solve = mect_solve,
+    .solve = trc_linear_open_loop,
     .free = trc_linear_free,
     .info = trc_linear_info,
 };
