@@ -290,8 +290,10 @@ def default_model_script():
 def test_image_default_model_step_trains_a_model(tmp_path, tool_path):
     need_trc()
     script = shell_with_tiny_sizes(default_model_script(),
-                                   [("TRC=build/trc", "TRC=trc"), ("scripts/default-model.sh", os.path.join(ROOT, "scripts", "default-model.sh")),
-                                    ("/tmp/", f"{tmp_path}/"), ("/out/", f"{tmp_path}/out/")])
+                                   # the image's paths first: ROOT itself may lie under /tmp
+                                   [("/tmp/", f"{tmp_path}/"), ("/out/", f"{tmp_path}/out/"),
+                                    ("TRC=build/trc", "TRC=trc"),
+                                    ("scripts/default-model.sh", os.path.join(ROOT, "scripts", "default-model.sh"))])
     # the build arguments the recipe reads, at test sizes (the Dockerfile's defaults are checked)
     args = dict(a.split("=", 1) for a in instr("ARG", stage=0) if "=" in a)
     assert int(args["TRC_DEFAULT_EPOCHS"]) >= 20 and int(args["TRC_DEFAULT_SAMPLES"]) >= 10000
