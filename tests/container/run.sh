@@ -26,7 +26,7 @@ fail() { printf 'container-test: FAIL: %s\n' "$*" >&2; exit 1; }
 
 # ---- dependencies (Debian packages) ----
 need=""
-for p in podman runc debootstrap podman-compose iptables curl; do
+for p in podman runc netavark aardvark-dns debootstrap podman-compose iptables curl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then
