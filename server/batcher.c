@@ -3,10 +3,13 @@
  * (up to max_rows samples), runs one evaluation on the concatenated rows, scatters the results
  * and wakes the others. No thread of its own: the connection threads do the work. */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "batcher.h"
 #include "trc/error.h"
@@ -16,7 +19,9 @@ typedef struct item {
     size_t n;
     const float *x0, *target;
     float *u, *iterates;
+    const atomic_int *gone; /* set when the client has gone (NULL: never) */
     int rc;
+    int taken; /* an executor has it (it is no longer queued) */
     int done;
     pthread_cond_t cv;
     struct item *next;
@@ -34,7 +39,28 @@ struct batcher {
     int wait_us;
     size_t max_rows;
     metrics *metrics;
+    char *hold_path;    /* test-only: evaluations wait while this file exists */
+    uint64_t abandoned; /* requests whose work stopped because their client went */
 };
+
+/* Multiply-adds evaluated between two checks for gone clients (~0.1 s on one core): a small
+ * model's batch is one pass, a huge one is cut into chunks of rows. */
+#ifndef CHUNK_WORK
+#define CHUNK_WORK 2e8
+#endif
+/* How often a waiting request looks at its client (ms). */
+#define GONE_POLL_MS 50
+
+static int is_gone(const item *it) {
+    return it->gone && atomic_load(it->gone);
+}
+
+static int all_gone(const item *list) {
+    for (const item *it = list; it; it = it->next)
+        if (!is_gone(it))
+            return 0;
+    return 1;
+}
 
 int batcher_create(int max_running, int wait_us, size_t max_rows, metrics *m, batcher **out) {
     batcher *b = calloc(1, sizeof *b);
@@ -53,6 +79,7 @@ int batcher_create(int max_running, int wait_us, size_t max_rows, metrics *m, ba
 void batcher_free(batcher *b) {
     if (!b)
         return;
+    free(b->hold_path);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->arrived);
     free(b);
@@ -87,11 +114,13 @@ static item *take_batch(batcher *b, size_t *rows, size_t *count) {
     item **pp = &b->head, *prev = NULL;
     while (*pp) {
         item *it = *pp;
-        if (it->snap == first->snap && (k == 0 || total + it->n <= b->max_rows)) {
+        if (it->snap == first->snap && (it == first || !is_gone(it)) &&
+            (k == 0 || total + it->n <= b->max_rows)) {
             *pp = it->next;
             if (b->tail == it)
                 b->tail = prev;
             it->next = NULL;
+            it->taken = 1;
             *tail = it;
             tail = &it->next;
             total += it->n;
@@ -106,13 +135,54 @@ static item *take_batch(batcher *b, size_t *rows, size_t *count) {
     return list;
 }
 
-/* One evaluation for a list of items of the same snapshot. */
-static void run_batch(item *list, size_t rows, size_t count) {
+/* Test-only (batcher_set_hold): waits while the hold file exists, unless every client of
+ * the batch has gone. */
+static void wait_hold(const batcher *b, const item *list) {
+    struct timespec pause = {0, 10 * 1000000L};
+    while (b->hold_path && access(b->hold_path, F_OK) == 0 && !all_gone(list))
+        nanosleep(&pause, NULL);
+}
+
+/* Evaluates rows samples (x0, tg: [rows, s] -> u: [rows, U]; iters, if not NULL:
+ * [(K+1), rows, U]) in chunks of rows, stopping with TRC_ECANCELED before a chunk when every
+ * client of the batch has gone. */
+static int eval_rows(const batcher *b, const item *list, size_t rows, const float *x0,
+                     const float *tg, float *u, float *iters) {
     const trc_model *model = &list->snap->model;
     const trc_infer_plan *plan = list->snap->plan;
+    size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
+    size_t K1 = (size_t)model->cfg.K + 1;
+    double per_row = (double)model->cfg.K * (model->cfg.n + 1) * (double)model->num_params;
+    size_t chunk = per_row * (double)rows <= CHUNK_WORK ? rows : (size_t)(CHUNK_WORK / per_row);
+    if (chunk < 1)
+        chunk = 1;
+    if (chunk >= rows && !b->hold_path) /* the common case: one pass, no copies */
+        return trc_infer_plan_run(plan, rows, x0, tg, u, iters, 1);
+    float *part = iters && chunk < rows ? malloc(K1 * chunk * U * sizeof(float)) : NULL;
+    if (iters && chunk < rows && !part)
+        return TRC_ENOMEM;
+    int rc = 0;
+    for (size_t off = 0; off < rows && !rc; off += chunk) {
+        wait_hold(b, list);
+        if (all_gone(list)) {
+            rc = TRC_ECANCELED;
+            break;
+        }
+        size_t c = rows - off < chunk ? rows - off : chunk;
+        rc = trc_infer_plan_run(plan, c, x0 + off * s, tg + off * s, u + off * U,
+                                part ? part : iters, 1);
+        for (size_t k = 0; !rc && part && k < K1; k++)
+            memcpy(iters + (k * rows + off) * U, part + k * c * U, c * U * sizeof(float));
+    }
+    free(part);
+    return rc;
+}
+
+/* One evaluation for a list of items of the same snapshot. */
+static void run_batch(const batcher *b, item *list, size_t rows, size_t count) {
+    const trc_model *model = &list->snap->model;
     if (count == 1) {
-        list->rc =
-            trc_infer_plan_run(plan, list->n, list->x0, list->target, list->u, list->iterates, 1);
+        list->rc = eval_rows(b, list, list->n, list->x0, list->target, list->u, list->iterates);
         return;
     }
     size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
@@ -131,12 +201,16 @@ static void run_batch(item *list, size_t rows, size_t count) {
             memcpy(tg + off * s, it->target, it->n * s * sizeof(float));
             off += it->n;
         }
-        rc = trc_infer_plan_run(plan, rows, x0, tg, u, iters, 1);
+        rc = eval_rows(b, list, rows, x0, tg, u, iters);
     }
     if (rc == TRC_ENUMERIC) {
         /* one request's samples went non-finite: do not fail the others with it */
-        for (item *it = list; it; it = it->next)
-            it->rc = trc_infer_plan_run(plan, it->n, it->x0, it->target, it->u, it->iterates, 1);
+        for (item *it = list; it; it = it->next) {
+            item *next = it->next;
+            it->next = NULL; /* evaluated alone: its own client decides whether to stop */
+            it->rc = eval_rows(b, it, it->n, it->x0, it->target, it->u, it->iterates);
+            it->next = next;
+        }
     } else {
         size_t off = 0;
         for (item *it = list; it; it = it->next) {
@@ -192,14 +266,47 @@ void batcher_set_clients(batcher *b, int (*clients)(void *), void *ctx) {
     b->clients_ctx = ctx;
 }
 
+void batcher_set_hold(batcher *b, const char *path) {
+    free(b->hold_path);
+    b->hold_path = path && path[0] ? strdup(path) : NULL;
+}
+
+void batcher_stats(batcher *b, size_t *rows_in_progress, uint64_t *abandoned) {
+    pthread_mutex_lock(&b->lock);
+    *rows_in_progress = b->inflight_rows;
+    *abandoned = b->abandoned;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Removes a queued item (lock held); wakes the new head when it was the head. */
+static void unqueue(batcher *b, item *self) {
+    item *prev = NULL;
+    for (item **pp = &b->head; *pp; prev = *pp, pp = &(*pp)->next)
+        if (*pp == self) {
+            *pp = self->next;
+            if (b->tail == self)
+                b->tail = prev;
+            self->next = NULL;
+            break;
+        }
+    if (b->head)
+        pthread_cond_signal(&b->head->cv);
+}
+
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
-                  const float *target, float *u, float *iterates) {
-    item self = {.snap = snap, .n = n, .x0 = x0, .target = target, .u = u, .iterates = iterates};
+                  const float *target, float *u, float *iterates, const atomic_int *gone) {
+    item self = {.snap = snap,
+                 .n = n,
+                 .x0 = x0,
+                 .target = target,
+                 .u = u,
+                 .iterates = iterates,
+                 .gone = gone};
     pthread_cond_init(&self.cv, NULL);
     pthread_mutex_lock(&b->lock);
     b->arriving--;
     /* self lives on this stack while queued: it always leaves the queue (an executor takes
-     * it) before this function returns */
+     * it, or it leaves when its client has gone) before this function returns */
     if (b->tail)
         b->tail->next = &self;
     else
@@ -207,8 +314,19 @@ int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float 
     b->tail = &self;     // cppcheck-suppress autoVariables
     pthread_cond_signal(&b->arrived);
     while (!self.done) {
+        if (!self.taken && is_gone(&self)) { /* still queued: leave unevaluated */
+            unqueue(b, &self);
+            self.rc = TRC_ECANCELED;
+            break;
+        }
         if (b->head != &self || b->running >= b->max_running) {
-            pthread_cond_wait(&self.cv, &b->lock);
+            if (!gone) {
+                pthread_cond_wait(&self.cv, &b->lock);
+            } else { /* look at the client now and then: nothing signals its leaving */
+                struct timespec dl;
+                deadline_after(&dl, GONE_POLL_MS * 1000);
+                pthread_cond_timedwait(&self.cv, &b->lock, &dl);
+            }
             continue;
         }
         b->running++;
@@ -220,7 +338,7 @@ int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float 
         if (b->head && b->running < b->max_running)
             pthread_cond_signal(&b->head->cv); /* another slot is free for what remains */
         pthread_mutex_unlock(&b->lock);
-        run_batch(list, rows, count);
+        run_batch(b, list, rows, count);
         metrics_observe_batch(b->metrics, rows, count);
         pthread_mutex_lock(&b->lock);
         b->running--;
@@ -234,6 +352,8 @@ int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float 
         if (b->head)
             pthread_cond_signal(&b->head->cv);
     }
+    if (self.rc == TRC_ECANCELED)
+        b->abandoned++;
     pthread_mutex_unlock(&b->lock);
     pthread_cond_destroy(&self.cv);
     return self.rc;

@@ -6,7 +6,9 @@
 #ifndef TRCD_BATCHER_H
 #define TRCD_BATCHER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "metrics.h"
 #include "registry.h"
@@ -32,8 +34,18 @@ void batcher_leave(batcher *b);
 
 /* Runs snap's model on n samples (x0, target: [n, s] -> u: [n, T*m]; iterates, if not NULL:
  * [(K+1), n, T*m]), possibly in one evaluation with other requests. Returns the status of
- * trc_infer_plan_run for these samples (TRC_ENUMERIC when one of them is not finite). */
+ * trc_infer_plan_run for these samples (TRC_ENUMERIC when one of them is not finite), or
+ * TRC_ECANCELED when *gone (the client has disconnected; NULL: never) became set before the
+ * work was done: a queued request leaves the queue unevaluated, and an evaluation whose
+ * clients have all gone stops at its next chunk of rows (about CHUNK_WORK multiply-adds). */
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
-                  const float *target, float *u, float *iterates);
+                  const float *target, float *u, float *iterates, const atomic_int *gone);
+
+/* Test-only: while the file at path exists, evaluations wait before each chunk (until their
+ * clients go), so a test can hold a request in computation without racing it. NULL: off. */
+void batcher_set_hold(batcher *b, const char *path);
+
+/* Rows being evaluated now, and requests stopped because their client had gone. */
+void batcher_stats(batcher *b, size_t *rows_in_progress, uint64_t *abandoned);
 
 #endif

@@ -7,6 +7,7 @@
 #ifndef TRCD_DEADLINE_H
 #define TRCD_DEADLINE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct deadlines deadlines;
@@ -24,6 +25,9 @@ void deadline_close(deadlines *d, deadline_conn *c);
 void deadline_pause(deadlines *d, deadline_conn *c);
 /* Its answer went out: the next request must arrive whole within the timeout from now. */
 void deadline_restart(deadlines *d, deadline_conn *c);
+/* A flag set (within a sweep, 100 ms) once the client of a paused connection has closed its
+ * side or reset it: its request's work may stop. NULL for a NULL connection. */
+const atomic_int *deadline_gone_flag(deadline_conn *c);
 /* Connections shut down for being late, since the start. */
 uint64_t deadline_expired_total(deadlines *d);
 

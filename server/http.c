@@ -14,6 +14,7 @@
  * out. on_completed() frees it. deadline.h bounds the time to receive a request. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -307,6 +308,18 @@ static int check_auth(const http_server *srv, const http_request *req, http_resp
 
 /* ---- sending ---- */
 
+/* Counts and logs a finished request (answered, or its client gone first). */
+static void record(const http_request *req, int status, size_t bytes) {
+    const http_server *srv = req->srv;
+    const app *a = srv->app;
+    double secs = elapsed(&req->t0);
+    metrics_observe_request(a->metrics, req->route_idx < 0 ? srv->router.n : (size_t)req->route_idx,
+                            status, secs);
+    if (a->cfg.access_log)
+        log_msg("%s %.200s%s %d %zuB %.3fms", req->method, req->path,
+                strlen(req->path) > 200 ? "..." : "", status, bytes, secs * 1e3);
+}
+
 static enum MHD_Result send_response(http_request *req, http_response *res) {
     http_server *srv = req->srv;
     app *a = srv->app;
@@ -337,12 +350,7 @@ static enum MHD_Result send_response(http_request *req, http_response *res) {
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
     req->answered = 1;
-    double secs = elapsed(&req->t0);
-    metrics_observe_request(a->metrics, req->route_idx < 0 ? srv->router.n : (size_t)req->route_idx,
-                            res->status, secs);
-    if (a->cfg.access_log)
-        log_msg("%s %.200s%s %d %zuB %.3fms", req->method, req->path,
-                strlen(req->path) > 200 ? "..." : "", res->status, bytes, secs * 1e3);
+    record(req, res->status, bytes);
     response_free(res);
     return ok;
 }
@@ -698,6 +706,10 @@ static int finish_body(http_request *req, enum MHD_Result *ret) {
     return 0;
 }
 
+const atomic_int *http_client_gone(const http_request *req) {
+    return deadline_gone_flag(req->dl);
+}
+
 /* ---- handlers on the pool ---- */
 
 static void run_handler(workpool_item *item) {
@@ -808,6 +820,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_request *req = *con_cls;
     if (!req)
         return;
+    if (req->dispatched && !req->answered) {
+        /* the client went before the answer could be queued (libmicrohttpd saw its end of
+         * file on resuming): still one request, counted as the handler answered it */
+        pthread_mutex_lock(&srv->lock);
+        srv->handling--;
+        pthread_mutex_unlock(&srv->lock);
+        record(req, req->pending.set ? req->pending.status : 499, 0);
+    }
     deadline_restart(srv->deadlines, req->dl);
     if (req->mapped)
         munmap(req->body, req->len);

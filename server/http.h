@@ -32,6 +32,7 @@
 #define TRCD_HTTP_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,10 @@ const char *http_header(const http_request *req, const char *name);
 /* The body; "" when there is none. A JSON body is NUL-terminated for convenience (*len excludes
  * the NUL); a raw one (http_body_is_raw) is a read-only mapping and is not. */
 const char *http_body(const http_request *req, size_t *len);
+/* A flag that becomes 1 (within 100 ms) when the client has closed its side of the connection
+ * or reset it while its request is handled: long work may stop (the answer would go nowhere).
+ * NULL when the connection is not tracked. */
+const atomic_int *http_client_gone(const http_request *req);
 /* 1 when the body was sent as application/octet-stream (HTTP_BODY_RAW routes). */
 int http_body_is_raw(const http_request *req);
 /* The client's address as text ("127.0.0.1", "::1") into buf (INET6_ADDRSTRLEN = 46 bytes

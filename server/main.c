@@ -119,6 +119,8 @@ int main(int argc, char **argv) {
         goto out;
     }
     batcher_set_clients(a.batcher, http_recent_concurrency, a.http);
+    /* test-only (tests/integration/test_hostile_http.py): hold evaluations while a file exists */
+    batcher_set_hold(a.batcher, getenv("TRCD_TEST_HOLD_FILE"));
     if (http_start(a.http)) {
         stage = "listen";
         goto out;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batcher.h"
 #include "metrics.h"
 #include "trc/cpu.h"
 #include "registry.h"
@@ -198,6 +199,20 @@ int metrics_render(metrics *m, app *a, metrics_text *o) {
                 m->reqs_sum, m->batches);
     pthread_mutex_unlock(&m->lock);
 
+    if (a && a->batcher) {
+        size_t rows;
+        uint64_t abandoned;
+        batcher_stats(a->batcher, &rows, &abandoned);
+        metrics_printf(o,
+                       "# HELP trcd_inference_rows_in_progress Samples being evaluated now.\n"
+                       "# TYPE trcd_inference_rows_in_progress gauge\n"
+                       "trcd_inference_rows_in_progress %zu\n"
+                       "# HELP trcd_requests_abandoned_total Requests whose work stopped because "
+                       "their client disconnected (queued or between chunks).\n"
+                       "# TYPE trcd_requests_abandoned_total counter\n"
+                       "trcd_requests_abandoned_total %llu\n",
+                       rows, (unsigned long long)abandoned);
+    }
     if (a && a->registry) {
         uint64_t loads, failures;
         registry_load_counts(a->registry, &loads, &failures);

@@ -117,8 +117,12 @@ static void on_control(app *a, const http_request *req, http_response *res) {
         batcher_leave(a->batcher);
         http_reply_error(res, 500, NULL, "out of memory");
     } else {
-        int rc = batcher_infer(a->batcher, snap, n, rq.states, rq.targets, u, iters);
-        if (rc == TRC_ENUMERIC) {
+        int rc = batcher_infer(a->batcher, snap, n, rq.states, rq.targets, u, iters,
+                               http_client_gone(req));
+        if (rc == TRC_ECANCELED) {
+            /* nobody reads it; logged and counted as nginx does ("client closed request") */
+            http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
+        } else if (rc == TRC_ENUMERIC) {
             http_reply_error(res, 422, NULL,
                              "model '%s' produced a non-finite control (NaN or infinity) for "
                              "this input; nothing was sent",

@@ -370,3 +370,77 @@ def test_dashboard_wrong_method_and_preflight(trcd_factory, tmp_path):
     r = srv.request("OPTIONS", "/", headers={"Origin": "http://evil.example",
                                              "Access-Control-Request-Method": "GET"})
     assert r.status == 405 and "access-control-allow-origin" not in r.headers
+
+
+# ---- work of clients that have gone ----
+
+def post_control(srv, src, body):
+    """Sends a whole POST /v1/control on a raw socket and returns the socket (unread)."""
+    s = connect(srv, src, timeout=60)
+    s.sendall(b"POST /v1/control HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return s
+
+
+def test_work_of_a_gone_client_stops(trcd_factory, tmp_path):
+    """A client that disconnects while its request is queued or being evaluated stops the work.
+    TRCD_TEST_HOLD_FILE holds every evaluation before its next chunk while the file exists, so
+    the test decides when work may finish (no race with the machine's speed); metrics show
+    what the server is doing."""
+    hold = tmp_path / "hold"
+    hold.touch()
+    srv = trcd_factory(env={"TRCD_TEST_HOLD_FILE": str(hold)})
+    rows = b'{"states": [[1, 0.5], [0.2, -0.3], [-1, 1]], "targets": [[0, 0], [0, 0], [0, 0]]}'
+    socks = []
+    try:
+        # A is being evaluated (held); B arrives behind it, then its client goes
+        a = post_control(srv, "127.0.0.2", rows)
+        socks.append(a)
+        poll(lambda: metric(srv, "trcd_inference_rows_in_progress") == 3, "A evaluated", srv=srv)
+        b = post_control(srv, "127.0.0.3", BODY)
+        socks.append(b)
+        poll(lambda: metric(srv, "trcd_http_requests_in_flight") == 3, "B in flight", srv=srv)
+        b.close()
+        poll(lambda: metric(srv, "trcd_requests_abandoned_total") == 1, "B abandoned", srv=srv)
+        # A, whose client is still there, is unaffected: released, it is answered in full
+        assert metric(srv, "trcd_inference_rows_in_progress") == 3
+        hold.unlink()
+        status, _, body, _ = parse(read_all_until_answer(a))
+        assert status == 200 and len(json.loads(body)["controls"]) == 3
+        # C is being evaluated when its client goes: the work stops although the hold stays,
+        # and the server is idle again (only the /metrics request itself in flight)
+        hold.touch()
+        c = post_control(srv, "127.0.0.4", rows)
+        socks.append(c)
+        poll(lambda: metric(srv, "trcd_inference_rows_in_progress") == 3, "C evaluated", srv=srv)
+        c.close()
+        poll(lambda: metric(srv, "trcd_requests_abandoned_total") == 2, "C abandoned", srv=srv)
+        poll(lambda: metric(srv, "trcd_http_requests_in_flight") == 1 and
+             metric(srv, "trcd_inference_rows_in_progress") == 0, "the server idle", srv=srv)
+        hold.unlink()
+        r = srv.control([1, 0.5], [0, 0])
+        assert r.status == 200, r
+        assert metric(srv, "trcd_requests_abandoned_total") == 2
+        # logged and counted as nginx does: 499, client closed request
+        assert 'route="/v1/control",status="499"} 2' in srv.metrics()
+    finally:
+        if hold.exists():
+            hold.unlink()
+        for s in socks:
+            s.close()
+
+
+def read_all_until_answer(s):
+    """Reads one whole response (headers and Content-Length body) from a keep-alive socket."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, buf
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    n = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        assert chunk
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
