@@ -52,6 +52,21 @@ int cli_parse_u64(const char *text, uint64_t *out) {
     return 0;
 }
 
+int cli_parse_shard(const char *text, int *index, int *count) {
+    const char *slash = text ? strchr(text, '/') : NULL;
+    if (!slash || slash == text || slash - text > 20)
+        return -1;
+    char head[24];
+    memcpy(head, text, (size_t)(slash - text));
+    head[slash - text] = 0;
+    uint64_t i, n;
+    if (cli_parse_u64(head, &i) || cli_parse_u64(slash + 1, &n) || n < 1 || n > 100000 || i >= n)
+        return -1;
+    *index = (int)i;
+    *count = (int)n;
+    return 0;
+}
+
 int cli_parse_double(const char *text, double *out) {
     if (!text || !*text || *text == ' ' || *text == '\t')
         return -1;

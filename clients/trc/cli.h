@@ -82,5 +82,7 @@ int cli_parse_int(const char *text, long long *out);
 int cli_parse_u64(const char *text, uint64_t *out);
 int cli_parse_double(const char *text, double *out);
 int cli_parse_list(const char *text, cli_list *out);
+/* "I/N" with 0 <= I < N <= 100000 (a shard of a run). */
+int cli_parse_shard(const char *text, int *index, int *count);
 
 #endif

@@ -76,10 +76,11 @@ int cmd_generate(int argc, char **argv) {
     trc_gen_request_default(NULL, &given);
     const char *out = NULL;
     cli_list box = {{0}, 0}, tbox = {{0}, 0};
-    int threads = 0, keep_unconverged = 0;
+    int threads = 0, keep_unconverged = 0, shard_i = 0, shard_n = 0;
+    const char *shard = NULL;
     cli_opt opts[48];
     const trc_option_set *set = trc_gen_option_set();
-    size_t nopts = cli_add_options(opts, 0, sizeof opts / sizeof opts[0] - 5, set->options,
+    size_t nopts = cli_add_options(opts, 0, sizeof opts / sizeof opts[0] - 6, set->options,
                                    set->count, &given);
     /* Every expert's parameters are flags too (once per name), each parsed into its own slot
      * by the expert's descriptor and set by name once the expert is known. */
@@ -99,7 +100,7 @@ int cmd_generate(int argc, char **argv) {
                 continue;
             pdesc[np] = &ex->params[k];
             trc_option_flag(pdesc[np], pflag[np], sizeof pflag[np]);
-            nopts = cli_add_options(opts, nopts, sizeof opts / sizeof opts[0] - 5, pdesc[np], 1,
+            nopts = cli_add_options(opts, nopts, sizeof opts / sizeof opts[0] - 6, pdesc[np], 1,
                                     pval[np]);
             np++;
         }
@@ -115,6 +116,9 @@ int cmd_generate(int argc, char **argv) {
                   0),
         CLI_OPT("--keep-unconverged", CLI_BOOL, &keep_unconverged, NULL,
                 "keep ilqr samples that did not converge (default: replaced by the next draws)"),
+        CLI_OPT("--shard", CLI_STR, &shard, "I/N",
+                "write only shard I of N (0 <= I < N) of the run; `trc merge` joins the N "
+                "shards into the run's dataset"),
     };
     for (size_t i = 0; i < sizeof run_opts / sizeof run_opts[0]; i++)
         opts[nopts++] = run_opts[i];
@@ -165,6 +169,15 @@ int cmd_generate(int argc, char **argv) {
     if ((rc = trc_gen_settings_validate(g)))
         return lib_fail(rc);
     const int num = req.num_samples;
+    if (shard && cli_parse_shard(shard, &shard_i, &shard_n))
+        return cli_error(CLI_USAGE, CMD,
+                         "--shard: expected I/N with 0 <= I < N <= 100000 (e.g. 0/4), got '%s'",
+                         shard);
+    if (shard && shard_n > num)
+        return cli_error(CLI_USAGE, CMD,
+                         "--shard %s: %d shards of %d samples (--num-samples): every shard needs "
+                         "one sample",
+                         shard, shard_n, num);
     struct stat st;
     if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
         return cli_error(CLI_FAIL, CMD, "%s: is a directory", out);
@@ -176,7 +189,8 @@ int cmd_generate(int argc, char **argv) {
     trc_dataset ds;
     trc_gen_summary sum;
     const trc_gen_options gopt = {.threads = threads, .keep_unconverged = keep_unconverged};
-    if ((rc = trc_dataset_generate_with(g, (size_t)num, &gopt, &ds, &sum)))
+    if ((rc = shard ? trc_dataset_generate_shard(g, (size_t)num, shard_i, shard_n, &gopt, &ds, &sum)
+                    : trc_dataset_generate_with(g, (size_t)num, &gopt, &ds, &sum)))
         return lib_fail(rc);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((rc = trc_dataset_save(out, &ds))) {
@@ -197,6 +211,10 @@ int cmd_generate(int argc, char **argv) {
            "in %.3f s; mean cost %.4g, max |u| %.4g, %zu controls at the bound\n",
            out, ds.n, g->system, g->expert, g->T, g->dt, g->bound, g->box_lo, g->box_hi,
            (unsigned long long)g->seed, secs, cost / (double)ds.n, umax, clipped);
+    if (shard)
+        printf("shard %d/%d: samples %zu..%zu of the %d-sample run (merge the %d shards with trc "
+               "merge)\n",
+               shard_i, shard_n, ds.shard.first, ds.shard.first + ds.n, num, shard_n);
     if (ds.solve_stats)
         printf("%s: %zu solved, %zu unconverged (%s), %.1f iterations and %.3f ms per solve "
                "(mean; median %.3f ms, p95 %.3f ms)\n",

@@ -12,5 +12,6 @@ int cmd_train(int argc, char **argv);    /* cmd_train.c */
 int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
 int cmd_info(int argc, char **argv);     /* cmd_info.c */
 int cmd_catalog(int argc, char **argv);  /* cmd_catalog.c */
+int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
 
 #endif

@@ -15,6 +15,7 @@ typedef struct command {
 /* One line per subcommand. */
 static const command commands[] = {
     {"generate", cmd_generate, "generate a dataset of expert controls (.npz)"},
+    {"merge", cmd_merge, "join the shards of `generate --shard I/N` into the run's dataset"},
     {"eval", cmd_eval, "simulate a dataset's (or another file's) controls and report errors"},
     {"compare", cmd_compare, "compare random controls with the expert (side by side)"},
     {"train", cmd_train, "train a model on a dataset (checkpoints, stats, loss curves, resume)"},

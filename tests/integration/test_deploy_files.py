@@ -210,7 +210,7 @@ def test_compose():
 
 def test_k8s_objects_hang_together():
     docs = k8s_docs()
-    assert set(docs) == {"PersistentVolumeClaim", "Deployment", "Service", "Job"}
+    assert set(docs) == {"PersistentVolumeClaim", "Deployment", "Service", "Job", "ConfigMap"}
     dep = deployment()
     pod = dep["spec"]["template"]
     assert dep["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
@@ -309,7 +309,7 @@ def test_image_default_model_step_trains_a_model(tmp_path, tool_path):
 
 def test_training_job_publishes_a_model(tmp_path, tool_path, trcd_factory):
     need_trc()
-    (_n, job), = k8s_docs()["Job"]
+    (job,) = [d for n, d in k8s_docs()["Job"] if n == "train-job.yaml"]
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["command"][:2] == ["/bin/sh", "-ec"]
     models = tmp_path / "models"

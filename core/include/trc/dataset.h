@@ -27,6 +27,16 @@ typedef struct trc_gen_settings {
     double expert_params[TRC_EXPERT_MAX_PARAMS];
 } trc_gen_settings;
 
+/* Where a shard sits in the dataset it is part of (trc_dataset_generate_shard): shard `index`
+ * of `count` holds candidates [first, first + its n) of the stream of a `total`-sample run,
+ * every one kept (unconverged ones flagged) so trc_dataset_merge can rebuild the single run.
+ * count = 0: not a shard. */
+typedef struct trc_shard_info {
+    int index, count;
+    size_t total, first;
+    int keep_unconverged; /* what the merged dataset does with unconverged samples */
+} trc_shard_info;
+
 typedef struct trc_dataset {
     size_t n;                  /* samples */
     int s, m, T;               /* state dim, control dim, horizon */
@@ -41,6 +51,7 @@ typedef struct trc_dataset {
     float *solve_stats, *solve_ms;
     int has_settings; /* 1 when `settings` is known (generated, or read from our metadata) */
     trc_gen_settings settings;
+    trc_shard_info shard; /* count > 0 for a shard (metadata key "shard") */
 } trc_dataset;
 
 /* Fills `settings` with the defaults of the named system and the min_energy expert. */
@@ -73,6 +84,7 @@ typedef struct trc_gen_options {
     int keep_unconverged;
     size_t chunk;             /* samples between cancel checks; 0 = 16384 */
     const atomic_int *cancel; /* may be NULL */
+    size_t first; /* candidates of the stream skipped before the first draw (shards, merge) */
 } trc_gen_options;
 
 typedef struct trc_gen_summary {
@@ -88,6 +100,26 @@ typedef struct trc_gen_summary {
 int trc_dataset_generate_with(const trc_gen_settings *settings, size_t n,
                               const trc_gen_options *opt, trc_dataset *out,
                               trc_gen_summary *summary);
+
+/* Shard `index` of `count` of the n-sample run with these settings: the candidates
+ * [index * n / count, (index + 1) * n / count) of the stream, all solved and kept (an iterative
+ * expert's unconverged ones flagged in solve_stats); out->shard says where it sits.
+ * keep_unconverged in opt is recorded for the merge. TRC_EINVAL for index/count out of range
+ * or a shard with no sample (count > n). */
+int trc_dataset_generate_shard(const trc_gen_settings *settings, size_t n, int index, int count,
+                               const trc_gen_options *opt, trc_dataset *out,
+                               trc_gen_summary *summary);
+/* The first candidate and the size of shard `index` of `count` of an n-sample run. */
+void trc_shard_range(size_t n, int index, int count, size_t *first, size_t *size);
+
+/* Joins the shards of one run (any order) into exactly the dataset trc_dataset_generate_with
+ * gives for the same settings and n: the converged samples in draw order, then (when some were
+ * dropped) the next candidates after the run's last, solved here (opt: threads, cancel).
+ * names[i] (the files, for messages) may be NULL. TRC_EINVAL, naming the file, for a dataset
+ * that is not a shard, shards of different settings, sizes or shard counts, a missing or
+ * duplicated shard, or a shard whose size is not its range. */
+int trc_dataset_merge(const trc_dataset *shards, size_t count, const char *const *names,
+                      const trc_gen_options *opt, trc_dataset *out, trc_gen_summary *summary);
 
 /* Reads / writes the .npz form. Save is atomic (temporary name, fsync, rename). */
 int trc_dataset_load(const char *path, trc_dataset *out);

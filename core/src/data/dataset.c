@@ -340,6 +340,12 @@ int trc_dataset_generate_with(const trc_gen_settings *g, size_t n, const trc_gen
     const size_t max_drawn = n + n / 2 + 64;
     trc_rng rng; /* one stream for the whole set, whatever the chunks and threads */
     trc_rng_seed(&rng, g->seed);
+    if (o.first > MAX_SAMPLES * 2u)
+        rc = trc_fail(TRC_EINVAL, "first candidate %zu is beyond any run", o.first);
+    /* a candidate is 2 s uniform draws (x0, then target), one u64 each: skipping candidates is
+     * skipping draws, so a shard or a merge's tail continues the single run's stream */
+    for (size_t i = 0; rc == TRC_OK && i < o.first * 2 * (size_t)s; i++)
+        (void)trc_rng_u64(&rng);
     for (size_t at = 0; at < n && rc == TRC_OK; at += chunk) {
         const size_t end = n - at < chunk ? n : at + chunk;
         size_t kept = at;

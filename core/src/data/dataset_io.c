@@ -100,6 +100,26 @@ static int meta_get_params(json_t *o, trc_gen_settings *g) {
     return 0;
 }
 
+/* The "shard" object of a shard's metadata (absent: not a shard). */
+static int parse_shard(json_t *o, const char *path, trc_dataset *ds) {
+    json_t *j = json_object_get(o, "shard");
+    if (!j)
+        return TRC_OK;
+    json_int_t index = -1, count = 0, total = 0, first = -1;
+    json_t *keep = json_object_get(j, "keep_unconverged");
+    if (!json_is_object(j) || meta_get_int(j, "index", &index) ||
+        meta_get_int(j, "count", &count) || meta_get_int(j, "total", &total) ||
+        meta_get_int(j, "first", &first) || !json_is_boolean(keep) || count < 1 || count > 100000 ||
+        index < 0 || index >= count || total < count || first < 0 || first >= total)
+        return trc_fail(TRC_EFORMAT,
+                        "%s: key 'metadata': bad shard (needs 0 <= index < count <= total, "
+                        "0 <= first < total, keep_unconverged)",
+                        path);
+    ds->shard =
+        (trc_shard_info){(int)index, (int)count, (size_t)total, (size_t)first, json_is_true(keep)};
+    return TRC_OK;
+}
+
 /* Parses our metadata into ds->settings (has_settings = 1) after checking it agrees with the
  * arrays. Foreign metadata is ignored. */
 static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
@@ -164,6 +184,8 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
                 rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad seed", path);
             if (rc == TRC_OK && !(g->dt > 0 && isfinite(g->dt)))
                 rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad dt", path);
+            if (rc == TRC_OK)
+                rc = parse_shard(o, path, ds);
             if (rc == TRC_OK)
                 ds->has_settings = 1;
         }
@@ -316,6 +338,13 @@ static char *metadata_json(const trc_dataset *ds) {
         for (size_t i = 0; e && i < e->nparams; i++) /* the expert's parameters by name */
             json_object_set_new(o, e->params[i].name,
                                 json_real(g->expert_params[e->params[i].offset / sizeof(double)]));
+        if (ds->shard.count > 0) /* where a shard sits (trc_dataset_generate_shard) */
+            json_object_set_new(o, "shard",
+                                json_pack("{s:i, s:i, s:I, s:I, s:b}", "index", ds->shard.index,
+                                          "count", ds->shard.count, "total",
+                                          (json_int_t)ds->shard.total, "first",
+                                          (json_int_t)ds->shard.first, "keep_unconverged",
+                                          ds->shard.keep_unconverged));
         const char *cost = cost_meaning(g->expert);
         if (cost) /* what `costs` holds; unsaid when nothing here computed them */
             json_object_set_new(o, "cost", json_string(cost));
