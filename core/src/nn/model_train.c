@@ -264,7 +264,7 @@ int trc_single_trainer_create(const trc_model *model, size_t max_batch, void **o
     tr->ln_part = malloc(tr->ln_floats * sizeof(float));
     size_t d = (size_t)L->d;
     tr->fused = malloc((size_t)L->blocks * (d * d + d) * sizeof(float));
-    tr->wpack = malloc(pack_layout(tr, NULL) * sizeof(float));
+    tr->wpack = trc_linear_packed_alloc(pack_layout(tr, NULL));
     tr->M = malloc((size_t)L->blocks * d * d * sizeof(float));
     if (!tr->arena || !tr->grads || !tr->ln_part || !tr->fused || !tr->M || !tr->wpack) {
         size_t mb = (tr->arena_floats + model->num_params) * sizeof(float) >> 20;
