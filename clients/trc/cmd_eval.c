@@ -291,6 +291,7 @@ int cmd_eval(int argc, char **argv) {
     loop_flags lf = {0, 0.0, 7};
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf), /* evaluate a model's predictions */
+        CLI_MODEL_THREADS_OPT(mf),
         EVAL_LOOP_OPTS(lf),
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz (required)"),
         CLI_OPT("--controls", CLI_STR, &controls, "FILE",
@@ -367,6 +368,7 @@ int cmd_compare(int argc, char **argv) {
     loop_flags lf = {0, 0.0, 7};
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf), /* adds a model row */
+        CLI_MODEL_THREADS_OPT(mf),
         EVAL_LOOP_OPTS(lf),
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz with expert controls (required)"),
         CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the comparison as JSON"),

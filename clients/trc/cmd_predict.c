@@ -114,8 +114,8 @@ done:
     return rc;
 }
 
-static int predict_data(const trc_model *model, const trc_system *sys, double dt, const char *data,
-                        const char *out) {
+static int predict_data(const trc_model *model, int threads, const trc_system *sys, double dt,
+                        const char *data, const char *out) {
     trc_dataset ds, pred;
     memset(&pred, 0, sizeof pred);
     int lrc = trc_dataset_load(data, &ds);
@@ -127,7 +127,7 @@ static int predict_data(const trc_model *model, const trc_system *sys, double dt
         rc = cli_lib_error(CMD, lrc, 0);
     double seconds = 0;
     if (!rc)
-        rc = cli_model_predict(CMD, model, &ds, pred.control_sequences, &seconds);
+        rc = cli_model_predict(CMD, model, &ds, threads, pred.control_sequences, &seconds);
     if (!rc) {
         memcpy(pred.initial_states, ds.initial_states, ds.n * S * sizeof(float));
         memcpy(pred.target_states, ds.target_states, ds.n * S * sizeof(float));
@@ -176,6 +176,7 @@ int cmd_predict(int argc, char **argv) {
     double dt = 0;
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
+        CLI_MODEL_THREADS_OPT(mf),
         CLI_OPT("--state", CLI_LIST, &state, "X,..", "initial state, e.g. 1.0,0.5"),
         CLI_OPT("--target", CLI_LIST, &target, "X,..", "target state, e.g. 0,0"),
         CLI_OPT("--iterations", CLI_BOOL, &iterations, "",
@@ -224,7 +225,7 @@ int cmd_predict(int argc, char **argv) {
     const trc_system *sys;
     rc = cli_model_system(CMD, &model, system, dt, &sys, &dt);
     if (!rc)
-        rc = data ? predict_data(&model, sys, dt, data, out)
+        rc = data ? predict_data(&model, mf.threads, sys, dt, data, out)
                   : predict_one(&model, sys, dt, &state, &target, iterations, trajectory);
     trc_model_free(&model);
     return rc;

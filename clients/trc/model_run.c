@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PREDICT_CHUNK 1024 /* samples per inference call */
 
@@ -58,17 +59,26 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, float *u_out,
-                      double *seconds) {
+/* --threads, or one per CPU (at most the plan's 64) */
+static int run_threads(int threads) {
+    long n = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, int threads,
+                      float *u_out, double *seconds) {
     const size_t S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
     double t0 = now_seconds();
-    for (size_t at = 0; at < ds->n; at += PREDICT_CHUNK) {
+    trc_infer_plan *plan = NULL;
+    int rc = trc_infer_plan_create(model, &plan);
+    for (size_t at = 0; rc == TRC_OK && at < ds->n; at += PREDICT_CHUNK) {
         size_t B = ds->n - at < PREDICT_CHUNK ? ds->n - at : PREDICT_CHUNK;
-        int rc = trc_model_infer(model, B, ds->initial_states + at * S, ds->target_states + at * S,
-                                 u_out + at * U, NULL);
-        if (rc)
-            return cli_lib_error(cmd, rc, 0);
+        rc = trc_infer_plan_run(plan, B, ds->initial_states + at * S, ds->target_states + at * S,
+                                u_out + at * U, NULL, run_threads(threads));
     }
+    trc_infer_plan_free(plan);
+    if (rc)
+        return cli_lib_error(cmd, rc, 0);
     if (seconds)
         *seconds = now_seconds() - t0;
     return CLI_OK;
@@ -100,7 +110,7 @@ int cli_model_controls(const char *cmd, const cli_model_flags *f, const trc_data
         rc = cli_error(CLI_FAIL, cmd, "out of memory");
     double seconds = 0;
     if (!rc)
-        rc = cli_model_predict(cmd, &model, ds, u, &seconds);
+        rc = cli_model_predict(cmd, &model, ds, f->threads, u, &seconds);
     if (!rc && !(*row_json = cli_model_row_json(f->checkpoint, &model, seconds, ds->n)))
         rc = cli_error(CLI_FAIL, cmd, "out of memory");
     trc_model_free(&model);
@@ -114,7 +124,8 @@ int cli_model_controls(const char *cmd, const cli_model_flags *f, const trc_data
 
 /* The closed loop's policy: the model's sequence from each current state (batched). */
 typedef struct loop_model {
-    const trc_model *model;
+    const trc_infer_plan *plan;
+    int threads;
     int s, U;
     size_t calls;
     double seconds;
@@ -125,8 +136,9 @@ static int model_policy(void *user, size_t n, const float *x, const float *targe
     double t0 = now_seconds();
     for (size_t at = 0; at < n; at += PREDICT_CHUNK) {
         size_t B = n - at < PREDICT_CHUNK ? n - at : PREDICT_CHUNK;
-        int rc = trc_model_infer(lm->model, B, x + at * (size_t)lm->s, target + at * (size_t)lm->s,
-                                 u + at * (size_t)lm->U, NULL);
+        int rc =
+            trc_infer_plan_run(lm->plan, B, x + at * (size_t)lm->s, target + at * (size_t)lm->s,
+                               u + at * (size_t)lm->U, NULL, lm->threads);
         if (rc)
             return rc;
     }
@@ -148,10 +160,16 @@ int cli_model_closed_loop(const char *cmd, const cli_model_flags *f, const trc_d
         trc_model_free(&model);
         return rc;
     }
-    loop_model lm = {&model, ds->s, ds->T * ds->m, 0, 0.0};
+    trc_infer_plan *plan;
+    if ((rc = trc_infer_plan_create(&model, &plan))) {
+        trc_model_free(&model);
+        return cli_lib_error(cmd, rc, 0);
+    }
+    loop_model lm = {plan, run_threads(f->threads), ds->s, ds->T * ds->m, 0, 0.0};
     const trc_eval_loop loop = {model_policy, &lm, noise_sigma, noise_seed};
     rc = trc_eval_closed_loop(sys, dt, ds->T, ds->n, ds->initial_states, ds->target_states, &loop,
                               threshold, out, NULL, NULL);
+    trc_infer_plan_free(plan);
     if (rc) {
         trc_model_free(&model);
         return cli_lib_error(cmd, rc, 0);

@@ -15,6 +15,7 @@ typedef struct cli_model_flags {
     const char *checkpoint; /* --checkpoint FILE */
     double bound;           /* --bound B (0: the file's, else 4) */
     int K, n, m;            /* -K, -n, -m (0: the file's, else 3, 3, 1) */
+    int threads;            /* --threads N of the commands that run the model (0: one per CPU) */
 } cli_model_flags;
 
 /* The flag table entries of cli_model_flags `f` (five entries). */
@@ -28,6 +29,12 @@ typedef struct cli_model_flags {
                   1, 64, 0),                                                                       \
         CLI_RANGE("-m", CLI_INT, &(f).m, "M",                                                      \
                   "control dimension of a checkpoint without metadata (default 1)", 1, 64, 0)
+
+/* --threads of the commands that run a model over many pairs (predict --data, eval, compare). */
+#define CLI_MODEL_THREADS_OPT(f)                                                                   \
+    CLI_RANGE("--threads", CLI_INT, &(f).threads, "N",                                             \
+              "inference threads (default: one per CPU; the results do not depend on it)", 1, 64,  \
+              0)
 
 /* Loads f->checkpoint; prints "trc <cmd>: ..." and returns CLI_FAIL (CLI_USAGE for a refused
  * override) on failure. */
@@ -43,10 +50,11 @@ int cli_model_system(const char *cmd, const trc_model *model, const char *system
 int cli_model_fits(const char *cmd, const trc_model *model, const trc_dataset *ds,
                    const char *data_path);
 
-/* The model's controls for every initial/target pair of ds: u_out [n, T*m]. Wall time in
- * *seconds (may be NULL). Prints the error. */
-int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, float *u_out,
-                      double *seconds);
+/* The model's controls for every initial/target pair of ds: u_out [n, T*m], through one
+ * inference plan (the kernels and packed weights trcd serves with) on `threads` threads (0: one
+ * per CPU). Wall time in *seconds (may be NULL). Prints the error. */
+int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, int threads,
+                      float *u_out, double *seconds);
 
 /* {"checkpoint": ..., "size": ..., "parameters": N, "K": k, "n": n, "inference_ms_per_sample": x}
  * as a malloc'd JSON text for a report row (NULL on allocation failure). */

@@ -6,10 +6,17 @@
  * residual and SiLU applied to the accumulators before they are stored. */
 #include "linear_packed.h"
 
+#include <stdlib.h>
+
 #include "kernels/kernels.h"
 
 size_t trc_linear_packed_size(int in, int out) {
     return (size_t)((out + TRC_PANEL - 1) / TRC_PANEL) * (size_t)in * TRC_PANEL;
+}
+
+float *trc_linear_packed_alloc(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
 }
 
 void trc_linear_pack(float *Wp, const float *W, int in, int out) {

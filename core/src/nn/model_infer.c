@@ -160,8 +160,10 @@ static size_t scratch_layout(const trc_model_layout *L, size_t C, float *base, s
                       C * U,
                       C * U};
     size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        sizes[i] = (sizes[i] + 15) / 16 * 16; /* every slot on a cache line */
         total += sizes[i];
+    }
     if (base) {
         float **slots[] = {&S->x, &S->hid, &S->z0, &S->z, &S->zin, &S->tmp, &S->cat, &S->u, &S->r};
         float *p = base;
@@ -221,7 +223,7 @@ static int infer_run(const trc_model_layout *L, const float *P, const lin *lins,
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
     size_t C = (B + job.nchunks - 1) / job.nchunks; /* rows of the largest chunk */
     size_t per = scratch_layout(L, C, NULL, NULL);
-    float *buf = malloc(T * per * sizeof *buf);
+    float *buf = trc_linear_packed_alloc(T * per);
     if (!buf)
         return trc_fail(TRC_ENOMEM, "model infer: cannot allocate scratch for %zu rows", C);
     worker w[MAX_THREADS] = {{0}};
@@ -320,7 +322,7 @@ int trc_single_plan_create(const trc_model *model, void **out) {
     for (int k = 0; k < NLIN; k++)
         if (used[k])
             total += trc_linear_packed_size(src[k].in, src[k].out);
-    plan->buf = malloc(total * sizeof *plan->buf);
+    plan->buf = trc_linear_packed_alloc(total);
     if (!plan->buf) {
         free(fused);
         free(plan);

@@ -110,7 +110,10 @@ typedef struct single_trainer {
     int final_only;            /* the last forward's loss has gradients at the last iterate only */
 } single_trainer;
 
+/* Every slot starts on a cache line (the arena is line-aligned): the kernels' panel loads and
+ * stores then never straddle two lines. */
 static size_t carve(float **p, float **slot, size_t n) {
+    n = (n + 15) / 16 * 16;
     if (p) {
         *slot = *p;
         *p += n;
@@ -259,13 +262,15 @@ int trc_single_trainer_create(const trc_model *model, size_t max_batch, void **o
     trc_model_blas_single();
     tr->max_batch = max_batch;
     tr->arena_floats = layout_arena(tr, NULL, max_batch);
-    tr->arena = malloc(tr->arena_floats * sizeof(float));
-    tr->grads = calloc(model->num_params, sizeof(float));
+    tr->arena = trc_linear_packed_alloc(tr->arena_floats);
+    tr->grads = trc_linear_packed_alloc(model->num_params);
+    if (tr->grads)
+        memset(tr->grads, 0, model->num_params * sizeof(float));
     tr->ln_part = malloc(tr->ln_floats * sizeof(float));
     size_t d = (size_t)L->d;
     tr->fused = malloc((size_t)L->blocks * (d * d + d) * sizeof(float));
-    tr->wpack = malloc(pack_layout(tr, NULL) * sizeof(float));
-    tr->M = malloc((size_t)L->blocks * d * d * sizeof(float));
+    tr->wpack = trc_linear_packed_alloc(pack_layout(tr, NULL));
+    tr->M = trc_linear_packed_alloc((size_t)L->blocks * d * d);
     if (!tr->arena || !tr->grads || !tr->ln_part || !tr->fused || !tr->M || !tr->wpack) {
         size_t mb = (tr->arena_floats + model->num_params) * sizeof(float) >> 20;
         trc_single_trainer_free(tr);
