@@ -121,6 +121,8 @@ int cli_model_measure(const char *cmd, const cli_model_flags *f, const trc_datas
     if (rc)
         return rc;
     out->heap_bytes = heap_in_use() - heap0;
+    if (out->heap_bytes <= 0) /* an allocator mallinfo2 does not see (e.g. a sanitizer's) */
+        out->heap_bytes = -1;
     out->parameter_bytes = (long long)(model.num_params * sizeof(float));
     out->K = model.cfg.K;
     if ((rc = cli_model_fits(cmd, &model, ds, "the data"))) {
@@ -162,12 +164,13 @@ int cli_model_measure(const char *cmd, const cli_model_flags *f, const trc_datas
 
 char *cli_model_measure_json(const model_measure *m) {
     json_t *j = json_pack(
-        "{s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:I, s:I}", "inference_ms_per_problem",
+        "{s:f, s:f, s:I, s:f, s:I, s:I, s:s, s:o, s:I}", "inference_ms_per_problem",
         m->ms_single_median, "inference_ms_per_problem_mean", m->ms_single_mean,
         "inference_calls_timed", (json_int_t)m->timed, "inference_ms_per_problem_batched",
         m->ms_batched, "inference_batch", (json_int_t)m->batch, "peak_memory_bytes",
         (json_int_t)m->peak_bytes, "peak_memory_method", m->peak_method, "model_heap_bytes",
-        (json_int_t)m->heap_bytes, "parameter_bytes", (json_int_t)m->parameter_bytes);
+        m->heap_bytes >= 0 ? json_integer(m->heap_bytes) : json_null(), "parameter_bytes",
+        (json_int_t)m->parameter_bytes);
     if (!j)
         return NULL;
     char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
@@ -253,9 +256,11 @@ void cli_measure_print(const model_measure *m, const expert_measure *e) {
         if (e && e->timed && m->ms_single_median > 0)
             printf("  model vs expert        %10.1fx faster per problem (one problem per call)\n",
                    e->ms_median / m->ms_single_median);
-        printf("  model memory           %10.2f MiB peak (%s), %.2f MiB held after loading "
-               "(heap, mallinfo2), %.2f MiB of parameters\n",
-               (double)m->peak_bytes / 1048576.0, m->peak_method, (double)m->heap_bytes / 1048576.0,
-               (double)m->parameter_bytes / 1048576.0);
+        printf("  model memory           %10.2f MiB peak (%s), ", (double)m->peak_bytes / 1048576.0,
+               m->peak_method);
+        if (m->heap_bytes >= 0)
+            printf("%.2f MiB held after loading (heap, mallinfo2), ",
+                   (double)m->heap_bytes / 1048576.0);
+        printf("%.2f MiB of parameters\n", (double)m->parameter_bytes / 1048576.0);
     }
 }
