@@ -4,7 +4,9 @@
  * the dataset's expert controls; another source of controls (a model) is one more row. */
 #include "cli.h"
 #include "commands.h"
+#include "measure.h"
 #include "model_run.h"
+#include "plots.h"
 #include "polish.h"
 
 #include "trc/dataset.h"
@@ -49,6 +51,35 @@ static int load_data(const char *cmd, const char *path, const char *system, doub
                 "simulate with this system (default: the dataset's, else double_integrator)"),     \
         CLI_RANGE("--dt", CLI_DOUBLE, &(dt), "DT", "time step (default: the dataset's)", 0,        \
                   HUGE_VAL, 1)
+
+/* The report flags eval and compare share: figures, and how many problems are timed. */
+typedef struct report_flags {
+    const char *plot;
+    int timing;
+} report_flags;
+
+#define EVAL_REPORT_OPTS(rf)                                                                       \
+    CLI_OPT("--plot", CLI_STR, &(rf).plot, "DIR",                                                  \
+            "also write SVG figures there: trajectories, final-error histogram, the model's "      \
+            "refinement, phase portrait (2 states)"),                                              \
+        CLI_RANGE("--timing-samples", CLI_INT, &(rf).timing, "N",                                  \
+                  "problems timed one per call for the speed report (default 200; 0: none)", 0,    \
+                  1000000, 0)
+
+/* The speed/memory measurement of a model row: merged into its JSON text (*row_json). */
+static int measure_model(const char *cmd, const cli_model_flags *mf, const trc_dataset *ds,
+                         const report_flags *rf, model_measure *mm, char **row_json) {
+    int rc = cli_model_measure(cmd, mf, ds, (size_t)rf->timing, rf->plot != NULL, mm);
+    if (rc)
+        return rc;
+    char *j = cli_model_measure_json(mm);
+    if (!j || cli_measure_merge_json(row_json, NULL, j)) {
+        free(j);
+        return cli_error(CLI_FAIL, cmd, "out of memory");
+    }
+    free(j);
+    return CLI_OK;
+}
 
 /* The closed-loop flags eval and compare share. */
 typedef struct loop_flags {
@@ -233,6 +264,20 @@ static void free_rows(control_row *rows, size_t n) {
         free(rows[i].owned);
 }
 
+/* The figures of --plot DIR from the rows that have open-loop controls. */
+static int write_plots(const char *cmd, const char *dir, const control_row *rows, size_t n,
+                       const trc_system *sys, double dt, double threshold, const trc_dataset *ds,
+                       const model_measure *mm) {
+    plot_series series[MAX_ROWS + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < MAX_ROWS; i++)
+        if (rows[i].u)
+            series[k++] = (plot_series){rows[i].name, rows[i].u};
+    const plot_input in = {
+        cmd, sys, dt, threshold, ds, series, k, mm ? mm->iterates : NULL, mm ? mm->K : 0};
+    return cli_plots_write(cmd, dir, &in);
+}
+
 /* Evaluates every row, writes the JSON report (if asked) and prints the table. */
 static int run_rows(const char *cmd, const eval_data *ed, const control_row *rows, size_t n,
                     trc_eval_context *ctx, const char *json_path, const char *reference,
@@ -289,10 +334,13 @@ int cmd_eval(int argc, char **argv) {
     double threshold = 0, dt = 0; /* 0: the system's success threshold */
     cli_model_flags mf = {0};
     loop_flags lf = {0, 0.0, 7};
+    report_flags rf = {NULL, 200};
+    model_measure mm = {0};
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf), /* evaluate a model's predictions */
         CLI_MODEL_THREADS_OPT(mf),
         EVAL_LOOP_OPTS(lf),
+        EVAL_REPORT_OPTS(rf),
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz (required)"),
         CLI_OPT("--controls", CLI_STR, &controls, "FILE",
                 "evaluate control_sequences of this .npz instead of the dataset's"),
@@ -327,6 +375,8 @@ int cmd_eval(int argc, char **argv) {
     if (mf.checkpoint) {
         row->name = "model";
         rc = cli_model_controls(cmd, &mf, &ed.ds, data, &row->owned, &model_json);
+        if (!rc)
+            rc = measure_model(cmd, &mf, &ed.ds, &rf, &mm, &model_json);
         row->extra_json = model_json;
     }
     if (!rc && lf.closed_loop) {
@@ -337,6 +387,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc && controls)
         rc = load_controls(cmd, controls, &ed.ds, &row->owned);
     if (rc) {
+        free(mm.iterates);
         free_rows(rows, nrows);
         free(model_json);
         free(loop_json);
@@ -350,6 +401,16 @@ int cmd_eval(int argc, char **argv) {
     if (mf.checkpoint)
         ctx.controls_path = mf.checkpoint;
     rc = run_rows(cmd, &ed, rows, nrows, &ctx, json, NULL, NULL, &lf);
+    if (!rc && mf.checkpoint)
+        cli_measure_print(&mm, NULL);
+    if (!rc && rf.plot) { /* the evaluated controls against the dataset's (the expert's) */
+        control_row prow[2] = {{row == &rows[0] && !row->owned ? "dataset" : "expert",
+                                ed.ds.control_sequences, NULL, NULL, NULL},
+                               *row};
+        rc = write_plots(cmd, rf.plot, prow, row->owned ? 2 : 1, ed.sys, ed.dt, threshold, &ed.ds,
+                         mf.checkpoint ? &mm : NULL);
+    }
+    free(mm.iterates);
     free_rows(rows, nrows);
     free(model_json);
     free(loop_json);
@@ -366,10 +427,14 @@ int cmd_compare(int argc, char **argv) {
     int polish_iters = 5;
     cli_model_flags mf = {0};
     loop_flags lf = {0, 0.0, 7};
+    report_flags rf = {NULL, 200};
+    model_measure mm = {0};
+    expert_measure em = {0};
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf), /* adds a model row */
         CLI_MODEL_THREADS_OPT(mf),
         EVAL_LOOP_OPTS(lf),
+        EVAL_REPORT_OPTS(rf),
         CLI_OPT("--data", CLI_STR, &data, "FILE", "dataset .npz with expert controls (required)"),
         CLI_OPT("--json", CLI_STR, &json, "FILE", "also write the comparison as JSON"),
         CLI_OPT("--seed", CLI_U64, &seed, "S", "seed of the random controls (default 42)"),
@@ -431,11 +496,33 @@ int cmd_compare(int argc, char **argv) {
                "recorded when the dataset was generated)\n",
                ed.ds.has_settings ? ed.ds.settings.expert : "?", ms, it, conv, ed.ds.n);
     }
+    if (rf.timing > 0 && ed.ds.has_settings) { /* the expert re-solved here, timed */
+        if ((rc = cli_expert_measure(cmd, &ed.ds, (size_t)rf.timing, &em)) == CLI_OK) {
+            char buf[200];
+            snprintf(buf, sizeof buf,
+                     "{\"solve_ms_per_problem_measured\": %.6g, \"solve_ms_mean_measured\": "
+                     "%.6g, \"solves_timed\": %zu}",
+                     em.ms_median, em.ms_mean, em.timed);
+            if (cli_measure_merge_json(&expert_json, NULL, buf))
+                rc = cli_error(CLI_FAIL, cmd, "out of memory");
+        }
+        if (rc) {
+            free_rows(rows, n);
+            free(expert_json);
+            trc_dataset_free(&ed.ds);
+            return rc;
+        }
+    }
     rows[n++] = (control_row){"expert", ed.ds.control_sequences, NULL, expert_json, NULL};
     trc_eval_stats loop_stats;
     if (mf.checkpoint) {
         float *mu;
-        if ((rc = cli_model_controls(cmd, &mf, &ed.ds, data, &mu, &model_json))) {
+        if ((rc = cli_model_controls(cmd, &mf, &ed.ds, data, &mu, &model_json)) == CLI_OK &&
+            (rc = measure_model(cmd, &mf, &ed.ds, &rf, &mm, &model_json)))
+            free(mu);
+        if (rc) {
+            free(mm.iterates);
+            free(model_json);
             free_rows(rows, n);
             free(expert_json);
             trc_dataset_free(&ed.ds);
@@ -446,6 +533,7 @@ int cmd_compare(int argc, char **argv) {
             float *pu;
             if ((rc =
                      cli_polish(cmd, &ed.ds, polish_expert, polish_iters, mu, &pu, &polish_json))) {
+                free(mm.iterates);
                 free_rows(rows, n);
                 free(model_json);
                 free(expert_json);
@@ -458,6 +546,7 @@ int cmd_compare(int argc, char **argv) {
     if (lf.closed_loop) {
         if ((rc = cli_model_closed_loop(cmd, &mf, &ed.ds, data, ed.sys, ed.dt, threshold, lf.noise,
                                         lf.seed, &loop_stats, &loop_json))) {
+            free(mm.iterates);
             free_rows(rows, n);
             free(model_json);
             free(expert_json);
@@ -470,6 +559,12 @@ int cmd_compare(int argc, char **argv) {
     trc_eval_context ctx = {
         .command = cmd, .data_path = data, .threshold = threshold, .has_seed = 1, .seed = seed};
     rc = run_rows(cmd, &ed, rows, n, &ctx, json, "expert", "random", &lf);
+    if (!rc && (em.timed || mf.checkpoint))
+        cli_measure_print(mf.checkpoint ? &mm : NULL, em.timed ? &em : NULL);
+    if (!rc && rf.plot)
+        rc = write_plots(cmd, rf.plot, rows, n, ed.sys, ed.dt, threshold, &ed.ds,
+                         mf.checkpoint ? &mm : NULL);
+    free(mm.iterates);
     free_rows(rows, n);
     free(model_json);
     free(loop_json);

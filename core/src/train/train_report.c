@@ -1,12 +1,12 @@
 /* What a person reads or looks at after a run: training_stats.json (settings, split, model,
  * per-epoch history, outcome) and training_curves.svg (train and validation loss against
- * epoch, log-scale y axis), both written atomically. The SVG is written by hand. */
+ * epoch, log-scale y axis), both written atomically. The SVG text goes through trc/svg.h. */
 #include "trc/error.h"
 #include "trc/fileio.h"
+#include "trc/svg.h"
 #include "train_internal.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,41 +66,6 @@ int trc_train_write_stats(const trc_run *run, const char *path) {
     return rc;
 }
 
-/* A growing string for the SVG text. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} sbuf;
-
-static void put(sbuf *b, const char *f, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *b, const char *f, ...) {
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, f);
-        int w = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, f, ap);
-        va_end(ap);
-        if (w < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->p && b->len + (size_t)w < b->cap) {
-            b->len += (size_t)w;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)w;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 /* Plot geometry. */
 enum { W = 760, H = 440, ML = 84, MR = 24, MT = 44, MB = 62 };
 
@@ -127,20 +92,20 @@ static double nice_step(double span) {
     return 10 * mag;
 }
 
-static void polyline(sbuf *b, const axes *a, const trc_epoch_stats *h, int count, int val,
+static void polyline(trc_svg *b, const axes *a, const trc_epoch_stats *h, int count, int val,
                      double floor_loss, const char *style) {
-    put(b, "<polyline fill=\"none\" %s points=\"", style);
+    trc_svg_put(b, "<polyline fill=\"none\" %s points=\"", style);
     for (int i = 0; i < count; i++) {
         double y = val ? h[i].val_loss : h[i].train_loss;
         if (!isfinite(y))
             continue;
-        put(b, "%.1f,%.1f ", px(a, h[i].epoch), py(a, fmax(y, floor_loss)));
+        trc_svg_put(b, "%.1f,%.1f ", px(a, h[i].epoch), py(a, fmax(y, floor_loss)));
     }
-    put(b, "\"/>\n");
+    trc_svg_put(b, "\"/>\n");
 }
 
 static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
-    sbuf b = {0};
+    trc_svg b = {0};
     double lo = INFINITY, hi = 0;
     int has_val = 0;
     for (int i = 0; i < count; i++) {
@@ -161,27 +126,29 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
     if (a.ly1 <= a.ly0)
         a.ly1 = a.ly0 + 1;
 
-    put(&b,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-        "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
-        W, H, W, H);
-    put(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    put(&b,
-        "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">Training curves "
-        "(MSE on expert controls)</text>\n",
-        W / 2);
+    trc_svg_put(&b,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+                W, H, W, H);
+    trc_svg_put(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    trc_svg_put(&b,
+                "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">Training curves "
+                "(MSE on expert controls)</text>\n",
+                W / 2);
     /* y grid: one line per decade, lighter lines at 2 and 5 when few decades show */
     int decades = (int)(a.ly1 - a.ly0);
     for (int d = (int)a.ly0; d <= (int)a.ly1; d++) {
         double y = py(&a, pow(10.0, d));
-        put(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ccc\"/>\n", ML, y,
-            W - MR, y);
-        put(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", ML - 6, y + 4, d);
+        trc_svg_put(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ccc\"/>\n", ML,
+                    y, W - MR, y);
+        trc_svg_put(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", ML - 6,
+                    y + 4, d);
         for (int k = 2; decades <= 3 && d < (int)a.ly1 && k <= 5; k += 3) {
             double ym = py(&a, k * pow(10.0, d));
-            put(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n", ML, ym,
-                W - MR, ym);
-            put(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" fill=\"#888\">%de%d</text>\n",
+            trc_svg_put(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
+                        ML, ym, W - MR, ym);
+            trc_svg_put(
+                &b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" fill=\"#888\">%de%d</text>\n",
                 ML - 6, ym + 4, k, d);
         }
     }
@@ -189,60 +156,58 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
     double step = fmax(1.0, nice_step(a.x1 - a.x0)); /* whole epochs */
     for (double e = ceil(a.x0 / step) * step; e <= a.x1 + 1e-9; e += step) {
         double x = px(&a, e);
-        put(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n", x, H - MB,
-            x, H - MB + 5);
-        put(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", x, H - MB + 19, e);
+        trc_svg_put(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n", x,
+                    H - MB, x, H - MB + 5);
+        trc_svg_put(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", x,
+                    H - MB + 19, e);
     }
     /* axes and their labels */
-    put(&b, "<path d=\"M%d %d V%d H%d\" fill=\"none\" stroke=\"#333\"/>\n", ML, MT, H - MB, W - MR);
-    put(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epoch</text>\n", (ML + W - MR) / 2,
-        H - 16);
-    put(&b,
-        "<text transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\">MSE loss "
-        "(log scale)</text>\n",
-        (MT + H - MB) / 2);
+    trc_svg_put(&b, "<path d=\"M%d %d V%d H%d\" fill=\"none\" stroke=\"#333\"/>\n", ML, MT, H - MB,
+                W - MR);
+    trc_svg_put(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epoch</text>\n",
+                (ML + W - MR) / 2, H - 16);
+    trc_svg_put(&b,
+                "<text transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\">MSE loss "
+                "(log scale)</text>\n",
+                (MT + H - MB) / 2);
     if (count == 0)
-        put(&b,
+        trc_svg_put(
+            &b,
             "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#888\">no epoch finished "
             "yet</text>\n",
             (ML + W - MR) / 2, (MT + H - MB) / 2);
     if (best_epoch > 0 && best_epoch <= count) {
         double x = px(&a, best_epoch);
-        put(&b,
-            "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#2ca02c\" "
-            "stroke-dasharray=\"4 3\"/>\n",
-            x, MT, x, H - MB);
+        trc_svg_put(&b,
+                    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#2ca02c\" "
+                    "stroke-dasharray=\"4 3\"/>\n",
+                    x, MT, x, H - MB);
         /* label inside the plot, on the side of the line with more room */
         int right = x > (ML + W - MR) / 2.0;
-        put(&b,
-            "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\" fill=\"#2ca02c\">best: epoch "
-            "%d</text>\n",
-            right ? x - 4 : x + 4, H - MB - 8, right ? "end" : "start", best_epoch);
+        trc_svg_put(&b,
+                    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\" fill=\"#2ca02c\">best: epoch "
+                    "%d</text>\n",
+                    right ? x - 4 : x + 4, H - MB - 8, right ? "end" : "start", best_epoch);
     }
     polyline(&b, &a, h, count, 0, lo, "stroke=\"#1f77b4\" stroke-width=\"2\"");
     if (has_val)
         polyline(&b, &a, h, count, 1, lo, "stroke=\"#ff7f0e\" stroke-width=\"2\"");
     /* legend */
     int lx = W - MR - 150, ly = MT + 8;
-    put(&b,
-        "<rect x=\"%d\" y=\"%d\" width=\"140\" height=\"%d\" fill=\"white\" "
-        "stroke=\"#ccc\"/>\n",
-        lx, ly, has_val ? 44 : 24);
-    put(&b,
-        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" "
-        "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">train loss</text>\n",
-        lx + 8, ly + 13, lx + 32, ly + 13, lx + 40, ly + 17);
+    trc_svg_put(&b,
+                "<rect x=\"%d\" y=\"%d\" width=\"140\" height=\"%d\" fill=\"white\" "
+                "stroke=\"#ccc\"/>\n",
+                lx, ly, has_val ? 44 : 24);
+    trc_svg_put(&b,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" "
+                "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">train loss</text>\n",
+                lx + 8, ly + 13, lx + 32, ly + 13, lx + 40, ly + 17);
     if (has_val)
-        put(&b,
-            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ff7f0e\" "
-            "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">validation loss</text>\n",
-            lx + 8, ly + 33, lx + 32, ly + 33, lx + 40, ly + 37);
-    put(&b, "</svg>\n");
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+        trc_svg_put(&b,
+                    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ff7f0e\" "
+                    "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">validation loss</text>\n",
+                    lx + 8, ly + 33, lx + 32, ly + 33, lx + 40, ly + 37);
+    return trc_svg_finish(&b);
 }
 
 int trc_train_write_curves(const trc_epoch_stats *hist, int count, int best_epoch,
