@@ -122,6 +122,9 @@ int trc_train_spec_validate(const trc_train_spec *spec, proto_error *err) {
         return proto_fail(err, 400, spec_option(spec, param, &base) ? param : "", "%s",
                           trc_errmsg());
     }
+    /* an objective that simulates needs the system's Jacobian */
+    if (trc_objective_check(trc_train_objective(&spec->train), sys) != TRC_OK)
+        return proto_fail(err, 400, "objective", "%s", trc_errmsg());
     return check_expert(spec, sys, err);
 }
 
@@ -227,10 +230,15 @@ static json_t *time_or_null(double t) {
 }
 
 static json_t *epoch_json(const trc_job_epoch *e) {
-    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "epoch", e->epoch, "train_loss",
-                     num_or_null(e->train_loss), "val_loss", num_or_null(e->val_loss), "lr",
-                     num_or_null(e->lr), "seconds", num_or_null(e->seconds), "samples_per_sec",
-                     num_or_null(e->samples_per_sec));
+    json_t *j = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "epoch", e->epoch, "train_loss",
+                          num_or_null(e->train_loss), "val_loss", num_or_null(e->val_loss), "lr",
+                          num_or_null(e->lr), "seconds", num_or_null(e->seconds), "samples_per_sec",
+                          num_or_null(e->samples_per_sec));
+    json_t *terms = j && e->terms[0] ? json_loads(e->terms, 0, NULL) : NULL;
+    if (json_is_object(terms))
+        json_object_update(j, terms);
+    json_decref(terms);
+    return j;
 }
 
 json_t *trc_job_to_json(const trc_job *job) {

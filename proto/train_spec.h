@@ -37,6 +37,9 @@ typedef enum {
 typedef struct trc_job_epoch {
     int epoch;
     double train_loss, val_loss, lr, seconds, samples_per_sec;
+    /* the objective's named terms as a JSON object {"train_terms": {...}, "val_terms": {...}}
+     * merged into the history row, or "" when the loss is one term */
+    char terms[512];
 } trc_job_epoch;
 
 /* Everything GET /v1/jobs/{id} shows. Times are Unix seconds; 0 means "not yet" (null). */

@@ -5,6 +5,8 @@
  * from its job_env; the outcome goes back in a job_outcome. */
 #include "jobs_run.h"
 
+#include <jansson.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +62,23 @@ static int on_progress(void *user, const trc_progress *p) {
     }
     for (int i = from; i < p->epoch; i++) {
         const trc_epoch_stats *h = &p->history[i];
-        trc_job_epoch e = {h->epoch, h->train_loss, h->val_loss,
-                           h->lr,    h->seconds,    h->samples_per_sec};
+        trc_job_epoch e = {h->epoch,   h->train_loss,      h->val_loss, h->lr,
+                           h->seconds, h->samples_per_sec, ""};
+        if (h->nterms > 0 && p->term_names) { /* each term of the objective's loss */
+            json_t *tt = json_object(), *vt = json_object();
+            for (int k = 0; k < h->nterms; k++) {
+                json_object_set_new(tt, p->term_names[k], json_real(h->train_terms[k]));
+                json_object_set_new(vt, p->term_names[k],
+                                    isfinite(h->val_terms[k]) ? json_real(h->val_terms[k])
+                                                              : json_null());
+            }
+            json_t *j = json_pack("{s:o, s:o}", "train_terms", tt, "val_terms", vt);
+            char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            if (text && strlen(text) < sizeof e.terms)
+                memcpy(e.terms, text, strlen(text) + 1);
+            free(text);
+            json_decref(j);
+        }
         if (jobstore_put_epoch(env->store, c->id, &e) != TRC_OK)
             log_msg("job %s: %s", c->id, trc_errmsg()); /* training matters more than a row */
     }

@@ -41,8 +41,8 @@ static const char *const sql_text[ST_N] = {
                      "AND (?2 <= 0 OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
     [ST_TERMINAL] = "SELECT id, finished_at FROM jobs WHERE status IN "
                     "('succeeded','failed','cancelled') ORDER BY seq DESC",
-    [ST_EPOCHS] = "SELECT epoch, train_loss, val_loss, lr, seconds, samples_per_sec FROM epochs "
-                  "WHERE job_id = ? ORDER BY epoch",
+    [ST_EPOCHS] = "SELECT epoch, train_loss, val_loss, lr, seconds, samples_per_sec, terms "
+                  "FROM epochs WHERE job_id = ? ORDER BY epoch",
     [ST_COUNT] = "SELECT status, count(*) FROM jobs GROUP BY status",
     [ST_RUNNING] = "UPDATE jobs SET status = 'running', started_at = ?, finished_at = NULL, "
                    "error = NULL WHERE id = ?",
@@ -52,7 +52,7 @@ static const char *const sql_text[ST_N] = {
                   "result_checkpoint = ? WHERE id = ?",
     [ST_PROGRESS] = "UPDATE jobs SET epoch = ?, epochs = ? WHERE id = ?",
     [ST_PUT_EPOCH] = "INSERT OR REPLACE INTO epochs (job_id, epoch, train_loss, val_loss, lr, "
-                     "seconds, samples_per_sec) VALUES (?,?,?,?,?,?,?)",
+                     "seconds, samples_per_sec, terms) VALUES (?,?,?,?,?,?,?,?)",
     [ST_TRIM] = "DELETE FROM epochs WHERE job_id = ? AND epoch > ?",
     [ST_DELETE_EPOCHS] = "DELETE FROM epochs WHERE job_id = ?",
     [ST_DELETE] = "DELETE FROM jobs WHERE id = ?",
@@ -75,6 +75,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS epochs ("
     " job_id TEXT NOT NULL, epoch INTEGER NOT NULL,"
     " train_loss REAL, val_loss REAL, lr REAL, seconds REAL, samples_per_sec REAL,"
+    " terms TEXT,"
     " PRIMARY KEY (job_id, epoch)) WITHOUT ROWID;"
     "PRAGMA user_version = 1;";
 
@@ -86,6 +87,16 @@ struct jobstore {
 
 static int db_fail(jobstore *js, const char *what) {
     return trc_fail(TRC_EIO, "job store: %s: %s", what, sqlite3_errmsg(js->db));
+}
+
+/* A store written before the objectives had named terms lacks epochs.terms: add it. */
+static int add_terms_column(sqlite3 *db, char **msg) {
+    sqlite3_stmt *probe = NULL;
+    int have = sqlite3_prepare_v2(db, "SELECT terms FROM epochs LIMIT 0", -1, &probe, NULL);
+    sqlite3_finalize(probe);
+    if (have == SQLITE_OK)
+        return SQLITE_OK;
+    return sqlite3_exec(db, "ALTER TABLE epochs ADD COLUMN terms TEXT", NULL, NULL, msg);
 }
 
 int jobstore_open(const char *path, jobstore **out) {
@@ -108,7 +119,8 @@ int jobstore_open(const char *path, jobstore **out) {
     char *msg = NULL;
     if (sqlite3_exec(js->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
                      &msg) != SQLITE_OK ||
-        sqlite3_exec(js->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(js->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+        add_terms_column(js->db, &msg) != SQLITE_OK) {
         rc = trc_fail(TRC_EIO, "job store: %s: %s", path, msg ? msg : "schema failed");
         sqlite3_free(msg);
         goto fail;
@@ -233,6 +245,8 @@ static int read_history(jobstore *js, trc_job *job) {
         e->lr = col_real(s, 3);
         e->seconds = col_real(s, 4);
         e->samples_per_sec = col_real(s, 5);
+        const unsigned char *terms = sqlite3_column_text(s, 6);
+        snprintf(e->terms, sizeof e->terms, "%s", terms ? (const char *)terms : "");
     }
     if (rc == TRC_OK && step != SQLITE_DONE)
         rc = db_fail(js, "read history");
@@ -487,6 +501,10 @@ int jobstore_put_epoch(jobstore *js, const char *id, const trc_job_epoch *e) {
     bind_real(s, 5, e->lr);
     bind_real(s, 6, e->seconds);
     bind_real(s, 7, e->samples_per_sec);
+    if (e->terms[0])
+        bind_text(s, 8, e->terms);
+    else
+        sqlite3_bind_null(s, 8);
     int rc = run(js, s, "put epoch", NULL);
     pthread_mutex_unlock(&js->mu);
     return rc;

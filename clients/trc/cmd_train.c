@@ -84,6 +84,8 @@ static void epoch_line(view *v, const trc_progress *p) {
         fprintf(v->human, "epoch %d/%d  train %.4e", p->epoch, p->epochs, e->train_loss);
         if (isfinite(e->val_loss))
             fprintf(v->human, "  val %.4e", e->val_loss);
+        for (int k = 0; k < e->nterms && p->term_names; k++)
+            fprintf(v->human, "  %s %.3e", p->term_names[k], e->train_terms[k]);
         fprintf(v->human, "  lr %.3g  %.1f s  %.0f samples/s%s\n", e->lr, e->seconds,
                 e->samples_per_sec, p->improved ? "  *best" : "");
         fflush(v->human);
@@ -94,6 +96,17 @@ static void epoch_line(view *v, const trc_progress *p) {
                               isfinite(e->val_loss) ? json_real(e->val_loss) : json_null(), "lr",
                               e->lr, "seconds", e->seconds, "samples_per_sec", e->samples_per_sec,
                               "best_epoch", p->best_epoch, "improved", p->improved);
+        if (j && e->nterms > 0 && p->term_names) { /* each term of the objective's loss */
+            json_t *tt = json_object(), *vt = json_object();
+            for (int k = 0; k < e->nterms; k++) {
+                json_object_set_new(tt, p->term_names[k], json_real(e->train_terms[k]));
+                json_object_set_new(vt, p->term_names[k],
+                                    isfinite(e->val_terms[k]) ? json_real(e->val_terms[k])
+                                                              : json_null());
+            }
+            json_object_set_new(j, "train_terms", tt);
+            json_object_set_new(j, "val_terms", vt);
+        }
         char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
         json_decref(j);
         if (text)
@@ -269,7 +282,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (rc) {
         /* Settings the library refused are the user's (exit 2); anything else failed (1). */
-        return cli_lib_error(CMD, rc, rc == TRC_EINVAL);
+        return cli_lib_error(CMD, rc, rc == TRC_EINVAL || rc == TRC_EUNSUPPORTED);
     }
     summary(&v, &res);
     trc_model_free(&res.model);

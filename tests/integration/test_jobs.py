@@ -152,6 +152,24 @@ def test_job_lifecycle(server, tiny):
         assert body["error"]["type"] == "conflict"
 
 
+def test_trajectory_objective_job(server):
+    """A job with the trajectory objective on Van der Pol: its history shows each term of the
+    loss, and the spec keeps the objective and its weights."""
+    spec = {"name": "vdp_traj", "system": "van_der_pol", "expert": "ilqr",
+            "model_size": "small", "num_samples": 64, "epochs": 2, "batch_size": 16,
+            "val_split": 0.25, "seed": 3, "objective": "trajectory", "state_weight": 0.1}
+    job = server.wait_status(server.submit(spec), "succeeded", timeout=90)
+    assert len(job["history"]) == 2
+    for row in job["history"]:
+        for side in ("train", "val"):
+            terms = row[side + "_terms"]
+            assert set(terms) == {"terminal", "state", "control"}, row
+            assert abs(sum(terms.values()) - row[side + "_loss"]) <= 1e-6 * row[side + "_loss"]
+    assert job["spec"]["objective"] == "trajectory" and job["spec"]["state_weight"] == 0.1
+    st, _, _ = server.request("DELETE", "/v1/models/vdp_traj")
+    assert st in (200, 204)
+
+
 # ---------------------------------------------------------------- validation
 
 @pytest.mark.parametrize("spec,param", [

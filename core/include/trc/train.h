@@ -10,6 +10,7 @@
 
 #include "trc/dataset.h"
 #include "trc/model.h"
+#include "trc/objective.h"
 #include "trc/optim.h" /* trc_sched_kind */
 
 typedef struct trc_train_opts {
@@ -34,6 +35,11 @@ typedef struct trc_train_opts {
     double bound;         /* control bound b; <= 0: the dataset's settings, else 4.0 */
     char data_path[4096]; /* recorded in training_stats.json only ("" = not known) */
     int threads;          /* threads of each training step (default 1); results depend on it */
+    /* The loss (trc/objective.h): a name or alias of the objectives table ("" = "imitation"),
+     * with process_variant 1 (original) turning "process" into "process_original". */
+    char objective[24];
+    int process_variant;      /* 0 corrected (default), 1 original */
+    trc_objective_params obj; /* the objective's weights */
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */
@@ -43,11 +49,17 @@ int trc_train_opts_validate(const trc_train_opts *opts);
  * resume = 1 and data_path (as recorded) filled in: what `trc train --resume DIR` starts from.
  * A resumed run must use these settings; only the epoch budget may change (grow). */
 int trc_train_saved_settings(const char *out_dir, trc_train_opts *opts);
+/* The objective the settings select (never NULL for validated settings). */
+const trc_objective *trc_train_objective(const trc_train_opts *opts);
 
 typedef struct trc_epoch_stats {
     int epoch;                   /* 1-based */
     double train_loss, val_loss; /* val_loss is NAN without a validation split */
     double lr, seconds, samples_per_sec;
+    /* The objective's named terms (trc_objective.terms; nterms 0 for a one-term loss), each in
+     * loss units: they sum to train_loss / val_loss (val_terms NAN without a split). */
+    int nterms;
+    double train_terms[TRC_OBJECTIVE_MAX_TERMS], val_terms[TRC_OBJECTIVE_MAX_TERMS];
 } trc_epoch_stats;
 
 typedef enum { TRC_PROGRESS_BATCH, TRC_PROGRESS_EPOCH } trc_progress_kind;
@@ -61,7 +73,8 @@ typedef struct trc_progress {
     double eta_seconds;             /* for the whole run */
     const trc_epoch_stats *history; /* epochs so far, history[0..epoch-1] (EPOCH events) */
     int best_epoch;
-    int improved; /* 1 when this epoch wrote a new best checkpoint */
+    int improved;                  /* 1 when this epoch wrote a new best checkpoint */
+    const char *const *term_names; /* the objective's terms (history[].nterms of them) */
 } trc_progress;
 
 /* Return non-zero to stop training (treated like the cancel flag). */

@@ -30,7 +30,7 @@ int tl_arch_grad_absent(const trc_model_config *cfg, const char *name);
  * + r |u_t|^2] + qf |x_T - x*|^2 along sim's rollout of u from x0 (traj: [(T+1) s] scratch);
  * when gu is not NULL, gu [T*m] += scale * dc/du by the adjoint of the rollout (A, Bm: scratch
  * for the Jacobians, [T][s*s] and [T][s*m]). Shared by trc_tl_process_loss and the process
- * objectives (train/process.c). */
+ * objectives (train/process.c) and the trajectory objectives (train/trajectory.c). */
 double trc_process_sample_cost(const trc_tl_sim *sim, const trc_process_opts *po, const float *x0,
                                const float *tg, const float *u, float *traj, double *A, double *Bm,
                                float *gu, double scale);

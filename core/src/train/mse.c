@@ -1,5 +1,6 @@
-/* mse: the original's imitation loss, mean (u_K - u_expert)^2 over the B*U entries of the last
- * iterate; d loss / d u_K = 2 (u_K - u_expert) / (B U), every other iterate 0. */
+/* imitation (alias mse): the original's imitation loss, mean (u_K - u_expert)^2 over the B*U
+ * entries of the last iterate; d loss / d u_K = 2 (u_K - u_expert) / (B U), every other iterate 0.
+ */
 #include <string.h>
 
 #include "trc/objective.h"
@@ -27,8 +28,10 @@ static double mse_finish(const trc_objective_batch *b, double sum) {
 }
 
 const trc_objective trc_objective_mse = {
-    .name = "mse",
-    .about = "imitation: mean squared error of the last iterate against the expert's controls",
+    .name = "imitation",
+    .about =
+        "mean squared error of the last iterate against the expert's controls (the original's)",
+    .alias = "mse",
     .rows = mse_rows,
     .finish = mse_finish,
     .final_only = 1,

@@ -1,7 +1,9 @@
-/* The objectives table (objectives.h; each objective in its own file). */
+/* The objectives table (objectives.h; each objective in its own file), lookups by name or
+ * alias, and the checks every objective shares (weights, the system it simulates). */
 #include "trc/objective.h"
 #include "trc/error.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,14 +27,84 @@ const trc_objective *trc_objective_at(size_t i) {
     return i < NOBJECTIVES ? objectives[i] : NULL;
 }
 
+const char *trc_objective_name_at(size_t i) {
+    if (i < NOBJECTIVES)
+        return objectives[i]->name;
+    i -= NOBJECTIVES;
+    for (size_t k = 0; k < NOBJECTIVES; k++)
+        if (objectives[k]->alias && i-- == 0)
+            return objectives[k]->alias;
+    return NULL;
+}
+
 const trc_objective *trc_objective_find(const char *name) {
     char known[256] = "";
     for (size_t i = 0; i < NOBJECTIVES; i++) {
-        if (name && strcmp(name, objectives[i]->name) == 0)
+        if (name && (strcmp(name, objectives[i]->name) == 0 ||
+                     (objectives[i]->alias && strcmp(name, objectives[i]->alias) == 0)))
             return objectives[i];
         size_t len = strlen(known);
         snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", objectives[i]->name);
     }
     trc_fail(TRC_ENOTFOUND, "unknown objective '%s' (known: %s)", name ? name : "(null)", known);
     return NULL;
+}
+
+int trc_objective_nterms(const trc_objective *o) {
+    int n = 0;
+    while (o && o->terms && o->terms[n] && n < TRC_OBJECTIVE_MAX_TERMS)
+        n++;
+    return n;
+}
+
+int trc_objective_check(const trc_objective *o, const trc_system *system) {
+    if (!o)
+        return trc_fail(TRC_EINVAL, "objective is NULL");
+    if (!o->needs_jacobian)
+        return TRC_OK;
+    if (!system)
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "objective '%s' simulates the data's system, but the dataset names none "
+                        "(generate it with trc generate, or use objective imitation)",
+                        o->name);
+    if (!system->step || !system->jacobian)
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "objective '%s' differentiates through the simulator, but system '%s' "
+                        "has no Jacobian",
+                        o->name, system->name);
+    return TRC_OK;
+}
+
+void trc_objective_params_default(trc_objective_params *p) {
+    *p = (trc_objective_params){
+        .imitation_weight = TRC_OBJ_DEF_IMITATION_WEIGHT,
+        .terminal_weight = TRC_OBJ_DEF_TERMINAL_WEIGHT,
+        .state_weight = TRC_OBJ_DEF_STATE_WEIGHT,
+        .control_weight = TRC_OBJ_DEF_CONTROL_WEIGHT,
+        .process_weight = TRC_OBJ_DEF_PROCESS_WEIGHT,
+        .process_q = TRC_OBJ_DEF_PROCESS_Q,
+        .process_r = TRC_OBJ_DEF_PROCESS_R,
+        .process_qf = TRC_OBJ_DEF_PROCESS_QF,
+    };
+}
+
+int trc_objective_params_check(const trc_objective_params *p) {
+    if (!p)
+        return trc_fail(TRC_EINVAL, "objective weights are NULL");
+    const struct {
+        const char *name;
+        double v;
+    } w[] = {{"imitation_weight", p->imitation_weight},
+             {"terminal_weight", p->terminal_weight},
+             {"state_weight", p->state_weight},
+             {"control_weight", p->control_weight},
+             {"process_weight", p->process_weight},
+             {"process_q", p->process_q},
+             {"process_r", p->process_r},
+             {"process_qf", p->process_qf}};
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        if (!(w[i].v >= 0) || !isfinite(w[i].v))
+            return trc_fail(TRC_EINVAL, "%s must be a finite number >= 0, got %g", w[i].name,
+                            w[i].v);
+    return TRC_OK;
 }

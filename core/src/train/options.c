@@ -40,6 +40,8 @@ static const char *size_at(size_t i) {
     return NULL;
 }
 
+static const char *const process_variants[] = {"corrected", "original", NULL};
+
 _Static_assert(sizeof(trc_sched_kind) == sizeof(int), "scheduler is stored as an int choice");
 
 #define F(field) .offset = offsetof(trc_train_opts, field)
@@ -213,6 +215,92 @@ static const trc_option train_options[] = {
      .help = "network architecture",
      .metavar = "NAME",
      .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    /* The loss and its weights (trc/objective.h), saved only when not the default. */
+    {.name = "objective",
+     .type = TRC_OPT_STRING,
+     F(objective),
+     .size = sizeof(((trc_train_opts *)0)->objective),
+     .def_str = "imitation",
+     .choice_at = trc_objective_name_at,
+     .help = "training loss: imitation (MSE on the expert's controls; alias mse), trajectory "
+             "(the simulated rollout's error and cost, gradient through the simulator), mixed "
+             "(both), process (process supervision)",
+     .metavar = "NAME",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "terminal_weight",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.terminal_weight),
+     .def = TRC_OBJ_DEF_TERMINAL_WEIGHT,
+     .min = 0,
+     .max = 1e6,
+     .help = "trajectory/mixed: weight of the final-state error |x_T - x*|^2",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "state_weight",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.state_weight),
+     .def = TRC_OBJ_DEF_STATE_WEIGHT,
+     .min = 0,
+     .max = 1e6,
+     .help = "trajectory/mixed: weight of the running state error mean_t |x_t - x*|^2",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "control_weight",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.control_weight),
+     .def = TRC_OBJ_DEF_CONTROL_WEIGHT,
+     .min = 0,
+     .max = 1e6,
+     .help = "trajectory/mixed: weight of the running control cost mean_t |u_t|^2",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "imitation_weight",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.imitation_weight),
+     .def = TRC_OBJ_DEF_IMITATION_WEIGHT,
+     .min = 0,
+     .max = 1e6,
+     .help = "mixed: weight of the imitation MSE added to the trajectory loss",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "process_weight",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.process_weight),
+     .def = TRC_OBJ_DEF_PROCESS_WEIGHT,
+     .min = 0,
+     .max = 1e6,
+     .help = "process: lambda, the weight of process supervision",
+     .metavar = "L",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "process_variant",
+     .type = TRC_OPT_ENUM,
+     F(process_variant),
+     .def_str = "corrected",
+     .choices = process_variants,
+     .help = "process: corrected (stop-gradient on the normaliser and earlier iterate) or "
+             "original (differentiated as the original does)",
+     .metavar = "NAME",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "process_q",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.process_q),
+     .def = TRC_OBJ_DEF_PROCESS_Q,
+     .min = 0,
+     .max = 1e6,
+     .help = "process: state weight of the trajectory cost, Q = q I",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "process_r",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.process_r),
+     .def = TRC_OBJ_DEF_PROCESS_R,
+     .min = 0,
+     .max = 1e6,
+     .help = "process: control weight of the trajectory cost, R = r I",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "process_qf",
+     .type = TRC_OPT_DOUBLE,
+     F(obj.process_qf),
+     .def = TRC_OBJ_DEF_PROCESS_QF,
+     .min = 0,
+     .max = 1e6,
+     .help = "process: terminal weight of the trajectory cost, Qf = qf I",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
 };
 
 static const trc_option_set train_set = {
@@ -246,8 +334,8 @@ static int terminated(const char *s, size_t cap) {
 int trc_train_opts_validate(const trc_train_opts *o) {
     if (!o)
         return trc_fail(TRC_EINVAL, "training options are NULL");
-    if (!terminated(o->arch, sizeof o->arch))
-        return trc_fail(TRC_EINVAL, "architecture name is not terminated");
+    if (!terminated(o->arch, sizeof o->arch) || !terminated(o->objective, sizeof o->objective))
+        return trc_fail(TRC_EINVAL, "architecture or objective name is not terminated");
     if (!o->arch[0]) { /* "" is the default architecture */
         trc_train_opts c = *o;
         snprintf(c.arch, sizeof c.arch, "%s", TRC_ARCH_DEFAULT);
@@ -276,7 +364,21 @@ int trc_train_opts_validate(const trc_train_opts *o) {
         return trc_fail(TRC_EINVAL, "output directory or data path is not terminated");
     if (o->resume && !o->out_dir[0])
         return trc_fail(TRC_EINVAL, "resume needs the output directory of the run");
-    return TRC_OK;
+    const trc_objective *obj = trc_train_objective(o);
+    if (!obj)
+        return trc_fail_prefix(TRC_EINVAL, "objective: ");
+    if (o->process_variant != 0 && strcmp(obj->name, "process_original") != 0)
+        return trc_fail(TRC_EINVAL, "process_variant original needs objective process, got %s",
+                        o->objective);
+    return trc_objective_params_check(&o->obj);
+}
+
+const trc_objective *trc_train_objective(const trc_train_opts *o) {
+    const char *name = o->objective[0] ? o->objective : "imitation";
+    const trc_objective *obj = trc_objective_find(name);
+    if (obj && o->process_variant == 1 && strcmp(obj->name, "process") == 0)
+        obj = trc_objective_find("process_original");
+    return obj;
 }
 
 /* One saved option as JSON: numbers as numbers (a seed past INT64_MAX as a decimal string),

@@ -7,7 +7,8 @@
  * is pushed to a worse cost); "process" is the corrected variant (stop-gradient on the
  * normaliser and the earlier iterate: lambda / (B K) sum_k c_k / (c_0 + 1e-6) with c_0 fixed).
  * They need the data's system (trc_trainer_set_objective); without one the loss is NaN, which
- * the trainer reports as not finite. */
+ * the trainer reports as not finite. lambda and the cost weights are the batch's params
+ * (process_weight, process_q/r/qf); the terms are "imitation" and "process". */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,24 +36,35 @@ static double process_rows(const trc_objective_batch *b, const float *iterates, 
         return NAN;
     }
     double *Bm = A + (size_t)b->T * s * s;
-    const trc_process_opts po = {0.1, 1.0, 0.01, 10.0, variant};
+    trc_objective_params def;
+    trc_objective_params_default(&def);
+    const trc_objective_params *p = b->params ? b->params : &def;
+    const trc_process_opts po = {p->process_weight, p->process_q, p->process_r, p->process_qf,
+                                 variant};
     const double eps = 1e-6, lam = po.weight, BK = (double)b->B * K;
     const float scale = 2.0f / (float)BU;
     double acc = 0.0;
     for (size_t r = r0; r < r1; r++) {
         const float *uK = iterates + (size_t)K * BU + r * U, *ue = b->u_expert + r * U;
+        double imit = 0.0;
         for (size_t j = 0; j < U; j++) {
             double e = (double)uK[j] - ue[j];
-            acc += e * e / (double)BU;
+            imit += e * e / (double)BU;
             grad[(size_t)K * BU + r * U + j] = scale * (uK[j] - ue[j]);
         }
+        acc += imit;
         const float *x0 = b->x0 + r * s, *tg = b->target + r * s;
         double c0 =
             trc_process_sample_cost(&sim, &po, x0, tg, iterates + r * U, traj, A, Bm, NULL, 0) +
             eps;
         double cK = trc_process_sample_cost(&sim, &po, x0, tg, iterates + (size_t)K * BU + r * U,
                                             traj, A, Bm, NULL, 0);
-        acc -= lam / BK * (c0 - eps - cK) / c0;
+        double proc = -lam / BK * (c0 - eps - cK) / c0;
+        acc += proc;
+        if (b->terms) {
+            b->terms[r * TRC_OBJECTIVE_MAX_TERMS] = imit;
+            b->terms[r * TRC_OBJECTIVE_MAX_TERMS + 1] = proc;
+        }
         for (int k = variant == TRC_PROCESS_ORIGINAL ? 0 : 1; k <= K; k++) {
             double g;
             if (variant == TRC_PROCESS_ORIGINAL) /* telescoped: only c_0 and c_K count */
@@ -78,6 +90,8 @@ static double original_rows(const trc_objective_batch *b, const float *it, size_
     return process_rows(b, it, r0, r1, grad, TRC_PROCESS_ORIGINAL);
 }
 
+static const char *const process_terms[] = {"imitation", "process", NULL};
+
 static double process_finish(const trc_objective_batch *b, double sum) {
     (void)b;
     return sum; /* the rows' shares are already scaled */
@@ -85,18 +99,23 @@ static double process_finish(const trc_objective_batch *b, double sum) {
 
 const trc_objective trc_objective_process = {
     .name = "process",
-    .about =
-        "MSE + 0.1 x process supervision, corrected (sg on the normaliser and earlier iterate)",
+    .about = "MSE + process_weight x process supervision, corrected (sg on the normaliser and "
+             "earlier iterate; process_variant original selects process_original)",
     .rows = corrected_rows,
     .finish = process_finish,
     .final_only = 0,
     .surrogate_gradient = 1,
+    .terms = process_terms,
+    .needs_jacobian = 1,
 };
 
 const trc_objective trc_objective_process_original = {
     .name = "process_original",
-    .about = "MSE + 0.1 x process supervision as the original differentiates it (model-v2.md 9)",
+    .about = "MSE + process_weight x process supervision as the original differentiates it "
+             "(model-v2.md 9)",
     .rows = original_rows,
     .finish = process_finish,
     .final_only = 0,
+    .terms = process_terms,
+    .needs_jacobian = 1,
 };

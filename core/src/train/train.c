@@ -1,13 +1,15 @@
-/* The training loop: a seeded train/validation split, shuffled mini-batches, MSE on the expert
- * controls, AdamW with gradient clipping, a per-epoch schedule, early stopping, best and last
- * checkpoints, and a saved optimizer state so that a cancelled or killed run resumes where it
- * stopped. Files: train_state.c (the state), train_report.c (stats and curves). */
+/* The training loop: a seeded train/validation split, shuffled mini-batches, the objective's
+ * loss (trc/objective.h: imitation MSE on the expert controls by default), AdamW with gradient
+ * clipping, a per-epoch schedule, early stopping, best and last checkpoints, and a saved optimizer
+ * state so that a cancelled or killed run resumes where it stopped. Files: train_state.c (the
+ * state), train_report.c (stats and curves). */
 #include "trc/train.h"
 #include "trc/checkpoint.h"
 #include "trc/arch.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
 #include "trc/settings.h"
+#include "trc/system.h"
 #include "train_internal.h"
 
 #include <math.h>
@@ -82,7 +84,11 @@ typedef struct work {
     uint32_t *train_idx, *order; /* [n_train]: the split and this epoch's shuffle of it */
     float *bx, *bt, *bu;         /* batch buffers [B, s], [B, s], [B, U] */
     float *vx, *vt, *vu, *vout;  /* validation set, gathered once, and predictions */
-    float *best_params;          /* [num_params] */
+    float *vit, *viters, *vgrad; /* a chunk's iterates; every iterate [(K+1), n_val, U]; grad */
+    double *vterms;              /* [n_val, TRC_OBJECTIVE_MAX_TERMS] */
+    const trc_system *system;    /* the data's (NULL when it names none) */
+    double dt;
+    float *best_params; /* [num_params] */
     trc_trainer *tr;
     char best_path[4096], last_path[4096], state_path[4096], stats_path[4096], svg_path[4096];
 } work;
@@ -97,21 +103,42 @@ static void gather(const trc_dataset *ds, const uint32_t *idx, size_t B, float *
     }
 }
 
-// validation MSE over n_val samples, in chunks, without activations
-static int validation_loss(const trc_run *run, work *w, double *out) {
+/* The objective's loss over the n_val validation samples (iterates inferred in chunks, without
+ * activations, then scored in one pass: for imitation the MSE summed in row order) and its
+ * terms. */
+static int validation_loss(const trc_run *run, work *w, double *out, double *terms) {
+    const trc_model_config *c = &run->model.cfg;
     const size_t S = (size_t)run->ds->s, U = (size_t)run->ds->T * (size_t)run->ds->m;
-    double sum = 0.0;
-    for (size_t at = 0; at < run->n_val; at += VAL_CHUNK) {
-        size_t B = run->n_val - at < VAL_CHUNK ? run->n_val - at : VAL_CHUNK;
-        int rc = trc_model_infer(&run->model, B, w->vx + at * S, w->vt + at * S, w->vout, NULL);
+    const size_t n = run->n_val, K1 = (size_t)c->K + 1;
+    for (size_t at = 0; at < n; at += VAL_CHUNK) {
+        size_t B = n - at < VAL_CHUNK ? n - at : VAL_CHUNK;
+        int rc = trc_model_infer(&run->model, B, w->vx + at * S, w->vt + at * S, w->vout, w->vit);
         if (rc)
             return trc_fail_prefix(rc, "validation: ");
-        for (size_t i = 0; i < B * U; i++) {
-            double d = (double)w->vout[i] - (double)w->vu[at * U + i];
-            sum += d * d;
-        }
+        for (size_t k = 0; k < K1; k++)
+            memcpy(w->viters + (k * n + at) * U, w->vit + k * B * U, B * U * sizeof(float));
     }
-    *out = sum / ((double)run->n_val * (double)U);
+    trc_objective_batch b = {.B = n,
+                             .K = c->K,
+                             .U = (int)U,
+                             .s = c->s,
+                             .m = c->m,
+                             .T = c->T,
+                             .bound = c->bound,
+                             .x0 = w->vx,
+                             .target = w->vt,
+                             .u_expert = w->vu,
+                             .system = w->system,
+                             .dt = w->dt,
+                             .params = &run->o.obj,
+                             .terms = w->vterms};
+    const trc_objective *obj = run->objective;
+    *out = obj->finish(&b, obj->rows(&b, w->viters, 0, n, w->vgrad));
+    for (int k = 0; k < run->nterms; k++) {
+        terms[k] = 0.0;
+        for (size_t r = 0; r < n; r++)
+            terms[k] += w->vterms[r * TRC_OBJECTIVE_MAX_TERMS + k];
+    }
     return TRC_OK;
 }
 
@@ -141,7 +168,8 @@ static int save_progress(const trc_run *run, const work *w) {
     if (!rc)
         rc = trc_train_write_stats(run, w->stats_path);
     if (!rc)
-        rc = trc_train_write_curves(run->history, run->epoch_done, run->best_epoch, w->svg_path);
+        rc = trc_train_write_curves_terms(run->history, run->epoch_done, run->best_epoch,
+                                          run->nterms ? run->objective->terms : NULL, w->svg_path);
     return rc;
 }
 
@@ -223,9 +251,14 @@ static int setup(trc_run *run, work *w) {
         w->vx = malloc(n_val * S * sizeof(float));
         w->vt = malloc(n_val * S * sizeof(float));
         w->vu = malloc(n_val * U * sizeof(float));
-        size_t chunk = n_val < VAL_CHUNK ? n_val : VAL_CHUNK;
+        size_t chunk = n_val < VAL_CHUNK ? n_val : VAL_CHUNK, K1 = (size_t)o->K + 1;
         w->vout = malloc(chunk * U * sizeof(float));
-        if (!w->vx || !w->vt || !w->vu || !w->vout)
+        w->vit = malloc(K1 * chunk * U * sizeof(float));
+        w->viters = malloc(K1 * n_val * U * sizeof(float));
+        w->vgrad = malloc(K1 * n_val * U * sizeof(float));
+        w->vterms = calloc(n_val * TRC_OBJECTIVE_MAX_TERMS, sizeof(double));
+        if (!w->vx || !w->vt || !w->vu || !w->vout || !w->vit || !w->viters || !w->vgrad ||
+            !w->vterms)
             return trc_fail(TRC_ENOMEM, "cannot allocate the validation set");
         gather(ds, all + run->n_train, n_val, w->vx, w->vt, w->vu);
     }
@@ -237,6 +270,10 @@ static int setup(trc_run *run, work *w) {
         rc = trc_trainer_create(&run->model, B, &w->tr);
     if (!rc)
         rc = trc_trainer_set_threads(w->tr, o->threads);
+    if (!rc)
+        rc = trc_trainer_set_objective(w->tr, run->objective, w->system, w->dt);
+    if (!rc)
+        rc = trc_trainer_set_objective_params(w->tr, &o->obj);
     if (!rc)
         rc = trc_adamw_init(&run->opt, run->model.num_params, o->weight_decay);
     /* parameters without a gradient are not decayed either (as torch skips `grad is None`) */
@@ -305,6 +342,10 @@ static void free_work(work *w) {
     free(w->vt);
     free(w->vu);
     free(w->vout);
+    free(w->vit);
+    free(w->viters);
+    free(w->vgrad);
+    free(w->vterms);
     free(w->best_params);
     trc_trainer_free(w->tr);
 }
@@ -363,6 +404,10 @@ static int train_epoch(trc_run *run, work *w, trc_progress_fn progress, void *us
         if (rc)
             return rc;
         run->epoch_loss_sum += (double)loss * (double)nb;
+        double terms[TRC_OBJECTIVE_MAX_TERMS];
+        int nt = trc_trainer_terms(w->tr, terms);
+        for (int k = 0; k < nt; k++)
+            run->epoch_term_sum[k] += terms[k] * (double)nb;
         run->epoch_samples += nb;
         run->batch_done = b + 1;
         run->epoch_train_seconds += now_seconds() - t0;
@@ -396,9 +441,11 @@ static int train_epoch(trc_run *run, work *w, trc_progress_fn progress, void *us
 /* Closes an epoch: validation, schedule, best model, history, files. *improved set. */
 static int end_epoch(trc_run *run, work *w, double epoch_start, int *improved) {
     double train_loss = run->epoch_loss_sum / (double)run->epoch_samples;
-    double val_loss = NAN;
+    double val_loss = NAN, val_terms[TRC_OBJECTIVE_MAX_TERMS];
+    for (int k = 0; k < TRC_OBJECTIVE_MAX_TERMS; k++)
+        val_terms[k] = NAN;
     if (run->n_val) {
-        int rc = validation_loss(run, w, &val_loss);
+        int rc = validation_loss(run, w, &val_loss, val_terms);
         if (rc)
             return rc;
         if (!isfinite(val_loss))
@@ -413,6 +460,12 @@ static int end_epoch(trc_run *run, work *w, double epoch_start, int *improved) {
     st->lr = run->sched.lr; /* the rate this epoch trained with */
     st->samples_per_sec =
         run->epoch_train_seconds > 0 ? (double)run->epoch_samples / run->epoch_train_seconds : 0.0;
+    st->nterms = run->nterms;
+    for (int k = 0; k < run->nterms; k++) {
+        st->train_terms[k] = run->epoch_term_sum[k] / (double)run->epoch_samples;
+        st->val_terms[k] = val_terms[k];
+        run->epoch_term_sum[k] = 0.0;
+    }
     trc_sched_step(&run->sched, monitor);
 
     run->epoch_done++;
@@ -469,13 +522,25 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
         rc = check_dataset(ds);
     if (rc)
         return rc;
+    /* The objective and the system it may simulate, checked before anything is written. */
+    const trc_objective *objective = trc_train_objective(opts);
+    const trc_system *system = NULL;
+    if (ds->has_settings && ds->settings.system[0] &&
+        !(system = trc_system_find(ds->settings.system)))
+        return trc_fail_prefix(TRC_EINVAL, "dataset: ");
+    if ((rc = trc_objective_check(objective, system)) != 0)
+        return rc;
 
     trc_run run;
     memset(&run, 0, sizeof run);
     run.o = *opts;
     run.ds = ds;
+    run.objective = objective;
+    run.nterms = trc_objective_nterms(objective);
     work w;
     memset(&w, 0, sizeof w);
+    w.system = system;
+    w.dt = ds->has_settings && ds->settings.dt > 0 ? ds->settings.dt : system ? system->dt : 0.0;
     rc = setup(&run, &w);
     if (!rc && opts->resume)
         rc = restore(&run, &w);
@@ -508,6 +573,7 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
                 .history = run.history,
                 .best_epoch = run.best_epoch,
                 .improved = improved,
+                .term_names = run.nterms ? objective->terms : NULL,
             };
             if (progress(user, &p))
                 rc = trc_fail(TRC_ECANCELED,

@@ -35,6 +35,10 @@ typedef struct trc_run {
     double epoch_loss_sum; /* sum of batch loss * batch size over those batches */
     size_t epoch_samples;
     double epoch_train_seconds; /* training time spent on the current epoch so far */
+    /* the objective's named terms: sums of batch term * batch size, as epoch_loss_sum */
+    const trc_objective *objective;
+    int nterms;
+    double epoch_term_sum[TRC_OBJECTIVE_MAX_TERMS];
 
     trc_epoch_stats *history; /* epoch_done entries, capacity o.epochs */
     double best_loss;         /* +inf until the first epoch */
@@ -63,10 +67,18 @@ int trc_train_state_settings(const char *path, trc_train_opts *o);
  * `epoch` is the epoch that produced the parameters. Returns a malloc'd string or NULL. */
 char *trc_train_summary(const trc_run *run, int epoch);
 
+/* {"name": value, ...} of the objective's named terms (NaN as null). */
+json_t *trc_train_terms_json(const trc_objective *obj, const double *v, int n);
+/* Reads such an object back into v[0..n) (a missing name: NaN). */
+void trc_train_terms_parse(const json_t *j, const trc_objective *obj, double *v, int n);
+
 /* training_stats.json: settings, dataset split, model, per-epoch history and the outcome. */
 int trc_train_write_stats(const trc_run *run, const char *path);
 /* training_curves.svg: train and validation loss against epoch on a log-scale y axis. */
 int trc_train_write_curves(const trc_epoch_stats *hist, int count, int best_epoch,
                            const char *path);
+/* The same with the objective's named terms as dashed lines (term_names may be NULL). */
+int trc_train_write_curves_terms(const trc_epoch_stats *hist, int count, int best_epoch,
+                                 const char *const *term_names, const char *path);
 
 #endif

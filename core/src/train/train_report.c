@@ -15,6 +15,20 @@ static json_t *real_or_null(double x) {
     return isfinite(x) ? json_real(x) : json_null();
 }
 
+json_t *trc_train_terms_json(const trc_objective *obj, const double *v, int n) {
+    json_t *j = json_object();
+    for (int k = 0; j && k < n && obj && obj->terms; k++)
+        json_object_set_new(j, obj->terms[k], real_or_null(v[k]));
+    return j;
+}
+
+void trc_train_terms_parse(const json_t *j, const trc_objective *obj, double *v, int n) {
+    for (int k = 0; k < n; k++) {
+        const json_t *x = obj && obj->terms ? json_object_get(j, obj->terms[k]) : NULL;
+        v[k] = json_is_number(x) ? json_number_value(x) : NAN;
+    }
+}
+
 int trc_train_write_stats(const trc_run *run, const char *path) {
     const trc_model_config *c = &run->model.cfg;
     double total = 0.0, samples = 0.0, train_time = 0.0;
@@ -26,11 +40,18 @@ int trc_train_write_stats(const trc_run *run, const char *path) {
             samples += (double)run->n_train;
             train_time += (double)run->n_train / h->samples_per_sec;
         }
-        json_array_append_new(epochs, json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "epoch", h->epoch,
-                                                "train_loss", real_or_null(h->train_loss),
-                                                "val_loss", real_or_null(h->val_loss), "lr",
-                                                json_real(h->lr), "seconds", json_real(h->seconds),
-                                                "samples_per_sec", json_real(h->samples_per_sec)));
+        json_t *e = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "epoch", h->epoch, "train_loss",
+                              real_or_null(h->train_loss), "val_loss", real_or_null(h->val_loss),
+                              "lr", json_real(h->lr), "seconds", json_real(h->seconds),
+                              "samples_per_sec", json_real(h->samples_per_sec));
+        if (e && h->nterms > 0) {
+            json_object_set_new(e, "train_terms",
+                                trc_train_terms_json(run->objective, h->train_terms, h->nterms));
+            if (run->n_val)
+                json_object_set_new(e, "val_terms",
+                                    trc_train_terms_json(run->objective, h->val_terms, h->nterms));
+        }
+        json_array_append_new(epochs, e);
     }
     json_t *j = json_pack(
         "{s:o, s:{s:s, s:I, s:I, s:I, s:i, s:i, s:i}, s:{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:f, "
@@ -92,11 +113,20 @@ static double nice_step(double span) {
     return 10 * mag;
 }
 
-static void polyline(trc_svg *b, const axes *a, const trc_epoch_stats *h, int count, int val,
+/* which: -1 train loss, -2 validation loss, k >= 0 the k-th term of the training loss */
+static double curve_value(const trc_epoch_stats *h, int which) {
+    if (which == -1)
+        return h->train_loss;
+    if (which == -2)
+        return h->val_loss;
+    return which < h->nterms ? h->train_terms[which] : NAN;
+}
+
+static void polyline(trc_svg *b, const axes *a, const trc_epoch_stats *h, int count, int which,
                      double floor_loss, const char *style) {
     trc_svg_put(b, "<polyline fill=\"none\" %s points=\"", style);
     for (int i = 0; i < count; i++) {
-        double y = val ? h[i].val_loss : h[i].train_loss;
+        double y = curve_value(&h[i], which);
         if (!isfinite(y))
             continue;
         trc_svg_put(b, "%.1f,%.1f ", px(a, h[i].epoch), py(a, fmax(y, floor_loss)));
@@ -104,17 +134,21 @@ static void polyline(trc_svg *b, const axes *a, const trc_epoch_stats *h, int co
     trc_svg_put(b, "\"/>\n");
 }
 
-static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
+static const char *const term_colors[TRC_OBJECTIVE_MAX_TERMS] = {"#9467bd", "#d62728", "#8c564b",
+                                                                 "#17becf"};
+
+static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch,
+                        const char *const *term_names) {
     trc_svg b = {0};
     double lo = INFINITY, hi = 0;
-    int has_val = 0;
+    int has_val = 0, nterms = term_names && count > 0 ? h[0].nterms : 0;
     for (int i = 0; i < count; i++) {
-        const double v[2] = {h[i].train_loss, h[i].val_loss};
-        for (int k = 0; k < 2; k++) {
-            if (isfinite(v[k]) && v[k] > 0) {
-                lo = fmin(lo, v[k]);
-                hi = fmax(hi, v[k]);
-                has_val |= k;
+        for (int which = -2; which < nterms; which++) {
+            double v = curve_value(&h[i], which);
+            if (isfinite(v) && v > 0) {
+                lo = fmin(lo, v);
+                hi = fmax(hi, v);
+                has_val |= which == -2;
             }
         }
     }
@@ -133,8 +167,8 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
     trc_svg_put(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     trc_svg_put(&b,
                 "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">Training curves "
-                "(MSE on expert controls)</text>\n",
-                W / 2);
+                "(%s)</text>\n",
+                W / 2, nterms ? "loss and its terms" : "MSE on expert controls");
     /* y grid: one line per decade, lighter lines at 2 and 5 when few decades show */
     int decades = (int)(a.ly1 - a.ly0);
     for (int d = (int)a.ly0; d <= (int)a.ly1; d++) {
@@ -167,9 +201,9 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
     trc_svg_put(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">epoch</text>\n",
                 (ML + W - MR) / 2, H - 16);
     trc_svg_put(&b,
-                "<text transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\">MSE loss "
+                "<text transform=\"translate(20 %d) rotate(-90)\" text-anchor=\"middle\">%s loss "
                 "(log scale)</text>\n",
-                (MT + H - MB) / 2);
+                (MT + H - MB) / 2, nterms ? "training" : "MSE");
     if (count == 0)
         trc_svg_put(
             &b,
@@ -189,15 +223,29 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
                     "%d</text>\n",
                     right ? x - 4 : x + 4, H - MB - 8, right ? "end" : "start", best_epoch);
     }
-    polyline(&b, &a, h, count, 0, lo, "stroke=\"#1f77b4\" stroke-width=\"2\"");
+    polyline(&b, &a, h, count, -1, lo, "stroke=\"#1f77b4\" stroke-width=\"2\"");
     if (has_val)
-        polyline(&b, &a, h, count, 1, lo, "stroke=\"#ff7f0e\" stroke-width=\"2\"");
+        polyline(&b, &a, h, count, -2, lo, "stroke=\"#ff7f0e\" stroke-width=\"2\"");
+    for (int k = 0; k < nterms; k++) { /* the terms of the training loss, dashed */
+        char style[96];
+        snprintf(style, sizeof style, "stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"",
+                 term_colors[k]);
+        polyline(&b, &a, h, count, k, lo, style);
+    }
     /* legend */
     int lx = W - MR - 150, ly = MT + 8;
     trc_svg_put(&b,
                 "<rect x=\"%d\" y=\"%d\" width=\"140\" height=\"%d\" fill=\"white\" "
                 "stroke=\"#ccc\"/>\n",
-                lx, ly, has_val ? 44 : 24);
+                lx, ly, (has_val ? 44 : 24) + 20 * nterms);
+    for (int k = 0; term_names && k < nterms; k++) {
+        int y = ly + (has_val ? 53 : 33) + 20 * k;
+        trc_svg_put(
+            &b,
+            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"1.5\" "
+            "stroke-dasharray=\"5 3\"/><text x=\"%d\" y=\"%d\">train: %s</text>\n",
+            lx + 8, y, lx + 32, y, term_colors[k], lx + 40, y + 4, term_names[k]);
+    }
     trc_svg_put(&b,
                 "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#1f77b4\" "
                 "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">train loss</text>\n",
@@ -212,7 +260,12 @@ static char *curves_svg(const trc_epoch_stats *h, int count, int best_epoch) {
 
 int trc_train_write_curves(const trc_epoch_stats *hist, int count, int best_epoch,
                            const char *path) {
-    char *svg = curves_svg(hist, count, best_epoch);
+    return trc_train_write_curves_terms(hist, count, best_epoch, NULL, path);
+}
+
+int trc_train_write_curves_terms(const trc_epoch_stats *hist, int count, int best_epoch,
+                                 const char *const *term_names, const char *path) {
+    char *svg = curves_svg(hist, count, best_epoch, term_names);
     if (!svg)
         return trc_fail(TRC_ENOMEM, "%s: cannot build the loss curves", path);
     int rc = trc_write_file_atomic(path, svg, strlen(svg));

@@ -42,7 +42,7 @@ char *trc_train_summary(const trc_run *run, int epoch) {
     return text;
 }
 
-static json_t *history_json(const trc_epoch_stats *h, int count) {
+static json_t *history_json(const trc_epoch_stats *h, int count, const trc_objective *obj) {
     json_t *arr = json_array();
     for (int i = 0; arr && i < count; i++) {
         json_t *e =
@@ -50,6 +50,12 @@ static json_t *history_json(const trc_epoch_stats *h, int count) {
                       real_or_null(h[i].train_loss), "val_loss", real_or_null(h[i].val_loss), "lr",
                       real_or_null(h[i].lr), "seconds", real_or_null(h[i].seconds),
                       "samples_per_sec", real_or_null(h[i].samples_per_sec));
+        if (e && h[i].nterms > 0) {
+            json_object_set_new(e, "train_terms",
+                                trc_train_terms_json(obj, h[i].train_terms, h[i].nterms));
+            json_object_set_new(e, "val_terms",
+                                trc_train_terms_json(obj, h[i].val_terms, h[i].nterms));
+        }
         if (!e || json_array_append_new(arr, e)) {
             json_decref(arr);
             return NULL;
@@ -118,6 +124,10 @@ int trc_train_state_save(const trc_run *run, const char *path) {
     meta_put(&m, "epoch_loss_sum", fmt("%.17g", run->epoch_loss_sum));
     meta_put(&m, "epoch_samples", fmt("%zu", run->epoch_samples));
     meta_put(&m, "epoch_train_seconds", fmt("%.17g", run->epoch_train_seconds));
+    if (run->nterms > 0) /* only with named terms: older states read the same */
+        meta_put(&m, "epoch_term_sums",
+                 fmt("%.17g %.17g %.17g %.17g", run->epoch_term_sum[0], run->epoch_term_sum[1],
+                     run->epoch_term_sum[2], run->epoch_term_sum[3]));
     meta_put(&m, "rng",
              fmt("%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64, r->s[0], r->s[1],
                  r->s[2], r->s[3]));
@@ -127,7 +137,8 @@ int trc_train_state_save(const trc_run *run, const char *path) {
     meta_put(&m, "best",
              fmt("%.17g %d %d %d", run->best_loss, run->best_epoch, run->bad_epochs,
                  run->stopped_early));
-    meta_put(&m, "history", dump_and_free(history_json(run->history, run->epoch_done)));
+    meta_put(&m, "history",
+             dump_and_free(history_json(run->history, run->epoch_done, run->objective)));
     int rc = m.failed
                  ? trc_fail(TRC_ENOMEM, "%s: cannot format the optimizer state", path)
                  : trc_st_write_file(path, t, 3, m.keys, (const char *const *)m.values, m.count);
@@ -233,6 +244,11 @@ static int parse_history(const char *text, trc_run *run, int count) {
         h->epoch = (int)json_integer_value(json_object_get(e, "epoch"));
         for (int k = 0; k < 5; k++)
             *dst[k] = json_is_number(f[k]) ? json_number_value(f[k]) : NAN;
+        h->nterms = run->nterms;
+        trc_train_terms_parse(json_object_get(e, "train_terms"), run->objective, h->train_terms,
+                              run->nterms);
+        trc_train_terms_parse(json_object_get(e, "val_terms"), run->objective, h->val_terms,
+                              run->nterms);
         if (h->epoch != i + 1 || !isfinite(h->train_loss)) {
             json_decref(arr);
             return trc_fail(TRC_EFORMAT, "optimizer state: history entry %d is malformed", i + 1);
@@ -298,6 +314,10 @@ static int restore_from(const trc_safetensors *st, trc_run *run) {
         return rc;
     if ((rc = parse_history(hist, run, ep)) != 0)
         return rc;
+    const char *ts = trc_st_meta(st, "epoch_term_sums");
+    if (ts && sscanf(ts, "%lg %lg %lg %lg", &run->epoch_term_sum[0], &run->epoch_term_sum[1],
+                     &run->epoch_term_sum[2], &run->epoch_term_sum[3]) != 4)
+        return trc_fail(TRC_EFORMAT, "optimizer state: malformed 'epoch_term_sums'");
     run->opt.step = steps;
     run->epoch_done = ep;
     run->epoch_rng = r;

@@ -21,8 +21,11 @@ struct trc_trainer {
     const trc_system *system;
     double dt;
     const trc_model *model;
-    trc_objective_batch batch; /* of the last forward */
-    int ready;                 /* a successful forward to differentiate */
+    trc_objective_params params;
+    double *row_terms;                     /* [max_batch, TRC_OBJECTIVE_MAX_TERMS] */
+    double terms[TRC_OBJECTIVE_MAX_TERMS]; /* of the last forward */
+    trc_objective_batch batch;             /* of the last forward */
+    int ready;                             /* a successful forward to differentiate */
 };
 
 int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out) {
@@ -48,8 +51,15 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     tr->threads = 1;
     tr->model = model;
     tr->objective = trc_objective_at(0);
+    trc_objective_params_default(&tr->params);
+    tr->row_terms = calloc(max_batch * TRC_OBJECTIVE_MAX_TERMS, sizeof *tr->row_terms);
+    if (!tr->row_terms) {
+        free(tr);
+        return trc_fail(TRC_ENOMEM, "trainer create: out of memory");
+    }
     trc_model_blas_single();
     if ((rc = tr->arch->trainer_create(model, max_batch, &tr->impl))) {
+        free(tr->row_terms);
         free(tr);
         return rc;
     }
@@ -61,6 +71,7 @@ void trc_trainer_free(trc_trainer *tr) {
     if (!tr)
         return;
     tr->arch->trainer_free(tr->impl);
+    free(tr->row_terms);
     free(tr);
 }
 
@@ -97,6 +108,24 @@ int trc_trainer_set_objective(trc_trainer *tr, const trc_objective *objective,
     return TRC_OK;
 }
 
+int trc_trainer_set_objective_params(trc_trainer *tr, const trc_objective_params *p) {
+    if (!tr || !p)
+        return trc_fail(TRC_EINVAL, "trainer objective weights: NULL trainer or weights");
+    int rc = trc_objective_params_check(p);
+    if (rc)
+        return rc;
+    tr->params = *p;
+    tr->ready = 0;
+    return TRC_OK;
+}
+
+int trc_trainer_terms(const trc_trainer *tr, double *out) {
+    int n = tr ? trc_objective_nterms(tr->objective) : 0;
+    for (int k = 0; k < n; k++)
+        out[k] = tr->terms[k];
+    return n;
+}
+
 /* The objective's rows as the architecture's trainer calls them. */
 static double loss_rows(const void *ctx, const float *iterates, size_t r0, size_t r1, float *grad) {
     const trc_trainer *tr = ctx;
@@ -122,13 +151,21 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
                                       .target = target,
                                       .u_expert = u_expert,
                                       .system = tr->system,
-                                      .dt = tr->dt};
+                                      .dt = tr->dt,
+                                      .params = &tr->params,
+                                      .terms = tr->row_terms};
     trc_loss_rows lr = {loss_rows, tr, tr->objective->final_only};
     double sum = 0.0;
     int rc = tr->arch->trainer_forward(tr->impl, B, x0, target, &lr, u_out, &sum);
     if (rc)
         return rc;
     *loss = (float)tr->objective->finish(&tr->batch, sum);
+    int nt = trc_objective_nterms(tr->objective);
+    for (int k = 0; k < nt; k++) { /* in row order, as the loss */
+        tr->terms[k] = 0.0;
+        for (size_t r = 0; r < B; r++)
+            tr->terms[k] += tr->row_terms[r * TRC_OBJECTIVE_MAX_TERMS + k];
+    }
     if (!isfinite(*loss))
         return trc_fail(TRC_ENUMERIC, "trainer forward: loss is not finite");
     tr->ready = 1;

@@ -239,7 +239,9 @@ static void test_job_json(void **state) {
     job.eta_seconds = -1;
     job.created_at = 1795660200; /* 2026-11-26T02:30:00Z */
     job.started_at = 1795660201;
-    trc_job_epoch hist[2] = {{1, 0.5, NAN, 1e-3, 1.5, 1000}, {2, 0.25, 0.3, 9e-4, 1.25, 1200}};
+    trc_job_epoch hist[2] = {
+        {1, 0.5, NAN, 1e-3, 1.5, 1000, ""},
+        {2, 0.25, 0.3, 9e-4, 1.25, 1200, "{\"train_terms\":{\"terminal\":0.2,\"state\":0.05}}"}};
     job.history = malloc(sizeof hist);
     memcpy(job.history, hist, sizeof hist);
     job.n_history = 2;
@@ -263,6 +265,9 @@ static void test_job_json(void **state) {
     json_t *h = json_object_get(j, "history");
     assert_int_equal(json_array_size(h), 2);
     assert_true(json_is_null(json_object_get(json_array_get(h, 0), "val_loss")));
+    assert_null(json_object_get(json_array_get(h, 0), "train_terms"));
+    json_t *tt = json_object_get(json_array_get(h, 1), "train_terms"); /* merged into the row */
+    assert_true(json_real_value(json_object_get(tt, "terminal")) == 0.2);
     json_t *mt = json_object_get(j, "metrics");
     assert_true(json_real_value(json_object_get(mt, "val_loss")) == 0.3);
     assert_true(json_real_value(json_object_get(mt, "samples_per_sec")) == 1500);

@@ -134,12 +134,19 @@ static void test_epochs_history(void **state) {
     make_job(&j, "h1", "hist", 100);
     assert_int_equal(jobstore_insert(f->js, &j), TRC_OK);
     for (int e = 1; e <= 4; e++) {
-        trc_job_epoch row = {e, 1.0 / e, e == 2 ? NAN : 2.0 / e, 1e-3, 0.5, 1000.0 * e};
+        trc_job_epoch row = {e, 1.0 / e, e == 2 ? NAN : 2.0 / e, 1e-3, 0.5, 1000.0 * e, ""};
         assert_int_equal(jobstore_put_epoch(f->js, "h1", &row), TRC_OK);
         assert_int_equal(jobstore_set_progress(f->js, "h1", e, 7), TRC_OK);
     }
     /* replacing an epoch (a resumed run redoing it) keeps one row */
-    trc_job_epoch again = {3, 0.3, 0.33, 5e-4, 0.25, 3333};
+    trc_job_epoch again = {
+        3,
+        0.3,
+        0.33,
+        5e-4,
+        0.25,
+        3333,
+        "{\"train_terms\":{\"terminal\":0.25},\"val_terms\":{\"terminal\":0.3}}"};
     assert_int_equal(jobstore_put_epoch(f->js, "h1", &again), TRC_OK);
 
     assert_int_equal(jobstore_get(f->js, "h1", &out), TRC_OK);
@@ -151,6 +158,8 @@ static void test_epochs_history(void **state) {
     assert_true(out.history[0].train_loss == 1.0);
     assert_true(isnan(out.history[1].val_loss)); /* NaN stored as NULL, read back as NaN */
     assert_true(out.history[2].train_loss == 0.3 && out.history[2].samples_per_sec == 3333);
+    assert_string_equal(out.history[2].terms, again.terms); /* the objective's terms */
+    assert_string_equal(out.history[1].terms, "");
     assert_true(out.history[3].samples_per_sec == 4000);
     trc_job_free(&out);
 
@@ -209,7 +218,7 @@ static void test_delete(void **state) {
     trc_job j, out;
     make_job(&j, "d1", "del", 100);
     assert_int_equal(jobstore_insert(f->js, &j), TRC_OK);
-    trc_job_epoch row = {1, 0.5, 0.6, 1e-3, 1, 100};
+    trc_job_epoch row = {1, 0.5, 0.6, 1e-3, 1, 100, ""};
     assert_int_equal(jobstore_put_epoch(f->js, "d1", &row), TRC_OK);
     assert_int_equal(jobstore_delete(f->js, "d1"), TRC_OK);
     assert_int_equal(jobstore_get(f->js, "d1", &out), TRC_ENOTFOUND);
@@ -231,7 +240,7 @@ static void test_recover_after_restart(void **state) {
     make_job(&j, "r3", "done", 102);
     assert_int_equal(jobstore_insert(f->js, &j), TRC_OK);
     assert_int_equal(jobstore_mark_running(f->js, "r1", 110), TRC_OK);
-    trc_job_epoch row = {1, 0.5, 0.6, 1e-3, 1, 100};
+    trc_job_epoch row = {1, 0.5, 0.6, 1e-3, 1, 100, ""};
     assert_int_equal(jobstore_put_epoch(f->js, "r1", &row), TRC_OK);
     assert_int_equal(jobstore_set_progress(f->js, "r1", 1, 7), TRC_OK);
     assert_int_equal(jobstore_mark_running(f->js, "r3", 111), TRC_OK);

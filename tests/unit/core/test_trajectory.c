@@ -1,0 +1,295 @@
+/* The trajectory objectives (train/trajectory.c): their loss and gradient against an
+ * independent double-precision reference (the system table's step, the loss written out from
+ * its definition, central differences in double), on van_der_pol and double_integrator; the
+ * terms sum to the loss; the checks that refuse a system without Jacobians, data without a
+ * system and negative weights; and trc_train with the trajectory and mixed objectives on every
+ * architecture of the table (terms in the history, training_stats.json and the resumable
+ * state). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cblas.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trc/arch.h"
+#include "trc/dataset.h"
+#include "trc/error.h"
+#include "trc/objective.h"
+#include "trc/rng.h"
+#include "trc/system.h"
+#include "trc/train.h"
+
+#include "../common.h"
+
+enum { B = 3, K = 1, MAXT = 40 };
+
+/* The loss of one row from its definition, in double: rollout with the system's step. */
+static double ref_row(const trc_system *sys, double dt, int T, const float *x0, const float *tg,
+                      const double *u, const float *ue, const trc_objective_params *p, int mixed,
+                      size_t BU) {
+    const int s = sys->s, m = sys->m;
+    double x[TRC_SYSTEM_MAX_S], xn[TRC_SYSTEM_MAX_S], run_x = 0.0, run_u = 0.0, imit = 0.0;
+    for (int j = 0; j < s; j++)
+        x[j] = x0[j];
+    for (int t = 0; t < T; t++) {
+        for (int j = 0; j < s; j++)
+            run_x += (x[j] - tg[j]) * (x[j] - tg[j]);
+        for (int j = 0; j < m; j++) {
+            run_u += u[t * m + j] * u[t * m + j];
+            imit += (u[t * m + j] - ue[t * m + j]) * (u[t * m + j] - ue[t * m + j]);
+        }
+        sys->step(x, u + (size_t)t * m, dt, xn);
+        memcpy(x, xn, sizeof x);
+    }
+    double term = 0.0;
+    for (int j = 0; j < s; j++)
+        term += (x[j] - tg[j]) * (x[j] - tg[j]);
+    double l =
+        (p->terminal_weight * term + p->state_weight * run_x / T + p->control_weight * run_u / T) /
+        B;
+    return mixed ? l + p->imitation_weight * imit / (double)BU : l;
+}
+
+static void check_gradient(const char *system, const char *objective, int T) {
+    const trc_system *sys = trc_system_find(system);
+    const trc_objective *o = trc_objective_find(objective);
+    assert_non_null(sys);
+    assert_non_null(o);
+    assert_true(o->final_only && o->needs_jacobian && !o->surrogate_gradient);
+    const int s = sys->s, m = sys->m, U = T * m, mixed = strcmp(objective, "mixed") == 0;
+    const size_t BU = (size_t)B * U;
+    float x0[B * 4], tg[B * 4], ue[B * MAXT], it[(K + 1) * B * MAXT], grad[(K + 1) * B * MAXT];
+    double terms[B * TRC_OBJECTIVE_MAX_TERMS];
+    trc_rng rng;
+    trc_rng_seed(&rng, 11);
+    for (int i = 0; i < B * s; i++) {
+        x0[i] = (float)trc_rng_range(&rng, -1.5, 1.5);
+        tg[i] = (float)trc_rng_range(&rng, -0.5, 0.5);
+    }
+    for (size_t i = 0; i < BU; i++)
+        ue[i] = (float)trc_rng_range(&rng, -1, 1);
+    for (size_t i = 0; i < (K + 1) * BU; i++)
+        it[i] = (float)trc_rng_range(&rng, -1.5, 1.5);
+    trc_objective_params p = {.imitation_weight = 0.7,
+                              .terminal_weight = 2.0,
+                              .state_weight = 0.5,
+                              .control_weight = 0.3};
+    const double dt = sys->dt;
+    trc_objective_batch b = {.B = B,
+                             .K = K,
+                             .U = U,
+                             .s = s,
+                             .m = m,
+                             .T = T,
+                             .bound = 2.0f,
+                             .x0 = x0,
+                             .target = tg,
+                             .u_expert = ue,
+                             .system = sys,
+                             .dt = dt,
+                             .params = &p,
+                             .terms = terms};
+    double loss = o->finish(&b, o->rows(&b, it, 0, B, grad));
+    /* the reference at the same (float) controls, and its central differences in double */
+    double ref = 0.0, gmax = 0.0, worst = 0.0;
+    const float *uK = it + (size_t)K * BU;
+    for (int r = 0; r < B; r++) {
+        double u[MAXT];
+        for (int j = 0; j < U; j++)
+            u[j] = uK[r * U + j];
+        ref += ref_row(sys, dt, T, x0 + r * s, tg + r * s, u, ue + r * U, &p, mixed, BU);
+        for (int j = 0; j < U; j++)
+            gmax = fmax(gmax, fabs(grad[(size_t)K * BU + (size_t)r * U + j]));
+    }
+    assert_true(fabs(loss - ref) <= 1e-5 * fabs(ref)); /* the rollout is rounded to float */
+    for (int r = 0; r < B; r++) {
+        double u[MAXT];
+        for (int j = 0; j < U; j++)
+            u[j] = uK[r * U + j];
+        for (int j = 0; j < U; j++) {
+            const double h = 1e-6, keep = u[j];
+            u[j] = keep + h;
+            double fp = ref_row(sys, dt, T, x0 + r * s, tg + r * s, u, ue + r * U, &p, mixed, BU);
+            u[j] = keep - h;
+            double fm = ref_row(sys, dt, T, x0 + r * s, tg + r * s, u, ue + r * U, &p, mixed, BU);
+            u[j] = keep;
+            double fd = (fp - fm) / (2 * h), g = grad[(size_t)K * BU + (size_t)r * U + j];
+            worst = fmax(worst, fabs(fd - g) / gmax);
+        }
+    }
+    /* float32 gradient against a double reference: measured 1e-7..1e-6 of the largest entry */
+    if (!(worst <= 1e-4))
+        fail_msg("%s on %s: gradient off by %.3g of its largest entry", objective, system, worst);
+    for (size_t i = 0; i < (size_t)K * BU; i++) /* only the last iterate has a gradient */
+        assert_true(grad[i] == 0.0f);
+    /* the named terms sum to the loss */
+    int nt = trc_objective_nterms(o);
+    assert_int_equal(nt, mixed ? 4 : 3);
+    double sum = 0.0;
+    for (int r = 0; r < B; r++)
+        for (int k = 0; k < nt; k++)
+            sum += terms[r * TRC_OBJECTIVE_MAX_TERMS + k];
+    assert_true(fabs(sum - loss) <= 1e-12 * fabs(loss));
+    print_message("%-10s %-17s T=%2d loss %.6g  gradient within %.2g of its largest entry\n",
+                  objective, system, T, loss, worst);
+}
+
+static void test_gradient_against_double_reference(void **state) {
+    (void)state;
+    const char *objectives[] = {"trajectory", "mixed"};
+    for (int i = 0; i < 2; i++) {
+        check_gradient("van_der_pol", objectives[i], 40);
+        check_gradient("double_integrator", objectives[i], 15);
+    }
+}
+
+static void test_checks(void **state) {
+    (void)state;
+    const trc_objective *traj = trc_objective_find("trajectory");
+    const trc_objective *imit = trc_objective_find("imitation");
+    assert_ptr_equal(trc_objective_find("mse"), imit); /* the old name */
+    assert_ptr_equal(trc_objective_at(0), imit);       /* the default */
+    assert_null(trc_objective_find("nope"));
+    assert_non_null(strstr(trc_errmsg(), "trajectory"));
+    /* a system without a Jacobian, and data that name no system */
+    trc_system nojac = *trc_system_find("van_der_pol");
+    nojac.jacobian = NULL;
+    assert_int_equal(trc_objective_check(traj, &nojac), TRC_EUNSUPPORTED);
+    assert_non_null(strstr(trc_errmsg(), "no Jacobian"));
+    assert_int_equal(trc_objective_check(traj, NULL), TRC_EUNSUPPORTED);
+    assert_int_equal(trc_objective_check(imit, NULL), TRC_OK);
+    assert_int_equal(trc_objective_check(traj, trc_system_find("van_der_pol")), TRC_OK);
+    /* weights */
+    trc_objective_params p;
+    trc_objective_params_default(&p);
+    assert_int_equal(trc_objective_params_check(&p), TRC_OK);
+    p.state_weight = -1;
+    assert_int_equal(trc_objective_params_check(&p), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "state_weight"));
+    /* the options: objective by name or alias, process_variant only with process */
+    trc_train_opts o;
+    trc_train_opts_default(&o);
+    assert_ptr_equal(trc_train_objective(&o), imit);
+    snprintf(o.objective, sizeof o.objective, "process");
+    o.process_variant = 1;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_OK);
+    assert_string_equal(trc_train_objective(&o)->name, "process_original");
+    snprintf(o.objective, sizeof o.objective, "trajectory");
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "process_variant"));
+    o.process_variant = 0;
+    o.obj.terminal_weight = -0.5;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "terminal_weight"));
+    trc_train_opts_default(&o);
+    snprintf(o.objective, sizeof o.objective, "bogus");
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+}
+
+/* trc_train with a simulating objective on every architecture: finite losses whose terms sum
+ * to them, in the history and in training_stats.json. */
+static void test_train_every_architecture(void **state) {
+    (void)state;
+    trc_gen_settings gs;
+    assert_int_equal(trc_gen_settings_default("van_der_pol", &gs), TRC_OK);
+    snprintf(gs.expert, sizeof gs.expert, "ilqr");
+    gs.T = 20;
+    gs.seed = 3;
+    trc_dataset ds;
+    assert_int_equal(trc_dataset_generate(&gs, 48, &ds), TRC_OK);
+    for (size_t a = 0; a < trc_arch_count(); a++) {
+        for (int mixed = 0; mixed < 2; mixed++) {
+            const trc_arch *arch = trc_arch_at(a);
+            trc_train_opts o;
+            trc_train_opts_default(&o);
+            snprintf(o.arch, sizeof o.arch, "%s", arch->name);
+            snprintf(o.model_size, sizeof o.model_size, "%s", arch->sizes[0].name);
+            snprintf(o.objective, sizeof o.objective, "%s", mixed ? "mixed" : "trajectory");
+            o.K = 2;
+            o.n = 1;
+            o.epochs = 2;
+            o.batch_size = 16;
+            o.val_split = 0.25;
+            o.obj.state_weight = 0.1;
+            o.obj.control_weight = 0.01;
+            snprintf(o.out_dir, sizeof o.out_dir, "%s/%s_%d", test_tmpdir, arch->name, mixed);
+            trc_train_result res;
+            int rc = trc_train(&ds, &o, NULL, NULL, NULL, &res);
+            if (rc)
+                fail_msg("%s %s: %s", arch->name, o.objective, trc_errmsg());
+            assert_int_equal(res.epochs_run, 2);
+            trc_model_free(&res.model);
+            char path[4200];
+            snprintf(path, sizeof path, "%s/training_stats.json", o.out_dir);
+            json_t *j = json_load_file(path, 0, NULL);
+            assert_non_null(j);
+            json_t *e = json_array_get(json_object_get(j, "epochs"), 1);
+            const char *which[2] = {"train", "val"};
+            for (int w = 0; w < 2; w++) {
+                char key[16];
+                snprintf(key, sizeof key, "%s_terms", which[w]);
+                json_t *terms = json_object_get(e, key);
+                assert_int_equal(json_object_size(terms), mixed ? 4 : 3);
+                double sum = 0.0,
+                       loss = json_number_value(json_object_get(e, w ? "val_loss" : "train_loss"));
+                const char *name;
+                json_t *v;
+                json_object_foreach(terms, name, v) sum += json_number_value(v);
+                assert_true(isfinite(loss) && loss > 0);
+                if (!(fabs(sum - loss) <= 1e-6 * loss))
+                    fail_msg("%s %s %s: terms sum to %.9g, loss %.9g", arch->name, o.objective, key,
+                             sum, loss);
+            }
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(j, "settings"), "objective")),
+                o.objective);
+            json_decref(j);
+            /* a resumed run reads the settings back */
+            trc_train_opts saved;
+            assert_int_equal(trc_train_saved_settings(o.out_dir, &saved), TRC_OK);
+            assert_string_equal(saved.objective, o.objective);
+            assert_true(saved.obj.state_weight == 0.1 && saved.obj.control_weight == 0.01);
+        }
+    }
+    /* data that name no system: refused before anything is written */
+    trc_dataset bare = ds;
+    bare.has_settings = 0;
+    trc_train_opts o;
+    trc_train_opts_default(&o);
+    snprintf(o.model_size, sizeof o.model_size, "small");
+    snprintf(o.objective, sizeof o.objective, "trajectory");
+    snprintf(o.out_dir, sizeof o.out_dir, "%s/bare", test_tmpdir);
+    trc_train_result res;
+    assert_int_equal(trc_train(&bare, &o, NULL, NULL, NULL, &res), TRC_EUNSUPPORTED);
+    assert_non_null(strstr(trc_errmsg(), "names none"));
+    FILE *f = fopen(o.out_dir, "r");
+    assert_null(f);
+    trc_dataset_free(&ds);
+}
+
+static int setup(void **state) {
+    (void)state;
+    openblas_set_num_threads(1);
+    return test_tmpdir_make("trajectory");
+}
+
+static int teardown(void **state) {
+    (void)state;
+    return test_rm_rf(test_tmpdir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradient_against_double_reference),
+        cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_train_every_architecture),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
