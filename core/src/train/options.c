@@ -5,6 +5,7 @@
  * other. The order of the SAVED lines is the order of the settings JSON in checkpoints and
  * optimizer states: append, never reorder. */
 #include "trc/arch.h"
+#include "trc/checkpoint.h"
 #include "trc/error.h"
 #include "trc/settings.h"
 #include "train_internal.h"
@@ -38,6 +39,12 @@ static const char *size_at(size_t i) {
         }
     }
     return NULL;
+}
+
+/* The checkpoint key spellings (trc/checkpoint.h), the newer first. */
+static const char *names_at(size_t i) {
+    static const char *const spellings[] = {TRC_NAMES_NEW, TRC_NAMES_OLD};
+    return i < 2 ? spellings[i] : NULL;
 }
 
 _Static_assert(sizeof(trc_sched_kind) == sizeof(int), "scheduler is stored as an int choice");
@@ -213,6 +220,24 @@ static const trc_option train_options[] = {
      .help = "network architecture",
      .metavar = "NAME",
      .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    /* v2 (issue 11): trajectory feedback and the key spelling, saved only when not the
+     * default. */
+    {.name = "feedback",
+     .type = TRC_OPT_BOOL,
+     F(feedback),
+     .def = 0,
+     .help = "trajectory feedback: each cycle simulates its incoming iterate on the dataset's "
+             "system and feeds the final-state error back (two_level/trm_style, s = 2)",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "names",
+     .type = TRC_OPT_STRING,
+     F(names),
+     .size = sizeof(((trc_train_opts *)0)->names),
+     .def_str = TRC_NAMES_NEW,
+     .choice_at = names_at,
+     .help = "parameter-name spelling of the checkpoints (the original's versions)",
+     .metavar = "NAMES",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
 };
 
 static const trc_option_set train_set = {
@@ -246,8 +271,8 @@ static int terminated(const char *s, size_t cap) {
 int trc_train_opts_validate(const trc_train_opts *o) {
     if (!o)
         return trc_fail(TRC_EINVAL, "training options are NULL");
-    if (!terminated(o->arch, sizeof o->arch))
-        return trc_fail(TRC_EINVAL, "architecture name is not terminated");
+    if (!terminated(o->arch, sizeof o->arch) || !terminated(o->names, sizeof o->names))
+        return trc_fail(TRC_EINVAL, "architecture or names is not terminated");
     if (!o->arch[0]) { /* "" is the default architecture */
         trc_train_opts c = *o;
         snprintf(c.arch, sizeof c.arch, "%s", TRC_ARCH_DEFAULT);
