@@ -285,6 +285,11 @@ int trc_train_opts_validate(const trc_train_opts *o) {
     if (!arch || !trc_arch_size_find(arch, o->model_size))
         return trc_fail(TRC_EINVAL, "model_size '%s' is not a size of architecture '%s'",
                         o->model_size, o->arch);
+    if (o->feedback && !arch->feedback) /* s = 2 and the system are the data's: checked then */
+        return trc_fail(TRC_EINVAL,
+                        "feedback: architecture '%s' has no trajectory feedback "
+                        "(two_level and trm_style have)",
+                        o->arch);
     if (o->threads < 1 || o->threads > 64)
         return trc_fail(TRC_EINVAL, "threads must be in 1..64, got %d", o->threads);
     if (o->weight_decay * o->lr >= 1)
