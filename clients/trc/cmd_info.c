@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "model_run.h"
 
+#include "trc/checkpoint.h"
 #include "trc/cpu.h"
 #include "trc/error.h"
 #include "trc/safetensors.h"
@@ -61,11 +62,16 @@ static void count_params(const trc_model *m, size_t *counts, size_t *per_block, 
     }
 }
 
-/* The "training" summary of our checkpoints (NULL for a bare export or on error). */
-static json_t *training_summary(const char *path) {
+/* The "training" summary of our checkpoints (NULL for a bare export or on error) and the key
+ * spelling the file uses (its FFN keys: ffn.0 / ffn.3 are ec6511d's). */
+static json_t *training_summary(const char *path, const char **names) {
     trc_safetensors st;
+    *names = TRC_NAMES_NEW;
     if (trc_st_read_file(path, &st) != TRC_OK)
         return NULL;
+    for (size_t i = 0; i < st.count; i++)
+        if (strstr(st.tensors[i].name, ".ffn.0.") || strstr(st.tensors[i].name, ".ffn.3."))
+            *names = TRC_NAMES_OLD;
     const char *text = trc_st_meta(&st, "training");
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
     trc_st_free(&st);
@@ -73,7 +79,7 @@ static json_t *training_summary(const char *path) {
 }
 
 static void print_text(const char *path, const trc_model *m, const size_t *counts,
-                       const size_t *per_block, json_t *training) {
+                       const size_t *per_block, json_t *training, const char *names) {
     const trc_model_config *c = &m->cfg;
     printf("checkpoint  %s\n", path);
     printf("arch        %s\n", c->arch[0] ? c->arch : "single");
@@ -84,6 +90,9 @@ static void print_text(const char *path, const trc_model *m, const size_t *count
     printf("system      %s", c->system[0] ? c->system : "(not recorded)");
     if (c->dt > 0)
         printf(", dt=%g", c->dt);
+    printf("\nfeedback    %s", c->feedback ? "on (simulates the system every cycle)" : "off");
+    printf("\nnames       %s (ffn keys %s)", names,
+           strcmp(names, TRC_NAMES_OLD) ? "ffn.fc_in/ffn.fc_out" : "ffn.0/ffn.3");
     printf("\nkernels     %s (%s)", trc_isa_name(trc_isa_active()), trc_isa_reason());
     printf("\n\nparameters  %zu\n", m->num_params);
     for (size_t k = 0; k < NCOMP; k++) {
@@ -106,7 +115,7 @@ static void print_text(const char *path, const trc_model *m, const size_t *count
 }
 
 static int print_json(const char *path, const trc_model *m, const size_t *counts,
-                      const size_t *per_block, json_t *training) {
+                      const size_t *per_block, json_t *training, const char *names) {
     const trc_model_config *c = &m->cfg;
     json_t *comp = json_object(), *blocks = json_array();
     for (size_t k = 0; k < NCOMP; k++)
@@ -123,6 +132,11 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
                   comp, "block_parameters", blocks, "training", training ? training : json_null(),
                   "kernels", "isa", trc_isa_name(trc_isa_active()), "best",
                   trc_isa_name(trc_isa_best()), "reason", trc_isa_reason());
+    json_t *cj = j ? json_object_get(j, "config") : NULL;
+    if (cj)
+        json_object_set_new(cj, "feedback", json_boolean(c->feedback));
+    if (j)
+        json_object_set_new(j, "names", json_string(names));
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(j);
     if (!text)
@@ -135,14 +149,21 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
 int cmd_info(int argc, char **argv) {
     cli_model_flags mf = {0};
     int as_json = 0;
+    const char *names = NULL, *out = NULL;
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_OPT("--json", CLI_BOOL, &as_json, "", "print JSON instead of text"),
+        CLI_OPT("--names", CLI_STR, &names, "NAMES",
+                "with --out: the key spelling to write, " TRC_NAMES_NEW " (ffn.fc_in/fc_out, "
+                "the default) or " TRC_NAMES_OLD " (ffn.0/ffn.3)"),
+        CLI_OPT("--out", CLI_STR, &out, "FILE",
+                "also write the checkpoint (configuration in its metadata) spelled as --names "
+                "says"),
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
     if (rc == CLI_HELP) {
-        cli_print_help(stdout, CMD, "--checkpoint FILE [--json]",
+        cli_print_help(stdout, CMD, "--checkpoint FILE [--json] [--out FILE [--names NAMES]]",
                        "Shows a checkpoint's configuration, the parameter count of each component "
                        "and its training summary.",
                        opts, nopts);
@@ -150,6 +171,11 @@ int cmd_info(int argc, char **argv) {
     }
     if (rc)
         return rc;
+    if (names && strcmp(names, TRC_NAMES_NEW) && strcmp(names, TRC_NAMES_OLD))
+        return cli_error(CLI_USAGE, CMD,
+                         "--names must be " TRC_NAMES_NEW " or " TRC_NAMES_OLD ", got '%s'", names);
+    if (names && !out)
+        return cli_error(CLI_USAGE, CMD, "--names says how --out FILE is spelled: give --out");
     trc_model m;
     if ((rc = cli_model_load(CMD, &mf, &m)) != 0)
         return rc;
@@ -160,11 +186,22 @@ int cmd_info(int argc, char **argv) {
         return cli_error(CLI_FAIL, CMD, "%s: %zu parameters belong to no known component",
                          mf.checkpoint, other);
     }
-    json_t *training = training_summary(mf.checkpoint);
+    const char *spelled;
+    json_t *training = training_summary(mf.checkpoint, &spelled);
+    if (out) { /* the same summary, the parameters spelled as asked */
+        char *summary = training ? json_dumps(training, JSON_COMPACT) : NULL;
+        rc = trc_checkpoint_save_names(out, &m, names ? names : TRC_NAMES_NEW, summary);
+        free(summary);
+        if (rc) {
+            json_decref(training);
+            trc_model_free(&m);
+            return cli_lib_error(CMD, rc, 0);
+        }
+    }
     if (as_json)
-        rc = print_json(mf.checkpoint, &m, counts, per_block, training);
+        rc = print_json(mf.checkpoint, &m, counts, per_block, training, spelled);
     else
-        print_text(mf.checkpoint, &m, counts, per_block, training);
+        print_text(mf.checkpoint, &m, counts, per_block, training, spelled);
     json_decref(training);
     trc_model_free(&m);
     return rc;

@@ -79,6 +79,9 @@ typedef struct trc_arch {
     /* Optional: 1 when the parameter `name` has no gradient at all under cfg (PyTorch's
      * `grad is None`: the optimizer leaves it untouched, trc_adamw_freeze), 0 otherwise. */
     int (*grad_absent)(const trc_model_config *cfg, const char *name);
+    /* 1 when inference and training implement trc_model_config.feedback (the others refuse a
+     * configuration that asks for it). */
+    int feedback;
 } trc_arch;
 
 size_t trc_arch_count(void);

@@ -44,6 +44,9 @@ int trc_checkpoint_encode(const trc_model *model, const char *summary_json, uint
 /* trc_checkpoint_encode with the names spelled as `names` asks; recorded in the metadata. */
 int trc_checkpoint_encode_names(const trc_model *model, const char *names, const char *summary_json,
                                 uint8_t **buf, size_t *len);
+/* trc_checkpoint_save with the names spelled as `names` asks (trc train's --names). */
+int trc_checkpoint_save_names(const char *path, const trc_model *model, const char *names,
+                              const char *summary_json);
 
 /* Loads and validates a checkpoint (file or memory). `ov` may be NULL. Metadata, when present,
  * gives the configuration; overrides given explicitly win over it. */

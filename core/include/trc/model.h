@@ -19,6 +19,10 @@ typedef struct trc_model_config {
     int K, n;                /* outer and inner refinement cycles (run-time settings) */
     char system[32];         /* the system the model was trained for ("" if unknown) */
     double dt;               /* its time step (0 if unknown) */
+    /* 1: trajectory feedback (model-v2.md section 7): each cycle simulates the incoming iterate
+     * on `system` (time step dt, 0 = the system's) and feeds x_T - x* through error_embedding.
+     * Only architectures with trc_arch.feedback; needs a known system with s = 2. */
+    int feedback;
 } trc_model_config;
 
 /* One named parameter tensor: a view into trc_model.params. */

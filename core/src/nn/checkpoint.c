@@ -92,6 +92,8 @@ int trc_checkpoint_encode_names(const trc_model *model, const char *names, const
     meta_int(&ml, "heads", c->heads);
     meta_str(&ml, "system", c->system);
     meta_double(&ml, "dt", c->dt, 0);
+    if (c->feedback) /* written only when on: files without it read as before */
+        meta_str(&ml, "feedback", "true");
     if (summary_json)
         meta_str(&ml, "training", summary_json);
 
@@ -124,9 +126,14 @@ int trc_checkpoint_encode_names(const trc_model *model, const char *names, const
 }
 
 int trc_checkpoint_save(const char *path, const trc_model *model, const char *summary_json) {
+    return trc_checkpoint_save_names(path, model, TRC_NAMES_OLD, summary_json);
+}
+
+int trc_checkpoint_save_names(const char *path, const trc_model *model, const char *names,
+                              const char *summary_json) {
     uint8_t *buf;
     size_t len;
-    int rc = trc_checkpoint_encode(model, summary_json, &buf, &len);
+    int rc = trc_checkpoint_encode_names(model, names, summary_json, &buf, &len);
     if (rc != TRC_OK)
         return trc_fail_prefix(rc, "%s: ", path);
     rc = trc_write_file_atomic(path, buf, len);
@@ -203,6 +210,12 @@ static int config_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
         return rc;
     cfg->bound = (float)b;
     cfg->dt = dt;
+    const char *fb = trc_st_meta(st, "feedback");
+    if (fb && strcmp(fb, "true") && strcmp(fb, "false"))
+        return trc_fail(TRC_EFORMAT,
+                        "checkpoint metadata: 'feedback' = \"%s\" is not \"true\" or \"false\"",
+                        fb);
+    cfg->feedback = fb && strcmp(fb, "true") == 0;
     return TRC_OK;
 }
 

@@ -13,6 +13,7 @@
 #include "layout.h"
 #include "trc/arch.h"
 #include "trc/error.h"
+#include "trc/system.h"
 #include "trc/rng.h"
 
 /* Limits that keep every size computation far from overflow; far above any real use. */
@@ -76,6 +77,37 @@ static int check_range(const char *what, int v, int lo, int hi) {
     return 0;
 }
 
+/* Trajectory feedback simulates every cycle's incoming iterate on the model's system, whose
+ * final-state error enters through error_embedding's 2 inputs (hard-wired in the original). */
+static int check_feedback(const trc_model_config *cfg, const trc_arch *a) {
+    if (cfg->feedback == 0)
+        return TRC_OK;
+    if (cfg->feedback != 1)
+        return trc_fail(TRC_EINVAL, "model config: feedback must be 0 or 1, got %d", cfg->feedback);
+    if (!a->feedback)
+        return trc_fail(TRC_EINVAL,
+                        "model config: architecture '%s' has no trajectory feedback (two_level "
+                        "and trm_style have)",
+                        a->name);
+    if (cfg->s != 2)
+        return trc_fail(TRC_EINVAL,
+                        "model config: trajectory feedback needs s = 2 (error_embedding takes the "
+                        "original's 2 error inputs), got s = %d",
+                        cfg->s);
+    const trc_system *sys = cfg->system[0] ? trc_system_find(cfg->system) : NULL;
+    if (!sys)
+        return trc_fail(TRC_EINVAL,
+                        "model config: trajectory feedback simulates the model's system, but "
+                        "system '%s' is %s",
+                        cfg->system, cfg->system[0] ? "not a known system" : "not recorded");
+    if (sys->s != cfg->s || sys->m != cfg->m || !sys->jacobian)
+        return trc_fail(TRC_EINVAL,
+                        "model config: trajectory feedback: system '%s' (s=%d m=%d) does not fit "
+                        "the model (s=%d m=%d)",
+                        sys->name, sys->s, sys->m, cfg->s, cfg->m);
+    return TRC_OK;
+}
+
 int trc_model_config_validate(const trc_model_config *cfg) {
     if (!cfg)
         return trc_fail(TRC_EINVAL, "model config: NULL");
@@ -121,6 +153,8 @@ int trc_model_config_validate(const trc_model_config *cfg) {
                             "blocks=%d (use size \"custom\")",
                             p->name, p->d, p->h, p->blocks, cfg->d, cfg->h, cfg->blocks);
     }
+    if ((rc = check_feedback(cfg, a)))
+        return rc;
     return a->validate ? a->validate(cfg) : TRC_OK;
 }
 

@@ -33,4 +33,5 @@ const trc_arch trc_arch_trm_style = {
     .trainer_forward = tl_arch_trainer_forward,
     .trainer_backward = tl_arch_trainer_backward,
     .grad_absent = tl_arch_grad_absent,
+    .feedback = 1,
 };

@@ -8,6 +8,7 @@
 
 #include "layout.h"
 #include "trc/error.h"
+#include "trc/system.h"
 #include "two_level_arch.h"
 #include "two_level_layout.h"
 
@@ -23,6 +24,7 @@ void tl_config_from_model(const trc_model_config *c, trc_tl_config *t) {
     t->d = c->d, t->h = c->h, t->ffn = width_rule(c->d, c->h);
     t->layers = c->blocks, t->heads = c->heads, t->H = c->K, t->L = c->n;
     t->truncate = 1;
+    t->feedback = c->feedback;
     t->kind = strcmp(c->arch, "trm_style") == 0 ? TRC_TL_RMS_SWIGLU : TRC_TL_LN_SILU;
     snprintf(t->system, sizeof t->system, "%s", c->system);
     t->dt = c->dt;
@@ -132,14 +134,24 @@ static void unwrap(trc_tl_model *w) {
     trc_tl_free(w);
 }
 
+/* The simulator trajectory feedback runs: the model's system at its dt (0 = the system's). */
+static int feedback_sim(const trc_model_config *c, trc_tl_sys_ctx *ctx, trc_tl_sim *sim) {
+    const trc_system *sys = trc_system_find(c->system);
+    if (!sys)
+        return trc_fail(TRC_EINVAL, "trajectory feedback: unknown system '%s'", c->system);
+    return trc_tl_sim_system(c->system, c->dt > 0 ? c->dt : sys->dt, c->T, ctx, sim);
+}
+
 int tl_arch_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                   float *u_out, float *iterates, int threads) {
     (void)threads; /* one thread: rows are chunked, results do not depend on it */
     trc_tl_model w;
-    int rc = wrap(model, &w);
-    if (rc)
+    trc_tl_sys_ctx ctx;
+    trc_tl_sim sim;
+    int rc = model->cfg.feedback ? feedback_sim(&model->cfg, &ctx, &sim) : TRC_OK;
+    if (rc || (rc = wrap(model, &w)))
         return rc;
-    rc = trc_tl_infer(&w, NULL, B, x0, target, u_out, iterates, NULL);
+    rc = trc_tl_infer(&w, model->cfg.feedback ? &sim : NULL, B, x0, target, u_out, iterates, NULL);
     unwrap(&w);
     return rc;
 }
@@ -149,6 +161,8 @@ typedef struct tl_arch_trainer {
     trc_tl_trainer *tr;
     float *dU; /* [(K+1), max_batch, U] the loss's iterate gradients */
     size_t B;
+    trc_tl_sys_ctx sim_ctx; /* trajectory feedback's simulator (the trainer keeps &sim) */
+    trc_tl_sim sim;
 } tl_arch_trainer;
 
 int tl_arch_trainer_create(const trc_model *model, size_t max_batch, void **out) {
@@ -160,11 +174,14 @@ int tl_arch_trainer_create(const trc_model *model, size_t max_batch, void **out)
         free(t);
         return rc;
     }
-    if ((rc = trc_tl_trainer_create(&t->w, max_batch, &t->tr))) {
+    if ((model->cfg.feedback && (rc = feedback_sim(&model->cfg, &t->sim_ctx, &t->sim))) ||
+        (rc = trc_tl_trainer_create(&t->w, max_batch, &t->tr))) {
         unwrap(&t->w);
         free(t);
         return rc;
     }
+    if (model->cfg.feedback)
+        trc_tl_trainer_set_sim(t->tr, &t->sim);
     size_t n = (size_t)(model->cfg.K + 1) * max_batch * (size_t)(model->cfg.T * model->cfg.m);
     t->dU = malloc(n * sizeof *t->dU);
     if (!t->dU) {

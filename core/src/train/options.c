@@ -5,6 +5,7 @@
  * other. The order of the SAVED lines is the order of the settings JSON in checkpoints and
  * optimizer states: append, never reorder. */
 #include "trc/arch.h"
+#include "trc/checkpoint.h"
 #include "trc/error.h"
 #include "trc/settings.h"
 #include "train_internal.h"
@@ -41,6 +42,11 @@ static const char *size_at(size_t i) {
 }
 
 static const char *const process_variants[] = {"corrected", "original", NULL};
+/* The checkpoint key spellings (trc/checkpoint.h), the newer first. */
+static const char *names_at(size_t i) {
+    static const char *const spellings[] = {TRC_NAMES_NEW, TRC_NAMES_OLD};
+    return i < 2 ? spellings[i] : NULL;
+}
 
 _Static_assert(sizeof(trc_sched_kind) == sizeof(int), "scheduler is stored as an int choice");
 
@@ -300,6 +306,23 @@ static const trc_option train_options[] = {
      .min = 0,
      .max = 1e6,
      .help = "process: terminal weight of the trajectory cost, Qf = qf I",
+    /* v2 (issue 11): trajectory feedback and the key spelling, saved only when not the
+     * default. */
+    {.name = "feedback",
+     .type = TRC_OPT_BOOL,
+     F(feedback),
+     .def = 0,
+     .help = "trajectory feedback: each cycle simulates its incoming iterate on the dataset's "
+             "system and feeds the final-state error back (two_level/trm_style, s = 2)",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "names",
+     .type = TRC_OPT_STRING,
+     F(names),
+     .size = sizeof(((trc_train_opts *)0)->names),
+     .def_str = TRC_NAMES_NEW,
+     .choice_at = names_at,
+     .help = "parameter-name spelling of the checkpoints (the original's versions)",
+     .metavar = "NAMES",
      .where = SAVED | TRC_OPT_OMIT_DEFAULT},
 };
 
@@ -336,6 +359,8 @@ int trc_train_opts_validate(const trc_train_opts *o) {
         return trc_fail(TRC_EINVAL, "training options are NULL");
     if (!terminated(o->arch, sizeof o->arch) || !terminated(o->objective, sizeof o->objective))
         return trc_fail(TRC_EINVAL, "architecture or objective name is not terminated");
+    if (!terminated(o->names, sizeof o->names))
+        return trc_fail(TRC_EINVAL, "checkpoint names spelling is not terminated");
     if (!o->arch[0]) { /* "" is the default architecture */
         trc_train_opts c = *o;
         snprintf(c.arch, sizeof c.arch, "%s", TRC_ARCH_DEFAULT);
@@ -348,6 +373,11 @@ int trc_train_opts_validate(const trc_train_opts *o) {
     if (!arch || !trc_arch_size_find(arch, o->model_size))
         return trc_fail(TRC_EINVAL, "model_size '%s' is not a size of architecture '%s'",
                         o->model_size, o->arch);
+    if (o->feedback && !arch->feedback) /* s = 2 and the system are the data's: checked then */
+        return trc_fail(TRC_EINVAL,
+                        "feedback: architecture '%s' has no trajectory feedback "
+                        "(two_level and trm_style have)",
+                        o->arch);
     if (o->threads < 1 || o->threads > 64)
         return trc_fail(TRC_EINVAL, "threads must be in 1..64, got %d", o->threads);
     if (o->weight_decay * o->lr >= 1)

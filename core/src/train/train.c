@@ -146,7 +146,8 @@ static int save_checkpoint(const trc_run *run, const char *path, int epoch) {
     char *summary = trc_train_summary(run, epoch);
     if (!summary)
         return trc_fail(TRC_ENOMEM, "cannot build the training summary");
-    int rc = trc_checkpoint_save(path, &run->model, summary);
+    int rc = trc_checkpoint_save_names(path, &run->model,
+                                       run->o.names[0] ? run->o.names : TRC_NAMES_NEW, summary);
     free(summary);
     return rc;
 }
@@ -183,6 +184,7 @@ static int make_model(const trc_run *run, trc_model *model) {
         return rc;
     cfg.K = run->o.K;
     cfg.n = run->o.n;
+    cfg.feedback = run->o.feedback;
     if (ds->has_settings) {
         snprintf(cfg.system, sizeof cfg.system, "%s", ds->settings.system);
         cfg.dt = ds->settings.dt;

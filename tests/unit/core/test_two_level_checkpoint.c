@@ -27,9 +27,17 @@ static void load_fixture(const char *name, trc_model *m) {
         fail_msg("%s: %s", file, trc_errmsg());
 }
 
-static void normal_path(const char *name, const char *arch, size_t floats) {
+/* feedback: the fixture's run with trajectory feedback, here as the model setting (the
+ * repository's double integrator at the fixture's dt = 5/15, simulated in double) */
+static void normal_path(const char *name, const char *arch, size_t floats, int feedback) {
     trc_model m;
     load_fixture(name, &m);
+    if (feedback) {
+        m.cfg.feedback = 1;
+        snprintf(m.cfg.system, sizeof m.cfg.system, "double_integrator");
+        m.cfg.dt = 5.0 / 15.0;
+        assert_int_equal(trc_model_config_validate(&m.cfg), TRC_OK);
+    }
     assert_string_equal(m.cfg.arch, arch);
     assert_string_equal(m.cfg.size, "small");
     assert_int_equal(m.num_params, floats);
@@ -78,6 +86,10 @@ static void normal_path(const char *name, const char *arch, size_t floats) {
         assert_int_equal(trc_st_parse(buf, len, &s2), TRC_OK);
         assert_string_equal(trc_st_meta(&s2, "arch"), arch);
         assert_string_equal(trc_st_meta(&s2, "names"), names[k]);
+        if (feedback)
+            assert_string_equal(trc_st_meta(&s2, "feedback"), "true");
+        else
+            assert_null(trc_st_meta(&s2, "feedback"));
         assert_int_equal(
             trc_st_find(&s2, "recursive_reasoning.L_level.layers.1.ffn.0.bias") != NULL, k);
         trc_st_free(&s2);
@@ -85,6 +97,9 @@ static void normal_path(const char *name, const char *arch, size_t floats) {
         assert_int_equal(trc_checkpoint_decode(buf, len, NULL, &b), TRC_OK);
         assert_memory_equal(&m.cfg, &b.cfg, sizeof m.cfg);
         assert_memory_equal(m.params, b.params, m.num_params * sizeof(float));
+        float u2[120];
+        assert_int_equal(trc_model_infer(&b, 8, x0, tg, u2, NULL), TRC_OK);
+        assert_memory_equal(u2, it + 3 * 120, sizeof u2);
         trc_model_free(&b);
         free(buf);
     }
@@ -95,12 +110,57 @@ static void normal_path(const char *name, const char *arch, size_t floats) {
 
 static void test_two_level(void **state) {
     (void)state;
-    normal_path("two_level_small", "two_level", 104990);
+    normal_path("two_level_small", "two_level", 104990, 0);
 }
 
 static void test_trm_style(void **state) {
     (void)state;
-    normal_path("trm_style_small", "trm_style", 207454 + 128); /* + the buffers */
+    normal_path("trm_style_small", "trm_style", 207454 + 128, 0); /* + the buffers */
+}
+
+static void test_feedback(void **state) {
+    (void)state;
+    normal_path("two_level_small_fb", "two_level", 104990, 1);
+    /* without the setting, the same parameters give other controls */
+    trc_model m;
+    load_fixture("two_level_small_fb", &m);
+    trc_safetensors st;
+    read_st("v2/two_level_small_fb.case.safetensors", &st);
+    float *x0 = tensor(&st, "x0", 16), *tg = tensor(&st, "target", 16);
+    float *want = tensor(&st, "iterates", 480), u[120];
+    assert_int_equal(trc_model_infer(&m, 8, x0, tg, u, NULL), TRC_OK);
+    float diff = 0.0f;
+    for (int i = 0; i < 120; i++)
+        diff = fmaxf(diff, fabsf(u[i] - want[360 + i]));
+    assert_true(diff > 1e-3f);
+    free(x0), free(tg), free(want);
+    trc_st_free(&st);
+
+    /* refusals: an architecture without feedback, no system, s != 2 (also from a file) */
+    trc_model_config c = m.cfg;
+    c.feedback = 1;
+    assert_int_equal(trc_model_config_validate(&c), TRC_EINVAL); /* system not recorded */
+    assert_non_null(strstr(trc_errmsg(), "not recorded"));
+    snprintf(c.system, sizeof c.system, "rocket_landing");
+    assert_int_equal(trc_model_config_validate(&c), TRC_EINVAL);
+    trc_model_free(&m);
+    assert_int_equal(trc_model_config_preset_arch("single", "small", 2, 1, 15, 4.0f, &c), TRC_OK);
+    snprintf(c.system, sizeof c.system, "double_integrator");
+    c.feedback = 1;
+    assert_int_equal(trc_model_config_validate(&c), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "no trajectory feedback"));
+    assert_int_equal(trc_model_config_preset_arch("trm_style", "small", 7, 3, 5, 4.0f, &c), TRC_OK);
+    snprintf(c.system, sizeof c.system, "rocket_landing");
+    assert_int_equal(trc_model_create(&c, &m), TRC_OK);
+    m.cfg.feedback = 1; /* what a hostile or foreign writer could record */
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(trc_checkpoint_encode_names(&m, TRC_NAMES_NEW, NULL, &buf, &len), TRC_OK);
+    trc_model b;
+    assert_int_equal(trc_checkpoint_decode(buf, len, NULL, &b), TRC_EFORMAT);
+    assert_non_null(strstr(trc_errmsg(), "needs s = 2"));
+    free(buf);
+    trc_model_free(&m);
 }
 
 /* presets through the table, and refusals */
@@ -163,6 +223,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_level),
         cmocka_unit_test(test_trm_style),
+        cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
