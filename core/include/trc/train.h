@@ -40,8 +40,8 @@ typedef struct trc_train_opts {
     char objective[24];
     int process_variant;      /* 0 corrected (default), 1 original */
     trc_objective_params obj; /* the objective's weights */
-    int feedback;         /* trajectory feedback (trc_model_config.feedback; default off) */
-    char names[8];        /* checkpoint key spelling: "a273222" (default) or "ec6511d" */
+    int feedback;             /* trajectory feedback (trc_model_config.feedback; default off) */
+    char names[8];            /* checkpoint key spelling: "a273222" (default) or "ec6511d" */
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */

@@ -306,6 +306,7 @@ static const trc_option train_options[] = {
      .min = 0,
      .max = 1e6,
      .help = "process: terminal weight of the trajectory cost, Qf = qf I",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
     /* v2 (issue 11): trajectory feedback and the key spelling, saved only when not the
      * default. */
     {.name = "feedback",
