@@ -159,7 +159,7 @@ async function main() {
       await page.waitForSelector('#train-form [name=K]', { timeout: UI_WAIT });
       for (const o of wire) {
         const f = await page.$eval(`#train-form [name="${o.name}"]`, (e) => ({
-          tag: e.tagName, value: e.value, min: e.min, max: e.max, step: e.step,
+          tag: e.tagName, value: e.value, checked: e.checked, min: e.min, max: e.max, step: e.step,
           options: e.tagName === 'SELECT' ? [...e.options].map((x) => x.value) : null,
           title: e.closest('label').title,
         }));
@@ -167,7 +167,8 @@ async function main() {
         if (o.choices && o.name !== 'expert') {
           check(JSON.stringify(f.options) === JSON.stringify(o.choices), `${o.name} choices ${f.options}`);
         }
-        if (o.default != null) check(f.value === String(o.default), `${o.name}: value ${f.value}, default ${o.default}`);
+        if (o.type === 'boolean') check(f.checked === Boolean(o.default), `${o.name}: checked ${f.checked}, default ${o.default}`);
+        else if (o.default != null) check(f.value === String(o.default), `${o.name}: value ${f.value}, default ${o.default}`);
         if (o.type === 'integer' || o.type === 'number') {
           const max = o.job_maximum != null ? o.job_maximum : o.maximum;
           if (max != null) check(Number(f.max) === max, `${o.name}: max ${f.max}, catalogue ${max}`);
