@@ -5,13 +5,13 @@
 
 #include "trc/error.h"
 #include "trc/expert.h"
+#include "trc/polish.h"
 #include "trc/system.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 int cli_polish_parse(const char *cmd, const char *spec, char *name, size_t size, int *iters) {
     const char *colon = strchr(spec, ':');
@@ -24,24 +24,14 @@ int cli_polish_parse(const char *cmd, const char *spec, char *name, size_t size,
     if (colon) {
         char *end;
         long v = strtol(colon + 1, &end, 10);
-        if (end == colon + 1 || *end || v < 1 || v > 100000)
-            return cli_error(CLI_USAGE, cmd, "--polish: ITERS must be in 1..100000, got '%s'",
-                             colon + 1);
+        if (end == colon + 1 || *end || v < 1 || v > TRC_POLISH_MAX_ITERS)
+            return cli_error(CLI_USAGE, cmd, "--polish: ITERS must be in 1..%d, got '%s'",
+                             TRC_POLISH_MAX_ITERS, colon + 1);
         *iters = (int)v;
     }
-    const trc_expert *e = trc_expert_find(name);
-    if (!e)
+    if (trc_polish_check(name, NULL))
         return cli_error(CLI_USAGE, cmd, "--polish: %s", trc_errmsg());
-    if (!e->solve_from || !trc_expert_param_find(e, "max_iters"))
-        return cli_error(CLI_USAGE, cmd, "--polish: expert %s cannot start from a guess (ilqr can)",
-                         name);
     return CLI_OK;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 typedef struct polish_run {
@@ -53,15 +43,13 @@ typedef struct polish_run {
 static int run_budget(const char *cmd, const trc_dataset *ds, const trc_system *sys,
                       const char *expert, int budget, const float *u_model, float *u_out,
                       polish_run *r) {
-    const trc_expert *e = trc_expert_find(expert);
     double params[TRC_EXPERT_MAX_PARAMS] = {0};
     if (ds->has_settings && strcmp(ds->settings.expert, expert) == 0) /* the data's weights */
         memcpy(params, ds->settings.expert_params, sizeof params);
-    params[trc_expert_param_find(e, "max_iters")->offset / sizeof(double)] = budget;
     const double dt = ds->has_settings ? ds->settings.dt : sys->dt;
     const double bound = ds->has_settings ? ds->settings.bound : sys->bound;
     trc_expert_plan *plan;
-    int rc = trc_expert_plan_create(expert, sys, dt, ds->T, bound, params, &plan);
+    int rc = trc_polish_plan_create(expert, sys, dt, ds->T, bound, params, budget, &plan);
     if (rc)
         return cli_lib_error(cmd, rc, 1);
     const int s = ds->s, U = ds->T * ds->m;
@@ -73,24 +61,25 @@ static int run_budget(const char *cmd, const trc_dataset *ds, const trc_system *
         return cli_error(CLI_FAIL, cmd, "out of memory");
     }
     memset(r, 0, sizeof *r);
-    double x0[TRC_SYSTEM_MAX_S], xt[TRC_SYSTEM_MAX_S], t0 = now_s();
+    double x0[TRC_SYSTEM_MAX_S], xt[TRC_SYSTEM_MAX_S];
     for (size_t i = 0; i < ds->n && rc == TRC_OK; i++) {
         for (int k = 0; k < s; k++)
             x0[k] = ds->initial_states[i * s + k], xt[k] = ds->target_states[i * s + k];
         for (int k = 0; k < U; k++)
             ui[k] = u_model[i * (size_t)U + k];
-        trc_expert_cost c;
-        if ((rc = trc_expert_solve_from(plan, x0, xt, ui, uo, &c)))
+        trc_polish_result c;
+        if ((rc = trc_polish_run(plan, x0, xt, ui, uo, &c)))
             break;
         r->iters += c.iterations;
+        r->ms += c.ms;
         r->converged += c.converged != 0;
         if (ds->costs)
-            r->gap += (c.objective - ds->costs[i]) / fmax(fabs(ds->costs[i]), 1e-12);
+            r->gap += (c.cost_after - ds->costs[i]) / fmax(fabs(ds->costs[i]), 1e-12);
         if (u_out)
             for (int k = 0; k < U; k++)
                 u_out[i * (size_t)U + k] = (float)uo[k];
     }
-    r->ms = 1e3 * (now_s() - t0) / (double)ds->n;
+    r->ms /= (double)ds->n;
     r->iters /= (double)ds->n;
     r->gap = ds->costs ? r->gap / (double)ds->n : NAN;
     free(ui);

@@ -42,6 +42,9 @@ typedef struct trc_expert_cost {
      * Others: 0, converged 1. */
     int iterations, converged;
     double grad, solve_ms;
+    /* solve_from only: the objective at the guess (clipped to the bound), where it started;
+     * NAN otherwise. */
+    double start_objective;
 } trc_expert_cost;
 
 typedef struct trc_expert_plan trc_expert_plan;

@@ -132,7 +132,7 @@ int trc_expert_plan_create(const char *name, const trc_system *sys, double dt, i
 int trc_expert_solve(const trc_expert_plan *p, const double *x0, const double *target, double *u,
                      trc_expert_cost *cost) {
     if (cost) /* what a direct expert leaves unsaid: one solve, converged */
-        *cost = (trc_expert_cost){.converged = 1};
+        *cost = (trc_expert_cost){.converged = 1, .start_objective = NAN};
     return p->ops->solve(p, x0, target, u, cost);
 }
 
@@ -142,7 +142,7 @@ int trc_expert_solve_from(const trc_expert_plan *p, const double *x0, const doub
         return trc_fail(TRC_EUNSUPPORTED, "expert %s cannot start from a guess (polish: ilqr)",
                         p->ops->name);
     if (cost)
-        *cost = (trc_expert_cost){.converged = 1};
+        *cost = (trc_expert_cost){.converged = 1, .start_objective = NAN};
     return p->ops->solve_from(p, x0, target, u_init, u, cost);
 }
 

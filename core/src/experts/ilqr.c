@@ -121,6 +121,19 @@ static int run(const trc_expert_plan *p, const trc_ilqr *plan, const double *x0,
     if (!w)
         return TRC_ENOMEM;
     trc_ilqr_result res;
+    double start = NAN;
+    if (u_init) { /* J where the solver starts: the guess as it clips it */
+        const int U = p->T * p->m;
+        double *uc = malloc(sizeof(double) * (size_t)U);
+        if (!uc) {
+            trc_ilqr_work_free(w);
+            return trc_fail(TRC_ENOMEM, "ilqr: out of memory");
+        }
+        for (int k = 0; k < U; k++)
+            uc[k] = isfinite(u_init[k]) ? fmin(fmax(u_init[k], -p->bound), p->bound) : 0.0;
+        start = trc_ilqr_cost(plan, w, x0, target, uc);
+        free(uc);
+    }
     int rc = trc_ilqr_solve(plan, w, x0, target, u_init, u, &res);
     trc_ilqr_work_free(w);
     if (rc)
@@ -139,6 +152,7 @@ static int run(const trc_expert_plan *p, const trc_ilqr *plan, const double *x0,
         cost->converged = res.converged;
         cost->grad = res.grad;
         cost->solve_ms = res.solve_ms;
+        cost->start_objective = start;
     }
     return TRC_OK;
 }
