@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "proto.h"
+#include "trc/error.h"
 
 static const char *const control_keys[] = {"model",   "state",  "target", "states",
-                                           "targets", "return", NULL};
+                                           "targets", "return", "polish", NULL};
+static const char *const polish_keys[] = {"expert", "max_iters", NULL};
 
 /* Reads a JSON array of numbers into dst[0..len-1]; *len is its length. With want > 0 the
  * array must have exactly want values (checked before anything is written to dst). */
@@ -66,6 +68,41 @@ static int parse_return(const json_t *ret, unsigned *bits, proto_error *err) {
                               "return[%zu] is '%s': expected \"trajectory\" or \"iterations\"", i,
                               s);
     }
+    return 0;
+}
+
+/* "polish": {"expert": NAME, "max_iters": N}; errors name "polish.<field>". */
+static int parse_polish(const json_t *pol, proto_control_req *req, proto_error *err) {
+    if (!json_is_object(pol))
+        return proto_fail(err, 400, "polish",
+                          "polish must be an object {\"expert\": \"ilqr\", \"max_iters\": N}");
+    const char *bad = NULL, *k;
+    json_t *v;
+    json_object_foreach((json_t *)pol, k, v) {
+        int known = 0;
+        for (const char *const *a = polish_keys; *a; a++)
+            known |= strcmp(k, *a) == 0;
+        if (!known && !bad)
+            bad = k;
+    }
+    if (bad)
+        return proto_fail(err, 400, "polish",
+                          "unknown field 'polish.%s' (known: expert, max_iters)", bad);
+    const json_t *e = json_object_get(pol, "expert"), *it = json_object_get(pol, "max_iters");
+    if (!e)
+        return proto_fail(err, 400, "polish.expert", "missing field 'polish.expert'");
+    if (!json_is_string(e))
+        return proto_fail(err, 400, "polish.expert", "polish.expert must be a string");
+    if (trc_polish_check(json_string_value(e), NULL))
+        return proto_fail(err, 400, "polish.expert", "polish.expert: %s", trc_errmsg());
+    if (!it)
+        return proto_fail(err, 400, "polish.max_iters", "missing field 'polish.max_iters'");
+    if (!json_is_integer(it) || json_integer_value(it) < 1 ||
+        json_integer_value(it) > TRC_POLISH_MAX_ITERS)
+        return proto_fail(err, 400, "polish.max_iters",
+                          "polish.max_iters must be a whole number in 1..%d", TRC_POLISH_MAX_ITERS);
+    snprintf(req->polish_expert, sizeof req->polish_expert, "%s", json_string_value(e));
+    req->polish_max_iters = (int)json_integer_value(it);
     return 0;
 }
 
@@ -151,6 +188,9 @@ int proto_control_parse(const char *body, size_t len, size_t max_batch, proto_co
     json_t *ret = json_object_get(root, "return");
     if (!rc && ret && parse_return(ret, &req->ret, err))
         rc = -1;
+    json_t *pol = json_object_get(root, "polish");
+    if (!rc && pol && parse_polish(pol, req, err))
+        rc = -1;
     int single = json_object_get(root, "state") || json_object_get(root, "target");
     int batch = json_object_get(root, "states") || json_object_get(root, "targets");
     if (!rc && single && batch)
@@ -176,6 +216,20 @@ int proto_control_check_dim(const proto_control_req *req, int s, proto_error *er
                       "%s must have %d values for model '%s', got %d",
                       req->batch ? "each row of states" : "state", s,
                       req->model[0] ? req->model : "default", req->s);
+}
+
+int proto_control_check_polish(const proto_control_req *req, const trc_system *sys, int max_iters,
+                               proto_error *err) {
+    if (!req->polish_max_iters)
+        return 0;
+    if (trc_polish_check(req->polish_expert, sys))
+        return proto_fail(err, 400, "polish.expert", "polish.expert: %s", trc_errmsg());
+    if (req->polish_max_iters > max_iters)
+        return proto_fail(err, 400, "polish.max_iters",
+                          "polish.max_iters is %d, over this server's limit of %d "
+                          "(--max-polish-iters)",
+                          req->polish_max_iters, max_iters);
+    return 0;
 }
 
 void proto_control_req_free(proto_control_req *req) {
@@ -241,6 +295,20 @@ static void sample_fields(const proto_control_result *r, size_t i, json_t *dst[5
                  : NULL;
 }
 
+/* The polish report of sample i. */
+static json_t *sample_polish(const proto_control_result *r, size_t i) {
+    const trc_polish_result *p = &r->polish[i];
+    json_t *before = real_or_null(p->cost_before), *after = real_or_null(p->cost_after);
+    if (!before || !after) {
+        json_decref(before);
+        json_decref(after);
+        return NULL;
+    }
+    return json_pack("{s:s, s:i, s:i, s:b, s:o, s:o, s:f}", "expert", r->polish_expert, "max_iters",
+                     r->polish_max_iters, "iterations", p->iterations, "converged", p->converged,
+                     "cost_before", before, "cost_after", after, "ms", p->ms);
+}
+
 static json_t *sample_iterations(const proto_control_result *r, size_t i) {
     size_t U = (size_t)r->T * (size_t)r->m;
     json_t *out = json_array();
@@ -275,9 +343,11 @@ json_t *proto_control_response(const proto_control_result *r, int batch, proto_e
         }
         if (ok && r->iterations)
             put(out, "iterations", sample_iterations(r, 0), &ok);
+        if (ok && r->polish)
+            put(out, "polish", sample_polish(r, 0), &ok);
     } else if (ok) {
-        json_t *cols[6];
-        for (int k = 0; k < 6; k++)
+        json_t *cols[7];
+        for (int k = 0; k < 7; k++)
             cols[k] = json_array();
         for (size_t i = 0; ok && i < r->n; i++) {
             json_t *f[5];
@@ -293,11 +363,17 @@ json_t *proto_control_response(const proto_control_result *r, int batch, proto_e
                 if (!it || json_array_append_new(cols[5], it))
                     ok = 0;
             }
+            if (ok && r->polish) {
+                json_t *po = sample_polish(r, i);
+                if (!po || json_array_append_new(cols[6], po))
+                    ok = 0;
+            }
         }
-        for (int k = 0; k < 6; k++) {
-            int wanted = k < 4 || (k == 4 && r->trajectory) || (k == 5 && r->iterations);
+        for (int k = 0; k < 7; k++) {
+            int wanted = k < 4 || (k == 4 && r->trajectory) || (k == 5 && r->iterations) ||
+                         (k == 6 && r->polish);
             if (ok && wanted)
-                put(out, k == 5 ? "iterations" : keys[k], cols[k], &ok);
+                put(out, k == 6 ? "polish" : (k == 5 ? "iterations" : keys[k]), cols[k], &ok);
             else
                 json_decref(cols[k]);
         }

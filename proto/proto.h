@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trc/polish.h"
+
 #define PROTO_NAME_MAX 64 /* model and job names: [A-Za-z0-9._-], 1..64, not starting '.' */
 #define PROTO_MAX_DIM 64  /* largest state dimension a request may carry */
 /* Largest |value| of a state or target: far beyond any system's working range, small enough
@@ -64,6 +66,12 @@ typedef struct proto_control_req {
     int s_target;                   /* target dimension (single form; checked by check_dim) */
     float *states, *targets;        /* [n, s] each, malloc'd */
     unsigned ret;                   /* PROTO_RET_* bits */
+    /* "polish": {"expert": "ilqr", "max_iters": N}: the model's answer as the warm start of an
+     * iterative expert (trc/polish.h). polish_max_iters 0 = no polish. The parser checks the
+     * expert alone and 1 <= N <= TRC_POLISH_MAX_ITERS; the server checks the model's system
+     * and its own limit (proto_control_check_polish). */
+    char polish_expert[32];
+    int polish_max_iters;
 } proto_control_req;
 
 /* Parses and validates a control request. max_batch bounds n (over it: 413). On failure the
@@ -72,6 +80,11 @@ int proto_control_parse(const char *body, size_t len, size_t max_batch, proto_co
                         proto_error *err);
 /* 400 naming "state"/"states" (or "target"/"targets") unless the request's dimension is s. */
 int proto_control_check_dim(const proto_control_req *req, int s, proto_error *err);
+/* 400 naming "polish.expert" when the expert cannot polish on sys (e.g. a system without
+ * Jacobians), "polish.max_iters" when it is over max_iters (the server's limit). 0 without a
+ * polish. */
+int proto_control_check_polish(const proto_control_req *req, const trc_system *sys, int max_iters,
+                               proto_error *err);
 void proto_control_req_free(proto_control_req *req);
 
 /* Results for a control request of n samples (all row-major, float32 unless noted). */
@@ -84,6 +97,9 @@ typedef struct proto_control_result {
     const double *final_error, *cost; /* [n] */
     const float *trajectory;          /* [n, T+1, s] or NULL */
     const float *iterations;          /* [K+1, n, T*m] (model order) or NULL */
+    const trc_polish_result *polish;  /* [n] or NULL: "polish" per sample (controls polished) */
+    const char *polish_expert;
+    int polish_max_iters;
     double timing_ms;
 } proto_control_result;
 

@@ -62,6 +62,7 @@ typedef struct app_config {
     int train_rate;       /* --train-rate, default 30: POST /v1/train per client per minute */
     size_t max_work;      /* --max-work, default 128G: rows*K*(n+1)*params of one request */
     size_t max_response;  /* --max-response, default 4M: estimated /v1/control response bytes */
+    int max_polish_iters; /* --max-polish-iters, default 100: /v1/control polish.max_iters */
 } app_config;
 
 typedef struct app app;

@@ -65,6 +65,8 @@ static const option OPTIONS[] = {
      "rows*K*(n+1)*parameters one control request may ask (128G)"},
     {"max-response", SIZE, OFF(max_response), 4096, (long long)1 << 34,
      "estimated size of a control response before 413 (4M)"},
+    {"max-polish-iters", INT, OFF(max_polish_iters), 1, 100000,
+     "largest polish.max_iters of a control request (100)"},
 };
 #define NOPT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -111,6 +113,7 @@ static void defaults(app_config *c) {
     c->train_rate = 30;
     c->max_work = (size_t)128 << 30;
     c->max_response = 4u << 20;
+    c->max_polish_iters = 100;
 }
 
 /* "123", "64K", "1M", "2G" (binary multiples). */

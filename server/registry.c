@@ -19,6 +19,7 @@
 #include "files.h"
 #include "log.h"
 #include "registry.h"
+#include "trc/arch.h"
 #include "sha256.h"
 #include "trc/checkpoint.h"
 #include "trc/error.h"
@@ -524,7 +525,9 @@ json_t *snapshot_info_json(const model_snapshot *s) {
                             c->s, "m", c->m, "T", c->T, "bound", (double)c->bound, "d", c->d, "h",
                             c->h, "blocks", c->blocks, "heads", c->heads, "K", c->K, "n", c->n,
                             "system", s->system->name, "dt", s->dt);
-    return json_pack("{s:s, s:s, s:I, s:o, s:s, s:s, s:s}", "name", s->name, "size", c->size,
+    const trc_arch *arch = trc_arch_of(c);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:s, s:s, s:s}", "name", s->name, "arch",
+                     arch ? arch->name : c->arch, "system", s->system->name, "size", c->size,
                      "num_params", (json_int_t)s->model.num_params, "config", cfg, "checkpoint",
                      s->checkpoint, "sha256", s->sha256, "loaded_at", s->loaded_at);
 }

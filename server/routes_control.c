@@ -10,6 +10,7 @@
 #include "registry.h"
 #include "routes.h"
 #include "trc/error.h"
+#include "trc/polish.h"
 #include "trc/rollout.h"
 
 static double now_ms(void) {
@@ -36,17 +37,57 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, con
     return rc ? -1 : 0;
 }
 
+/* The model's answers u [n, T*m] polished in place (trc/polish.h) with the system's default
+ * expert weights; one report per sample in out [n]. */
+static int polish(const model_snapshot *snap, const proto_control_req *rq, float *u,
+                  trc_polish_result *out) {
+    const trc_model_config *c = &snap->model.cfg;
+    trc_expert_plan *plan;
+    int rc = trc_polish_plan_create(rq->polish_expert, snap->system, snap->dt, c->T, c->bound, NULL,
+                                    rq->polish_max_iters, &plan);
+    if (rc)
+        return rc;
+    const size_t s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
+    double *ui = malloc(2 * U * sizeof(double)), *uo = ui ? ui + U : NULL;
+    double x0[PROTO_MAX_DIM], xt[PROTO_MAX_DIM];
+    rc = ui ? TRC_OK : trc_fail(TRC_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == TRC_OK && i < rq->n; i++) {
+        for (size_t k = 0; k < s; k++)
+            x0[k] = rq->states[i * s + k], xt[k] = rq->targets[i * s + k];
+        for (size_t k = 0; k < U; k++)
+            ui[k] = u[i * U + k];
+        rc = trc_polish_run(plan, x0, xt, ui, uo, &out[i]);
+        for (size_t k = 0; rc == TRC_OK && k < U; k++)
+            u[i * U + k] = (float)uo[k];
+    }
+    free(ui);
+    trc_expert_plan_free(plan);
+    return rc;
+}
+
 /* Bytes a number takes in the response at most ("-1.23456789e-05,"): the estimate below is
  * an upper bound, so a request under --max-response never builds a bigger answer. */
 #define BYTES_PER_NUMBER 16
 
 /* What one request may ask for, checked before any work: the model evaluations (rows x K x
- * (n+1) block passes over the parameters, --max-work) and the size of the answer
- * (--max-response), both 413 naming what to reduce. */
+ * (n+1) block passes over the parameters) plus any polish (rows x max_iters iterations, each
+ * counted as T (s+m)^3 multiply-adds: the dense products of a backward pass), together under
+ * --max-work, and the size of the answer (--max-response), both 413 naming what to reduce. */
 static int check_budget(app *a, const model_snapshot *snap, const proto_control_req *rq,
                         proto_error *err) {
     const trc_model_config *c = &snap->model.cfg;
     double work = (double)rq->n * c->K * (c->n + 1) * (double)snap->model.num_params;
+    double sm = (double)(c->s + c->m), polish_work = (double)c->T * sm * sm * sm;
+    if (rq->polish_max_iters) {
+        double total = work + (double)rq->n * rq->polish_max_iters * polish_work;
+        if (total > (double)a->cfg.max_work)
+            return proto_fail(err, 413, "polish.max_iters",
+                              "%zu row(s) of model '%s' with polish.max_iters %d ask for %.3g "
+                              "multiply-adds, over the limit of %.3g (--max-work): lower "
+                              "polish.max_iters or send fewer rows",
+                              rq->n, snap->name, rq->polish_max_iters, total,
+                              (double)a->cfg.max_work);
+    }
     if (work > (double)a->cfg.max_work)
         return proto_fail(err, 413, rq->batch ? "states" : "state",
                           "%zu row(s) of model '%s' (K=%d, n=%d, %zu parameters) ask for %.3g "
@@ -99,7 +140,8 @@ static void on_control(app *a, const http_request *req, http_response *res) {
         proto_control_req_free(&rq);
         return;
     }
-    if (check_budget(a, snap, &rq, &err)) {
+    if (proto_control_check_polish(&rq, snap->system, a->cfg.max_polish_iters, &err) ||
+        check_budget(a, snap, &rq, &err)) {
         batcher_leave(a->batcher);
         http_reply_proto_error(res, &err);
         snapshot_release(snap);
@@ -113,7 +155,9 @@ static void on_control(app *a, const http_request *req, http_response *res) {
     float *traj = malloc(n * T1 * s * sizeof(float));
     float *xf = malloc(n * s * sizeof(float));
     double *fe = malloc(n * sizeof(double)), *cost = malloc(n * sizeof(double));
-    if (!u || !traj || !xf || !fe || !cost || ((rq.ret & PROTO_RET_ITERATIONS) && !iters)) {
+    trc_polish_result *pol = rq.polish_max_iters ? malloc(n * sizeof *pol) : NULL;
+    if (!u || !traj || !xf || !fe || !cost || ((rq.ret & PROTO_RET_ITERATIONS) && !iters) ||
+        (rq.polish_max_iters && !pol)) {
         batcher_leave(a->batcher);
         http_reply_error(res, 500, NULL, "out of memory");
     } else {
@@ -129,6 +173,11 @@ static void on_control(app *a, const http_request *req, http_response *res) {
                              snap->name);
         } else if (rc) {
             http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());
+        } else if (pol && (rc = polish(snap, &rq, u, pol))) {
+            if (rc == TRC_ENUMERIC)
+                http_reply_error(res, 422, "polish", "polish failed: %s", trc_errmsg());
+            else
+                http_reply_error(res, 500, NULL, "polish failed: %s", trc_errmsg());
         } else if (simulate(snap, &rq, u, traj, xf, fe, cost)) {
             http_reply_error(res, 500, NULL, "simulation failed: %s", trc_errmsg());
         } else {
@@ -145,6 +194,9 @@ static void on_control(app *a, const http_request *req, http_response *res) {
                                       .cost = cost,
                                       .trajectory = (rq.ret & PROTO_RET_TRAJECTORY) ? traj : NULL,
                                       .iterations = iters,
+                                      .polish = pol,
+                                      .polish_expert = rq.polish_expert,
+                                      .polish_max_iters = rq.polish_max_iters,
                                       .timing_ms = now_ms() - t0};
             json_t *out = proto_control_response(&r, rq.batch, &err);
             if (out)
@@ -159,6 +211,7 @@ static void on_control(app *a, const http_request *req, http_response *res) {
     free(xf);
     free(fe);
     free(cost);
+    free(pol);
     snapshot_release(snap);
     proto_control_req_free(&rq);
 }

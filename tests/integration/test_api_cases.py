@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from conftest import ROOT, SMALL_INIT, SMALL_RANDOM, Trcd
+import subprocess
+
+from conftest import MAKE_MODEL, ROOT, SMALL_INIT, SMALL_RANDOM, Trcd
 
 CASES_DIR = os.path.join(ROOT, "tests", "api", "cases")
 CASES = sorted(d for d in os.listdir(CASES_DIR) if os.path.isdir(os.path.join(CASES_DIR, d)))
@@ -20,9 +22,16 @@ def server(tmp_path_factory):
     (dash / "index.html").write_text("<!doctype html><title>TRC</title>")
     (dash / "app.js").write_text("console.log('trc');")
     (root / "secret.txt").write_text("not for clients")
+    # rocket_landing (s=7, m=3, T=50): a bare checkpoint and a sidecar naming the system
+    rocket = str(root / "rocket_src.safetensors")
+    subprocess.run(["/usr/bin/python3", MAKE_MODEL, rocket, "--size", "small", "--s", "7",
+                    "--m", "3", "--T", "50", "--seed", "5"], check=True)
     srv = Trcd(root, args=["--max-batch", "64"], models={"default": SMALL_INIT,
-                                                        "random": SMALL_RANDOM},
+                                                        "random": SMALL_RANDOM,
+                                                        "rocket": rocket},
                dashboard_dir=str(dash))
+    with open(os.path.join(srv.models_dir, "rocket.json"), "w") as f:
+        json.dump({"system": "rocket_landing", "m": 3, "bound": 15000}, f)
     srv.start()
     yield srv
     srv.stop()

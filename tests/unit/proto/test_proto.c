@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
+#include "trc/system.h"
 
 static int parse(const char *body, size_t max_batch, proto_control_req *req, proto_error *err) {
     memset(err, 0, sizeof *err);
@@ -219,6 +220,98 @@ static void test_response_shapes(void **state) {
     json_decref(s1);
 }
 
+static void test_polish_field(void **state) {
+    (void)state;
+    proto_control_req req;
+    proto_error err;
+    assert_int_equal(parse("{\"state\":[1,0],\"target\":[0,0],\"polish\":{\"expert\":\"ilqr\","
+                           "\"max_iters\":7}}",
+                           8, &req, &err),
+                     0);
+    assert_string_equal(req.polish_expert, "ilqr");
+    assert_int_equal(req.polish_max_iters, 7);
+    const trc_system *vdp = trc_system_find("van_der_pol");
+    assert_int_equal(proto_control_check_polish(&req, vdp, 7, &err), 0);
+    assert_int_equal(proto_control_check_polish(&req, vdp, 6, &err), -1);
+    assert_string_equal(err.param, "polish.max_iters");
+    trc_system nojac = *vdp;
+    nojac.jacobian = NULL;
+    assert_int_equal(proto_control_check_polish(&req, &nojac, 7, &err), -1);
+    assert_string_equal(err.param, "polish.expert");
+    assert_non_null(strstr(err.message, "Jacobians"));
+    proto_control_req_free(&req);
+    assert_int_equal(parse("{\"state\":[1,0],\"target\":[0,0]}", 8, &req, &err), 0);
+    assert_int_equal(req.polish_max_iters, 0); /* no polish: nothing to check */
+    assert_int_equal(proto_control_check_polish(&req, &nojac, 1, &err), 0);
+    proto_control_req_free(&req);
+    static const struct {
+        const char *polish, *param, *text;
+    } bad[] = {
+        {"\"ilqr\"", "polish", "must be an object"},
+        {"{\"max_iters\":3}", "polish.expert", "missing"},
+        {"{\"expert\":3,\"max_iters\":3}", "polish.expert", "string"},
+        {"{\"expert\":\"x\",\"max_iters\":3}", "polish.expert", "unknown expert 'x'"},
+        {"{\"expert\":\"lqr\",\"max_iters\":3}", "polish.expert", "cannot start from a guess"},
+        {"{\"expert\":\"ilqr\"}", "polish.max_iters", "missing"},
+        {"{\"expert\":\"ilqr\",\"max_iters\":0}", "polish.max_iters", "1..100000"},
+        {"{\"expert\":\"ilqr\",\"max_iters\":100001}", "polish.max_iters", "1..100000"},
+        {"{\"expert\":\"ilqr\",\"max_iters\":1.5}", "polish.max_iters", "whole number"},
+        {"{\"expert\":\"ilqr\",\"max_iters\":3,\"tol\":1}", "polish", "polish.tol"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"state\":[1,0],\"target\":[0,0],\"polish\":%s}",
+                 bad[i].polish);
+        assert_int_equal(parse(body, 8, &req, &err), -1);
+        assert_int_equal(err.code, 400);
+        assert_string_equal(err.param, bad[i].param);
+        assert_non_null(strstr(err.message, bad[i].text));
+    }
+}
+
+static void test_polish_response(void **state) {
+    (void)state;
+    float u[2] = {0.1f, 0.2f}, xf[2] = {0, 0};
+    double fe = 0.5, cost = 0.05;
+    trc_polish_result pol = {
+        .iterations = 3, .converged = 1, .cost_before = 9.0, .cost_after = 2.5, .ms = 0.25};
+    proto_control_result r = {.model_name = "m",
+                              .model_version = "v",
+                              .n = 1,
+                              .T = 2,
+                              .m = 1,
+                              .s = 2,
+                              .K = 1,
+                              .controls = u,
+                              .final_state = xf,
+                              .final_error = &fe,
+                              .cost = &cost,
+                              .polish = &pol,
+                              .polish_expert = "ilqr",
+                              .polish_max_iters = 5};
+    proto_error err;
+    for (int batch = 0; batch < 2; batch++) {
+        json_t *b = proto_control_response(&r, batch, &err);
+        assert_non_null(b);
+        json_t *p = json_object_get(b, "polish");
+        if (batch) {
+            assert_int_equal(json_array_size(p), 1);
+            p = json_array_get(p, 0);
+        }
+        assert_string_equal(json_string_value(json_object_get(p, "expert")), "ilqr");
+        assert_int_equal(json_integer_value(json_object_get(p, "max_iters")), 5);
+        assert_int_equal(json_integer_value(json_object_get(p, "iterations")), 3);
+        assert_true(json_is_true(json_object_get(p, "converged")));
+        assert_true(json_real_value(json_object_get(p, "cost_before")) == 9.0);
+        assert_true(json_real_value(json_object_get(p, "cost_after")) == 2.5);
+        assert_true(json_real_value(json_object_get(p, "ms")) == 0.25);
+        json_decref(b);
+    }
+    pol.cost_after = NAN; /* never sent */
+    assert_null(proto_control_response(&r, 0, &err));
+    assert_int_equal(err.code, 422);
+}
+
 static void test_response_never_sends_nan(void **state) {
     (void)state;
     float u[2] = {0.1f, NAN}, xf[2] = {0, 0};
@@ -371,6 +464,8 @@ int main(void) {
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_response_shapes),
         cmocka_unit_test(test_response_never_sends_nan),
+        cmocka_unit_test(test_polish_field),
+        cmocka_unit_test(test_polish_response),
         cmocka_unit_test(test_error_shape),
         cmocka_unit_test(test_real_f32_shortest),
         cmocka_unit_test(test_load_request),
