@@ -2,7 +2,9 @@
 // and the state labels from GET /v1/catalog (core's tables: nothing is spelled here), polls the jobs
 // (every 2 s, every 0.75 s while one is queued or running), renders models, jobs, a job's loss
 // curves and control sequences. Every server error is shown in the page (#errors), not only
-// in the console. Plots are drawn by plot.js.
+// in the console. Plots are drawn by plot.js; how a system's run is drawn is one entry of
+// SYSTEM_VIEWS (a phase portrait for Van der Pol, altitude vs downrange and thrust magnitude for
+// the rocket, states against time otherwise).
 'use strict';
 
 const POLL_IDLE_MS = 2000;
@@ -148,13 +150,14 @@ async function refreshModels() {
 function renderModels() {
   const body = $('models-table').tBodies[0];
   body.replaceChildren();
-  if (!ui.models.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 8 }, 'no models loaded')));
+  if (!ui.models.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 9 }, 'no models loaded')));
   for (const m of ui.models) {
     const c = m.config || {};
     body.append(el('tr', { dataset: { model: m.name } },
-      el('td', {}, el('strong', {}, m.name)), el('td', {}, m.size || c.size || '–'),
+      el('td', {}, el('strong', {}, m.name)), el('td', { class: 'arch' }, m.arch || '–'),
+      el('td', {}, m.size || c.size || '–'),
       el('td', { class: 'num' }, m.num_params != null ? m.num_params.toLocaleString('en-US') : '–'),
-      el('td', {}, c.system || '–'), el('td', {}, c.T != null ? `${c.T} × ${c.m}` : '–'),
+      el('td', {}, m.system || c.system || '–'), el('td', {}, c.T != null ? `${c.T} × ${c.m}` : '–'),
       el('td', { class: 'mono' }, m.checkpoint || '–'),
       el('td', { class: 'mono', title: m.sha256 || '' }, (m.sha256 || '').slice(0, 12) || '–'),
       el('td', {}, when(m.loaded_at))));
@@ -468,44 +471,130 @@ function renderControl() {
   const { request, response: r } = ui.lastControl;
   const info = ui.models.find((m) => m.name === r.model.name);
   const cfg = (info && info.config) || {};
+  const system = (info && info.system) || cfg.system;
   const dt = cfg.dt > 0 ? cfg.dt : null;
-  const tAt = (k) => (dt ? k * dt : k);
-  const xLabel = dt ? 'time (s)' : 'step';
   const T = r.controls.length;
   const m = T ? r.controls[0].length : 0;
+  const s = r.final_state.length;
+  // State and control labels from the catalogue's system table (x0, u0, ... when it has none).
+  const sys = ui.catalog && ui.catalog.systems.find((x) => x.name === system);
+  const names = Array.from({ length: s }, (_, i) => (sys && sys.state_names && sys.state_names[i]) || `x${i}`);
+  const unames = Array.from({ length: m }, (_, j) => (sys && sys.control_names && sys.control_names[j]) || `u${j}`);
+  const run = {
+    request, r, cfg, T, m, s, names, unames,
+    times: Array.from({ length: T + 1 }, (_, k) => (dt ? k * dt : k)),
+    xLabel: dt ? 'time (s)' : 'step',
+  };
 
-  $('control-summary').replaceChildren(...[
+  const summary = [
     ['final state', `[${r.final_state.map((v) => num(v, 4)).join(', ')}]`],
     ['final error', num(r.final_error, 3)],
     ['control cost Σu²', num(r.cost, 4)],
     ['model', `${r.model.name} @ ${(r.model.version || '').slice(0, 12)}`],
-  ].map(([k, v]) => el('div', { class: 'kv' }, el('span', { class: 'k' }, k), el('span', { class: 'v' }, v))));
+  ];
+  if (r.polish) {
+    summary.push(['polish', `${r.polish.expert}: ${r.polish.iterations} iterations, J ${num(r.polish.cost_before, 4)} → ${num(r.polish.cost_after, 4)} in ${num(r.polish.ms)} ms`]);
+  }
+  $('control-summary').replaceChildren(...summary.map(([k, v]) => el('div', { class: 'kv' }, el('span', { class: 'k' }, k), el('span', { class: 'v' }, v))));
 
-  const times = Array.from({ length: T + 1 }, (_, k) => tAt(k));
-  const useries = [];
-  for (let j = 0; j < m; j++) {
-    useries.push({ label: m > 1 ? `u${j}` : 'u (control)', x: times, y: r.controls.map((u) => u[j]), color: COLORS[j % COLORS.length], step: true });
-  }
-  const bound = cfg.bound > 0 ? ` (bound ±${cfg.bound})` : '';
-  TRCPlot.draw($('controls-plot'), { series: useries, xLabel, yLabel: `control${bound}` });
-
-  const traj = r.trajectory;
-  if (!traj) {
-    TRCPlot.draw($('state-plot'), { series: [], empty: 'the server returned no trajectory' });
-    return;
-  }
-  const s = traj[0].length;
-  // State labels from the catalogue's system table (x0, x1, ... when it has none).
-  const sys = ui.catalog && ui.catalog.systems.find((x) => x.name === cfg.system);
-  const names = (sys && sys.state_names) || Array.from({ length: s }, (_, i) => `x${i}`);
-  const xseries = [];
-  for (let i = 0; i < s; i++) {
-    const color = COLORS[(i + 2) % COLORS.length];
-    xseries.push({ label: names[i] || `x${i}`, x: times, y: traj.map((x) => x[i]), color });
-    xseries.push({ label: `target ${names[i] || `x${i}`}`, x: [times[0], times[T]], y: [request.target[i], request.target[i]], color, dash: [6, 4], width: 1.5 });
-  }
-  TRCPlot.draw($('state-plot'), { series: xseries, xLabel, yLabel: 'state' });
+  const view = SYSTEM_VIEWS[system] || timeView;
+  const drawn = view(run);
+  $('controls-caption').textContent = drawn.controlsCaption;
+  $('state-caption').textContent = drawn.stateCaption;
+  $('state-plot').dataset.view = drawn.name;
+  $('controls-plot').dataset.view = drawn.name;
 }
+
+// The controls against time, one step series per control (zero-order hold).
+function controlSeries(run) {
+  const out = [];
+  for (let j = 0; j < run.m; j++) {
+    out.push({ label: run.m > 1 ? run.unames[j] : `${run.unames[j]} (control)`, x: run.times, y: run.r.controls.map((u) => u[j]), color: COLORS[j % COLORS.length], step: true });
+  }
+  return out;
+}
+
+function boundText(cfg) {
+  return cfg.bound > 0 ? ` (bound ±${cfg.bound})` : '';
+}
+
+// Default view: controls and every state against time, with the target as dashed lines.
+function timeView(run) {
+  const { r, request, T, names, times } = run;
+  TRCPlot.draw($('controls-plot'), { series: controlSeries(run), xLabel: run.xLabel, yLabel: `control${boundText(run.cfg)}` });
+  const captions = { name: 'time', controlsCaption: 'controls u(t)', stateCaption: 'simulated state x(t)' };
+  if (!r.trajectory) {
+    TRCPlot.draw($('state-plot'), { series: [], empty: 'the server returned no trajectory' });
+    return captions;
+  }
+  const xseries = [];
+  for (let i = 0; i < run.s; i++) {
+    const color = COLORS[(i + 2) % COLORS.length];
+    xseries.push({ label: names[i], x: times, y: r.trajectory.map((x) => x[i]), color });
+    xseries.push({ label: `target ${names[i]}`, x: [times[0], times[T]], y: [request.target[i], request.target[i]], color, dash: [6, 4], width: 1.5 });
+  }
+  TRCPlot.draw($('state-plot'), { series: xseries, xLabel: run.xLabel, yLabel: 'state' });
+  return captions;
+}
+
+// A two-state system as a phase portrait: the second state against the first, from the start
+// (a dot) to the end, with the target as a large dot.
+function phaseView(run) {
+  const { r, request, names } = run;
+  TRCPlot.draw($('controls-plot'), { series: controlSeries(run), xLabel: run.xLabel, yLabel: `control${boundText(run.cfg)}` });
+  const captions = { name: 'phase', controlsCaption: 'controls u(t)', stateCaption: `phase portrait: ${names[1]} against ${names[0]}` };
+  if (!r.trajectory) {
+    TRCPlot.draw($('state-plot'), { series: [], empty: 'the server returned no trajectory' });
+    return captions;
+  }
+  const traj = r.trajectory;
+  TRCPlot.draw($('state-plot'), {
+    series: [
+      { label: 'trajectory', x: traj.map((x) => x[0]), y: traj.map((x) => x[1]), color: COLORS[0] },
+      { label: 'start', x: [traj[0][0]], y: [traj[0][1]], color: COLORS[2], radius: 4 },
+      { label: 'target', x: [request.target[0]], y: [request.target[1]], color: COLORS[4], radius: 6 },
+    ],
+    xLabel: names[0], yLabel: names[1],
+  });
+  return captions;
+}
+
+// The rocket: altitude (the third state) against the horizontal distance from the target
+// (first two states), and the thrust magnitude |T| beside its components. The mass (last state)
+// is not a position and is left out.
+function rocketView(run) {
+  const { r, request, names, unames, times, cfg } = run;
+  const mag = r.controls.map((u) => Math.hypot(...u));
+  const useries = [{ label: '|thrust|', x: times, y: mag, color: COLORS[4], step: true, width: 2.5 }];
+  for (const sr of controlSeries(run)) useries.push(Object.assign(sr, { width: 1, markers: false }));
+  TRCPlot.draw($('controls-plot'), { series: useries, xLabel: run.xLabel, yLabel: `thrust (N)${boundText(cfg)}` });
+  const captions = {
+    name: 'rocket',
+    controlsCaption: `thrust magnitude |(${unames.join(', ')})| and components`,
+    stateCaption: `altitude ${names[2]} against downrange √(${names[0]}² + ${names[1]}²)`,
+  };
+  if (!r.trajectory) {
+    TRCPlot.draw($('state-plot'), { series: [], empty: 'the server returned no trajectory' });
+    return captions;
+  }
+  const down = (x) => Math.hypot(x[0] - request.target[0], x[1] - request.target[1]);
+  const traj = r.trajectory;
+  TRCPlot.draw($('state-plot'), {
+    series: [
+      { label: 'trajectory', x: traj.map(down), y: traj.map((x) => x[2]), color: COLORS[0] },
+      { label: 'start', x: [down(traj[0])], y: [traj[0][2]], color: COLORS[2], radius: 4 },
+      { label: 'target', x: [0], y: [request.target[2]], color: COLORS[4], radius: 6 },
+    ],
+    xLabel: `downrange (${names[0]}, ${names[1]}) to the target, m`, yLabel: `altitude ${names[2]}, m`,
+  });
+  return captions;
+}
+
+// How a system's runs are drawn: one line per system, the time view for the others.
+const SYSTEM_VIEWS = {
+  van_der_pol: phaseView,
+  rocket_landing: rocketView,
+};
 
 // ---------------------------------------------------------------- start
 

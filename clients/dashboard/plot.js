@@ -1,6 +1,7 @@
 // Line charts on a <canvas>, written for this dashboard (no library): linear or log y axis,
 // "nice" ticks, step series (zero-order-hold controls), dashed reference lines, a legend.
-// TRCPlot.draw(canvas, {series: [{label, x, y, color, step, dash}], xLabel, yLabel, logY, integerX, empty})
+// TRCPlot.draw(canvas, {series: [{label, x, y, color, step, dash, markers, radius}], xLabel, yLabel,
+//                       logY, integerX, empty})
 'use strict';
 
 const TRCPlot = (() => {
@@ -88,6 +89,8 @@ const TRCPlot = (() => {
     canvas.dataset.points = '0';
     canvas.dataset.series = String(series.length);
     canvas.dataset.labels = JSON.stringify(series.map((s) => s.label || ''));
+    canvas.dataset.xLabel = opts.xLabel || '';
+    canvas.dataset.yLabel = opts.yLabel || '';
     const xr = extent(series, 'x', false);
     let yr = extent(series, 'y', !!opts.logY);
     if (!xr || !yr) {
@@ -177,7 +180,7 @@ const TRCPlot = (() => {
       if (s.markers !== false && !s.dash && s.y.length <= 40) {
         for (let i = 0; i < s.y.length; i++) {
           if (!ok(i)) continue;
-          ctx.beginPath(); ctx.arc(X(s.x[i]), Y(s.y[i]), 2.6, 0, 2 * Math.PI); ctx.fill();
+          ctx.beginPath(); ctx.arc(X(s.x[i]), Y(s.y[i]), s.radius || 2.6, 0, 2 * Math.PI); ctx.fill();
         }
       }
     }

@@ -4,7 +4,10 @@
 // runs to `succeeded` with its loss curve drawn and its model listed, and a job is cancelled
 // from the page. The training form, its expert choices and the state labels come from
 // GET /v1/catalog: every wire option appears with its default, range and help, an out-of-range
-// value is refused by the form with the catalogue's limit, a cross-field one by the server. Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
+// value is refused by the form with the catalogue's limit, a cross-field one by the server.
+// The models table shows each model's arch; a Van der Pol run is drawn as a phase portrait
+// (x1 against x2, with the target) and a rocket_landing run as altitude against downrange with
+// the thrust magnitude, labelled from the catalogue (tiny ilqr jobs train those two models). Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
 // per test and, last, `browser: N passed, M failed`; exits 1 if any failed.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,18 +72,25 @@ const JOB_WAIT = 1200000;
 const points = (page, selector) => page.$eval(selector, (c) => Number(c.dataset.points || 0));
 
 async function main() {
-  // A default model first: trained by trcd itself, so the page has something to serve.
+  // A default model first: trained by trcd itself, so the page has something to serve; and a
+  // tiny Van der Pol and rocket_landing model (ilqr data) for their views.
   const models = await api('GET', '/v1/models');
-  if (!models.models.some((m) => m.name === 'default')) {
-    const { job_id } = await api('POST', '/v1/train', { name: 'default', model_size: 'small', num_samples: 3000, epochs: 40, seed: 1 });
+  const wanted = [
+    { name: 'default', model_size: 'small', num_samples: 3000, epochs: 40, seed: 1 },
+    { name: 'vdp', system: 'van_der_pol', expert: 'ilqr', model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
+    { name: 'rocket', system: 'rocket_landing', expert: 'ilqr', model_size: 'small', num_samples: 16, epochs: 1, batch_size: 8, seed: 1 },
+  ].filter((spec) => !models.models.some((m) => m.name === spec.name));
+  const jobs = [];
+  for (const spec of wanted) jobs.push([spec.name, (await api('POST', '/v1/train', spec)).job_id]);
+  for (const [model, jobId] of jobs) {
     for (let i = 0; ; i++) {
-      const job = await api('GET', `/v1/jobs/${job_id}`);
+      const job = await api('GET', `/v1/jobs/${jobId}`);
       if (job.terminal) {
-        if (job.status !== 'succeeded') throw new Error(`default model job ${job.status}: ${job.error}`);
+        if (job.status !== 'succeeded') throw new Error(`${model} model job ${job.status}: ${job.error}`);
         break;
       }
       // a bound, not a speed: a loaded or slow machine only takes longer
-      if (i > 6000) throw new Error('default model job did not finish in 20 minutes');
+      if (i > 6000) throw new Error(`${model} model job did not finish in 20 minutes`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -208,6 +218,80 @@ async function main() {
       await page.waitForFunction(() => Number(document.getElementById('state-plot').dataset.points) > 0, null, { timeout: UI_WAIT });
       const labels = JSON.parse(await page.$eval('#state-plot', (c) => c.dataset.labels));
       for (const name of want) check(labels.includes(name), `state plot labels ${labels} lack ${name}`);
+    });
+
+    await test('the models table shows each model\'s arch and system', async () => {
+      const served = (await api('GET', '/v1/models')).models;
+      check(served.every((m) => typeof m.arch === 'string' && m.arch), `/v1/models arch: ${JSON.stringify(served.map((m) => m.arch))}`);
+      const head = await page.$$eval('#models-table thead th', (t) => t.map((x) => x.textContent));
+      check(head.includes('arch'), `models table header ${head}`);
+      for (const name of ['default', 'vdp', 'rocket']) {
+        await page.waitForSelector(`#models-table tr[data-model="${name}"]`, { timeout: UI_WAIT });
+        const m = served.find((x) => x.name === name);
+        const arch = await page.$eval(`#models-table tr[data-model="${name}"] td.arch`, (e) => e.textContent);
+        check(arch === m.arch, `${name}: arch cell "${arch}", server "${m.arch}"`);
+        const row = await page.textContent(`#models-table tr[data-model="${name}"]`);
+        check(row.includes(m.system), `${name}: row "${row}" lacks ${m.system}`);
+      }
+      // The training form offers the catalogue's systems, experts, architectures (and objectives
+      // when the catalogue has that option): generated from the descriptors, nothing spelled here.
+      const cat = await api('GET', '/v1/catalog');
+      const wire = cat.option_sets.flatMap((x) => x.options.filter((o) => o.where.includes('wire')));
+      for (const key of ['system', 'expert', 'arch', 'objective']) {
+        const o = wire.find((x) => x.name === key);
+        if (!o) { check(key === 'objective', `the catalogue has no wire option ${key}`); continue; }
+        check(await page.$(`#train-form [name="${key}"]`) !== null, `the form lacks ${key}`);
+      }
+      const archs = await page.$$eval('#train-form [name=arch] option', (o) => o.map((x) => x.value));
+      check(JSON.stringify(archs) === JSON.stringify(cat.architectures.map((a) => a.name)), `arch choices ${archs}`);
+      await page.locator('#models-card').screenshot({ path: join(ARTIFACTS, 'models.png') });
+    });
+
+    await test('a Van der Pol run is drawn as a phase portrait with the target', async () => {
+      const cat = await api('GET', '/v1/catalog');
+      const names = cat.systems.find((x) => x.name === 'van_der_pol').state_names;
+      await page.selectOption('#control-model', 'vdp');
+      await page.fill('#control-state', '1.5, -0.5');
+      await page.fill('#control-target', '0.25, 0');
+      await page.click('#control-form button[type=submit]');
+      await page.waitForFunction(() => document.getElementById('state-plot').dataset.view === 'phase' &&
+        Number(document.getElementById('state-plot').dataset.points) > 0, null, { timeout: UI_WAIT });
+      const plot = await page.$eval('#state-plot', (c) => ({ ...c.dataset }));
+      const labels = JSON.parse(plot.labels);
+      check(labels.includes('trajectory') && labels.includes('target'), `phase labels ${labels}`);
+      check(plot.xLabel === names[0] && plot.yLabel === names[1], `axes ${plot.xLabel} / ${plot.yLabel}, catalogue ${names}`);
+      // T+1 trajectory points, the start and the target
+      const T = (await api('GET', '/v1/models/vdp')).config.T;
+      check(Number(plot.points) === T + 3, `phase plot has ${plot.points} points, want ${T + 3}`);
+      check((await page.textContent('#state-caption')).includes('phase portrait'), 'caption');
+      check(await colouredPixels(page, '#state-plot') > 200, 'phase portrait shows no curve');
+      await page.locator('#control-card').screenshot({ path: join(ARTIFACTS, 'vdp-phase.png') });
+    });
+
+    await test('a rocket_landing run is drawn as altitude vs downrange with the thrust magnitude', async () => {
+      const cat = await api('GET', '/v1/catalog');
+      const sys = cat.systems.find((x) => x.name === 'rocket_landing');
+      await page.selectOption('#control-model', 'rocket');
+      await page.fill('#control-state', '1200, -800, 2500, -10, 5, -40, 2500');
+      await page.fill('#control-target', '0, 0, 0, 0, 0, 0, 0');
+      await page.click('#control-form button[type=submit]');
+      await page.waitForFunction(() => document.getElementById('state-plot').dataset.view === 'rocket' &&
+        Number(document.getElementById('state-plot').dataset.points) > 0, null, { timeout: UI_WAIT });
+      const plot = await page.$eval('#state-plot', (c) => ({ ...c.dataset }));
+      check(JSON.parse(plot.labels).includes('target'), `rocket labels ${plot.labels}`);
+      check(plot.yLabel.includes(sys.state_names[2]) && /downrange/.test(plot.xLabel), `axes ${plot.xLabel} / ${plot.yLabel}`);
+      const T = (await api('GET', '/v1/models/rocket')).config.T;
+      check(Number(plot.points) === T + 3, `rocket plot has ${plot.points} points, want ${T + 3}`);
+      const thrust = JSON.parse(await page.$eval('#controls-plot', (c) => c.dataset.labels));
+      check(thrust[0] === '|thrust|', `controls plot labels ${thrust}`);
+      for (const u of sys.control_names) check(thrust.includes(u), `controls plot labels ${thrust} lack ${u}`);
+      check(await colouredPixels(page, '#state-plot') > 200, 'rocket plot shows no curve');
+      check(await colouredPixels(page, '#controls-plot') > 200, 'thrust plot shows no curve');
+      await page.locator('#control-card').screenshot({ path: join(ARTIFACTS, 'rocket.png') });
+      // back to the default model for the tests that follow
+      await page.selectOption('#control-model', 'default');
+      await page.fill('#control-state', '1.5, -0.5');
+      await page.fill('#control-target', '0, 0');
     });
 
     await test('a small training job reaches succeeded with a loss curve', async () => {

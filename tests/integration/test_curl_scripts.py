@@ -27,7 +27,8 @@ def ok(r):
 
 
 def test_every_script_is_tested():
-    tested = {"control.sh", "control_batch.sh", "train.sh", "job.sh", "cancel.sh", "models.sh", "load.sh"}
+    tested = {"control.sh", "control_batch.sh", "control_polish.sh", "train.sh", "job.sh",
+              "cancel.sh", "models.sh", "load.sh"}
     assert set(n for n in os.listdir(CURL) if n.endswith(".sh")) == tested
 
 
@@ -43,6 +44,15 @@ def test_control_error_fails_with_body(trcd):
     assert r.returncode != 0
     err = json.loads(r.stdout)["error"]
     assert err["code"] == 400 and err["param"] == "state"
+
+
+def test_control_polish(trcd):
+    out = ok(run(trcd, "control_polish.sh", "1.5,-0.5", "0,0", "3"))
+    p = out["polish"]
+    assert p["expert"] == "ilqr" and p["max_iters"] == 3 and 1 <= p["iterations"] <= 3
+    assert p["cost_after"] <= p["cost_before"]
+    r = run(trcd, "control_polish.sh", "1.5,-0.5", "0,0", "0")
+    assert r.returncode != 0 and json.loads(r.stdout)["error"]["param"] == "polish.max_iters"
 
 
 def test_control_batch(trcd):

@@ -150,3 +150,21 @@ def test_train_rocket_landing_ilqr(trcd_factory):
     st, out = control(srv, model="lander", state=[500.0, 300.0, 2000.0, 0.0, 0.0, -30.0, 2000.0],
                       target=[0.0] * 7)
     assert st == 200 and len(out["final_state"]) == 7
+
+
+def test_python_client_polish(vdp):
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients", "python"))
+    from trc_client import Client
+    from trc_client.client import polish_spec
+    assert polish_spec("ilqr") == {"expert": "ilqr", "max_iters": 5}
+    assert polish_spec("ilqr:12") == {"expert": "ilqr", "max_iters": 12}
+    with pytest.raises(ValueError):
+        polish_spec("ilqr:x")
+    srv = vdp()
+    c = Client(srv.url)
+    one = c.control([1.5, -0.5], [0.0, 0.0], polish="ilqr:4")
+    assert one["polish"]["max_iters"] == 4 and one["polish"]["cost_after"] <= one["polish"]["cost_before"]
+    many = c.control_batch(STATES, [[0.0, 0.0]] * len(STATES), polish={"expert": "ilqr", "max_iters": 2})
+    assert len(many["polish"]) == len(STATES)

@@ -52,6 +52,8 @@ def parser():
     c.add_argument("--model", help="model name (default: the server's default model)")
     c.add_argument("--trajectory", action="store_true", help="also return the simulated states")
     c.add_argument("--iterations", action="store_true", help="also return every refinement iterate")
+    c.add_argument("--polish", metavar="EXPERT[:ITERS]",
+                   help="polish the model's answer with an iterative expert, e.g. ilqr:5")
 
     t = sub.add_parser("train", help="submit a training job (POST /v1/train)")
     for flag, _key, typ in SPEC_FIELDS:
@@ -116,7 +118,8 @@ def run(args, client, out=sys.stdout):
     if cmd == "control":
         if len(args.state) != len(args.target):
             raise SystemExit("control: give as many --target as --state")
-        kw = dict(model=args.model, trajectory=args.trajectory, iterations=args.iterations)
+        kw = dict(model=args.model, trajectory=args.trajectory, iterations=args.iterations,
+                  polish=args.polish)
         if len(args.state) == 1:
             result = client.control(args.state[0], args.target[0], **kw)
         else:

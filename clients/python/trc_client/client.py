@@ -26,6 +26,18 @@ class TRCError(Exception):
         super().__init__(f"{code} {type_}: {message}{where}")
 
 
+def polish_spec(polish):
+    """"ilqr" or "ilqr:ITERS" (5 by default, as trc compare --polish) or a dict -> the request's
+    {"expert", "max_iters"} object (the server validates it)."""
+    if isinstance(polish, dict):
+        return dict(polish)
+    expert, _, iters = str(polish).partition(":")
+    try:
+        return {"expert": expert, "max_iters": int(iters) if iters else 5}
+    except ValueError:
+        raise ValueError(f"polish: expected EXPERT[:ITERS], got {polish!r}") from None
+
+
 class Client:
     """Client(url, token=None): talks to one trcd. `token` is sent as a Bearer token
     (needed for state-changing routes when the server runs with TRC_API_TOKEN)."""
@@ -61,19 +73,27 @@ class Client:
 
     # -- inference -------------------------------------------------------------------
 
-    def control(self, state, target, model=None, trajectory=False, iterations=False):
-        """POST /v1/control for one (state, target): controls [T][m], final_state, cost, ..."""
-        body = {"state": list(state), "target": list(target)}
-        return self._control(body, model, trajectory, iterations)
+    def control(self, state, target, model=None, trajectory=False, iterations=False,
+                polish=None):
+        """POST /v1/control for one (state, target): controls [T][m], final_state, cost, ...
 
-    def control_batch(self, states, targets, model=None, trajectory=False, iterations=False):
+        polish="ilqr:5" (or {"expert": "ilqr", "max_iters": 5}): the model's answer is the warm
+        start of that expert for at most 5 iterations; the answer's "polish" reports
+        iterations, cost_before, cost_after and ms."""
+        body = {"state": list(state), "target": list(target)}
+        return self._control(body, model, trajectory, iterations, polish)
+
+    def control_batch(self, states, targets, model=None, trajectory=False, iterations=False,
+                      polish=None):
         """POST /v1/control for N pairs at once: every per-sample value gains a leading [N]."""
         body = {"states": [list(s) for s in states], "targets": [list(t) for t in targets]}
-        return self._control(body, model, trajectory, iterations)
+        return self._control(body, model, trajectory, iterations, polish)
 
-    def _control(self, body, model, trajectory, iterations):
+    def _control(self, body, model, trajectory, iterations, polish=None):
         if model is not None:
             body["model"] = model
+        if polish is not None:
+            body["polish"] = polish_spec(polish)
         ret = [name for name, on in (("trajectory", trajectory), ("iterations", iterations)) if on]
         if ret:
             body["return"] = ret
