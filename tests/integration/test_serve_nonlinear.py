@@ -146,7 +146,10 @@ def test_train_rocket_landing_ilqr(trcd_factory):
     assert job["status"] == "succeeded", job
     assert job["spec"]["system"] == "rocket_landing" and job["spec"]["expert"] == "ilqr"
     info = srv.request("GET", "/v1/models/lander").json()
-    assert info["system"] == "rocket_landing" and info["config"]["s"] == 7
+    c = info["config"]
+    assert info["system"] == "rocket_landing" and info["arch"] == "single"
+    # the data (and so the model) have the system's own horizon, time step and bound
+    assert (c["s"], c["m"], c["T"], c["dt"], c["bound"]) == (7, 3, 50, 1.0, 15000.0), c
     st, out = control(srv, model="lander", state=[500.0, 300.0, 2000.0, 0.0, 0.0, -30.0, 2000.0],
                       target=[0.0] * 7)
     assert st == 200 and len(out["final_state"]) == 7

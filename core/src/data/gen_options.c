@@ -122,9 +122,13 @@ const trc_option_set *trc_gen_option_set(void) {
 }
 
 int trc_gen_request_default(const char *system, trc_gen_request *req) {
+    /* system may point into req (a request re-defaulted for its own system): copy it first */
+    char name[sizeof req->settings.system] = "";
+    if (system)
+        snprintf(name, sizeof name, "%s", system);
     memset(req, 0, sizeof *req);
     trc_options_default(gen_set.options, gen_set.count, req);
-    const trc_system *sys = trc_system_find(system ? system : req->settings.system);
+    const trc_system *sys = trc_system_find(system ? name : req->settings.system);
     if (!sys)
         return TRC_ENOTFOUND;
     trc_gen_settings *g = &req->settings;

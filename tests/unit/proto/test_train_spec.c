@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "train_spec.h"
+#include "trc/system.h"
 
 /* Parses text as a spec; returns the parser's status and fills err. */
 static int parse(const char *text, trc_train_spec *spec, proto_error *err) {
@@ -53,6 +54,34 @@ static void test_defaults(void **state) {
     /* NULL (no body) is the same as {} */
     assert_int_equal(trc_train_spec_parse(NULL, &spec, &err), 0);
     assert_int_equal(spec.train.epochs, 100);
+}
+
+/* The data's horizon, dt, bound and box are the chosen system's, also after a round trip through
+ * the stored JSON (the spec re-defaulted for its own system name once gave the double
+ * integrator's). */
+static void test_system_defaults(void **state) {
+    (void)state;
+    static const char *const systems[] = {"van_der_pol", "rocket_landing"};
+    for (int i = 0; i < 2; i++) {
+        const trc_system *sys = trc_system_find(systems[i]);
+        char text[160];
+        snprintf(text, sizeof text,
+                 "{\"system\": \"%s\", \"expert\": \"ilqr\", \"num_samples\": 16, "
+                 "\"batch_size\": 8}",
+                 systems[i]);
+        trc_train_spec spec[2];
+        proto_error err;
+        assert_int_equal(parse(text, &spec[0], &err), 0);
+        json_t *j = trc_train_spec_to_json(&spec[0]);
+        assert_int_equal(trc_train_spec_read(j, &spec[1], &err), 0);
+        json_decref(j);
+        for (int k = 0; k < 2; k++) {
+            assert_string_equal(spec[k].data.settings.system, systems[i]);
+            assert_int_equal(spec[k].data.settings.T, sys->T);
+            assert_true(spec[k].data.settings.dt == sys->dt);
+            assert_true(spec[k].data.settings.bound == sys->bound);
+        }
+    }
 }
 
 static void test_full_spec_and_round_trip(void **state) {
@@ -269,6 +298,7 @@ static void test_job_json(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_system_defaults),
         cmocka_unit_test(test_full_spec_and_round_trip),
         cmocka_unit_test(test_bounds_name_the_field),
         cmocka_unit_test(test_replace),
