@@ -6,9 +6,11 @@
 #include "option_json.h"
 #include "train_spec.h"
 #include "trc/arch.h"
+#include "trc/error.h"
 #include "trc/expert.h"
 #include "trc/model.h"
 #include "trc/objective.h"
+#include "trc/polish.h"
 #include "trc/settings.h"
 #include "trc/system.h"
 
@@ -98,9 +100,10 @@ static json_t *experts_json(void) {
     for (size_t i = 0; arr && i < trc_expert_count(); i++) {
         const trc_expert *e = trc_expert_at(i);
         add(arr,
-            json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", e->name, "about",
+            json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "name", e->name, "about",
                       e->about ? e->about : "", "cost_label", e->cost_label ? e->cost_label : "",
-                      "accepts", accepts_json(e), "parameters", expert_params_json(e)),
+                      "accepts", accepts_json(e), "parameters", expert_params_json(e), "polish",
+                      trc_polish_check(e->name, NULL) == TRC_OK),
             &bad);
     }
     if (bad) {

@@ -2,6 +2,7 @@
  * run it through the dynamic batcher, simulate the controls with the model's system for the
  * final state, error, cost and trajectory, and answer (proto). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -38,9 +39,10 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, con
 }
 
 /* The model's answers u [n, T*m] polished in place (trc/polish.h) with the system's default
- * expert weights; one report per sample in out [n]. */
+ * expert weights; one report per sample in out [n]. Stops between rows (TRC_ECANCELED) once
+ * the client is gone (gone may be NULL). */
 static int polish(const model_snapshot *snap, const proto_control_req *rq, float *u,
-                  trc_polish_result *out) {
+                  trc_polish_result *out, const atomic_int *gone) {
     const trc_model_config *c = &snap->model.cfg;
     trc_expert_plan *plan;
     int rc = trc_polish_plan_create(rq->polish_expert, snap->system, snap->dt, c->T, c->bound, NULL,
@@ -52,6 +54,10 @@ static int polish(const model_snapshot *snap, const proto_control_req *rq, float
     double x0[PROTO_MAX_DIM], xt[PROTO_MAX_DIM];
     rc = ui ? TRC_OK : trc_fail(TRC_ENOMEM, "out of memory");
     for (size_t i = 0; rc == TRC_OK && i < rq->n; i++) {
+        if (gone && atomic_load(gone)) {
+            rc = TRC_ECANCELED;
+            break;
+        }
         for (size_t k = 0; k < s; k++)
             x0[k] = rq->states[i * s + k], xt[k] = rq->targets[i * s + k];
         for (size_t k = 0; k < U; k++)
@@ -173,8 +179,10 @@ static void on_control(app *a, const http_request *req, http_response *res) {
                              snap->name);
         } else if (rc) {
             http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());
-        } else if (pol && (rc = polish(snap, &rq, u, pol))) {
-            if (rc == TRC_ENUMERIC)
+        } else if (pol && (rc = polish(snap, &rq, u, pol, http_client_gone(req)))) {
+            if (rc == TRC_ECANCELED)
+                http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
+            else if (rc == TRC_ENUMERIC)
                 http_reply_error(res, 422, "polish", "polish failed: %s", trc_errmsg());
             else
                 http_reply_error(res, 500, NULL, "polish failed: %s", trc_errmsg());

@@ -320,6 +320,9 @@ async function loadCatalog() {
   try {
     ui.catalog = await api('GET', '/v1/catalog');
     buildTrainForm();
+    const polish = $('control-polish');
+    polish.replaceChildren(el('option', { value: '' }, 'none'),
+      ...ui.catalog.experts.filter((e) => e.polish).map((e) => el('option', { value: e.name }, e.name)));
     renderControl();
   } catch (e) {
     $('train-fields').replaceChildren(el('span', { class: 'error-text' }, 'the catalogue could not be loaded'));
@@ -450,6 +453,14 @@ async function submitControl(ev) {
     return;
   }
   if ($('control-model').value) body.model = $('control-model').value;
+  if ($('control-polish').value) {
+    const iters = Number($('control-polish-iters').value);
+    if (!Number.isInteger(iters) || iters < 1) {
+      formMessage('control-msg', 'polish iterations must be a whole number ≥ 1', 'bad');
+      return;
+    }
+    body.polish = { expert: $('control-polish').value, max_iters: iters };
+  }
   formMessage('control-msg', 'computing…');
   try {
     const r = await api('POST', '/v1/control', body);
@@ -493,7 +504,9 @@ function renderControl() {
     ['model', `${r.model.name} @ ${(r.model.version || '').slice(0, 12)}`],
   ];
   if (r.polish) {
-    summary.push(['polish', `${r.polish.expert}: ${r.polish.iterations} iterations, J ${num(r.polish.cost_before, 4)} → ${num(r.polish.cost_after, 4)} in ${num(r.polish.ms)} ms`]);
+    const p = r.polish;
+    summary.push(['polish', el('span', { id: 'polish-report', dataset: { iterations: p.iterations, before: p.cost_before, after: p.cost_after } },
+      `${p.expert}: ${p.iterations} of ≤ ${p.max_iters} iterations${p.converged ? ' (converged)' : ''}, J ${num(p.cost_before, 4)} → ${num(p.cost_after, 4)} in ${num(p.ms)} ms`)]);
   }
   $('control-summary').replaceChildren(...summary.map(([k, v]) => el('div', { class: 'kv' }, el('span', { class: 'k' }, k), el('span', { class: 'v' }, v))));
 

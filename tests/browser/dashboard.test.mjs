@@ -266,7 +266,23 @@ async function main() {
       check(Number(plot.points) === T + 3, `phase plot has ${plot.points} points, want ${T + 3}`);
       check((await page.textContent('#state-caption')).includes('phase portrait'), 'caption');
       check(await colouredPixels(page, '#state-plot') > 200, 'phase portrait shows no curve');
+      check(await page.$('#polish-report') === null, 'a polish report without polish');
       await page.locator('#control-card').screenshot({ path: join(ARTIFACTS, 'vdp-phase.png') });
+
+      // Polished by an expert the catalogue says can polish: the report shows J falling.
+      const polishers = cat.experts.filter((e) => e.polish).map((e) => e.name);
+      const offered = await page.$$eval('#control-polish option', (o) => o.map((x) => x.value).filter(Boolean));
+      check(JSON.stringify(offered) === JSON.stringify(polishers), `polish choices ${offered}, catalogue ${polishers}`);
+      await page.selectOption('#control-polish', 'ilqr');
+      await page.fill('#control-polish-iters', '5');
+      await page.click('#control-form button[type=submit]');
+      await page.waitForSelector('#polish-report', { timeout: UI_WAIT });
+      const rep = await page.$eval('#polish-report', (e) => ({ ...e.dataset, text: e.textContent }));
+      check(Number(rep.iterations) >= 1 && Number(rep.iterations) <= 5, `polish iterations ${rep.iterations}`);
+      check(Number(rep.after) <= Number(rep.before), `polish J ${rep.before} -> ${rep.after}`);
+      check(/ilqr/.test(rep.text), `polish report: ${rep.text}`);
+      await page.locator('#control-card').screenshot({ path: join(ARTIFACTS, 'vdp-polish.png') });
+      await page.selectOption('#control-polish', '');
     });
 
     await test('a rocket_landing run is drawn as altitude vs downrange with the thrust magnitude', async () => {

@@ -171,3 +171,17 @@ def test_python_client_polish(vdp):
     assert one["polish"]["max_iters"] == 4 and one["polish"]["cost_after"] <= one["polish"]["cost_before"]
     many = c.control_batch(STATES, [[0.0, 0.0]] * len(STATES), polish={"expert": "ilqr", "max_iters": 2})
     assert len(many["polish"]) == len(STATES)
+
+
+def test_catalogue_says_which_experts_polish(vdp):
+    """GET /v1/catalog's experts[].polish is exactly what /v1/control accepts as polish.expert."""
+    srv = vdp()
+    experts = srv.request("GET", "/v1/catalog").json()["experts"]
+    assert any(e["polish"] for e in experts) and not all(e["polish"] for e in experts)
+    for e in experts:
+        st, out = control(srv, state=[1.0, 0.5], target=[0, 0],
+                          polish={"expert": e["name"], "max_iters": 2})
+        if e["polish"]:
+            assert st == 200 and out["polish"]["expert"] == e["name"], out
+        else:
+            assert st == 400 and out["error"]["param"] == "polish.expert", out
