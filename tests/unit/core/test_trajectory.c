@@ -4,7 +4,7 @@
  * terms sum to the loss; the checks that refuse a system without Jacobians, data without a
  * system and negative weights; and trc_train with the trajectory and mixed objectives on every
  * architecture of the table (terms in the history, training_stats.json and the resumable
- * state). */
+ * state, bit for bit across a mid-epoch resume). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -274,6 +274,63 @@ static void test_train_every_architecture(void **state) {
     trc_dataset_free(&ds);
 }
 
+/* Stops the run at batch 2 of epoch 2 (mid-epoch, with term sums in flight). */
+static int stop_mid_epoch(void *user, const trc_progress *p) {
+    (void)user;
+    return p->kind == TRC_PROGRESS_BATCH && p->epoch == 2 && p->batch == 2;
+}
+
+/* A run stopped mid-epoch and resumed ends with the same history, terms included, bit for bit,
+ * as one never interrupted: the term sums of the unfinished epoch are in the saved state. */
+static void test_resume_keeps_terms(void **state) {
+    (void)state;
+    trc_gen_settings gs;
+    assert_int_equal(trc_gen_settings_default("double_integrator", &gs), TRC_OK);
+    gs.seed = 4;
+    trc_dataset ds;
+    assert_int_equal(trc_dataset_generate(&gs, 64, &ds), TRC_OK);
+    trc_train_opts o;
+    trc_train_opts_default(&o);
+    snprintf(o.model_size, sizeof o.model_size, "small");
+    snprintf(o.objective, sizeof o.objective, "mixed");
+    o.K = 1;
+    o.n = 1;
+    o.epochs = 3;
+    o.batch_size = 16;
+    o.obj.control_weight = 0.05;
+    trc_train_result whole, part, rest;
+    snprintf(o.out_dir, sizeof o.out_dir, "%s/whole", test_tmpdir);
+    assert_int_equal(trc_train(&ds, &o, NULL, NULL, NULL, &whole), TRC_OK);
+    snprintf(o.out_dir, sizeof o.out_dir, "%s/resumed", test_tmpdir);
+    assert_int_equal(trc_train(&ds, &o, stop_mid_epoch, NULL, NULL, &part), TRC_ECANCELED);
+    trc_model_free(&part.model);
+    trc_train_opts r;
+    assert_int_equal(trc_train_saved_settings(o.out_dir, &r), TRC_OK);
+    assert_int_equal(trc_train(&ds, &r, NULL, NULL, NULL, &rest), TRC_OK);
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/whole/training_stats.json", test_tmpdir);
+    snprintf(pb, sizeof pb, "%s/resumed/training_stats.json", test_tmpdir);
+    json_t *a = json_load_file(pa, 0, NULL), *b = json_load_file(pb, 0, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    for (size_t e = 0; e < 3; e++) {
+        json_t *ea = json_array_get(json_object_get(a, "epochs"), e);
+        json_t *eb = json_array_get(json_object_get(b, "epochs"), e);
+        const char *keys[] = {"train_terms", "val_terms"};
+        for (int k = 0; k < 2; k++)
+            assert_true(json_equal(json_object_get(ea, keys[k]), json_object_get(eb, keys[k])));
+        assert_true(json_number_value(json_object_get(ea, "train_loss")) ==
+                    json_number_value(json_object_get(eb, "train_loss")));
+    }
+    assert_memory_equal(whole.model.params, rest.model.params,
+                        whole.model.num_params * sizeof(float));
+    json_decref(a);
+    json_decref(b);
+    trc_model_free(&whole.model);
+    trc_model_free(&rest.model);
+    trc_dataset_free(&ds);
+}
+
 static int setup(void **state) {
     (void)state;
     openblas_set_num_threads(1);
@@ -290,6 +347,7 @@ int main(void) {
         cmocka_unit_test(test_gradient_against_double_reference),
         cmocka_unit_test(test_checks),
         cmocka_unit_test(test_train_every_architecture),
+        cmocka_unit_test(test_resume_keeps_terms),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
