@@ -42,6 +42,9 @@ typedef struct trc_train_opts {
     trc_objective_params obj; /* the objective's weights */
     int feedback;             /* trajectory feedback (trc_model_config.feedback; default off) */
     char names[8];            /* checkpoint key spelling: "a273222" (default) or "ec6511d" */
+    /* A checkpoint of the same architecture, size and shape to start from instead of the
+     * seeded initialization ("" = none): e.g. imitation first, then a trajectory objective. */
+    char init[4096];
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */

@@ -294,7 +294,9 @@ int trc_option_check(const trc_option *o, const void *base) {
         const char *s = CFIELD(o, base, char);
         if (!o->size || !memchr(s, 0, o->size))
             return refuse(o, "an unterminated string");
-        if (has_choices(o) ? trc_option_choice_index(o, s) < 0 : !s[0]) {
+        /* empty is refused unless it is the default ("" = none, as trc train --init) */
+        int empty_ok = o->def_str && !o->def_str[0];
+        if (has_choices(o) ? trc_option_choice_index(o, s) < 0 : !s[0] && !empty_ok) {
             snprintf(got, sizeof got, "'%.40s'", s);
             return refuse(o, got);
         }

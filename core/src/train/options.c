@@ -325,6 +325,17 @@ static const trc_option train_options[] = {
      .help = "parameter-name spelling of the checkpoints (the original's versions)",
      .metavar = "NAMES",
      .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    /* A path on the machine that trains: the command line's only (a server job names none). */
+    {.name = "init",
+     .type = TRC_OPT_STRING,
+     F(init),
+     .size = sizeof(((trc_train_opts *)0)->init),
+     .def_str = "",
+     .def_text = "none",
+     .help = "start from this checkpoint's parameters (same architecture, size and shape) "
+             "instead of the seeded initialization, e.g. to fine-tune with another objective",
+     .metavar = "FILE",
+     .where = TRC_OPT_CLI | TRC_OPT_SAVED | TRC_OPT_OMIT_DEFAULT},
 };
 
 static const trc_option_set train_set = {
@@ -358,7 +369,8 @@ static int terminated(const char *s, size_t cap) {
 int trc_train_opts_validate(const trc_train_opts *o) {
     if (!o)
         return trc_fail(TRC_EINVAL, "training options are NULL");
-    if (!terminated(o->arch, sizeof o->arch) || !terminated(o->objective, sizeof o->objective))
+    if (!terminated(o->arch, sizeof o->arch) || !terminated(o->objective, sizeof o->objective) ||
+        !terminated(o->init, sizeof o->init))
         return trc_fail(TRC_EINVAL, "architecture or objective name is not terminated");
     if (!terminated(o->names, sizeof o->names))
         return trc_fail(TRC_EINVAL, "checkpoint names spelling is not terminated");

@@ -212,6 +212,28 @@ static int check_same_settings(const trc_train_opts *a, const trc_train_opts *sa
     return TRC_OK;
 }
 
+/* The parameters of the checkpoint at path, which must be a model of the same architecture,
+ * size and shape. */
+static int init_from(trc_model *model, const char *path) {
+    trc_model src;
+    int rc = trc_checkpoint_load(path, NULL, &src);
+    if (rc)
+        return trc_fail_prefix(TRC_EINVAL, "init: ");
+    const trc_model_config *a = &model->cfg, *b = &src.cfg;
+    const char *aa = a->arch[0] ? a->arch : TRC_ARCH_DEFAULT,
+               *ba = b->arch[0] ? b->arch : TRC_ARCH_DEFAULT;
+    if (strcmp(aa, ba) != 0 || a->d != b->d || a->h != b->h || a->blocks != b->blocks ||
+        a->s != b->s || a->m != b->m || a->T != b->T || src.num_params != model->num_params)
+        rc = trc_fail(TRC_EINVAL,
+                      "init: %s is a %s model (d=%d, s=%d, m=%d, T=%d), the run trains a %s "
+                      "model (d=%d, s=%d, m=%d, T=%d)",
+                      path, ba, b->d, b->s, b->m, b->T, aa, a->d, a->s, a->m, a->T);
+    else
+        memcpy(model->params, src.params, model->num_params * sizeof(float));
+    trc_model_free(&src);
+    return rc;
+}
+
 static int setup(trc_run *run, work *w) {
     const trc_dataset *ds = run->ds;
     const trc_train_opts *o = &run->o;
@@ -268,6 +290,8 @@ static int setup(trc_run *run, work *w) {
     int rc = make_model(run, &run->model);
     if (!rc)
         rc = trc_model_init(&run->model, o->seed);
+    if (!rc && o->init[0])
+        rc = init_from(&run->model, o->init);
     if (!rc)
         rc = trc_trainer_create(&run->model, B, &w->tr);
     if (!rc)

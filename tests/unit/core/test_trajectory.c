@@ -331,6 +331,47 @@ static void test_resume_keeps_terms(void **state) {
     trc_dataset_free(&ds);
 }
 
+/* --init: a run starts from a checkpoint's parameters (here with a learning rate too small to
+ * move them), and refuses one of another size before writing anything. */
+static void test_init_from_checkpoint(void **state) {
+    (void)state;
+    trc_gen_settings gs;
+    assert_int_equal(trc_gen_settings_default("double_integrator", &gs), TRC_OK);
+    trc_dataset ds;
+    assert_int_equal(trc_dataset_generate(&gs, 32, &ds), TRC_OK);
+    trc_train_opts o;
+    trc_train_opts_default(&o);
+    snprintf(o.model_size, sizeof o.model_size, "small");
+    o.K = 1;
+    o.n = 1;
+    o.epochs = 2;
+    o.batch_size = 16;
+    snprintf(o.out_dir, sizeof o.out_dir, "%s/init_a", test_tmpdir);
+    trc_train_result a, b;
+    assert_int_equal(trc_train(&ds, &o, NULL, NULL, NULL, &a), TRC_OK);
+    trc_train_opts f = o;
+    snprintf(f.objective, sizeof f.objective, "mixed");
+    snprintf(f.init, sizeof f.init, "%s", a.best_path);
+    f.lr = 1e-12;
+    f.lr_min = 0;
+    f.seed = 99; /* another seed: without --init the parameters would differ entirely */
+    f.epochs = 1;
+    snprintf(f.out_dir, sizeof f.out_dir, "%s/init_b", test_tmpdir);
+    assert_int_equal(trc_train(&ds, &f, NULL, NULL, NULL, &b), TRC_OK);
+    double worst = 0.0;
+    for (size_t i = 0; i < a.model.num_params; i++)
+        worst = fmax(worst, fabs((double)a.model.params[i] - b.model.params[i]));
+    assert_true(worst < 1e-6);
+    trc_model_free(&b.model);
+    snprintf(f.model_size, sizeof f.model_size, "medium");
+    snprintf(f.out_dir, sizeof f.out_dir, "%s/init_c", test_tmpdir);
+    assert_int_equal(trc_train(&ds, &f, NULL, NULL, NULL, &b), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "init: "));
+    assert_null(fopen(f.out_dir, "r"));
+    trc_model_free(&a.model);
+    trc_dataset_free(&ds);
+}
+
 static int setup(void **state) {
     (void)state;
     openblas_set_num_threads(1);
@@ -348,6 +389,7 @@ int main(void) {
         cmocka_unit_test(test_checks),
         cmocka_unit_test(test_train_every_architecture),
         cmocka_unit_test(test_resume_keeps_terms),
+        cmocka_unit_test(test_init_from_checkpoint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
