@@ -2,7 +2,10 @@
 PyTorch project's format (best_model.pt holding model_state_dict, config.json beside it) is
 built from the parameter names of docs/model.md, converted, loaded into trcd, and
 trcd's /v1/control answers are compared with a PyTorch forward pass written here from
-model.md (within 1e-4). Needs Debian's python3-torch."""
+model.md (within 1e-4); the original's later (a273222) exports of tests/data/v2 (single,
+two_level, trm_style, feedback; either key spelling) convert and answer as their cases, a
+TRC-written checkpoint exported as best_model.pt converts back to itself, and bad input is
+refused with one line and nothing written. Needs Debian's python3-torch."""
 import json
 import os
 import subprocess
@@ -212,3 +215,133 @@ def test_not_a_checkpoint(tmp_path):
     bad.write_bytes(b"this is not a pickle")
     r = convert(str(bad), str(tmp_path / "x.safetensors"))
     assert r.returncode == 1 and "not a readable PyTorch checkpoint" in r.stderr
+
+
+# ---------------------------------------------------------------- the original's later version
+
+V2 = os.path.join(os.environ.get("TRC_TEST_DATA", os.path.join(ROOT, "tests", "data")), "v2")
+TRC_BIN = os.path.abspath(os.environ.get("TRC_BIN", os.path.join(ROOT, "build", "trc")))
+
+
+def v2_fixture(name):
+    """(state_dict of the a273222 export, its case tensors) from tests/data/v2."""
+    from safetensors_numpy import load
+    params, _ = load(os.path.join(V2, name + ".safetensors"))
+    case, meta = load(os.path.join(V2, name + ".case.safetensors"))
+    return {k: torch.from_numpy(v.copy()) for k, v in params.items()}, case, meta
+
+
+def respell(sd, names):
+    """The same state_dict with the FFN keys spelled as `names` (ec6511d: ffn.0 / ffn.3)."""
+    if names == "a273222":
+        return dict(sd)
+    return {k.replace(".ffn.fc_in.", ".ffn.0.").replace(".ffn.fc_out.", ".ffn.3."): v
+            for k, v in sd.items()}
+
+
+# every checkpoint the original's a273222 writes (the three architectures, feedback), read in
+# either spelling and written in either
+V2_CASES = [("single_small", "single", False, "ec6511d", "a273222"),
+            ("single_small", "single", False, "a273222", "ec6511d"),
+            ("two_level_small", "two_level", False, "a273222", "a273222"),
+            ("two_level_small", "two_level", False, "ec6511d", "ec6511d"),
+            ("trm_style_small", "trm_style", False, "ec6511d", "a273222"),
+            ("trm_style_small", "trm_style", False, "a273222", "ec6511d"),
+            ("two_level_small_fb", "two_level", True, "a273222", "a273222")]
+
+
+@pytest.mark.parametrize("fixture, arch, feedback, spelled, names", V2_CASES)
+def test_converts_every_later_checkpoint(trcd, tmp_path, fixture, arch, feedback, spelled, names):
+    sd, case, meta = v2_fixture(fixture)
+    torch.save({"epoch": 3, "model_state_dict": respell(sd, spelled)}, str(tmp_path / "best_model.pt"))
+    two = arch != "single"
+    config = {"state_dim": 2, "control_dim": 1, "control_horizon": 15, "latent_dim": 64,
+              "hidden_dim": 256 if arch == "trm_style" else 128, "num_heads": 2,
+              "use_two_level": two, "H_cycles": 3, "L_cycles": 4, "L_layers": 2,
+              "num_reasoning_blocks": 2, "num_outer_cycles": 3, "num_inner_cycles": 3,
+              "use_gradient_truncation": two, "control_bounds": 4.0, "use_residual_decoder": True}
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(config, f)
+    name = f"{fixture}_{spelled}_{names}"
+    out = os.path.join(trcd.models_dir, name + ".safetensors")
+    r = convert(str(tmp_path / "best_model.pt"), out, "--names", names,
+                *(["--feedback"] if feedback else []))
+    assert r.returncode == 0, r.stderr
+    from safetensors_numpy import load
+    tensors, m = load(out)
+    assert m["arch"] == arch and m["names"] == names and (m.get("feedback") == "true") == feedback
+    assert set(tensors) == set(respell(sd, names))
+    assert (m["K"], m["n"]) == (("3", "4") if two else ("3", "3"))
+    c = Client(trcd.url, token=getattr(trcd, "token", None))
+    c.load(name, name + ".safetensors")
+    got = torch.tensor(c.control_batch(case["x0"].tolist(), case["target"].tolist(),
+                                       model=name)["controls"], dtype=torch.float64)
+    want = torch.from_numpy(case["iterates"][3].astype("float64")).reshape(8, 15, 1)
+    assert (got - want).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("arch", ["two_level", "trm_style"])
+def test_round_trip_of_a_trc_checkpoint(tmp_path, arch):
+    """A TRC-written checkpoint, exported as the original's best_model.pt (state_dict only), converts
+    back to the same tensors and answers."""
+    from safetensors_numpy import load
+    data = tmp_path / "d.npz"
+    subprocess.run([TRC_BIN, "generate", "--num-samples", "64", "--seed", "2", "--out", str(data)],
+                   check=True, capture_output=True)
+    run = tmp_path / "run"
+    subprocess.run([TRC_BIN, "train", "--data", str(data), "--out", str(run), "--arch", arch,
+                    "--model-size", "small", "--epochs", "1", "--threads", "1", "--feedback",
+                    "--json"], check=True, capture_output=True)
+    ours, meta = load(run / "best_model.safetensors")
+    torch.save({"model_state_dict": {k: torch.from_numpy(v.copy()) for k, v in ours.items()}},
+               str(tmp_path / "best_model.pt"))
+    out = tmp_path / "back.safetensors"
+    r = convert(str(tmp_path / "best_model.pt"), str(out), "--feedback", "--names", "ec6511d")
+    assert r.returncode == 0, r.stderr
+    back, m2 = load(out)
+    for key in ("arch", "size", "s", "m", "T", "K", "n", "d", "h", "blocks", "system", "feedback"):
+        assert m2[key] == meta[key], key
+    assert {k.replace(".ffn.0.", ".ffn.fc_in.").replace(".ffn.3.", ".ffn.fc_out."): v
+            for k, v in back.items()}.keys() == ours.keys()
+    for k, v in back.items():
+        k2 = k.replace(".ffn.0.", ".ffn.fc_in.").replace(".ffn.3.", ".ffn.fc_out.")
+        assert (v == ours[k2]).all(), k
+
+    def predict(ckpt):
+        r = subprocess.run([TRC_BIN, "predict", "--checkpoint", str(ckpt), "--state", "1,0.5",
+                            "--target", "0,0"], check=True, capture_output=True, text=True)
+        return json.loads(r.stdout)["controls"]
+    assert predict(out) == predict(run / "best_model.safetensors")
+
+
+@pytest.mark.parametrize("case", ["K_zero", "n_zero", "feedback_single", "both_spellings",
+                                  "use_two_level_false", "trm_missing_buffer"])
+def test_refuses_bad_later_input(tmp_path, case):
+    fixture = "single_small" if case in ("feedback_single",) else (
+        "trm_style_small" if case == "trm_missing_buffer" else "two_level_small")
+    sd, _, _ = v2_fixture(fixture)
+    config, extra = {}, []
+    if case == "K_zero":
+        extra = ["--K", "0"]
+    elif case == "n_zero":
+        config["L_cycles"] = 0
+    elif case == "feedback_single":
+        extra = ["--feedback"]
+    elif case == "both_spellings":
+        k = "recursive_reasoning.L_level.layers.0.ffn.fc_in.bias"
+        sd[k.replace("fc_in", "0")] = sd[k]
+    elif case == "use_two_level_false":
+        config["use_two_level"] = False
+    elif case == "trm_missing_buffer":
+        del sd["recursive_reasoning.L_init"]
+    torch.save({"model_state_dict": sd}, str(tmp_path / "best_model.pt"))
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(config, f)
+    out = tmp_path / "out.safetensors"
+    r = convert(str(tmp_path / "best_model.pt"), str(out), *extra)
+    assert r.returncode == 1, r.stdout
+    expect = {"K_zero": "must be positive", "n_zero": "must be positive",
+              "feedback_single": "--feedback needs", "both_spellings": "spelled both ways",
+              "use_two_level_false": "use_two_level", "trm_missing_buffer": "L_init"}[case]
+    assert expect in r.stderr and len(r.stderr.strip().split("\n")) == 1
+    assert not out.exists()
