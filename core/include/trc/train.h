@@ -34,6 +34,8 @@ typedef struct trc_train_opts {
     double bound;         /* control bound b; <= 0: the dataset's settings, else 4.0 */
     char data_path[4096]; /* recorded in training_stats.json only ("" = not known) */
     int threads;          /* threads of each training step (default 1); results depend on it */
+    char normalize[8];    /* "auto" (default), "on", "off": statistics of normalisation from the
+                             training split (auto: on for a system with per-component boxes) */
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */
