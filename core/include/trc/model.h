@@ -60,6 +60,13 @@ int trc_model_config_validate(const trc_model_config *cfg);
 /* The control bound in the network's units: b without normalisation, else the smallest bound
  * that reaches every physical [-b, b] component, max_i (b + |u_mean_i|) / u_std_i. */
 float trc_model_net_bound(const trc_model_config *cfg);
+/* Checks the normalisation fields of cfg (every value finite, std in [1e-9, 1e9], |mean| <=
+ * 1e9, the network's bound <= 1e6); TRC_EINVAL naming the entry. */
+int trc_model_norm_check(const trc_model_config *cfg);
+/* Statistics given as JSON text {"x_mean": [s], "x_std": [s], "u_mean": [m], "u_std": [m]}
+ * (for a checkpoint without them, e.g. the original's): checked, then set in cfg (which is left
+ * unchanged on error). */
+int trc_model_norm_from_json(trc_model_config *cfg, const char *text);
 /* Statistics of normalisation from data: per component mean and standard deviation of x [n, s]
  * and u [n*T, m] (rows of m); a component that does not vary (std below 1e-6 of max(1, |mean|))
  * gets std 1. Sets cfg->norm = 1. */

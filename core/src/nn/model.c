@@ -76,120 +76,6 @@ static int check_range(const char *what, int v, int lo, int hi) {
     return 0;
 }
 
-/* Normalisation statistics: finite, std positive, within sane magnitudes, and a network bound
- * that stays finite (a tiny std would make the network's controls astronomically large). */
-#define NORM_MAX_ABS 1e9
-#define NORM_MIN_STD 1e-9
-
-static int check_norm_vec(const char *what, const float *mean, const float *std, int n) {
-    for (int i = 0; i < n; i++) {
-        if (!isfinite(mean[i]) || fabsf(mean[i]) > NORM_MAX_ABS)
-            return trc_fail(TRC_EINVAL,
-                            "model config: %s_mean[%d] = %g is not a finite number "
-                            "of magnitude <= %g",
-                            what, i, (double)mean[i], NORM_MAX_ABS);
-        if (!isfinite(std[i]) || !(std[i] >= NORM_MIN_STD) || std[i] > NORM_MAX_ABS)
-            return trc_fail(TRC_EINVAL, "model config: %s_std[%d] = %g must be in [%g, %g]", what,
-                            i, (double)std[i], NORM_MIN_STD, NORM_MAX_ABS);
-    }
-    return TRC_OK;
-}
-
-static int check_norm(const trc_model_config *cfg) {
-    if (cfg->norm == 0)
-        return TRC_OK;
-    if (cfg->norm != 1)
-        return trc_fail(TRC_EINVAL, "model config: norm must be 0 or 1, got %d", cfg->norm);
-    if (cfg->s > TRC_NORM_MAX || cfg->m > TRC_NORM_MAX)
-        return trc_fail(TRC_EINVAL, "model config: normalisation supports s and m up to %d",
-                        TRC_NORM_MAX);
-    int rc;
-    if ((rc = check_norm_vec("x", cfg->x_mean, cfg->x_std, cfg->s)) ||
-        (rc = check_norm_vec("u", cfg->u_mean, cfg->u_std, cfg->m)))
-        return rc;
-    float nb = trc_model_net_bound(cfg);
-    if (!isfinite(nb) || nb > 1e6f)
-        return trc_fail(TRC_EINVAL,
-                        "model config: the bound in normalised units, (b + |u_mean|) / u_std = "
-                        "%g, is above 1e6 (u_std too small for b = %g)",
-                        (double)nb, (double)cfg->bound);
-    return TRC_OK;
-}
-
-float trc_model_net_bound(const trc_model_config *cfg) {
-    if (!cfg->norm)
-        return cfg->bound;
-    double nb = 0.0;
-    for (int i = 0; i < cfg->m && i < TRC_NORM_MAX; i++) {
-        double v = ((double)cfg->bound + fabs((double)cfg->u_mean[i])) / (double)cfg->u_std[i];
-        nb = v > nb || !(v == v) ? v : nb;
-    }
-    return (float)nb;
-}
-
-/* mean and std of column j of rows [n, stride] (two passes in double) */
-static void col_stats(const float *a, size_t n, int stride, int j, float *mean, float *std) {
-    double s = 0.0, q = 0.0;
-    for (size_t r = 0; r < n; r++)
-        s += a[r * (size_t)stride + (size_t)j];
-    double mu = n ? s / (double)n : 0.0;
-    for (size_t r = 0; r < n; r++) {
-        double e = a[r * (size_t)stride + (size_t)j] - mu;
-        q += e * e;
-    }
-    double sd = n ? sqrt(q / (double)n) : 0.0;
-    *mean = (float)mu;
-    *std = sd < 1e-6 * fmax(1.0, fabs(mu)) ? 1.0f : (float)sd;
-}
-
-int trc_model_norm_from_data(trc_model_config *cfg, size_t n, const float *x, size_t nu,
-                             const float *u) {
-    if (!cfg || !x || !u || n == 0 || nu == 0)
-        return trc_fail(TRC_EINVAL, "normalisation: no data");
-    if (cfg->s > TRC_NORM_MAX || cfg->m > TRC_NORM_MAX)
-        return trc_fail(TRC_EINVAL, "normalisation supports s and m up to %d", TRC_NORM_MAX);
-    for (int j = 0; j < cfg->s; j++)
-        col_stats(x, n, cfg->s, j, &cfg->x_mean[j], &cfg->x_std[j]);
-    for (int j = 0; j < cfg->m; j++)
-        col_stats(u, nu, cfg->m, j, &cfg->u_mean[j], &cfg->u_std[j]);
-    cfg->norm = 1;
-    return check_norm(cfg);
-}
-
-void trc_model_norm_states(const trc_model_config *cfg, size_t B, const float *x, float *xn) {
-    size_t s = (size_t)cfg->s;
-    if (!cfg->norm) {
-        memcpy(xn, x, B * s * sizeof *xn);
-        return;
-    }
-    for (size_t r = 0; r < B; r++)
-        for (size_t j = 0; j < s; j++)
-            xn[r * s + j] = (x[r * s + j] - cfg->x_mean[j]) / cfg->x_std[j];
-}
-
-void trc_model_norm_controls(const trc_model_config *cfg, size_t rows, const float *u, float *un) {
-    size_t m = (size_t)cfg->m;
-    if (!cfg->norm) {
-        memcpy(un, u, rows * m * sizeof *un);
-        return;
-    }
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < m; j++)
-            un[r * m + j] = (u[r * m + j] - cfg->u_mean[j]) / cfg->u_std[j];
-}
-
-void trc_model_denorm_controls(const trc_model_config *cfg, size_t rows, float *y) {
-    if (!cfg->norm)
-        return;
-    size_t m = (size_t)cfg->m;
-    float b = cfg->bound;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < m; j++) {
-            float v = cfg->u_mean[j] + cfg->u_std[j] * y[r * m + j];
-            y[r * m + j] = v < -b ? -b : (v > b ? b : v);
-        }
-}
-
 int trc_model_config_validate(const trc_model_config *cfg) {
     if (!cfg)
         return trc_fail(TRC_EINVAL, "model config: NULL");
@@ -221,7 +107,7 @@ int trc_model_config_validate(const trc_model_config *cfg) {
                         (double)cfg->bound);
     if (!isfinite(cfg->dt) || cfg->dt < 0.0)
         return trc_fail(TRC_EINVAL, "model config: dt must be >= 0, got %g", cfg->dt);
-    if ((rc = check_norm(cfg)))
+    if ((rc = trc_model_norm_check(cfg)))
         return rc;
     if (strcmp(cfg->size, "custom") != 0) {
         const trc_arch_size *p = trc_arch_size_find(a, cfg->size);
