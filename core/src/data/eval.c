@@ -38,8 +38,10 @@ static void task_metrics(const trc_system *sys, size_t n, const float *x0, const
             a[r] = x0[i * s + r], b[r] = target[i * s + r];
         sys->metrics(a, xf + i * s, b, v);
         for (int j = 0; j < k; j++)
-            out->metric_mean[j] += v[j] / (double)n;
+            out->metric_mean[j] += v[j];
     }
+    for (int j = 0; j < k; j++)
+        out->metric_mean[j] /= (double)n;
 }
 
 /* Fills `out` from each sample's final state xf [n, s], final error errs [n] and effort
