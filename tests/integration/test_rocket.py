@@ -139,3 +139,29 @@ def test_bare_export_gets_its_statistics_from_a_flag_or_a_sidecar(run, trcd_fact
     assert "x_std[0]" in srv.log()
     short = srv.control(state[:3], target, model="rocket")
     assert short.status == 400 and "7 values" in short.json()["error"]["message"]
+
+
+def test_converter_writes_the_statistics_the_loader_reads(run):
+    """convert_checkpoint.py --norm: its metadata values read back as the same float32s."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients", "python"))
+    import convert_checkpoint as conv
+    ckpt = str(run / "run/best_model.safetensors")
+    norm = json.loads(ok("info", "--checkpoint", ckpt, "--json").stdout)["config"]["normalisation"]
+    (run / "n.json").write_text(json.dumps(norm))
+    meta = conv.read_norm(str(run / "n.json"), 7, 3)
+    with open(ckpt, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    assert {k: header["__metadata__"][k] for k in meta}.keys() == meta.keys()
+    header["__metadata__"].update(meta)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    out = run / "converted.safetensors"
+    out.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n:])
+    back = json.loads(ok("info", "--checkpoint", str(out), "--json").stdout)["config"]
+    assert back["normalisation"] == norm
+    (run / "n.json").write_text(json.dumps({**norm, "u_std": [1.0, 2.0]}))
+    with pytest.raises(conv.ConvertError, match="'u_std' must have 3 values"):
+        conv.read_norm(str(run / "n.json"), 7, 3)
