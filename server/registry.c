@@ -3,9 +3,10 @@
  *
  * A checkpoint without __metadata__ (a bare PyTorch export) cannot tell b, K, n, m or its system.
  * An optional sidecar "<stem>.json" beside it gives them: {"system": "double_integrator",
- * "dt": 0.333, "bound": 4, "K": 3, "n": 3, "m": 1} (every key optional; they win over the
- * file's metadata). Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the
- * system table whose s, m and default T match the model; none or several: the load fails. */
+ * "dt": 0.333, "bound": 4, "K": 3, "n": 3, "m": 1, "norm": {"x_mean": [..], "x_std": [..],
+ * "u_mean": [..], "u_std": [..]}} (every key optional; they win over the file's metadata).
+ * Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the system table whose s, m
+ * and default T match the model; none or several: the load fails. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -147,6 +148,7 @@ typedef struct sidecar {
     trc_load_overrides ov;
     char system[32];
     double dt;
+    char *norm; /* "norm": normalisation statistics as JSON text (malloc'd), or NULL */
 } sidecar;
 
 /* Reads "<stem>.json" beside the checkpoint if it exists. */
@@ -167,7 +169,7 @@ static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
         return proto_fail(err, 400, "checkpoint", "sidecar %s: malformed JSON at line %d: %s", path,
                           je.line, je.text);
     }
-    static const char *const keys[] = {"system", "dt", "bound", "K", "n", "m", NULL};
+    static const char *const keys[] = {"system", "dt", "bound", "K", "n", "m", "norm", NULL};
     const char *system = NULL;
     double dt = 0, bound = 0;
     long long K = 0, nn = 0, m = 0;
@@ -187,6 +189,9 @@ static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
         sc->ov.K = (int)K;
         sc->ov.n = (int)nn;
         sc->ov.m = (int)m;
+        json_t *norm = json_object_get(root, "norm");
+        if (norm && !(sc->norm = json_dumps(norm, JSON_COMPACT | JSON_ENCODE_ANY)))
+            rc = proto_fail(err, 500, NULL, "out of memory");
     }
     json_decref(root);
     return rc;
@@ -219,12 +224,22 @@ static int build_snapshot(registry *reg, const char *name, const char *relpath, 
     if (read_sidecar(path, &sc, err))
         return -1;
     model_snapshot *snap = calloc(1, sizeof *snap);
-    if (!snap)
+    if (!snap) {
+        free(sc.norm);
         return proto_fail(err, 500, NULL, "out of memory");
+    }
     if (trc_checkpoint_decode(buf, len, &sc.ov, &snap->model)) {
+        free(sc.norm);
         free(snap);
         return proto_fail(err, 400, "checkpoint", "%s", trc_errmsg());
     }
+    /* the sidecar's normalisation statistics (a checkpoint without them, the original's) */
+    if (sc.norm && trc_model_norm_from_json(&snap->model.cfg, sc.norm)) {
+        free(sc.norm);
+        snapshot_free(snap);
+        return proto_fail(err, 400, "checkpoint", "sidecar: %s", trc_errmsg());
+    }
+    free(sc.norm);
     if (pick_system(snap, &sc, err)) {
         snapshot_free(snap);
         return -1;

@@ -290,6 +290,31 @@ def check_names(state, cfg):
     return dict(zip(out, want))  # same order, the FFN keys respelled
 
 
+def read_norm(path, s, m):
+    """Normalisation statistics {x_mean, x_std: [s], u_mean, u_std: [m]} (docs/checkpoints.md)
+    -> metadata values, checked as the C loader checks them."""
+    try:
+        with open(path) as f:
+            stats = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConvertError(f"--norm {path}: {e}")
+    want = {"x_mean": s, "x_std": s, "u_mean": m, "u_std": m}
+    if not isinstance(stats, dict) or set(stats) != set(want):
+        raise ConvertError(f"--norm {path}: expected exactly the keys {sorted(want)}")
+    out = {}
+    for key, n in want.items():
+        v = stats[key]
+        if not isinstance(v, list) or len(v) != n:
+            raise ConvertError(f"--norm {path}: '{key}' must have {n} values")
+        for i, x in enumerate(v):
+            ok = isinstance(x, (int, float)) and math.isfinite(x) and abs(x) <= 1e9
+            if not ok or (key.endswith("std") and not x >= 1e-9):
+                raise ConvertError(f"--norm {path}: {key}[{i}] = {x!r} is not allowed")
+        out["norm_" + key] = ",".join(repr(struct.unpack("<f", struct.pack("<f", x))[0])
+                                      for x in v)
+    return out
+
+
 def metadata(cfg, source):
     meta = {"trc_format": FORMAT_VERSION}
     for key in ("arch", "names", "size", "s", "m", "T", "b", "K", "n", "d", "h", "blocks", "heads",
@@ -298,6 +323,7 @@ def metadata(cfg, source):
         meta[key] = repr(float(v)) if isinstance(v, float) else str(v)
     if cfg["feedback"]:
         meta["feedback"] = "true"
+    meta.update(cfg.get("norm") or {})
     meta["training"] = json.dumps({"converted_from": os.path.basename(source)})
     return meta
 
@@ -349,6 +375,8 @@ def convert(src, dst, args):
         raise ConvertError(f"{cfg_path}: no such file")
     state = load_state_dict(src, trust=args.trust)
     cfg = configure(state, cfg_json, args)
+    if args.norm:
+        cfg["norm"] = read_norm(args.norm, cfg["s"], cfg["m"])
     names = check_names(state, cfg)
     data = encode_safetensors([(out, state[name]) for out, name in names.items()], metadata(cfg, src))
     write_atomic(dst, data)
@@ -375,6 +403,8 @@ def main(argv=None):
     p.add_argument("--feedback", action="store_true",
                    help="record trajectory feedback (two_level/trm_style with s = 2): the system "
                    "is simulated every cycle")
+    p.add_argument("--norm", help="normalisation statistics (JSON: x_mean, x_std, u_mean, u_std) "
+                   "the checkpoint was trained with, stored in the metadata")
     p.add_argument("--trust", action="store_true",
                    help="unpickle any object the .pt file names (only for files you trust)")
     args = p.parse_args(argv)

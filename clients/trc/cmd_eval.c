@@ -198,6 +198,15 @@ static void print_table(const char *title, const trc_eval_row *rows, size_t n,
     char label[48];
     snprintf(label, sizeof label, "success rate (error < %g)", rows[0].stats.threshold);
     ROW(label, "%13.2f%%", 100.0 * rows[i].stats.success_rate);
+    for (int k = 0; k < rows[0].stats.nmetrics; k++) { /* the system's task metrics */
+        const char *name = rows[0].stats.metric_names[k];
+        int rate = strcmp(name, "landed") == 0;
+        snprintf(label, sizeof label, "%s%s", name, rate ? " (rate)" : " (mean)");
+        if (rate)
+            ROW(label, "%13.2f%%", 100.0 * rows[i].stats.metric_mean[k]);
+        else
+            ROW(label, "%14.6g", rows[i].stats.metric_mean[k]);
+    }
 #undef ROW
     const trc_eval_row *ref = NULL, *base = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -217,6 +226,11 @@ static void print_table(const char *title, const trc_eval_row *rows, size_t n,
             print_pct(trc_eval_rel(rows[i].stats.cost_mean, ref->stats.cost_mean));
             printf("   success %+.1f points\n",
                    100.0 * (rows[i].stats.success_rate - ref->stats.success_rate));
+            for (int k = 0; k < rows[i].stats.nmetrics && k < ref->stats.nmetrics; k++) {
+                printf("  %-14s %-20s", "", rows[i].stats.metric_names[k]);
+                print_pct(trc_eval_rel(rows[i].stats.metric_mean[k], ref->stats.metric_mean[k]));
+                printf("\n");
+            }
         }
     }
     if (base && n > 1) {

@@ -93,6 +93,15 @@ static void print_text(const char *path, const trc_model *m, const size_t *count
     printf("\nfeedback    %s", c->feedback ? "on (simulates the system every cycle)" : "off");
     printf("\nnames       %s (ffn keys %s)", names,
            strcmp(names, TRC_NAMES_OLD) ? "ffn.fc_in/ffn.fc_out" : "ffn.0/ffn.3");
+    printf("\nnormalise   %s",
+           c->norm ? "per component, (x - mean) / std; u = mean + std y" : "no");
+    for (int v = 0; c->norm && v < 4; v++) {
+        static const char *const labels[] = {"x_mean", "x_std", "u_mean", "u_std"};
+        const float *a = v == 0 ? c->x_mean : v == 1 ? c->x_std : v == 2 ? c->u_mean : c->u_std;
+        printf("\n  %-9s", labels[v]);
+        for (int i = 0; i < (v < 2 ? c->s : c->m); i++)
+            printf(" %.6g", (double)a[i]);
+    }
     printf("\nkernels     %s (%s)", trc_isa_name(trc_isa_active()), trc_isa_reason());
     printf("\n\nparameters  %zu\n", m->num_params);
     for (size_t k = 0; k < NCOMP; k++) {
@@ -137,6 +146,18 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
         json_object_set_new(cj, "feedback", json_boolean(c->feedback));
     if (j)
         json_object_set_new(j, "names", json_string(names));
+    if (j && c->norm) { /* the normalisation statistics (docs/checkpoints.md) */
+        json_t *nm = json_object();
+        for (int v = 0; v < 4; v++) {
+            static const char *const labels[] = {"x_mean", "x_std", "u_mean", "u_std"};
+            const float *a = v == 0 ? c->x_mean : v == 1 ? c->x_std : v == 2 ? c->u_mean : c->u_std;
+            json_t *arr = json_array();
+            for (int i = 0; i < (v < 2 ? c->s : c->m); i++)
+                json_array_append_new(arr, json_real((double)a[i]));
+            json_object_set_new(nm, labels[v], arr);
+        }
+        json_object_set_new(json_object_get(j, "config"), "normalisation", nm);
+    }
     char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(j);
     if (!text)

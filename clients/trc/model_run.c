@@ -4,6 +4,7 @@
 
 #include "trc/checkpoint.h"
 #include "trc/error.h"
+#include "trc/fileio.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -22,6 +23,25 @@ int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out) {
     if (rc) {
         /* the loader's message names the file */
         return cli_lib_error(cmd, rc, rc == TRC_EINVAL);
+    }
+    if (f->norm) { /* statistics the checkpoint does not carry (they win over its metadata) */
+        uint8_t *buf;
+        size_t len;
+        char *text = NULL;
+        if ((rc = trc_read_file(f->norm, &buf, &len)) == TRC_OK) {
+            if ((text = malloc(len + 1))) {
+                memcpy(text, buf, len);
+                text[len] = 0;
+            }
+            free(buf);
+            rc = text ? trc_model_norm_from_json(&out->cfg, text)
+                      : trc_fail(TRC_ENOMEM, "out of memory");
+            free(text);
+        }
+        if (rc) {
+            trc_model_free(out);
+            return cli_error(CLI_USAGE, cmd, "--norm %s: %s", f->norm, trc_errmsg());
+        }
     }
     return CLI_OK;
 }

@@ -16,9 +16,10 @@ typedef struct cli_model_flags {
     double bound;           /* --bound B (0: the file's, else 4) */
     int K, n, m;            /* -K, -n, -m (0: the file's, else 3, 3, 1) */
     int threads;            /* --threads N of the commands that run the model (0: one per CPU) */
+    const char *norm;       /* --norm FILE: normalisation statistics (JSON), e.g. the original's */
 } cli_model_flags;
 
-/* The flag table entries of cli_model_flags `f` (five entries). */
+/* The flag table entries of cli_model_flags `f` (six entries). */
 #define CLI_MODEL_OPTS(f)                                                                          \
     CLI_OPT("--checkpoint", CLI_STR, &(f).checkpoint, "FILE", "model checkpoint (.safetensors)"),  \
         CLI_RANGE("--bound", CLI_DOUBLE, &(f).bound, "B",                                          \
@@ -28,7 +29,10 @@ typedef struct cli_model_flags {
         CLI_RANGE("-n", CLI_INT, &(f).n, "N", "inner reasoning cycles (default: the file's, 3)",   \
                   1, 64, 0),                                                                       \
         CLI_RANGE("-m", CLI_INT, &(f).m, "M",                                                      \
-                  "control dimension of a checkpoint without metadata (default 1)", 1, 64, 0)
+                  "control dimension of a checkpoint without metadata (default 1)", 1, 64, 0),     \
+        CLI_OPT("--norm", CLI_STR, &(f).norm, "FILE",                                              \
+                "normalisation statistics {x_mean, x_std, u_mean, u_std} (JSON) for a checkpoint " \
+                "without them (default: the file's metadata, else none)")
 
 /* --threads of the commands that run a model over many pairs (predict --data, eval, compare). */
 #define CLI_MODEL_THREADS_OPT(f)                                                                   \

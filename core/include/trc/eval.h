@@ -21,6 +21,10 @@ typedef struct trc_eval_stats {
     double cost_mean, cost_std;             /* control effort sum_t |u_t|^2 per sample */
     size_t successes;                       /* samples with final error < threshold */
     double success_rate;
+    /* the system's task metrics (system.h), means over the samples */
+    int nmetrics;
+    const char *const *metric_names;
+    double metric_mean[TRC_SYSTEM_MAX_METRICS];
 } trc_eval_stats;
 
 /* x0, target: [n, s], u: [n, T, m] -> stats; final_err: [n] (may be NULL). Simulated and

@@ -9,6 +9,7 @@
 
 #define TRC_MAX_BLOCKS 16
 #define TRC_PARAM_NAME_MAX 96
+#define TRC_NORM_MAX 64 /* largest s and m of a normalised model */
 
 typedef struct trc_model_config {
     char arch[16];           /* architecture (trc/arch.h); "" means "single" */
@@ -23,6 +24,14 @@ typedef struct trc_model_config {
      * on `system` (time step dt, 0 = the system's) and feeds x_T - x* through error_embedding.
      * Only architectures with trc_arch.feedback; needs a known system with s = 2. */
     int feedback;
+    /* Normalisation (docs/checkpoints.md), off when norm = 0 (all zero: the network sees and
+     * answers physical units, as before). With norm = 1 the network sees (x - x_mean) / x_std
+     * for the state and the target, answers controls y in normalised units with the bound
+     * trc_model_net_bound, and the model's controls are clamp(u_mean + u_std * y, -b, b) per
+     * component: b stays the physical bound. Inference and the trainer apply it. */
+    int norm;
+    float x_mean[TRC_NORM_MAX], x_std[TRC_NORM_MAX]; /* [s] */
+    float u_mean[TRC_NORM_MAX], u_std[TRC_NORM_MAX]; /* [m] */
 } trc_model_config;
 
 /* One named parameter tensor: a view into trc_model.params. */
@@ -52,6 +61,27 @@ int trc_model_config_preset_arch(const char *arch, const char *size, int s, int 
                                  float bound, trc_model_config *cfg);
 /* Checks every field of cfg (positive dims, bound > 0, blocks <= TRC_MAX_BLOCKS, ...). */
 int trc_model_config_validate(const trc_model_config *cfg);
+/* The control bound in the network's units: b without normalisation, else the smallest bound
+ * that reaches every physical [-b, b] component, max_i (b + |u_mean_i|) / u_std_i. */
+float trc_model_net_bound(const trc_model_config *cfg);
+/* Checks the normalisation fields of cfg (every value finite, std in [1e-9, 1e9], |mean| <=
+ * 1e9, the network's bound <= 1e6); TRC_EINVAL naming the entry. */
+int trc_model_norm_check(const trc_model_config *cfg);
+/* Statistics given as JSON text {"x_mean": [s], "x_std": [s], "u_mean": [m], "u_std": [m]}
+ * (for a checkpoint without them, e.g. the original's): checked, then set in cfg (which is left
+ * unchanged on error). */
+int trc_model_norm_from_json(trc_model_config *cfg, const char *text);
+/* Statistics of normalisation from data: per component mean and standard deviation of x [n, s]
+ * and u [n*T, m] (rows of m); a component that does not vary (std below 1e-6 of max(1, |mean|))
+ * gets std 1. Sets cfg->norm = 1. */
+int trc_model_norm_from_data(trc_model_config *cfg, size_t n, const float *x, size_t nu,
+                             const float *u);
+/* Into the network's units: x [B, s] -> xn [B, s] (a copy when norm is off). */
+void trc_model_norm_states(const trc_model_config *cfg, size_t B, const float *x, float *xn);
+/* Out of the network's units, in place: y [rows, m] -> clamp(u_mean + u_std y, -b, b). */
+void trc_model_denorm_controls(const trc_model_config *cfg, size_t rows, float *y);
+/* Controls into the network's units: u [rows, m] -> (u - u_mean) / u_std. */
+void trc_model_norm_controls(const trc_model_config *cfg, size_t rows, const float *u, float *un);
 /* Number of parameters of a configuration (104,862 for small with s=2, m=1, T=15). */
 size_t trc_model_param_count(const trc_model_config *cfg);
 

@@ -66,7 +66,17 @@ typedef struct trc_system {
     /* Components counted in the final error (the first error_s; 0 = all s): rocket_landing's
      * last component, the mass, is free at the target. */
     int error_s;
+    /* Optional task metrics of one sample, which evaluation reports as means over the samples
+     * (a 0/1 metric is a rate): nmetrics names (snake_case with the unit, e.g. "fuel_kg") and
+     * metrics(x0, xT, target, out[nmetrics]) from the initial and final states and the target.
+     * rocket_landing: the original's landing and its parts, and the fuel burnt. */
+    int nmetrics;
+    const char *const *metric_names;
+    void (*metrics)(const double *x0, const double *xT, const double *target, double *out);
 } trc_system;
+
+/* Most task metrics a system may have. */
+#define TRC_SYSTEM_MAX_METRICS 8
 
 /* Component k of a state drawn at r (from the scalar box): r itself, or with per-component
  * boxes, r mapped affinely from [sys->box_lo, sys->box_hi] onto the state's (target = 0) or

@@ -45,6 +45,8 @@ typedef struct trc_train_opts {
     /* A checkpoint of the same architecture, size and shape to start from instead of the
      * seeded initialization ("" = none): e.g. imitation first, then a trajectory objective. */
     char init[4096];
+    char normalize[8]; /* "auto" (default), "on", "off": statistics of normalisation from the
+                          training split (auto: on for a system with per-component boxes) */
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */

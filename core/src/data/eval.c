@@ -24,6 +24,26 @@ static int check_args(const trc_system *sys, double dt, int T, size_t n, const f
     return TRC_OK;
 }
 
+/* Means of the system's task metrics over the samples (x0, target [n, s]; xf [n, s]). */
+static void task_metrics(const trc_system *sys, size_t n, const float *x0, const double *xf,
+                         const float *target, trc_eval_stats *out) {
+    int k = sys->metrics ? sys->nmetrics : 0, s = sys->s;
+    if (k > TRC_SYSTEM_MAX_METRICS)
+        k = TRC_SYSTEM_MAX_METRICS;
+    out->nmetrics = k;
+    out->metric_names = k ? sys->metric_names : NULL;
+    double a[TRC_SYSTEM_MAX_S], b[TRC_SYSTEM_MAX_S], v[TRC_SYSTEM_MAX_METRICS];
+    for (size_t i = 0; i < n && k; i++) {
+        for (int r = 0; r < s; r++)
+            a[r] = x0[i * s + r], b[r] = target[i * s + r];
+        sys->metrics(a, xf + i * s, b, v);
+        for (int j = 0; j < k; j++)
+            out->metric_mean[j] += v[j];
+    }
+    for (int j = 0; j < k; j++)
+        out->metric_mean[j] /= (double)n;
+}
+
 /* Fills `out` from each sample's final state xf [n, s], final error errs [n] and effort
  * costs [n]; final_err [n] may be NULL. */
 static void summarize(int s, size_t n, const double *xf, const double *errs, const double *costs,
@@ -81,8 +101,10 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
     }
     trc_rollout_out ro = {.final_state = xf, .final_error = errs, .cost = costs};
     rc = trc_rollout_score(sys, dt, T, n, x0, target, u, &ro);
-    if (rc == TRC_OK)
+    if (rc == TRC_OK) {
         summarize(s, n, xf, errs, costs, target, threshold, out, final_err);
+        task_metrics(sys, n, x0, xf, target, out);
+    }
     free(xf);
     free(errs);
     free(costs);
@@ -132,15 +154,17 @@ int trc_eval_closed_loop(const trc_system *sys, double dt, int T, size_t n, cons
         }
     }
     for (size_t i = 0; i < n && rc == TRC_OK; i++) {
-        double e2 = 0;
-        for (int r = 0; r < s; r++)
+        double e2 = 0; /* over the components the target fixes, as trc_rollout_score */
+        for (int r = 0; r < (sys->error_s ? sys->error_s : s); r++)
             e2 += (x[i * s + r] - target[i * s + r]) * (x[i * s + r] - target[i * s + r]);
         errs[i] = sqrt(e2);
         if (!isfinite(errs[i]) || !isfinite(effort[i]))
             rc = trc_fail(TRC_ENUMERIC, "eval: sample %zu: controls or trajectory not finite", i);
     }
-    if (rc == TRC_OK)
+    if (rc == TRC_OK) {
         summarize(s, n, x, errs, effort, target, threshold, out, final_err);
+        task_metrics(sys, n, x0, x, target, out);
+    }
 out:
     free(x);
     free(effort);

@@ -30,6 +30,12 @@ static json_t *stats_json(const trc_eval_stats *st) {
     json_object_set_new(o, "threshold", jreal(st->threshold));
     json_object_set_new(o, "successes", json_integer((json_int_t)st->successes));
     json_object_set_new(o, "success_rate", jreal(st->success_rate));
+    if (st->nmetrics > 0) { /* the system's task metrics (system.h), means */
+        json_t *mo = json_object();
+        for (int k = 0; k < st->nmetrics; k++)
+            json_object_set_new(mo, st->metric_names[k], jreal(st->metric_mean[k]));
+        json_object_set_new(o, "metrics", mo);
+    }
     return o;
 }
 

@@ -134,6 +134,30 @@ static int infer_via_trainer(const trc_arch *a, const trc_model *model, size_t B
     return rc;
 }
 
+/* Normalisation around a call (trc_model_config.norm): the state and the target into the
+ * network's units (*buf holds them, NULL when off), and the answer back into physical units. */
+static int norm_inputs(const trc_model *model, size_t B, const float **x0, const float **target,
+                       float **buf) {
+    *buf = NULL;
+    if (!model->cfg.norm)
+        return TRC_OK;
+    size_t n = B * (size_t)model->cfg.s;
+    if (!(*buf = malloc(2 * n * sizeof **buf)))
+        return trc_fail(TRC_ENOMEM, "model infer: out of memory (normalisation)");
+    trc_model_norm_states(&model->cfg, B, *x0, *buf);
+    trc_model_norm_states(&model->cfg, B, *target, *buf + n);
+    *x0 = *buf;
+    *target = *buf + n;
+    return TRC_OK;
+}
+
+static void norm_outputs(const trc_model *model, size_t B, float *u_out, float *iterates) {
+    const trc_model_config *c = &model->cfg;
+    trc_model_denorm_controls(c, B * (size_t)c->T, u_out);
+    if (iterates)
+        trc_model_denorm_controls(c, (size_t)(c->K + 1) * B * (size_t)c->T, iterates);
+}
+
 int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x0,
                                 const float *target, float *u_out, float *iterates, int threads) {
     const trc_arch *a = model_arch(model, "model infer");
@@ -143,7 +167,22 @@ int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x
     if (rc)
         return rc;
     trc_model_blas_single();
-    return infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
+    float *nbuf;
+    if ((rc = norm_inputs(model, B, &x0, &target, &nbuf)))
+        return rc;
+    rc = infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
+    if (!rc)
+        norm_outputs(model, B, u_out, iterates);
+    free(nbuf);
+    return rc;
+}
+
+/* Inference in the network's units. */
+static int infer_raw(const trc_arch *a, const trc_model *model, size_t B, const float *x0,
+                     const float *target, float *u_out, float *iterates, int threads) {
+    if (!a->infer)
+        return infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
+    return a->infer(model, B, x0, target, u_out, iterates, threads);
 }
 
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
@@ -155,9 +194,14 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
     if (rc)
         return rc;
     trc_model_blas_single();
-    if (!a->infer)
-        return infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
-    return a->infer(model, B, x0, target, u_out, iterates, threads);
+    float *nbuf;
+    if ((rc = norm_inputs(model, B, &x0, &target, &nbuf)))
+        return rc;
+    rc = infer_raw(a, model, B, x0, target, u_out, iterates, threads);
+    if (!rc)
+        norm_outputs(model, B, u_out, iterates);
+    free(nbuf);
+    return rc;
 }
 
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
@@ -208,7 +252,15 @@ int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, co
     int rc = check_infer_args(plan->model, x0, target, u_out, B, threads);
     if (rc)
         return rc;
+    float *nbuf;
+    if ((rc = norm_inputs(plan->model, B, &x0, &target, &nbuf)))
+        return rc;
     if (!plan->impl)
-        return trc_model_infer_mt(plan->model, B, x0, target, u_out, iterates, threads);
-    return plan->arch->plan_run(plan->impl, B, x0, target, u_out, iterates, threads);
+        rc = infer_raw(plan->arch, plan->model, B, x0, target, u_out, iterates, threads);
+    else
+        rc = plan->arch->plan_run(plan->impl, B, x0, target, u_out, iterates, threads);
+    if (!rc)
+        norm_outputs(plan->model, B, u_out, iterates);
+    free(nbuf);
+    return rc;
 }

@@ -22,10 +22,14 @@
 
 enum { META_MAX = 24, META_VAL_MAX = 48 };
 
+/* a list of up to TRC_NORM_MAX floats, each at most 16 characters and a comma */
+enum { META_LIST_MAX = TRC_NORM_MAX * 17 + 1 };
+
 typedef struct meta_list {
     const char *keys[META_MAX], *values[META_MAX];
     char text[META_MAX][META_VAL_MAX]; /* storage for formatted numbers */
-    size_t n;
+    char lists[4][META_LIST_MAX];      /* storage for the normalisation vectors */
+    size_t n, nlists;
 } meta_list;
 
 static void meta_str(meta_list *ml, const char *key, const char *value) {
@@ -45,6 +49,23 @@ static void meta_double(meta_list *ml, const char *key, double x, int is_float) 
         snprintf(buf, META_VAL_MAX, "%.*g", prec, x);
         if (is_float ? strtof(buf, NULL) == (float)x : strtod(buf, NULL) == x)
             break;
+    }
+    meta_str(ml, key, buf);
+}
+
+/* n floats as "a,b,c", each in its shortest form that reads back as the same float. */
+static void meta_floats(meta_list *ml, const char *key, const float *v, int n) {
+    char *buf = ml->lists[ml->nlists++];
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        char one[32];
+        for (int prec = 1; prec <= 9; prec++) {
+            snprintf(one, sizeof one, "%.*g", prec, (double)v[i]);
+            if (strtof(one, NULL) == v[i])
+                break;
+        }
+        len += (size_t)snprintf(buf + len, META_LIST_MAX - len, "%s%s", i ? "," : "", one);
     }
     meta_str(ml, key, buf);
 }
@@ -94,6 +115,15 @@ int trc_checkpoint_encode_names(const trc_model *model, const char *names, const
     meta_double(&ml, "dt", c->dt, 0);
     if (c->feedback) /* written only when on: files without it read as before */
         meta_str(&ml, "feedback", "true");
+    if (c->norm) {
+        if (c->s > TRC_NORM_MAX || c->m > TRC_NORM_MAX)
+            return trc_fail(TRC_EINVAL, "checkpoint: normalisation of s or m above %d",
+                            TRC_NORM_MAX);
+        meta_floats(&ml, "norm_x_mean", c->x_mean, c->s);
+        meta_floats(&ml, "norm_x_std", c->x_std, c->s);
+        meta_floats(&ml, "norm_u_mean", c->u_mean, c->m);
+        meta_floats(&ml, "norm_u_std", c->u_std, c->m);
+    }
     if (summary_json)
         meta_str(&ml, "training", summary_json);
 
@@ -182,6 +212,55 @@ static int meta_get_str(const trc_safetensors *st, const char *key, char *dst, s
     return TRC_OK;
 }
 
+/* A comma-separated list of exactly n finite numbers. */
+static int meta_get_floats(const trc_safetensors *st, const char *key, int n, const char *dim,
+                           float *out) {
+    const char *v = trc_st_meta(st, key), *p = v;
+    if (!v)
+        return trc_fail(TRC_EFORMAT,
+                        "checkpoint metadata: '%s' missing (the normalisation needs "
+                        "norm_x_mean, norm_x_std, norm_u_mean and norm_u_std together)",
+                        key);
+    int count = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (errno || end == p || (*end && *end != ',') || !isfinite(x) || !isfinite((float)x))
+            return trc_fail(TRC_EFORMAT,
+                            "checkpoint metadata: '%s' entry %d is not a finite number (\"%.40s\")",
+                            key, count, v);
+        if (count < n)
+            out[count] = (float)x;
+        count++;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    if (count != n)
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: '%s' has %d values, expected %s = %d",
+                        key, count, dim, n);
+    return TRC_OK;
+}
+
+/* The normalisation statistics, when the file has any of their keys. */
+static int norm_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
+    if (!trc_st_meta(st, "norm_x_mean") && !trc_st_meta(st, "norm_x_std") &&
+        !trc_st_meta(st, "norm_u_mean") && !trc_st_meta(st, "norm_u_std"))
+        return TRC_OK;
+    if (cfg->s < 1 || cfg->s > TRC_NORM_MAX || cfg->m < 1 || cfg->m > TRC_NORM_MAX)
+        return trc_fail(TRC_EFORMAT, "checkpoint metadata: normalisation needs s and m in [1, %d]",
+                        TRC_NORM_MAX);
+    int rc;
+    if ((rc = meta_get_floats(st, "norm_x_mean", cfg->s, "s", cfg->x_mean)) ||
+        (rc = meta_get_floats(st, "norm_x_std", cfg->s, "s", cfg->x_std)) ||
+        (rc = meta_get_floats(st, "norm_u_mean", cfg->m, "m", cfg->u_mean)) ||
+        (rc = meta_get_floats(st, "norm_u_std", cfg->m, "m", cfg->u_std)))
+        return rc;
+    cfg->norm = 1;
+    return TRC_OK;
+}
+
 static int config_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
     const char *ver = trc_st_meta(st, "trc_format");
     if (strcmp(ver, FORMAT_VERSION))
@@ -216,7 +295,7 @@ static int config_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
                         "checkpoint metadata: 'feedback' = \"%s\" is not \"true\" or \"false\"",
                         fb);
     cfg->feedback = fb && strcmp(fb, "true") == 0;
-    return TRC_OK;
+    return norm_from_meta(st, cfg);
 }
 
 /* ---------------------------------------------------------------- configuration from shapes */

@@ -105,6 +105,9 @@ static int check_feedback(const trc_model_config *cfg, const trc_arch *a) {
                         "model config: trajectory feedback: system '%s' (s=%d m=%d) does not fit "
                         "the model (s=%d m=%d)",
                         sys->name, sys->s, sys->m, cfg->s, cfg->m);
+    if (cfg->norm) /* the simulated iterate would be in normalised units */
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "model config: trajectory feedback with normalisation is not supported");
     return TRC_OK;
 }
 
@@ -139,6 +142,8 @@ int trc_model_config_validate(const trc_model_config *cfg) {
                         (double)cfg->bound);
     if (!isfinite(cfg->dt) || cfg->dt < 0.0)
         return trc_fail(TRC_EINVAL, "model config: dt must be >= 0, got %g", cfg->dt);
+    if ((rc = trc_model_norm_check(cfg)))
+        return rc;
     if (strcmp(cfg->size, "custom") != 0) {
         const trc_arch_size *p = trc_arch_size_find(a, cfg->size);
         if (!p) {

@@ -46,7 +46,7 @@ void trc_model_layout_build(const trc_model_config *cfg, trc_model_layout *L, tr
     L->K = cfg->K;
     L->n = cfg->n;
     L->in_dim = 2 * cfg->s + 1;
-    L->bound = cfg->bound;
+    L->bound = trc_model_net_bound(cfg); /* the network's units (normalisation) */
     trc_layout_builder bd = {0, 0, views, inits};
     int s = cfg->s, U = L->U, d = cfg->d, h = cfg->h;
 

@@ -20,7 +20,7 @@ void tl_config_from_model(const trc_model_config *c, trc_tl_config *t) {
     memset(t, 0, sizeof *t);
     snprintf(t->arch, sizeof t->arch, "%s", c->arch);
     snprintf(t->size, sizeof t->size, "%s", c->size);
-    t->s = c->s, t->m = c->m, t->T = c->T, t->bound = c->bound;
+    t->s = c->s, t->m = c->m, t->T = c->T, t->bound = trc_model_net_bound(c);
     t->d = c->d, t->h = c->h, t->ffn = width_rule(c->d, c->h);
     t->layers = c->blocks, t->heads = c->heads, t->H = c->K, t->L = c->n;
     t->truncate = 1;

@@ -81,6 +81,25 @@ static void rl_jacobian(const double *x, const double *u, double dt, double *A, 
     trc_rk4_step(&rl_field, x, u, dt, xn, A, B);
 }
 
+/* The original's landing at t = T: horizontal error < 10 m, altitude < 1 m, speed < 5 m/s
+ * (altitude and speed relative to the target's). */
+static const char *const rl_metric_names[] = {"landed",           "horizontal_error_m",
+                                              "altitude_error_m", "position_error_m",
+                                              "speed_error_m_s",  "fuel_kg"};
+
+static void rl_metrics(const double *x0, const double *xT, const double *tg, double *out) {
+    double dx = xT[0] - tg[0], dy = xT[1] - tg[1], dz = xT[2] - tg[2];
+    double dvx = xT[3] - tg[3], dvy = xT[4] - tg[4], dvz = xT[5] - tg[5];
+    double h = sqrt(dx * dx + dy * dy), alt = fabs(dz),
+           sp = sqrt(dvx * dvx + dvy * dvy + dvz * dvz);
+    out[0] = h < 10.0 && alt < 1.0 && sp < 5.0;
+    out[1] = h;
+    out[2] = alt;
+    out[3] = sqrt(h * h + dz * dz);
+    out[4] = sp;
+    out[5] = x0[6] - xT[6];
+}
+
 static const char *const rl_states[] = {"x", "y", "z", "vx", "vy", "vz", "mass"};
 static const char *const rl_controls[] = {"thrust_x", "thrust_y", "thrust_z"};
 static const double rl_box_lo[7] = {-1500.0, -1500.0, 600.0, -20.0, -20.0, -30.0, 1500.0};
@@ -106,6 +125,9 @@ const trc_system trc_system_rocket_landing = {
     .target_hi_k = rl_target,
     .success_threshold = 1.0,
     .error_s = 6,
+    .nmetrics = 6,
+    .metric_names = rl_metric_names,
+    .metrics = rl_metrics,
     .linear = 0,
     .params = rl_params,
     .nparams = sizeof rl_params / sizeof rl_params[0],

@@ -21,6 +21,8 @@ static const char *sched_at(size_t i) {
 }
 
 /* The architectures' names, from their table (trc/arch.h). */
+static const char *const normalize_choices[] = {"auto", "on", "off", NULL};
+
 static const char *arch_at(size_t i) {
     return i < trc_arch_count() ? trc_arch_at(i)->name : NULL;
 }
@@ -336,6 +338,17 @@ static const trc_option train_options[] = {
              "instead of the seeded initialization, e.g. to fine-tune with another objective",
      .metavar = "FILE",
      .where = TRC_OPT_CLI | TRC_OPT_SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "normalize",
+     .type = TRC_OPT_STRING,
+     F(normalize),
+     .size = sizeof(((trc_train_opts *)0)->normalize),
+     .def_str = "auto",
+     .choices = normalize_choices,
+     .help = "per-component normalisation of states and controls from the training split "
+             "(mean/std, stored in the checkpoint); auto: on for a system whose components "
+             "have their own scales (rocket_landing)",
+     .metavar = "MODE",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
 };
 
 static const trc_option_set train_set = {

@@ -115,6 +115,8 @@ static int validation_loss(const trc_run *run, work *w, double *out, double *ter
         int rc = trc_model_infer(&run->model, B, w->vx + at * S, w->vt + at * S, w->vout, w->vit);
         if (rc)
             return trc_fail_prefix(rc, "validation: ");
+        /* the iterates back in the network's units: the loss is computed in them */
+        trc_model_norm_controls(c, K1 * B * (size_t)c->T, w->vit, w->vit);
         for (size_t k = 0; k < K1; k++)
             memcpy(w->viters + (k * n + at) * U, w->vit + k * B * U, B * U * sizeof(float));
     }
@@ -124,7 +126,7 @@ static int validation_loss(const trc_run *run, work *w, double *out, double *ter
                              .s = c->s,
                              .m = c->m,
                              .T = c->T,
-                             .bound = c->bound,
+                             .bound = trc_model_net_bound(c),
                              .x0 = w->vx,
                              .target = w->vt,
                              .u_expert = w->vu,
@@ -174,7 +176,37 @@ static int save_progress(const trc_run *run, const work *w) {
     return rc;
 }
 
-static int make_model(const trc_run *run, trc_model *model) {
+/* Whether the run normalises: "on", "off", or "auto" = on when the data's system draws each
+ * component from its own box (its components live on different scales, rocket_landing). */
+static int wants_norm(const trc_run *run) {
+    const char *mode = run->o.normalize[0] ? run->o.normalize : "auto";
+    if (strcmp(mode, "auto") != 0)
+        return strcmp(mode, "on") == 0;
+    const trc_dataset *ds = run->ds;
+    const trc_system *sys = ds->has_settings ? trc_system_find(ds->settings.system) : NULL;
+    return sys && sys->box_lo_k && sys->s == ds->s && sys->m == ds->m;
+}
+
+/* Per-component mean/std of the initial states and of every control of the training split. */
+static int norm_stats(const trc_run *run, const uint32_t *idx, trc_model_config *cfg) {
+    const trc_dataset *ds = run->ds;
+    const size_t n = run->n_train, S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
+    float *x = malloc(n * S * sizeof *x), *u = malloc(n * U * sizeof *u);
+    int rc = TRC_OK;
+    if (!x || !u)
+        rc = trc_fail(TRC_ENOMEM, "cannot allocate the normalisation statistics");
+    for (size_t i = 0; !rc && i < n; i++) {
+        memcpy(x + i * S, ds->initial_states + idx[i] * S, S * sizeof *x);
+        memcpy(u + i * U, ds->control_sequences + idx[i] * U, U * sizeof *u);
+    }
+    if (!rc)
+        rc = trc_model_norm_from_data(cfg, n, x, n * (size_t)ds->T, u);
+    free(x);
+    free(u);
+    return rc;
+}
+
+static int make_model(const trc_run *run, const uint32_t *train_idx, trc_model *model) {
     const trc_dataset *ds = run->ds;
     double bound = run->o.bound > 0 ? run->o.bound : ds->has_settings ? ds->settings.bound : 4.0;
     trc_model_config cfg;
@@ -189,6 +221,8 @@ static int make_model(const trc_run *run, trc_model *model) {
         snprintf(cfg.system, sizeof cfg.system, "%s", ds->settings.system);
         cfg.dt = ds->settings.dt;
     }
+    if (wants_norm(run) && (rc = norm_stats(run, train_idx, &cfg)))
+        return rc;
     return trc_model_create(&cfg, model);
 }
 
@@ -287,7 +321,10 @@ static int setup(trc_run *run, work *w) {
         gather(ds, all + run->n_train, n_val, w->vx, w->vt, w->vu);
     }
 
-    int rc = make_model(run, &run->model);
+    int rc = make_model(run, all, &run->model);
+    /* the validation loss in the network's units, as the training loss */
+    if (!rc && n_val)
+        trc_model_norm_controls(&run->model.cfg, n_val * (size_t)ds->T, w->vu, w->vu);
     if (!rc)
         rc = trc_model_init(&run->model, o->seed);
     if (!rc && o->init[0])

@@ -26,6 +26,8 @@ struct trc_trainer {
     double terms[TRC_OBJECTIVE_MAX_TERMS]; /* of the last forward */
     trc_objective_batch batch;             /* of the last forward */
     int ready;                             /* a successful forward to differentiate */
+    size_t max_batch;
+    float *nbuf; /* normalised x0, target [max_batch, s] and u_expert [.., U] */
 };
 
 int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out) {
@@ -50,6 +52,7 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     tr->arch = trc_arch_of(&model->cfg);
     tr->threads = 1;
     tr->model = model;
+    tr->max_batch = max_batch;
     tr->objective = trc_objective_at(0);
     trc_objective_params_default(&tr->params);
     tr->row_terms = calloc(max_batch * TRC_OBJECTIVE_MAX_TERMS, sizeof *tr->row_terms);
@@ -58,8 +61,15 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
         return trc_fail(TRC_ENOMEM, "trainer create: out of memory");
     }
     trc_model_blas_single();
+    size_t S = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
+    if (model->cfg.norm && !(tr->nbuf = malloc(max_batch * (2 * S + U) * sizeof *tr->nbuf))) {
+        free(tr->row_terms);
+        free(tr);
+        return trc_fail(TRC_ENOMEM, "trainer create: out of memory");
+    }
     if ((rc = tr->arch->trainer_create(model, max_batch, &tr->impl))) {
         free(tr->row_terms);
+        free(tr->nbuf);
         free(tr);
         return rc;
     }
@@ -72,6 +82,7 @@ void trc_trainer_free(trc_trainer *tr) {
         return;
     tr->arch->trainer_free(tr->impl);
     free(tr->row_terms);
+    free(tr->nbuf);
     free(tr);
 }
 
@@ -140,13 +151,30 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
         return trc_fail(TRC_EINVAL, "trainer forward: NULL input or loss");
     const trc_model_config *c = &tr->model->cfg;
     tr->ready = 0;
+    if (c->norm) {
+        /* the network and the loss in normalised units (the objective: see objective.h) */
+        size_t S = (size_t)c->s;
+        if (B == 0 || B > tr->max_batch)
+            return trc_fail(TRC_EINVAL, "trainer forward: batch %zu outside [1, %zu]", B,
+                            tr->max_batch);
+        if (strcmp(tr->objective->name, "imitation") != 0)
+            return trc_fail(TRC_EUNSUPPORTED,
+                            "trainer: objective %s with a normalised model is not supported "
+                            "(only imitation)",
+                            tr->objective->name);
+        float *xn = tr->nbuf, *tn = xn + B * S, *un = tn + B * S;
+        trc_model_norm_states(c, B, x0, xn);
+        trc_model_norm_states(c, B, target, tn);
+        trc_model_norm_controls(c, B * (size_t)c->T, u_expert, un);
+        x0 = xn, target = tn, u_expert = un;
+    }
     tr->batch = (trc_objective_batch){.B = B,
                                       .K = c->K,
                                       .U = c->T * c->m,
                                       .s = c->s,
                                       .m = c->m,
                                       .T = c->T,
-                                      .bound = c->bound,
+                                      .bound = trc_model_net_bound(c),
                                       .x0 = x0,
                                       .target = target,
                                       .u_expert = u_expert,
@@ -159,6 +187,8 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
     int rc = tr->arch->trainer_forward(tr->impl, B, x0, target, &lr, u_out, &sum);
     if (rc)
         return rc;
+    if (u_out)
+        trc_model_denorm_controls(c, B * (size_t)c->T, u_out);
     *loss = (float)tr->objective->finish(&tr->batch, sum);
     int nt = trc_objective_nterms(tr->objective);
     for (int k = 0; k < nt; k++) { /* in row order, as the loss */
