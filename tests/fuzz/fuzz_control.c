@@ -47,6 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (req.n < 1 || req.n > MAX_BATCH || req.s < 1 || req.s > PROTO_MAX_DIM || req.s_target < 1 ||
         req.s_target > PROTO_MAX_DIM || (!req.batch && req.n != 1))
         abort();
+    /* an accepted polish names an expert that can polish, with a budget in range */
+    if (req.polish_max_iters &&
+        (req.polish_max_iters < 1 || req.polish_max_iters > TRC_POLISH_MAX_ITERS ||
+         trc_polish_check(req.polish_expert, NULL) != 0))
+        abort();
     size_t rows = req.n * (size_t)req.s;
     for (size_t i = 0; i < rows; i++)
         if (!isfinite(req.states[i]) || (req.batch && !isfinite(req.targets[i])))
