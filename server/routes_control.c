@@ -83,6 +83,15 @@ static int check_budget(app *a, const model_snapshot *snap, const proto_control_
                         proto_error *err) {
     const trc_model_config *c = &snap->model.cfg;
     double work = (double)rq->n * c->K * (c->n + 1) * (double)snap->model.num_params;
+    if (work > (double)a->cfg.max_work)
+        return proto_fail(err, 413, rq->batch ? "states" : "state",
+                          "%zu row(s) of model '%s' (K=%d, n=%d, %zu parameters) ask for %.3g "
+                          "multiply-adds, over the limit of %.3g (--max-work): send at most %zu "
+                          "row(s)",
+                          rq->n, snap->name, c->K, c->n, snap->model.num_params, work,
+                          (double)a->cfg.max_work,
+                          (size_t)((double)a->cfg.max_work / (work / (double)rq->n)));
+    /* the model alone fits: what is over is the polish */
     double sm = (double)(c->s + c->m), polish_work = (double)c->T * sm * sm * sm;
     if (rq->polish_max_iters) {
         double total = work + (double)rq->n * rq->polish_max_iters * polish_work;
@@ -94,14 +103,6 @@ static int check_budget(app *a, const model_snapshot *snap, const proto_control_
                               rq->n, snap->name, rq->polish_max_iters, total,
                               (double)a->cfg.max_work);
     }
-    if (work > (double)a->cfg.max_work)
-        return proto_fail(err, 413, rq->batch ? "states" : "state",
-                          "%zu row(s) of model '%s' (K=%d, n=%d, %zu parameters) ask for %.3g "
-                          "multiply-adds, over the limit of %.3g (--max-work): send at most %zu "
-                          "row(s)",
-                          rq->n, snap->name, c->K, c->n, snap->model.num_params, work,
-                          (double)a->cfg.max_work,
-                          (size_t)((double)a->cfg.max_work / (work / (double)rq->n)));
     double U = (double)c->T * c->m, per_row = U + c->s + 2;
     if (rq->ret & PROTO_RET_TRAJECTORY)
         per_row += (double)(c->T + 1) * c->s;

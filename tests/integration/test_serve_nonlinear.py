@@ -91,6 +91,11 @@ def test_polish_limits(vdp, trcd_factory):
     assert "--max-work" in out["error"]["message"]
     st, out = control(srv, state=[1.0, 0.5], target=[0, 0])  # without polish it fits
     assert st == 200
+    srv.stop()
+    # when the model alone is over the limit, the error names the rows, not the polish
+    srv = vdp(["--max-work", str(model_work - 1)])
+    st, out = control(srv, state=[1.0, 0.5], target=[0, 0], polish={"expert": "ilqr", "max_iters": 1})
+    assert st == 413 and out["error"]["param"] == "state", out
 
 
 def rocket_server(trcd_factory, tmp_path, args=()):
