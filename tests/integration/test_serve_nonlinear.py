@@ -155,9 +155,15 @@ def test_train_rocket_landing_ilqr(trcd_factory):
     assert info["system"] == "rocket_landing" and info["arch"] == "single"
     # the data (and so the model) have the system's own horizon, time step and bound
     assert (c["s"], c["m"], c["T"], c["dt"], c["bound"]) == (7, 3, 50, 1.0, 15000.0), c
-    st, out = control(srv, model="lander", state=[500.0, 300.0, 2000.0, 0.0, 0.0, -30.0, 2000.0],
-                      target=[0.0] * 7)
+    x0 = [500.0, 300.0, 2000.0, 0.0, 0.0, -30.0, 2000.0]
+    st, out = control(srv, model="lander", state=x0, target=[0.0] * 7)
     assert st == 200 and len(out["final_state"]) == 7
+    # the trained (normalised) model's answer, in physical units, polished by ilqr
+    st, pol = control(srv, model="lander", state=x0, target=[0.0] * 7,
+                      polish={"expert": "ilqr", "max_iters": 3})
+    assert st == 200, pol
+    assert pol["polish"]["cost_after"] <= pol["polish"]["cost_before"]
+    assert all(abs(v) <= 15000 for u in pol["controls"] for v in u)
 
 
 def test_python_client_polish(vdp):
