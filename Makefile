@@ -45,7 +45,7 @@ FUZZ_CC      ?= clang
 SOAK_SECONDS ?= 600
 obj        = $(1:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak container-test install openapi
+.PHONY: workflow all deps ensure-deps ensure-build-deps valgrind test unit-test cli-test integration-test browser-test asan bench run clean format lint fuzz fuzz-build openapi-lint soak container-test install openapi
 all: $(BUILD)/trc $(BUILD)/trcd
 
 deps:
@@ -96,6 +96,9 @@ test: ensure-deps
 
 unit-test: $(TESTS)
 	@sh tests/run-unit.sh $(TESTS)
+# The original's whole workflow (scripts/workflow.sh): make workflow WORKFLOW_ARGS="--system van_der_pol"
+workflow: $(BUILD)/trc
+	TRC_BIN=$(BUILD)/trc sh scripts/workflow.sh $(WORKFLOW_ARGS)
 cli-test: $(BUILD)/trc
 	@TRC_BIN=$(BUILD)/trc sh tests/cli/run.sh
 integration-test: $(BUILD)/trc $(BUILD)/trcd
