@@ -6,7 +6,9 @@
 
 #include "trc/dataset.h"
 #include "trc/error.h"
+#include "trc/fileio.h"
 
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,6 +92,13 @@ int cmd_merge(int argc, char **argv) {
     if (rc)
         return rc;
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    char *parent = strdup(out); /* parent folders are created, as by trc generate */
+    if (!parent || trc_mkdir_p(dirname(parent)) != TRC_OK) {
+        free(parent);
+        trc_dataset_free(&ds);
+        return parent ? cli_lib_error(CMD, TRC_EIO, 0) : cli_error(CLI_FAIL, CMD, "out of memory");
+    }
+    free(parent);
     if ((rc = trc_dataset_save(out, &ds))) {
         trc_dataset_free(&ds);
         return cli_lib_error(CMD, rc, 0);
