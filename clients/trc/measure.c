@@ -253,11 +253,12 @@ void cli_measure_print(const model_measure *m, const expert_measure *e) {
                "%.4f)\n",
                e->expert, e->ms_median, e->timed, e->ms_mean);
     if (m) {
-        printf("  model inference        %10.4f ms per problem (median of %zu calls of one "
-               "problem, inference plan; mean %.4f)\n",
-               m->ms_single_median, m->timed, m->ms_single_mean);
-        printf("                         %10.4f ms per problem in a batch of %zu\n", m->ms_batched,
-               m->batch);
+        if (m->timed)
+            printf("  model inference        %10.4f ms per problem (median of %zu calls of one "
+                   "problem, inference plan; mean %.4f)\n",
+                   m->ms_single_median, m->timed, m->ms_single_mean);
+        printf("  %-22s %10.4f ms per problem in a batch of %zu\n",
+               m->timed ? "" : "model inference", m->ms_batched, m->batch);
         if (e && e->timed && m->ms_single_median > 0)
             printf("  model vs expert        %10.1fx faster per problem (one problem per call)\n",
                    e->ms_median / m->ms_single_median);
