@@ -103,10 +103,8 @@ def test_generate_refuses_more_shards_than_samples(tmp_path):
 
 # ---------------------------------------------------------------- the Kubernetes pipeline
 
-yaml = pytest.importorskip("yaml")
-
-
 def manifest(name):
+    yaml = pytest.importorskip("yaml")  # only the manifest tests need it
     with open(os.path.join(K8S, name)) as f:
         return list(yaml.safe_load_all(f))
 
