@@ -5,7 +5,9 @@
  * An optional sidecar "<stem>.json" beside it gives them: {"system": "double_integrator",
  * "dt": 0.333, "bound": 4, "K": 3, "n": 3, "m": 1} (every key optional; they win over the
  * file's metadata). Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the
- * system table whose s, m and default T match the model; none or several: the load fails. */
+ * system table whose s, m and default T match the model; none or several: the load fails. The
+ * time step is never assumed: neither the sidecar nor the metadata giving one, the load fails
+ * (400) saying so. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -38,6 +40,7 @@ struct registry {
     model_snapshot **snaps;
     size_t count, cap;
     size_t max_models; /* 0 = no limit */
+    double dt;         /* --dt: for checkpoints recording none (0: refused) */
     int batch;         /* loading the directory at start-up: manifest written once after */
     _Atomic uint64_t loads, failures;
 };
@@ -193,7 +196,8 @@ static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
 }
 
 /* The system of a model: sidecar, metadata, or the unique match of (s, m, T). */
-static int pick_system(model_snapshot *snap, const sidecar *sc, proto_error *err) {
+static int pick_system(const registry *reg, model_snapshot *snap, const sidecar *sc,
+                       proto_error *err) {
     trc_model_config *c = &snap->model.cfg;
     /* the one rule (trc_system_resolve): sidecar, metadata, else the one system of the shape */
     const char *name = sc->system[0] ? sc->system : c->system;
@@ -204,7 +208,17 @@ static int pick_system(model_snapshot *snap, const sidecar *sc, proto_error *err
                           trc_errmsg());
     if (rc)
         return proto_fail(err, 400, "checkpoint", "checkpoint: %s", trc_errmsg());
-    snap->dt = sc->dt > 0 ? sc->dt : c->dt > 0 ? c->dt : snap->system->dt;
+    /* a time step is never assumed (the original project used 5/15, later 0.33) */
+    snap->dt = sc->dt > 0                                                            ? sc->dt
+               : (!sc->system[0] || strcmp(sc->system, c->system) == 0) && c->dt > 0 ? c->dt
+                                                                                     : reg->dt;
+    if (!(snap->dt > 0))
+        return proto_fail(err, 400, "checkpoint",
+                          "checkpoint records no time step (dt) for %s: add a sidecar <stem>.json "
+                          "beside it in the models directory with {\"dt\": ...}, or start trcd "
+                          "with --dt (the original project used 5/15 in its first version and "
+                          "0.33 later)",
+                          snap->system->name);
     snprintf(c->system, sizeof c->system, "%s", snap->system->name);
     c->dt = snap->dt;
     return 0;
@@ -225,7 +239,7 @@ static int build_snapshot(registry *reg, const char *name, const char *relpath, 
         free(snap);
         return proto_fail(err, 400, "checkpoint", "%s", trc_errmsg());
     }
-    if (pick_system(snap, &sc, err)) {
+    if (pick_system(reg, snap, &sc, err)) {
         snapshot_free(snap);
         return -1;
     }
@@ -264,6 +278,10 @@ static int resolve(registry *reg, const char *relpath, char resolved[PATH_MAX], 
     if (stat(resolved, &st) || !S_ISREG(st.st_mode))
         return proto_fail(err, 400, "checkpoint", "checkpoint '%s' is not a regular file", relpath);
     return 0;
+}
+
+void registry_set_default_dt(registry *reg, double dt) {
+    reg->dt = dt;
 }
 
 void registry_set_max_models(registry *reg, size_t max) {
