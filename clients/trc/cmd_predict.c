@@ -228,6 +228,10 @@ int cmd_predict(int argc, char **argv) {
         return rc;
     const trc_system *sys;
     rc = cli_model_system(CMD, &model, system, dt, &sys, &dt);
+    if (rc == CLI_OK) { /* what a model with trajectory feedback simulates, too */
+        snprintf(model.cfg.system, sizeof model.cfg.system, "%s", sys->name);
+        model.cfg.dt = dt;
+    }
     if (!rc)
         rc = data ? predict_data(&model, mf.threads, sys, dt, data, out)
                   : predict_one(&model, sys, dt, &state, &target, iterations, trajectory);
