@@ -63,6 +63,7 @@ typedef struct app_config {
     size_t max_work;      /* --max-work, default 128G: rows*K*(n+1)*params of one request */
     size_t max_response;  /* --max-response, default 4M: estimated /v1/control response bytes */
     int max_polish_iters; /* --max-polish-iters, default 100: /v1/control polish.max_iters */
+    double dt;            /* --dt: time step of checkpoints recording none (0: refuse them) */
 } app_config;
 
 typedef struct app app;

@@ -8,7 +8,7 @@
 
 #include "config.h"
 
-typedef enum { STR, INT, SIZE, BOOL } kind;
+typedef enum { STR, INT, SIZE, BOOL, DBL } kind;
 
 typedef struct option {
     const char *name; /* flag without "--" */
@@ -67,6 +67,8 @@ static const option OPTIONS[] = {
      "estimated size of a control response before 413 (4M)"},
     {"max-polish-iters", INT, OFF(max_polish_iters), 1, 100000,
      "largest polish.max_iters of a control request (100)"},
+    {"dt", DBL, OFF(dt), 0, 1000000,
+     "time step of checkpoints that record none and have no sidecar (none: refused)"},
 };
 #define NOPT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -167,6 +169,18 @@ static int set(app_config *c, const option *o, const char *val, const char *from
             return -1;
         }
         *(int *)dst = (int)v;
+        return 0;
+    }
+    if (o->kind == DBL) { /* a positive finite number within [lo, hi] */
+        char *end;
+        errno = 0;
+        double d = strtod(val, &end);
+        if (errno || end == val || *end || !(d > (double)o->lo && d <= (double)o->hi)) {
+            snprintf(err, errlen, "%s: expected a number in (%lld, %lld], got '%s'", from, o->lo,
+                     o->hi, val);
+            return -1;
+        }
+        *(double *)dst = d;
         return 0;
     }
     int bad;

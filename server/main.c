@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     registry_set_max_models(a.registry, (size_t)a.cfg.max_models);
+    registry_set_default_dt(a.registry, a.cfg.dt);
     int loaded = registry_load_dir(a.registry);
     model_snapshot *def = registry_get(a.registry, NULL);
     log_msg("%d model(s) loaded from %s%s", loaded, a.cfg.models_dir,

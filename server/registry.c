@@ -4,9 +4,11 @@
  * A checkpoint without __metadata__ (a bare PyTorch export) cannot tell b, K, n, m or its system.
  * An optional sidecar "<stem>.json" beside it gives them: {"system": "double_integrator",
  * "dt": 0.333, "bound": 4, "K": 3, "n": 3, "m": 1, "norm": {"x_mean": [..], "x_std": [..],
- * "u_mean": [..], "u_std": [..]}} (every key optional; they win over the file's metadata).
- * Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the system table whose s, m
- * and default T match the model; none or several: the load fails. */
+ * "u_mean": [..], "u_std": [..]}} (every key optional; they win over the
+ * file's metadata). Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the
+ * system table whose s, m and default T match the model; none or several: the load fails. The
+ * time step is never assumed: neither the sidecar nor the metadata giving one, the load fails
+ * (400) saying so. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -39,6 +41,7 @@ struct registry {
     model_snapshot **snaps;
     size_t count, cap;
     size_t max_models; /* 0 = no limit */
+    double dt;         /* --dt: for checkpoints recording none (0: refused) */
     int batch;         /* loading the directory at start-up: manifest written once after */
     _Atomic uint64_t loads, failures;
 };
@@ -198,7 +201,8 @@ static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
 }
 
 /* The system of a model: sidecar, metadata, or the unique match of (s, m, T). */
-static int pick_system(model_snapshot *snap, const sidecar *sc, proto_error *err) {
+static int pick_system(const registry *reg, model_snapshot *snap, const sidecar *sc,
+                       proto_error *err) {
     trc_model_config *c = &snap->model.cfg;
     /* the one rule (trc_system_resolve): sidecar, metadata, else the one system of the shape */
     const char *name = sc->system[0] ? sc->system : c->system;
@@ -209,7 +213,17 @@ static int pick_system(model_snapshot *snap, const sidecar *sc, proto_error *err
                           trc_errmsg());
     if (rc)
         return proto_fail(err, 400, "checkpoint", "checkpoint: %s", trc_errmsg());
-    snap->dt = sc->dt > 0 ? sc->dt : c->dt > 0 ? c->dt : snap->system->dt;
+    /* a time step is never assumed (the original project used 5/15, later 0.33) */
+    snap->dt = sc->dt > 0                                                            ? sc->dt
+               : (!sc->system[0] || strcmp(sc->system, c->system) == 0) && c->dt > 0 ? c->dt
+                                                                                     : reg->dt;
+    if (!(snap->dt > 0))
+        return proto_fail(err, 400, "checkpoint",
+                          "checkpoint records no time step (dt) for %s: add a sidecar <stem>.json "
+                          "beside it in the models directory with {\"dt\": ...}, or start trcd "
+                          "with --dt (the original project used 5/15 in its first version and "
+                          "0.33 later)",
+                          snap->system->name);
     snprintf(c->system, sizeof c->system, "%s", snap->system->name);
     c->dt = snap->dt;
     return 0;
@@ -240,7 +254,7 @@ static int build_snapshot(registry *reg, const char *name, const char *relpath, 
         return proto_fail(err, 400, "checkpoint", "sidecar: %s", trc_errmsg());
     }
     free(sc.norm);
-    if (pick_system(snap, &sc, err)) {
+    if (pick_system(reg, snap, &sc, err)) {
         snapshot_free(snap);
         return -1;
     }
@@ -279,6 +293,10 @@ static int resolve(registry *reg, const char *relpath, char resolved[PATH_MAX], 
     if (stat(resolved, &st) || !S_ISREG(st.st_mode))
         return proto_fail(err, 400, "checkpoint", "checkpoint '%s' is not a regular file", relpath);
     return 0;
+}
+
+void registry_set_default_dt(registry *reg, double dt) {
+    reg->dt = dt;
 }
 
 void registry_set_max_models(registry *reg, size_t max) {

@@ -32,6 +32,9 @@ int registry_create(const char *models_dir, registry **out);
 /* At most max models loaded at once (0 = no limit): a load or upload of a new name beyond it
  * is refused with 507. */
 void registry_set_max_models(registry *reg, size_t max);
+/* The time step of checkpoints that record none (trcd --dt); 0 (the default): they are
+ * refused with a 400 saying how to give one. Set before loading. */
+void registry_set_default_dt(registry *reg, double dt);
 /* 0 when `name` is loaded or one more model fits, else 507 in err. */
 int registry_check_room(registry *reg, const char *name, proto_error *err);
 void registry_free(registry *reg);

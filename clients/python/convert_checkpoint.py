@@ -53,7 +53,6 @@ FFN_KEYS = {"a273222": ("fc_in", "fc_out"), "ec6511d": ("0", "3")}
 BLOCK_PREFIX = {"single": "recursive_reasoning.reasoning_blocks.",
                 "two_level": "recursive_reasoning.L_level.layers.",
                 "trm_style": "recursive_reasoning.L_level.layers."}
-DOUBLE_INTEGRATOR_DT = 5.0 / 15.0
 
 
 class ConvertError(Exception):
@@ -252,7 +251,11 @@ def configure(state, cfg_json, args):
     pre = presets.get(size, (0, 0, 0, 1, 3, 4 if two_level else 3))
     heads = args.heads or int(cfg_json.get("num_heads", pre[3]))
     system = args.system if args.system is not None else ("double_integrator" if (s, m) == (2, 1) else "")
-    dt = args.dt if args.dt is not None else (DOUBLE_INTEGRATOR_DT if system == "double_integrator" else 0.0)
+    # never a default dt: the original used 5/15 in its first version and 0.33 later, and its
+    # checkpoints do not say which; 0 records "not known" (trc and trcd then ask for --dt)
+    dt = args.dt if args.dt is not None else 0.0
+    if args.dt is not None and not (args.dt > 0 and math.isfinite(args.dt)):
+        raise ConvertError(f"--dt {args.dt} must be a positive number")
     k_key, n_key = ("H_cycles", "L_cycles") if two_level else ("num_outer_cycles", "num_inner_cycles")
     cfg = {
         "arch": arch, "names": args.names or NAMES[0], "spelled": spelled,
@@ -396,7 +399,9 @@ def main(argv=None):
                    "(default: config.json, else the architecture's: 3, or 4 / 6)")
     p.add_argument("--heads", type=int, help="attention heads, recorded only")
     p.add_argument("--system", help="system name (default double_integrator when s=2, m=1)")
-    p.add_argument("--dt", type=float, help="time step (default 5/15 for the double integrator)")
+    p.add_argument("--dt", type=float,
+                   help="time step the model was trained at (the original: 5/15 in its first "
+                        "version, 0.33 later); not given: none recorded, and trc/trcd ask for it")
     p.add_argument("--names", choices=NAMES,
                    help="parameter-name spelling to write: a273222 (ffn.fc_in/ffn.fc_out, the "
                    "default) or ec6511d (ffn.0/ffn.3)")
@@ -415,8 +420,10 @@ def main(argv=None):
         return 1
     print(f"wrote {args.out}: {cfg['arch']} {cfg['size']} (d={cfg['d']} h={cfg['h']} blocks={cfg['blocks']}), "
           f"s={cfg['s']} m={cfg['m']} T={cfg['T']} b={cfg['b']} K={cfg['K']} n={cfg['n']} "
-          f"system={cfg['system'] or '?'} dt={cfg['dt']:.6g} names={cfg['names']}"
-          + (" feedback" if cfg["feedback"] else ""))
+          f"system={cfg['system'] or '?'} "
+          + (f"dt={cfg['dt']:.6g}" if cfg["dt"] > 0 else
+             "dt not recorded (pass --dt here, or give it to trc/trcd: --dt or a sidecar <stem>.json)")
+          + f" names={cfg['names']}" + (" feedback" if cfg["feedback"] else ""))
     return 0
 
 

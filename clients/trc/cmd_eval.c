@@ -333,6 +333,8 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
     if (lf->noise > 0)
         snprintf(noise, sizeof noise, ", process noise %g (seed %llu)", lf->noise,
                  (unsigned long long)lf->seed);
+    else if (ed->ds.cost_converted_from[0]) /* the original's costs, read in ours */
+        snprintf(noise, sizeof noise, ", its costs sum(u^2)*dt read as sum(u^2)");
     snprintf(title, sizeof title, "%s: %s (%zu samples, %s, T=%d, dt=%g%s)%s%s", cmd,
              ctx->data_path, ed->ds.n, ed->sys->name, ed->ds.T, ed->dt, noise,
              ctx->controls_path ? ", controls from " : "",
@@ -545,8 +547,8 @@ int cmd_compare(int argc, char **argv) {
         rows[n++] = (control_row){"model", mu, mu, model_json, NULL};
         if (polish) {
             float *pu;
-            if ((rc =
-                     cli_polish(cmd, &ed.ds, polish_expert, polish_iters, mu, &pu, &polish_json))) {
+            if ((rc = cli_polish(cmd, &ed.ds, ed.sys, ed.dt, polish_expert, polish_iters, mu, &pu,
+                                 &polish_json))) {
                 free(mm.iterates);
                 free_rows(rows, n);
                 free(model_json);

@@ -150,6 +150,10 @@ static int predict_data(const trc_model *model, int threads, const trc_system *s
             pred.settings = ds.settings;
             snprintf(pred.settings.expert, sizeof pred.settings.expert, "model");
         }
+        /* what they were simulated with, recorded even for a foreign file without settings */
+        pred.dt = dt;
+        snprintf(pred.system, sizeof pred.system, "%s", sys->name);
+        snprintf(pred.cost_label, sizeof pred.cost_label, "sum_u2");
         if ((lrc = trc_dataset_save(out, &pred)) != 0)
             rc = cli_lib_error(CMD, lrc, 0);
     }
@@ -224,6 +228,10 @@ int cmd_predict(int argc, char **argv) {
         return rc;
     const trc_system *sys;
     rc = cli_model_system(CMD, &model, system, dt, &sys, &dt);
+    if (rc == CLI_OK) { /* what a model with trajectory feedback simulates, too */
+        snprintf(model.cfg.system, sizeof model.cfg.system, "%s", sys->name);
+        model.cfg.dt = dt;
+    }
     if (!rc)
         rc = data ? predict_data(&model, mf.threads, sys, dt, data, out)
                   : predict_one(&model, sys, dt, &state, &target, iterations, trajectory);

@@ -7,6 +7,7 @@
 #include "trc/fileio.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,16 +15,106 @@
 
 #define PREDICT_CHUNK 1024 /* samples per inference call */
 
+/* The sidecar "<stem>.json" beside a checkpoint, as trcd reads it (docs/server.md):
+ * {"system": ..., "dt": ..., "bound": ..., "K": ..., "n": ..., "m": ...}, every key optional.
+ * Flags win over it; it wins over the checkpoint's metadata. */
+typedef struct sidecar {
+    char system[32];
+    double dt, bound;
+    int K, n, m;
+} sidecar;
+
+static int sidecar_num(const char *cmd, const char *side, json_t *o, const char *key, double lo,
+                       double hi, double *v) {
+    json_t *j = json_object_get(o, key);
+    if (!j)
+        return CLI_OK;
+    if (!json_is_number(j) || !(json_number_value(j) >= lo && json_number_value(j) <= hi))
+        return cli_error(CLI_USAGE, cmd, "%s: \"%s\" must be a number in [%g, %g]", side, key, lo,
+                         hi);
+    *v = json_number_value(j);
+    return CLI_OK;
+}
+
+static int read_sidecar(const char *cmd, const char *ckpt, sidecar *sc) {
+    memset(sc, 0, sizeof *sc);
+    const char *ext = ".safetensors";
+    size_t n = strlen(ckpt), e = strlen(ext);
+    if (n < e || strcmp(ckpt + n - e, ext) != 0)
+        return CLI_OK;
+    char side[4096];
+    if (n - e + 6 > sizeof side)
+        return CLI_OK;
+    snprintf(side, sizeof side, "%.*s.json", (int)(n - e), ckpt);
+    FILE *f = fopen(side, "rb");
+    if (!f)
+        return CLI_OK;
+    fclose(f);
+    json_error_t je;
+    json_t *o = json_load_file(side, JSON_REJECT_DUPLICATES, &je);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return cli_error(CLI_USAGE, cmd, "%s: not a JSON object (line %d: %s)", side, je.line,
+                         je.text);
+    }
+    const char *key;
+    json_t *v;
+    int rc = CLI_OK;
+    json_object_foreach(o, key, v) {
+        char quoted[40];
+        snprintf(quoted, sizeof quoted, ",%.32s,", key);
+        if (!strstr(",system,dt,bound,K,n,m,", quoted) || strlen(key) > 32) {
+            rc = cli_error(CLI_USAGE, cmd,
+                           "%s: unknown key '%s' (keys: system, dt, bound, K, n, m)", side, key);
+            break;
+        }
+    }
+    json_t *sys = json_object_get(o, "system");
+    if (rc == CLI_OK && sys) {
+        if (!json_is_string(sys) || strlen(json_string_value(sys)) >= sizeof sc->system)
+            rc = cli_error(CLI_USAGE, cmd, "%s: \"system\" must be a system name", side);
+        else
+            snprintf(sc->system, sizeof sc->system, "%s", json_string_value(sys));
+    }
+    double K = 0, nn = 0, m = 0;
+    if (rc == CLI_OK)
+        rc = sidecar_num(cmd, side, o, "dt", 1e-9, 1e6, &sc->dt);
+    if (rc == CLI_OK)
+        rc = sidecar_num(cmd, side, o, "bound", 1e-9, 1e9, &sc->bound);
+    if (rc == CLI_OK)
+        rc = sidecar_num(cmd, side, o, "K", 1, 64, &K);
+    if (rc == CLI_OK)
+        rc = sidecar_num(cmd, side, o, "n", 1, 64, &nn);
+    if (rc == CLI_OK)
+        rc = sidecar_num(cmd, side, o, "m", 1, 64, &m);
+    sc->K = (int)K;
+    sc->n = (int)nn;
+    sc->m = (int)m;
+    json_decref(o);
+    return rc;
+}
+
 int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out) {
     memset(out, 0, sizeof *out);
     if (!f->checkpoint)
         return cli_error(CLI_USAGE, cmd, "--checkpoint FILE is required");
-    trc_load_overrides ov = {.bound = (float)f->bound, .K = f->K, .n = f->n, .m = f->m};
-    int rc = trc_checkpoint_load(f->checkpoint, &ov, out);
+    sidecar sc;
+    int rc = read_sidecar(cmd, f->checkpoint, &sc);
+    if (rc)
+        return rc;
+    trc_load_overrides ov = {.bound = (float)(f->bound > 0 ? f->bound : sc.bound),
+                             .K = f->K ? f->K : sc.K,
+                             .n = f->n ? f->n : sc.n,
+                             .m = f->m ? f->m : sc.m};
+    rc = trc_checkpoint_load(f->checkpoint, &ov, out);
     if (rc) {
         /* the loader's message names the file */
         return cli_lib_error(cmd, rc, rc == TRC_EINVAL);
     }
+    if (sc.system[0])
+        snprintf(out->cfg.system, sizeof out->cfg.system, "%s", sc.system);
+    if (sc.dt > 0)
+        out->cfg.dt = sc.dt;
     if (f->norm) { /* statistics the checkpoint does not carry (they win over its metadata) */
         uint8_t *buf;
         size_t len;
@@ -57,8 +148,18 @@ int cli_model_system(const char *cmd, const trc_model *model, const char *system
         return cli_error(system ? CLI_USAGE : CLI_FAIL, cmd, "%s", trc_errmsg());
     if (rc)
         return cli_error(CLI_USAGE, cmd, "%s (use --system)", trc_errmsg());
+    /* the checkpoint's dt belongs to its own system; a time step is never assumed */
+    double d = dt > 0                                                         ? dt
+               : (!system || !c->system[0] || strcmp(system, c->system) == 0) ? c->dt
+                                                                              : 0;
+    if (!(d > 0))
+        return cli_error(CLI_USAGE, cmd,
+                         "the model records no time step for %s: give it with --dt, or in a "
+                         "sidecar <stem>.json beside the checkpoint: {\"dt\": ...} (the "
+                         "original project used 5/15 in its first version and 0.33 later)",
+                         sys->name);
     *sys_out = sys;
-    *dt_out = dt > 0 ? dt : c->dt > 0 ? c->dt : sys->dt;
+    *dt_out = d;
     return CLI_OK;
 }
 

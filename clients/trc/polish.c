@@ -40,13 +40,12 @@ typedef struct polish_run {
 } polish_run;
 
 /* Every sample from the model's guess with at most `budget` iterations; u_out may be NULL. */
-static int run_budget(const char *cmd, const trc_dataset *ds, const trc_system *sys,
+static int run_budget(const char *cmd, const trc_dataset *ds, const trc_system *sys, double dt,
                       const char *expert, int budget, const float *u_model, float *u_out,
                       polish_run *r) {
     double params[TRC_EXPERT_MAX_PARAMS] = {0};
     if (ds->has_settings && strcmp(ds->settings.expert, expert) == 0) /* the data's weights */
         memcpy(params, ds->settings.expert_params, sizeof params);
-    const double dt = ds->has_settings ? ds->settings.dt : sys->dt;
     const double bound = ds->has_settings ? ds->settings.bound : sys->bound;
     trc_expert_plan *plan;
     int rc = trc_polish_plan_create(expert, sys, dt, ds->T, bound, params, budget, &plan);
@@ -90,12 +89,11 @@ static int run_budget(const char *cmd, const trc_dataset *ds, const trc_system *
 
 /* The expert's own cold start on every sample, in this run (its warm starts, its max_iters, the
  * data's weights when the data were made by it): the baseline the polish is compared with. */
-static int run_cold(const char *cmd, const trc_dataset *ds, const trc_system *sys,
+static int run_cold(const char *cmd, const trc_dataset *ds, const trc_system *sys, double dt,
                     const char *expert, polish_run *r) {
     double params[TRC_EXPERT_MAX_PARAMS] = {0};
     if (ds->has_settings && strcmp(ds->settings.expert, expert) == 0)
         memcpy(params, ds->settings.expert_params, sizeof params);
-    const double dt = ds->has_settings ? ds->settings.dt : sys->dt;
     const double bound = ds->has_settings ? ds->settings.bound : sys->bound;
     trc_expert_plan *plan;
     int rc = trc_expert_plan_create(expert, sys, dt, ds->T, bound, params, &plan);
@@ -126,24 +124,21 @@ static int run_cold(const char *cmd, const trc_dataset *ds, const trc_system *sy
     return rc ? cli_lib_error(cmd, rc, 0) : CLI_OK;
 }
 
-int cli_polish(const char *cmd, const trc_dataset *ds, const char *expert, int iters,
-               const float *u_model, float **u_out, char **row_json) {
+int cli_polish(const char *cmd, const trc_dataset *ds, const trc_system *sys, double dt,
+               const char *expert, int iters, const float *u_model, float **u_out,
+               char **row_json) {
     *u_out = NULL;
     *row_json = NULL;
-    const trc_system *sys =
-        trc_system_find(ds->has_settings ? ds->settings.system : "double_integrator");
-    if (!sys)
-        return cli_lib_error(cmd, TRC_ENOTFOUND, 1);
     float *u = malloc(sizeof(float) * ds->n * (size_t)ds->T * ds->m);
     if (!u)
         return cli_error(CLI_FAIL, cmd, "out of memory");
     const int budgets[3] = {1, 2, 5};
     polish_run at[3], full, cold;
-    int rc = run_budget(cmd, ds, sys, expert, iters, u_model, u, &full);
+    int rc = run_budget(cmd, ds, sys, dt, expert, iters, u_model, u, &full);
     for (int b = 0; b < 3 && rc == CLI_OK; b++)
-        rc = run_budget(cmd, ds, sys, expert, budgets[b], u_model, NULL, &at[b]);
+        rc = run_budget(cmd, ds, sys, dt, expert, budgets[b], u_model, NULL, &at[b]);
     if (rc == CLI_OK)
-        rc = run_cold(cmd, ds, sys, expert, &cold);
+        rc = run_cold(cmd, ds, sys, dt, expert, &cold);
     if (rc) {
         free(u);
         return rc;

@@ -147,6 +147,7 @@ def main():
         if not port:
             print("slow_clients: trcd did not start:\n" + open(log.name).read())
             return 1
+        load_start = os.getloadavg()[0]
         base = good_client(port)
         ready, stop, stats = mp.Event(), mp.Event(), mp.Queue()
         child = mp.Process(target=slow_clients, args=(port, SLOW, ready, stop, stats))
@@ -167,7 +168,8 @@ def main():
         child.join(30)
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                     if l.startswith("model name")), "?")
-        print("slow_clients: %s, %d CPUs (shared machine)" % (cpu, os.cpu_count()))
+        print("slow_clients: %s, %d CPUs (shared machine), 1-min load average %.1f at the start, "
+              "%.1f at the end" % (cpu, os.cpu_count(), load_start, os.getloadavg()[0]))
         print("slow_clients: good client POST /v1/control, keep-alive, medians of %d x %d "
               "requests" % (ROUNDS, REQUESTS))
         print("  no other connection:         p50 %.3f ms  p99 %.3f ms" % base)

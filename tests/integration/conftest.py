@@ -32,6 +32,7 @@ TRCD_BIN = os.path.abspath(os.environ.get("TRCD_BIN", os.path.join(ROOT, "build"
 TEST_DATA = os.path.abspath(os.environ.get("TRC_TEST_DATA", os.path.join(ROOT, "tests", "data")))
 SMALL_INIT = os.path.join(TEST_DATA, "small_init.safetensors")
 SMALL_RANDOM = os.path.join(TEST_DATA, "small_random.safetensors")
+FIXTURE_DT = "0.3333333333333333"  # 5/15, the dt of the original's first version
 MAKE_MODEL = os.path.join(ROOT, "tests", "bench", "make_model.py")
 START_TIMEOUT = float(os.environ.get("TRCD_START_TIMEOUT", "30"))
 
@@ -56,7 +57,7 @@ class Response:
 class Trcd:
     """One trcd process with its own directories under `root`."""
 
-    def __init__(self, root, args=(), env=None, models=None, dashboard_dir=None):
+    def __init__(self, root, args=(), env=None, models=None, dashboard_dir=None, dt=FIXTURE_DT):
         self.root = str(root)
         self.models_dir = os.path.join(self.root, "models")
         self.data_dir = os.path.join(self.root, "var")
@@ -68,7 +69,13 @@ class Trcd:
             models = {"default": SMALL_INIT}
         for name, src in models.items():
             shutil.copyfile(src, os.path.join(self.models_dir, name + ".safetensors"))
-        self.args = list(args)
+            # a bare fixture's sidecar (its dt: trcd never assumes one) goes with it
+            side = os.path.splitext(src)[0] + ".json"
+            if os.path.exists(side):
+                shutil.copyfile(side, os.path.join(self.models_dir, name + ".json"))
+        # the bare fixtures record no time step and trcd never assumes one: tests serve them
+        # at the dt they were made for (5/15) unless a test passes dt=None to see the refusal
+        self.args = (["--dt", dt] if dt else []) + list(args)
         self.env = dict(env or {})
         self.proc = None
         self.port = None
@@ -200,10 +207,11 @@ def trcd_factory(tmp_path):
     (and checked for a clean exit) at teardown."""
     servers = []
 
-    def make(args=(), env=None, models=None, dashboard_dir=None, start=True, wait_ready=True):
+    def make(args=(), env=None, models=None, dashboard_dir=None, start=True, wait_ready=True,
+             dt=FIXTURE_DT):
         root = tmp_path / ("srv%d" % len(servers))
         root.mkdir()
-        srv = Trcd(root, args=args, env=env, models=models, dashboard_dir=dashboard_dir)
+        srv = Trcd(root, args=args, env=env, models=models, dashboard_dir=dashboard_dir, dt=dt)
         servers.append(srv)
         if start:
             srv.start(wait_ready=wait_ready)

@@ -31,7 +31,7 @@ def server(tmp_path_factory):
                                                         "rocket": rocket},
                dashboard_dir=str(dash))
     with open(os.path.join(srv.models_dir, "rocket.json"), "w") as f:
-        json.dump({"system": "rocket_landing", "m": 3, "bound": 15000}, f)
+        json.dump({"system": "rocket_landing", "m": 3, "bound": 15000, "dt": 1.0}, f)
     srv.start()
     yield srv
     srv.stop()

@@ -7,6 +7,7 @@ two_level, trm_style, feedback; either key spelling) convert and answer as their
 TRC-written checkpoint exported as best_model.pt converts back to itself, and bad input is
 refused with one line and nothing written. Needs Debian's python3-torch."""
 import json
+import struct
 import os
 import subprocess
 import sys
@@ -124,16 +125,16 @@ def weights():
 def test_converted_checkpoint_matches_pytorch(trcd, tmp_path, weights):
     original_checkpoint(str(tmp_path), weights)
     out = os.path.join(trcd.models_dir, "orig.safetensors")
-    r = convert(str(tmp_path / "best_model.pt"), out)
+    r = convert(str(tmp_path / "best_model.pt"), out, "--dt", "0.33")
     assert r.returncode == 0, r.stderr
-    assert "custom" in r.stdout and f"K={K}" in r.stdout
+    assert "custom" in r.stdout and f"K={K}" in r.stdout and "dt=0.33" in r.stdout
 
     c = Client(trcd.url, token=getattr(trcd, "token", None))
     info = c.load("orig", "orig.safetensors")
     cfg = info["config"]
     assert (cfg["s"], cfg["m"], cfg["T"], cfg["d"], cfg["h"], cfg["blocks"]) == (S, M, T, D, H, BLOCKS)
     assert (cfg["K"], cfg["n"], cfg["bound"]) == (K, N, BOUND)
-    assert cfg["system"] == "double_integrator" and abs(cfg["dt"] - 1 / 3) < 1e-8
+    assert cfg["system"] == "double_integrator" and cfg["dt"] == 0.33
 
     gen = torch.Generator().manual_seed(7)
     x0 = (torch.rand(16, S, generator=gen, dtype=torch.float64) * 4 - 2)
@@ -156,6 +157,12 @@ def test_bare_state_dict_and_flags(trcd, tmp_path, weights):
     out = os.path.join(trcd.models_dir, "bare.safetensors")
     r = convert(str(tmp_path / "bare.pt"), out, "--bound", str(BOUND), "--K", str(K))
     assert r.returncode == 0, r.stderr
+    # no --dt: none stamped (issue 14), the server's --dt (conftest) serves it
+    assert "dt not recorded" in r.stdout
+    with open(out, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        assert json.loads(f.read(n))["__metadata__"]["dt"] == "0.0"
+    assert convert(str(tmp_path / "bare.pt"), out + ".x", "--dt", "-1").returncode != 0
     c = Client(trcd.url, token=getattr(trcd, "token", None))
     c.load("bare", "bare.safetensors")
     got = torch.tensor(c.control([1.0, 0.5], [0.0, 0.0], model="bare")["controls"], dtype=torch.float64)

@@ -356,7 +356,9 @@ def test_entrypoint_seeds_then_execs_trcd_which_stops_on_sigterm(tmp_path, tool_
     root = tmp_path / "var-lib-trc"
     env.update(TRC_HOST="127.0.0.1", TRC_PORT="0", TRC_MODELS_DIR=str(root / "models"),
                TRC_DATA_DIR=str(root / "var"), TRC_DASHBOARD_DIR=os.path.join(ROOT, "clients", "dashboard"),
-               TRC_SHIPPED_MODEL=os.path.join(ROOT, "tests", "data", "small_init.safetensors"))
+               TRC_SHIPPED_MODEL=os.path.join(ROOT, "tests", "data", "small_init.safetensors"),
+               # the bare fixture records no dt (the image's trained model does): TRC_DT gives it
+               TRC_DT="0.3333333333333333")
     log = open(tmp_path / "log", "wb")
     proc = subprocess.Popen(["sh", os.path.join(DOCKER, "entrypoint.sh")], env=env, stdout=log,
                             stderr=subprocess.STDOUT)

@@ -72,6 +72,10 @@ def test_trc_reads_numpy_float64(tmp_path):
     path = tmp_path / "orig.npz"
     np.savez(path, initial_states=x0, target_states=target, control_sequences=u)  # float64
     report = tmp_path / "r.json"
+    # the file records no time step: refused until told, here by its sidecar orig.json
+    p = trc("eval", "--data", str(path), "--json", str(report), check=False)
+    assert p.returncode == 2 and "no time step" in p.stderr and "--dt" in p.stderr, p.stderr
+    (tmp_path / "orig.json").write_text(json.dumps({"dt": dt}))
     trc("eval", "--data", str(path), "--json", str(report))
     r = json.loads(report.read_text())["results"]["dataset"]
     assert r["num_samples"] == n and r["successes"] == n - 5

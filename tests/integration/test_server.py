@@ -220,6 +220,37 @@ def test_sidecar_gives_bare_checkpoint_settings(trcd_factory, tmp_path):
     assert "nosuch" in srv.log()
 
 
+def test_a_checkpoint_without_dt_is_refused_until_told(trcd_factory):
+    """No time step is ever assumed (issue 14): a bare checkpoint without a sidecar dt is not
+    served unless trcd was started with --dt; the sidecar or the flag gives it."""
+    srv = trcd_factory(dt=None, start=False)
+    os.remove(os.path.join(srv.models_dir, "default.json"))  # the fixture's sidecar
+    srv.start(wait_ready=False)
+    poll(lambda: "no time step" in srv.log(), "the refusal to be logged", srv=srv)
+    assert srv.request("GET", "/readyz").status == 503
+    with open(SMALL_INIT, "rb") as f:
+        raw = f.read()
+    up = lambda name: srv.request("POST", "/v1/models/%s/load" % name, body=raw,
+                                  headers={"Content-Type": "application/octet-stream"})
+    r = up("bare")
+    assert r.status == 400, r
+    msg = r.json()["error"]["message"]
+    assert "no time step" in msg and "sidecar" in msg and "--dt" in msg, msg
+    # its sidecar, written first, gives the dt
+    with open(os.path.join(srv.models_dir, "bare.json"), "w") as f:
+        json.dump({"dt": 0.33}, f)
+    r = up("bare")
+    assert r.status == 200 and r.json()["config"]["dt"] == 0.33, r.json()
+    out = srv.control([1, 0.5], [0, 0], model="bare").json()
+    assert out["model"]["name"] == "bare"
+    srv.stop()
+    # or the server's --dt, for every checkpoint recording none
+    srv.args = ["--dt", "0.25"]
+    srv.start()
+    assert srv.request("GET", "/v1/models/default").json()["config"]["dt"] == 0.25
+    assert srv.request("GET", "/v1/models/bare").json()["config"]["dt"] == 0.33  # sidecar wins
+
+
 # ---- auth and CORS ----
 
 def test_bearer_token_on_state_changing_routes(trcd_factory):

@@ -56,10 +56,10 @@ def test_metadata_free_T20_is_refused_the_same_everywhere(trcd_factory, tmp_path
     assert want in srv.log()
     # naming the system is the way out, in each of them
     p = trc("predict", "--checkpoint", ckpt, "--state", "1.0,0.5", "--target", "0,0",
-            "--system", "double_integrator")
+            "--system", "double_integrator", "--dt", "0.33")
     assert p.returncode == 0 and json.loads(p.stdout)["system"] == "double_integrator"
     e = trc("eval", "--checkpoint", ckpt, "--data", str(tmp_path / "d20.npz"),
-            "--system", "double_integrator")
+            "--system", "double_integrator", "--dt", "0.33")
     assert e.returncode == 0, e.stderr
     # (trcd: a sidecar <stem>.json naming the system, test_server.py)
 
@@ -67,18 +67,22 @@ def test_metadata_free_T20_is_refused_the_same_everywhere(trcd_factory, tmp_path
 def test_metadata_free_van_der_pol_shape_is_van_der_pol_everywhere(trcd_factory, tmp_path):
     T = default_horizon("van_der_pol")
     ckpt = bare_model(tmp_path / "vdp.safetensors", T)
+    # neither file records a time step: each is told it (never a system's default)
     p = trc("predict", "--checkpoint", ckpt, "--state", "1.0,0.5", "--target", "0,0")
+    assert p.returncode == 2 and "no time step for van_der_pol" in p.stderr, p.stderr
+    p = trc("predict", "--checkpoint", ckpt, "--state", "1.0,0.5", "--target", "0,0",
+            "--dt", "0.05")
     assert p.returncode == 0, p.stderr
     one = json.loads(p.stdout)
     assert one["system"] == "van_der_pol"
 
     report = tmp_path / "e.json"
     e = trc("eval", "--checkpoint", ckpt, "--data", bare_data(tmp_path / "d.npz", T),
-            "--json", str(report))
+            "--json", str(report), "--dt", "0.05")
     assert e.returncode == 0, e.stderr
     assert json.loads(report.read_text())["system"] == "van_der_pol"
 
-    srv = trcd_factory(models={"default": ckpt})
+    srv = trcd_factory(models={"default": ckpt}, dt="0.05")
     assert srv.request("GET", "/v1/models/default").json()["config"]["system"] == "van_der_pol"
     r = srv.request("POST", "/v1/control", json={"state": [1.0, 0.5], "target": [0, 0]})
     assert r.status == 200, r.text

@@ -52,6 +52,17 @@ typedef struct trc_dataset {
     int has_settings; /* 1 when `settings` is known (generated, or read from our metadata) */
     trc_gen_settings settings;
     trc_shard_info shard; /* count > 0 for a shard (metadata key "shard") */
+    /* What the file records even without generation settings (our metadata's "dt"/"system",
+     * or the sidecar <stem>.json of a foreign file): 0 / "" when it says nothing. A dataset
+     * without a recorded dt gets none: the caller must be told it (trc eval --dt). */
+    double dt;
+    char system[32];
+    /* What `costs` holds: "sum_u2" (ours), "lqr_quadratic", ... ("" unknown). The original
+     * project's later files store sum(u^2) * dt ("sum_u2_dt"): declared (metadata or sidecar
+     * "cost") or recognised from the controls with a known dt, they are converted to sum(u^2)
+     * on load, and cost_converted_from says "sum_u2_dt". */
+    char cost_label[24];
+    char cost_converted_from[24];
 } trc_dataset;
 
 /* Fills `settings` with the defaults of the named system and the min_energy expert. */
@@ -122,6 +133,10 @@ int trc_dataset_merge(const trc_dataset *shards, size_t count, const char *const
                       const trc_gen_options *opt, trc_dataset *out, trc_gen_summary *summary);
 
 /* Reads / writes the .npz form. Save is atomic (temporary name, fsync, rename). */
+/* Reads a .npz (see dataset_io.c). A file without our metadata may have a sidecar beside it,
+ * "<stem>.json" (data/orig.npz -> data/orig.json): {"dt": 0.33, "system": "double_integrator",
+ * "cost": "sum_u2_dt"}, every key optional, no other key; it is how a foreign file records its
+ * time step and cost convention. */
 int trc_dataset_load(const char *path, trc_dataset *out);
 int trc_dataset_save(const char *path, const trc_dataset *ds);
 

@@ -54,9 +54,10 @@ int trc_eval_closed_loop(const trc_system *sys, double dt, int T, size_t n, cons
                          trc_eval_stats *out, float *u_applied, float *final_err);
 
 /* The system and time step a dataset is evaluated with: `system` (may be NULL) and `dt` (> 0)
- * when given win; then the dataset's own settings; a file without settings (the original
- * project's layout) is the one system of its shape (s, m, T) with its default dt
- * (trc_system_resolve, the rule trc predict and trcd apply to models). */
+ * when given win; then what the file records (its settings, or its sidecar); else the one
+ * system of its shape (s, m, T) (trc_system_resolve, the rule trc predict and trcd apply to
+ * models). A time step is never assumed: a file that records none (the original project's
+ * layout, without a sidecar) needs `dt`, else TRC_EINVAL saying how to give it. */
 int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
                      const trc_system **sys_out, double *dt_out);
 

@@ -405,6 +405,10 @@ int trc_dataset_generate_with(const trc_gen_settings *g, size_t n, const trc_gen
     memcpy(out->settings.expert_params, info.params, sizeof out->settings.expert_params);
     trc_expert_plan_free(plan);
     snprintf(out->settings.system, sizeof out->settings.system, "%s", sys->name);
+    out->dt = g->dt;
+    snprintf(out->system, sizeof out->system, "%s", sys->name);
+    snprintf(out->cost_label, sizeof out->cost_label, "%s",
+             trc_expert_find(g->expert) ? trc_expert_find(g->expert)->cost_label : "");
     summarize(out, &sum);
     if (summary)
         *summary = sum;

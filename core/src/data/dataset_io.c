@@ -122,7 +122,8 @@ static int parse_shard(json_t *o, const char *path, trc_dataset *ds) {
 
 /* Parses our metadata into ds->settings (has_settings = 1) after checking it agrees with the
  * arrays. Foreign metadata is ignored. */
-static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
+static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds, int *ours) {
+    *ours = 0;
     trc_npy_array a;
     int rc = trc_npz_read(z, "metadata", &a);
     if (rc == TRC_ENOTFOUND)
@@ -143,6 +144,7 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
         json_decref(o);
         return TRC_OK; /* not ours */
     }
+    *ours = 1;
     rc = TRC_OK;
     json_int_t num = 0, s = 0, m = 0, T = 0;
     if (meta_get_int(o, "num_samples", &num) || meta_get_int(o, "s", &s) ||
@@ -155,7 +157,20 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
                       "have N=%zu, s=%d, m=%d, T=%d",
                       path, (long long)num, (long long)s, (long long)m, (long long)T, ds->n, ds->s,
                       ds->m, ds->T);
-    if (rc == TRC_OK && json_object_get(o, "system")) {
+    /* recorded without generation settings (a foreign file saved again): dt, system, cost */
+    if (rc == TRC_OK && !json_object_get(o, "expert")) {
+        double dt = 0;
+        if (json_object_get(o, "dt") && (meta_get_num(o, "dt", &dt) || !(dt > 0 && isfinite(dt))))
+            rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad dt", path);
+        else if (json_object_get(o, "system") &&
+                 meta_get_str(o, "system", ds->system, sizeof ds->system))
+            rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad system", path);
+        ds->dt = dt;
+    }
+    if (rc == TRC_OK && json_object_get(o, "cost") &&
+        meta_get_str(o, "cost", ds->cost_label, sizeof ds->cost_label))
+        rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad cost", path);
+    if (rc == TRC_OK && json_object_get(o, "expert")) {
         trc_gen_settings *g = &ds->settings;
         memset(g, 0, sizeof *g);
         json_t *seed = json_object_get(o, "seed");
@@ -186,12 +201,112 @@ static int parse_metadata(trc_npz *z, const char *path, trc_dataset *ds) {
                 rc = trc_fail(TRC_EFORMAT, "%s: key 'metadata': bad dt", path);
             if (rc == TRC_OK)
                 rc = parse_shard(o, path, ds);
-            if (rc == TRC_OK)
+            if (rc == TRC_OK) {
                 ds->has_settings = 1;
+                ds->dt = g->dt;
+                snprintf(ds->system, sizeof ds->system, "%s", g->system);
+            }
         }
     }
     json_decref(o);
     return rc;
+}
+
+/* The sidecar "<stem>.json" of a file without our metadata (see trc_dataset_load). */
+static int read_sidecar(const char *path, trc_dataset *ds) {
+    size_t n = strlen(path);
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (dot && slash && dot < slash)
+        dot = NULL;
+    size_t stem = dot ? (size_t)(dot - path) : n;
+    char *side = malloc(stem + 6);
+    if (!side)
+        return trc_fail(TRC_ENOMEM, "%s: out of memory", path);
+    snprintf(side, stem + 6, "%.*s.json", (int)stem, path);
+    FILE *f = fopen(side, "rb");
+    if (!f) {
+        free(side);
+        return TRC_OK; /* none */
+    }
+    fclose(f);
+    json_error_t je;
+    json_t *o = json_load_file(side, JSON_REJECT_DUPLICATES, &je);
+    int rc = TRC_OK;
+    if (!o || !json_is_object(o)) {
+        rc = trc_fail(TRC_EFORMAT, "%s (sidecar of %s): not a JSON object (line %d: %s)", side,
+                      path, je.line, je.text);
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(o, key, v) {
+            if (strcmp(key, "dt") != 0 && strcmp(key, "system") != 0 && strcmp(key, "cost") != 0) {
+                rc = trc_fail(TRC_EFORMAT,
+                              "%s (sidecar of %s): unknown key '%s' (keys: dt, system, cost)", side,
+                              path, key);
+                break;
+            }
+        }
+        double dt = 0;
+        if (rc == TRC_OK && json_object_get(o, "dt") &&
+            (meta_get_num(o, "dt", &dt) || !(dt > 0 && dt <= 1e6)))
+            rc = trc_fail(TRC_EFORMAT, "%s (sidecar of %s): dt must be a number in (0, 1e6]", side,
+                          path);
+        if (rc == TRC_OK && json_object_get(o, "system") &&
+            meta_get_str(o, "system", ds->system, sizeof ds->system))
+            rc = trc_fail(TRC_EFORMAT, "%s (sidecar of %s): system must be a short string", side,
+                          path);
+        if (rc == TRC_OK && json_object_get(o, "cost") &&
+            meta_get_str(o, "cost", ds->cost_label, sizeof ds->cost_label))
+            rc = trc_fail(TRC_EFORMAT, "%s (sidecar of %s): cost must be a short string", side,
+                          path);
+        if (rc == TRC_OK && strcmp(ds->cost_label, "sum_u2_dt") == 0 && !(dt > 0))
+            rc = trc_fail(TRC_EFORMAT,
+                          "%s (sidecar of %s): cost \"sum_u2_dt\" needs the file's \"dt\"", side,
+                          path);
+        ds->dt = dt;
+    }
+    json_decref(o);
+    free(side);
+    return rc;
+}
+
+/* Sum of u^2 of sample i. */
+static double sum_u2(const trc_dataset *ds, size_t i) {
+    const size_t U = (size_t)ds->T * (size_t)ds->m;
+    double c = 0;
+    for (size_t k = 0; k < U; k++)
+        c += (double)ds->control_sequences[i * U + k] * ds->control_sequences[i * U + k];
+    return c;
+}
+
+/* 1 when every cost is within float32 rounding of scale * sum(u^2) of its controls. */
+static int costs_are(const trc_dataset *ds, double scale) {
+    for (size_t i = 0; i < ds->n; i++) {
+        double want = scale * sum_u2(ds, i);
+        if (fabs((double)ds->costs[i] - want) > 1e-4 * fmax(fabs(want), 1e-6))
+            return 0;
+    }
+    return 1;
+}
+
+/* Brings costs to our convention, sum(u^2): declared "sum_u2_dt" (the original's later files),
+ * or, when nothing declares it and the dt is known, recognised from the controls. */
+static void normalise_costs(trc_dataset *ds) {
+    if (!ds->costs)
+        return;
+    int theirs = strcmp(ds->cost_label, "sum_u2_dt") == 0;
+    if (!ds->cost_label[0] && ds->dt > 0 && fabs(ds->dt - 1.0) > 1e-6) {
+        if (costs_are(ds, 1.0))
+            snprintf(ds->cost_label, sizeof ds->cost_label, "sum_u2");
+        else if (costs_are(ds, ds->dt))
+            theirs = 1;
+    }
+    if (!theirs || !(ds->dt > 0))
+        return;
+    for (size_t i = 0; i < ds->n; i++)
+        ds->costs[i] = (float)((double)ds->costs[i] / ds->dt);
+    snprintf(ds->cost_label, sizeof ds->cost_label, "sum_u2");
+    snprintf(ds->cost_converted_from, sizeof ds->cost_converted_from, "sum_u2_dt");
 }
 
 int trc_dataset_load(const char *path, trc_dataset *ds) {
@@ -274,7 +389,12 @@ int trc_dataset_load(const char *path, trc_dataset *ds) {
     ds->state_trajectories = fx;
     ds->costs = fc;
     fi = ft = fu = fx = fc = NULL;
-    rc = parse_metadata(z, path, ds);
+    int ours = 0;
+    rc = parse_metadata(z, path, ds, &ours);
+    if (rc == TRC_OK && !ours)
+        rc = read_sidecar(path, ds);
+    if (rc == TRC_OK)
+        normalise_costs(ds);
     if (rc)
         trc_dataset_free(ds);
 out:
@@ -348,6 +468,14 @@ static char *metadata_json(const trc_dataset *ds) {
         const char *cost = cost_meaning(g->expert);
         if (cost) /* what `costs` holds; unsaid when nothing here computed them */
             json_object_set_new(o, "cost", json_string(cost));
+    } else {
+        /* a foreign file saved again keeps what it recorded (its sidecar, or a --dt) */
+        if (ds->dt > 0)
+            json_object_set_new(o, "dt", json_real(ds->dt));
+        if (ds->system[0])
+            json_object_set_new(o, "system", json_string(ds->system));
+        if (ds->costs && ds->cost_label[0])
+            json_object_set_new(o, "cost", json_string(ds->cost_label));
     }
     char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER |
                                    JSON_REAL_PRECISION(17));

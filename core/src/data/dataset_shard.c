@@ -204,6 +204,9 @@ int trc_dataset_merge(const trc_dataset *sh, size_t count, const char *const *na
     }
     out->has_settings = 1;
     out->settings = sh[0].settings;
+    out->dt = sh[0].dt; /* what the shards record */
+    snprintf(out->system, sizeof out->system, "%s", sh[0].system);
+    snprintf(out->cost_label, sizeof out->cost_label, "%s", sh[0].cost_label);
     if (summary) {
         double it = 0, ms = 0;
         for (size_t i = 0; out->solve_stats && i < total; i++) {

@@ -177,14 +177,20 @@ out:
 int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
                      const trc_system **sys_out, double *dt_out) {
     /* the flag, then the data's own settings, then the one system of the data's shape */
-    const char *name = system && system[0] ? system : ds->has_settings ? ds->settings.system : NULL;
+    const char *name = system && system[0] ? system : ds->system[0] ? ds->system : NULL;
     const trc_system *sys;
     int rc = trc_system_resolve(name, "data", ds->s, ds->m, ds->T, &sys);
     if (rc)
         return rc;
-    double d = dt > 0.0                                                          ? dt
-               : ds->has_settings && strcmp(ds->settings.system, sys->name) == 0 ? ds->settings.dt
-                                                                                 : sys->dt;
+    /* the file's dt belongs to the file's system: another system needs its own --dt */
+    int same = !ds->system[0] || strcmp(ds->system, sys->name) == 0;
+    double d = dt > 0.0 ? dt : same ? ds->dt : 0.0;
+    if (d == 0.0)
+        return trc_fail(TRC_EINVAL,
+                        "the data records no time step for %s: give it with --dt, or in a "
+                        "sidecar <stem>.json beside the .npz: {\"dt\": ...} (the original "
+                        "project used 5/15 in its first version and 0.33 later)",
+                        sys->name);
     if (!(d > 0.0) || !isfinite(d))
         return trc_fail(TRC_EINVAL, "time step must be positive and finite, got %g", d);
     *sys_out = sys;

@@ -134,12 +134,17 @@ static void unwrap(trc_tl_model *w) {
     trc_tl_free(w);
 }
 
-/* The simulator trajectory feedback runs: the model's system at its dt (0 = the system's). */
+/* The simulator trajectory feedback runs: the model's system at its dt. */
 static int feedback_sim(const trc_model_config *c, trc_tl_sys_ctx *ctx, trc_tl_sim *sim) {
     const trc_system *sys = trc_system_find(c->system);
     if (!sys)
         return trc_fail(TRC_EINVAL, "trajectory feedback: unknown system '%s'", c->system);
-    return trc_tl_sim_system(c->system, c->dt > 0 ? c->dt : sys->dt, c->T, ctx, sim);
+    if (!(c->dt > 0)) /* never the system's default: the caller resolves it (--dt, sidecar) */
+        return trc_fail(TRC_EINVAL,
+                        "trajectory feedback: the model records no time step for %s (give it "
+                        "with --dt or a sidecar <stem>.json)",
+                        sys->name);
+    return trc_tl_sim_system(c->system, c->dt, c->T, ctx, sim);
 }
 
 int tl_arch_infer(const trc_model *model, size_t B, const float *x0, const float *target,

@@ -217,10 +217,10 @@ static int make_model(const trc_run *run, const uint32_t *train_idx, trc_model *
     cfg.K = run->o.K;
     cfg.n = run->o.n;
     cfg.feedback = run->o.feedback;
-    if (ds->has_settings) {
-        snprintf(cfg.system, sizeof cfg.system, "%s", ds->settings.system);
-        cfg.dt = ds->settings.dt;
-    }
+    /* what the data records (settings or sidecar); no dt recorded: none in the checkpoint
+     * either (its users must then say it, never a system's default) */
+    snprintf(cfg.system, sizeof cfg.system, "%s", ds->system);
+    cfg.dt = ds->dt;
     if (wants_norm(run) && (rc = norm_stats(run, train_idx, &cfg)))
         return rc;
     return trc_model_create(&cfg, model);
@@ -588,11 +588,15 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
     /* The objective and the system it may simulate, checked before anything is written. */
     const trc_objective *objective = trc_train_objective(opts);
     const trc_system *system = NULL;
-    if (ds->has_settings && ds->settings.system[0] &&
-        !(system = trc_system_find(ds->settings.system)))
+    if (ds->system[0] && !(system = trc_system_find(ds->system))) /* settings or sidecar */
         return trc_fail_prefix(TRC_EINVAL, "dataset: ");
     if ((rc = trc_objective_check(objective, system)) != 0)
         return rc;
+    if (objective->needs_jacobian && !(ds->dt > 0)) /* never a system's default dt */
+        return trc_fail(TRC_EINVAL,
+                        "objective '%s' simulates the data, which records no time step: give it "
+                        "in a sidecar <stem>.json beside the .npz ({\"dt\": ...})",
+                        objective->name);
 
     trc_run run;
     memset(&run, 0, sizeof run);
@@ -603,7 +607,7 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
     work w;
     memset(&w, 0, sizeof w);
     w.system = system;
-    w.dt = ds->has_settings && ds->settings.dt > 0 ? ds->settings.dt : system ? system->dt : 0.0;
+    w.dt = ds->dt; /* what the data records (0: none, refused above where it matters) */
     rc = setup(&run, &w);
     if (!rc && opts->resume)
         rc = restore(&run, &w);

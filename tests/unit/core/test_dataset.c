@@ -334,10 +334,99 @@ static void test_metadata_handling(void **state) {
     assert_non_null(strstr(trc_errmsg(), "key 'metadata': says N=2, s=2, m=1, T=4"));
     items[3].data =
         "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 3,"
-        " \"system\": \"double_integrator\"}";
+        " \"system\": \"double_integrator\", \"expert\": \"min_energy\"}";
     assert_int_equal(trc_npz_write(test_tmp_path("bad_meta.npz"), items, 4), 0);
     assert_int_equal(trc_dataset_load(test_tmp_path("bad_meta.npz"), &ds), TRC_EFORMAT);
     assert_non_null(strstr(trc_errmsg(), "incomplete generation settings"));
+    /* without an expert: what a foreign file recorded (system, dt), no generation settings */
+    items[3].data =
+        "{\"format\": \"trc-dataset\", \"num_samples\": 2, \"s\": 2, \"m\": 1, \"T\": 3,"
+        " \"system\": \"double_integrator\", \"dt\": 0.33}";
+    assert_int_equal(trc_npz_write(test_tmp_path("recorded.npz"), items, 4), 0);
+    assert_int_equal(trc_dataset_load(test_tmp_path("recorded.npz"), &ds), 0);
+    assert_false(ds.has_settings);
+    assert_string_equal(ds.system, "double_integrator");
+    assert_true(ds.dt == 0.33);
+    trc_dataset_free(&ds);
+}
+
+/* The original's later files: costs = sum(u^2) * dt, no metadata; a sidecar <stem>.json
+ * records dt and the convention; the costs are read as sum(u^2) (ours) and saved so. */
+static void test_sidecar_and_cost_convention(void **state) {
+    (void)state;
+    const double dt = 0.33;
+    float x[4] = {0, 1, 2, 3}, u[2 * 3] = {1, 2, 3, -1, 0.5f, 0};
+    float theirs[2] = {(float)(14 * dt), (float)(1.25 * dt)}, ours[2] = {14, 1.25f};
+    trc_npz_item items[4] = {
+        {"initial_states", TRC_NPY_F32, 2, {2, 2}, x},
+        {"target_states", TRC_NPY_F32, 2, {2, 2}, x},
+        {"control_sequences", TRC_NPY_F32, 3, {2, 3, 1}, u},
+        {"costs", TRC_NPY_F32, 1, {2}, theirs},
+    };
+    trc_dataset ds;
+    char path[512], side[512], again[512];
+    snprintf(path, sizeof path, "%s", test_tmp_path("orig.npz"));
+    snprintf(side, sizeof side, "%s", test_tmp_path("orig.json"));
+    snprintf(again, sizeof again, "%s", test_tmp_path("again.npz"));
+    assert_int_equal(trc_npz_write(path, items, 4), 0);
+    remove(side);
+    /* no sidecar: nothing recorded, costs as stored (their convention cannot be told) */
+    assert_int_equal(trc_dataset_load(path, &ds), 0);
+    assert_true(ds.dt == 0.0 && ds.system[0] == '\0' && ds.cost_label[0] == '\0');
+    assert_float_equal(ds.costs[0], theirs[0], 1e-6);
+    trc_dataset_free(&ds);
+    /* a sidecar declaring the convention */
+    FILE *f = fopen(side, "w");
+    fputs("{\"dt\": 0.33, \"system\": \"double_integrator\", \"cost\": \"sum_u2_dt\"}", f);
+    fclose(f);
+    assert_int_equal(trc_dataset_load(path, &ds), 0);
+    assert_true(ds.dt == 0.33);
+    assert_string_equal(ds.system, "double_integrator");
+    assert_string_equal(ds.cost_label, "sum_u2");
+    assert_string_equal(ds.cost_converted_from, "sum_u2_dt");
+    assert_float_equal(ds.costs[0], 14.0, 1e-5);
+    assert_float_equal(ds.costs[1], 1.25, 1e-5);
+    /* saved again: our convention, recorded in the metadata, read back without the sidecar */
+    assert_int_equal(trc_dataset_save(again, &ds), 0);
+    trc_dataset_free(&ds);
+    assert_int_equal(trc_dataset_load(again, &ds), 0);
+    assert_true(ds.dt == 0.33);
+    assert_string_equal(ds.cost_label, "sum_u2");
+    assert_string_equal(ds.cost_converted_from, "");
+    assert_float_equal(ds.costs[0], 14.0, 1e-5);
+    trc_dataset_free(&ds);
+    /* only a dt: the convention is recognised from the controls */
+    f = fopen(side, "w");
+    fputs("{\"dt\": 0.33}", f);
+    fclose(f);
+    assert_int_equal(trc_dataset_load(path, &ds), 0);
+    assert_string_equal(ds.cost_converted_from, "sum_u2_dt");
+    assert_float_equal(ds.costs[1], 1.25, 1e-5);
+    trc_dataset_free(&ds);
+    items[3].data = ours; /* already sum(u^2): left alone, labelled */
+    assert_int_equal(trc_npz_write(path, items, 4), 0);
+    assert_int_equal(trc_dataset_load(path, &ds), 0);
+    assert_string_equal(ds.cost_label, "sum_u2");
+    assert_string_equal(ds.cost_converted_from, "");
+    assert_float_equal(ds.costs[0], 14.0, 1e-6);
+    trc_dataset_free(&ds);
+    /* a bad sidecar is refused, naming it */
+    f = fopen(side, "w");
+    fputs("{\"dt\": -1}", f);
+    fclose(f);
+    assert_int_equal(trc_dataset_load(path, &ds), TRC_EFORMAT);
+    assert_non_null(strstr(trc_errmsg(), "orig.json (sidecar of"));
+    f = fopen(side, "w");
+    fputs("{\"cost\": \"sum_u2_dt\", \"dtt\": 1}", f);
+    fclose(f);
+    assert_int_equal(trc_dataset_load(path, &ds), TRC_EFORMAT);
+    assert_non_null(strstr(trc_errmsg(), "unknown key 'dtt'"));
+    f = fopen(side, "w");
+    fputs("{\"cost\": \"sum_u2_dt\"}", f);
+    fclose(f);
+    assert_int_equal(trc_dataset_load(path, &ds), TRC_EFORMAT);
+    assert_non_null(strstr(trc_errmsg(), "needs the file's \"dt\""));
+    remove(side);
 }
 
 int main(void) {
@@ -347,6 +436,7 @@ int main(void) {
         cmocka_unit_test(test_generate_lqr_and_errors),
         cmocka_unit_test(test_save_load_round_trip),
         cmocka_unit_test(test_cost_label),
+        cmocka_unit_test(test_sidecar_and_cost_convention),
         cmocka_unit_test(test_load_numpy_f64),
         cmocka_unit_test(test_load_rejects),
         cmocka_unit_test(test_metadata_handling),

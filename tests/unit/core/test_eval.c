@@ -129,19 +129,31 @@ static void test_resolve(void **state) {
     trc_dataset ds = {.n = 1, .s = 2, .m = 1, .T = 15};
     const trc_system *sys;
     double dt;
-    assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), 0);
+    /* no time step recorded and none given: never the system's default (issue 14) */
+    assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "records no time step for double_integrator"));
+    assert_non_null(strstr(trc_errmsg(), "--dt"));
+    assert_int_equal(trc_eval_resolve(&ds, NULL, 0.33, &sys, &dt), 0);
     assert_string_equal(sys->name, "double_integrator");
-    assert_true(dt == sys->dt);
+    assert_true(dt == 0.33);
     assert_int_equal(trc_eval_resolve(&ds, "van_der_pol", 0.07, &sys, &dt), 0);
-    assert_true(dt == 0.07); /* a given dt wins over the system's 0.05 */
-    ds.has_settings = 1;
-    snprintf(ds.settings.system, sizeof ds.settings.system, "double_integrator");
-    ds.settings.dt = 0.25;
+    assert_true(dt == 0.07);
+    /* what the file records (settings or sidecar: ds.dt, ds.system) */
+    snprintf(ds.system, sizeof ds.system, "double_integrator");
+    ds.dt = 0.25;
     assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), 0);
     assert_true(dt == 0.25);
-    assert_int_equal(trc_eval_resolve(&ds, "van_der_pol", 0, &sys, &dt), 0);
-    assert_true(dt == 0.05); /* another system: its own default, not the file's dt */
+    assert_int_equal(trc_eval_resolve(&ds, NULL, 0.5, &sys, &dt), 0);
+    assert_true(dt == 0.5); /* a given dt wins */
+    /* another system: the file's dt is not its dt */
+    assert_int_equal(trc_eval_resolve(&ds, "van_der_pol", 0, &sys, &dt), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "no time step for van_der_pol"));
+    /* a dt recorded without a system belongs to the system the shape resolves to */
+    ds.system[0] = '\0';
+    assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), 0);
+    assert_true(dt == 0.25);
     assert_int_equal(trc_eval_resolve(&ds, "nope", 0, &sys, &dt), TRC_ENOTFOUND);
+    snprintf(ds.system, sizeof ds.system, "double_integrator");
     ds.s = 3;
     assert_int_equal(trc_eval_resolve(&ds, NULL, 0, &sys, &dt), TRC_EINVAL);
     assert_non_null(strstr(trc_errmsg(), "data has s=3"));

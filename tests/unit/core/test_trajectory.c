@@ -261,6 +261,8 @@ static void test_train_every_architecture(void **state) {
     /* data that name no system: refused before anything is written */
     trc_dataset bare = ds;
     bare.has_settings = 0;
+    bare.system[0] = '\0'; /* what a file without metadata or sidecar records */
+    bare.dt = 0;
     trc_train_opts o;
     trc_train_opts_default(&o);
     snprintf(o.model_size, sizeof o.model_size, "small");
@@ -270,6 +272,12 @@ static void test_train_every_architecture(void **state) {
     assert_int_equal(trc_train(&bare, &o, NULL, NULL, NULL, &res), TRC_EUNSUPPORTED);
     assert_non_null(strstr(trc_errmsg(), "names none"));
     FILE *f = fopen(o.out_dir, "r");
+    assert_null(f);
+    /* a system but no time step (a sidecar naming only the system): never a default dt */
+    snprintf(bare.system, sizeof bare.system, "%s", ds.system);
+    assert_int_equal(trc_train(&bare, &o, NULL, NULL, NULL, &res), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "records no time step"));
+    f = fopen(o.out_dir, "r");
     assert_null(f);
     trc_dataset_free(&ds);
 }

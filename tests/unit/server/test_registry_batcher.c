@@ -48,6 +48,7 @@ static void test_load_dir_and_get(void **state) {
     (void)state;
     registry *reg;
     assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0); /* the bare fixtures record none */
     assert_int_equal(registry_load_dir(reg), 2);
     assert_int_equal(registry_count(reg), 2);
     model_snapshot *d = registry_get(reg, NULL), *r = registry_get(reg, "rnd");
@@ -76,6 +77,7 @@ static void test_swap_keeps_old_snapshot_alive(void **state) {
     registry *reg;
     proto_error err;
     assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0); /* the bare fixtures record none */
     assert_int_equal(registry_load_file(reg, "m", "default.safetensors", &err), 0);
     model_snapshot *old = registry_get(reg, "m");
     float first = old->model.params[0];
@@ -98,6 +100,7 @@ static void test_refusals_keep_the_model(void **state) {
     registry *reg;
     proto_error err;
     assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0); /* the bare fixtures record none */
     assert_int_equal(registry_load_file(reg, "m", "default.safetensors", &err), 0);
     model_snapshot *before = registry_get(reg, "m");
     assert_int_equal(registry_load_file(reg, "m", "../x.safetensors", &err), -1);
@@ -135,6 +138,7 @@ static void test_upload_and_remove(void **state) {
     registry *reg;
     proto_error err;
     assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0); /* the bare fixtures record none */
     uint8_t *buf;
     size_t len;
     assert_int_equal(trc_read_file(test_data_path("small_random.safetensors"), &buf, &len), 0);
@@ -203,6 +207,7 @@ static void test_batcher_concurrent(void **state) {
     registry *reg;
     proto_error err;
     assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0); /* the bare fixtures record none */
     assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
     assert_int_equal(registry_load_file(reg, "rnd", "rnd.safetensors", &err), 0);
     const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
@@ -271,6 +276,7 @@ static void test_batcher_gathers_sending_clients(void **state) {
     registry *reg;
     proto_error err;
     assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0); /* the bare fixtures record none */
     assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
     model_snapshot *snap = registry_get(reg, NULL);
     const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
