@@ -1,13 +1,15 @@
-/* Benchmark of the a273222 networks against the single-latent one (medium, s=2, m=1, T=15, one
- * thread): training samples/s at batch 64 (forward + backward) and batch-1000 inference
- * samples/s, as medians, with each network's multiply-adds per sample, so that the figures
- * compare per multiply-add (issue 11: two_level medium within 20% of single medium). Wall and
- * CPU time are both printed (the machine may be shared). Usage: bench_two_level. */
+/* Benchmark of the a273222 networks against the single-latent one (medium, s=2, m=1, T=15):
+ * training samples/s at batch 64 (forward + backward, one thread) and batch-1000 inference
+ * samples/s through the inference plan trcd serves with (1 and 2 threads), as medians, with each
+ * network's multiply-adds per sample, so that the figures compare per multiply-add (issue 11:
+ * two_level medium within 20% of single medium; the ratio is printed). Wall and CPU time are
+ * both printed (the machine may be shared). Usage: bench_two_level. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "trc/cpu.h"
 #include "trc/error.h"
 #include "trc/model.h"
 #include "trc/rng.h"
@@ -51,14 +53,44 @@ static double macs_block(int d, int fc_in_out, int I) {
 }
 
 typedef struct figures {
-    double train_wall, train_cpu, infer_wall, infer_cpu;
+    double train_wall, train_cpu, infer_wall, infer_cpu, infer2_wall;
 } figures;
 
+/* GMAC per CPU-second of the single-latent network (training, inference), once measured */
+static double single_train_gmac, single_infer_gmac;
+
 static void report(const char *name, double macs, const figures *f) {
-    printf("%-18s %6.2f MMAC/sample  train b64: %7.0f samples/s (%7.0f per CPU-s, %5.2f GMAC/CPU-s)"
-           "  infer b1000: %7.0f samples/s (%7.0f per CPU-s, %5.2f GMAC/CPU-s)\n",
-           name, macs / 1e6, f->train_wall, f->train_cpu, 3.0 * macs * f->train_cpu / 1e9,
-           f->infer_wall, f->infer_cpu, macs * f->infer_cpu / 1e9);
+    double tg = 3.0 * macs * f->train_cpu / 1e9, ig = macs * f->infer_cpu / 1e9;
+    printf("%-10s %5.2f MMAC/sample  train b64: %6.0f samples/s (%6.0f per CPU-s, %5.2f GMAC/CPU-s)"
+           "  infer b1000 (plan): %6.0f samples/s (%6.0f per CPU-s, %5.2f GMAC/CPU-s), 2 threads "
+           "%6.0f samples/s",
+           name, macs / 1e6, f->train_wall, f->train_cpu, tg, f->infer_wall, f->infer_cpu, ig,
+           f->infer2_wall);
+    if (single_train_gmac > 0)
+        printf("  | per multiply-add vs single: train %3.0f%%, infer %3.0f%% (target >= 80%%)",
+               100.0 * tg / single_train_gmac, 100.0 * ig / single_infer_gmac);
+    else
+        single_train_gmac = tg, single_infer_gmac = ig;
+    printf("\n");
+}
+
+/* batch-1000 inference through a plan of m: median samples/s (wall, CPU) on `threads` */
+static void infer_rates(const trc_model *m, const float *x0, const float *tg, float *u, int threads,
+                        double *wall, double *cpu) {
+    trc_infer_plan *plan;
+    check(trc_infer_plan_create(m, &plan), "plan");
+    check(trc_infer_plan_run(plan, INFER_B, x0, tg, u, NULL, threads), "plan run"); /* warm */
+    double iw[REPS], ic[REPS];
+    for (int r = 0; r < REPS; r++) {
+        double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+        check(trc_infer_plan_run(plan, INFER_B, x0, tg, u, NULL, threads), "plan run");
+        iw[r] = INFER_B / (now(CLOCK_MONOTONIC) - w0);
+        ic[r] = INFER_B / (now(CLOCK_PROCESS_CPUTIME_ID) - c0);
+    }
+    trc_infer_plan_free(plan);
+    *wall = median(iw, REPS);
+    if (cpu)
+        *cpu = median(ic, REPS);
 }
 
 int main(void) {
@@ -72,7 +104,7 @@ int main(void) {
         x0[i] = (float)trc_rng_range(&rng, -2, 2), tg[i] = (float)trc_rng_range(&rng, -2, 2);
     for (int i = 0; i < INFER_B * 15; i++)
         ue[i] = (float)trc_rng_range(&rng, -1, 1);
-    double tw[REPS], tc[REPS], iw[REPS], ic[REPS];
+    double tw[REPS], tc[REPS];
     figures f;
 
     /* single-latent medium: K = n = 3, 3 blocks; the training backward covers every cycle */
@@ -92,14 +124,14 @@ int main(void) {
         }
         tw[r] = 10.0 * TRAIN_B / (now(CLOCK_MONOTONIC) - w0);
         tc[r] = 10.0 * TRAIN_B / (now(CLOCK_PROCESS_CPUTIME_ID) - c0);
-        w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-        check(trc_model_infer(&sm, INFER_B, x0, tg, u, NULL), "infer");
-        iw[r] = INFER_B / (now(CLOCK_MONOTONIC) - w0);
-        ic[r] = INFER_B / (now(CLOCK_PROCESS_CPUTIME_ID) - c0);
     }
-    f = (figures){median(tw, REPS), median(tc, REPS), median(iw, REPS), median(ic, REPS)};
+    f = (figures){median(tw, REPS), median(tc, REPS), 0, 0, 0};
+    infer_rates(&sm, x0, tg, u, 1, &f.infer_wall, &f.infer_cpu);
+    infer_rates(&sm, x0, tg, u, 2, &f.infer2_wall, NULL);
     double smacs = macs_common(2, 15, 128, 256, 3) + 27 * macs_block(128, 256, 256);
-    printf("medium, s=2 m=1 T=15, one thread; train GMAC counts forward x3 (forward + backward)\n");
+    printf("medium, s=2 m=1 T=15; training on one thread (GMAC counts forward x3: forward + "
+           "backward), inference through the plan on 1 thread, then 2; kernels: %s\n",
+           trc_isa_name(trc_isa_active()));
     report("single", smacs, &f);
     trc_trainer_free(st);
     trc_model_free(&sm);
@@ -120,12 +152,17 @@ int main(void) {
                 check(trc_tl_trainer_step_mse(tr, TRAIN_B, x0, tg, ue, &loss), "step");
             tw[r] = 10.0 * TRAIN_B / (now(CLOCK_MONOTONIC) - w0);
             tc[r] = 10.0 * TRAIN_B / (now(CLOCK_PROCESS_CPUTIME_ID) - c0);
-            w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-            check(trc_tl_infer(&m, NULL, INFER_B, x0, tg, u, NULL, NULL), "infer");
-            iw[r] = INFER_B / (now(CLOCK_MONOTONIC) - w0);
-            ic[r] = INFER_B / (now(CLOCK_PROCESS_CPUTIME_ID) - c0);
         }
-        f = (figures){median(tw, REPS), median(tc, REPS), median(iw, REPS), median(ic, REPS)};
+        f = (figures){median(tw, REPS), median(tc, REPS), 0, 0, 0};
+        /* inference as trcd runs it: the same network as a trc_model, through its plan */
+        trc_model_config mc;
+        trc_model mm;
+        check(trc_model_config_preset_arch(archs[a], "medium", 2, 1, 15, 4.0f, &mc), "preset");
+        check(trc_model_create(&mc, &mm), "create");
+        check(trc_model_init(&mm, 1), "init");
+        infer_rates(&mm, x0, tg, u, 1, &f.infer_wall, &f.infer_cpu);
+        infer_rates(&mm, x0, tg, u, 2, &f.infer2_wall, NULL);
+        trc_model_free(&mm);
         int apps = c.H * (c.L + 1) * c.layers;
         int fo = c.kind == TRC_TL_RMS_SWIGLU ? 2 * c.ffn : c.ffn;
         double macs = macs_common(2, 15, c.d, c.h, c.H) + apps * macs_block(c.d, fo, c.ffn);

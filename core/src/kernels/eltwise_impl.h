@@ -210,3 +210,71 @@ static KFN void SFX(residual_backward)(float *dx, const float *dy, size_t n) {
     for (size_t i = nv; i < n; i++)
         dx[i] += dy[i];
 }
+
+/* y: [B, out] = x: [B, in] Wd^T + b (b may be NULL), every sum in double and rounded once to
+ * float (nn_layers.h: the two-level networks' encoder and decoder stacks). Wd: W widened and
+ * packed in panels of TRC_DPANEL outputs stored input by input (zero padded), as
+ * linear_packed.h packs floats. Every step is a fused multiply-add (fma: rounded once), so every
+ * path gives the same bits: the AVX paths' vector FMAs, the portable path's fma(). Tiles of 4
+ * rows x 2 panels: 8 independent chains. */
+typedef double vd __attribute__((vector_size(TRC_DPANEL * 8)));
+typedef double vdu __attribute__((vector_size(TRC_DPANEL * 8), aligned(8), may_alias));
+
+/* acc += x w, lane by lane, each rounded once (the compiler makes it one vector FMA where the
+ * path has them) */
+static inline KFN void vd_fma(vd *acc, double x, const vd *w) {
+    for (int j = 0; j < TRC_DPANEL; j++)
+        (*acc)[j] = __builtin_fma(x, (*w)[j], (*acc)[j]);
+}
+
+static inline KFN void SFX(dtile)(float *y, const float *x, const double *Wd, const float *b, int R,
+                                  int P, int p0, int in, int out) {
+    vd acc[4][2];
+    for (int q = 0; q < P; q++) {
+        vd init = {0};
+        for (int j = 0; j < TRC_DPANEL; j++) {
+            int o = (p0 + q) * TRC_DPANEL + j;
+            init[j] = b && o < out ? (double)b[o] : 0.0;
+        }
+        for (int r = 0; r < R; r++)
+            acc[r][q] = init;
+    }
+    const double *w0 = Wd + (size_t)p0 * in * TRC_DPANEL;
+    const double *w1 = w0 + (size_t)in * TRC_DPANEL;
+    if (R == 4 && P == 2)
+        for (int i = 0; i < in; i++) {
+            vd a = *(const vdu *)(const void *)(w0 + (size_t)i * TRC_DPANEL);
+            vd c = *(const vdu *)(const void *)(w1 + (size_t)i * TRC_DPANEL);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                double xv = x[(size_t)r * in + i];
+                vd_fma(&acc[r][0], xv, &a);
+                vd_fma(&acc[r][1], xv, &c);
+            }
+        }
+    else
+        for (int i = 0; i < in; i++)
+            for (int q = 0; q < P; q++) {
+                vd a = *(const vdu *)(const void *)((q ? w1 : w0) + (size_t)i * TRC_DPANEL);
+                for (int r = 0; r < R; r++)
+                    vd_fma(&acc[r][q], (double)x[(size_t)r * in + i], &a);
+            }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < P; q++)
+            for (int j = 0; j < TRC_DPANEL; j++) {
+                int o = (p0 + q) * TRC_DPANEL + j;
+                if (o < out)
+                    y[(size_t)r * out + o] = (float)acc[r][q][j];
+            }
+}
+
+static KFN void SFX(dlinear_forward)(float *y, const float *x, const double *Wd, const float *b,
+                                     size_t B, int in, int out) {
+    int np = (out + TRC_DPANEL - 1) / TRC_DPANEL;
+    for (size_t r0 = 0; r0 < B; r0 += 4) {
+        int R = B - r0 < 4 ? (int)(B - r0) : 4;
+        for (int p0 = 0; p0 < np; p0 += 2)
+            SFX(dtile)
+        (y + r0 * (size_t)out, x + r0 * (size_t)in, Wd, b, R, np - p0 < 2 ? 1 : 2, p0, in, out);
+    }
+}

@@ -10,6 +10,7 @@
 #include "trc/cpu.h"
 
 #define TRC_PANEL 16 /* columns of B (outputs) per panel: one zmm, two ymm */
+#define TRC_DPANEL 8 /* outputs per panel of a double-precision packed weight (one zmm) */
 
 typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1 } trc_act;
 
@@ -79,6 +80,9 @@ typedef struct trc_kernel_ops {
     void (*silu_backward)(float *dx, const float *dy, const float *x, const float *sig, size_t n);
     void (*residual_forward)(float *y, const float *a, const float *b, size_t n);
     void (*residual_backward)(float *dx, const float *dy, size_t n);
+    /* y = x Wd^T + b summed in double (eltwise_impl.h; Wd as trc_linear_dpack packs it) */
+    void (*dlinear_forward)(float *y, const float *x, const double *Wd, const float *b, size_t B,
+                            int in, int out);
 } trc_kernel_ops;
 
 /* The active path's table (trc_isa_active()). */

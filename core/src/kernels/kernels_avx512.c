@@ -144,5 +144,6 @@ const trc_kernel_ops trc_kernels_avx512 = {
     .silu_backward = silu_backward_avx512,
     .residual_forward = residual_forward_avx512,
     .residual_backward = residual_backward_avx512,
+    .dlinear_forward = dlinear_forward_avx512,
 };
 #endif

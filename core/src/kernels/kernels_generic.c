@@ -69,4 +69,5 @@ const trc_kernel_ops trc_kernels_generic = {
     .silu_backward = silu_backward_generic,
     .residual_forward = residual_forward_generic,
     .residual_backward = residual_backward_generic,
+    .dlinear_forward = dlinear_forward_generic,
 };

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 
+#include "kernels/kernels.h"
 #include "nn_layers.h"
 
 #define DGEMM_MIN 8
@@ -13,6 +14,25 @@
 static void widen(double *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++)
         dst[i] = src[i];
+}
+
+size_t trc_linear_dpacked_size(int in, int out) {
+    return (size_t)((out + TRC_DPANEL - 1) / TRC_DPANEL) * (size_t)in * TRC_DPANEL;
+}
+
+void trc_linear_dpack(double *Wd, const float *W, int in, int out) {
+    int np = (out + TRC_DPANEL - 1) / TRC_DPANEL;
+    for (int p = 0; p < np; p++)
+        for (int i = 0; i < in; i++)
+            for (int j = 0; j < TRC_DPANEL; j++) {
+                int o = p * TRC_DPANEL + j;
+                Wd[((size_t)p * in + i) * TRC_DPANEL + j] = o < out ? W[(size_t)o * in + i] : 0.0;
+            }
+}
+
+void trc_linear_dpacked_forward(float *y, const float *x, const double *Wd, const float *b,
+                                size_t B, int in, int out) {
+    trc_kernels()->dlinear_forward(y, x, Wd, b, B, in, out);
 }
 
 void trc_linear_precise_forward(float *y, const float *x, const float *W, const float *b, size_t B,

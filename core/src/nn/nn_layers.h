@@ -32,6 +32,13 @@ void trc_swiglu_backward(float *dG, const float *dS, const float *G, const float
  * x: [B, in], W: [out, in], b: [out] -> y: [B, out] */
 void trc_linear_precise_forward(float *y, const float *x, const float *W, const float *b, size_t B,
                                 int in, int out);
+/* The same over weights widened and packed once (inference plans): doubles of W [out, in] once
+ * packed, W -> Wd (panels of 8 outputs stored input by input), and the product, on the active
+ * instruction-set path's kernel (identical bits on every path). */
+size_t trc_linear_dpacked_size(int in, int out);
+void trc_linear_dpack(double *Wd, const float *W, int in, int out);
+void trc_linear_dpacked_forward(float *y, const float *x, const double *Wd, const float *b,
+                                size_t B, int in, int out);
 /* dy: [B, out], x: [B, in], W: [out, in] -> dx: [B, in] (+=, may be NULL), dW: [out, in] (+=),
  * db: [out] (+=) */
 void trc_linear_precise_backward(float *dx, float *dW, float *db, const float *dy, const float *x,

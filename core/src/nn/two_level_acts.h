@@ -51,10 +51,23 @@ static inline int tl_store_index(const tl_layout *L, int k) {
     return L->truncate ? 0 : k;
 }
 
-/* The forward pass for rows [0, B) of a (B <= a->B). sim is used when L->feedback. Returns
+/* Weights packed once for inference (linear_packed.h; an inference plan, two_level_plan.c): per
+ * layer the fused attention (see tl_fuse_attention) with its bias, fc_in and fc_out, and the
+ * control embedding; the encoder's, generator's and decoder's Linears widened to double
+ * (nn_layers.h, trc_linear_dpack: their sums stay in double). */
+typedef struct tl_packed {
+    const float *attn[TRC_TL_MAX_LAYERS], *attn_b[TRC_TL_MAX_LAYERS];
+    const float *fc_in[TRC_TL_MAX_LAYERS], *fc_out[TRC_TL_MAX_LAYERS];
+    const float *ctrl;
+    const double *enc0, *enc3, *gen0, *gen3, *dec0, *dec3;
+} tl_packed;
+
+/* The forward pass for rows [0, B) of a (B <= a->B). sim is used when L->feedback. With pk
+ * (inference only: a->nstore == 0), the blocks and the control embedding run on the packed
+ * weights, residual adds and SiLU in the products' epilogues, and `fused` is not used. Returns
  * TRC_ENUMERIC if an iterate is not finite. */
-int tl_forward(const tl_layout *L, const float *P, const float *fused, const trc_tl_sim *sim,
-               tl_acts *a, size_t B, const float *x0, const float *target);
+int tl_forward(const tl_layout *L, const float *P, const float *fused, const tl_packed *pk,
+               const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target);
 /* The attention of every block fused (as the single-latent network's inference does): for block
  * i, fused + i * (d*d + d) receives W_o V ([d, d]) then W_o v + c_o ([d]). tl_forward uses it
  * when not NULL (one d x d product per application instead of two; A is then not kept). */

@@ -11,6 +11,7 @@
 
 #include "layers.h"
 #include "layout.h"
+#include "linear_packed.h"
 #include "nn_layers.h"
 #include "trc/error.h"
 #include "trc/two_level.h"
@@ -103,15 +104,23 @@ void tl_acts_free(tl_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
-/* in: [B, k] (copied into m->in unless it is m->in) -> m->out: [B, o] */
+/* in: [B, k] (copied into m->in unless it is m->in) -> m->out: [B, o]; with W0d, W3d the
+ * Linears' weights widened and packed once (tl_packed), else as stored */
 static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3,
-                        const tl_mlp *m, const float *in, size_t B, int k, int h, int o) {
+                        const double *W0d, const double *W3d, const tl_mlp *m, const float *in,
+                        size_t B, int k, int h, int o) {
     if (in != m->in)
         memcpy(m->in, in, B * (size_t)k * sizeof *in);
-    trc_linear_precise_forward(m->H, m->in, P + l0.w, P + l0.b, B, k, h);
+    if (W0d)
+        trc_linear_dpacked_forward(m->H, m->in, W0d, P + l0.b, B, k, h);
+    else
+        trc_linear_precise_forward(m->H, m->in, P + l0.w, P + l0.b, B, k, h);
     trc_silu_forward(m->S, m->sig, m->H, B * (size_t)h);
     trc_layernorm_forward(m->N, m->mean, m->rstd, m->S, P + ln.w, P + ln.b, B, h);
-    trc_linear_precise_forward(m->out, m->N, P + l3.w, P + l3.b, B, h, o);
+    if (W3d)
+        trc_linear_dpacked_forward(m->out, m->N, W3d, P + l3.b, B, h, o);
+    else
+        trc_linear_precise_forward(m->out, m->N, P + l3.w, P + l3.b, B, h, o);
 }
 
 static void norm_forward(const float *P, trc_lin_off n, float *y, float *mean, float *rstd,
@@ -122,12 +131,35 @@ static void norm_forward(const float *P, trc_lin_off n, float *y, float *mean, f
         trc_layernorm_forward(y, mean, rstd, x, P + n.w, P + n.b, B, C);
 }
 
+/* block_forward over packed weights: r1 = zin + attn(zin) and r2 = z1 + fc_out(S) with the
+ * residual in the epilogue, SiLU too for the SiLU FFN (the sums and their order are those of
+ * block_forward's unpacked products). */
+static void block_forward_packed(const tl_layout *L, const float *P, const tl_packed *pk, int i,
+                                 const tl_app *a, size_t B) {
+    const tl_block_off *o = &L->blk[i];
+    int d = L->d, I = L->ffn;
+    trc_linear_packed_forward_ex(a->r1, a->zin, pk->attn[i], pk->attn_b[i], a->zin, 0, B, d, d);
+    norm_forward(P, o->norm1, a->z1, a->m1, a->rs1, a->r1, B, d);
+    if (L->kind == TRC_TL_LN_SILU)
+        trc_linear_packed_forward_ex(a->S, a->z1, pk->fc_in[i], P + o->fc_in.b, NULL, 1, B, d, I);
+    else {
+        trc_linear_packed_forward(a->G, a->z1, pk->fc_in[i], P + o->fc_in.b, B, d, L->fc_in_out);
+        trc_swiglu_forward(a->S, a->sig, a->G, B, I);
+    }
+    trc_linear_packed_forward_ex(a->r2, a->S, pk->fc_out[i], P + o->fc_out.b, a->z1, 0, B, I, d);
+    norm_forward(P, o->norm2, a->zout, a->m2, a->rs2, a->r2, B, d);
+}
+
 /* a->zin: [B, d] -> a->zout: [B, d], shared block i (model-v2.md section 3). */
-static void block_forward(const tl_layout *L, const float *P, const float *fused, int i,
-                          const tl_app *a, size_t B) {
+static void block_forward(const tl_layout *L, const float *P, const float *fused,
+                          const tl_packed *pk, int i, const tl_app *a, size_t B) {
     const tl_block_off *o = &L->blk[i];
     int d = L->d, I = L->ffn;
     size_t nd = B * (size_t)d;
+    if (pk) {
+        block_forward_packed(L, P, pk, i, a, B);
+        return;
+    }
     if (fused) { /* (W_o V) z + (W_o v + c_o) */
         const float *F = fused + (size_t)i * ((size_t)d * d + d);
         trc_linear_forward(a->r1, a->zin, F, F + (size_t)d * d, B, d, d);
@@ -150,15 +182,16 @@ static void block_forward(const tl_layout *L, const float *P, const float *fused
 
 /* out = blocks(h + inj) over the applications apps[0..layers) (all the same slot when stride
  * is 0). */
-static void lmod(const tl_layout *L, const float *P, const float *fused, const tl_app *apps,
-                 int stride, const float *h, const float *inj, float *out, size_t B) {
+static void lmod(const tl_layout *L, const float *P, const float *fused, const tl_packed *pk,
+                 const tl_app *apps, int stride, const float *h, const float *inj, float *out,
+                 size_t B) {
     size_t nd = B * (size_t)L->d;
     trc_residual_forward(apps[0].zin, h, inj, nd);
     for (int i = 0; i < L->layers; i++) {
         const tl_app *a = &apps[i * stride];
         if (i > 0)
             memcpy(a->zin, apps[(i - 1) * stride].zout, nd * sizeof(float));
-        block_forward(L, P, fused, i, a, B);
+        block_forward(L, P, fused, pk, i, a, B);
     }
     memcpy(out, apps[(L->layers - 1) * stride].zout, nd * sizeof(float));
 }
@@ -174,8 +207,8 @@ static void feedback_errors(const tl_layout *L, const trc_tl_sim *sim, tl_acts *
     }
 }
 
-int tl_forward(const tl_layout *L, const float *P, const float *fused, const trc_tl_sim *sim,
-               tl_acts *a, size_t B, const float *x0, const float *target) {
+int tl_forward(const tl_layout *L, const float *P, const float *fused, const tl_packed *pk,
+               const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target) {
     int s = L->s, d = L->d, h = L->h, U = L->U, in = L->in_dim;
     size_t nd = B * (size_t)d, nU = B * (size_t)U;
     for (size_t r = 0; r < B; r++) {
@@ -184,9 +217,11 @@ int tl_forward(const tl_layout *L, const float *P, const float *fused, const trc
         memcpy(x + s, target + r * s, (size_t)s * sizeof *x);
         x[2 * s] = 1.0f;
     }
-    mlp_forward(P, L->enc0, L->enc2, L->enc3, &a->enc, a->x, B, in, h, d);
+    mlp_forward(P, L->enc0, L->enc2, L->enc3, pk ? pk->enc0 : NULL, pk ? pk->enc3 : NULL, &a->enc,
+                a->x, B, in, h, d);
     memcpy(a->z0, a->enc.out, nd * sizeof(float));
-    mlp_forward(P, L->gen0, L->gen2, L->gen3, &a->gen, a->z0, B, d, h, U);
+    mlp_forward(P, L->gen0, L->gen2, L->gen3, pk ? pk->gen0 : NULL, pk ? pk->gen3 : NULL, &a->gen,
+                a->z0, B, d, h, U);
     trc_tanhscale_forward(a->iters, a->gen.out, L->bound, nU);
     for (size_t r = 0; r < B; r++) {
         memcpy(a->zH + r * d, P + L->H_init, (size_t)d * sizeof(float));
@@ -196,7 +231,10 @@ int tl_forward(const tl_layout *L, const float *P, const float *fused, const trc
     tl_app *scratch = &a->apps[napps(L, a->nstore) - 1];
     for (int k = 0; k < L->H; k++) {
         const float *u = a->iters + (size_t)k * nU;
-        trc_linear_forward(a->c, u, P + L->ctrl_emb.w, P + L->ctrl_emb.b, B, U, d);
+        if (pk)
+            trc_linear_packed_forward(a->c, u, pk->ctrl, P + L->ctrl_emb.b, B, U, d);
+        else
+            trc_linear_forward(a->c, u, P + L->ctrl_emb.w, P + L->ctrl_emb.b, B, U, d);
         if (L->feedback) {
             float *err = a->err + (size_t)k * B * 2;
             feedback_errors(L, sim, a, B, x0, target, u, err);
@@ -210,17 +248,18 @@ int tl_forward(const tl_layout *L, const float *P, const float *fused, const trc
         const tl_app *base = keep ? &a->apps[(size_t)tl_store_index(L, k) * per_cycle] : scratch;
         int stride = keep ? 1 : 0;
         for (int l = 0; l < L->L; l++)
-            lmod(L, P, fused, base + (keep ? (size_t)l * L->layers : 0), stride, a->zL, a->inj,
+            lmod(L, P, fused, pk, base + (keep ? (size_t)l * L->layers : 0), stride, a->zL, a->inj,
                  a->zL, B);
-        lmod(L, P, fused, base + (keep ? (size_t)L->L * L->layers : 0), stride, a->zH, a->zL, a->zH,
-             B);
+        lmod(L, P, fused, pk, base + (keep ? (size_t)L->L * L->layers : 0), stride, a->zH, a->zL,
+             a->zH, B);
         /* u_{k+1} = clamp(u + (b/2) tanh(dec([zH, u])), -b, b) */
         const tl_mlp *dec = &a->dec[a->ndec > 1 ? k : 0];
         for (size_t r = 0; r < B; r++) {
             memcpy(dec->in + r * (size_t)(d + U), a->zH + r * d, (size_t)d * sizeof(float));
             memcpy(dec->in + r * (size_t)(d + U) + d, u + r * U, (size_t)U * sizeof(float));
         }
-        mlp_forward(P, L->dec0, L->dec2, L->dec3, dec, dec->in, B, d + U, h, U);
+        mlp_forward(P, L->dec0, L->dec2, L->dec3, pk ? pk->dec0 : NULL, pk ? pk->dec3 : NULL, dec,
+                    dec->in, B, d + U, h, U);
         trc_tanhscale_forward(dec->out, dec->out, 0.5f * L->bound, nU);
         float *v = a->v + (size_t)(a->ndec > 1 ? k : 0) * nU;
         trc_residual_forward(v, u, dec->out, nU);
@@ -264,7 +303,8 @@ int trc_tl_infer(const trc_tl_model *model, const trc_tl_sim *sim, size_t B, con
     size_t U = (size_t)L.U, d = (size_t)L.d;
     for (size_t r0 = 0; r0 < B && rc == TRC_OK; r0 += C) {
         size_t nb = B - r0 < C ? B - r0 : C;
-        rc = tl_forward(&L, model->params, fused, sim, &a, nb, x0 + r0 * L.s, target + r0 * L.s);
+        rc = tl_forward(&L, model->params, fused, NULL, sim, &a, nb, x0 + r0 * L.s,
+                        target + r0 * L.s);
         if (rc)
             break;
         memcpy(u_out + r0 * U, a.iters + (size_t)L.H * nb * U, nb * U * sizeof(float));

@@ -141,7 +141,7 @@ int trc_tl_trainer_forward(trc_tl_trainer *tr, size_t B, const float *x0, const 
     memcpy(tr->x0c, x0, B * s * sizeof(float));
     memcpy(tr->tgc, target, B * s * sizeof(float));
     /* the arrays of tr->a are laid out for max_batch rows; a batch uses their first B rows */
-    int rc = tl_forward(L, tr->model->params, NULL, tr->sim, &tr->a, B, tr->x0c, tr->tgc);
+    int rc = tl_forward(L, tr->model->params, NULL, NULL, tr->sim, &tr->a, B, tr->x0c, tr->tgc);
     if (rc)
         return rc;
     tr->B = B;

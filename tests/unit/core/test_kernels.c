@@ -23,6 +23,7 @@
 
 #include "kernels/kernels.h"
 #include "nn/linear_packed.h"
+#include "nn/nn_layers.h"
 #include "trc/error.h"
 #include "trc/rng.h"
 
@@ -329,6 +330,46 @@ static int child_isa(const char *env, int *best, char *reason, size_t n) {
     return isa;
 }
 
+/* The double-sum Linear over widened, packed weights (two-level plans) against the plain double
+ * Linear: both one double sum rounded once, so within one float rounding of each other; and the
+ * same bits on every path (multiplies and adds are never contracted): the first path run records
+ * its results, the others must match them. */
+static void test_dlinear(void **state) {
+    (void)state;
+    static const int shapes[][3] = {{1, 5, 256}, {7, 143, 15}, {9, 256, 128}, {4, 256, 15}};
+    static float first[4][9 * 256];
+    static int have_first;
+    trc_rng rng;
+    trc_rng_seed(&rng, 11);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int B = shapes[c][0], in = shapes[c][1], out = shapes[c][2];
+        float *x = malloc((size_t)B * in * sizeof *x), *W = malloc((size_t)out * in * sizeof *W);
+        float *b = malloc((size_t)out * sizeof *b), *y = malloc((size_t)B * out * sizeof *y);
+        float *yr = malloc((size_t)B * out * sizeof *yr);
+        double *Wd = malloc(trc_linear_dpacked_size(in, out) * sizeof *Wd);
+        assert_true(x && W && b && y && yr && Wd);
+        for (int i = 0; i < B * in; i++)
+            x[i] = (float)trc_rng_range(&rng, -2, 2);
+        for (int i = 0; i < out * in; i++)
+            W[i] = (float)trc_rng_range(&rng, -40, 40);
+        for (int i = 0; i < out; i++)
+            b[i] = (float)trc_rng_range(&rng, -1, 1);
+        trc_linear_dpack(Wd, W, in, out);
+        trc_linear_dpacked_forward(y, x, Wd, b, (size_t)B, in, out);
+        trc_linear_precise_forward(yr, x, W, b, (size_t)B, in, out);
+        for (int i = 0; i < B * out; i++)
+            if (!(fabsf(y[i] - yr[i]) <= 1.2e-7f * fabsf(yr[i])))
+                fail_msg("dlinear %dx%d->%d [%d]: %.9g, double Linear %.9g", B, in, out, i,
+                         (double)y[i], (double)yr[i]);
+        if (have_first)
+            assert_memory_equal(y, first[c], (size_t)B * out * sizeof *y);
+        else
+            memcpy(first[c], y, (size_t)B * out * sizeof *y);
+        free(x), free(W), free(b), free(y), free(yr), free(Wd);
+    }
+    have_first = 1;
+}
+
 static void test_isa_choice(void **state) {
     (void)state;
     char reason[200];
@@ -372,6 +413,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_layouts),
         cmocka_unit_test(test_gemm_guard_pages),
         cmocka_unit_test(test_exp_and_silu_error),
+        cmocka_unit_test(test_dlinear),
     };
     const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice)};
     return RUN_EVERY_ISA(paths, NULL, NULL) + cmocka_run_group_tests(once, NULL, NULL);
