@@ -138,6 +138,11 @@ static inline void bench_header(const char *name, double *p256, double *p512) {
     printf("FP32 FMA peak of one core, measured now: 256-bit %.1f GFLOP/s, 512-bit %.1f GFLOP/s "
            "(per CPU-second)\n",
            *p256, *p512);
+    double load[3];
+    if (getloadavg(load, 3) == 3)
+        printf("load average %.2f %.2f %.2f (1/5/15 min; above ~0.5 the machine is shared and "
+               "wall-clock rates drop)\n",
+               load[0], load[1], load[2]);
 }
 
 #endif

@@ -120,6 +120,57 @@ static peer run_peer(const char *script, int threads) {
     return p;
 }
 
+/* "x / y (xN)" of a TRC and peer rate for the table, or "not measured" */
+static void peer_cell(char *out, size_t n, const peer *p, double trc, double peer_rate) {
+    if (p->ok && peer_rate > 0)
+        snprintf(out, n, "%.0f (TRC x%.1f)", peer_rate, trc / peer_rate);
+    else
+        snprintf(out, n, "not measured");
+}
+
+/* The README's Benchmarks table as markdown rows, ready to paste. */
+static void readme_table(const trc_model_config *cfg, const trc_model *model, const rate *train,
+                         double lat_ms, const rate *b1k, const peer *peers, double fwd, double trn,
+                         double peak, double rss_mb) {
+    char cpu[128], c1[64], c2[64], c3[64];
+    bench_cpu_model(cpu, sizeof cpu);
+    double load[3] = {0, 0, 0};
+    if (getloadavg(load, 3) != 3)
+        load[0] = -1;
+    printf("-- README table (markdown; CPU %s, kernels %s, load average %.1f at the end; "
+           "medians)\n",
+           cpu, trc_isa_name(trc_isa_active()), load[0]);
+    printf("| %s model (%zu parameters, %.2f M multiply-adds per sample forward) | TRC | %% of the "
+           "path's FMA peak (per CPU-second) | lean PyTorch, same run | target |\n",
+           cfg->size, model->num_params, fwd / 2 * 1e-6);
+    printf("|---|---|---|---|---|\n");
+    const peer *p1 = &peers[1];
+    peer_cell(c1, sizeof c1, p1, train[1].cpu, p1->train.cpu);
+    printf("| training, batch 64, 1 thread | %.0f samples per CPU-second (%.0f/s wall) | %.0f%% | "
+           "%s | >= 10,000 |\n",
+           train[1].cpu, train[1].wall, peak > 0 ? 100.0 * train[1].cpu * trn * 1e-9 / peak : 0.0,
+           c1);
+    printf("| training, batch 64, 2 threads | %.0f samples/s wall (%.0f per CPU-second) | | | >= "
+           "17,000 |\n",
+           train[2].wall, train[2].cpu);
+    if (p1->ok && p1->lat_ms > 0)
+        snprintf(c2, sizeof c2, "%.3f ms (TRC x%.0f)", p1->lat_ms, p1->lat_ms / lat_ms);
+    else
+        snprintf(c2, sizeof c2, "not measured");
+    printf(
+        "| inference plan (what trcd serves), 1 sample | %.4f ms (wall, median) | | %s | <= 0.06 "
+        "ms |\n",
+        lat_ms, c2);
+    peer_cell(c3, sizeof c3, p1, b1k[1].cpu, p1->b1k.cpu);
+    printf("| inference plan, batch 1,000, 1 thread | %.0f samples per CPU-second (%.0f/s wall) | "
+           "%.0f%% | %s | >= 40,000 |\n",
+           b1k[1].cpu, b1k[1].wall, peak > 0 ? 100.0 * b1k[1].cpu * fwd * 1e-9 / peak : 0.0, c3);
+    printf("| inference plan, batch 1,000, 2 threads | %.0f samples/s wall (%.0f per CPU-second) | "
+           "| | >= 75,000 |\n",
+           b1k[2].wall, b1k[2].cpu);
+    printf("| peak memory of a training run | %.1f MB | | | < 64 MB |\n", rss_mb);
+}
+
 int main(int argc, char **argv) {
     const char *peer_script = argc > 1 ? argv[1] : "tests/bench/peer_torch.py";
     setvbuf(stdout, NULL, _IOLBF, 0); /* figures appear as they are measured */
@@ -196,8 +247,9 @@ int main(int argc, char **argv) {
            (double)ru.ru_maxrss / 1024.0);
 
     printf("-- lean PyTorch reference (%s), measured now on the same cores\n", peer_script);
+    peer peers[3] = {{0}};
     for (int t = 1; t <= 2; t++) {
-        peer p = run_peer(peer_script, t);
+        peer p = peers[t] = run_peer(peer_script, t);
         if (!p.ok) {
             printf("%d thread%s: not measured (no python3 with torch, or no %s)\n", t,
                    t > 1 ? "s" : "", peer_script);
@@ -213,6 +265,8 @@ int main(int argc, char **argv) {
                t, t > 1 ? "s" : "", train[t].wall / p.train.wall, train[t].cpu / p.train.cpu,
                p.lat_ms / lat_ms, b1k[t].wall / p.b1k.wall, b1k[t].cpu / p.b1k.cpu);
     }
+    readme_table(&cfg, &model, train, lat_ms, b1k, peers, fwd, trn, peak,
+                 (double)ru.ru_maxrss / 1024.0);
     trc_model_free(&model);
     free(c.x0);
     free(c.tg);
