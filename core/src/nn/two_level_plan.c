@@ -70,7 +70,7 @@ int tl_plan_create(const trc_model *model, void **out) {
         dtotal += trc_linear_dpacked_size(dl[j].in, dl[j].out);
     float *fused = malloc((size_t)L->layers * (dd + d) * sizeof *fused);
     plan->buf = trc_linear_packed_alloc(total);
-    plan->dbuf = (double *)trc_linear_packed_alloc(2 * dtotal);
+    plan->dbuf = aligned_alloc(64, (dtotal * sizeof(double) + 63) / 64 * 64);
     if (!fused || !plan->buf || !plan->dbuf) {
         free(fused);
         tl_plan_free(plan);
@@ -164,9 +164,11 @@ int tl_plan_run(const void *p, size_t B, const float *x0, const float *target, f
     if (threads < 1 || threads > MAX_THREADS)
         return trc_fail(TRC_EINVAL, "two-level plan: threads must be in [1, %d], got %d",
                         MAX_THREADS, threads);
+    if (B == 0)
+        return trc_fail(TRC_EINVAL, "two-level plan: empty batch");
     tl_job job = {plan, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out, iterates};
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
-    tl_worker w[MAX_THREADS];
+    tl_worker w[MAX_THREADS] = {{0}};
     pthread_t th[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (size_t t = 0; t < T; t++)
