@@ -100,15 +100,16 @@ def test_bare_export_gets_its_statistics_from_a_flag_or_a_sidecar(run, trcd_fact
     strip_metadata(ckpt, bare)
     info = json.loads(ok("info", "--checkpoint", ckpt, "--json").stdout)
     norm = info["config"]["normalisation"]
+    dt = str(info["config"]["dt"])  # a bare export records no time step: given, never assumed
     (run / "norm.json").write_text(json.dumps(norm))
     want = json.loads(ok("predict", "--checkpoint", ckpt, "--state", STATE, "--target",
                          TARGET).stdout)
     assert want["system"] == "rocket_landing"
-    got = json.loads(ok("predict", "--checkpoint", bare, "-m", "3", "--bound", "15000",
+    got = json.loads(ok("predict", "--checkpoint", bare, "-m", "3", "--bound", "15000", "--dt", dt,
                         "--norm", str(run / "norm.json"), "--state", STATE, "--target",
                         TARGET).stdout)
     assert got["controls"] == want["controls"]
-    plain = json.loads(ok("predict", "--checkpoint", bare, "-m", "3", "--bound", "15000",
+    plain = json.loads(ok("predict", "--checkpoint", bare, "-m", "3", "--bound", "15000", "--dt", dt,
                           "--state", STATE, "--target", TARGET).stdout)
     assert plain["controls"] != want["controls"]  # without statistics: another answer
     # hostile statistics: refused, naming the entry
@@ -116,15 +117,16 @@ def test_bare_export_gets_its_statistics_from_a_flag_or_a_sidecar(run, trcd_fact
                           ({**norm, "u_std": [1.0, 0.0, 1.0]}, "u_std[1]"),
                           ({**norm, "extra": 1}, "unknown key 'extra'")):
         (run / "bad.json").write_text(json.dumps(stats))
-        p = trc("predict", "--checkpoint", bare, "-m", "3", "--bound", "15000", "--norm",
+        p = trc("predict", "--checkpoint", bare, "-m", "3", "--bound", "15000", "--dt", dt, "--norm",
                 str(run / "bad.json"), "--state", STATE, "--target", TARGET)
         assert p.returncode == 2 and needle in p.stderr, p.stderr
 
     srv = trcd_factory(models={"rocket": ckpt, "bare": bare, "hostile": bare}, start=False)
     with open(os.path.join(srv.models_dir, "bare.json"), "w") as f:
-        json.dump({"bound": 15000, "m": 3, "norm": norm}, f)
+        json.dump({"bound": 15000, "m": 3, "dt": float(dt), "norm": norm}, f)
     with open(os.path.join(srv.models_dir, "hostile.json"), "w") as f:
-        json.dump({"bound": 15000, "m": 3, "norm": {**norm, "x_std": [0.0] * 7}}, f)
+        json.dump({"bound": 15000, "m": 3, "dt": float(dt),
+                   "norm": {**norm, "x_std": [0.0] * 7}}, f)
     srv.start()
     state = [float(v) for v in STATE.split(",")]
     target = [float(v) for v in TARGET.split(",")]
