@@ -130,7 +130,9 @@ int main(void) {
         const shape *s = &shapes[i];
         size_t na = (size_t)s->M * s->K, nw = (size_t)s->K * s->N;
         float *A = buf(na, &rng), *W = buf(nw, &rng), *C = buf((size_t)s->M * s->N, &rng);
-        float *Wp = buf(trc_linear_packed_size(s->K, s->N), &rng);
+        float *Wp = trc_linear_packed_alloc(trc_linear_packed_size(s->K, s->N)); /* as plans */
+        if (!Wp)
+            return 1;
         trc_linear_pack(Wp, W, s->K, s->N);
         printf("%-36s OpenBLAS %6.1f GFLOP/s |", s->what, gflops(s, 1, A, W, Wp, C));
         for (int isa = TRC_ISA_COUNT - 1; isa >= 0; isa--) {
