@@ -68,6 +68,14 @@ def test_statistics_in_the_checkpoint(run):
     bad = trc("train", "--data", str(run / "train.npz"), "--normalize", "maybe",
               "--out", str(run / "bad"))
     assert bad.returncode == 2 and "normalize" in bad.stderr
+    # a fine-tune starts from parameters that mean something only with their statistics
+    ok("train", "--data", str(run / "train.npz"), "--model-size", "small", "--epochs", "1",
+       "--batch-size", "16", "--init", str(run / "run/best_model.safetensors"),
+       "--out", str(run / "tuned"))
+    bad = trc("train", "--data", str(run / "train.npz"), "--model-size", "small", "--epochs", "1",
+              "--normalize", "off", "--init", str(run / "run/best_model.safetensors"),
+              "--out", str(run / "bad2"))
+    assert bad.returncode != 0 and "other normalisation statistics" in bad.stderr, bad.stderr
 
 
 def test_eval_and_compare_report_landings_in_physical_units(run):
@@ -167,3 +175,32 @@ def test_converter_writes_the_statistics_the_loader_reads(run):
     (run / "n.json").write_text(json.dumps({**norm, "u_std": [1.0, 2.0]}))
     with pytest.raises(conv.ConvertError, match="'u_std' must have 3 values"):
         conv.read_norm(str(run / "n.json"), 7, 3)
+
+
+def test_train_job_for_rocket_landing_uses_its_defaults(trcd_factory):
+    """POST /v1/train with system rocket_landing: the job's data and model take the system's
+    horizon, step and bound (not the double integrator's), and the model is normalised."""
+    import time
+    srv = trcd_factory()
+    r = srv.request("POST", "/v1/train", json={
+        "system": "rocket_landing", "expert": "ilqr", "num_samples": 32, "epochs": 1,
+        "model_size": "small", "batch_size": 16, "name": "lander"})
+    assert r.status == 202, r.json()
+    job_id = r.json()["job_id"]
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        job = srv.request("GET", "/v1/jobs/" + job_id).json()
+        if job["terminal"]:
+            break
+        time.sleep(0.05)
+    assert job["status"] == "succeeded", job
+    model = srv.request("GET", "/v1/models/lander").json()
+    cfg = model["config"]
+    assert (cfg["s"], cfg["m"], cfg["T"], cfg["bound"], cfg["dt"]) == (7, 3, 50, 15000.0, 1.0)
+    path = os.path.join(srv.models_dir, model["checkpoint"])
+    info = json.loads(ok("info", "--checkpoint", path, "--json").stdout)
+    assert len(info["config"]["normalisation"]["u_std"]) == 3
+    a = srv.control([300, -200, 1000, 5, -3, -15, 2000], [0, 0, 0, 0, 0, 0, 2000],
+                    model="lander")
+    assert a.status == 200 and len(a.json()["controls"]) == 50
+    assert all(abs(v) <= 15000 for row in a.json()["controls"] for v in row)

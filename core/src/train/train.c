@@ -262,6 +262,16 @@ static int init_from(trc_model *model, const char *path) {
                       "init: %s is a %s model (d=%d, s=%d, m=%d, T=%d), the run trains a %s "
                       "model (d=%d, s=%d, m=%d, T=%d)",
                       path, ba, b->d, b->s, b->m, b->T, aa, a->d, a->s, a->m, a->T);
+    else if (a->norm != b->norm ||
+             (a->norm && (memcmp(a->x_mean, b->x_mean, (size_t)a->s * sizeof(float)) ||
+                          memcmp(a->x_std, b->x_std, (size_t)a->s * sizeof(float)) ||
+                          memcmp(a->u_mean, b->u_mean, (size_t)a->m * sizeof(float)) ||
+                          memcmp(a->u_std, b->u_std, (size_t)a->m * sizeof(float)))))
+        /* its parameters only mean something with the statistics they were trained with */
+        rc = trc_fail(TRC_EINVAL,
+                      "init: %s has other normalisation statistics than the run (%s vs %s; "
+                      "--normalize, the data and the split must match)",
+                      path, b->norm ? "normalised" : "none", a->norm ? "normalised" : "none");
     else
         memcpy(model->params, src.params, model->num_params * sizeof(float));
     trc_model_free(&src);
