@@ -169,6 +169,7 @@ def test_tensors_that_fit_no_architecture(tmp_path):
                 ["info", "--checkpoint", bad, "--out", out]):
         r = trc(*cmd, ok=False)
         assert r.returncode != 0 and len(r.stderr.strip().split("\n")) == 1, r.stderr
+        assert "fit no architecture (single, two_level, trm_style)" in r.stderr
     assert not out.exists()
 
 

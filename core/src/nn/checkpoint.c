@@ -431,7 +431,7 @@ static int load_config(const trc_safetensors *st, const trc_load_overrides *ov, 
 }
 
 /* A bare export is the first architecture (table order) whose reading of the shapes loads;
- * when none does, the default architecture's reason is the error. */
+ * when none does, the error names them with the default architecture's reason. */
 static int load_parsed(const trc_safetensors *st, const trc_load_overrides *ov, trc_model *out) {
     trc_model_config cfg;
     int rc;
@@ -458,7 +458,13 @@ static int load_parsed(const trc_safetensors *st, const trc_load_overrides *ov, 
             snprintf(why, sizeof why, "%s", trc_errmsg());
         }
     }
-    return trc_fail(first, "%s", why);
+    char known[128] = "";
+    for (size_t i = 0, o = 0; i < trc_arch_count() && o < sizeof known; i++)
+        o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", i ? ", " : "",
+                              trc_arch_at(i)->name);
+    const char *w = strncmp(why, "checkpoint: ", 12) == 0 ? why + 12 : why;
+    return trc_fail(first, "checkpoint: the tensors fit no architecture (%s); as %s: %s", known,
+                    trc_arch_at(0)->name, w);
 }
 
 int trc_checkpoint_decode(const uint8_t *buf, size_t len, const trc_load_overrides *ov,
