@@ -598,7 +598,8 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
     /* The objective and the system it may simulate, checked before anything is written. */
     const trc_objective *objective = trc_train_objective(opts);
     const trc_system *system = NULL;
-    if (ds->system[0] && !(system = trc_system_find(ds->system))) /* settings or sidecar */
+    if (ds->system[0] && !(system = trc_system_find(ds->system)) && /* settings or sidecar */
+        objective->needs_jacobian)
         return trc_fail_prefix(TRC_EINVAL, "dataset: ");
     if ((rc = trc_objective_check(objective, system)) != 0)
         return rc;
