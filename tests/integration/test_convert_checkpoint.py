@@ -303,10 +303,13 @@ def test_round_trip_of_a_trc_checkpoint(tmp_path, arch):
     torch.save({"model_state_dict": {k: torch.from_numpy(v.copy()) for k, v in ours.items()}},
                str(tmp_path / "best_model.pt"))
     out = tmp_path / "back.safetensors"
-    r = convert(str(tmp_path / "best_model.pt"), str(out), "--feedback", "--names", "ec6511d")
+    # the original's files record no time step: it is given, never assumed
+    r = convert(str(tmp_path / "best_model.pt"), str(out), "--feedback", "--names", "ec6511d",
+                "--dt", meta["dt"])
     assert r.returncode == 0, r.stderr
     back, m2 = load(out)
-    for key in ("arch", "size", "s", "m", "T", "K", "n", "d", "h", "blocks", "system", "feedback"):
+    for key in ("arch", "size", "s", "m", "T", "K", "n", "d", "h", "blocks", "system", "feedback",
+                "dt"):
         assert m2[key] == meta[key], key
     assert {k.replace(".ffn.0.", ".ffn.fc_in.").replace(".ffn.3.", ".ffn.fc_out."): v
             for k, v in back.items()}.keys() == ours.keys()
