@@ -4,11 +4,10 @@
  * A checkpoint without __metadata__ (a bare PyTorch export) cannot tell b, K, n, m or its system.
  * An optional sidecar "<stem>.json" beside it gives them: {"system": "double_integrator",
  * "dt": 0.333, "bound": 4, "K": 3, "n": 3, "m": 1, "norm": {"x_mean": [..], "x_std": [..],
- * "u_mean": [..], "u_std": [..]}} (every key optional; they win over the
- * file's metadata). Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the
- * system table whose s, m and default T match the model; none or several: the load fails. The
- * time step is never assumed: neither the sidecar nor the metadata giving one, the load fails
- * (400) saying so. */
+ * "u_mean": [..], "u_std": [..]}} (every key optional; they win over the file's metadata).
+ * Otherwise b = 4, K = n = 3, m = 1, and the system is the one entry of the system table whose s, m
+ * and default T match the model; none or several: the load fails. The time step is never
+ * assumed: without the sidecar's, the metadata's or trcd's --dt the load fails (400) saying so. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>

@@ -22,6 +22,7 @@ typedef struct sidecar {
     char system[32];
     double dt, bound;
     int K, n, m;
+    char *norm; /* "norm" as JSON text (malloc'd), or NULL; --norm wins */
 } sidecar;
 
 static int sidecar_num(const char *cmd, const char *side, json_t *o, const char *key, double lo,
@@ -63,9 +64,10 @@ static int read_sidecar(const char *cmd, const char *ckpt, sidecar *sc) {
     json_object_foreach(o, key, v) {
         char quoted[40];
         snprintf(quoted, sizeof quoted, ",%.32s,", key);
-        if (!strstr(",system,dt,bound,K,n,m,", quoted) || strlen(key) > 32) {
+        if (!strstr(",system,dt,bound,K,n,m,norm,", quoted) || strlen(key) > 32) {
             rc = cli_error(CLI_USAGE, cmd,
-                           "%s: unknown key '%s' (keys: system, dt, bound, K, n, m)", side, key);
+                           "%s: unknown key '%s' (keys: system, dt, bound, K, n, m, norm)", side,
+                           key);
             break;
         }
     }
@@ -90,6 +92,9 @@ static int read_sidecar(const char *cmd, const char *ckpt, sidecar *sc) {
     sc->K = (int)K;
     sc->n = (int)nn;
     sc->m = (int)m;
+    json_t *norm = json_object_get(o, "norm");
+    if (rc == CLI_OK && norm && !(sc->norm = json_dumps(norm, JSON_COMPACT)))
+        rc = cli_error(CLI_FAIL, cmd, "out of memory");
     json_decref(o);
     return rc;
 }
@@ -108,6 +113,7 @@ int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out) {
                              .m = f->m ? f->m : sc.m};
     rc = trc_checkpoint_load(f->checkpoint, &ov, out);
     if (rc) {
+        free(sc.norm);
         /* the loader's message names the file */
         return cli_lib_error(cmd, rc, rc == TRC_EINVAL);
     }
@@ -115,6 +121,12 @@ int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out) {
         snprintf(out->cfg.system, sizeof out->cfg.system, "%s", sc.system);
     if (sc.dt > 0)
         out->cfg.dt = sc.dt;
+    if (sc.norm && !f->norm && trc_model_norm_from_json(&out->cfg, sc.norm)) {
+        free(sc.norm);
+        trc_model_free(out);
+        return cli_error(CLI_USAGE, cmd, "sidecar of %s: %s", f->checkpoint, trc_errmsg());
+    }
+    free(sc.norm);
     if (f->norm) { /* statistics the checkpoint does not carry (they win over its metadata) */
         uint8_t *buf;
         size_t len;
@@ -134,6 +146,10 @@ int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out) {
             return cli_error(CLI_USAGE, cmd, "--norm %s: %s", f->norm, trc_errmsg());
         }
     }
+    if (sc.system[0])
+        snprintf(out->cfg.system, sizeof out->cfg.system, "%s", sc.system);
+    if (sc.dt > 0)
+        out->cfg.dt = sc.dt;
     return CLI_OK;
 }
 

@@ -117,6 +117,15 @@ def test_bare_export_gets_its_statistics_from_a_flag_or_a_sidecar(run, trcd_fact
                         "--norm", str(run / "norm.json"), "--state", STATE, "--target",
                         TARGET).stdout)
     assert got["controls"] == want["controls"]
+    # the same from the sidecar trcd reads (bare.json beside bare.safetensors), in trc too
+    side = run / "bare.json"
+    side.write_text(json.dumps({"bound": 15000, "m": 3, "dt": float(dt), "norm": norm}))
+    try:
+        by_side = json.loads(ok("predict", "--checkpoint", bare, "--state", STATE, "--target",
+                                TARGET).stdout)
+    finally:
+        side.unlink()
+    assert by_side["controls"] == want["controls"]
     plain = json.loads(ok("predict", "--checkpoint", bare, "-m", "3", "--bound", "15000", "--dt", dt,
                           "--state", STATE, "--target", TARGET).stdout)
     assert plain["controls"] != want["controls"]  # without statistics: another answer
