@@ -3,6 +3,7 @@
  * that check a cancel flag (the same bytes whatever the chunk size). The .npz form lives in
  * dataset_io.c. */
 #include "trc/dataset.h"
+#include "base/parallel.h"
 #include "trc/settings.h"
 #include "trc/error.h"
 #include "trc/expert.h"
@@ -236,14 +237,7 @@ static int solve_slots(gen_job *j, size_t from, size_t to, int threads) {
     int nt = threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads);
     if ((size_t)nt > claims)
         nt = (int)claims;
-    pthread_t th[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 1; t < nt; t++)
-        started[t] = pthread_create(&th[t], NULL, gen_worker, j) == 0;
-    gen_worker(j);
-    for (int t = 1; t < nt; t++)
-        if (started[t])
-            pthread_join(th[t], NULL);
+    trc_parallel_run(gen_worker, j, 0, (size_t)nt); /* workers claim slots from one job */
     if (atomic_load(&j->failed))
         return trc_fail(j->fail_rc, "%s", j->fail_msg);
     return TRC_OK;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "layers.h"
 #include "linear_packed.h"
 #include "model_layout.h"
@@ -233,17 +234,7 @@ static int infer_run(const trc_model_layout *L, const float *P, const lin *lins,
         w[t].c0 = job.nchunks * t / T;
         w[t].c1 = job.nchunks * (t + 1) / T;
     }
-    pthread_t th[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (size_t t = 1; t < T; t++)
-        started[t] = pthread_create(&th[t], NULL, worker_main, &w[t]) == 0;
-    worker_main(&w[0]);
-    for (size_t t = 1; t < T; t++) {
-        if (started[t])
-            pthread_join(th[t], NULL);
-        else
-            worker_main(&w[t]); /* could not start a thread: do its share here */
-    }
+    trc_parallel_run(worker_main, w, sizeof *w, T);
     free(buf);
 
     for (size_t i = 0; i < B * (size_t)L->U; i++)

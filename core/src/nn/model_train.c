@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "kernels/kernels.h"
 #include "layers.h"
 #include "linear_packed.h"
@@ -333,20 +334,10 @@ static void *part_main(void *p) {
 /* Never fails: a part whose thread cannot be started runs on the calling thread instead. */
 static void run_parts(single_trainer *tr, part_fn fn) {
     int T = tr->threads;
-    pthread_t th[MAX_THREADS];
     part_arg args[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 1; t < T; t++) {
+    for (int t = 0; t < T; t++)
         args[t] = (part_arg){tr, fn, t};
-        started[t] = pthread_create(&th[t], NULL, part_main, &args[t]) == 0;
-    }
-    fn(tr, 0);
-    for (int t = 1; t < T; t++)
-        if (!started[t])
-            fn(tr, t);
-    for (int t = 1; t < T; t++)
-        if (started[t])
-            pthread_join(th[t], NULL);
+    trc_parallel_run(part_main, args, sizeof *args, (size_t)T);
 }
 
 /* Rows of thread t: [*r0, *r0 + return). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "linear_packed.h"
 #include "nn_layers.h"
 #include "trc/error.h"
@@ -169,19 +170,9 @@ int tl_plan_run(const void *p, size_t B, const float *x0, const float *target, f
     tl_job job = {plan, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out, iterates};
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
     tl_worker w[MAX_THREADS] = {{0}};
-    pthread_t th[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     for (size_t t = 0; t < T; t++)
         w[t] = (tl_worker){&job, job.nchunks * t / T, job.nchunks * (t + 1) / T, TRC_OK, ""};
-    for (size_t t = 1; t < T; t++)
-        started[t] = pthread_create(&th[t], NULL, worker_main, &w[t]) == 0;
-    worker_main(&w[0]);
-    for (size_t t = 1; t < T; t++) {
-        if (started[t])
-            pthread_join(th[t], NULL);
-        else
-            worker_main(&w[t]); /* could not start a thread: do its share here */
-    }
+    trc_parallel_run(worker_main, w, sizeof *w, T);
     for (size_t t = 0; t < T; t++) /* the first failing chunk's error, on this thread */
         if (w[t].rc)
             return trc_fail(w[t].rc, "%s", w[t].msg);
