@@ -1,12 +1,12 @@
 /* libtrc in your own control loop: receding-horizon control of a simulated system.
  *
- *   closed_loop CHECKPOINT X0[,X1...] [STEPS] [SYSTEM]
+ *   closed_loop CHECKPOINT X0[,X1...] [STEPS] [SYSTEM] [DT]
  *
- * Loads the checkpoint (its metadata names the system and time step; SYSTEM names it for a
- * checkpoint without metadata), then at every step asks the network for a whole control
- * sequence from the current state to the origin, applies only the first control to the
- * simulated system and re-plans from where it lands. Prints one line per step and the final
- * distance to the target.
+ * Loads the checkpoint (its metadata names the system and time step; SYSTEM and DT give them
+ * for a checkpoint without metadata: no time step is ever assumed), then at every step asks the
+ * network for a whole control sequence from the current state to the origin, applies only the first
+ * control to the simulated system and re-plans from where it lands. Prints one line per step and
+ * the final distance to the target.
  *
  * Build against an installed libtrc:  cc closed_loop.c $(pkg-config --cflags --libs trc) */
 #include <math.h>
@@ -32,7 +32,7 @@ static int parse_state(const char *text, int s, double *x) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: closed_loop CHECKPOINT X0[,X1...] [STEPS] [SYSTEM]\n");
+        fprintf(stderr, "usage: closed_loop CHECKPOINT X0[,X1...] [STEPS] [SYSTEM] [DT]\n");
         return 2;
     }
     trc_model model;
@@ -51,7 +51,13 @@ int main(int argc, char **argv) {
         goto out;
     }
     const int s = sys->s, m = sys->m, U = model.cfg.T * m;
-    const double dt = model.cfg.dt > 0 ? model.cfg.dt : sys->dt;
+    /* the checkpoint's time step, else the caller's: never the system's default (a model
+     * trained at another dt would be simulated wrongly without a word) */
+    const double dt = model.cfg.dt > 0 ? model.cfg.dt : (argc > 5 ? atof(argv[5]) : 0.0);
+    if (!(dt > 0 && dt <= 1e3)) {
+        fprintf(stderr, "closed_loop: the checkpoint records no time step: give it as DT\n");
+        goto out;
+    }
     const int steps = argc > 3 ? atoi(argv[3]) : model.cfg.T;
     double x[TRC_SYSTEM_MAX_S], next[TRC_SYSTEM_MAX_S], ud[TRC_SYSTEM_MAX_M];
     float xf[TRC_SYSTEM_MAX_S], target[TRC_SYSTEM_MAX_S] = {0};

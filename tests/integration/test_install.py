@@ -83,7 +83,11 @@ def test_example_builds_with_pkg_config_and_runs(installed, tmp_path):
     # it really links the installed shared library
     ldd = subprocess.run(["ldd", str(exe)], capture_output=True, text=True, env=run_env).stdout
     assert str(root / "lib/libtrc.so.1") in ldd, ldd
+    # a bare checkpoint records no time step: the example refuses to assume one
     r = subprocess.run([str(exe), SMALL_INIT, "1,0.5", "5", "double_integrator"],
+                       capture_output=True, text=True, env=run_env, timeout=60)
+    assert r.returncode != 0 and "time step" in r.stderr, (r.returncode, r.stderr)
+    r = subprocess.run([str(exe), SMALL_INIT, "1,0.5", "5", "double_integrator", "0.3333333"],
                        capture_output=True, text=True, env=run_env, timeout=60)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -98,7 +102,7 @@ def test_example_builds_with_pkg_config_and_runs(installed, tmp_path):
     u0 = u0[0] if isinstance(u0, list) else u0
     assert abs(first_u - u0) <= 1e-5 * max(1.0, abs(u0)), (first_u, u0)
     # bad input: a clear error and a non-zero exit
-    r = subprocess.run([str(exe), SMALL_INIT, "1,nan", "5", "double_integrator"],
+    r = subprocess.run([str(exe), SMALL_INIT, "1,nan", "5", "double_integrator", "0.3333333"],
                        capture_output=True, text=True, env=run_env)
     assert r.returncode != 0 and "finite" in r.stderr
 
