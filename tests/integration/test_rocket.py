@@ -206,6 +206,7 @@ def test_train_job_for_rocket_landing_uses_its_defaults(trcd_factory):
     model = srv.request("GET", "/v1/models/lander").json()
     cfg = model["config"]
     assert (cfg["s"], cfg["m"], cfg["T"], cfg["bound"], cfg["dt"]) == (7, 3, 50, 15000.0, 1.0)
+    assert cfg["normalised"] is True and cfg["feedback"] is False
     path = os.path.join(srv.models_dir, model["checkpoint"])
     info = json.loads(ok("info", "--checkpoint", path, "--json").stdout)
     assert len(info["config"]["normalisation"]["u_std"]) == 3

@@ -179,8 +179,11 @@ def test_served_models_match_trc_predict(runs, tmp_path):
               for a, fb in KINDS}
     srv = Trcd(tmp_path / "srv", models=models).start()
     try:
-        listed = {m["name"] for m in srv.request("GET", "/v1/models").json()["models"]}
-        assert set(models) <= listed
+        listed = {m["name"]: m for m in srv.request("GET", "/v1/models").json()["models"]}
+        assert set(models) <= set(listed)
+        for a, fb in KINDS:  # the listing says which models simulate every cycle
+            m = listed[f"{a}{'_fb' if fb else ''}"]
+            assert m["arch"] == a and m["config"]["feedback"] is fb, m
         rng = np.random.default_rng(11)
         for name, ckpt in models.items():
             for _ in range(2):
