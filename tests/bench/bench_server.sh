@@ -29,8 +29,9 @@ trap cleanup EXIT INT TERM
 mkdir -p "$tmp/models" "$tmp/var"
 $PY "$HERE/make_model.py" "$tmp/models/default.safetensors" --size medium
 
+# the bench's checkpoint records no time step: the double integrator's, given (never assumed)
 "$TRCD" --port 0 --access-log 0 --models-dir "$tmp/models" --data-dir "$tmp/var" \
-    --dashboard-dir "$tmp" 2>"$tmp/trcd.log" &
+    --dashboard-dir "$tmp" --dt 0.3333333333333333 2>"$tmp/trcd.log" &
 pid=$!
 port=""
 for _ in $(seq 100); do

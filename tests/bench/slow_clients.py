@@ -130,7 +130,8 @@ def main():
     os.makedirs(os.path.join(tmp, "models"))
     shutil.copyfile(model, os.path.join(tmp, "models", "default.safetensors"))
     log = open(os.path.join(tmp, "trcd.log"), "wb")
-    proc = subprocess.Popen([trcd, "--port", "0", "--access-log", "0", "--models-dir",
+    proc = subprocess.Popen([trcd, "--port", "0", "--access-log", "0", "--dt", "0.3333333333333333",
+                             "--models-dir",
                              os.path.join(tmp, "models"), "--data-dir", tmp, "--dashboard-dir", tmp,
                              "--max-connections", str(SLOW + 100), "--max-connections-per-ip",
                              str(PER_IP + 10), "--request-timeout", str(TIMEOUT)],
