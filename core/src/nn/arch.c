@@ -158,25 +158,6 @@ static void norm_outputs(const trc_model *model, size_t B, float *u_out, float *
         trc_model_denorm_controls(c, (size_t)(c->K + 1) * B * (size_t)c->T, iterates);
 }
 
-int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x0,
-                                const float *target, float *u_out, float *iterates, int threads) {
-    const trc_arch *a = model_arch(model, "model infer");
-    if (!a)
-        return TRC_EINVAL;
-    int rc = check_infer_args(model, x0, target, u_out, B, threads);
-    if (rc)
-        return rc;
-    trc_model_blas_single();
-    float *nbuf;
-    if ((rc = norm_inputs(model, B, &x0, &target, &nbuf)))
-        return rc;
-    rc = infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
-    if (!rc)
-        norm_outputs(model, B, u_out, iterates);
-    free(nbuf);
-    return rc;
-}
-
 /* Inference in the network's units. */
 static int infer_raw(const trc_arch *a, const trc_model *model, size_t B, const float *x0,
                      const float *target, float *u_out, float *iterates, int threads) {
@@ -185,8 +166,10 @@ static int infer_raw(const trc_arch *a, const trc_model *model, size_t B, const 
     return a->infer(model, B, x0, target, u_out, iterates, threads);
 }
 
-int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads) {
+/* The public inference calls: arguments checked, inputs normalised, the network run (its own
+ * inference, or the trainer's forward when via_trainer), controls back in physical units. */
+static int infer_checked(const trc_model *model, size_t B, const float *x0, const float *target,
+                         float *u_out, float *iterates, int threads, int via_trainer) {
     const trc_arch *a = model_arch(model, "model infer");
     if (!a)
         return TRC_EINVAL;
@@ -197,11 +180,22 @@ int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const 
     float *nbuf;
     if ((rc = norm_inputs(model, B, &x0, &target, &nbuf)))
         return rc;
-    rc = infer_raw(a, model, B, x0, target, u_out, iterates, threads);
+    rc = via_trainer ? infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads)
+                     : infer_raw(a, model, B, x0, target, u_out, iterates, threads);
     if (!rc)
         norm_outputs(model, B, u_out, iterates);
     free(nbuf);
     return rc;
+}
+
+int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x0,
+                                const float *target, float *u_out, float *iterates, int threads) {
+    return infer_checked(model, B, x0, target, u_out, iterates, threads, 1);
+}
+
+int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
+                       float *u_out, float *iterates, int threads) {
+    return infer_checked(model, B, x0, target, u_out, iterates, threads, 0);
 }
 
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
