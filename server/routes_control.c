@@ -207,9 +207,10 @@ static void on_control(app *a, const http_request *req, http_response *res) {
                                       .polish_expert = rq.polish_expert,
                                       .polish_max_iters = rq.polish_max_iters,
                                       .timing_ms = now_ms() - t0};
-            json_t *out = proto_control_response(&r, rq.batch, &err);
-            if (out)
-                http_reply_json(res, 200, out);
+            size_t text_len;
+            char *text = proto_control_response_text(&r, rq.batch, &text_len, &err);
+            if (text)
+                http_reply_bytes(res, 200, "application/json", text, text_len);
             else
                 http_reply_proto_error(res, &err);
         }
