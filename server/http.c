@@ -163,6 +163,45 @@ const char *http_param(const http_request *req, const char *name) {
 const char *http_query(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
+typedef struct query_scan {
+    const char *const *allowed;
+    unsigned seen; /* bit i: allowed[i] given */
+    const char *bad;
+    int repeated;
+} query_scan;
+
+static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value) {
+    (void)kind;
+    (void)value;
+    query_scan *q = cls;
+    for (unsigned i = 0; q->allowed[i] && i < 32; i++)
+        if (strcmp(key, q->allowed[i]) == 0) {
+            q->repeated = (q->seen >> i) & 1u;
+            q->seen |= 1u << i;
+            if (!q->repeated)
+                return MHD_YES;
+            break;
+        }
+    q->bad = key;
+    return MHD_NO; /* stop at the first fault */
+}
+
+int http_query_check(const http_request *req, const char *const *allowed, proto_error *err) {
+    query_scan q = {.allowed = allowed};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, scan_query, &q);
+    if (!q.bad)
+        return 0;
+    if (q.repeated)
+        return proto_fail(err, 400, q.bad, "query parameter '%.64s' is given more than once",
+                          q.bad);
+    char names[128] = "";
+    for (size_t i = 0, n = 0; allowed[i] && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", allowed[i]);
+    return proto_fail(err, 400, q.bad, "unknown query parameter '%.64s' (this route takes: %s)",
+                      q.bad, allowed[0] ? names : "none");
+}
+
 const char *http_header(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }

@@ -85,6 +85,9 @@ const char *http_path(const http_request *req);
 const char *http_param(const http_request *req, const char *name);
 /* A query-string argument (already URL-decoded), or NULL. */
 const char *http_query(const http_request *req, const char *name);
+/* 0 when every query-string argument is one of `allowed` (NULL-terminated) and none is given
+ * twice; otherwise -1 and a 400 in err naming it. */
+int http_query_check(const http_request *req, const char *const *allowed, proto_error *err);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_header(const http_request *req, const char *name);
 /* The body; "" when there is none. A JSON body is NUL-terminated for convenience (*len excludes

@@ -118,10 +118,10 @@ static void test_refusals_keep_the_model(void **state) {
     assert_int_equal(err.code, 400);
     assert_non_null(strstr(err.message, "outside"));
     const uint8_t junk[64] = {1, 2, 3};
-    assert_int_equal(registry_load_bytes(reg, "m", junk, sizeof junk, &err), -1);
+    assert_int_equal(registry_load_bytes(reg, "m", junk, sizeof junk, 0, &err), -1);
     assert_int_equal(err.code, 400);
     assert_string_equal(err.param, "checkpoint");
-    assert_int_equal(registry_load_bytes(reg, "bad/name", junk, sizeof junk, &err), -1);
+    assert_int_equal(registry_load_bytes(reg, "bad/name", junk, sizeof junk, 0, &err), -1);
     model_snapshot *after = registry_get(reg, "m");
     assert_ptr_equal(before, after);
     char path[512];
@@ -144,7 +144,7 @@ static void test_upload_and_remove(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(trc_read_file(test_data_path("small_random.safetensors"), &buf, &len), 0);
-    assert_int_equal(registry_load_bytes(reg, "up", buf, len, &err), 0);
+    assert_int_equal(registry_load_bytes(reg, "up", buf, len, 0, &err), 0);
     free(buf);
     char path[512];
     snprintf(path, sizeof path, "%s/up.safetensors", test_tmpdir);
