@@ -120,3 +120,28 @@ def test_trcd_plans_the_steps_left(run, trcd_factory):
         assert needle in r.json()["error"]["message"], r.json()
     # the whole horizon is every model's answer
     assert srv.control([1, 0.5], [0, 0], model="plain", steps_left=15).status == 200
+
+
+def test_train_job_with_tails(trcd_factory):
+    """POST /v1/train {"tails": 2}: the job's model reads the time left and answers steps_left."""
+    import time
+    srv = trcd_factory()
+    r = srv.request("POST", "/v1/train", json={
+        "system": "double_integrator", "num_samples": 48, "epochs": 1, "model_size": "small",
+        "batch_size": 16, "tails": 2, "name": "shrinking"})
+    assert r.status == 202, r.json()
+    job_id = r.json()["job_id"]
+    deadline = time.time() + 300  # a bound on a hang, not a race: the job ends long before
+    while time.time() < deadline:
+        job = srv.request("GET", "/v1/jobs/" + job_id).json()
+        if job["terminal"]:
+            break
+        time.sleep(0.05)
+    assert job["status"] == "succeeded", job
+    assert job["spec"]["tails"] == 2
+    assert srv.request("GET", "/v1/models/shrinking").json()["config"]["time_left"] is True
+    a = srv.control([1, 0.5], [0, 0], model="shrinking", steps_left=3)
+    assert a.status == 200 and len(a.json()["controls"]) == 3
+    bad = srv.request("POST", "/v1/train", json={"system": "double_integrator", "tails": 2,
+                                                  "objective": "trajectory"})
+    assert bad.status == 400 and "imitation" in bad.json()["error"]["message"], bad.json()
