@@ -88,10 +88,9 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
         goto done;
     }
     const double *xf = traj + (size_t)c->T * (size_t)S;
-    json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:{s:s, s:i, s:i, s:f}}", "controls",
-                          matrix(u, c->T, c->m), "final_state", vector_d(xf, S), "final_error", err,
-                          "cost", cost, "system", sys->name, "dt", dt, "model", "size", c->size,
-                          "K", c->K, "n", c->n, "bound", (double)c->bound);
+    json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:o}", "controls", matrix(u, c->T, c->m),
+                          "final_state", vector_d(xf, S), "final_error", err, "cost", cost,
+                          "system", sys->name, "dt", dt, "model", cli_model_json(model));
     if (j && iterations) {
         json_t *a = json_array();
         for (int k = 0; k <= c->K; k++)
@@ -158,9 +157,10 @@ static int predict_data(const trc_model *model, int threads, const trc_system *s
             rc = cli_lib_error(CMD, lrc, 0);
     }
     if (!rc) {
-        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:f, s:f}", "data", data, "out", out, "n",
-                              (json_int_t)ds.n, "system", sys->name, "seconds", seconds,
-                              "samples_per_sec", seconds > 0 ? (double)ds.n / seconds : 0.0);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:f, s:o, s:f, s:f}", "data", data, "out", out,
+                              "n", (json_int_t)ds.n, "system", sys->name, "dt", dt, "model",
+                              cli_model_json(model), "seconds", seconds, "samples_per_sec",
+                              seconds > 0 ? (double)ds.n / seconds : 0.0);
         char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         json_decref(j);
         if (text)

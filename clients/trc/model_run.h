@@ -6,6 +6,8 @@
 
 #include "cli.h"
 
+#include <jansson.h>
+
 #include "trc/dataset.h"
 #include "trc/eval.h"
 #include "trc/model.h"
@@ -60,8 +62,15 @@ int cli_model_fits(const char *cmd, const trc_model *model, const trc_dataset *d
 int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, int threads,
                       float *u_out, double *seconds);
 
-/* {"checkpoint": ..., "size": ..., "parameters": N, "K": k, "n": n, "inference_ms_per_sample": x}
- * as a malloc'd JSON text for a report row (NULL on allocation failure). */
+/* The architecture's name as trcd's /v1/models gives it ("single" for a configuration without). */
+const char *cli_model_arch(const trc_model_config *c);
+
+/* What a model is, named as trcd's /v1/models names it: {"arch", "size", "K", "n", "bound",
+ * "feedback": bool, "normalised": bool} (NULL on allocation failure). */
+json_t *cli_model_json(const trc_model *model);
+
+/* {"checkpoint": ..., cli_model_json's keys, "parameters": N, "inference_ms_per_sample": x} as a
+ * malloc'd JSON text for a report row (NULL on allocation failure). */
 char *cli_model_row_json(const char *checkpoint, const trc_model *model, double seconds, size_t n);
 
 /* Everything eval and compare need for a "model" row: loads f->checkpoint, checks it fits ds,
