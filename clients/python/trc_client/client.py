@@ -26,6 +26,21 @@ class TRCError(Exception):
         super().__init__(f"{code} {type_}: {message}{where}")
 
 
+def loss_terms(job, epoch=None):
+    """The named terms of a job's training loss (its objective's parts: imitation, terminal,
+    state, control, process, ...) at `epoch` (default: the latest finished one), from the job's
+    per-epoch history: {"epoch": E, "train": {name: value}, "val": {name: value or None}}.
+    None before the first epoch ends, for an unknown epoch, and for an objective whose loss is
+    one term (imitation), which trcd reports without terms."""
+    rows = [h for h in (job or {}).get("history") or []
+            if epoch is None or h.get("epoch") == epoch]
+    if not rows or not rows[-1].get("train_terms"):
+        return None
+    last = rows[-1]
+    return {"epoch": last.get("epoch"), "train": dict(last["train_terms"]),
+            "val": dict(last.get("val_terms") or {})}
+
+
 def polish_spec(polish):
     """"ilqr" or "ilqr:ITERS" (5 by default, as trc compare --polish) or a dict -> the request's
     {"expert", "max_iters"} object (the server validates it)."""
@@ -130,7 +145,8 @@ class Client:
         return self.request("POST", "/v1/train", spec)
 
     def job(self, job_id):
-        """GET /v1/jobs/{id}: status, progress, metrics, per-epoch history, result or error."""
+        """GET /v1/jobs/{id}: status, progress, metrics, per-epoch history (with the loss terms
+        of objectives that have several: see loss_terms), result or error."""
         return self.request("GET", "/v1/jobs/" + _seg(job_id))
 
     def jobs(self, status=None):
@@ -165,6 +181,11 @@ class Client:
             time.sleep(poll)
 
     # -- service ---------------------------------------------------------------------
+
+    def catalog(self):
+        """GET /v1/catalog: systems, experts, architectures, objectives and every training
+        option (type, default, range, help) from core's tables."""
+        return self.request("GET", "/v1/catalog")
 
     def health(self):
         """GET /healthz."""
