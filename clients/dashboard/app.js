@@ -127,10 +127,12 @@ function lossTerms(job) {
   return last && last.train_terms ? { epoch: last.epoch, train: last.train_terms, val: last.val_terms || {} } : null;
 }
 const termsText = (terms) => Object.entries(terms).map(([k, v]) => `${k} ${loss(v)}`).join(', ');
+// trcd's timestamps have whole seconds, so a job's run time is known to about a second.
 function duration(a, b) {
   if (!a) return '–';
   const s = ((b ? new Date(b) : new Date()) - new Date(a)) / 1000;
-  return s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
+  if (s < 1) return '< 1 s';
+  return s < 120 ? `${Math.round(s)} s` : `${(s / 60).toFixed(1)} min`;
 }
 function parseVector(text, field) {
   const parts = text.split(/[\s,;]+/).filter((p) => p !== '');
@@ -158,11 +160,14 @@ async function refreshModels() {
 function renderModels() {
   const body = $('models-table').tBodies[0];
   body.replaceChildren();
-  if (!ui.models.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 9 }, 'no models loaded')));
+  if (!ui.models.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 10 }, 'no models loaded')));
   for (const m of ui.models) {
     const c = m.config || {};
+    // the saved settings that change what the network sees (named as /v1/models and trc info name them)
+    const settings = [c.feedback ? 'feedback' : '', c.normalised ? 'normalised' : ''].filter(Boolean).join(', ');
     body.append(el('tr', { dataset: { model: m.name } },
       el('td', {}, el('strong', {}, m.name)), el('td', { class: 'arch' }, m.arch || '–'),
+      el('td', { class: 'settings', title: 'feedback: the system simulated every cycle; normalised: states and controls scaled by the training split\'s mean and std' }, settings || '–'),
       el('td', {}, m.size || c.size || '–'),
       el('td', { class: 'num' }, m.num_params != null ? m.num_params.toLocaleString('en-US') : '–'),
       el('td', {}, m.system || c.system || '–'), el('td', {}, c.T != null ? `${c.T} × ${c.m}` : '–'),

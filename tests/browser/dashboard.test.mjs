@@ -5,7 +5,7 @@
 // from the page. The training form, its expert choices and the state labels come from
 // GET /v1/catalog: every wire option appears with its default, range and help, an out-of-range
 // value is refused by the form with the catalogue's limit, a cross-field one by the server.
-// The models table shows each model's arch; a Van der Pol run is drawn as a phase portrait
+// The models table shows each model's arch and saved settings (feedback, normalised); a Van der Pol run is drawn as a phase portrait
 // (x1 against x2, with the target) and a rocket_landing run as altitude against downrange with
 // the thrust magnitude, labelled from the catalogue (tiny ilqr jobs train those two models). A job
 // with a multi-term objective (mixed) lists its loss terms and plots them dashed. Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
@@ -80,6 +80,7 @@ async function main() {
     { name: 'default', model_size: 'small', num_samples: 3000, epochs: 40, seed: 1 },
     { name: 'vdp', system: 'van_der_pol', expert: 'ilqr', model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
     { name: 'rocket', system: 'rocket_landing', expert: 'ilqr', model_size: 'small', num_samples: 16, epochs: 1, batch_size: 8, seed: 1 },
+    { name: 'fb', arch: 'two_level', feedback: true, model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
   ].filter((spec) => !models.models.some((m) => m.name === spec.name));
   const jobs = [];
   for (const spec of wanted) jobs.push([spec.name, (await api('POST', '/v1/train', spec)).job_id]);
@@ -227,11 +228,17 @@ async function main() {
       check(served.every((m) => typeof m.arch === 'string' && m.arch), `/v1/models arch: ${JSON.stringify(served.map((m) => m.arch))}`);
       const head = await page.$$eval('#models-table thead th', (t) => t.map((x) => x.textContent));
       check(head.includes('arch'), `models table header ${head}`);
-      for (const name of ['default', 'vdp', 'rocket']) {
+      // ... and its saved settings: fb has trajectory feedback, the rocket is normalised (auto)
+      check(served.find((x) => x.name === 'fb').config.feedback === true, 'fb has no feedback');
+      check(served.find((x) => x.name === 'rocket').config.normalised === true, 'rocket is not normalised');
+      for (const name of ['default', 'vdp', 'rocket', 'fb']) {
         await page.waitForSelector(`#models-table tr[data-model="${name}"]`, { timeout: UI_WAIT });
         const m = served.find((x) => x.name === name);
         const arch = await page.$eval(`#models-table tr[data-model="${name}"] td.arch`, (e) => e.textContent);
         check(arch === m.arch, `${name}: arch cell "${arch}", server "${m.arch}"`);
+        const settings = await page.$eval(`#models-table tr[data-model="${name}"] td.settings`, (e) => e.textContent);
+        const want = [m.config.feedback ? 'feedback' : '', m.config.normalised ? 'normalised' : ''].filter(Boolean).join(', ') || '–';
+        check(settings === want, `${name}: settings cell "${settings}", want "${want}"`);
         const row = await page.textContent(`#models-table tr[data-model="${name}"]`);
         check(row.includes(m.system), `${name}: row "${row}" lacks ${m.system}`);
       }

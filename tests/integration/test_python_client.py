@@ -276,6 +276,37 @@ def test_cli_train_flags_cover_the_catalog(trcd, client):
     assert r.returncode == 0 and "--process-qf" in r.stdout and "catalog" in r.stdout
 
 
+def test_cli_resume_delete_unload(trcd, client):
+    """The CLI's resume, delete (a job) and unload (a model) commands."""
+    sub = client.train(name="cli-long", model_size="small", num_samples=2000, epochs=400, seed=5)
+
+    def cancel_after_first_epoch(job):  # so that it has saved state to resume from
+        if job["progress"]["epoch"] >= 1 and not job["terminal"]:
+            client.cancel(job["job_id"])
+
+    client.wait(sub["job_id"], on_progress=cancel_after_first_epoch, poll=0.05, timeout=60)
+    r = cli(trcd, "resume", sub["job_id"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] in ("queued", "running")
+    client.cancel(sub["job_id"])
+    assert client.wait(sub["job_id"], poll=0.05, timeout=60)["status"] == "cancelled"
+    r = cli(trcd, "delete", sub["job_id"])
+    assert r.returncode == 0 and json.loads(r.stdout) == {"deleted": sub["job_id"]}, r.stderr
+    r = cli(trcd, "delete", sub["job_id"])
+    assert r.returncode == 1 and "404 not_found" in r.stderr
+    client.load("cli-unload", "default.safetensors")
+    r = cli(trcd, "unload", "cli-unload")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"deleted": "cli-unload"}, r.stderr
+    assert "cli-unload" not in [m["name"] for m in client.models()]
+
+
+def test_bad_url():
+    for url in ("localhost:8080", "ftp://host", "http://", "bad"):
+        with pytest.raises(ValueError):
+            Client(url)
+    assert Client("http://127.0.0.1:8080/").url == "http://127.0.0.1:8080"
+
+
 def test_cli_error_and_usage(trcd):
     r = cli(trcd, "control", "--state", "1,0.5,3", "--target", "0,0,0")
     assert r.returncode == 1 and "400 invalid_request" in r.stderr and "state" in r.stderr
@@ -287,6 +318,12 @@ def test_cli_error_and_usage(trcd):
             assert r.returncode == 2 and "seconds > 0" in r.stderr, (cmd, poll, r.stderr)
     r = cli(trcd, "train", "--epochs", "two")
     assert r.returncode == 2 and "--epochs" in r.stderr
+    r = cli(trcd, "control", "--state", "1,0.5", "--state", "1,0", "--target", "0,0")
+    assert r.returncode == 2 and "as many --target as --state" in r.stderr
+    env = dict(os.environ, PYTHONPATH=PYDIR, TRC_URL="localhost:8080")
+    r = subprocess.run([sys.executable, "-m", "trc_client", "models"], capture_output=True,
+                       text=True, env=env, timeout=60, cwd=PYDIR)
+    assert r.returncode == 2 and "--url" in r.stderr and "localhost:8080" in r.stderr
 
 
 # ---------------------------------------------------------------- a server with TRC_API_TOKEN

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from .client import Client, TRCError, loss_terms
+from .client import Client, TRCError, check_url, loss_terms
 
 # Training spec fields the CLI accepts: (flag, spec key, type; bool = a switch that sends true).
 # Every wire option of GET /v1/catalog has one (tests/integration/test_python_client.py checks);
@@ -68,6 +68,14 @@ def floats(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
 
 
+def server_url(text):
+    """--url (and TRC_URL): http(s)://HOST[:PORT][/PREFIX]."""
+    try:
+        return check_url(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def seconds(text):
     """A poll interval: a finite number of seconds > 0."""
     try:
@@ -81,7 +89,8 @@ def seconds(text):
 
 def parser():
     p = argparse.ArgumentParser(prog="python3 -m trc_client", description="Client for trcd.")
-    p.add_argument("--url", default=os.environ.get("TRC_URL", "http://127.0.0.1:8080"),
+    p.add_argument("--url", type=server_url,
+                   default=os.environ.get("TRC_URL", "http://127.0.0.1:8080"),
                    help="server URL (env TRC_URL; default %(default)s)")
     p.add_argument("--token", default=os.environ.get("TRC_API_TOKEN"),
                    help="bearer token for state-changing routes (env TRC_API_TOKEN)")
@@ -119,6 +128,9 @@ def parser():
     w.add_argument("id")
     w.add_argument("--poll", type=seconds, default=0.5, help="seconds between polls (0.5)")
     sub.add_parser("cancel", help="cancel a job (POST /v1/jobs/ID/cancel)").add_argument("id")
+    sub.add_parser("resume", help="resume a failed or cancelled job from its saved state "
+                   "(POST /v1/jobs/ID/resume)").add_argument("id")
+    sub.add_parser("delete", help="forget a finished job (DELETE /v1/jobs/ID)").add_argument("id")
     sub.add_parser("models", help="list loaded models (GET /v1/models)")
     sub.add_parser("catalog", help="systems, experts, architectures, objectives and every "
                    "training option with its default and range (GET /v1/catalog)")
@@ -127,6 +139,7 @@ def parser():
     ld.add_argument("file", help="file name inside the server's models directory")
     ld.add_argument("--upload", action="store_true",
                     help="FILE is a local file: send its bytes instead of its name")
+    sub.add_parser("unload", help="unload model NAME (DELETE /v1/models/NAME)").add_argument("name")
     return p
 
 
@@ -181,8 +194,6 @@ def run(args, client, out=sys.stdout):
     """Executes one parsed command; returns the process exit status."""
     cmd = args.command
     if cmd == "control":
-        if len(args.state) != len(args.target):
-            raise SystemExit("control: give as many --target as --state")
         kw = dict(model=args.model, trajectory=args.trajectory, iterations=args.iterations,
                   polish=args.polish)
         if len(args.state) == 1:
@@ -203,6 +214,12 @@ def run(args, client, out=sys.stdout):
         result = client.job(args.id)
     elif cmd == "cancel":
         result = client.cancel(args.id)
+    elif cmd == "resume":
+        result = client.resume(args.id)
+    elif cmd == "delete":
+        result = client.delete_job(args.id)
+    elif cmd == "unload":
+        result = client.delete_model(args.name)
     elif cmd == "models":
         result = client.models()
     elif cmd == "catalog":
@@ -238,7 +255,11 @@ def join_vectors(argv):
 
 
 def main(argv=None):
-    args = parser().parse_args(join_vectors(sys.argv[1:] if argv is None else argv))
+    p = parser()
+    args = p.parse_args(join_vectors(sys.argv[1:] if argv is None else argv))
+    if args.command == "control" and len(args.state) != len(args.target):
+        p.error(f"control: give as many --target as --state (got {len(args.state)} --state, "
+                f"{len(args.target)} --target)")
     client = Client(args.url, token=args.token)
     try:
         return run(args, client)

@@ -41,6 +41,14 @@ def loss_terms(job, epoch=None):
             "val": dict(last.get("val_terms") or {})}
 
 
+def check_url(url):
+    """The server's base URL without a trailing slash; ValueError unless it is http(s)://HOST..."""
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"expected a URL like http://127.0.0.1:8080, got {url!r}")
+    return str(url).rstrip("/")
+
+
 def polish_spec(polish):
     """"ilqr" or "ilqr:ITERS" (5 by default, as trc compare --polish) or a dict -> the request's
     {"expert", "max_iters"} object (the server validates it)."""
@@ -58,7 +66,7 @@ class Client:
     (needed for state-changing routes when the server runs with TRC_API_TOKEN)."""
 
     def __init__(self, url="http://127.0.0.1:8080", token=None, timeout=30.0):
-        self.url = url.rstrip("/")
+        self.url = check_url(url)
         self.token = token
         self.timeout = timeout
 
