@@ -157,7 +157,7 @@ static int eval_rows(const batcher *b, const item *list, size_t rows, const floa
     if (chunk < 1)
         chunk = 1;
     if (chunk >= rows && !b->hold_path) /* the common case: one pass, no copies */
-        return trc_infer_plan_run(plan, rows, x0, tg, u, iters, 1);
+        return trc_infer_plan_run(plan, rows, x0, tg, NULL, u, iters, 1);
     float *part = iters && chunk < rows ? malloc(K1 * chunk * U * sizeof(float)) : NULL;
     if (iters && chunk < rows && !part)
         return TRC_ENOMEM;
@@ -169,7 +169,7 @@ static int eval_rows(const batcher *b, const item *list, size_t rows, const floa
             break;
         }
         size_t c = rows - off < chunk ? rows - off : chunk;
-        rc = trc_infer_plan_run(plan, c, x0 + off * s, tg + off * s, u + off * U,
+        rc = trc_infer_plan_run(plan, c, x0 + off * s, tg + off * s, NULL, u + off * U,
                                 part ? part : iters, 1);
         for (size_t k = 0; !rc && part && k < K1; k++)
             memcpy(iters + (k * rows + off) * U, part + k * c * U, c * U * sizeof(float));
