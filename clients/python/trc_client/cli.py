@@ -46,6 +46,7 @@ SPEC_FIELDS = (
     ("--plateau-patience", "plateau_patience", int),
     ("--patience", "patience", int),
     ("--val-split", "val_split", float),
+    ("--tails", "tails", int),
     # the objective and its terms' weights
     ("--objective", "objective", str),
     ("--terminal-weight", "terminal_weight", float),
