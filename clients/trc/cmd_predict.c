@@ -197,13 +197,15 @@ int cmd_predict(int argc, char **argv) {
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
     if (rc == CLI_HELP) {
-        cli_print_help(stdout, CMD,
-                       "--checkpoint FILE (--state X,.. --target X,.. | --data FILE --out FILE)",
-                       "Runs a trained model. One pair: prints JSON with controls [T][m], the "
-                       "simulated final_state,\nfinal_error (L2) and cost (sum of u^2). A dataset: "
-                       "writes control_sequences (with the simulated\ntrajectories and costs) for "
-                       "every pair, for `trc eval --data FILE --controls OUT`.",
-                       opts, nopts);
+        cli_print_help(
+            stdout, CMD, "--checkpoint FILE (--state X,.. --target X,.. | --data FILE --out FILE)",
+            "Runs a trained model. One pair: prints JSON with controls [T][m], the "
+            "simulated final_state,\nfinal_error (L2), cost (sum of u^2) and the model (arch, "
+            "size, K, n, bound, feedback, normalised).\nA dataset: "
+            "writes control_sequences (with the simulated trajectories and costs) for every "
+            "pair,\nfor `trc eval --data FILE --controls OUT`, and prints one JSON line (the "
+            "same model object).",
+            opts, nopts);
         return CLI_OK;
     }
     if (rc)
