@@ -221,6 +221,9 @@ int cmd_predict(int argc, char **argv) {
         return cli_error(CLI_USAGE, CMD, "--out needs --data FILE");
     if (data && (iterations || trajectory))
         return cli_error(CLI_USAGE, CMD, "--iterations and --trajectory apply to one pair only");
+    if (!data && cli_find(opts, nopts, "--threads")->seen)
+        return cli_error(CLI_USAGE, CMD,
+                         "--threads applies to --data (one pair runs on one thread)");
     if (!data &&
         (!cli_find(opts, nopts, "--state")->seen || !cli_find(opts, nopts, "--target")->seen))
         return cli_error(CLI_USAGE, CMD, "--state and --target are required (or --data FILE)");

@@ -222,6 +222,18 @@ int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset
     return CLI_OK;
 }
 
+int cli_model_flags_need_checkpoint(const char *cmd, cli_opt *opts, size_t nopts) {
+    static const char *const model_flags[] = {"--bound", "-K", "-n", "-m", "--norm", "--threads"};
+    const cli_opt *ck = cli_find(opts, nopts, "--checkpoint");
+    for (size_t i = 0; !(ck && ck->seen) && i < sizeof model_flags / sizeof model_flags[0]; i++) {
+        const cli_opt *o = cli_find(opts, nopts, model_flags[i]);
+        if (o && o->seen)
+            return cli_error(CLI_USAGE, cmd, "%s needs --checkpoint (it applies to the model)",
+                             model_flags[i]);
+    }
+    return CLI_OK;
+}
+
 const char *cli_model_arch(const trc_model_config *c) {
     const trc_arch *a = trc_arch_of(c);
     return a ? a->name : c->arch[0] ? c->arch : TRC_ARCH_DEFAULT;

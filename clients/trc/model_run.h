@@ -42,6 +42,10 @@ typedef struct cli_model_flags {
               "inference threads (default: one per CPU; the results do not depend on it)", 1, 64,  \
               0)
 
+/* CLI_USAGE with "X needs --checkpoint" when a model flag (CLI_MODEL_OPTS, --threads) was given
+ * without --checkpoint: with no model to apply to, it would change nothing. */
+int cli_model_flags_need_checkpoint(const char *cmd, cli_opt *opts, size_t nopts);
+
 /* Loads f->checkpoint; prints "trc <cmd>: ..." and returns CLI_FAIL (CLI_USAGE for a refused
  * override) on failure. */
 int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out);
