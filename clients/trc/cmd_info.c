@@ -144,6 +144,7 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
     if (cj) { /* named as trcd's /v1/models names them */
         json_object_set_new(cj, "feedback", json_boolean(c->feedback));
         json_object_set_new(cj, "normalised", json_boolean(c->norm));
+        json_object_set_new(cj, "time_left", json_boolean(c->time_left));
     }
     if (j)
         json_object_set_new(j, "names", json_string(names));

@@ -241,9 +241,9 @@ const char *cli_model_arch(const trc_model_config *c) {
 
 json_t *cli_model_json(const trc_model *model) {
     const trc_model_config *c = &model->cfg;
-    return json_pack("{s:s, s:s, s:i, s:i, s:f, s:b, s:b}", "arch", cli_model_arch(c), "size",
+    return json_pack("{s:s, s:s, s:i, s:i, s:f, s:b, s:b, s:b}", "arch", cli_model_arch(c), "size",
                      c->size, "K", c->K, "n", c->n, "bound", (double)c->bound, "feedback",
-                     c->feedback != 0, "normalised", c->norm != 0);
+                     c->feedback != 0, "normalised", c->norm != 0, "time_left", c->time_left != 0);
 }
 
 char *cli_model_row_json(const char *checkpoint, const trc_model *model, double seconds, size_t n) {
@@ -345,12 +345,14 @@ int cli_model_closed_loop(const char *cmd, const cli_model_flags *f, const trc_d
         trc_model_free(&model);
         return cli_lib_error(cmd, rc, 0);
     }
-    json_t *j =
-        json_pack("{s:s, s:b, s:f, s:I, s:I, s:f, s:f}", "checkpoint", f->checkpoint, "closed_loop",
-                  1, "process_noise", noise_sigma, "noise_seed", (json_int_t)noise_seed,
-                  "model_calls", (json_int_t)lm.calls, "model_calls_per_s",
-                  lm.seconds > 0 ? (double)lm.calls / lm.seconds : 0.0, "inference_ms_per_call",
-                  lm.calls ? 1e3 * lm.seconds / (double)lm.calls : 0.0);
+    /* shrinking: each call plans the steps left (a model trained with tails); receding: a
+     * whole horizon again */
+    json_t *j = json_pack(
+        "{s:s, s:b, s:s, s:f, s:I, s:I, s:f, s:f}", "checkpoint", f->checkpoint, "closed_loop", 1,
+        "horizon", model.cfg.time_left ? "shrinking" : "receding", "process_noise", noise_sigma,
+        "noise_seed", (json_int_t)noise_seed, "model_calls", (json_int_t)lm.calls,
+        "model_calls_per_s", lm.seconds > 0 ? (double)lm.calls / lm.seconds : 0.0,
+        "inference_ms_per_call", lm.calls ? 1e3 * lm.seconds / (double)lm.calls : 0.0);
     trc_model_free(&model);
     if (j) {
         *row_json = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));

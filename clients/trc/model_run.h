@@ -70,7 +70,7 @@ int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset
 const char *cli_model_arch(const trc_model_config *c);
 
 /* What a model is, named as trcd's /v1/models names it: {"arch", "size", "K", "n", "bound",
- * "feedback": bool, "normalised": bool} (NULL on allocation failure). */
+ * "feedback": bool, "normalised": bool, "time_left": bool} (NULL on allocation failure). */
 json_t *cli_model_json(const trc_model *model);
 
 /* {"checkpoint": ..., cli_model_json's keys, "parameters": N, "inference_ms_per_sample": x} as a
