@@ -43,6 +43,7 @@ typedef struct batcher_job {
     const model_snapshot *snap;
     size_t n;
     const float *x0, *target; /* [n, s] */
+    float time_left;          /* of every row: steps_left / T (1: a whole horizon) */
     float *u, *iterates;      /* [n, T*m]; [(K+1), n, T*m] or NULL */
     const atomic_int *gone;   /* set when the client has gone (NULL: never) */
     void (*done)(struct batcher_job *job);
@@ -53,15 +54,17 @@ typedef struct batcher_job {
 /* Queues the job (follows a batcher_arrive); never blocks. */
 void batcher_submit(batcher *b, batcher_job *job);
 
-/* Runs snap's model on n samples (x0, target: [n, s] -> u: [n, T*m]; iterates, if not NULL:
- * [(K+1), n, T*m]), possibly in one evaluation with other requests. Returns the status of
+/* Runs snap's model on n samples (x0, target: [n, s], each with time_left of the horizon left
+ * (1: all of it; trc_model_infer_mt) -> u: [n, T*m]; iterates, if not NULL: [(K+1), n, T*m]),
+ * possibly in one evaluation with other requests. Returns the status of
  * trc_infer_plan_run for these samples (TRC_ENUMERIC when one of them is not finite), or
  * TRC_ECANCELED when *gone (the client has disconnected; NULL: never) became set before the
  * work was done: a queued request leaves the queue unevaluated (when an executor next takes
  * a batch, or between two chunks of its evaluation), and an evaluation whose clients have all
  * gone stops at its next chunk of rows (about CHUNK_WORK multiply-adds). */
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
-                  const float *target, float *u, float *iterates, const atomic_int *gone);
+                  const float *target, float time_left, float *u, float *iterates,
+                  const atomic_int *gone);
 /* (batcher_infer is batcher_submit and a wait for done.) */
 
 /* Test-only: while the file at path exists, evaluations wait before each chunk (until their

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "app.h"
@@ -22,9 +23,9 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-/* Simulates and scores each sample (trc_rollout_score, as trc predict and trc eval do).
- * traj: [n, T+1, s], final_state: [n, s]. */
-static int simulate(const model_snapshot *snap, const proto_control_req *rq, const float *u,
+/* Simulates and scores each sample over the L steps planned (trc_rollout_score, as trc predict
+ * and trc eval do). u: [n, L*m], traj: [n, L+1, s], final_state: [n, s]. */
+static int simulate(const model_snapshot *snap, const proto_control_req *rq, int L, const float *u,
                     float *traj, float *final_state, double *final_error, double *cost) {
     const trc_model_config *c = &snap->model.cfg;
     size_t s = (size_t)c->s;
@@ -32,7 +33,7 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, con
     trc_rollout_out ro = {
         .traj = traj, .final_state = xf, .final_error = final_error, .cost = cost};
     int rc =
-        xf ? trc_rollout_score(snap->system, snap->dt, c->T, rq->n, rq->states, rq->targets, u, &ro)
+        xf ? trc_rollout_score(snap->system, snap->dt, L, rq->n, rq->states, rq->targets, u, &ro)
            : trc_fail(TRC_ENOMEM, "out of memory");
     for (size_t i = 0; rc == TRC_OK && i < rq->n * s; i++)
         final_state[i] = (float)xf[i];
@@ -40,18 +41,18 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, con
     return rc ? -1 : 0;
 }
 
-/* The model's answers u [n, T*m] polished in place (trc/polish.h) with the system's default
- * expert weights; one report per sample in out [n]. Stops between rows (TRC_ECANCELED) once
- * the client is gone (gone may be NULL). */
-static int polish(const model_snapshot *snap, const proto_control_req *rq, float *u,
+/* The model's answers u [n, L*m] (L steps planned) polished in place (trc/polish.h) with the
+ * system's default expert weights; one report per sample in out [n]. Stops between rows
+ * (TRC_ECANCELED) once the client is gone (gone may be NULL). */
+static int polish(const model_snapshot *snap, const proto_control_req *rq, int L, float *u,
                   trc_polish_result *out, const atomic_int *gone) {
     const trc_model_config *c = &snap->model.cfg;
     trc_expert_plan *plan;
-    int rc = trc_polish_plan_create(rq->polish_expert, snap->system, snap->dt, c->T, c->bound, NULL,
+    int rc = trc_polish_plan_create(rq->polish_expert, snap->system, snap->dt, L, c->bound, NULL,
                                     rq->polish_max_iters, &plan);
     if (rc)
         return rc;
-    const size_t s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
+    const size_t s = (size_t)c->s, U = (size_t)L * (size_t)c->m;
     double *ui = malloc(2 * U * sizeof(double)), *uo = ui ? ui + U : NULL;
     double x0[PROTO_MAX_DIM], xt[PROTO_MAX_DIM];
     rc = ui ? TRC_OK : trc_fail(TRC_ENOMEM, "out of memory");
@@ -121,6 +122,16 @@ static int check_budget(app *a, const model_snapshot *snap, const proto_control_
     return 0;
 }
 
+/* Compacts u [n, T*m] to [n, L*m] and iters [K1, n, T*m] (may be NULL) to [K1, n, L*m] in place,
+ * keeping the first L steps of each row (each destination is at or before its source). */
+static void keep_steps(float *u, float *iters, size_t n, size_t K1, int T, int m, int L) {
+    const size_t U = (size_t)T * (size_t)m, UL = (size_t)L * (size_t)m;
+    for (size_t i = 0; i < n; i++)
+        memmove(u + i * UL, u + i * U, UL * sizeof *u);
+    for (size_t r = 0; iters && r < K1 * n; r++)
+        memmove(iters + r * UL, iters + r * U, UL * sizeof *iters);
+}
+
 /* One request on its way: parsed and checked on the event thread (on_control), evaluated by
  * the batcher, then answered (answer) by the executor, or by a worker when it is slow work. */
 typedef struct control_job {
@@ -159,6 +170,10 @@ static void answer(control_job *cj) {
     http_response *res = cj->res;
     proto_error err;
     int rc = cj->job.rc;
+    /* L steps left to plan (all T unless steps_left says fewer) */
+    const int L = cj->rq.steps_left ? cj->rq.steps_left : c->T;
+    if (rc == TRC_OK && L < c->T) /* the first L steps of every row: the rest is not planned */
+        keep_steps(cj->u, cj->iters, cj->rq.n, (size_t)c->K + 1, c->T, c->m, L);
     if (rc == TRC_ECANCELED) {
         /* nobody reads it; logged and counted as nginx does ("client closed request") */
         http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
@@ -169,21 +184,21 @@ static void answer(control_job *cj) {
                          snap->name);
     } else if (rc) {
         http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());
-    } else if (cj->pol && (rc = polish(snap, &cj->rq, cj->u, cj->pol, cj->gone))) {
+    } else if (cj->pol && (rc = polish(snap, &cj->rq, L, cj->u, cj->pol, cj->gone))) {
         if (rc == TRC_ECANCELED)
             http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
         else if (rc == TRC_ENUMERIC)
             http_reply_error(res, 422, "polish", "polish failed: %s", trc_errmsg());
         else
             http_reply_error(res, 500, NULL, "polish failed: %s", trc_errmsg());
-    } else if (simulate(snap, &cj->rq, cj->u, cj->traj, cj->xf, cj->fe, cj->cost)) {
+    } else if (simulate(snap, &cj->rq, L, cj->u, cj->traj, cj->xf, cj->fe, cj->cost)) {
         http_reply_error(res, 500, NULL, "simulation failed: %s", trc_errmsg());
     } else {
         unsigned ret = cj->rq.ret;
         proto_control_result r = {.model_name = snap->name,
                                   .model_version = snap->sha256,
                                   .n = cj->rq.n,
-                                  .T = c->T,
+                                  .T = L,
                                   .m = c->m,
                                   .s = c->s,
                                   .K = c->K,
@@ -253,6 +268,7 @@ static void on_control(app *a, const http_request *req, http_response *res) {
     const model_snapshot *snap = cj->snap;
     const trc_model_config *c = &snap->model.cfg;
     if (proto_control_check_dim(rq, c->s, &err) ||
+        proto_control_check_steps(rq, c->T, c->time_left, &err) ||
         proto_control_check_polish(rq, snap->system, a->cfg.max_polish_iters, &err) ||
         check_budget(a, snap, rq, &err)) {
         batcher_leave(a->batcher);
@@ -276,14 +292,16 @@ static void on_control(app *a, const http_request *req, http_response *res) {
         control_job_free(cj);
         return;
     }
-    cj->job = (batcher_job){.snap = snap,
-                            .n = n,
-                            .x0 = rq->states,
-                            .target = rq->targets,
-                            .u = cj->u,
-                            .iterates = cj->iters,
-                            .gone = cj->gone,
-                            .done = evaluated};
+    cj->job =
+        (batcher_job){.snap = snap,
+                      .n = n,
+                      .x0 = rq->states,
+                      .target = rq->targets,
+                      .time_left = (float)(rq->steps_left ? rq->steps_left : c->T) / (float)c->T,
+                      .u = cj->u,
+                      .iterates = cj->iters,
+                      .gone = cj->gone,
+                      .done = evaluated};
     http_defer(res);
     batcher_submit(a->batcher, &cj->job);
 }

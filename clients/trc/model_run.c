@@ -2,6 +2,7 @@
  * trained model; see model_run.h. */
 #include "model_run.h"
 
+#include "trc/arch.h"
 #include "trc/checkpoint.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
@@ -211,7 +212,7 @@ int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset
     for (size_t at = 0; rc == TRC_OK && at < ds->n; at += PREDICT_CHUNK) {
         size_t B = ds->n - at < PREDICT_CHUNK ? ds->n - at : PREDICT_CHUNK;
         rc = trc_infer_plan_run(plan, B, ds->initial_states + at * S, ds->target_states + at * S,
-                                u_out + at * U, NULL, run_threads(threads));
+                                NULL, u_out + at * U, NULL, run_threads(threads));
     }
     trc_infer_plan_free(plan);
     if (rc)
@@ -221,14 +222,39 @@ int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset
     return CLI_OK;
 }
 
+int cli_model_flags_need_checkpoint(const char *cmd, cli_opt *opts, size_t nopts) {
+    static const char *const model_flags[] = {"--bound", "-K", "-n", "-m", "--norm", "--threads"};
+    const cli_opt *ck = cli_find(opts, nopts, "--checkpoint");
+    for (size_t i = 0; !(ck && ck->seen) && i < sizeof model_flags / sizeof model_flags[0]; i++) {
+        const cli_opt *o = cli_find(opts, nopts, model_flags[i]);
+        if (o && o->seen)
+            return cli_error(CLI_USAGE, cmd, "%s needs --checkpoint (it applies to the model)",
+                             model_flags[i]);
+    }
+    return CLI_OK;
+}
+
+const char *cli_model_arch(const trc_model_config *c) {
+    const trc_arch *a = trc_arch_of(c);
+    return a ? a->name : c->arch[0] ? c->arch : TRC_ARCH_DEFAULT;
+}
+
+json_t *cli_model_json(const trc_model *model) {
+    const trc_model_config *c = &model->cfg;
+    return json_pack("{s:s, s:s, s:i, s:i, s:f, s:b, s:b, s:b}", "arch", cli_model_arch(c), "size",
+                     c->size, "K", c->K, "n", c->n, "bound", (double)c->bound, "feedback",
+                     c->feedback != 0, "normalised", c->norm != 0, "time_left", c->time_left != 0);
+}
+
 char *cli_model_row_json(const char *checkpoint, const trc_model *model, double seconds, size_t n) {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:i, s:f}", "checkpoint", checkpoint, "size",
-                          model->cfg.size, "parameters", (json_int_t)model->num_params, "K",
-                          model->cfg.K, "n", model->cfg.n, "inference_ms_per_sample",
-                          n ? 1e3 * seconds / (double)n : 0.0);
-    if (!j)
-        return NULL;
-    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_t *j = json_pack("{s:s}", "checkpoint", checkpoint), *desc = cli_model_json(model);
+    char *text = NULL;
+    if (j && desc && json_object_update(j, desc) == 0 &&
+        json_object_set_new(j, "parameters", json_integer((json_int_t)model->num_params)) == 0 &&
+        json_object_set_new(j, "inference_ms_per_sample",
+                            json_real(n ? 1e3 * seconds / (double)n : 0.0)) == 0)
+        text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(desc);
     json_decref(j);
     return text;
 }
@@ -263,19 +289,23 @@ int cli_model_controls(const char *cmd, const cli_model_flags *f, const trc_data
 typedef struct loop_model {
     const trc_infer_plan *plan;
     int threads;
-    int s, U;
+    int s, U, T;
+    float *time_left; /* [PREDICT_CHUNK] for a model that reads it (shrinking horizon), or NULL */
     size_t calls;
     double seconds;
 } loop_model;
 
-static int model_policy(void *user, size_t n, const float *x, const float *target, float *u) {
+static int model_policy(void *user, size_t n, const float *x, const float *target, int steps_left,
+                        float *u) {
     loop_model *lm = user;
     double t0 = now_seconds();
+    for (size_t i = 0; lm->time_left && i < PREDICT_CHUNK; i++)
+        lm->time_left[i] = (float)steps_left / (float)lm->T;
     for (size_t at = 0; at < n; at += PREDICT_CHUNK) {
         size_t B = n - at < PREDICT_CHUNK ? n - at : PREDICT_CHUNK;
         int rc =
             trc_infer_plan_run(lm->plan, B, x + at * (size_t)lm->s, target + at * (size_t)lm->s,
-                               u + at * (size_t)lm->U, NULL, lm->threads);
+                               lm->time_left, u + at * (size_t)lm->U, NULL, lm->threads);
         if (rc)
             return rc;
     }
@@ -302,21 +332,27 @@ int cli_model_closed_loop(const char *cmd, const cli_model_flags *f, const trc_d
         trc_model_free(&model);
         return cli_lib_error(cmd, rc, 0);
     }
-    loop_model lm = {plan, run_threads(f->threads), ds->s, ds->T * ds->m, 0, 0.0};
+    loop_model lm = {plan, run_threads(f->threads), ds->s, ds->T * ds->m, ds->T, NULL, 0, 0.0};
+    if (model.cfg.time_left && !(lm.time_left = malloc(PREDICT_CHUNK * sizeof *lm.time_left)))
+        rc = cli_error(CLI_FAIL, cmd, "out of memory");
     const trc_eval_loop loop = {model_policy, &lm, noise_sigma, noise_seed};
-    rc = trc_eval_closed_loop(sys, dt, ds->T, ds->n, ds->initial_states, ds->target_states, &loop,
-                              threshold, out, NULL, NULL);
+    if (!rc)
+        rc = trc_eval_closed_loop(sys, dt, ds->T, ds->n, ds->initial_states, ds->target_states,
+                                  &loop, threshold, out, NULL, NULL);
+    free(lm.time_left);
     trc_infer_plan_free(plan);
     if (rc) {
         trc_model_free(&model);
         return cli_lib_error(cmd, rc, 0);
     }
-    json_t *j =
-        json_pack("{s:s, s:b, s:f, s:I, s:I, s:f, s:f}", "checkpoint", f->checkpoint, "closed_loop",
-                  1, "process_noise", noise_sigma, "noise_seed", (json_int_t)noise_seed,
-                  "model_calls", (json_int_t)lm.calls, "model_calls_per_s",
-                  lm.seconds > 0 ? (double)lm.calls / lm.seconds : 0.0, "inference_ms_per_call",
-                  lm.calls ? 1e3 * lm.seconds / (double)lm.calls : 0.0);
+    /* shrinking: each call plans the steps left (a model trained with tails); receding: a
+     * whole horizon again */
+    json_t *j = json_pack(
+        "{s:s, s:b, s:s, s:f, s:I, s:I, s:f, s:f}", "checkpoint", f->checkpoint, "closed_loop", 1,
+        "horizon", model.cfg.time_left ? "shrinking" : "receding", "process_noise", noise_sigma,
+        "noise_seed", (json_int_t)noise_seed, "model_calls", (json_int_t)lm.calls,
+        "model_calls_per_s", lm.seconds > 0 ? (double)lm.calls / lm.seconds : 0.0,
+        "inference_ms_per_call", lm.calls ? 1e3 * lm.seconds / (double)lm.calls : 0.0);
     trc_model_free(&model);
     if (j) {
         *row_json = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
