@@ -156,7 +156,7 @@ static uint64_t round_to(uint64_t t, u128 r, u128 den, int prec, int *d) {
 
 /* Writes q (prec digits, decimal exponent d), trailing zeros dropped. */
 static size_t write_digits(char *p, uint64_t q, int prec, int d) {
-    char dig[12];
+    char dig[12] = {0};
     for (int i = prec - 1; i >= 0; i--, q /= 10)
         dig[i] = (char)('0' + q % 10);
     int nd = prec;

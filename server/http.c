@@ -175,7 +175,7 @@ static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char
     (void)kind;
     (void)value;
     query_scan *q = cls;
-    for (unsigned i = 0; q->allowed[i] && i < 32; i++)
+    for (unsigned i = 0; i < 32 && q->allowed[i]; i++)
         if (strcmp(key, q->allowed[i]) == 0) {
             q->repeated = (q->seen >> i) & 1u;
             q->seen |= 1u << i;
