@@ -202,6 +202,15 @@ int http_query_check(const http_request *req, const char *const *allowed, proto_
                       q.bad, allowed[0] ? names : "none");
 }
 
+int http_query_refuse(const http_request *req, http_response *res, const char *const *allowed) {
+    static const char *const none[] = {NULL};
+    proto_error err;
+    if (!http_query_check(req, allowed ? allowed : none, &err))
+        return 0;
+    http_reply_proto_error(res, &err);
+    return 1;
+}
+
 const char *http_header(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
