@@ -63,6 +63,33 @@ def test_control_batch_matches_single(client):
     assert flat(r["controls"][1]) == pytest.approx(flat(one["controls"]), abs=1e-5)
 
 
+def test_control_steps_left(client, trcd):
+    """steps_left: a model trained with tails plans the rest of its horizon (the Client and the
+    CLI); a model without tails refuses anything but the whole horizon, naming steps_left."""
+    job = client.wait(client.train(name="pyclient-tails", tails=2, **TINY)["job_id"], poll=0.1,
+                      timeout=120)
+    assert job["status"] == "succeeded", job.get("error")
+    assert client.model("pyclient-tails")["config"]["time_left"] is True
+    r = client.control([1.0, 0.5], [0.0, 0.0], model="pyclient-tails", steps_left=5,
+                       trajectory=True)
+    assert len(r["controls"]) == 5 and len(r["trajectory"]) == 6
+    b = client.control_batch([[1.0, 0.5], [-1, 0]], [[0, 0], [1, 0]], model="pyclient-tails",
+                             steps_left=3)
+    assert [len(c) for c in b["controls"]] == [3, 3]
+    assert len(client.control([1.0, 0.5], [0.0, 0.0], model="pyclient-tails")["controls"]) == 15
+    with pytest.raises(TRCError) as e:
+        client.control([1.0, 0.5], [0.0, 0.0], steps_left=5)  # default: no tails
+    assert e.value.code == 400 and e.value.param == "steps_left"
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--model", "pyclient-tails",
+            "--steps-left", "4")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["controls"]) == 4
+    for bad in ("0", "-2", "x"):
+        r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--steps-left", bad)
+        assert r.returncode == 2 and "--steps-left" in r.stderr, r.stderr
+    client.delete_model("pyclient-tails")
+
+
 def test_models_and_model(client):
     names = [m["name"] for m in client.models()]
     assert "default" in names

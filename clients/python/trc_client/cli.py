@@ -77,6 +77,17 @@ def server_url(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def positive_int(text):
+    """A whole number >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return v
+
+
 def seconds(text):
     """A poll interval: a finite number of seconds > 0."""
     try:
@@ -107,6 +118,8 @@ def parser():
     c.add_argument("--iterations", action="store_true", help="also return every refinement iterate")
     c.add_argument("--polish", metavar="EXPERT[:ITERS]",
                    help="polish the model's answer with an iterative expert, e.g. ilqr:5")
+    c.add_argument("--steps-left", type=positive_int, metavar="L",
+                   help="plan the last L steps of the horizon only (a model trained with tails)")
 
     t = sub.add_parser("train", help="submit a training job (POST /v1/train)",
                        description="Submits a training job. Each flag sets the spec field it "
@@ -196,7 +209,7 @@ def run(args, client, out=sys.stdout):
     cmd = args.command
     if cmd == "control":
         kw = dict(model=args.model, trajectory=args.trajectory, iterations=args.iterations,
-                  polish=args.polish)
+                  polish=args.polish, steps_left=args.steps_left)
         if len(args.state) == 1:
             result = client.control(args.state[0], args.target[0], **kw)
         else:

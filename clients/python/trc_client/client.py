@@ -97,26 +97,30 @@ class Client:
     # -- inference -------------------------------------------------------------------
 
     def control(self, state, target, model=None, trajectory=False, iterations=False,
-                polish=None):
+                polish=None, steps_left=None):
         """POST /v1/control for one (state, target): controls [T][m], final_state, cost, ...
 
         polish="ilqr:5" (or {"expert": "ilqr", "max_iters": 5}): the model's answer is the warm
         start of that expert for at most 5 iterations; the answer's "polish" reports
-        iterations, cost_before, cost_after and ms."""
+        iterations, cost_before, cost_after and ms.
+        steps_left=L (1..T): plan the last L steps of the horizon only (a model trained with
+        tails, config.time_left; a shrinking-horizon closed loop sends T - t at step t)."""
         body = {"state": list(state), "target": list(target)}
-        return self._control(body, model, trajectory, iterations, polish)
+        return self._control(body, model, trajectory, iterations, polish, steps_left)
 
     def control_batch(self, states, targets, model=None, trajectory=False, iterations=False,
-                      polish=None):
+                      polish=None, steps_left=None):
         """POST /v1/control for N pairs at once: every per-sample value gains a leading [N]."""
         body = {"states": [list(s) for s in states], "targets": [list(t) for t in targets]}
-        return self._control(body, model, trajectory, iterations, polish)
+        return self._control(body, model, trajectory, iterations, polish, steps_left)
 
-    def _control(self, body, model, trajectory, iterations, polish=None):
+    def _control(self, body, model, trajectory, iterations, polish=None, steps_left=None):
         if model is not None:
             body["model"] = model
         if polish is not None:
             body["polish"] = polish_spec(polish)
+        if steps_left is not None:
+            body["steps_left"] = steps_left  # the server checks it against the model
         ret = [name for name, on in (("trajectory", trajectory), ("iterations", iterations)) if on]
         if ret:
             body["return"] = ret
