@@ -136,6 +136,7 @@ static int validation_loss(const trc_run *run, work *w, double *out, double *ter
                              .x0 = w->vx,
                              .target = w->vt,
                              .u_expert = w->vu,
+                             .time_left = w->vtl,
                              .system = w->system,
                              .dt = w->dt,
                              .params = &run->o.obj,

@@ -187,6 +187,7 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
                                       .x0 = x0,
                                       .target = target,
                                       .u_expert = u_expert,
+                                      .time_left = time_left,
                                       .system = tr->system,
                                       .dt = tr->dt,
                                       .params = &tr->params,

@@ -164,6 +164,35 @@ static void test_model_reads_time_left(void **state) {
         assert_true(fabsf(up[i] - u[i]) <= 1e-5f * (1.0f + fabsf(u[i])));
         assert_true(fabsf(ut[i] - u[i]) <= 1e-4f * (1.0f + fabsf(u[i])));
     }
+    /* the imitation loss scores a tail's steps left only: the rest gets no gradient */
+    trc_trainer *tr;
+    assert_int_equal(trc_trainer_create(m, B, &tr), 0);
+    float *ue = calloc(B * U, sizeof(float)), *uo = malloc(B * U * sizeof(float)), loss;
+    for (size_t i = 0; i < B * U; i++)
+        ue[i] = 0.01f * (float)(i % 7);
+    assert_int_equal(trc_trainer_forward(tr, B, x0, tg, tl, ue, uo, &loss), 0);
+    double want = 0.0;
+    for (size_t r = 0; r < B; r++)
+        for (size_t t = 0; t < (size_t)lrintf(tl[r] * (float)U); t++) /* m = 1 */
+            want +=
+                ((double)uo[r * U + t] - ue[r * U + t]) * ((double)uo[r * U + t] - ue[r * U + t]);
+    want /= (double)(B * U);
+    assert_true(fabs(loss - want) <= 1e-5 * want);
+    float *g = trc_trainer_grads(tr), loss2;
+    assert_int_equal(trc_trainer_backward(tr), 0);
+    float *g1 = malloc(m->num_params * sizeof(float));
+    memcpy(g1, g, m->num_params * sizeof(float));
+    for (size_t t = 1; t < U; t++) /* change the expert's controls past row 2's steps left */
+        ue[2 * U + t] += 5.0f;
+    assert_int_equal(trc_trainer_forward(tr, B, x0, tg, tl, ue, uo, &loss2), 0);
+    assert_int_equal(trc_trainer_backward(tr), 0);
+    assert_true(loss2 == loss);
+    assert_memory_equal(g1, g, m->num_params * sizeof(float));
+    free(g1);
+    free(ue);
+    free(uo);
+    trc_trainer_free(tr);
+
     /* refused: outside (0, 1] */
     float bad[3] = {1.0f, 0.0f, 1.0f};
     assert_int_equal(trc_infer_plan_run(plan, B, x0, tg, bad, up, NULL, 1), TRC_EINVAL);
