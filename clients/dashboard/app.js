@@ -294,8 +294,8 @@ function renderSelected() {
   const s = j.spec || {};
   const items = [
     ['status', el('span', { class: `badge badge-${j.status}`, id: 'job-status' }, j.status)],
-    ['model', `${s.model_size || '?'}, ${s.system || '?'}, expert ${s.expert || '?'}`],
-    ['data', `${s.num_samples ?? '?'} samples, val split ${s.val_split ?? '?'}, seed ${s.seed ?? '?'}`],
+    ['model', `${s.arch || 'single'} ${s.model_size || '?'}${s.feedback ? ' with feedback' : ''}, ${s.system || '?'}, expert ${s.expert || '?'}`],
+    ['data', `${s.num_samples ?? '?'} samples${s.tails > 0 ? ` + ${s.tails} tails each` : ''}, val split ${s.val_split ?? '?'}, seed ${s.seed ?? '?'}`],
     ['optimizer', `${s.epochs ?? '?'} epochs, batch ${s.batch_size ?? '?'}, lr ${s.lr ?? '?'} (${s.scheduler || '?'})`],
     ['objective', s.objective || 'imitation'],
     ['time', `started ${when(j.started_at)}, ran ${duration(j.started_at, j.finished_at)}`],

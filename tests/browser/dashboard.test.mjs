@@ -406,7 +406,8 @@ async function main() {
       check(JSON.stringify(shown.val) === JSON.stringify(last.val_terms), `card val terms ${JSON.stringify(shown.val)}`);
       for (const n of names) check(shown.text.includes(`${n} ${last.train_terms[n].toExponential(2)}`), `card text "${shown.text}" lacks ${n}`);
       check(/validation:/.test(shown.text), `card text "${shown.text}"`);
-      check((await page.textContent('#job-detail')).includes('mixed'), 'the card does not name the objective');
+      const detail = await page.textContent('#job-detail');
+      check(detail.includes('mixed') && detail.includes('single small, double_integrator'), `the card does not name the objective and arch: ${detail}`);
       // The plot: train and validation loss, and dashed the terms that are not 0 throughout.
       const plot = await page.$eval('#loss-plot', (c) => ({ ...c.dataset }));
       const labels = JSON.parse(plot.labels);
