@@ -327,6 +327,13 @@ def test_cli_resume_delete_unload(trcd, client):
     assert "cli-unload" not in [m["name"] for m in client.models()]
 
 
+def test_wait_poll_must_be_positive():
+    c = Client("http://127.0.0.1:9")  # never reached: the check comes first
+    for poll in (0, -1, float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError):
+            c.wait("someid", poll=poll)
+
+
 def test_bad_url():
     for url in ("localhost:8080", "ftp://host", "http://", "bad"):
         with pytest.raises(ValueError):

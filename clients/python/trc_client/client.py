@@ -180,7 +180,10 @@ class Client:
 
     def wait(self, job_id, on_progress=None, poll=0.5, timeout=None):
         """Polls a job until it is terminal and returns it. `on_progress(job)` is called after
-        every poll. Raises TimeoutError after `timeout` seconds (None: wait for ever)."""
+        every poll. Raises TimeoutError after `timeout` seconds (None: wait for ever).
+        ValueError unless poll > 0 (0 would poll the server in a busy loop)."""
+        if not (isinstance(poll, (int, float)) and poll > 0 and poll != float("inf")):
+            raise ValueError(f"poll must be a number of seconds > 0, got {poll!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.job(job_id)
