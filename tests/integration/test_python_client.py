@@ -163,6 +163,26 @@ def test_loss_terms_of_a_mixed_objective(client):
     client.delete_model("pyclient-mixed")
 
 
+def test_jobs_follows_the_pages(client, trcd):
+    """jobs() returns every job, page after page (next_cursor), newest first; limit= and the
+    CLI's --limit the newest N."""
+    ids = [client.train(name=f"pyclient-page{i}", **TINY)["job_id"] for i in range(3)]
+    for i in ids:
+        assert client.wait(i, poll=0.1, timeout=120)["status"] == "succeeded"
+    every = [j["job_id"] for j in client.jobs()]
+    assert set(ids) <= set(every)
+    assert [j["job_id"] for j in client.jobs(page_size=1)] == every
+    assert [j["job_id"] for j in client.jobs(limit=2, page_size=1)] == every[:2]
+    assert [j["job_id"] for j in client.jobs(status="succeeded", page_size=2)] == [
+        j["job_id"] for j in client.jobs(status="succeeded")]
+    with pytest.raises(ValueError):
+        client.jobs(limit=0)
+    r = cli(trcd, "jobs", "--limit", "2")
+    assert r.returncode == 0 and [j["job_id"] for j in json.loads(r.stdout)] == every[:2]
+    r = cli(trcd, "jobs", "--limit", "0")
+    assert r.returncode == 2 and "--limit" in r.stderr
+
+
 def test_cancel_and_resume(client):
     sub = client.train(name="pyclient-long", model_size="small", num_samples=2000, epochs=400, seed=5)
     cancelled = []

@@ -137,6 +137,8 @@ def parser():
 
     j = sub.add_parser("jobs", help="list jobs (GET /v1/jobs)")
     j.add_argument("--status", help="only jobs in this status (queued, running, ...)")
+    j.add_argument("--limit", type=positive_int, metavar="N",
+                   help="only the newest N (default: all, page after page)")
     sub.add_parser("job", help="one job (GET /v1/jobs/ID)").add_argument("id")
     w = sub.add_parser("wait", help="wait for a job to finish, showing a progress bar")
     w.add_argument("id")
@@ -223,7 +225,7 @@ def run(args, client, out=sys.stdout):
     elif cmd == "wait":
         result = client.wait(args.id, on_progress=ProgressBar(), poll=args.poll)
     elif cmd == "jobs":
-        result = client.jobs(args.status)
+        result = client.jobs(args.status, limit=args.limit)
     elif cmd == "job":
         result = client.job(args.id)
     elif cmd == "cancel":

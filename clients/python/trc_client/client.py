@@ -161,10 +161,25 @@ class Client:
         of objectives that have several: see loss_terms), result or error."""
         return self.request("GET", "/v1/jobs/" + _seg(job_id))
 
-    def jobs(self, status=None):
-        """GET /v1/jobs[?status=...]: jobs, newest first."""
-        query = "?" + urllib.parse.urlencode({"status": status}) if status else ""
-        return self.request("GET", "/v1/jobs" + query)["jobs"]
+    def jobs(self, status=None, limit=None, page_size=100):
+        """GET /v1/jobs[?status=...]: jobs, newest first: all of them (following next_cursor
+        from page to page of page_size, 1..1000), or the newest `limit`."""
+        if limit is not None and not (isinstance(limit, int) and limit >= 1):
+            raise ValueError(f"limit must be a whole number >= 1, got {limit!r}")
+        out, cursor = [], None
+        while limit is None or len(out) < limit:
+            want = page_size if limit is None else min(page_size, limit - len(out))
+            query = {"limit": want}
+            if status:
+                query["status"] = status
+            if cursor:
+                query["cursor"] = cursor
+            page = self.request("GET", "/v1/jobs?" + urllib.parse.urlencode(query))
+            out.extend(page["jobs"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return out
 
     def cancel(self, job_id):
         """POST /v1/jobs/{id}/cancel: the job after cancellation (409 if already terminal)."""
