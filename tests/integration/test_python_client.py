@@ -372,6 +372,10 @@ def test_cli_error_and_usage(trcd):
             assert r.returncode == 2 and "seconds > 0" in r.stderr, (cmd, poll, r.stderr)
     r = cli(trcd, "train", "--epochs", "two")
     assert r.returncode == 2 and "--epochs" in r.stderr
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--polish", "ilqr:x")
+    assert r.returncode == 2 and "--polish" in r.stderr and "EXPERT[:ITERS]" in r.stderr
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--polish", "ilqr:0")
+    assert r.returncode == 1 and "polish.max_iters" in r.stderr  # the server's range
     r = cli(trcd, "control", "--state", "1,0.5", "--state", "1,0", "--target", "0,0")
     assert r.returncode == 2 and "as many --target as --state" in r.stderr
     env = dict(os.environ, PYTHONPATH=PYDIR, TRC_URL="localhost:8080")

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from .client import Client, TRCError, check_url, loss_terms
+from .client import Client, TRCError, check_url, loss_terms, polish_spec
 
 # Training spec fields the CLI accepts: (flag, spec key, type; bool = a switch that sends true).
 # Every wire option of GET /v1/catalog has one (tests/integration/test_python_client.py checks);
@@ -77,6 +77,14 @@ def server_url(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def polish_arg(text):
+    """--polish EXPERT[:ITERS] -> the request's polish object (the server checks the values)."""
+    try:
+        return polish_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def positive_int(text):
     """A whole number >= 1."""
     try:
@@ -116,7 +124,7 @@ def parser():
     c.add_argument("--model", help="model name (default: the server's default model)")
     c.add_argument("--trajectory", action="store_true", help="also return the simulated states")
     c.add_argument("--iterations", action="store_true", help="also return every refinement iterate")
-    c.add_argument("--polish", metavar="EXPERT[:ITERS]",
+    c.add_argument("--polish", metavar="EXPERT[:ITERS]", type=polish_arg,
                    help="polish the model's answer with an iterative expert, e.g. ilqr:5")
     c.add_argument("--steps-left", type=positive_int, metavar="L",
                    help="plan the last L steps of the horizon only (a model trained with tails)")
