@@ -354,6 +354,40 @@ def test_wait_poll_must_be_positive():
             c.wait("someid", poll=poll)
 
 
+def test_answer_that_is_not_json():
+    """A 200 that is not JSON (another server, a proxy's page) is a TRCError, not a crash."""
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html>not trcd</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        with pytest.raises(TRCError) as e:
+            Client(url).models()
+        assert e.value.code == 200 and e.value.type == "bad_response"
+        assert "not JSON" in e.value.message and "not trcd" in e.value.message
+        env = dict(os.environ, PYTHONPATH=PYDIR)
+        r = subprocess.run([sys.executable, "-m", "trc_client", "--url", url, "models"],
+                           capture_output=True, text=True, env=env, timeout=60, cwd=PYDIR)
+        assert r.returncode == 1 and "bad_response" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_bad_url():
     for url in ("localhost:8080", "ftp://host", "http://", "bad"):
         with pytest.raises(ValueError):

@@ -87,7 +87,13 @@ class Client:
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return _decode(resp.read())
+                raw, code = resp.read(), resp.status
+            try:
+                return _decode(raw)
+            except (ValueError, UnicodeDecodeError):  # e.g. a proxy's or another server's page
+                text = raw.decode(errors="replace").strip()[:200]
+                raise TRCError(code, "bad_response",
+                               f"{method} {path}: the answer is not JSON: {text!r}") from None
         except urllib.error.HTTPError as e:
             raise _error_from(e.code, e.read()) from None
         except (urllib.error.URLError, OSError) as e:
