@@ -96,7 +96,8 @@ void jtext_f64(jtext *t, double v) {
         return;
     }
     char b[40];
-    jtext_raw(t, b, proto_f64_text(v, b));
+    size_t n = proto_f64_text(v, b);
+    jtext_raw(t, b, n);
 }
 
 static u128 pow10_u128(int k) {
