@@ -433,6 +433,29 @@ def test_concurrent_requests_batch_and_agree(trcd):
     assert count <= total  # requests were gathered (count < total whenever two overlapped)
 
 
+def test_large_batch_takes_the_worker_path_and_agrees(trcd):
+    """A /v1/control body over 64 KiB is parsed on a worker, not the event thread, and an
+    answer of more than 64 rows is written on a worker, not the batcher's executor; the rows
+    are those of the single-state form, and small requests sent meanwhile are answered."""
+    rng = np.random.default_rng(7)
+    states = rng.uniform(-2, 2, size=(2500, 2)).round(6)
+    body = {"states": states.tolist(), "targets": [[0.0, 0.0]] * len(states)}
+    assert len(json.dumps(body)) > 64 * 1024
+    small = []
+    t = threading.Thread(target=lambda: small.extend(
+        trcd.control([1, 0.5], [0, 0]).status for _ in range(20)))
+    t.start()
+    r = trcd.request("POST", "/v1/control", json=body)
+    t.join()
+    assert r.status == 200, r
+    out = r.json()
+    assert len(out["controls"]) == len(states) and len(out["cost"]) == len(states)
+    for i in (0, 1234, len(states) - 1):
+        one = trcd.control(states[i].tolist(), [0, 0]).json()
+        assert out["controls"][i] == one["controls"] and out["cost"][i] == one["cost"]
+    assert small == [200] * 20
+
+
 def test_hot_reload_under_load(trcd_factory):
     """Threads hammer /v1/control while the model is swapped 20 times (file and upload): no
     request fails, and each answer is exactly the answer of the version it names."""
