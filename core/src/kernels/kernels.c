@@ -59,14 +59,34 @@ static void row_tile(const trc_kernel_ops *ops, const trc_tile_args *base, int m
     }
 }
 
+/* Layer norm of rows [m0, m0 + R) of C into g->ln_y, if g asks for it (kernels.h). */
+static void row_norm(const trc_kernel_ops *ops, const trc_gemm_args *g, int m0, int R) {
+    if (!g || !g->ln_w)
+        return;
+    size_t off = (size_t)m0 * g->ldc;
+    if (g->ldc == (size_t)g->N)
+        ops->layernorm_forward(g->ln_y + off, NULL, NULL, g->C + off, g->ln_w, g->ln_b, (size_t)R,
+                               g->N);
+    else
+        for (int r = 0; r < R; r++, off += g->ldc)
+            ops->layernorm_forward(g->ln_y + off, NULL, NULL, g->C + off, g->ln_w, g->ln_b, 1,
+                                   g->N);
+}
+
 /* Rows [0, M) x panels [0, np) of base's origin; lanes: valid columns of panel np-1. Full row
- * tiles first, then the remaining rows with the panels-per-tile of their count. */
-static void sweep(const trc_kernel_ops *ops, const trc_tile_args *base, int M, int np, int lanes) {
+ * tiles first, then the remaining rows with the panels-per-tile of their count. ln: the gemm
+ * whose rows are layer-normalised as each row tile is done (NULL: none). */
+static void sweep(const trc_kernel_ops *ops, const trc_tile_args *base, int M, int np, int lanes,
+                  const trc_gemm_args *ln) {
     int RT = ops->tile_rows, full = M / RT * RT;
-    for (int m0 = 0; m0 < full; m0 += RT)
+    for (int m0 = 0; m0 < full; m0 += RT) {
         row_tile(ops, base, m0, RT, ops->tile_panels(RT), np, lanes);
-    if (M > full)
+        row_norm(ops, ln, m0, RT);
+    }
+    if (M > full) {
         row_tile(ops, base, full, M - full, ops->tile_panels(M - full), np, lanes);
+        row_norm(ops, ln, full, M - full);
+    }
 }
 
 void trc_gemm(const trc_gemm_args *g) {
@@ -93,7 +113,7 @@ void trc_gemm(const trc_gemm_args *g) {
                           .pre = g->pre,
                           .sig = g->sig};
     if (!g->btrans || g->K <= 0) {
-        sweep(ops, &base, g->M, np, g->N - (np - 1) * TRC_PANEL);
+        sweep(ops, &base, g->M, np, g->N - (np - 1) * TRC_PANEL, g);
         return;
     }
     /* B(k, n) = B[n ldb + k]: blocks of KC x 16 PB packed as panels, K in order (a block's
@@ -131,7 +151,8 @@ void trc_gemm(const trc_gemm_args *g) {
                 t.pre += n0;
             if (t.sig)
                 t.sig += n0;
-            sweep(ops, &t, g->M, npb, nb - (npb - 1) * TRC_PANEL);
+            sweep(ops, &t, g->M, npb, nb - (npb - 1) * TRC_PANEL, NULL);
         }
     }
+    row_norm(ops, g, 0, g->M); /* rows are complete only now */
 }

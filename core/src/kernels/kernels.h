@@ -25,7 +25,12 @@ typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1 } trc_act;
  *   btrans = 1: B(k, n) = B[n * ldb + k]           (B^T stored: a PyTorch weight [N, K])
  *   C(m, n) = C[m * ldc + n], res(m, n) = res[m * ldr + n].
  * With act = SILU, C receives silu(v); pre (if not NULL) v and sig (if not NULL) sigmoid(v),
- * both with stride ldc. C may not alias A, B or res. */
+ * both with stride ldc. C may not alias A, B or res.
+ * With ln_w (and ln_b, ln_y), each finished row of C (all N outputs, after the
+ * epilogue) is then layer-normalised into ln_y (stride ldc; ln_y = C: in place), by the path's
+ * layernorm_forward, so bit for bit what a separate layer norm over C gives. With packed B
+ * (btrans = 0) a row tile is normalised as soon as its last panel is stored, while its rows are
+ * in L1; ln_y may then alias res (each row tile has read its rows of res by then). */
 typedef struct trc_gemm_args {
     int M, N, K;
     const float *A;
@@ -41,6 +46,8 @@ typedef struct trc_gemm_args {
     size_t ldr;
     trc_act act;
     float *pre, *sig;
+    const float *ln_w, *ln_b;
+    float *ln_y;
 } trc_gemm_args;
 
 void trc_gemm(const trc_gemm_args *g);

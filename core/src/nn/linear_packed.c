@@ -33,6 +33,12 @@ void trc_linear_pack(float *Wp, const float *W, int in, int out) {
 
 void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, const float *b,
                                   const float *res, int silu, size_t B, int in, int out) {
+    trc_linear_packed_forward_ln(y, x, Wp, b, res, silu, NULL, NULL, NULL, B, in, out);
+}
+
+void trc_linear_packed_forward_ln(float *y, const float *x, const float *Wp, const float *b,
+                                  const float *res, int silu, const float *lnw, const float *lnb,
+                                  float *lny, size_t B, int in, int out) {
     trc_gemm(&(trc_gemm_args){.M = (int)B,
                               .N = out,
                               .K = in,
@@ -47,7 +53,10 @@ void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, con
                               .bias = b,
                               .res = res,
                               .ldr = (size_t)out,
-                              .act = silu ? TRC_ACT_SILU : TRC_ACT_NONE});
+                              .act = silu ? TRC_ACT_SILU : TRC_ACT_NONE,
+                              .ln_w = lnw,
+                              .ln_b = lnb,
+                              .ln_y = lny});
 }
 
 void trc_linear_packed_forward(float *y, const float *x, const float *Wp, const float *b, size_t B,

@@ -24,6 +24,13 @@ void trc_linear_packed_forward(float *y, const float *x, const float *Wp, const 
  * they are stored (fused epilogue). y may not alias x or res. */
 void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, const float *b,
                                   const float *res, int silu, size_t B, int in, int out);
+/* The same as _ex, then each row of y layer-normalised (weights lnw, lnb: [out]) into lny:
+ * [B, out] (lny = y: in place; lny may alias res). Bit for bit y = _ex(..) then
+ * trc_layernorm_forward(lny, NULL, NULL, y, lnw, lnb, B, out), but each tile of rows is
+ * normalised as soon as it is done, while it is in L1 (kernels.h). */
+void trc_linear_packed_forward_ln(float *y, const float *x, const float *Wp, const float *b,
+                                  const float *res, int silu, const float *lnw, const float *lnb,
+                                  float *lny, size_t B, int in, int out);
 /* x: [B, in], Wp: packed W -> H = x W^T + b, sig = sigmoid(H), S = H sig: [B, out] (training's
  * Linear + silu in one pass) */
 void trc_linear_packed_silu_forward(float *S, float *H, float *sig, const float *x, const float *Wp,

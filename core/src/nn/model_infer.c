@@ -67,6 +67,20 @@ static void lin_forward_ex(const lin *l, float *y, const float *x, const float *
         trc_linear_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
 }
 
+/* The same, then layer norm (ln: P's offsets) of each row of y into lny (lny = y: in place; lny
+ * may alias res): packed, each tile of rows is normalised as soon as it is done, while in L1
+ * (linear_packed.h; the same bits as a separate trc_layernorm_forward) */
+static void lin_forward_ln(const lin *l, float *y, const float *x, const float *res, int silu,
+                           const float *P, trc_lin_off ln, float *lny, size_t nb) {
+    if (l->packed)
+        trc_linear_packed_forward_ln(y, x, l->W, l->b, res, silu, P + ln.w, P + ln.b, lny, nb,
+                                     l->in, l->out);
+    else {
+        trc_linear_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
+        trc_layernorm_forward(lny, NULL, NULL, y, P + ln.w, P + ln.b, nb, l->out);
+    }
+}
+
 static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
     lin_forward_ex(l, y, x, NULL, 0, nb);
 }
@@ -90,21 +104,18 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
     size_t nd = nb * (size_t)d;
     trc_residual_forward(S->zin, S->z, S->z0, nd);
     const lin *l = job->lins + BLK(i, 0);
-    /* z = zin + attention(zin), the attention fused into one Linear */
-    lin_forward_ex(l + BLK_FUSED, S->z, S->zin, S->zin, 0, nb);
-    trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm1.w, P + o->norm1.b, nb, d);
-    lin_forward_ex(l + BLK_FFN0, S->hid, S->z, NULL, 1, nb);   /* silu(ffn0(z)) */
-    lin_forward_ex(l + BLK_FFN3, S->tmp, S->hid, S->z, 0, nb); /* z + ffn3(..) */
-    trc_layernorm_forward(S->z, NULL, NULL, S->tmp, P + o->norm2.w, P + o->norm2.b, nb, d);
+    /* z = norm1(zin + attention(zin)), the attention fused into one Linear */
+    lin_forward_ln(l + BLK_FUSED, S->z, S->zin, S->zin, 0, P, o->norm1, S->z, nb);
+    lin_forward_ex(l + BLK_FFN0, S->hid, S->z, NULL, 1, nb); /* silu(ffn0(z)) */
+    /* z = norm2(z + ffn3(..)) */
+    lin_forward_ln(l + BLK_FFN3, S->tmp, S->hid, S->z, 0, P, o->norm2, S->z, nb);
 }
 
 /* in: [nb, k] -> out: [nb, o]: Linear(k -> h), silu, LN(h), Linear(h -> o); the shape shared by
  * the state encoder and both decoders. */
 static void mlp_forward(const float *P, const lin *l0, trc_lin_off ln, const lin *l3,
                         const float *in, float *hid, float *out, size_t nb) {
-    int h = l0->out;
-    lin_forward_ex(l0, hid, in, NULL, 1, nb); /* silu(l0(in)) */
-    trc_layernorm_forward(hid, NULL, NULL, hid, P + ln.w, P + ln.b, nb, h);
+    lin_forward_ln(l0, hid, in, NULL, 1, P, ln, hid, nb); /* LN(silu(l0(in))) */
     lin_forward(l3, out, hid, nb);
 }
 
