@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < steps; t++) {
         for (int i = 0; i < s; i++)
             xf[i] = (float)x[i];
-        if (trc_infer_plan_run(plan, 1, xf, target, u, NULL, 1)) {
+        if (trc_infer_plan_run(plan, 1, xf, target, NULL, u, NULL, 1)) {
             fprintf(stderr, "closed_loop: %s\n", trc_errmsg());
             goto out;
         }

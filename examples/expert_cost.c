@@ -27,7 +27,7 @@ typedef struct weights {
 } weights;
 
 static int plan(void *user, size_t n, const float *x, const float *target, float *u) {
-    return trc_model_infer_mt(user, n, x, target, u, NULL, 2);
+    return trc_model_infer_mt(user, n, x, target, NULL, u, NULL, 2);
 }
 
 /* J of one sample's controls u [T*m] from x0, simulated with the system's step. */
@@ -85,7 +85,8 @@ int main(int argc, char **argv) {
         rc = trc_eval_closed_loop(sys, dt, ds.T, n, ds.initial_states, ds.target_states, &loop,
                                   sys->success_threshold, &st, closed, NULL);
     if (!rc)
-        rc = trc_model_infer_mt(&model, n, ds.initial_states, ds.target_states, open, NULL, 2);
+        rc =
+            trc_model_infer_mt(&model, n, ds.initial_states, ds.target_states, NULL, open, NULL, 2);
     if (!rc) {
         double je = 0.0, jc = 0.0, jo = 0.0, off = 0.0;
         size_t worse = 0;

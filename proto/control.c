@@ -7,8 +7,8 @@
 #include "proto.h"
 #include "trc/error.h"
 
-static const char *const control_keys[] = {"model",   "state",  "target", "states",
-                                           "targets", "return", "polish", NULL};
+static const char *const control_keys[] = {"model",  "state",  "target",     "states", "targets",
+                                           "return", "polish", "steps_left", NULL};
 static const char *const polish_keys[] = {"expert", "max_iters", NULL};
 
 /* Reads a JSON array of numbers into dst[0..len-1]; *len is its length. With want > 0 the
@@ -191,6 +191,10 @@ int proto_control_parse(const char *body, size_t len, size_t max_batch, proto_co
     json_t *pol = json_object_get(root, "polish");
     if (!rc && pol && parse_polish(pol, req, err))
         rc = -1;
+    long long steps = 0;
+    if (!rc && proto_get_int(root, "steps_left", 1, PROTO_MAX_STEPS, &steps, err) < 0)
+        rc = -1;
+    req->steps_left = (int)steps;
     int single = json_object_get(root, "state") || json_object_get(root, "target");
     int batch = json_object_get(root, "states") || json_object_get(root, "targets");
     if (!rc && single && batch)
@@ -229,6 +233,22 @@ int proto_control_check_polish(const proto_control_req *req, const trc_system *s
                           "polish.max_iters is %d, over this server's limit of %d "
                           "(--max-polish-iters)",
                           req->polish_max_iters, max_iters);
+    return 0;
+}
+
+int proto_control_check_steps(const proto_control_req *req, int T, int reads_time_left,
+                              proto_error *err) {
+    if (!req->steps_left || req->steps_left == T)
+        return 0;
+    if (req->steps_left > T)
+        return proto_fail(err, 400, "steps_left",
+                          "steps_left must be in 1..%d (the horizon of model '%s'), got %d", T,
+                          req->model[0] ? req->model : "default", req->steps_left);
+    if (!reads_time_left)
+        return proto_fail(err, 400, "steps_left",
+                          "model '%s' was not trained with tails (trc train --tails): it plans a "
+                          "whole horizon of %d steps; leave out steps_left or send %d",
+                          req->model[0] ? req->model : "default", T, T);
     return 0;
 }
 

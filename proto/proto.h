@@ -11,8 +11,9 @@
 
 #include "trc/polish.h"
 
-#define PROTO_NAME_MAX 64 /* model and job names: [A-Za-z0-9._-], 1..64, not starting '.' */
-#define PROTO_MAX_DIM 64  /* largest state dimension a request may carry */
+#define PROTO_NAME_MAX 64      /* model and job names: [A-Za-z0-9._-], 1..64, not starting '.' */
+#define PROTO_MAX_DIM 64       /* largest state dimension a request may carry */
+#define PROTO_MAX_STEPS 100000 /* largest steps_left a request may carry (the model bounds it) */
 /* Largest |value| of a state or target: far beyond any system's working range, small enough
  * that the model and the simulation stay finite in float32 (3e38 would not). */
 #define PROTO_MAX_ABS_STATE 1e6
@@ -72,6 +73,10 @@ typedef struct proto_control_req {
      * and its own limit (proto_control_check_polish). */
     char polish_expert[32];
     int polish_max_iters;
+    /* "steps_left": the steps of the model's horizon left (1..T) for every row, 0 when absent
+     * (the whole horizon): the answer plans those steps only (a shrinking-horizon closed loop,
+     * for a model trained with tails; proto_control_check_steps). */
+    int steps_left;
 } proto_control_req;
 
 /* Parses and validates a control request. max_batch bounds n (over it: 413). On failure the
@@ -85,6 +90,10 @@ int proto_control_check_dim(const proto_control_req *req, int s, proto_error *er
  * polish. */
 int proto_control_check_polish(const proto_control_req *req, const trc_system *sys, int max_iters,
                                proto_error *err);
+/* 400 naming "steps_left" when it is over the model's horizon T, or below T for a model that
+ * does not read the time left (trc_model_config.time_left). 0 when absent. */
+int proto_control_check_steps(const proto_control_req *req, int T, int reads_time_left,
+                              proto_error *err);
 void proto_control_req_free(proto_control_req *req);
 
 /* Results for a control request of n samples (all row-major, float32 unless noted). */

@@ -18,6 +18,7 @@ typedef struct item {
     const model_snapshot *snap;
     size_t n;
     const float *x0, *target;
+    float time_left; /* of every row of the request: steps_left / T (1: a whole horizon) */
     float *u, *iterates;
     const atomic_int *gone; /* set when the client has gone (NULL: never) */
     int rc;
@@ -143,11 +144,11 @@ static void wait_hold(const batcher *b, const item *list) {
         nanosleep(&pause, NULL);
 }
 
-/* Evaluates rows samples (x0, tg: [rows, s] -> u: [rows, U]; iters, if not NULL:
- * [(K+1), rows, U]) in chunks of rows, stopping with TRC_ECANCELED before a chunk when every
- * client of the batch has gone. */
+/* Evaluates rows samples (x0, tg: [rows, s], tl: [rows] or NULL -> u: [rows, U]; iters, if
+ * not NULL: [(K+1), rows, U]) in chunks of rows, stopping with TRC_ECANCELED before a chunk when
+ * every client of the batch has gone. */
 static int eval_rows(const batcher *b, const item *list, size_t rows, const float *x0,
-                     const float *tg, float *u, float *iters) {
+                     const float *tg, const float *tl, float *u, float *iters) {
     const trc_model *model = &list->snap->model;
     const trc_infer_plan *plan = list->snap->plan;
     size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
@@ -157,7 +158,7 @@ static int eval_rows(const batcher *b, const item *list, size_t rows, const floa
     if (chunk < 1)
         chunk = 1;
     if (chunk >= rows && !b->hold_path) /* the common case: one pass, no copies */
-        return trc_infer_plan_run(plan, rows, x0, tg, u, iters, 1);
+        return trc_infer_plan_run(plan, rows, x0, tg, tl, u, iters, 1);
     float *part = iters && chunk < rows ? malloc(K1 * chunk * U * sizeof(float)) : NULL;
     if (iters && chunk < rows && !part)
         return TRC_ENOMEM;
@@ -169,8 +170,8 @@ static int eval_rows(const batcher *b, const item *list, size_t rows, const floa
             break;
         }
         size_t c = rows - off < chunk ? rows - off : chunk;
-        rc = trc_infer_plan_run(plan, c, x0 + off * s, tg + off * s, u + off * U,
-                                part ? part : iters, 1);
+        rc = trc_infer_plan_run(plan, c, x0 + off * s, tg + off * s, tl ? tl + off : NULL,
+                                u + off * U, part ? part : iters, 1);
         for (size_t k = 0; !rc && part && k < K1; k++)
             memcpy(iters + (k * rows + off) * U, part + k * c * U, c * U * sizeof(float));
     }
@@ -178,11 +179,39 @@ static int eval_rows(const batcher *b, const item *list, size_t rows, const floa
     return rc;
 }
 
+/* The time left of the rows of a list of items ([rows], malloc'd), NULL when every row has a
+ * whole horizon (or on ENOMEM: *rc says). */
+static float *rows_time_left(const item *list, size_t rows, int *rc) {
+    int any = 0;
+    for (const item *it = list; it; it = it->next)
+        any |= it->time_left != 1.0f;
+    float *tl = any ? malloc(rows * sizeof *tl) : NULL;
+    *rc = any && !tl ? TRC_ENOMEM : 0;
+    size_t off = 0;
+    for (const item *it = list; tl && it; it = it->next)
+        for (size_t i = 0; i < it->n; i++)
+            tl[off++] = it->time_left;
+    return tl;
+}
+
+/* An item evaluated alone. */
+static int eval_item(const batcher *b, item *it) {
+    item *next = it->next;
+    it->next = NULL; /* its own client decides whether to stop */
+    int rc;
+    float *tl = rows_time_left(it, it->n, &rc);
+    if (!rc)
+        rc = eval_rows(b, it, it->n, it->x0, it->target, tl, it->u, it->iterates);
+    free(tl);
+    it->next = next;
+    return rc;
+}
+
 /* One evaluation for a list of items of the same snapshot. */
 static void run_batch(const batcher *b, item *list, size_t rows, size_t count) {
     const trc_model *model = &list->snap->model;
     if (count == 1) {
-        list->rc = eval_rows(b, list, list->n, list->x0, list->target, list->u, list->iterates);
+        list->rc = eval_item(b, list);
         return;
     }
     size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
@@ -194,6 +223,7 @@ static void run_batch(const batcher *b, item *list, size_t rows, size_t count) {
     float *u = malloc(rows * U * sizeof(float));
     float *iters = want_it ? malloc(K1 * rows * U * sizeof(float)) : NULL;
     int rc = (!x0 || !tg || !u || (want_it && !iters)) ? TRC_ENOMEM : 0;
+    float *tl = rc ? NULL : rows_time_left(list, rows, &rc);
     if (!rc) {
         size_t off = 0;
         for (item *it = list; it; it = it->next) {
@@ -201,16 +231,12 @@ static void run_batch(const batcher *b, item *list, size_t rows, size_t count) {
             memcpy(tg + off * s, it->target, it->n * s * sizeof(float));
             off += it->n;
         }
-        rc = eval_rows(b, list, rows, x0, tg, u, iters);
+        rc = eval_rows(b, list, rows, x0, tg, tl, u, iters);
     }
     if (rc == TRC_ENUMERIC) {
         /* one request's samples went non-finite: do not fail the others with it */
-        for (item *it = list; it; it = it->next) {
-            item *next = it->next;
-            it->next = NULL; /* evaluated alone: its own client decides whether to stop */
-            it->rc = eval_rows(b, it, it->n, it->x0, it->target, it->u, it->iterates);
-            it->next = next;
-        }
+        for (item *it = list; it; it = it->next)
+            it->rc = eval_item(b, it);
     } else {
         size_t off = 0;
         for (item *it = list; it; it = it->next) {
@@ -226,6 +252,7 @@ static void run_batch(const batcher *b, item *list, size_t rows, size_t count) {
     }
     free(x0);
     free(tg);
+    free(tl);
     free(u);
     free(iters);
 }
@@ -294,11 +321,13 @@ static void unqueue(batcher *b, item *self) {
 }
 
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
-                  const float *target, float *u, float *iterates, const atomic_int *gone) {
+                  const float *target, float time_left, float *u, float *iterates,
+                  const atomic_int *gone) {
     item self = {.snap = snap,
                  .n = n,
                  .x0 = x0,
                  .target = target,
+                 .time_left = time_left,
                  .u = u,
                  .iterates = iterates,
                  .gone = gone};

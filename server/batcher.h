@@ -32,14 +32,16 @@ void batcher_set_clients(batcher *b, int (*clients)(void *), void *ctx);
 void batcher_arrive(batcher *b);
 void batcher_leave(batcher *b);
 
-/* Runs snap's model on n samples (x0, target: [n, s] -> u: [n, T*m]; iterates, if not NULL:
- * [(K+1), n, T*m]), possibly in one evaluation with other requests. Returns the status of
+/* Runs snap's model on n samples (x0, target: [n, s], each with time_left of the horizon left
+ * (1: all of it; trc_model_infer_mt) -> u: [n, T*m]; iterates, if not NULL: [(K+1), n, T*m]),
+ * possibly in one evaluation with other requests. Returns the status of
  * trc_infer_plan_run for these samples (TRC_ENUMERIC when one of them is not finite), or
  * TRC_ECANCELED when *gone (the client has disconnected; NULL: never) became set before the
  * work was done: a queued request leaves the queue unevaluated, and an evaluation whose
  * clients have all gone stops at its next chunk of rows (about CHUNK_WORK multiply-adds). */
 int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
-                  const float *target, float *u, float *iterates, const atomic_int *gone);
+                  const float *target, float time_left, float *u, float *iterates,
+                  const atomic_int *gone);
 
 /* Test-only: while the file at path exists, evaluations wait before each chunk (until their
  * clients go), so a test can hold a request in computation without racing it. NULL: off. */

@@ -554,10 +554,10 @@ int registry_remove(registry *reg, const char *name, proto_error *err) {
 json_t *snapshot_info_json(const model_snapshot *s) {
     const trc_model_config *c = &s->model.cfg;
     json_t *cfg = json_pack(
-        "{s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:b, s:b}", "s", c->s, "m",
-        c->m, "T", c->T, "bound", (double)c->bound, "d", c->d, "h", c->h, "blocks", c->blocks,
+        "{s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:b, s:b, s:b}", "s", c->s,
+        "m", c->m, "T", c->T, "bound", (double)c->bound, "d", c->d, "h", c->h, "blocks", c->blocks,
         "heads", c->heads, "K", c->K, "n", c->n, "system", s->system->name, "dt", s->dt, "feedback",
-        c->feedback != 0, "normalised", c->norm != 0);
+        c->feedback != 0, "normalised", c->norm != 0, "time_left", c->time_left != 0);
     const trc_arch *arch = trc_arch_of(c);
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:s, s:s, s:s}", "name", s->name, "arch",
                      arch ? arch->name : c->arch, "system", s->system->name, "size", c->size,

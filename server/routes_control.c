@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "app.h"
@@ -20,9 +21,9 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-/* Simulates and scores each sample (trc_rollout_score, as trc predict and trc eval do).
- * traj: [n, T+1, s], final_state: [n, s]. */
-static int simulate(const model_snapshot *snap, const proto_control_req *rq, const float *u,
+/* Simulates and scores each sample over the L steps planned (trc_rollout_score, as trc predict
+ * and trc eval do). u: [n, L*m], traj: [n, L+1, s], final_state: [n, s]. */
+static int simulate(const model_snapshot *snap, const proto_control_req *rq, int L, const float *u,
                     float *traj, float *final_state, double *final_error, double *cost) {
     const trc_model_config *c = &snap->model.cfg;
     size_t s = (size_t)c->s;
@@ -30,7 +31,7 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, con
     trc_rollout_out ro = {
         .traj = traj, .final_state = xf, .final_error = final_error, .cost = cost};
     int rc =
-        xf ? trc_rollout_score(snap->system, snap->dt, c->T, rq->n, rq->states, rq->targets, u, &ro)
+        xf ? trc_rollout_score(snap->system, snap->dt, L, rq->n, rq->states, rq->targets, u, &ro)
            : trc_fail(TRC_ENOMEM, "out of memory");
     for (size_t i = 0; rc == TRC_OK && i < rq->n * s; i++)
         final_state[i] = (float)xf[i];
@@ -38,18 +39,18 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, con
     return rc ? -1 : 0;
 }
 
-/* The model's answers u [n, T*m] polished in place (trc/polish.h) with the system's default
- * expert weights; one report per sample in out [n]. Stops between rows (TRC_ECANCELED) once
- * the client is gone (gone may be NULL). */
-static int polish(const model_snapshot *snap, const proto_control_req *rq, float *u,
+/* The model's answers u [n, L*m] (L steps planned) polished in place (trc/polish.h) with the
+ * system's default expert weights; one report per sample in out [n]. Stops between rows
+ * (TRC_ECANCELED) once the client is gone (gone may be NULL). */
+static int polish(const model_snapshot *snap, const proto_control_req *rq, int L, float *u,
                   trc_polish_result *out, const atomic_int *gone) {
     const trc_model_config *c = &snap->model.cfg;
     trc_expert_plan *plan;
-    int rc = trc_polish_plan_create(rq->polish_expert, snap->system, snap->dt, c->T, c->bound, NULL,
+    int rc = trc_polish_plan_create(rq->polish_expert, snap->system, snap->dt, L, c->bound, NULL,
                                     rq->polish_max_iters, &plan);
     if (rc)
         return rc;
-    const size_t s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
+    const size_t s = (size_t)c->s, U = (size_t)L * (size_t)c->m;
     double *ui = malloc(2 * U * sizeof(double)), *uo = ui ? ui + U : NULL;
     double x0[PROTO_MAX_DIM], xt[PROTO_MAX_DIM];
     rc = ui ? TRC_OK : trc_fail(TRC_ENOMEM, "out of memory");
@@ -119,6 +120,16 @@ static int check_budget(app *a, const model_snapshot *snap, const proto_control_
     return 0;
 }
 
+/* Compacts u [n, T*m] to [n, L*m] and iters [K1, n, T*m] (may be NULL) to [K1, n, L*m] in place,
+ * keeping the first L steps of each row (each destination is at or before its source). */
+static void keep_steps(float *u, float *iters, size_t n, size_t K1, int T, int m, int L) {
+    const size_t U = (size_t)T * (size_t)m, UL = (size_t)L * (size_t)m;
+    for (size_t i = 0; i < n; i++)
+        memmove(u + i * UL, u + i * U, UL * sizeof *u);
+    for (size_t r = 0; iters && r < K1 * n; r++)
+        memmove(iters + r * UL, iters + r * U, UL * sizeof *iters);
+}
+
 static void on_control(app *a, const http_request *req, http_response *res) {
     double t0 = now_ms();
     batcher_arrive(a->batcher);
@@ -147,7 +158,8 @@ static void on_control(app *a, const http_request *req, http_response *res) {
         proto_control_req_free(&rq);
         return;
     }
-    if (proto_control_check_polish(&rq, snap->system, a->cfg.max_polish_iters, &err) ||
+    if (proto_control_check_steps(&rq, c->T, c->time_left, &err) ||
+        proto_control_check_polish(&rq, snap->system, a->cfg.max_polish_iters, &err) ||
         check_budget(a, snap, &rq, &err)) {
         batcher_leave(a->batcher);
         http_reply_proto_error(res, &err);
@@ -168,8 +180,12 @@ static void on_control(app *a, const http_request *req, http_response *res) {
         batcher_leave(a->batcher);
         http_reply_error(res, 500, NULL, "out of memory");
     } else {
-        int rc = batcher_infer(a->batcher, snap, n, rq.states, rq.targets, u, iters,
-                               http_client_gone(req));
+        /* L steps left to plan (all T unless steps_left says fewer) */
+        const int L = rq.steps_left ? rq.steps_left : c->T;
+        int rc = batcher_infer(a->batcher, snap, n, rq.states, rq.targets, (float)L / (float)c->T,
+                               u, iters, http_client_gone(req));
+        if (rc == TRC_OK && L < c->T) /* the first L steps of every row: the rest is not planned */
+            keep_steps(u, iters, n, K1, c->T, c->m, L);
         if (rc == TRC_ECANCELED) {
             /* nobody reads it; logged and counted as nginx does ("client closed request") */
             http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
@@ -180,20 +196,20 @@ static void on_control(app *a, const http_request *req, http_response *res) {
                              snap->name);
         } else if (rc) {
             http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());
-        } else if (pol && (rc = polish(snap, &rq, u, pol, http_client_gone(req)))) {
+        } else if (pol && (rc = polish(snap, &rq, L, u, pol, http_client_gone(req)))) {
             if (rc == TRC_ECANCELED)
                 http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
             else if (rc == TRC_ENUMERIC)
                 http_reply_error(res, 422, "polish", "polish failed: %s", trc_errmsg());
             else
                 http_reply_error(res, 500, NULL, "polish failed: %s", trc_errmsg());
-        } else if (simulate(snap, &rq, u, traj, xf, fe, cost)) {
+        } else if (simulate(snap, &rq, L, u, traj, xf, fe, cost)) {
             http_reply_error(res, 500, NULL, "simulation failed: %s", trc_errmsg());
         } else {
             proto_control_result r = {.model_name = snap->name,
                                       .model_version = snap->sha256,
                                       .n = n,
-                                      .T = c->T,
+                                      .T = L,
                                       .m = c->m,
                                       .s = c->s,
                                       .K = c->K,

@@ -257,19 +257,19 @@ typedef struct control_row {
 /* An open-loop sequence as a closed-loop policy (it ignores the state): step t's control. */
 typedef struct replay {
     const float *u;
-    int T, m, t;
+    int T, m;
 } replay;
 
-static int replay_policy(void *user, size_t n, const float *x, const float *target, float *u) {
+static int replay_policy(void *user, size_t n, const float *x, const float *target, int steps_left,
+                         float *u) {
     (void)x;
     (void)target;
-    replay *r = user;
-    const size_t U = (size_t)r->T * r->m;
+    const replay *r = user;
+    const size_t U = (size_t)r->T * r->m, t = (size_t)(r->T - steps_left);
     for (size_t i = 0; i < n; i++) {
         memset(u + i * U, 0, U * sizeof *u);
-        memcpy(u + i * U, r->u + i * U + (size_t)r->t * r->m, (size_t)r->m * sizeof *u);
+        memcpy(u + i * U, r->u + i * U + t * r->m, (size_t)r->m * sizeof *u);
     }
-    r->t++;
     return TRC_OK;
 }
 
@@ -306,7 +306,7 @@ static int run_rows(const char *cmd, const eval_data *ed, const control_row *row
         if (rows[i].stats) {
             out[i].stats = *rows[i].stats;
         } else if (lf->noise > 0) { /* open loop under the same noise as the closed loop */
-            replay r = {rows[i].u, ed->ds.T, ed->ds.m, 0};
+            replay r = {rows[i].u, ed->ds.T, ed->ds.m};
             const trc_eval_loop loop = {replay_policy, &r, lf->noise, lf->seed};
             rc = trc_eval_closed_loop(ed->sys, ed->dt, ed->ds.T, ed->ds.n, ed->ds.initial_states,
                                       ed->ds.target_states, &loop, ctx->threshold, &out[i].stats,

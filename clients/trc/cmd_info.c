@@ -142,8 +142,10 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
                   "kernels", "isa", trc_isa_name(trc_isa_active()), "best",
                   trc_isa_name(trc_isa_best()), "reason", trc_isa_reason());
     json_t *cj = j ? json_object_get(j, "config") : NULL;
-    if (cj)
+    if (cj) {
         json_object_set_new(cj, "feedback", json_boolean(c->feedback));
+        json_object_set_new(cj, "time_left", json_boolean(c->time_left));
+    }
     if (j)
         json_object_set_new(j, "names", json_string(names));
     if (j && c->norm) { /* the normalisation statistics (docs/checkpoints.md) */

@@ -55,14 +55,24 @@ static int print_object(const json_t *j) {
     return 0;
 }
 
+/* One pair; steps_left L (0: the whole horizon T) plans and simulates the last L steps. */
 static int predict_one(const trc_model *model, const trc_system *sys, double dt,
-                       const cli_list *state, const cli_list *target, int iterations,
-                       int trajectory) {
+                       const cli_list *state, const cli_list *target, int steps_left,
+                       int iterations, int trajectory) {
     const trc_model_config *c = &model->cfg;
-    const int S = c->s, U = c->T * c->m;
+    const int S = c->s, U = c->T * c->m, L = steps_left ? steps_left : c->T;
     if (state->n != S || target->n != S)
         return cli_error(CLI_USAGE, CMD, "--state and --target need %d values each (got %d and %d)",
                          S, state->n, target->n);
+    if (L > c->T)
+        return cli_error(CLI_USAGE, CMD, "--steps-left must be in 1..%d (the model's horizon)",
+                         c->T);
+    const float time_left = (float)L / (float)c->T;
+    if (trc_model_check_time_left(c, 1, &time_left))
+        return cli_error(CLI_USAGE, CMD,
+                         "--steps-left %d: the model was not trained with tails (trc train "
+                         "--tails); it plans a whole horizon of %d steps",
+                         L, c->T);
     float x0[CLI_LIST_MAX], tg[CLI_LIST_MAX];
     for (int i = 0; i < S; i++) {
         x0[i] = (float)state->v[i];
@@ -76,31 +86,31 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
         rc = cli_error(CLI_FAIL, CMD, "out of memory");
         goto done;
     }
-    int lrc = trc_model_infer(model, 1, x0, tg, u, its);
+    int lrc = trc_model_infer_mt(model, 1, x0, tg, &time_left, u, its, 1);
     if (lrc) {
         rc = cli_lib_error(CMD, lrc, 0);
         goto done;
     }
     double cost = 0.0, err = 0.0;
     trc_rollout_out ro = {.traj_d = traj, .final_error = &err, .cost = &cost};
-    if (trc_rollout_score(sys, dt, c->T, 1, x0, tg, u, &ro) != TRC_OK) {
+    if (trc_rollout_score(sys, dt, L, 1, x0, tg, u, &ro) != TRC_OK) {
         rc = cli_error(CLI_FAIL, CMD, "the simulated trajectory is not finite");
         goto done;
     }
-    const double *xf = traj + (size_t)c->T * (size_t)S;
+    const double *xf = traj + (size_t)L * (size_t)S;
     json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:{s:s, s:i, s:i, s:f}}", "controls",
-                          matrix(u, c->T, c->m), "final_state", vector_d(xf, S), "final_error", err,
+                          matrix(u, L, c->m), "final_state", vector_d(xf, S), "final_error", err,
                           "cost", cost, "system", sys->name, "dt", dt, "model", "size", c->size,
                           "K", c->K, "n", c->n, "bound", (double)c->bound);
     if (j && iterations) {
         json_t *a = json_array();
         for (int k = 0; k <= c->K; k++)
-            json_array_append_new(a, matrix(its + (size_t)k * (size_t)U, c->T, c->m));
+            json_array_append_new(a, matrix(its + (size_t)k * (size_t)U, L, c->m));
         json_object_set_new(j, "iterations", a);
     }
     if (j && trajectory) {
         json_t *a = json_array();
-        for (int t = 0; t <= c->T; t++)
+        for (int t = 0; t <= L; t++)
             json_array_append_new(a, vector_d(traj + (size_t)t * (size_t)S, S));
         json_object_set_new(j, "trajectory", a);
     }
@@ -175,7 +185,7 @@ static int predict_data(const trc_model *model, int threads, const trc_system *s
 int cmd_predict(int argc, char **argv) {
     cli_model_flags mf = {0};
     cli_list state = {.n = 0}, target = {.n = 0};
-    int iterations = 0, trajectory = 0;
+    int iterations = 0, trajectory = 0, steps_left = 0;
     const char *data = NULL, *out = NULL, *system = NULL;
     double dt = 0;
     cli_opt opts[] = {
@@ -186,6 +196,10 @@ int cmd_predict(int argc, char **argv) {
         CLI_OPT("--iterations", CLI_BOOL, &iterations, "",
                 "also print every iterate (after the initial generator and each outer cycle)"),
         CLI_OPT("--trajectory", CLI_BOOL, &trajectory, "", "also print the simulated trajectory"),
+        CLI_RANGE("--steps-left", CLI_INT, &steps_left, "N",
+                  "steps of the horizon left (a model trained with --tails): plan and simulate "
+                  "those only (default: the whole horizon)",
+                  1, 100000, 0),
         CLI_OPT("--data", CLI_STR, &data, "FILE",
                 "predict every initial/target pair of this dataset (.npz) instead"),
         CLI_OPT("--out", CLI_STR, &out, "FILE", "with --data: where the predictions go (.npz)"),
@@ -217,8 +231,9 @@ int cmd_predict(int argc, char **argv) {
         return cli_error(CLI_USAGE, CMD, "--data needs --out FILE for the predictions");
     if (!data && out)
         return cli_error(CLI_USAGE, CMD, "--out needs --data FILE");
-    if (data && (iterations || trajectory))
-        return cli_error(CLI_USAGE, CMD, "--iterations and --trajectory apply to one pair only");
+    if (data && (iterations || trajectory || steps_left))
+        return cli_error(CLI_USAGE, CMD,
+                         "--iterations, --trajectory and --steps-left apply to one pair only");
     if (!data &&
         (!cli_find(opts, nopts, "--state")->seen || !cli_find(opts, nopts, "--target")->seen))
         return cli_error(CLI_USAGE, CMD, "--state and --target are required (or --data FILE)");
@@ -234,7 +249,8 @@ int cmd_predict(int argc, char **argv) {
     }
     if (!rc)
         rc = data ? predict_data(&model, mf.threads, sys, dt, data, out)
-                  : predict_one(&model, sys, dt, &state, &target, iterations, trajectory);
+                  : predict_one(&model, sys, dt, &state, &target, steps_left, iterations,
+                                trajectory);
     trc_model_free(&model);
     return rc;
 }

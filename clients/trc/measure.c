@@ -140,8 +140,8 @@ int cli_model_measure(const char *cmd, const cli_model_flags *f, const trc_datas
         rc = trc_infer_plan_create(&model, &plan);
     for (size_t i = 0; rc == TRC_OK && i < out->timed; i++) {
         double t0 = now_ms();
-        rc = trc_infer_plan_run(plan, 1, ds->initial_states + i * S, ds->target_states + i * S, u,
-                                NULL, 1);
+        rc = trc_infer_plan_run(plan, 1, ds->initial_states + i * S, ds->target_states + i * S,
+                                NULL, u, NULL, 1);
         ms[i] = now_ms() - t0;
         out->ms_single_mean += ms[i];
     }

@@ -211,7 +211,7 @@ int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset
     for (size_t at = 0; rc == TRC_OK && at < ds->n; at += PREDICT_CHUNK) {
         size_t B = ds->n - at < PREDICT_CHUNK ? ds->n - at : PREDICT_CHUNK;
         rc = trc_infer_plan_run(plan, B, ds->initial_states + at * S, ds->target_states + at * S,
-                                u_out + at * U, NULL, run_threads(threads));
+                                NULL, u_out + at * U, NULL, run_threads(threads));
     }
     trc_infer_plan_free(plan);
     if (rc)
@@ -263,19 +263,23 @@ int cli_model_controls(const char *cmd, const cli_model_flags *f, const trc_data
 typedef struct loop_model {
     const trc_infer_plan *plan;
     int threads;
-    int s, U;
+    int s, U, T;
+    float *time_left; /* [PREDICT_CHUNK] for a model that reads it (shrinking horizon), or NULL */
     size_t calls;
     double seconds;
 } loop_model;
 
-static int model_policy(void *user, size_t n, const float *x, const float *target, float *u) {
+static int model_policy(void *user, size_t n, const float *x, const float *target, int steps_left,
+                        float *u) {
     loop_model *lm = user;
     double t0 = now_seconds();
+    for (size_t i = 0; lm->time_left && i < PREDICT_CHUNK; i++)
+        lm->time_left[i] = (float)steps_left / (float)lm->T;
     for (size_t at = 0; at < n; at += PREDICT_CHUNK) {
         size_t B = n - at < PREDICT_CHUNK ? n - at : PREDICT_CHUNK;
         int rc =
             trc_infer_plan_run(lm->plan, B, x + at * (size_t)lm->s, target + at * (size_t)lm->s,
-                               u + at * (size_t)lm->U, NULL, lm->threads);
+                               lm->time_left, u + at * (size_t)lm->U, NULL, lm->threads);
         if (rc)
             return rc;
     }
@@ -302,21 +306,27 @@ int cli_model_closed_loop(const char *cmd, const cli_model_flags *f, const trc_d
         trc_model_free(&model);
         return cli_lib_error(cmd, rc, 0);
     }
-    loop_model lm = {plan, run_threads(f->threads), ds->s, ds->T * ds->m, 0, 0.0};
+    loop_model lm = {plan, run_threads(f->threads), ds->s, ds->T * ds->m, ds->T, NULL, 0, 0.0};
+    if (model.cfg.time_left && !(lm.time_left = malloc(PREDICT_CHUNK * sizeof *lm.time_left)))
+        rc = cli_error(CLI_FAIL, cmd, "out of memory");
     const trc_eval_loop loop = {model_policy, &lm, noise_sigma, noise_seed};
-    rc = trc_eval_closed_loop(sys, dt, ds->T, ds->n, ds->initial_states, ds->target_states, &loop,
-                              threshold, out, NULL, NULL);
+    if (!rc)
+        rc = trc_eval_closed_loop(sys, dt, ds->T, ds->n, ds->initial_states, ds->target_states,
+                                  &loop, threshold, out, NULL, NULL);
+    free(lm.time_left);
     trc_infer_plan_free(plan);
     if (rc) {
         trc_model_free(&model);
         return cli_lib_error(cmd, rc, 0);
     }
-    json_t *j =
-        json_pack("{s:s, s:b, s:f, s:I, s:I, s:f, s:f}", "checkpoint", f->checkpoint, "closed_loop",
-                  1, "process_noise", noise_sigma, "noise_seed", (json_int_t)noise_seed,
-                  "model_calls", (json_int_t)lm.calls, "model_calls_per_s",
-                  lm.seconds > 0 ? (double)lm.calls / lm.seconds : 0.0, "inference_ms_per_call",
-                  lm.calls ? 1e3 * lm.seconds / (double)lm.calls : 0.0);
+    /* shrinking: each call plans the steps left (a model trained with tails); receding: a
+     * whole horizon again */
+    json_t *j = json_pack(
+        "{s:s, s:b, s:s, s:f, s:I, s:I, s:f, s:f}", "checkpoint", f->checkpoint, "closed_loop", 1,
+        "horizon", model.cfg.time_left ? "shrinking" : "receding", "process_noise", noise_sigma,
+        "noise_seed", (json_int_t)noise_seed, "model_calls", (json_int_t)lm.calls,
+        "model_calls_per_s", lm.seconds > 0 ? (double)lm.calls / lm.seconds : 0.0,
+        "inference_ms_per_call", lm.calls ? 1e3 * lm.seconds / (double)lm.calls : 0.0);
     trc_model_free(&model);
     if (j) {
         *row_json = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));

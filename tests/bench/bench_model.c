@@ -68,8 +68,8 @@ static void train_steps(void *p) { /* 10 steps of batch 64 */
     for (int s = 0; s < 10; s++, c->step++) {
         size_t off = (size_t)(c->step % 15) * 64;
         float loss;
-        check(trc_trainer_forward(c->tr, 64, c->x0 + 2 * off, c->tg + 2 * off, c->ue + c->U * off,
-                                  NULL, &loss),
+        check(trc_trainer_forward(c->tr, 64, c->x0 + 2 * off, c->tg + 2 * off, NULL,
+                                  c->ue + c->U * off, NULL, &loss),
               "forward");
         check(trc_trainer_backward(c->tr), "backward");
     }
@@ -77,7 +77,8 @@ static void train_steps(void *p) { /* 10 steps of batch 64 */
 
 static void plan_batch(void *p) {
     ctx *c = p;
-    check(trc_infer_plan_run(c->plan, c->B, c->x0, c->tg, c->u, NULL, c->threads), "plan run");
+    check(trc_infer_plan_run(c->plan, c->B, c->x0, c->tg, NULL, c->u, NULL, c->threads),
+          "plan run");
 }
 
 /* "x% of peak" for a rate in samples per CPU-second */
@@ -218,11 +219,11 @@ int main(int argc, char **argv) {
     enum { LAT_N = 2001 };
     static double lat[LAT_N];
     for (int w = 0; w < 50; w++)
-        check(trc_infer_plan_run(c.plan, 1, c.x0, c.tg, c.u, NULL, 1), "plan run");
+        check(trc_infer_plan_run(c.plan, 1, c.x0, c.tg, NULL, c.u, NULL, 1), "plan run");
     for (int r = 0; r < LAT_N; r++) {
         size_t off = (size_t)r % NMAX;
         double t0 = bench_now();
-        check(trc_infer_plan_run(c.plan, 1, c.x0 + 2 * off, c.tg + 2 * off, c.u, NULL, 1),
+        check(trc_infer_plan_run(c.plan, 1, c.x0 + 2 * off, c.tg + 2 * off, NULL, c.u, NULL, 1),
               "plan run");
         lat[r] = (bench_now() - t0) * 1e3;
     }

@@ -79,11 +79,11 @@ static void infer_rates(const trc_model *m, const float *x0, const float *tg, fl
                         double *wall, double *cpu) {
     trc_infer_plan *plan;
     check(trc_infer_plan_create(m, &plan), "plan");
-    check(trc_infer_plan_run(plan, INFER_B, x0, tg, u, NULL, threads), "plan run"); /* warm */
+    check(trc_infer_plan_run(plan, INFER_B, x0, tg, NULL, u, NULL, threads), "plan run"); /* warm */
     double iw[REPS], ic[REPS];
     for (int r = 0; r < REPS; r++) {
         double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-        check(trc_infer_plan_run(plan, INFER_B, x0, tg, u, NULL, threads), "plan run");
+        check(trc_infer_plan_run(plan, INFER_B, x0, tg, NULL, u, NULL, threads), "plan run");
         iw[r] = INFER_B / (now(CLOCK_MONOTONIC) - w0);
         ic[r] = INFER_B / (now(CLOCK_PROCESS_CPUTIME_ID) - c0);
     }
@@ -119,7 +119,7 @@ int main(void) {
         float loss;
         double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
         for (int k = 0; k < 10; k++) {
-            check(trc_trainer_forward(st, TRAIN_B, x0, tg, ue, NULL, &loss), "forward");
+            check(trc_trainer_forward(st, TRAIN_B, x0, tg, NULL, ue, NULL, &loss), "forward");
             check(trc_trainer_backward(st), "backward");
         }
         tw[r] = 10.0 * TRAIN_B / (now(CLOCK_MONOTONIC) - w0);

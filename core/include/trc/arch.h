@@ -55,12 +55,13 @@ typedef struct trc_arch {
     /* Inference: [B, s] pairs -> u_out [B, U], iterates [(K+1), B, U] or NULL. Optional: without
      * it, inference runs the trainer's forward (one forward definition for both; a dedicated
      * infer keeps no activations and may use packed kernels, as single's does). */
+    /* time_left [B] (NULL = 1): the encoder's last input per row (trc_model_infer_mt). */
     int (*infer)(const trc_model *model, size_t B, const float *x0, const float *target,
-                 float *u_out, float *iterates, int threads);
+                 const float *time_left, float *u_out, float *iterates, int threads);
     /* Optional plan: weights prepared once for many small batches (NULL: plans call infer). */
     int (*plan_create)(const trc_model *model, void **plan);
-    int (*plan_run)(const void *plan, size_t B, const float *x0, const float *target, float *u_out,
-                    float *iterates, int threads);
+    int (*plan_run)(const void *plan, size_t B, const float *x0, const float *target,
+                    const float *time_left, float *u_out, float *iterates, int threads);
     void (*plan_free)(void *plan);
 
     /* Training: activations for up to max_batch rows, gradients in the layout of params. */
@@ -72,7 +73,8 @@ typedef struct trc_arch {
      * sum of the parts (in part order) in *loss_sum. u_out [B, U] (the last iterate) may be
      * NULL. */
     int (*trainer_forward)(void *tr, size_t B, const float *x0, const float *target,
-                           const trc_loss_rows *loss, float *u_out, double *loss_sum);
+                           const float *time_left, const trc_loss_rows *loss, float *u_out,
+                           double *loss_sum);
     /* Backward of the last forward with the loss's iterate gradients (as written by rows):
      * overwrites the parameter gradients. */
     int (*trainer_backward)(void *tr);
@@ -93,7 +95,8 @@ const trc_arch *trc_arch_of(const trc_model_config *cfg);
 /* trc_model_infer_mt through the architecture's trainer forward: what inference is for an
  * architecture without its own infer, and a check of one that has it. */
 int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x0,
-                                const float *target, float *u_out, float *iterates, int threads);
+                                const float *target, const float *time_left, float *u_out,
+                                float *iterates, int threads);
 /* The named size of an architecture, or NULL. */
 const trc_arch_size *trc_arch_size_find(const trc_arch *a, const char *size);
 

@@ -49,6 +49,10 @@ typedef struct trc_dataset {
      * converged (1 or 0), the .npz key "expert_solve"; [n] wall time of the solve in ms, the
      * key "expert_solve_ms" (the one key that differs between two identical runs). */
     float *solve_stats, *solve_ms;
+    /* [n] steps of the horizon each sample has left (1..T; its controls after them are 0), NULL
+     * when every sample has the whole horizon: the tails of trc_dataset_add_tails, the .npz
+     * key "steps_left". */
+    float *steps_left;
     int has_settings; /* 1 when `settings` is known (generated, or read from our metadata) */
     trc_gen_settings settings;
     trc_shard_info shard; /* count > 0 for a shard (metadata key "shard") */
@@ -139,6 +143,15 @@ int trc_dataset_merge(const trc_dataset *shards, size_t count, const char *const
  * time step and cost convention. */
 int trc_dataset_load(const char *path, trc_dataset *out);
 int trc_dataset_save(const char *path, const trc_dataset *ds);
+
+/* The dataset and `per_sample` tails of each of its samples (it needs state trajectories):
+ * sample i, then its tails from distinct steps k drawn uniformly from 1..T-1 (seeded; every
+ * step when per_sample >= T-1): initial state x_k of its trajectory, the same target, controls
+ * u_k..u_{T-1} followed by zeros, steps_left T-k. By Bellman's principle a tail of an optimal
+ * solution is the optimal solution from x_k with T-k steps left (the experts' costs do not
+ * depend on the step), so the tails teach a network to plan the rest of a horizon. out has no
+ * trajectories nor costs (a tail has neither for the whole horizon) and keeps the settings. */
+int trc_dataset_add_tails(const trc_dataset *in, int per_sample, uint64_t seed, trc_dataset *out);
 
 /* Allocates the arrays of an empty dataset with the given sizes (trajectories and costs too). */
 int trc_dataset_alloc(trc_dataset *ds, size_t n, int s, int m, int T);

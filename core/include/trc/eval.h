@@ -34,12 +34,16 @@ int trc_eval_controls(const trc_system *sys, double dt, int T, size_t n, const f
                       const float *target, const float *u, double threshold, trc_eval_stats *out,
                       float *final_err);
 
-/* Closed-loop (receding-horizon) evaluation: at every step the policy gives a whole control
- * sequence from the current state, the first control is applied to the true system, and the
- * next state gets process noise noise_sigma * N(0, I) (seeded; 0 = none). */
+/* Closed-loop evaluation: at every step t the policy gives a control sequence from the current
+ * state, the first control is applied to the true system, and the next state gets process noise
+ * noise_sigma * N(0, I) (seeded; 0 = none). The policy is told the steps left, T - t: a
+ * shrinking-horizon policy plans those (a model trained with tails, trc_model_config.time_left),
+ * a receding-horizon one plans a whole horizon again and ignores it. */
 typedef struct trc_eval_loop {
-    /* x, target: [n, s] (the current states) -> u: [n, T, m]. 0 or a TRC_E* status. */
-    int (*policy)(void *user, size_t n, const float *x, const float *target, float *u);
+    /* x, target: [n, s] (the current states), steps_left in 1..T -> u: [n, T, m] (the first
+     * steps_left controls planned, the rest ignored). 0 or a TRC_E* status. */
+    int (*policy)(void *user, size_t n, const float *x, const float *target, int steps_left,
+                  float *u);
     void *user;
     double noise_sigma;
     uint64_t noise_seed;

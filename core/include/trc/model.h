@@ -32,6 +32,12 @@ typedef struct trc_model_config {
     int norm;
     float x_mean[TRC_NORM_MAX], x_std[TRC_NORM_MAX]; /* [s] */
     float u_mean[TRC_NORM_MAX], u_std[TRC_NORM_MAX]; /* [m] */
+    /* 1: the network was trained on tails of expert solutions (trc_train_opts.tails) and reads
+     * the fraction of the horizon left, steps_left / T, as the encoder's last input (model.md's
+     * constant 1.0). A closed loop then plans the steps that are left (a shrinking horizon)
+     * instead of a fresh horizon at every step. 0: that input is always 1 (every model of the
+     * original project). Checkpoint metadata "time_left". */
+    int time_left;
 } trc_model_config;
 
 /* One named parameter tensor: a view into trc_model.params. */
@@ -102,14 +108,19 @@ const trc_param_view *trc_model_find(const trc_model *model, const char *name);
 /* Inference for a batch of B samples; thread-safe on a shared read-only model (scratch is
  * allocated per call). x0, target: [B, s]; u_out: [B, T*m]; iterates, if not NULL:
  * [(K+1), B, T*m] (the controls after the initial generator and after each outer cycle).
- * Returns TRC_ENUMERIC if an output is not finite. */
+ * Every row plans a whole horizon. Returns TRC_ENUMERIC if an output is not finite. */
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                     float *u_out, float *iterates);
-/* The same with the batch split between `threads` threads (the caller's included). The rows
- * are processed in a fixed partition of chunks, so the results are identical for every thread
- * count. Worth it for batches of a few hundred rows and more. */
+/* The same with the fraction of the horizon each row has left, time_left [B] in (0, 1]
+ * (steps_left / T; NULL = 1 for every row; values other than 1 need cfg.time_left), and the
+ * batch split between `threads` threads (the caller's included). The rows are processed in a
+ * fixed partition of chunks, so the results are identical for every thread count. Worth it for
+ * batches of a few hundred rows and more. */
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads);
+                       const float *time_left, float *u_out, float *iterates, int threads);
+/* Checks time_left [B] (NULL is fine) for a model: every value finite in (0, 1], and 1 unless
+ * the model reads it (cfg.time_left); TRC_EINVAL naming the row. */
+int trc_model_check_time_left(const trc_model_config *cfg, size_t B, const float *time_left);
 
 /* An inference plan: the model's weights prepared once for many small batches (the attention of
  * each block fused into one product, every weight repacked for a register-blocked kernel that
@@ -123,7 +134,7 @@ int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out);
 void trc_infer_plan_free(trc_infer_plan *plan);
 /* trc_model_infer_mt through the plan; thread-safe on a shared plan. */
 int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads);
+                       const float *time_left, float *u_out, float *iterates, int threads);
 
 /* Training state: activations of every application of the shared blocks for up to
  * max_batch samples, and gradients in the layout of params. */
@@ -138,10 +149,10 @@ int trc_trainer_set_threads(trc_trainer *tr, int threads);
 int trc_trainer_threads(const trc_trainer *tr);
 /* Gradient buffer, num_params floats in the layout of model->params. */
 float *trc_trainer_grads(trc_trainer *tr);
-/* Forward keeping activations; returns the MSE against u_expert [B, T*m] in *loss.
- * u_out [B, T*m] may be NULL. */
+/* Forward keeping activations; returns the objective's loss against u_expert [B, T*m] in *loss.
+ * time_left [B] as trc_model_infer_mt (NULL = 1). u_out [B, T*m] may be NULL. */
 int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float *target,
-                        const float *u_expert, float *u_out, float *loss);
+                        const float *time_left, const float *u_expert, float *u_out, float *loss);
 /* Backward of the last forward: writes (overwrites) d loss / d params into the grads buffer. */
 int trc_trainer_backward(trc_trainer *tr);
 

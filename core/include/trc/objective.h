@@ -44,6 +44,9 @@ typedef struct trc_objective_batch {
     float bound;
     const float *x0, *target; /* [B, s] */
     const float *u_expert;    /* [B, U]: the dataset's controls */
+    /* [B] fraction of the horizon each row has left (tails, trc_model_config.time_left), or
+     * NULL (1): only the first round(time_left T) steps of a row are planned, and scored */
+    const float *time_left;
     const trc_system *system; /* may be NULL when the data name no system */
     double dt;
     const trc_objective_params *params; /* NULL = the defaults */

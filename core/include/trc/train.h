@@ -47,6 +47,9 @@ typedef struct trc_train_opts {
     char init[4096];
     char normalize[8]; /* "auto" (default), "on", "off": statistics of normalisation from the
                           training split (auto: on for a system with per-component boxes) */
+    /* Tails of each expert solution added to the data (trc_dataset_add_tails; 0 = none, the
+     * default): the model then reads the time left (trc_model_config.time_left). */
+    int tails;
 } trc_train_opts;
 
 /* Filled by trc_train_opts_default; every field then validated by trc_train_opts_validate. */

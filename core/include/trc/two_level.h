@@ -92,10 +92,12 @@ typedef struct trc_tl_sim {
 } trc_tl_sim;
 
 /* Inference for B samples (thread-safe on a shared model; scratch per call). x0, target: [B, s];
- * u_out: [B, U]; iterates [(H+1), B, U] and latent [B, d] (final z_H) may be NULL. sim is
- * required when cfg.feedback, else ignored. */
+ * time_left [B] (the encoder's last input, trc_model_infer_mt) may be NULL (1); u_out: [B, U];
+ * iterates [(H+1), B, U] and latent [B, d] (final z_H) may be NULL. sim is required when
+ * cfg.feedback, else ignored. */
 int trc_tl_infer(const trc_tl_model *model, const trc_tl_sim *sim, size_t B, const float *x0,
-                 const float *target, float *u_out, float *iterates, float *latent);
+                 const float *target, const float *time_left, float *u_out, float *iterates,
+                 float *latent);
 
 /* Training: the forward keeps what backward needs (every decoder step; the reasoning of the
  * differentiated cycles only). */
@@ -106,10 +108,10 @@ void trc_tl_trainer_free(trc_tl_trainer *tr);
 /* Feedback simulator (required when cfg.feedback); the trainer keeps the pointer. */
 void trc_tl_trainer_set_sim(trc_tl_trainer *tr, const trc_tl_sim *sim);
 float *trc_tl_trainer_grads(trc_tl_trainer *tr);
-/* Forward keeping activations. iterates [(H+1), B, U] receives every iterate (may be NULL);
- * the trainer keeps its own copy (trc_tl_trainer_iterates). */
+/* Forward keeping activations (time_left as trc_tl_infer). iterates [(H+1), B, U] receives
+ * every iterate (may be NULL); the trainer keeps its own copy (trc_tl_trainer_iterates). */
 int trc_tl_trainer_forward(trc_tl_trainer *tr, size_t B, const float *x0, const float *target,
-                           float *iterates);
+                           const float *time_left, float *iterates);
 const float *trc_tl_trainer_iterates(const trc_tl_trainer *tr);
 /* H cycles, rows of the last forward (0 if none) and U of the trainer's model. */
 void trc_tl_trainer_shape(const trc_tl_trainer *tr, int *H, size_t *B, size_t *U);

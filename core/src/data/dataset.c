@@ -30,6 +30,7 @@ void trc_dataset_free(trc_dataset *ds) {
     free(ds->costs);
     free(ds->solve_stats);
     free(ds->solve_ms);
+    free(ds->steps_left);
     memset(ds, 0, sizeof *ds);
 }
 

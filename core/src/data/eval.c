@@ -138,7 +138,7 @@ int trc_eval_closed_loop(const trc_system *sys, double dt, int T, size_t n, cons
     for (int t = 0; t < T && rc == TRC_OK; t++) {
         for (size_t k = 0; k < n * s; k++)
             xf[k] = (float)x[k];
-        if ((rc = loop->policy(loop->user, n, xf, target, useq)) != TRC_OK)
+        if ((rc = loop->policy(loop->user, n, xf, target, T - t, useq)) != TRC_OK)
             break;
         for (size_t i = 0; i < n; i++) {
             for (int q = 0; q < m; q++) { /* the first control of the fresh sequence */

@@ -54,8 +54,25 @@ const trc_arch_size *trc_arch_size_find(const trc_arch *a, const char *size) {
     return NULL;
 }
 
+int trc_model_check_time_left(const trc_model_config *cfg, size_t B, const float *time_left) {
+    for (size_t i = 0; time_left && i < B; i++) {
+        float f = time_left[i];
+        if (!(f > 0.0f && f <= 1.0f))
+            return trc_fail(TRC_EINVAL,
+                            "time left of row %zu must be a fraction of the horizon in (0, 1], "
+                            "got %g",
+                            i, (double)f);
+        if (f != 1.0f && !cfg->time_left)
+            return trc_fail(TRC_EINVAL,
+                            "row %zu: this model was not trained on a time-left input (train "
+                            "with --tails): it always plans a whole horizon of %d steps",
+                            i, cfg->T);
+    }
+    return TRC_OK;
+}
+
 static int check_infer_args(const trc_model *model, const float *x0, const float *target,
-                            const float *u_out, size_t B, int threads) {
+                            const float *time_left, const float *u_out, size_t B, int threads) {
     if (!model || !model->params)
         return trc_fail(TRC_EINVAL, "model infer: model not created");
     if (!x0 || !target || !u_out)
@@ -66,7 +83,8 @@ static int check_infer_args(const trc_model *model, const float *x0, const float
     if (threads < 1 || threads > MAX_THREADS)
         return trc_fail(TRC_EINVAL, "model infer: threads must be in [1, %d], got %d", MAX_THREADS,
                         threads);
-    return TRC_OK;
+    int rc = trc_model_check_time_left(&model->cfg, B, time_left);
+    return rc ? trc_fail_prefix(rc, "model infer: ") : TRC_OK;
 }
 
 /* The architecture of a created model with a valid configuration (the architecture's own entry
@@ -102,7 +120,8 @@ static double copy_rows(const void *p, const float *its, size_t r0, size_t r1, f
 #define VIA_TRAINER_CHUNK 256
 
 static int infer_via_trainer(const trc_arch *a, const trc_model *model, size_t B, const float *x0,
-                             const float *target, float *u_out, float *iterates, int threads) {
+                             const float *target, const float *time_left, float *u_out,
+                             float *iterates, int threads) {
     if (!a->trainer_create)
         return trc_fail(TRC_EUNSUPPORTED, "architecture %s has neither infer nor a trainer",
                         a->name);
@@ -123,8 +142,8 @@ static int infer_via_trainer(const trc_arch *a, const trc_model *model, size_t B
         ctx.at = at;
         ctx.nb = B - at < chunk ? B - at : chunk;
         double sum;
-        rc =
-            a->trainer_forward(tr, ctx.nb, x0 + at * S, target + at * S, &lr, u_out + at * U, &sum);
+        rc = a->trainer_forward(tr, ctx.nb, x0 + at * S, target + at * S,
+                                time_left ? time_left + at : NULL, &lr, u_out + at * U, &sum);
     }
     a->trainer_free(tr);
     for (size_t i = 0; rc == TRC_OK && i < B * U; i++)
@@ -160,28 +179,31 @@ static void norm_outputs(const trc_model *model, size_t B, float *u_out, float *
 
 /* Inference in the network's units. */
 static int infer_raw(const trc_arch *a, const trc_model *model, size_t B, const float *x0,
-                     const float *target, float *u_out, float *iterates, int threads) {
+                     const float *target, const float *time_left, float *u_out, float *iterates,
+                     int threads) {
     if (!a->infer)
-        return infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads);
-    return a->infer(model, B, x0, target, u_out, iterates, threads);
+        return infer_via_trainer(a, model, B, x0, target, time_left, u_out, iterates, threads);
+    return a->infer(model, B, x0, target, time_left, u_out, iterates, threads);
 }
 
 /* The public inference calls: arguments checked, inputs normalised, the network run (its own
  * inference, or the trainer's forward when via_trainer), controls back in physical units. */
 static int infer_checked(const trc_model *model, size_t B, const float *x0, const float *target,
-                         float *u_out, float *iterates, int threads, int via_trainer) {
+                         const float *time_left, float *u_out, float *iterates, int threads,
+                         int via_trainer) {
     const trc_arch *a = model_arch(model, "model infer");
     if (!a)
         return TRC_EINVAL;
-    int rc = check_infer_args(model, x0, target, u_out, B, threads);
+    int rc = check_infer_args(model, x0, target, time_left, u_out, B, threads);
     if (rc)
         return rc;
     trc_model_blas_single();
     float *nbuf;
     if ((rc = norm_inputs(model, B, &x0, &target, &nbuf)))
         return rc;
-    rc = via_trainer ? infer_via_trainer(a, model, B, x0, target, u_out, iterates, threads)
-                     : infer_raw(a, model, B, x0, target, u_out, iterates, threads);
+    rc = via_trainer
+             ? infer_via_trainer(a, model, B, x0, target, time_left, u_out, iterates, threads)
+             : infer_raw(a, model, B, x0, target, time_left, u_out, iterates, threads);
     if (!rc)
         norm_outputs(model, B, u_out, iterates);
     free(nbuf);
@@ -189,18 +211,19 @@ static int infer_checked(const trc_model *model, size_t B, const float *x0, cons
 }
 
 int trc_model_infer_via_trainer(const trc_model *model, size_t B, const float *x0,
-                                const float *target, float *u_out, float *iterates, int threads) {
-    return infer_checked(model, B, x0, target, u_out, iterates, threads, 1);
+                                const float *target, const float *time_left, float *u_out,
+                                float *iterates, int threads) {
+    return infer_checked(model, B, x0, target, time_left, u_out, iterates, threads, 1);
 }
 
 int trc_model_infer_mt(const trc_model *model, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads) {
-    return infer_checked(model, B, x0, target, u_out, iterates, threads, 0);
+                       const float *time_left, float *u_out, float *iterates, int threads) {
+    return infer_checked(model, B, x0, target, time_left, u_out, iterates, threads, 0);
 }
 
 int trc_model_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                     float *u_out, float *iterates) {
-    return trc_model_infer_mt(model, B, x0, target, u_out, iterates, 1);
+    return trc_model_infer_mt(model, B, x0, target, NULL, u_out, iterates, 1);
 }
 
 struct trc_infer_plan {
@@ -240,19 +263,19 @@ void trc_infer_plan_free(trc_infer_plan *plan) {
 }
 
 int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, const float *target,
-                       float *u_out, float *iterates, int threads) {
+                       const float *time_left, float *u_out, float *iterates, int threads) {
     if (!plan)
         return trc_fail(TRC_EINVAL, "infer plan: NULL plan");
-    int rc = check_infer_args(plan->model, x0, target, u_out, B, threads);
+    int rc = check_infer_args(plan->model, x0, target, time_left, u_out, B, threads);
     if (rc)
         return rc;
     float *nbuf;
     if ((rc = norm_inputs(plan->model, B, &x0, &target, &nbuf)))
         return rc;
     if (!plan->impl)
-        rc = infer_raw(plan->arch, plan->model, B, x0, target, u_out, iterates, threads);
+        rc = infer_raw(plan->arch, plan->model, B, x0, target, time_left, u_out, iterates, threads);
     else
-        rc = plan->arch->plan_run(plan->impl, B, x0, target, u_out, iterates, threads);
+        rc = plan->arch->plan_run(plan->impl, B, x0, target, time_left, u_out, iterates, threads);
     if (!rc)
         norm_outputs(plan->model, B, u_out, iterates);
     free(nbuf);

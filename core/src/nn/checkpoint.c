@@ -115,6 +115,8 @@ int trc_checkpoint_encode_names(const trc_model *model, const char *names, const
     meta_double(&ml, "dt", c->dt, 0);
     if (c->feedback) /* written only when on: files without it read as before */
         meta_str(&ml, "feedback", "true");
+    if (c->time_left) /* likewise */
+        meta_str(&ml, "time_left", "true");
     if (c->norm) {
         if (c->s > TRC_NORM_MAX || c->m > TRC_NORM_MAX)
             return trc_fail(TRC_EINVAL, "checkpoint: normalisation of s or m above %d",
@@ -184,6 +186,16 @@ static int meta_get_int(const trc_safetensors *st, const char *key, int *out) {
         return trc_fail(TRC_EFORMAT, "checkpoint metadata: '%s' = \"%s\" is not an integer", key,
                         v);
     *out = (int)x;
+    return TRC_OK;
+}
+
+/* An optional "true" / "false" entry (absent: false). */
+static int meta_get_bool(const trc_safetensors *st, const char *key, int *out) {
+    const char *v = trc_st_meta(st, key);
+    if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+        return trc_fail(TRC_EFORMAT,
+                        "checkpoint metadata: '%s' = \"%s\" is not \"true\" or \"false\"", key, v);
+    *out = v && strcmp(v, "true") == 0;
     return TRC_OK;
 }
 
@@ -289,12 +301,9 @@ static int config_from_meta(const trc_safetensors *st, trc_model_config *cfg) {
         return rc;
     cfg->bound = (float)b;
     cfg->dt = dt;
-    const char *fb = trc_st_meta(st, "feedback");
-    if (fb && strcmp(fb, "true") && strcmp(fb, "false"))
-        return trc_fail(TRC_EFORMAT,
-                        "checkpoint metadata: 'feedback' = \"%s\" is not \"true\" or \"false\"",
-                        fb);
-    cfg->feedback = fb && strcmp(fb, "true") == 0;
+    if ((rc = meta_get_bool(st, "feedback", &cfg->feedback)) ||
+        (rc = meta_get_bool(st, "time_left", &cfg->time_left)))
+        return rc;
     return norm_from_meta(st, cfg);
 }
 

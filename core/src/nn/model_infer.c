@@ -91,7 +91,7 @@ typedef struct infer_job {
     const float *P;
     const lin *lins; /* NLIN */
     size_t B, nchunks;
-    const float *x0, *target;
+    const float *x0, *target, *time_left; /* time_left [B] or NULL (1) */
     float *u_out, *iterates;
 } infer_job;
 
@@ -130,7 +130,7 @@ static void chunk_forward(const infer_job *job, const scratch *S, size_t r0, siz
         float *xr = S->x + r * (size_t)in;
         memcpy(xr, x0 + r * (size_t)s, (size_t)s * sizeof *xr);
         memcpy(xr + s, target + r * (size_t)s, (size_t)s * sizeof *xr);
-        xr[2 * s] = 1.0f;
+        xr[2 * s] = job->time_left ? job->time_left[r0 + r] : 1.0f;
     }
     const lin *ls = job->lins;
     mlp_forward(P, ls + LIN_ENC0, L->enc2, ls + LIN_ENC3, S->x, S->hid, S->z0, nb);
@@ -229,9 +229,10 @@ static void lins_plain(const trc_model_layout *L, const float *P, const float *f
 
 /* The forward pass of B rows over a table of Linears (validated arguments). */
 static int infer_run(const trc_model_layout *L, const float *P, const lin *lins, size_t B,
-                     const float *x0, const float *target, float *u_out, float *iterates,
-                     int threads) {
-    infer_job job = {L, P, lins, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out, iterates};
+                     const float *x0, const float *target, const float *time_left, float *u_out,
+                     float *iterates, int threads) {
+    infer_job job = {L,  P,      lins,      B,     (B + CHUNK - 1) / CHUNK,
+                     x0, target, time_left, u_out, iterates};
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
     size_t C = (B + job.nchunks - 1) / job.nchunks; /* rows of the largest chunk */
     size_t per = scratch_layout(L, C, NULL, NULL);
@@ -282,7 +283,7 @@ static int model_layout(const trc_model *model, trc_model_layout *L) {
 }
 
 int trc_single_infer(const trc_model *model, size_t B, const float *x0, const float *target,
-                     float *u_out, float *iterates, int threads) {
+                     const float *time_left, float *u_out, float *iterates, int threads) {
     /* one plan per call: packing the weights (one pass over them) costs less than a product of
      * a single row, and every batch size then runs the same kernels as trcd */
     int rc = check_args(x0, target, u_out, B, threads);
@@ -291,7 +292,7 @@ int trc_single_infer(const trc_model *model, size_t B, const float *x0, const fl
     void *plan;
     if ((rc = trc_single_plan_create(model, &plan)))
         return rc;
-    rc = trc_single_plan_run(plan, B, x0, target, u_out, iterates, threads);
+    rc = trc_single_plan_run(plan, B, x0, target, time_left, u_out, iterates, threads);
     trc_single_plan_free(plan);
     return rc;
 }
@@ -357,12 +358,12 @@ void trc_single_plan_free(void *p) {
     free(plan);
 }
 
-int trc_single_plan_run(const void *p, size_t B, const float *x0, const float *target, float *u_out,
-                        float *iterates, int threads) {
+int trc_single_plan_run(const void *p, size_t B, const float *x0, const float *target,
+                        const float *time_left, float *u_out, float *iterates, int threads) {
     const single_plan *plan = p;
     int rc = check_args(x0, target, u_out, B, threads);
     if (rc)
         return rc;
-    return infer_run(&plan->L, plan->model->params, plan->lins, B, x0, target, u_out, iterates,
-                     threads);
+    return infer_run(&plan->L, plan->model->params, plan->lins, B, x0, target, time_left, u_out,
+                     iterates, threads);
 }

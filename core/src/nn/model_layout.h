@@ -41,10 +41,10 @@ void trc_model_fuse_attention(const trc_model_layout *L, const float *params, fl
 
 /* The single architecture's entry points (its ops in single.c). model_infer.c: */
 int trc_single_infer(const trc_model *model, size_t B, const float *x0, const float *target,
-                     float *u_out, float *iterates, int threads);
+                     const float *time_left, float *u_out, float *iterates, int threads);
 int trc_single_plan_create(const trc_model *model, void **out);
 int trc_single_plan_run(const void *plan, size_t B, const float *x0, const float *target,
-                        float *u_out, float *iterates, int threads);
+                        const float *time_left, float *u_out, float *iterates, int threads);
 void trc_single_plan_free(void *plan);
 /* model_train.c: */
 int trc_single_trainer_create(const trc_model *model, size_t max_batch, void **out);
@@ -52,7 +52,8 @@ void trc_single_trainer_free(void *tr);
 int trc_single_trainer_set_threads(void *tr, int threads);
 float *trc_single_trainer_grads(void *tr);
 int trc_single_trainer_forward(void *tr, size_t B, const float *x0, const float *target,
-                               const trc_loss_rows *loss, float *u_out, double *loss_sum);
+                               const float *time_left, const trc_loss_rows *loss, float *u_out,
+                               double *loss_sum);
 int trc_single_trainer_backward(void *tr);
 
 #endif

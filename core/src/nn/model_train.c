@@ -96,7 +96,7 @@ typedef struct single_trainer {
     float *ln_part;
     double loss_part[MAX_THREADS];
     /* inputs of the last forward */
-    const float *in_x0, *in_target;
+    const float *in_x0, *in_target, *in_time_left; /* time_left may be NULL (1) */
     /* activations (see layout_arena) */
     float *igrad;              /* [K+1][B][U] d loss / d iterate, written by the loss */
     float *x, *z0, *iters, *v; /* [B,2s+1], [B,d], [K+1][B][U], [K][B][U] */
@@ -400,7 +400,7 @@ static void forward_part(single_trainer *tr, int t) {
     for (size_t r = 0; r < nb; r++) {
         memcpy(x + r * (size_t)in, tr->in_x0 + (r0 + r) * (size_t)s, (size_t)s * sizeof *x);
         memcpy(x + r * (size_t)in + s, tr->in_target + (r0 + r) * (size_t)s, (size_t)s * sizeof *x);
-        x[r * (size_t)in + 2 * s] = 1.0f;
+        x[r * (size_t)in + 2 * s] = tr->in_time_left ? tr->in_time_left[r0 + r] : 1.0f;
     }
     float *z0 = tr->z0 + r0 * d;
     mlp_forward(P, tr->wp[PK_ENC0], tr->wp[PK_ENC3], L->enc0, L->enc2, L->enc3, &tr->enc, 0, B, r0,
@@ -435,7 +435,8 @@ static void forward_part(single_trainer *tr, int t) {
 }
 
 int trc_single_trainer_forward(void *p, size_t B, const float *x0, const float *target,
-                               const trc_loss_rows *loss, float *u_out, double *loss_sum) {
+                               const float *time_left, const trc_loss_rows *loss, float *u_out,
+                               double *loss_sum) {
     single_trainer *tr = p;
     if (B == 0 || B > tr->max_batch)
         return trc_fail(TRC_EINVAL, "trainer forward: batch size must be in [1, %zu], got %zu",
@@ -446,9 +447,10 @@ int trc_single_trainer_forward(void *p, size_t B, const float *x0, const float *
     tr->B = B;
     tr->in_x0 = x0;
     tr->in_target = target;
+    tr->in_time_left = time_left;
     tr->loss = loss;
     run_parts(tr, forward_part);
-    tr->in_x0 = tr->in_target = NULL;
+    tr->in_x0 = tr->in_target = tr->in_time_left = NULL;
     tr->loss = NULL;
     tr->final_only = loss->final_only;
     double acc = 0.0;

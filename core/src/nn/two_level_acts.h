@@ -67,7 +67,8 @@ typedef struct tl_packed {
  * weights, residual adds and SiLU in the products' epilogues, and `fused` is not used. Returns
  * TRC_ENUMERIC if an iterate is not finite. */
 int tl_forward(const tl_layout *L, const float *P, const float *fused, const tl_packed *pk,
-               const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target);
+               const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target,
+               const float *time_left);
 /* The attention of every block fused (as the single-latent network's inference does): for block
  * i, fused + i * (d*d + d) receives W_o V ([d, d]) then W_o v + c_o ([d]). tl_forward uses it
  * when not NULL (one d x d product per application instead of two; A is then not kept). */

@@ -148,7 +148,7 @@ static int feedback_sim(const trc_model_config *c, trc_tl_sys_ctx *ctx, trc_tl_s
 }
 
 int tl_arch_infer(const trc_model *model, size_t B, const float *x0, const float *target,
-                  float *u_out, float *iterates, int threads) {
+                  const float *time_left, float *u_out, float *iterates, int threads) {
     (void)threads; /* one thread: rows are chunked, results do not depend on it */
     trc_tl_model w;
     trc_tl_sys_ctx ctx;
@@ -156,7 +156,8 @@ int tl_arch_infer(const trc_model *model, size_t B, const float *x0, const float
     int rc = model->cfg.feedback ? feedback_sim(&model->cfg, &ctx, &sim) : TRC_OK;
     if (rc || (rc = wrap(model, &w)))
         return rc;
-    rc = trc_tl_infer(&w, model->cfg.feedback ? &sim : NULL, B, x0, target, u_out, iterates, NULL);
+    rc = trc_tl_infer(&w, model->cfg.feedback ? &sim : NULL, B, x0, target, time_left, u_out,
+                      iterates, NULL);
     unwrap(&w);
     return rc;
 }
@@ -219,10 +220,11 @@ float *tl_arch_trainer_grads(void *p) {
 }
 
 int tl_arch_trainer_forward(void *p, size_t B, const float *x0, const float *target,
-                            const trc_loss_rows *loss, float *u_out, double *loss_sum) {
+                            const float *time_left, const trc_loss_rows *loss, float *u_out,
+                            double *loss_sum) {
     tl_arch_trainer *t = p;
     t->B = 0;
-    int rc = trc_tl_trainer_forward(t->tr, B, x0, target, NULL);
+    int rc = trc_tl_trainer_forward(t->tr, B, x0, target, time_left, NULL);
     if (rc)
         return rc;
     const float *it = trc_tl_trainer_iterates(t->tr);

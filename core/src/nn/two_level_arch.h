@@ -16,18 +16,19 @@ int tl_arch_validate(const trc_model_config *cfg);
 void tl_arch_layout(const trc_model_config *cfg, trc_layout_builder *b);
 int tl_arch_from_shapes(const char *arch, const trc_safetensors *st, int m, trc_model_config *cfg);
 int tl_arch_infer(const trc_model *model, size_t B, const float *x0, const float *target,
-                  float *u_out, float *iterates, int threads);
+                  const float *time_left, float *u_out, float *iterates, int threads);
 /* Inference plans (two_level_plan.c); a feedback model gets none (*plan = NULL). */
 int tl_plan_create(const trc_model *model, void **plan);
-int tl_plan_run(const void *plan, size_t B, const float *x0, const float *target, float *u_out,
-                float *iterates, int threads);
+int tl_plan_run(const void *plan, size_t B, const float *x0, const float *target,
+                const float *time_left, float *u_out, float *iterates, int threads);
 void tl_plan_free(void *plan);
 int tl_arch_trainer_create(const trc_model *model, size_t max_batch, void **tr);
 void tl_arch_trainer_free(void *tr);
 int tl_arch_trainer_set_threads(void *tr, int threads);
 float *tl_arch_trainer_grads(void *tr);
 int tl_arch_trainer_forward(void *tr, size_t B, const float *x0, const float *target,
-                            const trc_loss_rows *loss, float *u_out, double *loss_sum);
+                            const float *time_left, const trc_loss_rows *loss, float *u_out,
+                            double *loss_sum);
 int tl_arch_trainer_backward(void *tr);
 int tl_arch_grad_absent(const trc_model_config *cfg, const char *name);
 

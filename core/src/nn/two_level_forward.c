@@ -208,14 +208,15 @@ static void feedback_errors(const tl_layout *L, const trc_tl_sim *sim, tl_acts *
 }
 
 int tl_forward(const tl_layout *L, const float *P, const float *fused, const tl_packed *pk,
-               const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target) {
+               const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target,
+               const float *time_left) {
     int s = L->s, d = L->d, h = L->h, U = L->U, in = L->in_dim;
     size_t nd = B * (size_t)d, nU = B * (size_t)U;
     for (size_t r = 0; r < B; r++) {
         float *x = a->x + r * in;
         memcpy(x, x0 + r * s, (size_t)s * sizeof *x);
         memcpy(x + s, target + r * s, (size_t)s * sizeof *x);
-        x[2 * s] = 1.0f;
+        x[2 * s] = time_left ? time_left[r] : 1.0f;
     }
     mlp_forward(P, L->enc0, L->enc2, L->enc3, pk ? pk->enc0 : NULL, pk ? pk->enc3 : NULL, &a->enc,
                 a->x, B, in, h, d);
@@ -273,7 +274,8 @@ int tl_forward(const tl_layout *L, const float *P, const float *fused, const tl_
 }
 
 int trc_tl_infer(const trc_tl_model *model, const trc_tl_sim *sim, size_t B, const float *x0,
-                 const float *target, float *u_out, float *iterates, float *latent) {
+                 const float *target, const float *time_left, float *u_out, float *iterates,
+                 float *latent) {
     if (!model || !model->params || !x0 || !target || !u_out)
         return trc_fail(TRC_EINVAL, "two-level infer: NULL argument");
     if (B == 0)
@@ -304,7 +306,7 @@ int trc_tl_infer(const trc_tl_model *model, const trc_tl_sim *sim, size_t B, con
     for (size_t r0 = 0; r0 < B && rc == TRC_OK; r0 += C) {
         size_t nb = B - r0 < C ? B - r0 : C;
         rc = tl_forward(&L, model->params, fused, NULL, sim, &a, nb, x0 + r0 * L.s,
-                        target + r0 * L.s);
+                        target + r0 * L.s, time_left ? time_left + r0 : NULL);
         if (rc)
             break;
         memcpy(u_out + r0 * U, a.iters + (size_t)L.H * nb * U, nb * U * sizeof(float));

@@ -121,7 +121,7 @@ void tl_plan_free(void *p) {
 typedef struct tl_job {
     const tl_plan *plan;
     size_t B, nchunks;
-    const float *x0, *target;
+    const float *x0, *target, *time_left; /* time_left [B] or NULL (1) */
     float *u_out, *iterates;
 } tl_job;
 
@@ -143,7 +143,7 @@ static void *worker_main(void *p) {
     for (size_t c = w->c0; w->rc == TRC_OK && c < w->c1; c++) {
         size_t r0 = job->B * c / job->nchunks, nb = job->B * (c + 1) / job->nchunks - r0;
         w->rc = tl_forward(L, job->plan->P, NULL, &job->plan->pk, NULL, &a, nb, job->x0 + r0 * s,
-                           job->target + r0 * s);
+                           job->target + r0 * s, job->time_left ? job->time_left + r0 : NULL);
         if (w->rc)
             break;
         memcpy(job->u_out + r0 * U, a.iters + (size_t)L->H * nb * U, nb * U * sizeof(float));
@@ -159,15 +159,15 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-int tl_plan_run(const void *p, size_t B, const float *x0, const float *target, float *u_out,
-                float *iterates, int threads) {
+int tl_plan_run(const void *p, size_t B, const float *x0, const float *target,
+                const float *time_left, float *u_out, float *iterates, int threads) {
     const tl_plan *plan = p;
     if (threads < 1 || threads > MAX_THREADS)
         return trc_fail(TRC_EINVAL, "two-level plan: threads must be in [1, %d], got %d",
                         MAX_THREADS, threads);
     if (B == 0)
         return trc_fail(TRC_EINVAL, "two-level plan: empty batch");
-    tl_job job = {plan, B, (B + CHUNK - 1) / CHUNK, x0, target, u_out, iterates};
+    tl_job job = {plan, B, (B + CHUNK - 1) / CHUNK, x0, target, time_left, u_out, iterates};
     size_t T = (size_t)threads < job.nchunks ? (size_t)threads : job.nchunks;
     tl_worker w[MAX_THREADS] = {{0}};
     for (size_t t = 0; t < T; t++)

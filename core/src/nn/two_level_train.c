@@ -125,7 +125,7 @@ void trc_tl_trainer_shape(const trc_tl_trainer *tr, int *H, size_t *B, size_t *U
 }
 
 int trc_tl_trainer_forward(trc_tl_trainer *tr, size_t B, const float *x0, const float *target,
-                           float *iterates) {
+                           const float *time_left, float *iterates) {
     if (!tr || !x0 || !target)
         return trc_fail(TRC_EINVAL, "two-level forward: NULL argument");
     if (B == 0 || B > tr->max_batch)
@@ -141,7 +141,8 @@ int trc_tl_trainer_forward(trc_tl_trainer *tr, size_t B, const float *x0, const 
     memcpy(tr->x0c, x0, B * s * sizeof(float));
     memcpy(tr->tgc, target, B * s * sizeof(float));
     /* the arrays of tr->a are laid out for max_batch rows; a batch uses their first B rows */
-    int rc = tl_forward(L, tr->model->params, NULL, NULL, tr->sim, &tr->a, B, tr->x0c, tr->tgc);
+    int rc = tl_forward(L, tr->model->params, NULL, NULL, tr->sim, &tr->a, B, tr->x0c, tr->tgc,
+                        time_left);
     if (rc)
         return rc;
     tr->B = B;
@@ -357,7 +358,7 @@ int trc_tl_trainer_step_mse(trc_tl_trainer *tr, size_t B, const float *x0, const
                             const float *u_expert, float *loss) {
     if (!tr || !u_expert || !loss)
         return trc_fail(TRC_EINVAL, "two-level step: NULL argument");
-    int rc = trc_tl_trainer_forward(tr, B, x0, target, NULL);
+    int rc = trc_tl_trainer_forward(tr, B, x0, target, NULL, NULL);
     if (rc)
         return rc;
     size_t n = (size_t)(tr->L.H + 1) * B * (size_t)tr->L.U;

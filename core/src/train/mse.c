@@ -1,6 +1,8 @@
 /* imitation (alias mse): the original's imitation loss, mean (u_K - u_expert)^2 over the B*U
  * entries of the last iterate; d loss / d u_K = 2 (u_K - u_expert) / (B U), every other iterate 0.
- */
+ * A tail (time_left < 1) is scored on the steps it has left only: what follows them is not
+ * planned (its entries count as 0 in the mean and get no gradient). */
+#include <math.h>
 #include <string.h>
 
 #include "trc/objective.h"
@@ -13,10 +15,16 @@ static double mse_rows(const trc_objective_batch *b, const float *iterates, size
     float *g = grad + last;
     const float scale = 2.0f / (float)BU;
     double acc = 0.0;
-    for (size_t i = 0; i < nU; i++) {
-        double e = (double)uK[i] - (double)ue[i];
-        acc += e * e;
-        g[i] = scale * (uK[i] - ue[i]);
+    for (size_t r = 0; r < r1 - r0; r++) {
+        size_t planned = U;
+        if (b->time_left) /* steps left times m */
+            planned = (size_t)lrintf(b->time_left[r0 + r] * (float)b->T) * (size_t)b->m;
+        for (size_t i = r * U; i < r * U + U; i++) {
+            int scored = i - r * U < planned;
+            double e = scored ? (double)uK[i] - (double)ue[i] : 0.0;
+            acc += e * e;
+            g[i] = scored ? scale * (uK[i] - ue[i]) : 0.0f;
+        }
     }
     for (int k = 0; k < b->K; k++) /* no gradient at the earlier iterates */
         memset(grad + (size_t)k * BU + r0 * U, 0, nU * sizeof *grad);

@@ -318,6 +318,17 @@ static const trc_option train_options[] = {
      .help = "trajectory feedback: each cycle simulates its incoming iterate on the dataset's "
              "system and feeds the final-state error back (two_level/trm_style, s = 2)",
      .where = SAVED | TRC_OPT_OMIT_DEFAULT},
+    {.name = "tails",
+     .type = TRC_OPT_INT,
+     F(tails),
+     .def = 0,
+     .min = 0,
+     .max = 64,
+     .help = "tails of each expert solution added to the data (from random steps k: the state "
+             "x_k, the controls left, the time left (T-k)/T as an input): the model then plans "
+             "the rest of a horizon, for a shrinking-horizon closed loop (imitation only)",
+     .metavar = "K",
+     .where = SAVED | TRC_OPT_OMIT_DEFAULT},
     {.name = "names",
      .type = TRC_OPT_STRING,
      F(names),
@@ -426,6 +437,13 @@ int trc_train_opts_validate(const trc_train_opts *o) {
     if (o->process_variant != 0 && strcmp(obj->name, "process_original") != 0)
         return trc_fail(TRC_EINVAL, "process_variant original needs objective process, got %s",
                         o->objective);
+    if (o->tails > 0 && strcmp(obj->name, "imitation") != 0)
+        return trc_fail(TRC_EINVAL,
+                        "tails: objective '%s' simulates whole horizons; tails train with the "
+                        "imitation objective only",
+                        obj->name);
+    if (o->tails > 0 && o->feedback)
+        return trc_fail(TRC_EINVAL, "tails: trajectory feedback simulates whole horizons");
     return trc_objective_params_check(&o->obj);
 }
 

@@ -83,6 +83,7 @@ static int join_path(char *dst, size_t cap, const char *dir, const char *name) {
 typedef struct work {
     uint32_t *train_idx, *order; /* [n_train]: the split and this epoch's shuffle of it */
     float *bx, *bt, *bu;         /* batch buffers [B, s], [B, s], [B, U] */
+    float *btl, *vtl;            /* time left [B], [n_val]; NULL when the data has no tails */
     float *vx, *vt, *vu, *vout;  /* validation set, gathered once, and predictions */
     float *vit, *viters, *vgrad; /* a chunk's iterates; every iterate [(K+1), n_val, U]; grad */
     double *vterms;              /* [n_val, TRC_OBJECTIVE_MAX_TERMS] */
@@ -93,13 +94,17 @@ typedef struct work {
     char best_path[4096], last_path[4096], state_path[4096], stats_path[4096], svg_path[4096];
 } work;
 
+/* Rows idx of the data -> x0 [B, s], tg [B, s], u [B, U] and (when the data has tails) the
+ * fraction of the horizon left tl [B]. */
 static void gather(const trc_dataset *ds, const uint32_t *idx, size_t B, float *x0, float *tg,
-                   float *u) {
+                   float *u, float *tl) {
     const size_t S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
     for (size_t b = 0; b < B; b++) {
         memcpy(x0 + b * S, ds->initial_states + idx[b] * S, S * sizeof(float));
         memcpy(tg + b * S, ds->target_states + idx[b] * S, S * sizeof(float));
         memcpy(u + b * U, ds->control_sequences + idx[b] * U, U * sizeof(float));
+        if (tl)
+            tl[b] = ds->steps_left[idx[b]] / (float)ds->T;
     }
 }
 
@@ -112,7 +117,8 @@ static int validation_loss(const trc_run *run, work *w, double *out, double *ter
     const size_t n = run->n_val, K1 = (size_t)c->K + 1;
     for (size_t at = 0; at < n; at += VAL_CHUNK) {
         size_t B = n - at < VAL_CHUNK ? n - at : VAL_CHUNK;
-        int rc = trc_model_infer(&run->model, B, w->vx + at * S, w->vt + at * S, w->vout, w->vit);
+        int rc = trc_model_infer_mt(&run->model, B, w->vx + at * S, w->vt + at * S,
+                                    w->vtl ? w->vtl + at : NULL, w->vout, w->vit, 1);
         if (rc)
             return trc_fail_prefix(rc, "validation: ");
         /* the iterates back in the network's units: the loss is computed in them */
@@ -130,6 +136,7 @@ static int validation_loss(const trc_run *run, work *w, double *out, double *ter
                              .x0 = w->vx,
                              .target = w->vt,
                              .u_expert = w->vu,
+                             .time_left = w->vtl,
                              .system = w->system,
                              .dt = w->dt,
                              .params = &run->o.obj,
@@ -221,6 +228,7 @@ static int make_model(const trc_run *run, const uint32_t *train_idx, trc_model *
      * either (its users must then say it, never a system's default) */
     snprintf(cfg.system, sizeof cfg.system, "%s", ds->system);
     cfg.dt = ds->dt;
+    cfg.time_left = ds->steps_left != NULL;
     if (wants_norm(run) && (rc = norm_stats(run, train_idx, &cfg)))
         return rc;
     return trc_model_create(&cfg, model);
@@ -304,8 +312,13 @@ static int setup(trc_run *run, work *w) {
     w->bx = malloc(B * S * sizeof(float));
     w->bt = malloc(B * S * sizeof(float));
     w->bu = malloc(B * U * sizeof(float));
+    if (ds->steps_left) {
+        w->btl = malloc(B * sizeof(float));
+        w->vtl = malloc((n_val ? n_val : 1) * sizeof(float));
+    }
     run->history = calloc((size_t)o->epochs, sizeof *run->history);
-    if (!all || !w->order || !w->bx || !w->bt || !w->bu || !run->history) {
+    if (!all || !w->order || !w->bx || !w->bt || !w->bu || !run->history ||
+        (ds->steps_left && (!w->btl || !w->vtl))) {
         free(all);
         return trc_fail(TRC_ENOMEM, "cannot allocate training buffers");
     }
@@ -328,7 +341,7 @@ static int setup(trc_run *run, work *w) {
         if (!w->vx || !w->vt || !w->vu || !w->vout || !w->vit || !w->viters || !w->vgrad ||
             !w->vterms)
             return trc_fail(TRC_ENOMEM, "cannot allocate the validation set");
-        gather(ds, all + run->n_train, n_val, w->vx, w->vt, w->vu);
+        gather(ds, all + run->n_train, n_val, w->vx, w->vt, w->vu, w->vtl);
     }
 
     int rc = make_model(run, all, &run->model);
@@ -411,6 +424,8 @@ static void free_work(work *w) {
     free(w->bx);
     free(w->bt);
     free(w->bu);
+    free(w->btl);
+    free(w->vtl);
     free(w->vx);
     free(w->vt);
     free(w->vu);
@@ -462,9 +477,9 @@ static int train_epoch(trc_run *run, work *w, trc_progress_fn progress, void *us
                             run->epoch_done + 1, b);
         double t0 = now_seconds();
         size_t at = b * B, nb = run->n_train - at < B ? run->n_train - at : B;
-        gather(run->ds, w->order + at, nb, w->bx, w->bt, w->bu);
+        gather(run->ds, w->order + at, nb, w->bx, w->bt, w->bu, w->btl);
         float loss;
-        int rc = trc_trainer_forward(w->tr, nb, w->bx, w->bt, w->bu, NULL, &loss);
+        int rc = trc_trainer_forward(w->tr, nb, w->bx, w->bt, w->btl, w->bu, NULL, &loss);
         if (!rc && !isfinite(loss))
             rc = trc_fail(TRC_ENUMERIC, "loss is not finite at epoch %d, batch %zu",
                           run->epoch_done + 1, b + 1);
@@ -609,10 +624,18 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
                         "in a sidecar <stem>.json beside the .npz ({\"dt\": ...})",
                         objective->name);
 
+    /* Tails (opts->tails): the run trains on the data and tails of its solutions, drawn from
+     * their own stream of the seed so a resumed run draws the same. */
+    trc_dataset tails;
+    memset(&tails, 0, sizeof tails);
+    if (opts->tails > 0 &&
+        (rc = trc_dataset_add_tails(ds, opts->tails, opts->seed ^ 0x7a11ULL, &tails)) != 0)
+        return trc_fail_prefix(rc, "--tails: ");
+
     trc_run run;
     memset(&run, 0, sizeof run);
     run.o = *opts;
-    run.ds = ds;
+    run.ds = opts->tails > 0 ? &tails : ds;
     run.objective = objective;
     run.nterms = trc_objective_nterms(objective);
     work w;
@@ -675,6 +698,7 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
                 trc_adamw_free(&run.opt);
                 trc_model_free(&run.model);
                 free(run.history);
+                trc_dataset_free(&tails);
                 return trc_fail_prefix(src, "saving the cancelled run: ");
             }
             trc_fail(TRC_ECANCELED, "%s", msg);
@@ -692,5 +716,6 @@ int trc_train(const trc_dataset *ds, const trc_train_opts *opts, trc_progress_fn
     trc_adamw_free(&run.opt);
     trc_model_free(&run.model);
     free(run.history);
+    trc_dataset_free(&tails);
     return rc;
 }

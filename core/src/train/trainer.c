@@ -144,13 +144,22 @@ static double loss_rows(const void *ctx, const float *iterates, size_t r0, size_
 }
 
 int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float *target,
-                        const float *u_expert, float *u_out, float *loss) {
+                        const float *time_left, const float *u_expert, float *u_out, float *loss) {
     if (!tr)
         return trc_fail(TRC_EINVAL, "trainer forward: NULL trainer");
     if (!x0 || !target || !u_expert || !loss)
         return trc_fail(TRC_EINVAL, "trainer forward: NULL input or loss");
     const trc_model_config *c = &tr->model->cfg;
     tr->ready = 0;
+    int rc = trc_model_check_time_left(c, B < tr->max_batch ? B : tr->max_batch, time_left);
+    if (rc)
+        return trc_fail_prefix(rc, "trainer forward: ");
+    /* the simulating objectives roll a whole horizon out: a tail's sequence is shorter */
+    if (time_left && strcmp(tr->objective->name, "imitation") != 0)
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "trainer: objective %s with a time-left input is not supported (only "
+                        "imitation)",
+                        tr->objective->name);
     if (c->norm) {
         /* the network and the loss in normalised units (the objective: see objective.h) */
         size_t S = (size_t)c->s;
@@ -178,13 +187,14 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
                                       .x0 = x0,
                                       .target = target,
                                       .u_expert = u_expert,
+                                      .time_left = time_left,
                                       .system = tr->system,
                                       .dt = tr->dt,
                                       .params = &tr->params,
                                       .terms = tr->row_terms};
     trc_loss_rows lr = {loss_rows, tr, tr->objective->final_only};
     double sum = 0.0;
-    int rc = tr->arch->trainer_forward(tr->impl, B, x0, target, &lr, u_out, &sum);
+    rc = tr->arch->trainer_forward(tr->impl, B, x0, target, time_left, &lr, u_out, &sum);
     if (rc)
         return rc;
     if (u_out)

@@ -38,7 +38,7 @@ static void run_case(const char *model_file, const char *case_file) {
     float *g = trc_trainer_grads(tr);
     for (int k = 0; k < STEPS; k++) {
         float loss;
-        assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, ue, NULL, &loss), TRC_OK);
+        assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, NULL, ue, NULL, &loss), TRC_OK);
         double rel = fabs((double)loss - want[k]) / fabs((double)want[k]);
         if (rel > 1e-4)
             fail_msg("%s step %d: loss %.8g, reference %.8g (relative %.2g)", case_file, k, loss,

@@ -111,13 +111,13 @@ static void run_fixture(const char *name) {
     assert_true(u && it);
     trc_infer_plan *plan;
     assert_int_equal(trc_infer_plan_create(&model, &plan), TRC_OK);
-    assert_int_equal(trc_infer_plan_run(plan, NB, x0, target, u, it, 1), TRC_OK);
+    assert_int_equal(trc_infer_plan_run(plan, NB, x0, target, NULL, u, it, 1), TRC_OK);
     check_close(it, want, (K + 1) * NB * U, 1e-5f, "iterates");
     check_close(u, want + K * NB * U, NB * U, 1e-5f, "output");
     for (size_t r = 0; r < NB; r++) {
         float u1[64];
         assert_true(U <= 64);
-        assert_int_equal(trc_infer_plan_run(plan, 1, x0 + r * S, target + r * S, u1, NULL, 1),
+        assert_int_equal(trc_infer_plan_run(plan, 1, x0 + r * S, target + r * S, NULL, u1, NULL, 1),
                          TRC_OK);
         assert_memory_equal(u1, u + r * U, U * sizeof *u1);
     }
@@ -163,22 +163,23 @@ static void test_against_infer(void **state) {
     fill(&rng, x0, MAXB * 2);
     fill(&rng, tg, MAXB * 2);
     /* all rows at once; then single rows, smaller batches and two threads give the same bits */
-    assert_int_equal(trc_infer_plan_run(plan, MAXB, x0, tg, all, NULL, 1), TRC_OK);
+    assert_int_equal(trc_infer_plan_run(plan, MAXB, x0, tg, NULL, all, NULL, 1), TRC_OK);
     const size_t singles[] = {0, 1, 5, 6, 7, 71, MAXB - 1};
     for (size_t k = 0; k < sizeof singles / sizeof singles[0]; k++) {
         size_t r = singles[k];
-        assert_int_equal(trc_infer_plan_run(plan, 1, x0 + 2 * r, tg + 2 * r, u, NULL, 1), TRC_OK);
+        assert_int_equal(trc_infer_plan_run(plan, 1, x0 + 2 * r, tg + 2 * r, NULL, u, NULL, 1),
+                         TRC_OK);
         assert_memory_equal(u, all + r * U, U * sizeof *u);
     }
     const size_t Bs[] = {2, 5, 7, 40};
     for (size_t k = 0; k < sizeof Bs / sizeof Bs[0]; k++) {
         size_t B = Bs[k];
-        assert_int_equal(trc_infer_plan_run(plan, B, x0, tg, u, NULL, 1), TRC_OK);
+        assert_int_equal(trc_infer_plan_run(plan, B, x0, tg, NULL, u, NULL, 1), TRC_OK);
         assert_memory_equal(u, all, B * U * sizeof *u);
         assert_int_equal(trc_model_infer(&model, B, x0, tg, ref, NULL), TRC_OK);
         check_close(u, ref, B * U, 1e-5f, "plan vs trc_model_infer");
     }
-    assert_int_equal(trc_infer_plan_run(plan, MAXB, x0, tg, u, NULL, 2), TRC_OK);
+    assert_int_equal(trc_infer_plan_run(plan, MAXB, x0, tg, NULL, u, NULL, 2), TRC_OK);
     assert_memory_equal(u, all, MAXB * U * sizeof *u);
     trc_infer_plan_free(plan);
     free(x0);
@@ -202,17 +203,17 @@ static void test_errors(void **state) {
     assert_null(plan);
     assert_int_equal(trc_infer_plan_create(&model, &plan), TRC_OK);
     float x[2] = {0}, u[15];
-    assert_int_equal(trc_infer_plan_run(NULL, 1, x, x, u, NULL, 1), TRC_EINVAL);
-    assert_int_equal(trc_infer_plan_run(plan, 0, x, x, u, NULL, 1), TRC_EINVAL);
-    assert_int_equal(trc_infer_plan_run(plan, 1, NULL, x, u, NULL, 1), TRC_EINVAL);
-    assert_int_equal(trc_infer_plan_run(plan, 1, x, x, u, NULL, 0), TRC_EINVAL);
+    assert_int_equal(trc_infer_plan_run(NULL, 1, x, x, NULL, u, NULL, 1), TRC_EINVAL);
+    assert_int_equal(trc_infer_plan_run(plan, 0, x, x, NULL, u, NULL, 1), TRC_EINVAL);
+    assert_int_equal(trc_infer_plan_run(plan, 1, NULL, x, NULL, u, NULL, 1), TRC_EINVAL);
+    assert_int_equal(trc_infer_plan_run(plan, 1, x, x, NULL, u, NULL, 0), TRC_EINVAL);
     assert_non_null(strstr(trc_errmsg(), "threads"));
     /* a non-finite output is reported, as by trc_model_infer */
     model.params[model.views[0].offset] = NAN;
     trc_infer_plan_free(plan);
     assert_int_equal(trc_infer_plan_create(&model, &plan), TRC_OK);
     x[0] = 1.0f;
-    assert_int_equal(trc_infer_plan_run(plan, 1, x, x, u, NULL, 1), TRC_ENUMERIC);
+    assert_int_equal(trc_infer_plan_run(plan, 1, x, x, NULL, u, NULL, 1), TRC_ENUMERIC);
     trc_infer_plan_free(plan);
     trc_infer_plan_free(NULL);
     trc_model_free(&model);

@@ -483,7 +483,7 @@ static void test_model(void **state) {
     float u_tr[B * U], u_inf[B * U], it[(2 + 1) * B * U], loss;
     double u_ref[B * U];
     double ref_loss = dforward(&net, u_ref);
-    assert_int_equal(trc_trainer_forward(tr, B, x0, tg, ue, u_tr, &loss), TRC_OK);
+    assert_int_equal(trc_trainer_forward(tr, B, x0, tg, NULL, ue, u_tr, &loss), TRC_OK);
     assert_true(fabs(loss - ref_loss) <= 1e-5 * fmax(1.0, ref_loss));
     int clamped = 0;
     for (size_t i = 0; i < B * U; i++) {

@@ -86,7 +86,8 @@ static void run_parity(const char *name) {
         assert_int_equal(trc_trainer_set_threads(tr, threads), TRC_OK);
         assert_int_equal(trc_trainer_threads(tr), threads);
         float loss = -1.0f;
-        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, u, &loss), TRC_OK);
+        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, NULL, c.u_expert, u, &loss),
+                         TRC_OK);
         check_close(u, c.iterates + K * NB * U, NB * U, 1e-5f, "training output");
         assert_true(fabsf(loss - c.loss) <= 1e-5f * fmaxf(1.0f, fabsf(c.loss)));
 
@@ -117,10 +118,10 @@ static void run_parity(const char *name) {
         float *g1 = malloc(P * sizeof *g1);
         assert_non_null(g1);
         memcpy(g1, g, P * sizeof *g1);
-        assert_int_equal(trc_trainer_forward(tr, 3, c.x0, c.target, c.u_expert, NULL, &loss),
+        assert_int_equal(trc_trainer_forward(tr, 3, c.x0, c.target, NULL, c.u_expert, NULL, &loss),
                          TRC_OK);
         assert_int_equal(trc_trainer_backward(tr), TRC_OK);
-        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, NULL, &loss),
+        assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, NULL, c.u_expert, NULL, &loss),
                          TRC_OK);
         assert_int_equal(trc_trainer_backward(tr), TRC_OK);
         assert_memory_equal(g1, trc_trainer_grads(tr), P * sizeof *g1);
@@ -167,8 +168,8 @@ static void test_large_batch(void **state) {
     for (int t = 0; t < 3; t++) {
         u[t] = malloc(N * U * sizeof *u[t]);
         assert_non_null(u[t]);
-        assert_int_equal(trc_model_infer_mt(&model, N, x0, tg, u[t], t == 2 ? it : NULL, t + 1),
-                         TRC_OK);
+        assert_int_equal(
+            trc_model_infer_mt(&model, N, x0, tg, NULL, u[t], t == 2 ? it : NULL, t + 1), TRC_OK);
         for (size_t r = 0; r < N; r++)
             check_close(u[t] + r * U, c.iterates + K * NB * U + (r % NB) * U, U, 1e-5f,
                         "large-batch output");
@@ -179,7 +180,7 @@ static void test_large_batch(void **state) {
         for (size_t r = 0; r < N; r++)
             check_close(it + (k * N + r) * U, c.iterates + (k * NB + r % NB) * U, U, 1e-5f,
                         "large-batch iterates");
-    assert_int_equal(trc_model_infer_mt(&model, N, x0, tg, u[0], NULL, 0), TRC_EINVAL);
+    assert_int_equal(trc_model_infer_mt(&model, N, x0, tg, NULL, u[0], NULL, 0), TRC_EINVAL);
     for (int t = 0; t < 3; t++)
         free(u[t]);
     free(it);
@@ -205,10 +206,10 @@ static void test_infer_errors(void **state) {
     trc_trainer *tr;
     assert_int_equal(trc_trainer_create(&model, 4, &tr), TRC_OK);
     float loss;
-    assert_int_equal(trc_trainer_forward(tr, 1, x0, tg, u, NULL, &loss), TRC_ENUMERIC);
+    assert_int_equal(trc_trainer_forward(tr, 1, x0, tg, NULL, u, NULL, &loss), TRC_ENUMERIC);
     assert_int_equal(trc_trainer_backward(tr), TRC_EINVAL); /* no successful forward */
     x0[0] = 1;
-    assert_int_equal(trc_trainer_forward(tr, 5, x0, tg, u, NULL, &loss), TRC_EINVAL);
+    assert_int_equal(trc_trainer_forward(tr, 5, x0, tg, NULL, u, NULL, &loss), TRC_EINVAL);
     assert_int_equal(trc_trainer_set_threads(tr, 0), TRC_EINVAL);
     trc_trainer_free(tr);
     assert_int_equal(trc_trainer_create(&model, 0, &tr), TRC_EINVAL);
@@ -227,7 +228,8 @@ static void test_qk_rows_zero_grad(void **state) {
     trc_trainer *tr;
     assert_int_equal(trc_trainer_create(&model, NB, &tr), TRC_OK);
     float loss;
-    assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, c.u_expert, NULL, &loss), TRC_OK);
+    assert_int_equal(trc_trainer_forward(tr, NB, c.x0, c.target, NULL, c.u_expert, NULL, &loss),
+                     TRC_OK);
     assert_int_equal(trc_trainer_backward(tr), TRC_OK);
     const float *g = trc_trainer_grads(tr);
     int d = model.cfg.d;

@@ -105,7 +105,7 @@ static void test_infer_is_affine_around_the_network(void **state) {
         assert_memory_equal(it + (size_t)nm.cfg.K * B * U, u, B * U * sizeof *u);
         trc_infer_plan *plan;
         expect_ok(trc_infer_plan_create(&nm, &plan));
-        expect_ok(trc_infer_plan_run(plan, B, x0, tg, up, NULL, 1));
+        expect_ok(trc_infer_plan_run(plan, B, x0, tg, NULL, up, NULL, 1));
         for (size_t i = 0; i < (size_t)B * U; i++)
             assert_true(fabsf(up[i] - u[i]) <= 1e-3f * (1.0f + fabsf(u[i])));
         trc_infer_plan_free(plan);
@@ -113,7 +113,7 @@ static void test_infer_is_affine_around_the_network(void **state) {
         trc_trainer *tr;
         expect_ok(trc_trainer_create(&nm, B, &tr));
         float loss;
-        expect_ok(trc_trainer_forward(tr, B, x0, tg, u, up, &loss));
+        expect_ok(trc_trainer_forward(tr, B, x0, tg, NULL, u, up, &loss));
         for (size_t i = 0; i < (size_t)B * U; i++)
             assert_true(fabsf(up[i] - u[i]) <= 1e-3f * (1.0f + fabsf(u[i])));
         int unclamped = 1;
@@ -121,7 +121,8 @@ static void test_infer_is_affine_around_the_network(void **state) {
             unclamped &= fabsf(u[i]) < 15000.0f;
         assert_true(loss >= 0.0f && (!unclamped || loss < 1e-6f)); /* its own answer */
         expect_ok(trc_trainer_backward(tr));
-        expect_fail(trc_trainer_forward(tr, B + 1, x0, tg, u, NULL, &loss), TRC_EINVAL, "batch");
+        expect_fail(trc_trainer_forward(tr, B + 1, x0, tg, NULL, u, NULL, &loss), TRC_EINVAL,
+                    "batch");
         trc_trainer_free(tr);
         free(u), free(y), free(it), free(ity), free(up);
         trc_model_free(&nm);
@@ -150,7 +151,7 @@ static void test_loss_in_normalised_units(void **state) {
         unclamped &= fabsf(u[i]) < nm.cfg.bound;
     }
     assert_true(unclamped);
-    expect_ok(trc_trainer_forward(tr, B, x0, tg, ue, NULL, &loss));
+    expect_ok(trc_trainer_forward(tr, B, x0, tg, NULL, ue, NULL, &loss));
     assert_true(fabsf(loss - 1.0f) < 1e-3f);
     trc_trainer_free(tr);
     free(u), free(ue);

@@ -40,7 +40,7 @@ static void setup_case(ps_case *c) {
     assert_non_null(c->dU);
     c->sim = v2_zoh_sim();
     assert_int_equal(trc_tl_trainer_create(&c->model, NB, &c->tr), TRC_OK);
-    assert_int_equal(trc_tl_trainer_forward(c->tr, NB, c->x0, c->tg, NULL), TRC_OK);
+    assert_int_equal(trc_tl_trainer_forward(c->tr, NB, c->x0, c->tg, NULL, NULL), TRC_OK);
 }
 
 static void free_case(ps_case *c) {
@@ -153,7 +153,7 @@ static void test_objectives(void **state) {
             trc_trainer_set_objective(tr, o, trc_system_find("double_integrator"), 5.0 / 15.0),
             TRC_OK);
         float loss;
-        assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, ue, NULL, &loss), TRC_OK);
+        assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, NULL, ue, NULL, &loss), TRC_OK);
         check_rel(loss, wl[0], 1e-5, names[v]);
         assert_int_equal(trc_trainer_backward(tr), TRC_OK);
         const float *g = trc_trainer_grads(tr);

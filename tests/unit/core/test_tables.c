@@ -241,7 +241,7 @@ static double loss_at(trc_trainer *tr, trc_model *model, const float *p0, const 
     for (size_t i = 0; i < model->num_params; i++)
         model->params[i] = (float)(p0[i] + t * dir[i]);
     float loss;
-    assert_int_equal(trc_trainer_forward(tr, AB, x0, tg, ue, NULL, &loss), 0);
+    assert_int_equal(trc_trainer_forward(tr, AB, x0, tg, NULL, ue, NULL, &loss), 0);
     return loss;
 }
 
@@ -251,7 +251,7 @@ static void arch_gradient(trc_model *model, trc_rng *rng) {
     trc_trainer *tr;
     assert_int_equal(trc_trainer_create(model, AB, &tr), 0);
     float loss;
-    assert_int_equal(trc_trainer_forward(tr, AB, x0, tg, ue, NULL, &loss), 0);
+    assert_int_equal(trc_trainer_forward(tr, AB, x0, tg, NULL, ue, NULL, &loss), 0);
     assert_int_equal(trc_trainer_backward(tr), 0);
     const size_t P = model->num_params;
     float *g = malloc(P * sizeof *g), *p0 = malloc(P * sizeof *p0), *dir = malloc(P * sizeof *dir);
@@ -287,17 +287,17 @@ static void arch_agree(const trc_model *model, trc_rng *rng) {
     batch(rng, x0, tg, ue);
     trc_trainer *tr;
     assert_int_equal(trc_trainer_create(model, AB, &tr), 0);
-    assert_int_equal(trc_trainer_forward(tr, AB, x0, tg, ue, u_tr, &loss), 0);
+    assert_int_equal(trc_trainer_forward(tr, AB, x0, tg, NULL, ue, u_tr, &loss), 0);
     trc_trainer_free(tr);
     assert_int_equal(trc_model_infer(model, AB, x0, tg, u_inf, NULL), 0);
     trc_infer_plan *plan;
     assert_int_equal(trc_infer_plan_create(model, &plan), 0);
-    assert_int_equal(trc_infer_plan_run(plan, AB, x0, tg, u_plan, NULL, 1), 0);
+    assert_int_equal(trc_infer_plan_run(plan, AB, x0, tg, NULL, u_plan, NULL, 1), 0);
     trc_infer_plan_free(plan);
     /* inference through the trainer's forward (an architecture without infer uses it) */
     float u_via[AB * AT], it_inf[3 * AB * AT], it_via[3 * AB * AT];
     assert_int_equal(trc_model_infer(model, AB, x0, tg, u_inf, it_inf), 0);
-    assert_int_equal(trc_model_infer_via_trainer(model, AB, x0, tg, u_via, it_via, 1), 0);
+    assert_int_equal(trc_model_infer_via_trainer(model, AB, x0, tg, NULL, u_via, it_via, 1), 0);
     for (int k = 0; k < AB * AT; k++) {
         assert_true(fabsf(u_inf[k] - u_tr[k]) <= 1e-5f * (1 + fabsf(u_tr[k])));
         assert_true(fabsf(u_plan[k] - u_inf[k]) <= 1e-5f * (1 + fabsf(u_inf[k])));

@@ -55,7 +55,7 @@ static void normal_path(const char *name, const char *arch, size_t floats, int f
     trc_trainer *tr;
     assert_int_equal(trc_trainer_create(&m, 8, &tr), TRC_OK);
     float loss, *wl = tensor(&st, "loss", 1);
-    assert_int_equal(trc_trainer_forward(tr, 8, x0, tg, ue, u, &loss), TRC_OK);
+    assert_int_equal(trc_trainer_forward(tr, 8, x0, tg, NULL, ue, u, &loss), TRC_OK);
     assert_true(fabsf(loss - wl[0]) <= 1e-5f * wl[0]);
     assert_int_equal(trc_trainer_backward(tr), TRC_OK);
     const float *g = trc_trainer_grads(tr);

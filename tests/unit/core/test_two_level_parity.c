@@ -74,14 +74,14 @@ static void run_case(const char *name, int feedback, const char *arch, size_t tr
     float *u = malloc(NB * U * sizeof *u), *it = malloc((H + 1) * NB * U * sizeof *it);
     float *lat = malloc(NB * d * sizeof *lat);
     assert_non_null(u), assert_non_null(it), assert_non_null(lat);
-    assert_int_equal(trc_tl_infer(&model, &sim, NB, x0, tg, u, it, lat), TRC_OK);
+    assert_int_equal(trc_tl_infer(&model, &sim, NB, x0, tg, NULL, u, it, lat), TRC_OK);
     v2_check_close(it, want_it, (H + 1) * NB * U, 1e-5f, "iterates");
     v2_check_close(u, want_it + H * NB * U, NB * U, 1e-5f, "output");
     v2_check_close(lat, want_lat, NB * d, 1e-5f, "final_latent");
     for (size_t r = 0; r < NB; r++) {
         float u1[15];
-        assert_int_equal(trc_tl_infer(&model, &sim, 1, x0 + 2 * r, tg + 2 * r, u1, NULL, NULL),
-                         TRC_OK);
+        assert_int_equal(
+            trc_tl_infer(&model, &sim, 1, x0 + 2 * r, tg + 2 * r, NULL, u1, NULL, NULL), TRC_OK);
         v2_check_close(u1, want_it + (H * NB + r) * U, U, 1e-5f, "single-row output");
     }
     if (feedback) { /* the errors each cycle saw (of the reference iterates: x_T amplifies an

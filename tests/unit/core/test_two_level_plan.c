@@ -34,7 +34,7 @@ static void plan_case(const char *name) {
 
     float u[NB * U], it[(16 + 1) * NB * U];
     assert_true(H <= 16);
-    assert_int_equal(trc_infer_plan_run(plan, NB, x0, tg, u, it, 1), TRC_OK);
+    assert_int_equal(trc_infer_plan_run(plan, NB, x0, tg, NULL, u, it, 1), TRC_OK);
     v2_check_close(it, want, (H + 1) * NB * U, 1e-5f, "plan iterates");
     v2_check_close(u, want + H * NB * U, NB * U, 1e-5f, "plan output");
 
@@ -42,7 +42,8 @@ static void plan_case(const char *name) {
      * same bits as the batch of 8 */
     for (size_t r = 0; r < NB; r++) {
         float u1[U];
-        assert_int_equal(trc_infer_plan_run(plan, 1, x0 + 2 * r, tg + 2 * r, u1, NULL, 1), TRC_OK);
+        assert_int_equal(trc_infer_plan_run(plan, 1, x0 + 2 * r, tg + 2 * r, NULL, u1, NULL, 1),
+                         TRC_OK);
         assert_memory_equal(u1, u + r * U, sizeof u1);
     }
     float *bx = malloc(BIG * 2 * sizeof *bx), *bt = malloc(BIG * 2 * sizeof *bt);
@@ -52,8 +53,8 @@ static void plan_case(const char *name) {
         memcpy(bx + 2 * r, x0 + 2 * (r % NB), 2 * sizeof *bx);
         memcpy(bt + 2 * r, tg + 2 * (r % NB), 2 * sizeof *bt);
     }
-    assert_int_equal(trc_infer_plan_run(plan, BIG, bx, bt, b1, NULL, 1), TRC_OK);
-    assert_int_equal(trc_infer_plan_run(plan, BIG, bx, bt, b3, NULL, 3), TRC_OK);
+    assert_int_equal(trc_infer_plan_run(plan, BIG, bx, bt, NULL, b1, NULL, 1), TRC_OK);
+    assert_int_equal(trc_infer_plan_run(plan, BIG, bx, bt, NULL, b3, NULL, 3), TRC_OK);
     assert_memory_equal(b1, b3, BIG * U * sizeof *b1);
     for (size_t r = 0; r < BIG; r++)
         assert_memory_equal(b1 + r * U, u + (r % NB) * U, U * sizeof *u);
@@ -64,8 +65,8 @@ static void plan_case(const char *name) {
     v2_check_close(ui, u, NB * U, 1e-5f, "plan against trc_model_infer");
 
     /* bad arguments: one clear error */
-    assert_int_equal(trc_infer_plan_run(plan, NB, x0, tg, u, NULL, 0), TRC_EINVAL);
-    assert_int_equal(trc_infer_plan_run(plan, 0, x0, tg, u, NULL, 1), TRC_EINVAL);
+    assert_int_equal(trc_infer_plan_run(plan, NB, x0, tg, NULL, u, NULL, 0), TRC_EINVAL);
+    assert_int_equal(trc_infer_plan_run(plan, 0, x0, tg, NULL, u, NULL, 1), TRC_EINVAL);
 
     trc_infer_plan_free(plan);
     free(bx), free(bt), free(b1), free(b3);

@@ -54,7 +54,7 @@ static void test_single_small(void **state) {
     trc_trainer *tr;
     assert_int_equal(trc_trainer_create(&model, NB, &tr), TRC_OK);
     float loss;
-    assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, ue, NULL, &loss), TRC_OK);
+    assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, NULL, ue, NULL, &loss), TRC_OK);
     assert_true(fabsf(loss - want_loss[0]) <= 1e-5f * want_loss[0]);
     assert_int_equal(trc_trainer_backward(tr), TRC_OK);
     const float *g = trc_trainer_grads(tr);
@@ -83,7 +83,7 @@ static void test_single_small(void **state) {
     assert_int_equal(trc_adamw_init(&opt, model.num_params, 1e-5), TRC_OK);
     float *gr = trc_trainer_grads(tr);
     for (int k = 0; k < 5; k++) {
-        assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, ue, NULL, &loss), TRC_OK);
+        assert_int_equal(trc_trainer_forward(tr, NB, x0, tg, NULL, ue, NULL, &loss), TRC_OK);
         double rel = fabs((double)loss - want_adam[k]) / want_adam[k];
         if (rel > 1e-4)
             fail_msg("AdamW step %d: %.9g vs %.9g", k, (double)loss, (double)want_adam[k]);

@@ -187,7 +187,7 @@ static void *worker(void *p) {
         }
         float *iters = (k % 2) ? it : NULL;
         batcher_arrive(w->b);
-        if (batcher_infer(w->b, w->snap, n, x0, tg, u, iters, NULL) ||
+        if (batcher_infer(w->b, w->snap, n, x0, tg, 1.0f, u, iters, NULL) ||
             trc_model_infer(m, n, x0, tg, ref, itref)) {
             w->failures++;
             continue;
@@ -259,7 +259,7 @@ static void *one_request(void *p) {
     one_arg *a = p;
     float x0[2] = {0.5f, -0.25f}, tg[2] = {0, 0}, u[15];
     batcher_arrive(a->b);
-    a->rc = batcher_infer(a->b, a->snap, 1, x0, tg, u, NULL, NULL);
+    a->rc = batcher_infer(a->b, a->snap, 1, x0, tg, 1.0f, u, NULL, NULL);
     return NULL;
 }
 
