@@ -59,6 +59,10 @@ int cli_model_fits(const char *cmd, const trc_model *model, const trc_dataset *d
  * per CPU). Wall time in *seconds (may be NULL). Prints the error. */
 int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, int threads,
                       float *u_out, double *seconds);
+/* The same with the plan's weights in `precision` (trc predict --precision). */
+int cli_model_predict_precision(const char *cmd, const trc_model *model, const trc_dataset *ds,
+                                int threads, trc_precision precision, float *u_out,
+                                double *seconds);
 
 /* {"checkpoint": ..., "size": ..., "parameters": N, "K": k, "n": n, "inference_ms_per_sample": x}
  * as a malloc'd JSON text for a report row (NULL on allocation failure). */

@@ -145,6 +145,9 @@ const char *trc_precision_name(trc_precision p);
 int trc_infer_plan_create_precision(const trc_model *model, trc_precision precision,
                                     trc_infer_plan **out);
 trc_precision trc_infer_plan_precision(const trc_infer_plan *plan);
+/* 1 when this CPU and kernel path run plans of precision p (FP32 always); else 0 and, in *why
+ * (if not NULL), a sentence saying why. */
+int trc_precision_available(trc_precision p, const char **why);
 void trc_infer_plan_free(trc_infer_plan *plan);
 /* trc_model_infer_mt through the plan; thread-safe on a shared plan. */
 int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, const float *target,

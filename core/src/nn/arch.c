@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "layout.h"
+#include "linear_packed.h"
 #include "trc/arch.h"
 #include "trc/error.h"
 
@@ -248,6 +249,14 @@ int trc_precision_parse(const char *name, trc_precision *out) {
 
 const char *trc_precision_name(trc_precision p) {
     return p == TRC_PRECISION_FP32 || p == TRC_PRECISION_BF16 ? precision_names[p] : "?";
+}
+
+int trc_precision_available(trc_precision p, const char **why) {
+    const char *w = "unknown precision";
+    int ok = p == TRC_PRECISION_FP32 || (p == TRC_PRECISION_BF16 && trc_linear_bf16_available(&w));
+    if (why)
+        *why = ok ? "" : w;
+    return ok;
 }
 
 trc_precision trc_infer_plan_precision(const trc_infer_plan *plan) {
