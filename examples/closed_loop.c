@@ -1,12 +1,15 @@
-/* libtrc in your own control loop: receding-horizon control of a simulated system.
+/* libtrc in your own control loop: receding- or shrinking-horizon control of a simulated
+ * system.
  *
  *   closed_loop CHECKPOINT X0[,X1...] [STEPS] [SYSTEM] [DT]
  *
  * Loads the checkpoint (its metadata names the system and time step; SYSTEM and DT give them
  * for a checkpoint without metadata: no time step is ever assumed), then at every step asks the
- * network for a whole control sequence from the current state to the origin, applies only the first
- * control to the simulated system and re-plans from where it lands. Prints one line per step and
- * the final distance to the target.
+ * network for a control sequence from the current state to the origin, applies only the first
+ * control to the simulated system and re-plans from where it lands: a whole horizon each time
+ * (receding), or, for a model trained with tails (cfg.time_left), the steps left of one
+ * horizon of T steps (shrinking; STEPS <= T). Prints one line per step and the final distance
+ * to the target.
  *
  * Build against an installed libtrc:  cc closed_loop.c $(pkg-config --cflags --libs trc) */
 #include <math.h>
@@ -65,16 +68,26 @@ int main(int argc, char **argv) {
         fprintf(stderr, "closed_loop: need %d comma-separated finite values and STEPS >= 1\n", s);
         goto out;
     }
+    if (model.cfg.time_left && steps > model.cfg.T) {
+        fprintf(stderr,
+                "closed_loop: the model plans the rest of a horizon of %d steps: STEPS "
+                "<= %d\n",
+                model.cfg.T, model.cfg.T);
+        goto out;
+    }
     u = malloc(sizeof *u * (size_t)U);
     if (!u || trc_infer_plan_create(&model, &plan)) {
         fprintf(stderr, "closed_loop: %s\n", u ? trc_errmsg() : "out of memory");
         goto out;
     }
-    printf("system %s, dt %g, %d steps\n", sys->name, dt, steps);
+    printf("system %s, dt %g, %d steps, %s horizon\n", sys->name, dt, steps,
+           model.cfg.time_left ? "shrinking" : "receding");
     for (int t = 0; t < steps; t++) {
         for (int i = 0; i < s; i++)
             xf[i] = (float)x[i];
-        if (trc_infer_plan_run(plan, 1, xf, target, NULL, u, NULL, 1)) {
+        /* the fraction of the horizon left: T - t steps of T (a receding model: always 1) */
+        const float left = model.cfg.time_left ? (float)(model.cfg.T - t) / (float)model.cfg.T : 1;
+        if (trc_infer_plan_run(plan, 1, xf, target, &left, u, NULL, 1)) {
             fprintf(stderr, "closed_loop: %s\n", trc_errmsg());
             goto out;
         }

@@ -119,10 +119,20 @@ const num = (v, digits = 3) => (v == null || !Number.isFinite(v) ? '–' : Numbe
 const loss = (v) => (v == null || !Number.isFinite(v) ? '–' : v.toExponential(2));
 const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '–');
 const shortId = (id) => String(id).slice(0, 8);
+// The named terms of a job's loss at its latest epoch (the objective's parts: imitation,
+// terminal, ...; trcd reports them per history row when the objective has several), or null.
+function lossTerms(job) {
+  const h = (job && job.history) || [];
+  const last = h[h.length - 1];
+  return last && last.train_terms ? { epoch: last.epoch, train: last.train_terms, val: last.val_terms || {} } : null;
+}
+const termsText = (terms) => Object.entries(terms).map(([k, v]) => `${k} ${loss(v)}`).join(', ');
+// trcd's timestamps have whole seconds, so a job's run time is known to about a second.
 function duration(a, b) {
   if (!a) return '–';
   const s = ((b ? new Date(b) : new Date()) - new Date(a)) / 1000;
-  return s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
+  if (s < 1) return '< 1 s';
+  return s < 120 ? `${Math.round(s)} s` : `${(s / 60).toFixed(1)} min`;
 }
 function parseVector(text, field) {
   const parts = text.split(/[\s,;]+/).filter((p) => p !== '');
@@ -150,11 +160,14 @@ async function refreshModels() {
 function renderModels() {
   const body = $('models-table').tBodies[0];
   body.replaceChildren();
-  if (!ui.models.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 9 }, 'no models loaded')));
+  if (!ui.models.length) body.append(el('tr', { class: 'empty' }, el('td', { colspan: 10 }, 'no models loaded')));
   for (const m of ui.models) {
     const c = m.config || {};
+    // the saved settings that change what the network sees (named as /v1/models and trc info name them)
+    const settings = [c.feedback ? 'feedback' : '', c.normalised ? 'normalised' : ''].filter(Boolean).join(', ');
     body.append(el('tr', { dataset: { model: m.name } },
       el('td', {}, el('strong', {}, m.name)), el('td', { class: 'arch' }, m.arch || '–'),
+      el('td', { class: 'settings', title: 'feedback: the system simulated every cycle; normalised: states and controls scaled by the training split\'s mean and std' }, settings || '–'),
       el('td', {}, m.size || c.size || '–'),
       el('td', { class: 'num' }, m.num_params != null ? m.num_params.toLocaleString('en-US') : '–'),
       el('td', {}, m.system || c.system || '–'), el('td', {}, c.T != null ? `${c.T} × ${c.m}` : '–'),
@@ -209,6 +222,7 @@ function renderJobs() {
   for (const j of ui.jobs) {
     const p = j.progress || {};
     const m = j.metrics || {};
+    const terms = lossTerms(j);
     const frac = Math.max(0, Math.min(1, p.fraction || (j.status === 'succeeded' ? 1 : 0)));
     const button = (label, cls, fn) => el('button', { type: 'button', class: `small ${cls}`, onclick: (ev) => { ev.stopPropagation(); fn(j.job_id); } }, label);
     const action = el('span', { class: 'actions' });
@@ -227,8 +241,8 @@ function renderJobs() {
       el('div', { class: `fill fill-${j.status}`, style: `width:${(frac * 100).toFixed(1)}%` })),
     el('span', { class: 'muted small-text' }, `epoch ${p.epoch || 0}/${p.epochs || (j.spec && j.spec.epochs) || '?'}` +
         (!j.terminal && p.eta_seconds != null ? ` · eta ${Math.round(p.eta_seconds)} s` : ''))),
-    el('td', { class: 'num' }, loss(m.train_loss)),
-    el('td', { class: 'num' }, loss(m.val_loss)),
+    el('td', { class: 'num', title: terms ? termsText(terms.train) : '' }, loss(m.train_loss)),
+    el('td', { class: 'num', title: terms ? termsText(terms.val) : '' }, loss(m.val_loss)),
     el('td', { class: 'num' }, m.samples_per_sec != null ? Math.round(m.samples_per_sec).toLocaleString('en-US') : '–'),
     el('td', {}, when(j.created_at)),
     el('td', {}, action));
@@ -265,22 +279,38 @@ function renderSelected() {
     ['model', `${s.model_size || '?'}, ${s.system || '?'}, expert ${s.expert || '?'}`],
     ['data', `${s.num_samples ?? '?'} samples, val split ${s.val_split ?? '?'}, seed ${s.seed ?? '?'}`],
     ['optimizer', `${s.epochs ?? '?'} epochs, batch ${s.batch_size ?? '?'}, lr ${s.lr ?? '?'} (${s.scheduler || '?'})`],
+    ['objective', s.objective || 'imitation'],
     ['time', `started ${when(j.started_at)}, ran ${duration(j.started_at, j.finished_at)}`],
   ];
+  const terms = lossTerms(j);
+  if (terms) {
+    items.push(['loss terms', el('span', { id: 'job-terms', dataset: { epoch: terms.epoch, train: JSON.stringify(terms.train), val: JSON.stringify(terms.val) } },
+      `epoch ${terms.epoch} · train: ${termsText(terms.train)}` +
+      (Object.keys(terms.val).length ? ` · validation: ${termsText(terms.val)}` : ''))]);
+  }
   if (j.result) items.push(['result', `model "${j.result.model}" → ${j.result.checkpoint}`]);
   if (j.error) items.push(['error', el('span', { class: 'error-text' }, j.error)]);
   for (const [k, v] of items) detail.append(el('div', { class: 'kv' }, el('span', { class: 'k' }, k), el('span', { class: 'v' }, v)));
   drawLoss(j.history || []);
 }
 
+// The train and validation loss per epoch and, dashed, each term of the training loss (as
+// training_curves.svg draws them); a term that is 0 throughout (its weight is 0) has no place
+// on a log axis and is left out of the plot (the job card lists it).
 function drawLoss(history) {
   const x = history.map((h) => h.epoch);
   const series = [{ label: 'train loss', x, y: history.map((h) => h.train_loss), color: COLORS[0] }];
   if (history.some((h) => h.val_loss != null)) {
     series.push({ label: 'validation loss', x, y: history.map((h) => (h.val_loss == null ? NaN : h.val_loss)), color: COLORS[1] });
   }
+  const names = [...new Set(history.flatMap((h) => Object.keys(h.train_terms || {})))];
+  names.forEach((name, k) => {
+    const y = history.map((h) => (h.train_terms && h.train_terms[name] != null ? h.train_terms[name] : NaN));
+    if (y.some((v) => v > 0)) series.push({ label: name, x, y, color: COLORS[(k + 2) % COLORS.length], dash: [6, 4], width: 1.5 });
+  });
   TRCPlot.draw($('loss-plot'), {
-    series: history.length ? series : [], logY: true, integerX: true, xLabel: 'epoch', yLabel: 'MSE loss',
+    series: history.length ? series : [], logY: true, integerX: true, xLabel: 'epoch',
+    yLabel: names.length ? 'loss and its terms (dashed)' : 'MSE loss',
     empty: ui.selectedJob ? 'no finished epoch yet' : 'select a job',
   });
 }

@@ -373,6 +373,8 @@ int cmd_eval(int argc, char **argv) {
         return rc == CLI_HELP ? CLI_OK : rc;
     if (controls && mf.checkpoint)
         return cli_error(CLI_USAGE, cmd, "give --controls or --checkpoint, not both");
+    if ((rc = cli_model_flags_need_checkpoint(cmd, opts, sizeof opts / sizeof opts[0])))
+        return rc;
     if (lf.closed_loop && !mf.checkpoint)
         return cli_error(CLI_USAGE, cmd,
                          "--closed-loop needs --checkpoint (the model asked at "
@@ -475,6 +477,8 @@ int cmd_compare(int argc, char **argv) {
                          "every step)");
     if (polish && !mf.checkpoint)
         return cli_error(CLI_USAGE, cmd, "--polish needs --checkpoint (the model gives the guess)");
+    if ((rc = cli_model_flags_need_checkpoint(cmd, opts, sizeof opts / sizeof opts[0])))
+        return rc;
     if (polish &&
         (rc = cli_polish_parse(cmd, polish, polish_expert, sizeof polish_expert, &polish_iters)))
         return rc;

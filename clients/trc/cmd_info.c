@@ -82,7 +82,7 @@ static void print_text(const char *path, const trc_model *m, const size_t *count
                        const size_t *per_block, json_t *training, const char *names) {
     const trc_model_config *c = &m->cfg;
     printf("checkpoint  %s\n", path);
-    printf("arch        %s\n", c->arch[0] ? c->arch : "single");
+    printf("arch        %s\n", cli_model_arch(c));
     printf("size        %s (d=%d, h=%d, %d reasoning blocks, %d heads)\n", c->size, c->d, c->h,
            c->blocks, c->heads);
     printf("problem     s=%d, m=%d, T=%d, bound=%g\n", c->s, c->m, c->T, (double)c->bound);
@@ -131,19 +131,19 @@ static int print_json(const char *path, const trc_model *m, const size_t *counts
         json_object_set_new(comp, components[k].label, json_integer((json_int_t)counts[k]));
     for (int b = 0; b < c->blocks; b++)
         json_array_append_new(blocks, json_integer((json_int_t)per_block[b]));
-    json_t *j =
-        json_pack("{s:s, s:{s:s, s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, "
-                  "s:f}, s:I, s:o, s:o, s:O, s:{s:s, s:s, s:s}}",
-                  "checkpoint", path, "config", "arch", c->arch[0] ? c->arch : "single", "size",
-                  c->size, "s", c->s, "m", c->m, "T", c->T, "bound", (double)c->bound, "d", c->d,
-                  "h", c->h, "blocks", c->blocks, "heads", c->heads, "K", c->K, "n", c->n, "system",
-                  c->system, "dt", c->dt, "parameters", (json_int_t)m->num_params, "components",
-                  comp, "block_parameters", blocks, "training", training ? training : json_null(),
-                  "kernels", "isa", trc_isa_name(trc_isa_active()), "best",
-                  trc_isa_name(trc_isa_best()), "reason", trc_isa_reason());
+    json_t *j = json_pack(
+        "{s:s, s:{s:s, s:s, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:s, "
+        "s:f}, s:I, s:o, s:o, s:O, s:{s:s, s:s, s:s}}",
+        "checkpoint", path, "config", "arch", cli_model_arch(c), "size", c->size, "s", c->s, "m",
+        c->m, "T", c->T, "bound", (double)c->bound, "d", c->d, "h", c->h, "blocks", c->blocks,
+        "heads", c->heads, "K", c->K, "n", c->n, "system", c->system, "dt", c->dt, "parameters",
+        (json_int_t)m->num_params, "components", comp, "block_parameters", blocks, "training",
+        training ? training : json_null(), "kernels", "isa", trc_isa_name(trc_isa_active()), "best",
+        trc_isa_name(trc_isa_best()), "reason", trc_isa_reason());
     json_t *cj = j ? json_object_get(j, "config") : NULL;
-    if (cj) {
+    if (cj) { /* named as trcd's /v1/models names them */
         json_object_set_new(cj, "feedback", json_boolean(c->feedback));
+        json_object_set_new(cj, "normalised", json_boolean(c->norm));
         json_object_set_new(cj, "time_left", json_boolean(c->time_left));
     }
     if (j)

@@ -107,10 +107,9 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
         goto done;
     }
     const double *xf = traj + (size_t)L * (size_t)S;
-    json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:{s:s, s:i, s:i, s:f}}", "controls",
-                          matrix(u, L, c->m), "final_state", vector_d(xf, S), "final_error", err,
-                          "cost", cost, "system", sys->name, "dt", dt, "model", "size", c->size,
-                          "K", c->K, "n", c->n, "bound", (double)c->bound);
+    json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:o}", "controls", matrix(u, L, c->m),
+                          "final_state", vector_d(xf, S), "final_error", err, "cost", cost,
+                          "system", sys->name, "dt", dt, "model", cli_model_json(model));
     if (j && precision != TRC_PRECISION_FP32)
         json_object_set_new(json_object_get(j, "model"), "precision",
                             json_string(trc_precision_name(precision)));
@@ -181,9 +180,10 @@ static int predict_data(const trc_model *model, int threads, trc_precision preci
             rc = cli_lib_error(CMD, lrc, 0);
     }
     if (!rc) {
-        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:f, s:f}", "data", data, "out", out, "n",
-                              (json_int_t)ds.n, "system", sys->name, "seconds", seconds,
-                              "samples_per_sec", seconds > 0 ? (double)ds.n / seconds : 0.0);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:f, s:o, s:f, s:f}", "data", data, "out", out,
+                              "n", (json_int_t)ds.n, "system", sys->name, "dt", dt, "model",
+                              cli_model_json(model), "seconds", seconds, "samples_per_sec",
+                              seconds > 0 ? (double)ds.n / seconds : 0.0);
         char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         json_decref(j);
         if (text)
@@ -227,13 +227,15 @@ int cmd_predict(int argc, char **argv) {
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
     if (rc == CLI_HELP) {
-        cli_print_help(stdout, CMD,
-                       "--checkpoint FILE (--state X,.. --target X,.. | --data FILE --out FILE)",
-                       "Runs a trained model. One pair: prints JSON with controls [T][m], the "
-                       "simulated final_state,\nfinal_error (L2) and cost (sum of u^2). A dataset: "
-                       "writes control_sequences (with the simulated\ntrajectories and costs) for "
-                       "every pair, for `trc eval --data FILE --controls OUT`.",
-                       opts, nopts);
+        cli_print_help(
+            stdout, CMD, "--checkpoint FILE (--state X,.. --target X,.. | --data FILE --out FILE)",
+            "Runs a trained model. One pair: prints JSON with controls [T][m], the "
+            "simulated final_state,\nfinal_error (L2), cost (sum of u^2) and the model (arch, "
+            "size, K, n, bound, feedback, normalised, time_left).\nA dataset: "
+            "writes control_sequences (with the simulated trajectories and costs) for every "
+            "pair,\nfor `trc eval --data FILE --controls OUT`, and prints one JSON line (the "
+            "same model object).",
+            opts, nopts);
         return CLI_OK;
     }
     if (rc)
@@ -250,6 +252,9 @@ int cmd_predict(int argc, char **argv) {
     if (data && (iterations || trajectory || steps_left))
         return cli_error(CLI_USAGE, CMD,
                          "--iterations, --trajectory and --steps-left apply to one pair only");
+    if (!data && cli_find(opts, nopts, "--threads")->seen)
+        return cli_error(CLI_USAGE, CMD,
+                         "--threads applies to --data (one pair runs on one thread)");
     if (!data &&
         (!cli_find(opts, nopts, "--state")->seen || !cli_find(opts, nopts, "--target")->seen))
         return cli_error(CLI_USAGE, CMD, "--state and --target are required (or --data FILE)");

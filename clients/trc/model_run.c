@@ -2,6 +2,7 @@
  * trained model; see model_run.h. */
 #include "model_run.h"
 
+#include "trc/arch.h"
 #include "trc/checkpoint.h"
 #include "trc/error.h"
 #include "trc/fileio.h"
@@ -227,14 +228,39 @@ int cli_model_predict_precision(const char *cmd, const trc_model *model, const t
     return CLI_OK;
 }
 
+int cli_model_flags_need_checkpoint(const char *cmd, cli_opt *opts, size_t nopts) {
+    static const char *const model_flags[] = {"--bound", "-K", "-n", "-m", "--norm", "--threads"};
+    const cli_opt *ck = cli_find(opts, nopts, "--checkpoint");
+    for (size_t i = 0; !(ck && ck->seen) && i < sizeof model_flags / sizeof model_flags[0]; i++) {
+        const cli_opt *o = cli_find(opts, nopts, model_flags[i]);
+        if (o && o->seen)
+            return cli_error(CLI_USAGE, cmd, "%s needs --checkpoint (it applies to the model)",
+                             model_flags[i]);
+    }
+    return CLI_OK;
+}
+
+const char *cli_model_arch(const trc_model_config *c) {
+    const trc_arch *a = trc_arch_of(c);
+    return a ? a->name : c->arch[0] ? c->arch : TRC_ARCH_DEFAULT;
+}
+
+json_t *cli_model_json(const trc_model *model) {
+    const trc_model_config *c = &model->cfg;
+    return json_pack("{s:s, s:s, s:i, s:i, s:f, s:b, s:b, s:b}", "arch", cli_model_arch(c), "size",
+                     c->size, "K", c->K, "n", c->n, "bound", (double)c->bound, "feedback",
+                     c->feedback != 0, "normalised", c->norm != 0, "time_left", c->time_left != 0);
+}
+
 char *cli_model_row_json(const char *checkpoint, const trc_model *model, double seconds, size_t n) {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:i, s:f}", "checkpoint", checkpoint, "size",
-                          model->cfg.size, "parameters", (json_int_t)model->num_params, "K",
-                          model->cfg.K, "n", model->cfg.n, "inference_ms_per_sample",
-                          n ? 1e3 * seconds / (double)n : 0.0);
-    if (!j)
-        return NULL;
-    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_t *j = json_pack("{s:s}", "checkpoint", checkpoint), *desc = cli_model_json(model);
+    char *text = NULL;
+    if (j && desc && json_object_update(j, desc) == 0 &&
+        json_object_set_new(j, "parameters", json_integer((json_int_t)model->num_params)) == 0 &&
+        json_object_set_new(j, "inference_ms_per_sample",
+                            json_real(n ? 1e3 * seconds / (double)n : 0.0)) == 0)
+        text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(desc);
     json_decref(j);
     return text;
 }

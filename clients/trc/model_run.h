@@ -6,6 +6,8 @@
 
 #include "cli.h"
 
+#include <jansson.h>
+
 #include "trc/dataset.h"
 #include "trc/eval.h"
 #include "trc/model.h"
@@ -40,6 +42,10 @@ typedef struct cli_model_flags {
               "inference threads (default: one per CPU; the results do not depend on it)", 1, 64,  \
               0)
 
+/* CLI_USAGE with "X needs --checkpoint" when a model flag (CLI_MODEL_OPTS, --threads) was given
+ * without --checkpoint: with no model to apply to, it would change nothing. */
+int cli_model_flags_need_checkpoint(const char *cmd, cli_opt *opts, size_t nopts);
+
 /* Loads f->checkpoint; prints "trc <cmd>: ..." and returns CLI_FAIL (CLI_USAGE for a refused
  * override) on failure. */
 int cli_model_load(const char *cmd, const cli_model_flags *f, trc_model *out);
@@ -64,8 +70,15 @@ int cli_model_predict_precision(const char *cmd, const trc_model *model, const t
                                 int threads, trc_precision precision, float *u_out,
                                 double *seconds);
 
-/* {"checkpoint": ..., "size": ..., "parameters": N, "K": k, "n": n, "inference_ms_per_sample": x}
- * as a malloc'd JSON text for a report row (NULL on allocation failure). */
+/* The architecture's name as trcd's /v1/models gives it ("single" for a configuration without). */
+const char *cli_model_arch(const trc_model_config *c);
+
+/* What a model is, named as trcd's /v1/models names it: {"arch", "size", "K", "n", "bound",
+ * "feedback": bool, "normalised": bool, "time_left": bool} (NULL on allocation failure). */
+json_t *cli_model_json(const trc_model *model);
+
+/* {"checkpoint": ..., cli_model_json's keys, "parameters": N, "inference_ms_per_sample": x} as a
+ * malloc'd JSON text for a report row (NULL on allocation failure). */
 char *cli_model_row_json(const char *checkpoint, const trc_model *model, double seconds, size_t n);
 
 /* Everything eval and compare need for a "model" row: loads f->checkpoint, checks it fits ds,

@@ -5,9 +5,10 @@
 // from the page. The training form, its expert choices and the state labels come from
 // GET /v1/catalog: every wire option appears with its default, range and help, an out-of-range
 // value is refused by the form with the catalogue's limit, a cross-field one by the server.
-// The models table shows each model's arch; a Van der Pol run is drawn as a phase portrait
+// The models table shows each model's arch and saved settings (feedback, normalised); a Van der Pol run is drawn as a phase portrait
 // (x1 against x2, with the target) and a rocket_landing run as altitude against downrange with
-// the thrust magnitude, labelled from the catalogue (tiny ilqr jobs train those two models). Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
+// the thrust magnitude, labelled from the catalogue (tiny ilqr jobs train those two models). A job
+// with a multi-term objective (mixed) lists its loss terms and plots them dashed. Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
 // per test and, last, `browser: N passed, M failed`; exits 1 if any failed.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,6 +80,7 @@ async function main() {
     { name: 'default', model_size: 'small', num_samples: 3000, epochs: 40, seed: 1 },
     { name: 'vdp', system: 'van_der_pol', expert: 'ilqr', model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
     { name: 'rocket', system: 'rocket_landing', expert: 'ilqr', model_size: 'small', num_samples: 16, epochs: 1, batch_size: 8, seed: 1 },
+    { name: 'fb', arch: 'two_level', feedback: true, model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
   ].filter((spec) => !models.models.some((m) => m.name === spec.name));
   const jobs = [];
   for (const spec of wanted) jobs.push([spec.name, (await api('POST', '/v1/train', spec)).job_id]);
@@ -226,11 +228,17 @@ async function main() {
       check(served.every((m) => typeof m.arch === 'string' && m.arch), `/v1/models arch: ${JSON.stringify(served.map((m) => m.arch))}`);
       const head = await page.$$eval('#models-table thead th', (t) => t.map((x) => x.textContent));
       check(head.includes('arch'), `models table header ${head}`);
-      for (const name of ['default', 'vdp', 'rocket']) {
+      // ... and its saved settings: fb has trajectory feedback, the rocket is normalised (auto)
+      check(served.find((x) => x.name === 'fb').config.feedback === true, 'fb has no feedback');
+      check(served.find((x) => x.name === 'rocket').config.normalised === true, 'rocket is not normalised');
+      for (const name of ['default', 'vdp', 'rocket', 'fb']) {
         await page.waitForSelector(`#models-table tr[data-model="${name}"]`, { timeout: UI_WAIT });
         const m = served.find((x) => x.name === name);
         const arch = await page.$eval(`#models-table tr[data-model="${name}"] td.arch`, (e) => e.textContent);
         check(arch === m.arch, `${name}: arch cell "${arch}", server "${m.arch}"`);
+        const settings = await page.$eval(`#models-table tr[data-model="${name}"] td.settings`, (e) => e.textContent);
+        const want = [m.config.feedback ? 'feedback' : '', m.config.normalised ? 'normalised' : ''].filter(Boolean).join(', ') || '–';
+        check(settings === want, `${name}: settings cell "${settings}", want "${want}"`);
         const row = await page.textContent(`#models-table tr[data-model="${name}"]`);
         check(row.includes(m.system), `${name}: row "${row}" lacks ${m.system}`);
       }
@@ -334,6 +342,52 @@ async function main() {
       // The job published its model: the page lists it and offers it for control.
       await page.waitForSelector(`#models-table tr[data-model="${name}"]`, { timeout: UI_WAIT });
       await page.locator('#job-card').screenshot({ path: join(ARTIFACTS, 'job.png') });
+    });
+
+    await test('a job with a multi-term objective shows its loss terms, listed and plotted', async () => {
+      const termsName = `terms-${RUN}`;
+      const form = page.locator('#train-form');
+      await form.locator('[name=name]').fill(termsName);
+      await form.locator('[name=model_size]').selectOption('small');
+      await form.locator('[name=num_samples]').fill('200');
+      await form.locator('[name=epochs]').fill('3');
+      await form.locator('[name=val_split]').fill('0.2');
+      await form.locator('[name=objective]').selectOption('mixed');
+      await form.locator('[name=state_weight]').fill('0.1');
+      await form.locator('[name=control_weight]').fill('0'); // a term that stays 0: listed, not plotted
+      await form.locator('button[type=submit]').click();
+      const sel = `#jobs-table tr.job[data-status="succeeded"]:has(td:text-is("${termsName}"))`;
+      await page.waitForSelector(sel, { timeout: JOB_WAIT });
+      await page.click(sel);
+      await page.waitForFunction((n) => document.getElementById('job-title').textContent.includes(n) &&
+        document.getElementById('job-terms') && document.getElementById('job-terms').dataset.epoch === '3', termsName, { timeout: UI_WAIT });
+      // What the card says is the server's last history row, term by term.
+      const jobs = (await api('GET', '/v1/jobs')).jobs;
+      const job = await api('GET', `/v1/jobs/${jobs.find((j) => j.name === termsName).job_id}`);
+      const last = job.history[job.history.length - 1];
+      const names = ['imitation', 'terminal', 'state', 'control'];
+      check(JSON.stringify(Object.keys(last.train_terms).sort()) === JSON.stringify([...names].sort()), `server terms ${JSON.stringify(last.train_terms)}`);
+      const shown = await page.$eval('#job-terms', (e) => ({ train: JSON.parse(e.dataset.train), val: JSON.parse(e.dataset.val), text: e.textContent }));
+      check(JSON.stringify(shown.train) === JSON.stringify(last.train_terms), `card train terms ${JSON.stringify(shown.train)}`);
+      check(JSON.stringify(shown.val) === JSON.stringify(last.val_terms), `card val terms ${JSON.stringify(shown.val)}`);
+      for (const n of names) check(shown.text.includes(`${n} ${last.train_terms[n].toExponential(2)}`), `card text "${shown.text}" lacks ${n}`);
+      check(/validation:/.test(shown.text), `card text "${shown.text}"`);
+      check((await page.textContent('#job-detail')).includes('mixed'), 'the card does not name the objective');
+      // The plot: train and validation loss, and dashed the terms that are not 0 throughout.
+      const plot = await page.$eval('#loss-plot', (c) => ({ ...c.dataset }));
+      const labels = JSON.parse(plot.labels);
+      const drawn = names.filter((n) => job.history.some((h) => h.train_terms[n] > 0));
+      check(drawn.includes('imitation') && drawn.includes('terminal') && !drawn.includes('control'), `positive terms ${drawn}`);
+      check(JSON.stringify(labels) === JSON.stringify(['train loss', 'validation loss', ...drawn]), `loss plot labels ${labels}`);
+      check(Number(plot.points) === 3 * (2 + drawn.length), `loss plot has ${plot.points} points`);
+      check(/terms/.test(plot.yLabel), `y label ${plot.yLabel}`);
+      // The jobs table's loss cells carry the terms as their tooltip.
+      const tip = await page.$eval(`${sel} td.num`, (e) => e.title);
+      check(names.every((n) => tip.includes(n)), `train loss tooltip "${tip}"`);
+      await page.locator('#job-card').screenshot({ path: join(ARTIFACTS, 'job-terms.png') });
+      await form.locator('[name=objective]').selectOption('imitation');
+      await form.locator('[name=state_weight]').fill('0');
+      await form.locator('[name=control_weight]').fill('0');
     });
 
     await test('a running job is cancelled, resumed and cancelled again from the page', async () => {

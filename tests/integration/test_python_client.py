@@ -12,7 +12,8 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PYDIR = os.path.join(ROOT, "clients", "python")
 sys.path.insert(0, PYDIR)
-from trc_client import Client, TRCError  # noqa: E402
+from trc_client import Client, TRCError, loss_terms  # noqa: E402
+from trc_client.cli import SPEC_FIELDS  # noqa: E402
 
 TINY = dict(model_size="small", num_samples=200, epochs=2, batch_size=32, seed=3)
 
@@ -99,6 +100,7 @@ def test_train_wait_job_jobs_delete(client):
     assert job["status"] == "succeeded" and job["terminal"] is True
     assert seen and seen[-1]["status"] == "succeeded"
     assert len(job["history"]) == 2 and job["result"]["model"] == "pyclient-tiny"
+    assert loss_terms(job) is None  # imitation: one term, reported without terms
     assert client.job(sub["job_id"])["job_id"] == sub["job_id"]
     assert any(j["job_id"] == sub["job_id"] for j in client.jobs())
     assert all(j["status"] == "succeeded" for j in client.jobs(status="succeeded"))
@@ -110,6 +112,28 @@ def test_train_wait_job_jobs_delete(client):
     with pytest.raises(TRCError) as e:
         client.job(sub["job_id"])
     assert e.value.code == 404
+
+
+def test_loss_terms_of_a_mixed_objective(client):
+    """A job whose objective has several terms: loss_terms gives each epoch's, and they add up
+    to the loss trcd reports (train and validation)."""
+    sub = client.train(name="pyclient-mixed", objective="mixed", state_weight=0.1,
+                       control_weight=0.01, val_split=0.25, **TINY)
+    job = client.wait(sub["job_id"], poll=0.1, timeout=120)
+    assert job["status"] == "succeeded", job.get("error")
+    names = {"imitation", "terminal", "state", "control"}
+    last = loss_terms(job)
+    assert last["epoch"] == 2 and set(last["train"]) == names and set(last["val"]) == names
+    assert all(v > 0 for v in last["train"].values()), last
+    for row in job["history"]:
+        terms = loss_terms(job, epoch=row["epoch"])
+        assert terms["epoch"] == row["epoch"]
+        for side in ("train", "val"):
+            total = row[side + "_loss"]
+            assert sum(terms[side].values()) == pytest.approx(total, rel=1e-6)
+    assert loss_terms(job, epoch=3) is None
+    assert loss_terms({"history": []}) is None
+    client.delete_model("pyclient-mixed")
 
 
 def test_cancel_and_resume(client):
@@ -219,11 +243,87 @@ def test_cli_train_wait_jobs_job_cancel(trcd):
     assert r.returncode == 1 and "409 conflict" in r.stderr
 
 
+def test_cli_train_shows_loss_terms(trcd):
+    """train --wait with a multi-term objective: each progress line names the terms of the
+    latest epoch's train and validation loss."""
+    r = cli(trcd, "train", "--name", "cli-mixed", "--model-size", "small", "--num-samples", "200",
+            "--epochs", "2", "--objective", "mixed", "--state-weight", "0.1", "--val-split", "0.25",
+            "--wait", "--poll", "0.1")
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["spec"]["objective"] == "mixed" and job["spec"]["state_weight"] == 0.1
+    last = [ln for ln in r.stderr.splitlines() if ln.startswith("[")][-1]
+    terms = loss_terms(job)
+    for side in ("train", "val"):
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in terms[side].items())
+        assert f"{side} {job['metrics'][side + '_loss']:.3g} ({shown})" in last, last
+
+
+def test_cli_train_flags_cover_the_catalog(trcd, client):
+    """Every option POST /v1/train takes (the catalogue's wire options) has a train flag of its
+    type, and `catalog` prints the catalogue."""
+    r = cli(trcd, "catalog")
+    assert r.returncode == 0, r.stderr
+    cat = json.loads(r.stdout)
+    assert cat == client.catalog()
+    flags = {key: typ for _flag, key, typ in SPEC_FIELDS}
+    types = {"integer": int, "number": float, "string": str, "boolean": bool}
+    wire = [o for s in cat["option_sets"] for o in s["options"] if "wire" in o["where"]]
+    assert len(wire) >= 30
+    for o in wire:
+        assert flags.get(o["name"]) is types[o["type"]], o["name"]
+    r = cli(trcd, "train", "--help")
+    assert r.returncode == 0 and "--process-qf" in r.stdout and "catalog" in r.stdout
+
+
+def test_cli_resume_delete_unload(trcd, client):
+    """The CLI's resume, delete (a job) and unload (a model) commands."""
+    sub = client.train(name="cli-long", model_size="small", num_samples=2000, epochs=400, seed=5)
+
+    def cancel_after_first_epoch(job):  # so that it has saved state to resume from
+        if job["progress"]["epoch"] >= 1 and not job["terminal"]:
+            client.cancel(job["job_id"])
+
+    client.wait(sub["job_id"], on_progress=cancel_after_first_epoch, poll=0.05, timeout=60)
+    r = cli(trcd, "resume", sub["job_id"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] in ("queued", "running")
+    client.cancel(sub["job_id"])
+    assert client.wait(sub["job_id"], poll=0.05, timeout=60)["status"] == "cancelled"
+    r = cli(trcd, "delete", sub["job_id"])
+    assert r.returncode == 0 and json.loads(r.stdout) == {"deleted": sub["job_id"]}, r.stderr
+    r = cli(trcd, "delete", sub["job_id"])
+    assert r.returncode == 1 and "404 not_found" in r.stderr
+    client.load("cli-unload", "default.safetensors")
+    r = cli(trcd, "unload", "cli-unload")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"deleted": "cli-unload"}, r.stderr
+    assert "cli-unload" not in [m["name"] for m in client.models()]
+
+
+def test_bad_url():
+    for url in ("localhost:8080", "ftp://host", "http://", "bad"):
+        with pytest.raises(ValueError):
+            Client(url)
+    assert Client("http://127.0.0.1:8080/").url == "http://127.0.0.1:8080"
+
+
 def test_cli_error_and_usage(trcd):
     r = cli(trcd, "control", "--state", "1,0.5,3", "--target", "0,0,0")
     assert r.returncode == 1 and "400 invalid_request" in r.stderr and "state" in r.stderr
     r = cli(trcd, "control", "--state", "one,two", "--target", "0,0")
     assert r.returncode == 2 and "comma-separated numbers" in r.stderr
+    for cmd in (["wait", "someid"], ["train", "--wait"]):
+        for poll in ("0", "-1", "nan", "soon"):
+            r = cli(trcd, *cmd, "--poll", poll)
+            assert r.returncode == 2 and "seconds > 0" in r.stderr, (cmd, poll, r.stderr)
+    r = cli(trcd, "train", "--epochs", "two")
+    assert r.returncode == 2 and "--epochs" in r.stderr
+    r = cli(trcd, "control", "--state", "1,0.5", "--state", "1,0", "--target", "0,0")
+    assert r.returncode == 2 and "as many --target as --state" in r.stderr
+    env = dict(os.environ, PYTHONPATH=PYDIR, TRC_URL="localhost:8080")
+    r = subprocess.run([sys.executable, "-m", "trc_client", "models"], capture_output=True,
+                       text=True, env=env, timeout=60, cwd=PYDIR)
+    assert r.returncode == 2 and "--url" in r.stderr and "localhost:8080" in r.stderr
 
 
 # ---------------------------------------------------------------- a server with TRC_API_TOKEN

@@ -145,3 +145,31 @@ def test_train_job_with_tails(trcd_factory):
     bad = srv.request("POST", "/v1/train", json={"system": "double_integrator", "tails": 2,
                                                   "objective": "trajectory"})
     assert bad.status == 400 and "imitation" in bad.json()["error"]["message"], bad.json()
+
+
+def test_closed_loop_example_shrinks_the_horizon(run, tmp_path):
+    """examples/closed_loop.c with a model trained with tails: at step t it asks for the T - t
+    steps left, so its control at step 5 is `trc predict --steps-left 10` from the state it
+    reached; more steps than one horizon are refused."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    exe = tmp_path / "closed_loop"
+    libs = ["-lopenblas", "-ljansson", "-lzip", "-lm", "-lpthread"]
+    r = subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
+                        "-I" + os.path.join(root, "core/include"),
+                        os.path.join(root, "examples/closed_loop.c"),
+                        os.path.join(os.path.dirname(TRC), "libtrc.a"), "-o", str(exe)] + libs,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ckpt = str(run / "tails/best_model.safetensors")
+    p = subprocess.run([str(exe), ckpt, "1,0.5", "15"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert "shrinking horizon" in lines[0] and len(lines) == 17, p.stdout
+    x5 = lines[5].split()[5:]  # "step 4 u0 U x X0 X1": the state after 5 steps
+    want = json.loads(ok("predict", "--checkpoint", ckpt, "--state", ",".join(x5), "--target",
+                         "0,0", "--steps-left", "10").stdout)
+    assert float(lines[6].split()[3]) == pytest.approx(want["controls"][0][0], rel=1e-5, abs=1e-6)
+    p = subprocess.run([str(exe), ckpt, "1,0.5", "16"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0 and "STEPS <= 15" in p.stderr, p.stderr

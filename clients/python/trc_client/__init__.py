@@ -5,6 +5,6 @@
     c.control([1.0, 0.5], [0.0, 0.0])["controls"]
 """
 
-from .client import TERMINAL, Client, TRCError
+from .client import TERMINAL, Client, TRCError, loss_terms
 
-__all__ = ["Client", "TRCError", "TERMINAL"]
+__all__ = ["Client", "TRCError", "TERMINAL", "loss_terms"]

@@ -26,6 +26,29 @@ class TRCError(Exception):
         super().__init__(f"{code} {type_}: {message}{where}")
 
 
+def loss_terms(job, epoch=None):
+    """The named terms of a job's training loss (its objective's parts: imitation, terminal,
+    state, control, process, ...) at `epoch` (default: the latest finished one), from the job's
+    per-epoch history: {"epoch": E, "train": {name: value}, "val": {name: value or None}}.
+    None before the first epoch ends, for an unknown epoch, and for an objective whose loss is
+    one term (imitation), which trcd reports without terms."""
+    rows = [h for h in (job or {}).get("history") or []
+            if epoch is None or h.get("epoch") == epoch]
+    if not rows or not rows[-1].get("train_terms"):
+        return None
+    last = rows[-1]
+    return {"epoch": last.get("epoch"), "train": dict(last["train_terms"]),
+            "val": dict(last.get("val_terms") or {})}
+
+
+def check_url(url):
+    """The server's base URL without a trailing slash; ValueError unless it is http(s)://HOST..."""
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"expected a URL like http://127.0.0.1:8080, got {url!r}")
+    return str(url).rstrip("/")
+
+
 def polish_spec(polish):
     """"ilqr" or "ilqr:ITERS" (5 by default, as trc compare --polish) or a dict -> the request's
     {"expert", "max_iters"} object (the server validates it)."""
@@ -43,7 +66,7 @@ class Client:
     (needed for state-changing routes when the server runs with TRC_API_TOKEN)."""
 
     def __init__(self, url="http://127.0.0.1:8080", token=None, timeout=30.0):
-        self.url = url.rstrip("/")
+        self.url = check_url(url)
         self.token = token
         self.timeout = timeout
 
@@ -130,7 +153,8 @@ class Client:
         return self.request("POST", "/v1/train", spec)
 
     def job(self, job_id):
-        """GET /v1/jobs/{id}: status, progress, metrics, per-epoch history, result or error."""
+        """GET /v1/jobs/{id}: status, progress, metrics, per-epoch history (with the loss terms
+        of objectives that have several: see loss_terms), result or error."""
         return self.request("GET", "/v1/jobs/" + _seg(job_id))
 
     def jobs(self, status=None):
@@ -165,6 +189,11 @@ class Client:
             time.sleep(poll)
 
     # -- service ---------------------------------------------------------------------
+
+    def catalog(self):
+        """GET /v1/catalog: systems, experts, architectures, objectives and every training
+        option (type, default, range, help) from core's tables."""
+        return self.request("GET", "/v1/catalog")
 
     def health(self):
         """GET /healthz."""
