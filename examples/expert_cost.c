@@ -26,7 +26,9 @@ typedef struct weights {
     double q, r, qf;
 } weights;
 
-static int plan(void *user, size_t n, const float *x, const float *target, float *u) {
+static int plan(void *user, size_t n, const float *x, const float *target, int steps_left,
+                float *u) {
+    (void)steps_left; /* a whole horizon at every step (receding), whatever is left */
     return trc_model_infer_mt(user, n, x, target, NULL, u, NULL, 2);
 }
 

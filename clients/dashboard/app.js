@@ -180,6 +180,24 @@ function renderModels() {
   select.replaceChildren(...ui.models.map((m) => el('option', { value: m.name }, m.name)));
   if (ui.models.some((m) => m.name === keep)) select.value = keep;
   else if (ui.models.some((m) => m.name === 'default')) select.value = 'default';
+  updateStepsLeft();
+}
+
+// "steps left" is for a model trained with tails (config.time_left): it plans the last L of
+// its T steps (a shrinking-horizon closed loop asks with T - t at step t). Others plan all T.
+function updateStepsLeft() {
+  const input = $('control-steps-left');
+  const m = ui.models.find((x) => x.name === $('control-model').value);
+  const cfg = (m && m.config) || {};
+  input.disabled = !cfg.time_left;
+  if (cfg.time_left) {
+    input.max = String(cfg.T);
+    input.title = `plan the last 1..${cfg.T} steps of the horizon (empty: all ${cfg.T})`;
+  } else {
+    input.value = '';
+    input.removeAttribute('max');
+    input.title = 'only for a model trained with tails (trc train --tails): this one plans its whole horizon';
+  }
 }
 
 // ---------------------------------------------------------------- jobs
@@ -276,8 +294,8 @@ function renderSelected() {
   const s = j.spec || {};
   const items = [
     ['status', el('span', { class: `badge badge-${j.status}`, id: 'job-status' }, j.status)],
-    ['model', `${s.model_size || '?'}, ${s.system || '?'}, expert ${s.expert || '?'}`],
-    ['data', `${s.num_samples ?? '?'} samples, val split ${s.val_split ?? '?'}, seed ${s.seed ?? '?'}`],
+    ['model', `${s.arch || 'single'} ${s.model_size || '?'}${s.feedback ? ' with feedback' : ''}, ${s.system || '?'}, expert ${s.expert || '?'}`],
+    ['data', `${s.num_samples ?? '?'} samples${s.tails > 0 ? ` + ${s.tails} tails each` : ''}, val split ${s.val_split ?? '?'}, seed ${s.seed ?? '?'}`],
     ['optimizer', `${s.epochs ?? '?'} epochs, batch ${s.batch_size ?? '?'}, lr ${s.lr ?? '?'} (${s.scheduler || '?'})`],
     ['objective', s.objective || 'imitation'],
     ['time', `started ${when(j.started_at)}, ran ${duration(j.started_at, j.finished_at)}`],
@@ -491,6 +509,17 @@ async function submitControl(ev) {
     }
     body.polish = { expert: $('control-polish').value, max_iters: iters };
   }
+  const left = $('control-steps-left');
+  if (!left.disabled && left.value.trim() !== '') {
+    const v = Number(left.value), max = Number(left.max);
+    if (!Number.isInteger(v) || v < 1 || (max && v > max)) {
+      formMessage('control-msg', `steps left must be a whole number in 1..${max || '?'}`, 'bad');
+      left.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    body.steps_left = v;
+  }
+  left.removeAttribute('aria-invalid');
   formMessage('control-msg', 'computing…');
   try {
     const r = await api('POST', '/v1/control', body);
@@ -533,6 +562,7 @@ function renderControl() {
     ['control cost Σu²', num(r.cost, 4)],
     ['model', `${r.model.name} @ ${(r.model.version || '').slice(0, 12)}`],
   ];
+  if (request.steps_left) summary.push(['horizon', el('span', { id: 'control-horizon' }, `the last ${T} of ${cfg.T ?? '?'} steps`)]);
   if (r.polish) {
     const p = r.polish;
     summary.push(['polish', el('span', { id: 'polish-report', dataset: { iterations: p.iterations, before: p.cost_before, after: p.cost_after } },
@@ -652,6 +682,7 @@ function start() {
   $('errors-clear').addEventListener('click', () => { $('error-list').replaceChildren(); $('errors').hidden = true; });
   $('train-form').addEventListener('submit', submitTrain);
   $('control-form').addEventListener('submit', submitControl);
+  $('control-model').addEventListener('change', updateStepsLeft);
   let resizeTimer = null;
   window.addEventListener('resize', () => {
     clearTimeout(resizeTimer);

@@ -8,7 +8,8 @@
 // The models table shows each model's arch and saved settings (feedback, normalised); a Van der Pol run is drawn as a phase portrait
 // (x1 against x2, with the target) and a rocket_landing run as altitude against downrange with
 // the thrust magnitude, labelled from the catalogue (tiny ilqr jobs train those two models). A job
-// with a multi-term objective (mixed) lists its loss terms and plots them dashed. Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
+// with a multi-term objective (mixed) lists its loss terms and plots them dashed; a model trained
+// with tails is asked for the last steps of its horizon (steps left). Screenshots go to ARTIFACTS (default tests/browser/artifacts). Prints one line
 // per test and, last, `browser: N passed, M failed`; exits 1 if any failed.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,6 +82,7 @@ async function main() {
     { name: 'vdp', system: 'van_der_pol', expert: 'ilqr', model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
     { name: 'rocket', system: 'rocket_landing', expert: 'ilqr', model_size: 'small', num_samples: 16, epochs: 1, batch_size: 8, seed: 1 },
     { name: 'fb', arch: 'two_level', feedback: true, model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
+    { name: 'tails', tails: 2, model_size: 'small', num_samples: 64, epochs: 1, batch_size: 16, seed: 1 },
   ].filter((spec) => !models.models.some((m) => m.name === spec.name));
   const jobs = [];
   for (const spec of wanted) jobs.push([spec.name, (await api('POST', '/v1/train', spec)).job_id]);
@@ -319,6 +321,38 @@ async function main() {
       await page.fill('#control-target', '0, 0');
     });
 
+    await test('steps left: a model trained with tails plans the last steps only', async () => {
+      const T = (await api('GET', '/v1/models/tails')).config.T;
+      check((await api('GET', '/v1/models/tails')).config.time_left === true, 'tails model has no time_left');
+      await page.selectOption('#control-model', 'default');
+      check(await page.$eval('#control-steps-left', (e) => e.disabled), 'steps left enabled for a model without tails');
+      await page.selectOption('#control-model', 'tails');
+      check(!(await page.$eval('#control-steps-left', (e) => e.disabled)), 'steps left disabled for the tails model');
+      check(await page.$eval('#control-steps-left', (e) => Number(e.max)) === T, 'steps left max is not T');
+      await page.fill('#control-state', '1.5, -0.5');
+      await page.fill('#control-target', '0, 0');
+      await page.fill('#control-steps-left', '5');
+      await page.click('#control-form button[type=submit]');
+      await page.waitForSelector('#control-horizon', { timeout: UI_WAIT });
+      check((await page.textContent('#control-horizon')) === `the last 5 of ${T} steps`, `horizon: ${await page.textContent('#control-horizon')}`);
+      check(await points(page, '#controls-plot') === 5, `controls plot has ${await points(page, '#controls-plot')} points`);
+      // 6 states of the trajectory and the dashed target (2 points), for each of the 2 states
+      check(await points(page, '#state-plot') === 2 * (6 + 2), `state plot has ${await points(page, '#state-plot')} points`);
+      // Past the horizon: the form refuses it and sends nothing.
+      const posts = [];
+      const onReq = (r) => { if (r.method() === 'POST' && r.url().endsWith('/v1/control')) posts.push(r.url()); };
+      page.on('request', onReq);
+      await page.fill('#control-steps-left', String(T + 1));
+      await page.click('#control-form button[type=submit]');
+      const msg = await page.$eval('#control-msg', (e) => [e.className, e.textContent]);
+      check(msg[0].includes('bad') && msg[1].includes(`1..${T}`), `form message: ${msg}`);
+      check(posts.length === 0, 'a steps left past the horizon was sent');
+      page.off('request', onReq);
+      await page.fill('#control-steps-left', '');
+      await page.selectOption('#control-model', 'default');
+      check(await page.$eval('#control-steps-left', (e) => e.disabled && e.value === ''), 'steps left kept for the default model');
+    });
+
     await test('a small training job reaches succeeded with a loss curve', async () => {
       const form = page.locator('#train-form');
       await form.locator('[name=name]').fill(name);
@@ -372,7 +406,8 @@ async function main() {
       check(JSON.stringify(shown.val) === JSON.stringify(last.val_terms), `card val terms ${JSON.stringify(shown.val)}`);
       for (const n of names) check(shown.text.includes(`${n} ${last.train_terms[n].toExponential(2)}`), `card text "${shown.text}" lacks ${n}`);
       check(/validation:/.test(shown.text), `card text "${shown.text}"`);
-      check((await page.textContent('#job-detail')).includes('mixed'), 'the card does not name the objective');
+      const detail = await page.textContent('#job-detail');
+      check(detail.includes('mixed') && detail.includes('single small, double_integrator'), `the card does not name the objective and arch: ${detail}`);
       // The plot: train and validation loss, and dashed the terms that are not 0 throughout.
       const plot = await page.$eval('#loss-plot', (c) => ({ ...c.dataset }));
       const labels = JSON.parse(plot.labels);

@@ -39,6 +39,23 @@ def test_control(trcd):
     assert out["trajectory"][0] == pytest.approx([-1.0, 0.25]) and out["model"]["name"] == "default"
 
 
+def test_control_steps_left(trcd):
+    """control.sh's STEPS_LEFT: a model trained with tails plans the last steps; the default
+    model (no tails) refuses anything but its whole horizon, naming steps_left."""
+    resp = trcd.request("POST", "/v1/train", json={
+        "name": "curl-tails", "tails": 2, "model_size": "small", "num_samples": 200,
+        "epochs": 2, "batch_size": 32, "seed": 3})
+    assert resp.status == 202, resp
+    job = resp.json()
+    r = run(trcd, "job.sh", "--wait", job["job_id"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = ok(run(trcd, "control.sh", "1,0.5", "0,0", "curl-tails", "5"))
+    assert len(out["controls"]) == 5 and len(out["trajectory"]) == 6
+    assert len(ok(run(trcd, "control.sh", "1,0.5", "0,0", "", "15"))["controls"]) == 15
+    r = run(trcd, "control.sh", "1,0.5", "0,0", "", "5")
+    assert r.returncode != 0 and json.loads(r.stdout)["error"]["param"] == "steps_left"
+
+
 def test_control_error_fails_with_body(trcd):
     r = run(trcd, "control.sh", "1,2,3", "0,0,0")
     assert r.returncode != 0

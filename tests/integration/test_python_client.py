@@ -63,6 +63,33 @@ def test_control_batch_matches_single(client):
     assert flat(r["controls"][1]) == pytest.approx(flat(one["controls"]), abs=1e-5)
 
 
+def test_control_steps_left(client, trcd):
+    """steps_left: a model trained with tails plans the rest of its horizon (the Client and the
+    CLI); a model without tails refuses anything but the whole horizon, naming steps_left."""
+    job = client.wait(client.train(name="pyclient-tails", tails=2, **TINY)["job_id"], poll=0.1,
+                      timeout=120)
+    assert job["status"] == "succeeded", job.get("error")
+    assert client.model("pyclient-tails")["config"]["time_left"] is True
+    r = client.control([1.0, 0.5], [0.0, 0.0], model="pyclient-tails", steps_left=5,
+                       trajectory=True)
+    assert len(r["controls"]) == 5 and len(r["trajectory"]) == 6
+    b = client.control_batch([[1.0, 0.5], [-1, 0]], [[0, 0], [1, 0]], model="pyclient-tails",
+                             steps_left=3)
+    assert [len(c) for c in b["controls"]] == [3, 3]
+    assert len(client.control([1.0, 0.5], [0.0, 0.0], model="pyclient-tails")["controls"]) == 15
+    with pytest.raises(TRCError) as e:
+        client.control([1.0, 0.5], [0.0, 0.0], steps_left=5)  # default: no tails
+    assert e.value.code == 400 and e.value.param == "steps_left"
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--model", "pyclient-tails",
+            "--steps-left", "4")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["controls"]) == 4
+    for bad in ("0", "-2", "x"):
+        r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--steps-left", bad)
+        assert r.returncode == 2 and "--steps-left" in r.stderr, r.stderr
+    client.delete_model("pyclient-tails")
+
+
 def test_models_and_model(client):
     names = [m["name"] for m in client.models()]
     assert "default" in names
@@ -134,6 +161,26 @@ def test_loss_terms_of_a_mixed_objective(client):
     assert loss_terms(job, epoch=3) is None
     assert loss_terms({"history": []}) is None
     client.delete_model("pyclient-mixed")
+
+
+def test_jobs_follows_the_pages(client, trcd):
+    """jobs() returns every job, page after page (next_cursor), newest first; limit= and the
+    CLI's --limit the newest N."""
+    ids = [client.train(name=f"pyclient-page{i}", **TINY)["job_id"] for i in range(3)]
+    for i in ids:
+        assert client.wait(i, poll=0.1, timeout=120)["status"] == "succeeded"
+    every = [j["job_id"] for j in client.jobs()]
+    assert set(ids) <= set(every)
+    assert [j["job_id"] for j in client.jobs(page_size=1)] == every
+    assert [j["job_id"] for j in client.jobs(limit=2, page_size=1)] == every[:2]
+    assert [j["job_id"] for j in client.jobs(status="succeeded", page_size=2)] == [
+        j["job_id"] for j in client.jobs(status="succeeded")]
+    with pytest.raises(ValueError):
+        client.jobs(limit=0)
+    r = cli(trcd, "jobs", "--limit", "2")
+    assert r.returncode == 0 and [j["job_id"] for j in json.loads(r.stdout)] == every[:2]
+    r = cli(trcd, "jobs", "--limit", "0")
+    assert r.returncode == 2 and "--limit" in r.stderr
 
 
 def test_cancel_and_resume(client):
@@ -300,6 +347,47 @@ def test_cli_resume_delete_unload(trcd, client):
     assert "cli-unload" not in [m["name"] for m in client.models()]
 
 
+def test_wait_poll_must_be_positive():
+    c = Client("http://127.0.0.1:9")  # never reached: the check comes first
+    for poll in (0, -1, float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError):
+            c.wait("someid", poll=poll)
+
+
+def test_answer_that_is_not_json():
+    """A 200 that is not JSON (another server, a proxy's page) is a TRCError, not a crash."""
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html>not trcd</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        with pytest.raises(TRCError) as e:
+            Client(url).models()
+        assert e.value.code == 200 and e.value.type == "bad_response"
+        assert "not JSON" in e.value.message and "not trcd" in e.value.message
+        env = dict(os.environ, PYTHONPATH=PYDIR)
+        r = subprocess.run([sys.executable, "-m", "trc_client", "--url", url, "models"],
+                           capture_output=True, text=True, env=env, timeout=60, cwd=PYDIR)
+        assert r.returncode == 1 and "bad_response" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_bad_url():
     for url in ("localhost:8080", "ftp://host", "http://", "bad"):
         with pytest.raises(ValueError):
@@ -318,6 +406,10 @@ def test_cli_error_and_usage(trcd):
             assert r.returncode == 2 and "seconds > 0" in r.stderr, (cmd, poll, r.stderr)
     r = cli(trcd, "train", "--epochs", "two")
     assert r.returncode == 2 and "--epochs" in r.stderr
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--polish", "ilqr:x")
+    assert r.returncode == 2 and "--polish" in r.stderr and "EXPERT[:ITERS]" in r.stderr
+    r = cli(trcd, "control", "--state", "1,0.5", "--target", "0,0", "--polish", "ilqr:0")
+    assert r.returncode == 1 and "polish.max_iters" in r.stderr  # the server's range
     r = cli(trcd, "control", "--state", "1,0.5", "--state", "1,0", "--target", "0,0")
     assert r.returncode == 2 and "as many --target as --state" in r.stderr
     env = dict(os.environ, PYTHONPATH=PYDIR, TRC_URL="localhost:8080")

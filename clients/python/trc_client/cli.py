@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from .client import Client, TRCError, check_url, loss_terms
+from .client import Client, TRCError, check_url, loss_terms, polish_spec
 
 # Training spec fields the CLI accepts: (flag, spec key, type; bool = a switch that sends true).
 # Every wire option of GET /v1/catalog has one (tests/integration/test_python_client.py checks);
@@ -77,6 +77,25 @@ def server_url(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def polish_arg(text):
+    """--polish EXPERT[:ITERS] -> the request's polish object (the server checks the values)."""
+    try:
+        return polish_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive_int(text):
+    """A whole number >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return v
+
+
 def seconds(text):
     """A poll interval: a finite number of seconds > 0."""
     try:
@@ -105,8 +124,10 @@ def parser():
     c.add_argument("--model", help="model name (default: the server's default model)")
     c.add_argument("--trajectory", action="store_true", help="also return the simulated states")
     c.add_argument("--iterations", action="store_true", help="also return every refinement iterate")
-    c.add_argument("--polish", metavar="EXPERT[:ITERS]",
+    c.add_argument("--polish", metavar="EXPERT[:ITERS]", type=polish_arg,
                    help="polish the model's answer with an iterative expert, e.g. ilqr:5")
+    c.add_argument("--steps-left", type=positive_int, metavar="L",
+                   help="plan the last L steps of the horizon only (a model trained with tails)")
 
     t = sub.add_parser("train", help="submit a training job (POST /v1/train)",
                        description="Submits a training job. Each flag sets the spec field it "
@@ -124,6 +145,8 @@ def parser():
 
     j = sub.add_parser("jobs", help="list jobs (GET /v1/jobs)")
     j.add_argument("--status", help="only jobs in this status (queued, running, ...)")
+    j.add_argument("--limit", type=positive_int, metavar="N",
+                   help="only the newest N (default: all, page after page)")
     sub.add_parser("job", help="one job (GET /v1/jobs/ID)").add_argument("id")
     w = sub.add_parser("wait", help="wait for a job to finish, showing a progress bar")
     w.add_argument("id")
@@ -196,7 +219,7 @@ def run(args, client, out=sys.stdout):
     cmd = args.command
     if cmd == "control":
         kw = dict(model=args.model, trajectory=args.trajectory, iterations=args.iterations,
-                  polish=args.polish)
+                  polish=args.polish, steps_left=args.steps_left)
         if len(args.state) == 1:
             result = client.control(args.state[0], args.target[0], **kw)
         else:
@@ -210,7 +233,7 @@ def run(args, client, out=sys.stdout):
     elif cmd == "wait":
         result = client.wait(args.id, on_progress=ProgressBar(), poll=args.poll)
     elif cmd == "jobs":
-        result = client.jobs(args.status)
+        result = client.jobs(args.status, limit=args.limit)
     elif cmd == "job":
         result = client.job(args.id)
     elif cmd == "cancel":

@@ -87,7 +87,13 @@ class Client:
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return _decode(resp.read())
+                raw, code = resp.read(), resp.status
+            try:
+                return _decode(raw)
+            except (ValueError, UnicodeDecodeError):  # e.g. a proxy's or another server's page
+                text = raw.decode(errors="replace").strip()[:200]
+                raise TRCError(code, "bad_response",
+                               f"{method} {path}: the answer is not JSON: {text!r}") from None
         except urllib.error.HTTPError as e:
             raise _error_from(e.code, e.read()) from None
         except (urllib.error.URLError, OSError) as e:
@@ -97,26 +103,30 @@ class Client:
     # -- inference -------------------------------------------------------------------
 
     def control(self, state, target, model=None, trajectory=False, iterations=False,
-                polish=None):
+                polish=None, steps_left=None):
         """POST /v1/control for one (state, target): controls [T][m], final_state, cost, ...
 
         polish="ilqr:5" (or {"expert": "ilqr", "max_iters": 5}): the model's answer is the warm
         start of that expert for at most 5 iterations; the answer's "polish" reports
-        iterations, cost_before, cost_after and ms."""
+        iterations, cost_before, cost_after and ms.
+        steps_left=L (1..T): plan the last L steps of the horizon only (a model trained with
+        tails, config.time_left; a shrinking-horizon closed loop sends T - t at step t)."""
         body = {"state": list(state), "target": list(target)}
-        return self._control(body, model, trajectory, iterations, polish)
+        return self._control(body, model, trajectory, iterations, polish, steps_left)
 
     def control_batch(self, states, targets, model=None, trajectory=False, iterations=False,
-                      polish=None):
+                      polish=None, steps_left=None):
         """POST /v1/control for N pairs at once: every per-sample value gains a leading [N]."""
         body = {"states": [list(s) for s in states], "targets": [list(t) for t in targets]}
-        return self._control(body, model, trajectory, iterations, polish)
+        return self._control(body, model, trajectory, iterations, polish, steps_left)
 
-    def _control(self, body, model, trajectory, iterations, polish=None):
+    def _control(self, body, model, trajectory, iterations, polish=None, steps_left=None):
         if model is not None:
             body["model"] = model
         if polish is not None:
             body["polish"] = polish_spec(polish)
+        if steps_left is not None:
+            body["steps_left"] = steps_left  # the server checks it against the model
         ret = [name for name, on in (("trajectory", trajectory), ("iterations", iterations)) if on]
         if ret:
             body["return"] = ret
@@ -157,10 +167,25 @@ class Client:
         of objectives that have several: see loss_terms), result or error."""
         return self.request("GET", "/v1/jobs/" + _seg(job_id))
 
-    def jobs(self, status=None):
-        """GET /v1/jobs[?status=...]: jobs, newest first."""
-        query = "?" + urllib.parse.urlencode({"status": status}) if status else ""
-        return self.request("GET", "/v1/jobs" + query)["jobs"]
+    def jobs(self, status=None, limit=None, page_size=100):
+        """GET /v1/jobs[?status=...]: jobs, newest first: all of them (following next_cursor
+        from page to page of page_size, 1..1000), or the newest `limit`."""
+        if limit is not None and not (isinstance(limit, int) and limit >= 1):
+            raise ValueError(f"limit must be a whole number >= 1, got {limit!r}")
+        out, cursor = [], None
+        while limit is None or len(out) < limit:
+            want = page_size if limit is None else min(page_size, limit - len(out))
+            query = {"limit": want}
+            if status:
+                query["status"] = status
+            if cursor:
+                query["cursor"] = cursor
+            page = self.request("GET", "/v1/jobs?" + urllib.parse.urlencode(query))
+            out.extend(page["jobs"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return out
 
     def cancel(self, job_id):
         """POST /v1/jobs/{id}/cancel: the job after cancellation (409 if already terminal)."""
@@ -176,7 +201,10 @@ class Client:
 
     def wait(self, job_id, on_progress=None, poll=0.5, timeout=None):
         """Polls a job until it is terminal and returns it. `on_progress(job)` is called after
-        every poll. Raises TimeoutError after `timeout` seconds (None: wait for ever)."""
+        every poll. Raises TimeoutError after `timeout` seconds (None: wait for ever).
+        ValueError unless poll > 0 (0 would poll the server in a busy loop)."""
+        if not (isinstance(poll, (int, float)) and poll > 0 and poll != float("inf")):
+            raise ValueError(f"poll must be a number of seconds > 0, got {poll!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.job(job_id)
