@@ -205,3 +205,24 @@ void trc_bf16_pack(uint16_t *Wb, const float *W, int K, int N) {
                         n < N && k < K ? trc_bf16_round(W[(size_t)n * K + k]) : 0;
                 }
 }
+
+size_t trc_first_nonfinite(const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint32_t bad = 0;
+        for (int j = 0; j < 64; j++) {
+            uint32_t u;
+            memcpy(&u, x + i + j, sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad)
+            break;
+    }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        if ((u & 0x7f800000u) == 0x7f800000u)
+            return i;
+    }
+    return n;
+}

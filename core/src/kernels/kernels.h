@@ -97,6 +97,11 @@ typedef struct trc_kernel_ops {
                      const float *res, int silu);
 } trc_kernel_ops;
 
+/* The index of the first of x[0..n) that is not finite (inf or NaN), n when all are: blocks of
+ * 64 by their exponent bits (a loop the compiler vectorizes; isfinite() per element compiled to
+ * a compare and branch each, ~3% of a training step over the gradients). */
+size_t trc_first_nonfinite(const float *x, size_t n);
+
 /* bf16 weights (the inference plan's TRC_PRECISION_BF16): W [N, K] rounded to bfloat16 (nearest
  * even) and packed in panels of 16 outputs by pairs of inputs: panel p, pair i, lane j holds
  * W[16p + j][2i] then W[16p + j][2i + 1] (zero padded), 64 bytes per pair. Products take the

@@ -272,6 +272,34 @@ static void test_gemm_layer_norm(void **state) {
         }
 }
 
+/* trc_first_nonfinite: the first inf or NaN wherever it sits (first element, inside a block of
+ * 64, in the ragged tail), n when none; large, tiny and negative finite values are not flagged */
+static void test_first_nonfinite(void **state) {
+    (void)state;
+    const size_t ns[] = {0, 1, 63, 64, 65, 130, 1000};
+    const float bad[] = {INFINITY, -INFINITY, NAN};
+    float *x = malloc(1000 * sizeof *x);
+    assert_non_null(x);
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        size_t n = ns[a];
+        for (size_t i = 0; i < n; i++)
+            x[i] = i % 3 == 0 ? 3.4e38f : i % 3 == 1 ? -1e-42f : (float)i;
+        assert_int_equal(trc_first_nonfinite(x, n), n);
+        for (size_t at = 0; at < n; at += (n > 70 ? 37 : 1))
+            for (int b = 0; b < 3; b++) {
+                float keep = x[at];
+                x[at] = bad[b];
+                if (at + 1 < n)
+                    x[n - 1] = NAN; /* a later one does not count */
+                assert_int_equal(trc_first_nonfinite(x, n), at);
+                x[at] = keep;
+                if (at + 1 < n)
+                    x[n - 1] = (float)(n - 1) * 0.5f;
+            }
+    }
+    free(x);
+}
+
 /* n floats ending exactly at an inaccessible page: any read or write past them faults */
 typedef struct guarded {
     void *base;
@@ -501,6 +529,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_guard_pages), cmocka_unit_test(test_exp_and_silu_error),
         cmocka_unit_test(test_dlinear),
     };
-    const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice)};
+    const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice),
+                                      cmocka_unit_test(test_first_nonfinite)};
     return RUN_EVERY_ISA(paths, NULL, NULL) + cmocka_run_group_tests(once, NULL, NULL);
 }
