@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jtext.h"
 #include "proto.h"
 
 int proto_fail(proto_error *err, int code, const char *param, const char *fmt, ...) {
@@ -259,13 +260,6 @@ int proto_get_bool(const json_t *obj, const char *key, int *out, proto_error *er
 }
 
 json_t *proto_real_f32(float v) {
-    if (!isfinite(v))
-        return NULL;
-    /* 7 significant digits read back exactly for most floats; otherwise send the float's own
-     * double value (PROTO_REAL_FLAGS prints 9 digits, enough for any float32). */
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.7g", (double)v);
-    if (strtof(buf, NULL) == v)
-        return json_real(strtod(buf, NULL));
-    return json_real((double)v);
+    char buf[40];
+    return proto_f32_text(v, buf) ? json_real(strtod(buf, NULL)) : NULL;
 }

@@ -112,8 +112,12 @@ typedef struct proto_control_result {
     double timing_ms;
 } proto_control_result;
 
-/* Builds the response object (single form when batch == 0). A non-finite value anywhere gives
- * NULL and a 422 in err: a NaN is never sent. */
+/* The response as compact JSON text ending in a newline (single form when batch == 0), written
+ * in one pass (proto/control_response.c); malloc'd, *len bytes. A non-finite value anywhere
+ * gives NULL and a 422 in err (a NaN is never sent); out of memory a 500. */
+char *proto_control_response_text(const proto_control_result *r, int batch, size_t *len,
+                                  proto_error *err);
+/* The same text parsed into an object (for callers that want a jansson tree). */
 json_t *proto_control_response(const proto_control_result *r, int batch, proto_error *err);
 
 /* ---- POST /v1/models/{name}/load (JSON form) ---- */

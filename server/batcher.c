@@ -1,7 +1,8 @@
-/* The dynamic batcher (see batcher.h). Requests wait in one FIFO; the request at its head
- * becomes the executor when a slot is free: it takes every queued request of the same snapshot
- * (up to max_rows samples), runs one evaluation on the concatenated rows, scatters the results
- * and wakes the others. No thread of its own: the connection threads do the work. */
+/* The dynamic batcher (see batcher.h). Jobs wait in one FIFO; an executor thread takes the job
+ * at its head and every queued job of the same snapshot (up to max_rows samples), runs one
+ * evaluation on the concatenated rows, scatters the results and calls each job's done. Under
+ * load the executors never sleep: a submission is a queue append under one lock, with no
+ * thread to wake (each wake-up is a context switch, and they were a tenth of trcd's CPU). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -14,25 +15,19 @@
 #include "batcher.h"
 #include "trc/error.h"
 
-typedef struct item {
-    const model_snapshot *snap;
-    size_t n;
-    const float *x0, *target;
-    float time_left; /* of every row of the request: steps_left / T (1: a whole horizon) */
-    float *u, *iterates;
-    const atomic_int *gone; /* set when the client has gone (NULL: never) */
-    int rc;
-    int taken; /* an executor has it (it is no longer queued) */
-    int done;
-    pthread_cond_t cv;
-    struct item *next;
-} item;
+typedef batcher_job item;
 
 struct batcher {
     pthread_mutex_t lock;
     pthread_cond_t arrived; /* an executor waiting for arrivals sleeps here */
+    pthread_cond_t work;    /* idle executors sleep here */
     item *head, *tail;
     int running, max_running;
+    int idle;      /* executors waiting for work */
+    int gathering; /* an executor is waiting for arrivals: the others need not */
+    int stop;
+    int nthreads;
+    pthread_t *threads;
     int arriving;           /* announced requests not yet queued */
     size_t inflight_rows;   /* rows being evaluated by executors */
     int (*clients)(void *); /* clients sending recently (NULL: unknown) */
@@ -63,16 +58,29 @@ static int all_gone(const item *list) {
     return 1;
 }
 
+static void *executor(void *arg);
+
 int batcher_create(int max_running, int wait_us, size_t max_rows, metrics *m, batcher **out) {
     batcher *b = calloc(1, sizeof *b);
     if (!b)
         return trc_fail(TRC_ENOMEM, "batcher: out of memory");
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->arrived, NULL);
+    pthread_cond_init(&b->work, NULL);
     b->max_running = max_running > 0 ? max_running : 1;
     b->wait_us = wait_us > 0 ? wait_us : 0;
     b->max_rows = max_rows > 0 ? max_rows : 256;
     b->metrics = m;
+    b->threads = calloc((size_t)b->max_running, sizeof *b->threads);
+    if (!b->threads) {
+        batcher_free(b);
+        return trc_fail(TRC_ENOMEM, "batcher: out of memory");
+    }
+    for (; b->nthreads < b->max_running; b->nthreads++)
+        if (pthread_create(&b->threads[b->nthreads], NULL, executor, b)) {
+            batcher_free(b);
+            return trc_fail(TRC_EIO, "batcher: cannot start an executor thread");
+        }
     *out = b;
     return 0;
 }
@@ -80,9 +88,17 @@ int batcher_create(int max_running, int wait_us, size_t max_rows, metrics *m, ba
 void batcher_free(batcher *b) {
     if (!b)
         return;
+    pthread_mutex_lock(&b->lock);
+    b->stop = 1;
+    pthread_cond_broadcast(&b->work);
+    pthread_mutex_unlock(&b->lock);
+    for (int i = 0; i < b->nthreads; i++)
+        pthread_join(b->threads[i], NULL);
+    free(b->threads);
     free(b->hold_path);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->arrived);
+    pthread_cond_destroy(&b->work);
     free(b);
 }
 
@@ -121,7 +137,6 @@ static item *take_batch(batcher *b, size_t *rows, size_t *count) {
             if (b->tail == it)
                 b->tail = prev;
             it->next = NULL;
-            it->taken = 1;
             *tail = it;
             tail = &it->next;
             total += it->n;
@@ -136,19 +151,34 @@ static item *take_batch(batcher *b, size_t *rows, size_t *count) {
     return list;
 }
 
+static void take_gone(batcher *b, item **gone_list);
+static void finish(item *list);
+
+/* Answers the queued jobs whose client has gone (called by an executor between two chunks of
+ * a long evaluation, so that they do not wait for its end). */
+static void drop_gone(batcher *b) {
+    item *gone = NULL;
+    pthread_mutex_lock(&b->lock);
+    take_gone(b, &gone);
+    pthread_mutex_unlock(&b->lock);
+    finish(gone);
+}
+
 /* Test-only (batcher_set_hold): waits while the hold file exists, unless every client of
  * the batch has gone. */
-static void wait_hold(const batcher *b, const item *list) {
+static void wait_hold(batcher *b, const item *list) {
     struct timespec pause = {0, 10 * 1000000L};
-    while (b->hold_path && access(b->hold_path, F_OK) == 0 && !all_gone(list))
+    while (b->hold_path && access(b->hold_path, F_OK) == 0 && !all_gone(list)) {
         nanosleep(&pause, NULL);
+        drop_gone(b);
+    }
 }
 
 /* Evaluates rows samples (x0, tg: [rows, s], tl: [rows] or NULL -> u: [rows, U]; iters, if
  * not NULL: [(K+1), rows, U]) in chunks of rows, stopping with TRC_ECANCELED before a chunk when
  * every client of the batch has gone. */
-static int eval_rows(const batcher *b, const item *list, size_t rows, const float *x0,
-                     const float *tg, const float *tl, float *u, float *iters) {
+static int eval_rows(batcher *b, const item *list, size_t rows, const float *x0, const float *tg,
+                     const float *tl, float *u, float *iters) {
     const trc_model *model = &list->snap->model;
     const trc_infer_plan *plan = list->snap->plan;
     size_t s = (size_t)model->cfg.s, U = (size_t)model->cfg.T * (size_t)model->cfg.m;
@@ -164,6 +194,8 @@ static int eval_rows(const batcher *b, const item *list, size_t rows, const floa
         return TRC_ENOMEM;
     int rc = 0;
     for (size_t off = 0; off < rows && !rc; off += chunk) {
+        if (off)
+            drop_gone(b);
         wait_hold(b, list);
         if (all_gone(list)) {
             rc = TRC_ECANCELED;
@@ -195,7 +227,7 @@ static float *rows_time_left(const item *list, size_t rows, int *rc) {
 }
 
 /* An item evaluated alone. */
-static int eval_item(const batcher *b, item *it) {
+static int eval_item(batcher *b, item *it) {
     item *next = it->next;
     it->next = NULL; /* its own client decides whether to stop */
     int rc;
@@ -208,7 +240,7 @@ static int eval_item(const batcher *b, item *it) {
 }
 
 /* One evaluation for a list of items of the same snapshot. */
-static void run_batch(const batcher *b, item *list, size_t rows, size_t count) {
+static void run_batch(batcher *b, item *list, size_t rows, size_t count) {
     const trc_model *model = &list->snap->model;
     if (count == 1) {
         list->rc = eval_item(b, list);
@@ -305,85 +337,146 @@ void batcher_stats(batcher *b, size_t *rows_in_progress, uint64_t *abandoned) {
     pthread_mutex_unlock(&b->lock);
 }
 
-/* Removes a queued item (lock held); wakes the new head when it was the head. */
-static void unqueue(batcher *b, item *self) {
-    item *prev = NULL;
-    for (item **pp = &b->head; *pp; prev = *pp, pp = &(*pp)->next)
-        if (*pp == self) {
-            *pp = self->next;
-            if (b->tail == self)
+/* Moves the queued jobs whose client has gone (lock held) to *gone_list, rc TRC_ECANCELED. */
+static void take_gone(batcher *b, item **gone_list) {
+    item **pp = &b->head, *prev = NULL;
+    while (*pp) {
+        item *it = *pp;
+        if (is_gone(it)) {
+            *pp = it->next;
+            if (b->tail == it)
                 b->tail = prev;
-            self->next = NULL;
-            break;
+            it->rc = TRC_ECANCELED;
+            it->next = *gone_list;
+            *gone_list = it;
+            b->abandoned++;
+        } else {
+            prev = it;
+            pp = &it->next;
         }
-    if (b->head)
-        pthread_cond_signal(&b->head->cv);
+    }
 }
 
-int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
-                  const float *target, float time_left, float *u, float *iterates,
-                  const atomic_int *gone) {
-    item self = {.snap = snap,
-                 .n = n,
-                 .x0 = x0,
-                 .target = target,
-                 .time_left = time_left,
-                 .u = u,
-                 .iterates = iterates,
-                 .gone = gone};
-    pthread_cond_init(&self.cv, NULL);
+/* Calls done on every job of list (no lock held: done may take other locks). */
+static void finish(item *list) {
+    for (item *it = list, *next; it; it = next) {
+        next = it->next;
+        it->next = NULL;
+        it->done(it);
+    }
+}
+
+static void *executor(void *arg) {
+    batcher *b = arg;
     pthread_mutex_lock(&b->lock);
-    b->arriving--;
-    /* self lives on this stack while queued: it always leaves the queue (an executor takes
-     * it, or it leaves when its client has gone) before this function returns */
-    if (b->tail)
-        b->tail->next = &self;
-    else
-        b->head = &self; // cppcheck-suppress autoVariables
-    b->tail = &self;     // cppcheck-suppress autoVariables
-    pthread_cond_signal(&b->arrived);
-    while (!self.done) {
-        if (!self.taken && is_gone(&self)) { /* still queued: leave unevaluated */
-            unqueue(b, &self);
-            self.rc = TRC_ECANCELED;
-            break;
+    for (;;) {
+        item *gone = NULL;
+        take_gone(b, &gone);
+        if (gone) {
+            pthread_mutex_unlock(&b->lock);
+            finish(gone);
+            pthread_mutex_lock(&b->lock);
+            continue;
         }
-        if (b->head != &self || b->running >= b->max_running) {
-            if (!gone) {
-                pthread_cond_wait(&self.cv, &b->lock);
-            } else { /* look at the client now and then: nothing signals its leaving */
+        if (!b->head || b->gathering) {
+            if (b->stop && !b->head)
+                break;
+            b->idle++;
+            if (b->head) { /* another executor gathers: look again after a while */
                 struct timespec dl;
                 deadline_after(&dl, GONE_POLL_MS * 1000);
-                pthread_cond_timedwait(&self.cv, &b->lock, &dl);
+                pthread_cond_timedwait(&b->work, &b->lock, &dl);
+            } else {
+                pthread_cond_wait(&b->work, &b->lock);
             }
+            b->idle--;
             continue;
         }
         b->running++;
-        if (b->wait_us > 0)
-            gather(b, snap);
+        if (b->wait_us > 0) {
+            b->gathering = 1;
+            gather(b, b->head->snap);
+            b->gathering = 0;
+        }
+        if (!b->head) { /* its jobs left while it waited */
+            b->running--;
+            continue;
+        }
         size_t rows, count;
         item *list = take_batch(b, &rows, &count);
         b->inflight_rows += rows;
-        if (b->head && b->running < b->max_running)
-            pthread_cond_signal(&b->head->cv); /* another slot is free for what remains */
+        if (b->head && b->idle)
+            pthread_cond_signal(&b->work); /* another executor may take what remains */
         pthread_mutex_unlock(&b->lock);
         run_batch(b, list, rows, count);
         metrics_observe_batch(b->metrics, rows, count);
         pthread_mutex_lock(&b->lock);
         b->running--;
         b->inflight_rows -= rows;
-        for (item *it = list, *next; it; it = next) {
-            next = it->next;
-            it->done = 1;
-            if (it != &self)
-                pthread_cond_signal(&it->cv);
-        }
-        if (b->head)
-            pthread_cond_signal(&b->head->cv);
+        for (item *it = list; it; it = it->next)
+            if (it->rc == TRC_ECANCELED)
+                b->abandoned++;
+        pthread_mutex_unlock(&b->lock);
+        finish(list);
+        pthread_mutex_lock(&b->lock);
     }
-    if (self.rc == TRC_ECANCELED)
-        b->abandoned++;
     pthread_mutex_unlock(&b->lock);
-    pthread_cond_destroy(&self.cv);
-    return self.rc;
+    return NULL;
+}
+
+void batcher_submit(batcher *b, batcher_job *job) {
+    job->next = NULL;
+    job->rc = 0;
+    pthread_mutex_lock(&b->lock);
+    b->arriving--;
+    if (b->tail)
+        b->tail->next = job;
+    else
+        b->head = job;
+    b->tail = job;
+    pthread_cond_signal(&b->arrived);
+    if (b->idle)
+        pthread_cond_signal(&b->work);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* batcher_infer's wait: done signals the caller (under its lock, so the caller's stack frame
+ * outlives the signal). */
+typedef struct waiter {
+    batcher_job job; /* first */
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int done;
+} waiter;
+
+static void wake_waiter(batcher_job *job) {
+    waiter *w = (waiter *)job;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float *x0,
+                  const float *target, float time_left, float *u, float *iterates,
+                  const atomic_int *gone) {
+    waiter w = {.job = {.snap = snap,
+                        .n = n,
+                        .x0 = x0,
+                        .target = target,
+                        .time_left = time_left,
+                        .u = u,
+                        .iterates = iterates,
+                        .gone = gone,
+                        .done = wake_waiter}};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    batcher_submit(b, &w.job);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.lock);
+    return w.job.rc;
 }

@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,9 @@
     (8u << 20) /* a refused body up to this size is read and dropped, so a                         \
                   client that sends it all before reading sees the answer */
 #define RETRY_AFTER_BUSY "1"
+#define INLINE_BODY_MAX                                                                            \
+    (64u << 10) /* HTTP_DEFER handlers run on the event thread up to this body size (parsing       \
+                   it is quick); larger bodies go to a worker */
 
 typedef struct route_info {
     unsigned flags;
@@ -65,11 +69,12 @@ struct http_server {
     deadlines *deadlines;
     pthread_mutex_t lock; /* guards the counters below */
     pthread_cond_t idle;
-    int active;              /* requests between their first call and on_completed */
-    int handling;            /* requests dispatched and not yet answered */
-    int peak_cur, peak_prev; /* most requests handled at once in this and the previous window */
-    struct timespec window;  /* start of the current window (WINDOW_MS long) */
-    size_t body_bytes;       /* memory held by request bodies (reserved at their length) */
+    pthread_cond_t unhandled; /* handling dropped to 0 */
+    int active;               /* requests between their first call and on_completed */
+    int handling;             /* requests dispatched and not yet answered */
+    int peak_cur, peak_prev;  /* most requests handled at once in this and the previous window */
+    struct timespec window;   /* start of the current window (WINDOW_MS long) */
+    size_t body_bytes;        /* memory held by request bodies (reserved at their length) */
     unsigned long long refused_busy, connections, closed_total;
     char *cors; /* copy of --cors-origin, split on ',' into cors_list */
     const char *cors_list[16];
@@ -109,6 +114,12 @@ struct http_request {
     size_t dropped; /* body bytes read and dropped */
     http_response pending; /* refused: the answer; dispatched: the handler's answer */
     struct timespec t0;
+    int on_event_thread; /* the handler runs (ran) on the event thread */
+    int deferred;        /* the handler called http_defer */
+    atomic_int parts;    /* deferred: the handler's return and http_resume; the last resumes */
+    workpool_item later; /* http_run_on_worker */
+    void (*later_fn)(void *arg);
+    void *later_arg;
 };
 
 static double elapsed(const struct timespec *t0) {
@@ -152,6 +163,45 @@ const char *http_param(const http_request *req, const char *name) {
 const char *http_query(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
+typedef struct query_scan {
+    const char *const *allowed;
+    unsigned seen; /* bit i: allowed[i] given */
+    const char *bad;
+    int repeated;
+} query_scan;
+
+static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value) {
+    (void)kind;
+    (void)value;
+    query_scan *q = cls;
+    for (unsigned i = 0; q->allowed[i] && i < 32; i++)
+        if (strcmp(key, q->allowed[i]) == 0) {
+            q->repeated = (q->seen >> i) & 1u;
+            q->seen |= 1u << i;
+            if (!q->repeated)
+                return MHD_YES;
+            break;
+        }
+    q->bad = key;
+    return MHD_NO; /* stop at the first fault */
+}
+
+int http_query_check(const http_request *req, const char *const *allowed, proto_error *err) {
+    query_scan q = {.allowed = allowed};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, scan_query, &q);
+    if (!q.bad)
+        return 0;
+    if (q.repeated)
+        return proto_fail(err, 400, q.bad, "query parameter '%.64s' is given more than once",
+                          q.bad);
+    char names[128] = "";
+    for (size_t i = 0, n = 0; allowed[i] && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", allowed[i]);
+    return proto_fail(err, 400, q.bad, "unknown query parameter '%.64s' (this route takes: %s)",
+                      q.bad, allowed[0] ? names : "none");
+}
+
 const char *http_header(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
@@ -712,10 +762,49 @@ const atomic_int *http_client_gone(const http_request *req) {
 
 /* ---- handlers on the pool ---- */
 
+static http_request *request_of(http_response *res) {
+    return (http_request *)(void *)((char *)res - offsetof(http_request, pending));
+}
+
+void http_defer(http_response *res) {
+    http_request *req = request_of(res);
+    req->deferred = 1;
+    atomic_store(&req->parts, 2);
+    if (req->on_event_thread)
+        MHD_suspend_connection(req->conn); /* a worker's connection is suspended already */
+}
+
+/* One of the two parts of a deferred answer is over; the second resumes the connection (the
+ * request may be freed from then on). */
+static void part_done(http_request *req) {
+    if (atomic_fetch_sub(&req->parts, 1) == 1)
+        MHD_resume_connection(req->conn);
+}
+
+void http_resume(http_response *res) {
+    part_done(request_of(res));
+}
+
+static void run_later(workpool_item *item) {
+    http_request *req = (http_request *)(void *)((char *)item - offsetof(http_request, later));
+    req->later_fn(req->later_arg);
+}
+
+void http_run_on_worker(http_response *res, void (*fn)(void *arg), void *arg) {
+    http_request *req = request_of(res);
+    req->later_fn = fn;
+    req->later_arg = arg;
+    req->later.run = run_later;
+    workpool_push(req->srv->pool, &req->later);
+}
+
 static void run_handler(workpool_item *item) {
     http_request *req = (http_request *)item;
     req->route->fn(req->srv->app, req, &req->pending);
-    MHD_resume_connection(req->conn);
+    if (req->deferred)
+        part_done(req);
+    else
+        MHD_resume_connection(req->conn);
 }
 
 static enum MHD_Result dispatch(http_request *req) {
@@ -728,9 +817,13 @@ static enum MHD_Result dispatch(http_request *req) {
     pthread_mutex_unlock(&srv->lock);
     req->dispatched = 1;
     deadline_pause(srv->deadlines, req->dl);
-    if (req->route->flags & HTTP_INLINE) {
+    unsigned flags = req->route->flags;
+    if ((flags & HTTP_INLINE) || ((flags & HTTP_DEFER) && req->len <= INLINE_BODY_MAX)) {
+        req->on_event_thread = 1;
         req->route->fn(srv->app, req, &req->pending);
-        return MHD_YES; /* answered by the caller */
+        if (req->deferred)
+            part_done(req);
+        return MHD_YES; /* otherwise answered by the caller */
     }
     MHD_suspend_connection(req->conn);
     req->item.run = run_handler;
@@ -741,7 +834,8 @@ static enum MHD_Result dispatch(http_request *req) {
 static enum MHD_Result answer_handled(http_request *req) {
     http_server *srv = req->srv;
     pthread_mutex_lock(&srv->lock);
-    srv->handling--;
+    if (--srv->handling == 0)
+        pthread_cond_broadcast(&srv->unhandled);
     pthread_mutex_unlock(&srv->lock);
     return send_response(req, &req->pending);
 }
@@ -807,7 +901,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (finish_body(req, &ret))
         return ret;
     ret = dispatch(req);
-    if (req->route->flags & HTTP_INLINE)
+    if (req->on_event_thread && !req->deferred)
         return answer_handled(req);
     return ret;
 }
@@ -824,7 +918,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         /* the client went before the answer could be queued (libmicrohttpd saw its end of
          * file on resuming): still one request, counted as the handler answered it */
         pthread_mutex_lock(&srv->lock);
-        srv->handling--;
+        if (--srv->handling == 0)
+            pthread_cond_broadcast(&srv->unhandled);
         pthread_mutex_unlock(&srv->lock);
         record(req, req->pending.set ? req->pending.status : 499, 0);
     }
@@ -905,6 +1000,7 @@ int http_create(app *a, http_server **out) {
     srv->app = a;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->idle, NULL);
+    pthread_cond_init(&srv->unhandled, NULL);
     if (a->cfg.cors_origin && a->cfg.cors_origin[0]) {
         srv->cors = strdup(a->cfg.cors_origin);
         char *save = NULL;
@@ -1003,7 +1099,14 @@ void http_destroy(http_server *srv) {
     if (!srv)
         return;
     /* handlers still running finish and resume their connections before the daemon stops
-     * (libmicrohttpd must not be stopped with a connection suspended) */
+     * (libmicrohttpd must not be stopped with a connection suspended): deferred answers
+     * (the batcher's) first, then the workers */
+    if (srv->daemon) {
+        pthread_mutex_lock(&srv->lock);
+        while (srv->handling > 0)
+            pthread_cond_wait(&srv->unhandled, &srv->lock);
+        pthread_mutex_unlock(&srv->lock);
+    }
     workpool_free(srv->pool);
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
@@ -1012,6 +1115,7 @@ void http_destroy(http_server *srv) {
         srv->app->http_metrics = NULL;
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->idle);
+    pthread_cond_destroy(&srv->unhandled);
     free(srv->cors);
     free(srv);
 }

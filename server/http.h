@@ -49,6 +49,8 @@ enum {
     HTTP_BODY_JSON = 2, /* takes a body: application/json when present (else 415) */
     HTTP_BODY_RAW = 4,  /* also takes application/octet-stream, up to --max-upload bytes */
     HTTP_INLINE = 8,    /* quick, never blocks: runs on the event thread, not a worker */
+    HTTP_DEFER = 16,    /* may answer after returning (http_defer); quick until then: runs on
+                           the event thread when the body is small, else on a worker */
 };
 
 typedef void (*http_handler)(struct app *app, const http_request *req, http_response *res);
@@ -83,6 +85,9 @@ const char *http_path(const http_request *req);
 const char *http_param(const http_request *req, const char *name);
 /* A query-string argument (already URL-decoded), or NULL. */
 const char *http_query(const http_request *req, const char *name);
+/* 0 when every query-string argument is one of `allowed` (NULL-terminated) and none is given
+ * twice; otherwise -1 and a 400 in err naming it. */
+int http_query_check(const http_request *req, const char *const *allowed, proto_error *err);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_header(const http_request *req, const char *name);
 /* The body; "" when there is none. A JSON body is NUL-terminated for convenience (*len excludes
@@ -110,5 +115,14 @@ void http_reply_bytes(http_response *res, int status, const char *content_type, 
                       size_t len);
 /* Adds a response header (copied). Returns 0 or -1 when full. */
 int http_add_header(http_response *res, const char *name, const char *value);
+
+/* ---- answering later (HTTP_DEFER routes) ---- */
+/* The handler answers after it returns: it keeps res (and the request: http_client_gone stays
+ * valid), fills it later from any thread and calls http_resume(res) exactly once. */
+void http_defer(http_response *res);
+void http_resume(http_response *res);
+/* Runs fn(arg) on a worker thread: for the slow part of a deferred answer, which must not run
+ * on an event thread or in the batcher. */
+void http_run_on_worker(http_response *res, void (*fn)(void *arg), void *arg);
 
 #endif

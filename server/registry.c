@@ -10,6 +10,7 @@
  * assumed: without the sidecar's, the metadata's or trcd's --dt the load fails (400) saying so. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -150,7 +151,9 @@ typedef struct sidecar {
     trc_load_overrides ov;
     char system[32];
     double dt;
-    char *norm; /* "norm": normalisation statistics as JSON text (malloc'd), or NULL */
+    char *norm;      /* "norm": normalisation statistics as JSON text (malloc'd), or NULL */
+    double given_dt; /* an upload's ?dt= (0: none) */
+    int store_dt;    /* given_dt is the model's only time step: record it in the sidecar */
 } sidecar;
 
 /* Reads "<stem>.json" beside the checkpoint if it exists. */
@@ -200,8 +203,7 @@ static int read_sidecar(const char *ckpt_path, sidecar *sc, proto_error *err) {
 }
 
 /* The system of a model: sidecar, metadata, or the unique match of (s, m, T). */
-static int pick_system(const registry *reg, model_snapshot *snap, const sidecar *sc,
-                       proto_error *err) {
+static int pick_system(const registry *reg, model_snapshot *snap, sidecar *sc, proto_error *err) {
     trc_model_config *c = &snap->model.cfg;
     /* the one rule (trc_system_resolve): sidecar, metadata, else the one system of the shape */
     const char *name = sc->system[0] ? sc->system : c->system;
@@ -213,9 +215,17 @@ static int pick_system(const registry *reg, model_snapshot *snap, const sidecar 
     if (rc)
         return proto_fail(err, 400, "checkpoint", "checkpoint: %s", trc_errmsg());
     /* a time step is never assumed (the original project used 5/15, later 0.33) */
-    snap->dt = sc->dt > 0                                                            ? sc->dt
-               : (!sc->system[0] || strcmp(sc->system, c->system) == 0) && c->dt > 0 ? c->dt
-                                                                                     : reg->dt;
+    double own = sc->dt > 0                                                            ? sc->dt
+                 : (!sc->system[0] || strcmp(sc->system, c->system) == 0) && c->dt > 0 ? c->dt
+                                                                                       : 0;
+    if (sc->given_dt > 0 && own > 0 && fabs(own - sc->given_dt) > 1e-12 * own)
+        return proto_fail(err, 400, "dt",
+                          "dt=%.9g differs from the time step the %s records (%.9g): leave "
+                          "out dt, or fix the %s",
+                          sc->given_dt, sc->dt > 0 ? "sidecar <name>.json" : "checkpoint", own,
+                          sc->dt > 0 ? "sidecar" : "checkpoint");
+    sc->store_dt = sc->given_dt > 0 && !(own > 0);
+    snap->dt = own > 0 ? own : sc->given_dt > 0 ? sc->given_dt : reg->dt;
     if (!(snap->dt > 0))
         return proto_fail(err, 400, "checkpoint",
                           "checkpoint records no time step (dt) for %s: add a sidecar <stem>.json "
@@ -228,14 +238,18 @@ static int pick_system(const registry *reg, model_snapshot *snap, const sidecar 
     return 0;
 }
 
-/* Decodes buf (the bytes of relpath) into a new snapshot named `name`. */
+/* Decodes buf (the bytes of relpath) into a new snapshot named `name`; given_dt (an upload's
+ * ?dt=, 0: none) is its time step when neither its sidecar nor its metadata records one
+ * (*store_dt set: the caller records it in the sidecar) and must agree with them otherwise. */
 static int build_snapshot(registry *reg, const char *name, const char *relpath, const uint8_t *buf,
-                          size_t len, model_snapshot **out, proto_error *err) {
+                          size_t len, double given_dt, int *store_dt, model_snapshot **out,
+                          proto_error *err) {
     char path[PATH_MAX * 2];
     snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
     sidecar sc;
     if (read_sidecar(path, &sc, err))
         return -1;
+    sc.given_dt = given_dt;
     model_snapshot *snap = calloc(1, sizeof *snap);
     if (!snap) {
         free(sc.norm);
@@ -257,6 +271,8 @@ static int build_snapshot(registry *reg, const char *name, const char *relpath, 
         snapshot_free(snap);
         return -1;
     }
+    if (store_dt)
+        *store_dt = sc.store_dt;
     if (trc_infer_plan_create(&snap->model, &snap->plan)) {
         snapshot_free(snap);
         return proto_fail(err, 500, NULL, "%s", trc_errmsg());
@@ -356,7 +372,7 @@ static int load_file_locked(registry *reg, const char *name, const char *relpath
     if (trc_read_file(resolved, &buf, &len))
         return proto_fail(err, 400, "checkpoint", "%s", trc_errmsg());
     model_snapshot *snap = NULL;
-    int rc = build_snapshot(reg, name, relpath, buf, len, &snap, err);
+    int rc = build_snapshot(reg, name, relpath, buf, len, 0, NULL, &snap, err);
     free(buf);
     if (!rc && publish(reg, snap)) {
         snapshot_free(snap);
@@ -381,7 +397,44 @@ int registry_load_file(registry *reg, const char *name, const char *relpath, pro
     return rc;
 }
 
-int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, size_t len,
+/* Records dt in the sidecar <stem>.json of relpath (its other entries kept), atomically. The
+ * previous text is returned in *old (NULL when there was no sidecar) to undo it. */
+static int store_sidecar_dt(registry *reg, const char *relpath, double dt, uint8_t **old,
+                            size_t *old_len, proto_error *err) {
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%.*s.json", reg->real, (int)(strlen(relpath) - strlen(EXT)),
+             relpath);
+    *old = NULL;
+    *old_len = 0;
+    if (access(path, F_OK) == 0 && trc_read_file(path, old, old_len))
+        return proto_fail(err, 500, NULL, "reading the sidecar: %s", trc_errmsg());
+    json_error_t je;
+    json_t *root = *old ? json_loadb((const char *)*old, *old_len, 0, &je) : json_object();
+    char *text = NULL;
+    if (!root || json_object_set_new(root, "dt", json_real(dt)) ||
+        !(text = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(17)))) {
+        json_decref(root);
+        return proto_fail(err, 500, NULL, "writing the sidecar: out of memory");
+    }
+    json_decref(root);
+    int rc = trc_write_file_atomic(path, text, strlen(text));
+    free(text);
+    if (rc)
+        return proto_fail(err, 500, NULL, "writing the sidecar: %s", trc_errmsg());
+    return 0;
+}
+
+/* Puts back the sidecar store_sidecar_dt replaced (old NULL: there was none). */
+static void restore_sidecar(registry *reg, const char *relpath, const uint8_t *old,
+                            size_t old_len) {
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/%.*s.json", reg->real, (int)(strlen(relpath) - strlen(EXT)),
+             relpath);
+    if (old ? trc_write_file_atomic(path, old, old_len) != TRC_OK : unlink(path) != 0)
+        log_msg("models directory: cannot restore the sidecar of %s", relpath);
+}
+
+int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, size_t len, double dt,
                         proto_error *err) {
     if (proto_check_name(name, "name", err)) {
         atomic_fetch_add(&reg->failures, 1);
@@ -391,17 +444,27 @@ int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, siz
     snprintf(relpath, sizeof relpath, "%s" EXT, name);
     pthread_mutex_lock(&reg->load_lock);
     model_snapshot *snap = NULL;
+    int store_dt = 0;
     /* validate first: a bad upload never replaces the file on disk nor the loaded model */
     int rc = registry_check_room(reg, name, err);
     if (!rc)
-        rc = build_snapshot(reg, name, relpath, buf, len, &snap, err);
+        rc = build_snapshot(reg, name, relpath, buf, len, dt, &store_dt, &snap, err);
     if (!rc) {
         char path[PATH_MAX * 2];
         snprintf(path, sizeof path, "%s/%s", reg->real, relpath);
-        if (trc_write_file_atomic(path, buf, len))
+        uint8_t *old = NULL;
+        size_t old_len = 0;
+        /* the given dt goes to the sidecar first, so that a restart serves the file as now */
+        if (store_dt)
+            rc = store_sidecar_dt(reg, relpath, dt, &old, &old_len, err);
+        if (!rc && trc_write_file_atomic(path, buf, len)) {
             rc = proto_fail(err, 500, NULL, "storing the checkpoint: %s", trc_errmsg());
-        else if (publish(reg, snap))
+            if (store_dt)
+                restore_sidecar(reg, relpath, old, old_len);
+        } else if (!rc && publish(reg, snap)) {
             rc = proto_fail(err, 500, NULL, "out of memory");
+        }
+        free(old);
         if (rc)
             snapshot_free(snap);
         else
@@ -412,7 +475,8 @@ int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, siz
         scrub(reg, err);
     atomic_fetch_add(rc ? &reg->failures : &reg->loads, 1);
     if (!rc)
-        log_msg("model '%s' uploaded (%zu bytes)", name, len);
+        log_msg("model '%s' uploaded (%zu bytes)%s", name, len,
+                store_dt ? "; its dt recorded in its sidecar" : "");
     else
         log_msg("model '%s' upload refused: %s", name, err ? err->message : "");
     return rc;

@@ -55,8 +55,11 @@ void snapshot_release(model_snapshot *snap);
  * On failure (400 with the loader's reason, 404 for a missing file) the old model stays. */
 int registry_load_file(registry *reg, const char *name, const char *relpath, proto_error *err);
 /* Validates a checkpoint given as bytes, stores it atomically as <models_dir>/<name>.safetensors
- * and publishes it. The old model and file stay when validation fails. */
-int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, size_t len,
+ * and publishes it. The old model and file stay when validation fails. dt > 0 (an upload's
+ * ?dt=) is the time step of a checkpoint whose metadata and sidecar record none, then recorded
+ * in its sidecar <name>.json (so a restart serves it the same); where they record one, dt
+ * must agree (400 naming "dt"). 0: none given. */
+int registry_load_bytes(registry *reg, const char *name, const uint8_t *buf, size_t len, double dt,
                         proto_error *err);
 /* Unloads `name` and deletes its checkpoint file unless another model uses it (404 if absent). */
 int registry_remove(registry *reg, const char *name, proto_error *err);

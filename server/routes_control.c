@@ -1,6 +1,8 @@
 /* POST /v1/control (alias POST /control): parse and validate (proto), take the model snapshot,
  * run it through the dynamic batcher, simulate the controls with the model's system for the
- * final state, error, cost and trajectory, and answer (proto). */
+ * final state, error, cost and trajectory, and answer (proto). The request is parsed where it
+ * arrives (the event thread, for bodies up to 64 KiB) and answered by the batcher's executor:
+ * no thread waits for it and none is woken for it (HTTP_DEFER, batcher_submit). */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -130,118 +132,181 @@ static void keep_steps(float *u, float *iters, size_t n, size_t K1, int T, int m
         memmove(iters + r * UL, iters + r * U, UL * sizeof *iters);
 }
 
-static void on_control(app *a, const http_request *req, http_response *res) {
-    double t0 = now_ms();
-    batcher_arrive(a->batcher);
+/* One request on its way: parsed and checked on the event thread (on_control), evaluated by
+ * the batcher, then answered (answer) by the executor, or by a worker when it is slow work. */
+typedef struct control_job {
+    batcher_job job; /* first: the batcher hands it back */
+    http_response *res;
+    const atomic_int *gone;
+    model_snapshot *snap;
     proto_control_req rq;
+    float *u, *iters, *traj, *xf; /* [n, T*m], [(K+1), n, T*m], [n, T+1, s], [n, s] */
+    double *fe, *cost;            /* [n] */
+    trc_polish_result *pol;       /* [n] or NULL */
+    double t0;
+} control_job;
+
+/* Rows above which the answer (simulation, JSON) is written on a worker, not the executor. */
+#define EXECUTOR_ANSWER_ROWS 64
+
+static void control_job_free(control_job *cj) {
+    free(cj->u);
+    free(cj->iters);
+    free(cj->traj);
+    free(cj->xf);
+    free(cj->fe);
+    free(cj->cost);
+    free(cj->pol);
+    if (cj->snap)
+        snapshot_release(cj->snap);
+    proto_control_req_free(&cj->rq);
+    free(cj);
+}
+
+/* The answer once the model has run (rc: batcher_infer's status): polish, simulation, JSON. */
+static void answer(control_job *cj) {
+    const model_snapshot *snap = cj->snap;
+    const trc_model_config *c = &snap->model.cfg;
+    http_response *res = cj->res;
+    proto_error err;
+    int rc = cj->job.rc;
+    /* L steps left to plan (all T unless steps_left says fewer) */
+    const int L = cj->rq.steps_left ? cj->rq.steps_left : c->T;
+    if (rc == TRC_OK && L < c->T) /* the first L steps of every row: the rest is not planned */
+        keep_steps(cj->u, cj->iters, cj->rq.n, (size_t)c->K + 1, c->T, c->m, L);
+    if (rc == TRC_ECANCELED) {
+        /* nobody reads it; logged and counted as nginx does ("client closed request") */
+        http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
+    } else if (rc == TRC_ENUMERIC) {
+        http_reply_error(res, 422, NULL,
+                         "model '%s' produced a non-finite control (NaN or infinity) for "
+                         "this input; nothing was sent",
+                         snap->name);
+    } else if (rc) {
+        http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());
+    } else if (cj->pol && (rc = polish(snap, &cj->rq, L, cj->u, cj->pol, cj->gone))) {
+        if (rc == TRC_ECANCELED)
+            http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
+        else if (rc == TRC_ENUMERIC)
+            http_reply_error(res, 422, "polish", "polish failed: %s", trc_errmsg());
+        else
+            http_reply_error(res, 500, NULL, "polish failed: %s", trc_errmsg());
+    } else if (simulate(snap, &cj->rq, L, cj->u, cj->traj, cj->xf, cj->fe, cj->cost)) {
+        http_reply_error(res, 500, NULL, "simulation failed: %s", trc_errmsg());
+    } else {
+        unsigned ret = cj->rq.ret;
+        proto_control_result r = {.model_name = snap->name,
+                                  .model_version = snap->sha256,
+                                  .n = cj->rq.n,
+                                  .T = L,
+                                  .m = c->m,
+                                  .s = c->s,
+                                  .K = c->K,
+                                  .controls = cj->u,
+                                  .final_state = cj->xf,
+                                  .final_error = cj->fe,
+                                  .cost = cj->cost,
+                                  .trajectory = (ret & PROTO_RET_TRAJECTORY) ? cj->traj : NULL,
+                                  .iterations = cj->iters,
+                                  .polish = cj->pol,
+                                  .polish_expert = cj->rq.polish_expert,
+                                  .polish_max_iters = cj->rq.polish_max_iters,
+                                  .timing_ms = now_ms() - cj->t0};
+        size_t text_len;
+        char *text = proto_control_response_text(&r, cj->rq.batch, &text_len, &err);
+        if (text)
+            http_reply_bytes(res, 200, "application/json", text, text_len);
+        else
+            http_reply_proto_error(res, &err);
+    }
+    control_job_free(cj);
+    http_resume(res);
+}
+
+static void answer_on_worker(void *arg) {
+    answer(arg);
+}
+
+/* The batcher's done: a small answer is written here, on the executor; polish and large
+ * batches go to a worker so that the executor returns to evaluating. */
+static void evaluated(batcher_job *job) {
+    control_job *cj = (control_job *)job;
+    if (!job->rc && (cj->pol || cj->rq.n > EXECUTOR_ANSWER_ROWS))
+        http_run_on_worker(cj->res, answer_on_worker, cj);
+    else
+        answer(cj);
+}
+
+static void on_control(app *a, const http_request *req, http_response *res) {
+    control_job *cj = calloc(1, sizeof *cj);
+    if (!cj) {
+        http_reply_error(res, 500, NULL, "out of memory");
+        return;
+    }
+    cj->t0 = now_ms();
+    cj->res = res;
+    cj->gone = http_client_gone(req);
+    batcher_arrive(a->batcher);
     proto_error err;
     size_t len;
     const char *body = http_body(req, &len);
-    if (proto_control_parse(body, len, a->cfg.max_batch, &rq, &err)) {
+    if (proto_control_parse(body, len, a->cfg.max_batch, &cj->rq, &err)) {
         batcher_leave(a->batcher);
         http_reply_proto_error(res, &err);
+        free(cj);
         return;
     }
-    model_snapshot *snap = registry_get(a->registry, rq.model);
-    if (!snap) {
+    proto_control_req *rq = &cj->rq;
+    cj->snap = registry_get(a->registry, rq->model);
+    if (!cj->snap) {
         batcher_leave(a->batcher);
         http_reply_error(res, 404, "model", "model '%s' is not loaded",
-                         rq.model[0] ? rq.model : "default");
-        proto_control_req_free(&rq);
+                         rq->model[0] ? rq->model : "default");
+        control_job_free(cj);
         return;
     }
+    const model_snapshot *snap = cj->snap;
     const trc_model_config *c = &snap->model.cfg;
-    if (proto_control_check_dim(&rq, c->s, &err)) {
+    if (proto_control_check_dim(rq, c->s, &err) ||
+        proto_control_check_steps(rq, c->T, c->time_left, &err) ||
+        proto_control_check_polish(rq, snap->system, a->cfg.max_polish_iters, &err) ||
+        check_budget(a, snap, rq, &err)) {
         batcher_leave(a->batcher);
         http_reply_proto_error(res, &err);
-        snapshot_release(snap);
-        proto_control_req_free(&rq);
+        control_job_free(cj);
         return;
     }
-    if (proto_control_check_steps(&rq, c->T, c->time_left, &err) ||
-        proto_control_check_polish(&rq, snap->system, a->cfg.max_polish_iters, &err) ||
-        check_budget(a, snap, &rq, &err)) {
-        batcher_leave(a->batcher);
-        http_reply_proto_error(res, &err);
-        snapshot_release(snap);
-        proto_control_req_free(&rq);
-        return;
-    }
-    size_t n = rq.n, s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
+    size_t n = rq->n, s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
     size_t T1 = (size_t)c->T + 1, K1 = (size_t)c->K + 1;
-    float *u = malloc(n * U * sizeof(float));
-    float *iters = (rq.ret & PROTO_RET_ITERATIONS) ? malloc(K1 * n * U * sizeof(float)) : NULL;
-    float *traj = malloc(n * T1 * s * sizeof(float));
-    float *xf = malloc(n * s * sizeof(float));
-    double *fe = malloc(n * sizeof(double)), *cost = malloc(n * sizeof(double));
-    trc_polish_result *pol = rq.polish_max_iters ? malloc(n * sizeof *pol) : NULL;
-    if (!u || !traj || !xf || !fe || !cost || ((rq.ret & PROTO_RET_ITERATIONS) && !iters) ||
-        (rq.polish_max_iters && !pol)) {
+    cj->u = malloc(n * U * sizeof(float));
+    cj->iters = (rq->ret & PROTO_RET_ITERATIONS) ? malloc(K1 * n * U * sizeof(float)) : NULL;
+    cj->traj = malloc(n * T1 * s * sizeof(float));
+    cj->xf = malloc(n * s * sizeof(float));
+    cj->fe = malloc(n * sizeof(double));
+    cj->cost = malloc(n * sizeof(double));
+    cj->pol = rq->polish_max_iters ? malloc(n * sizeof *cj->pol) : NULL;
+    if (!cj->u || !cj->traj || !cj->xf || !cj->fe || !cj->cost ||
+        ((rq->ret & PROTO_RET_ITERATIONS) && !cj->iters) || (rq->polish_max_iters && !cj->pol)) {
         batcher_leave(a->batcher);
         http_reply_error(res, 500, NULL, "out of memory");
-    } else {
-        /* L steps left to plan (all T unless steps_left says fewer) */
-        const int L = rq.steps_left ? rq.steps_left : c->T;
-        int rc = batcher_infer(a->batcher, snap, n, rq.states, rq.targets, (float)L / (float)c->T,
-                               u, iters, http_client_gone(req));
-        if (rc == TRC_OK && L < c->T) /* the first L steps of every row: the rest is not planned */
-            keep_steps(u, iters, n, K1, c->T, c->m, L);
-        if (rc == TRC_ECANCELED) {
-            /* nobody reads it; logged and counted as nginx does ("client closed request") */
-            http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
-        } else if (rc == TRC_ENUMERIC) {
-            http_reply_error(res, 422, NULL,
-                             "model '%s' produced a non-finite control (NaN or infinity) for "
-                             "this input; nothing was sent",
-                             snap->name);
-        } else if (rc) {
-            http_reply_error(res, 500, NULL, "inference failed: %s", trc_errmsg());
-        } else if (pol && (rc = polish(snap, &rq, L, u, pol, http_client_gone(req)))) {
-            if (rc == TRC_ECANCELED)
-                http_reply_error(res, 499, NULL, "the client closed the connection; work stopped");
-            else if (rc == TRC_ENUMERIC)
-                http_reply_error(res, 422, "polish", "polish failed: %s", trc_errmsg());
-            else
-                http_reply_error(res, 500, NULL, "polish failed: %s", trc_errmsg());
-        } else if (simulate(snap, &rq, L, u, traj, xf, fe, cost)) {
-            http_reply_error(res, 500, NULL, "simulation failed: %s", trc_errmsg());
-        } else {
-            proto_control_result r = {.model_name = snap->name,
-                                      .model_version = snap->sha256,
-                                      .n = n,
-                                      .T = L,
-                                      .m = c->m,
-                                      .s = c->s,
-                                      .K = c->K,
-                                      .controls = u,
-                                      .final_state = xf,
-                                      .final_error = fe,
-                                      .cost = cost,
-                                      .trajectory = (rq.ret & PROTO_RET_TRAJECTORY) ? traj : NULL,
-                                      .iterations = iters,
-                                      .polish = pol,
-                                      .polish_expert = rq.polish_expert,
-                                      .polish_max_iters = rq.polish_max_iters,
-                                      .timing_ms = now_ms() - t0};
-            json_t *out = proto_control_response(&r, rq.batch, &err);
-            if (out)
-                http_reply_json(res, 200, out);
-            else
-                http_reply_proto_error(res, &err);
-        }
+        control_job_free(cj);
+        return;
     }
-    free(u);
-    free(iters);
-    free(traj);
-    free(xf);
-    free(fe);
-    free(cost);
-    free(pol);
-    snapshot_release(snap);
-    proto_control_req_free(&rq);
+    cj->job =
+        (batcher_job){.snap = snap,
+                      .n = n,
+                      .x0 = rq->states,
+                      .target = rq->targets,
+                      .time_left = (float)(rq->steps_left ? rq->steps_left : c->T) / (float)c->T,
+                      .u = cj->u,
+                      .iterates = cj->iters,
+                      .gone = cj->gone,
+                      .done = evaluated};
+    http_defer(res);
+    batcher_submit(a->batcher, &cj->job);
 }
 
 int routes_control_register(http_server *srv) {
-    return http_route(srv, "POST", "/v1/control", HTTP_BODY_JSON, on_control) ||
-           http_route(srv, "POST", "/control", HTTP_BODY_JSON, on_control);
+    return http_route(srv, "POST", "/v1/control", HTTP_BODY_JSON | HTTP_DEFER, on_control) ||
+           http_route(srv, "POST", "/control", HTTP_BODY_JSON | HTTP_DEFER, on_control);
 }

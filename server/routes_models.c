@@ -1,8 +1,14 @@
 /* The model routes: list, describe, load (a file of the models directory, or the checkpoint
- * itself as an application/octet-stream body) and delete. */
+ * itself as an application/octet-stream body, with ?dt= for one that records no time step)
+ * and delete. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "app.h"
 #include "registry.h"
 #include "routes.h"
+#include "trc/checkpoint.h"
 
 static void on_list(app *a, const http_request *req, http_response *res) {
     (void)req;
@@ -30,10 +36,33 @@ static void on_get(app *a, const http_request *req, http_response *res) {
     reply_model(a, res, http_param(req, "name"), 404, "is not loaded");
 }
 
+/* ?dt= of an upload: the time step, in seconds, of a checkpoint that records none. *dt = 0 when
+ * absent; -1 with a 400 naming "dt" unless a plain decimal number in (0, TRC_CKPT_MAX_DT]. */
+static int query_dt(const http_request *req, double *dt, proto_error *err) {
+    static const char *const allowed[] = {"dt", NULL};
+    *dt = 0;
+    if (http_query_check(req, allowed, err))
+        return -1;
+    const char *v = http_query(req, "dt");
+    if (!v)
+        return 0;
+    char *end = NULL;
+    /* digits, point, exponent only: no "nan", "inf", hex floats or spaces */
+    double x = v[0] && strspn(v, "0123456789.eE+-") == strlen(v) ? strtod(v, &end) : NAN;
+    if (!isfinite(x) || !end || *end || !(x > 0) || x > TRC_CKPT_MAX_DT)
+        return proto_fail(err, 400, "dt",
+                          "dt must be the time step in seconds, a number > 0 and <= %g "
+                          "(e.g. ?dt=0.1), got '%.40s'",
+                          TRC_CKPT_MAX_DT, v);
+    *dt = x;
+    return 0;
+}
+
 static void on_load(app *a, const http_request *req, http_response *res) {
     const char *name = http_param(req, "name");
     proto_error err;
-    if (proto_check_name(name, "name", &err)) {
+    double dt;
+    if (proto_check_name(name, "name", &err) || query_dt(req, &dt, &err)) {
         http_reply_proto_error(res, &err);
         return;
     }
@@ -45,7 +74,13 @@ static void on_load(app *a, const http_request *req, http_response *res) {
             http_reply_error(res, 400, "body", "the checkpoint body is empty");
             return;
         }
-        rc = registry_load_bytes(a->registry, name, (const uint8_t *)body, len, &err);
+        rc = registry_load_bytes(a->registry, name, (const uint8_t *)body, len, dt, &err);
+    } else if (dt > 0) {
+        http_reply_error(res, 400, "dt",
+                         "dt is for uploads (application/octet-stream): a checkpoint of the "
+                         "models directory takes its time step from its metadata or its "
+                         "sidecar <stem>.json");
+        return;
     } else {
         proto_load_req lr;
         rc = proto_load_parse(body, len, &lr, &err);

@@ -251,6 +251,71 @@ def test_a_checkpoint_without_dt_is_refused_until_told(trcd_factory):
     assert srv.request("GET", "/v1/models/bare").json()["config"]["dt"] == 0.33  # sidecar wins
 
 
+def test_upload_with_dt_query(trcd_factory):
+    """POST /v1/models/{name}/load?dt=: the time step of an uploaded checkpoint that records
+    none, checked (a plain number in (0, 10]), recorded in its sidecar so that a restart serves
+    it the same, and refused when it contradicts a time step the checkpoint or its sidecar
+    records. Nothing is stored by a refused upload."""
+    srv = trcd_factory(dt=None, start=False)
+    os.remove(os.path.join(srv.models_dir, "default.json"))  # the fixture's sidecar
+    srv.start(wait_ready=False)
+    with open(SMALL_INIT, "rb") as f:
+        raw = f.read()
+
+    def up(query, data=raw, name="up"):
+        return srv.request("POST", "/v1/models/%s/load%s" % (name, query), body=data,
+                           headers={"Content-Type": "application/octet-stream"})
+
+    for query, param in [("?dt=abc", "dt"), ("?dt=0", "dt"), ("?dt=-0.1", "dt"),
+                         ("?dt=nan", "dt"), ("?dt=inf", "dt"), ("?dt=1e999", "dt"),
+                         ("?dt=1e-400", "dt"), ("?dt=10.5", "dt"), ("?dt=", "dt"),
+                         ("?dt=0x1p-2", "dt"), ("?dt=0.1%20", "dt"), ("?dt=0.1&dt=0.2", "dt"),
+                         ("?dtt=0.1", "dtt"), ("?dt=0.1&x=1", "x")]:
+        r = up(query)
+        assert r.status == 400, (query, r)
+        err = r.json()["error"]
+        assert err["type"] == "invalid_request" and err["param"] == param, (query, err)
+    assert "a number > 0 and <= 10" in up("?dt=abc").json()["error"]["message"]
+    assert "more than once" in up("?dt=0.1&dt=0.2").json()["error"]["message"]
+    assert "unknown query parameter 'dtt'" in up("?dtt=1").json()["error"]["message"]
+    assert not os.path.exists(os.path.join(srv.models_dir, "up.safetensors"))
+    assert not os.path.exists(os.path.join(srv.models_dir, "up.json"))
+    # without it, the upload is refused as before; with it, served at that step
+    assert up("").status == 400
+    r = up("?dt=0.25")
+    assert r.status == 200 and r.json()["config"]["dt"] == 0.25, r.json()
+    with open(os.path.join(srv.models_dir, "up.json")) as f:
+        assert json.load(f) == {"dt": 0.25}
+    assert srv.control([1, 0.5], [0, 0], model="up").status == 200
+    # the JSON form names a file of the models directory: its dt comes from the file's side
+    r = srv.request("POST", "/v1/models/x/load?dt=0.25", json={"checkpoint": "up.safetensors"})
+    assert r.status == 400 and r.json()["error"]["param"] == "dt", r
+    # the sidecar now records 0.25: a different dt is a contradiction, the same one is fine
+    r = up("?dt=0.5")
+    assert r.status == 400 and r.json()["error"]["param"] == "dt", r
+    assert "differs" in r.json()["error"]["message"] and "sidecar" in r.json()["error"]["message"]
+    assert up("?dt=0.25").status == 200
+    # a sidecar without a dt keeps its other entries
+    with open(os.path.join(srv.models_dir, "other.json"), "w") as f:
+        json.dump({"system": "double_integrator"}, f)
+    assert up("?dt=0.2", name="other").status == 200
+    with open(os.path.join(srv.models_dir, "other.json")) as f:
+        assert json.load(f) == {"system": "double_integrator", "dt": 0.2}
+    # a checkpoint whose metadata records its dt: the same is fine (no sidecar), another not
+    from test_hostile_jobs import with_metadata
+    meta = with_metadata(SMALL_INIT, dt=0.3)
+    assert up("?dt=0.3", data=meta, name="meta").status == 200
+    assert not os.path.exists(os.path.join(srv.models_dir, "meta.json"))
+    r = up("?dt=0.4", data=meta, name="meta")
+    assert r.status == 400 and r.json()["error"]["param"] == "dt", r
+    assert "dt=0.4 differs from the time step the checkpoint records (0.3)" in r.json()["error"]["message"], r.json()
+    # a restart serves them at the step they were uploaded with, no --dt needed
+    srv.restart()
+    assert srv.request("GET", "/v1/models/up").json()["config"]["dt"] == 0.25
+    assert srv.request("GET", "/v1/models/other").json()["config"]["dt"] == 0.2
+    assert srv.request("GET", "/v1/models/meta").json()["config"]["dt"] == 0.3
+
+
 # ---- auth and CORS ----
 
 def test_bearer_token_on_state_changing_routes(trcd_factory):

@@ -1,8 +1,10 @@
 /* The model registry (loading, naming, refusing paths outside the directory, atomic swap with
  * reference-counted snapshots, bad checkpoints keeping the old model, removal) and the dynamic
  * batcher (concurrent requests gathered, results identical to direct inference). */
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,10 +118,10 @@ static void test_refusals_keep_the_model(void **state) {
     assert_int_equal(err.code, 400);
     assert_non_null(strstr(err.message, "outside"));
     const uint8_t junk[64] = {1, 2, 3};
-    assert_int_equal(registry_load_bytes(reg, "m", junk, sizeof junk, &err), -1);
+    assert_int_equal(registry_load_bytes(reg, "m", junk, sizeof junk, 0, &err), -1);
     assert_int_equal(err.code, 400);
     assert_string_equal(err.param, "checkpoint");
-    assert_int_equal(registry_load_bytes(reg, "bad/name", junk, sizeof junk, &err), -1);
+    assert_int_equal(registry_load_bytes(reg, "bad/name", junk, sizeof junk, 0, &err), -1);
     model_snapshot *after = registry_get(reg, "m");
     assert_ptr_equal(before, after);
     char path[512];
@@ -142,7 +144,7 @@ static void test_upload_and_remove(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(trc_read_file(test_data_path("small_random.safetensors"), &buf, &len), 0);
-    assert_int_equal(registry_load_bytes(reg, "up", buf, len, &err), 0);
+    assert_int_equal(registry_load_bytes(reg, "up", buf, len, 0, &err), 0);
     free(buf);
     char path[512];
     snprintf(path, sizeof path, "%s/up.safetensors", test_tmpdir);
@@ -243,6 +245,87 @@ static void test_batcher_concurrent(void **state) {
     registry_free(reg);
 }
 
+/* batcher_submit: one thread queues many jobs without waiting (done is called once for each,
+ * on an executor, with the results of direct inference), and a job whose client has gone
+ * before it is taken is answered TRC_ECANCELED without being evaluated. */
+typedef struct async_job {
+    batcher_job job;
+    float x0[2], tg[2], u[15];
+} async_job;
+
+static pthread_mutex_t async_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t async_cv = PTHREAD_COND_INITIALIZER;
+static int async_done;
+
+static void async_finished(batcher_job *job) {
+    pthread_mutex_lock(&async_lock);
+    (void)job;
+    async_done++;
+    pthread_cond_signal(&async_cv);
+    pthread_mutex_unlock(&async_lock);
+}
+
+static void test_batcher_submit(void **state) {
+    (void)state;
+    registry *reg;
+    proto_error err;
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0);
+    assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
+    model_snapshot *snap = registry_get(reg, NULL);
+    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
+    metrics *met;
+    assert_int_equal(metrics_create(methods, routes, 1, &met), 0);
+    batcher *b;
+    assert_int_equal(batcher_create(2, 0, 64, met, &b), 0);
+    enum { N = 40 };
+    static async_job jobs[N];
+    atomic_int gone = 1;
+    async_done = 0;
+    for (int i = 0; i < N; i++) {
+        async_job *j = &jobs[i];
+        j->x0[0] = 0.05f * (float)i - 1.0f;
+        j->x0[1] = 0.5f;
+        j->tg[0] = j->tg[1] = 0;
+        j->job = (batcher_job){.snap = snap,
+                               .n = 1,
+                               .x0 = j->x0,
+                               .target = j->tg,
+                               .time_left = 1.0f,
+                               .u = j->u,
+                               .gone = i == N - 1 ? &gone : NULL,
+                               .done = async_finished,
+                               .rc = -1};
+        batcher_arrive(b);
+        batcher_submit(b, &j->job);
+    }
+    pthread_mutex_lock(&async_lock);
+    while (async_done < N)
+        pthread_cond_wait(&async_cv, &async_lock);
+    pthread_mutex_unlock(&async_lock);
+    assert_int_equal(async_done, N);
+    for (int i = 0; i < N - 1; i++) {
+        float ref[15];
+        assert_int_equal(jobs[i].job.rc, 0);
+        assert_int_equal(trc_model_infer(&snap->model, 1, jobs[i].x0, jobs[i].tg, ref, NULL), 0);
+        for (int k = 0; k < 15; k++)
+            assert_true(fabsf(jobs[i].u[k] - ref[k]) <= 1e-5f);
+    }
+    assert_int_equal(jobs[N - 1].job.rc, TRC_ECANCELED);
+    size_t rows;
+    uint64_t abandoned;
+    batcher_stats(b, &rows, &abandoned);
+    assert_int_equal(rows, 0);
+    assert_int_equal(abandoned, 1);
+    batcher_free(b);
+    pthread_mutex_lock(&async_lock);
+    assert_int_equal(async_done, N); /* nothing called after the last done */
+    pthread_mutex_unlock(&async_lock);
+    snapshot_release(snap);
+    metrics_free(met);
+    registry_free(reg);
+}
+
 static int fixed_clients;
 static int clients_fn(void *ctx) {
     (void)ctx;
@@ -324,6 +407,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_upload_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batcher_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batcher_gathers_sending_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batcher_submit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
