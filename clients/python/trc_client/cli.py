@@ -163,6 +163,8 @@ def parser():
     ld.add_argument("file", help="file name inside the server's models directory")
     ld.add_argument("--upload", action="store_true",
                     help="FILE is a local file: send its bytes instead of its name")
+    ld.add_argument("--dt", type=float, metavar="DT",
+                    help="with --upload: the time step of a checkpoint that records none")
     sub.add_parser("unload", help="unload model NAME (DELETE /v1/models/NAME)").add_argument("name")
     return p
 
@@ -251,9 +253,9 @@ def run(args, client, out=sys.stdout):
     elif cmd == "load":
         if args.upload:
             with open(args.file, "rb") as f:
-                result = client.load(args.name, f.read())
+                result = client.load(args.name, f.read(), dt=args.dt)
         else:
-            result = client.load(args.name, args.file)
+            result = client.load(args.name, args.file, dt=args.dt)  # a dt: the server's 400
     else:  # argparse rejects unknown commands before this point
         raise SystemExit(f"unknown command {cmd}")
     json.dump(result, out, indent=2)
