@@ -143,9 +143,17 @@ def test_upload_with_dt(trcd_factory, tmp_path):
     assert r.returncode == 2 and "--dt" in r.stderr
 
 
-def test_health_and_ready(client):
+def test_health_and_ready(client, trcd, trcd_factory):
     assert client.health()["status"] == "ok"
     assert client.ready() is True
+    r = cli(trcd, "health")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "ok", r.stderr
+    r = cli(trcd, "ready")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ready": True}, r.stderr
+    empty = trcd_factory(models={}, wait_ready=False)  # no model: alive, not ready
+    assert Client(empty.url).ready() is False
+    r = cli(empty, "ready")
+    assert r.returncode == 1 and json.loads(r.stdout) == {"ready": False}, r.stderr
 
 
 # ---------------------------------------------------------------- training jobs
