@@ -58,12 +58,13 @@ typedef struct app_config {
     int job_retention; /* --job-retention, default 100: finished jobs kept (oldest pruned) */
     int job_max_age;   /* --job-max-age, default 604800 s: finished jobs older are pruned; 0 off */
     int max_models;    /* --max-models, default 64: models loaded at once (507 beyond) */
-    size_t max_jobs_disk; /* --max-jobs-disk, default 4G: disk of <data-dir>/jobs (507 beyond) */
-    int train_rate;       /* --train-rate, default 30: POST /v1/train per client per minute */
-    size_t max_work;      /* --max-work, default 128G: rows*K*(n+1)*params of one request */
-    size_t max_response;  /* --max-response, default 4M: estimated /v1/control response bytes */
-    int max_polish_iters; /* --max-polish-iters, default 100: /v1/control polish.max_iters */
-    double dt;            /* --dt: time step of checkpoints recording none (0: refuse them) */
+    size_t max_jobs_disk;  /* --max-jobs-disk, default 4G: disk of <data-dir>/jobs (507 beyond) */
+    int train_rate;        /* --train-rate, default 30: POST /v1/train per client per minute */
+    size_t max_work;       /* --max-work, default 128G: rows*K*(n+1)*params of one request */
+    size_t max_response;   /* --max-response, default 4M: estimated /v1/control response bytes */
+    int max_polish_iters;  /* --max-polish-iters, default 100: /v1/control polish.max_iters */
+    double dt;             /* --dt: time step of checkpoints recording none (0: refuse them) */
+    const char *precision; /* --precision: the plans' weights, fp32 (default) or bf16 */
 } app_config;
 
 typedef struct app app;

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "trc/error.h"
+#include "trc/model.h"
 
 typedef enum { STR, INT, SIZE, BOOL, DBL } kind;
 
@@ -69,6 +71,9 @@ static const option OPTIONS[] = {
      "largest polish.max_iters of a control request (100)"},
     {"dt", DBL, OFF(dt), 0, 1000000,
      "time step of checkpoints that record none and have no sidecar (none: refused)"},
+    {"precision", STR, OFF(precision), 0, 0,
+     "model weights: fp32, or bf16 (AVX512_BF16 CPUs, single architecture; controls differ by "
+     "~1e-2 of the bound) (fp32)"},
 };
 #define NOPT (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -91,6 +96,7 @@ static void defaults(app_config *c) {
     c->models_dir = "models";
     c->data_dir = "var";
     c->dashboard_dir = "clients/dashboard";
+    c->precision = "fp32";
     c->max_body = 1u << 20;
     c->max_upload = 64u << 20;
     c->max_batch = 4096;
@@ -265,5 +271,15 @@ int app_config_parse(int argc, char **argv, app_config *cfg, FILE *out, char *er
     }
     if (cfg->cors_origin && !cfg->cors_origin[0])
         cfg->cors_origin = NULL;
+    trc_precision p;
+    const char *why;
+    if (trc_precision_parse(cfg->precision, &p)) {
+        snprintf(err, errlen, "--precision: %s", trc_errmsg());
+        return -1;
+    }
+    if (!trc_precision_available(p, &why)) {
+        snprintf(err, errlen, "--precision %s: %s", cfg->precision, why);
+        return -1;
+    }
     return 0;
 }

@@ -90,6 +90,11 @@ int main(int argc, char **argv) {
     }
     registry_set_max_models(a.registry, (size_t)a.cfg.max_models);
     registry_set_default_dt(a.registry, a.cfg.dt);
+    trc_precision precision = TRC_PRECISION_FP32;
+    trc_precision_parse(a.cfg.precision, &precision); /* checked by app_config_parse */
+    registry_set_precision(a.registry, precision);
+    if (precision != TRC_PRECISION_FP32)
+        log_msg("model weights in %s (--precision)", trc_precision_name(precision));
     int loaded = registry_load_dir(a.registry);
     model_snapshot *def = registry_get(a.registry, NULL);
     log_msg("%d model(s) loaded from %s%s", loaded, a.cfg.models_dir,

@@ -40,9 +40,10 @@ struct registry {
     pthread_mutex_t load_lock; /* serializes loads, stores and removals */
     model_snapshot **snaps;
     size_t count, cap;
-    size_t max_models; /* 0 = no limit */
-    double dt;         /* --dt: for checkpoints recording none (0: refused) */
-    int batch;         /* loading the directory at start-up: manifest written once after */
+    size_t max_models;       /* 0 = no limit */
+    double dt;               /* --dt: for checkpoints recording none (0: refused) */
+    trc_precision precision; /* --precision of the plans */
+    int batch;               /* loading the directory at start-up: manifest written once after */
     _Atomic uint64_t loads, failures;
 };
 
@@ -273,9 +274,11 @@ static int build_snapshot(registry *reg, const char *name, const char *relpath, 
     }
     if (store_dt)
         *store_dt = sc.store_dt;
-    if (trc_infer_plan_create(&snap->model, &snap->plan)) {
+    int prc = trc_infer_plan_create_precision(&snap->model, reg->precision, &snap->plan);
+    if (prc) {
         snapshot_free(snap);
-        return proto_fail(err, 500, NULL, "%s", trc_errmsg());
+        return proto_fail(err, prc == TRC_EUNSUPPORTED ? 400 : 500,
+                          prc == TRC_EUNSUPPORTED ? "checkpoint" : NULL, "%s", trc_errmsg());
     }
     atomic_init(&snap->refs, 1);
     snprintf(snap->name, sizeof snap->name, "%s", name);
@@ -312,6 +315,10 @@ static int resolve(registry *reg, const char *relpath, char resolved[PATH_MAX], 
 
 void registry_set_default_dt(registry *reg, double dt) {
     reg->dt = dt;
+}
+
+void registry_set_precision(registry *reg, trc_precision precision) {
+    reg->precision = precision;
 }
 
 void registry_set_max_models(registry *reg, size_t max) {

@@ -35,6 +35,9 @@ void registry_set_max_models(registry *reg, size_t max);
 /* The time step of checkpoints that record none (trcd --dt); 0 (the default): they are
  * refused with a 400 saying how to give one. Set before loading. */
 void registry_set_default_dt(registry *reg, double dt);
+/* --precision: the weights of the plans of models loaded from now on (TRC_PRECISION_FP32 by
+ * default); a model whose architecture has no plan of that precision is refused (400). */
+void registry_set_precision(registry *reg, trc_precision precision);
 /* 0 when `name` is loaded or one more model fits, else 507 in err. */
 int registry_check_room(registry *reg, const char *name, proto_error *err);
 void registry_free(registry *reg);

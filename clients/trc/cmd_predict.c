@@ -58,7 +58,7 @@ static int print_object(const json_t *j) {
 /* One pair; steps_left L (0: the whole horizon T) plans and simulates the last L steps. */
 static int predict_one(const trc_model *model, const trc_system *sys, double dt,
                        const cli_list *state, const cli_list *target, int steps_left,
-                       int iterations, int trajectory) {
+                       int iterations, int trajectory, trc_precision precision) {
     const trc_model_config *c = &model->cfg;
     const int S = c->s, U = c->T * c->m, L = steps_left ? steps_left : c->T;
     if (state->n != S || target->n != S)
@@ -86,7 +86,16 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
         rc = cli_error(CLI_FAIL, CMD, "out of memory");
         goto done;
     }
-    int lrc = trc_model_infer_mt(model, 1, x0, tg, &time_left, u, its, 1);
+    int lrc;
+    if (precision == TRC_PRECISION_FP32)
+        lrc = trc_model_infer_mt(model, 1, x0, tg, &time_left, u, its, 1);
+    else { /* an explicit --precision: through a plan of those weights */
+        trc_infer_plan *plan = NULL;
+        lrc = trc_infer_plan_create_precision(model, precision, &plan);
+        if (!lrc)
+            lrc = trc_infer_plan_run(plan, 1, x0, tg, &time_left, u, its, 1);
+        trc_infer_plan_free(plan);
+    }
     if (lrc) {
         rc = cli_lib_error(CMD, lrc, 0);
         goto done;
@@ -101,6 +110,9 @@ static int predict_one(const trc_model *model, const trc_system *sys, double dt,
     json_t *j = json_pack("{s:o, s:o, s:f, s:f, s:s, s:f, s:o}", "controls", matrix(u, L, c->m),
                           "final_state", vector_d(xf, S), "final_error", err, "cost", cost,
                           "system", sys->name, "dt", dt, "model", cli_model_json(model));
+    if (j && precision != TRC_PRECISION_FP32)
+        json_object_set_new(json_object_get(j, "model"), "precision",
+                            json_string(trc_precision_name(precision)));
     if (j && iterations) {
         json_t *a = json_array();
         for (int k = 0; k <= c->K; k++)
@@ -123,8 +135,8 @@ done:
     return rc;
 }
 
-static int predict_data(const trc_model *model, int threads, const trc_system *sys, double dt,
-                        const char *data, const char *out) {
+static int predict_data(const trc_model *model, int threads, trc_precision precision,
+                        const trc_system *sys, double dt, const char *data, const char *out) {
     trc_dataset ds, pred;
     memset(&pred, 0, sizeof pred);
     int lrc = trc_dataset_load(data, &ds);
@@ -136,7 +148,8 @@ static int predict_data(const trc_model *model, int threads, const trc_system *s
         rc = cli_lib_error(CMD, lrc, 0);
     double seconds = 0;
     if (!rc)
-        rc = cli_model_predict(CMD, model, &ds, threads, pred.control_sequences, &seconds);
+        rc = cli_model_predict_precision(CMD, model, &ds, threads, precision,
+                                         pred.control_sequences, &seconds);
     if (!rc) {
         memcpy(pred.initial_states, ds.initial_states, ds.n * S * sizeof(float));
         memcpy(pred.target_states, ds.target_states, ds.n * S * sizeof(float));
@@ -186,7 +199,7 @@ int cmd_predict(int argc, char **argv) {
     cli_model_flags mf = {0};
     cli_list state = {.n = 0}, target = {.n = 0};
     int iterations = 0, trajectory = 0, steps_left = 0;
-    const char *data = NULL, *out = NULL, *system = NULL;
+    const char *data = NULL, *out = NULL, *system = NULL, *precision_name = "fp32";
     double dt = 0;
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
@@ -207,6 +220,9 @@ int cmd_predict(int argc, char **argv) {
                 "simulate with this system (default: the checkpoint's, else double_integrator)"),
         CLI_RANGE("--dt", CLI_DOUBLE, &dt, "DT", "time step (default: the checkpoint's)", 0,
                   HUGE_VAL, 1),
+        CLI_OPT("--precision", CLI_STR, &precision_name, "P",
+                "weights: fp32 (default) or bf16 (rounded to bfloat16; a CPU with AVX512_BF16, "
+                "single architecture; controls differ by ~1e-2 of the bound)"),
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
     int rc = cli_parse(CMD, argc, argv, opts, nopts);
@@ -243,6 +259,13 @@ int cmd_predict(int argc, char **argv) {
         (!cli_find(opts, nopts, "--state")->seen || !cli_find(opts, nopts, "--target")->seen))
         return cli_error(CLI_USAGE, CMD, "--state and --target are required (or --data FILE)");
 
+    trc_precision precision;
+    const char *why;
+    if (trc_precision_parse(precision_name, &precision))
+        return cli_error(CLI_USAGE, CMD, "--precision: %s", trc_errmsg());
+    if (!trc_precision_available(precision, &why))
+        return cli_error(CLI_FAIL, CMD, "--precision %s: %s", precision_name, why);
+
     trc_model model;
     if ((rc = cli_model_load(CMD, &mf, &model)) != 0)
         return rc;
@@ -253,9 +276,9 @@ int cmd_predict(int argc, char **argv) {
         model.cfg.dt = dt;
     }
     if (!rc)
-        rc = data ? predict_data(&model, mf.threads, sys, dt, data, out)
+        rc = data ? predict_data(&model, mf.threads, precision, sys, dt, data, out)
                   : predict_one(&model, sys, dt, &state, &target, steps_left, iterations,
-                                trajectory);
+                                trajectory, precision);
     trc_model_free(&model);
     return rc;
 }

@@ -205,10 +205,16 @@ static int run_threads(int threads) {
 
 int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, int threads,
                       float *u_out, double *seconds) {
+    return cli_model_predict_precision(cmd, model, ds, threads, TRC_PRECISION_FP32, u_out, seconds);
+}
+
+int cli_model_predict_precision(const char *cmd, const trc_model *model, const trc_dataset *ds,
+                                int threads, trc_precision precision, float *u_out,
+                                double *seconds) {
     const size_t S = (size_t)ds->s, U = (size_t)ds->T * (size_t)ds->m;
     double t0 = now_seconds();
     trc_infer_plan *plan = NULL;
-    int rc = trc_infer_plan_create(model, &plan);
+    int rc = trc_infer_plan_create_precision(model, precision, &plan);
     for (size_t at = 0; rc == TRC_OK && at < ds->n; at += PREDICT_CHUNK) {
         size_t B = ds->n - at < PREDICT_CHUNK ? ds->n - at : PREDICT_CHUNK;
         rc = trc_infer_plan_run(plan, B, ds->initial_states + at * S, ds->target_states + at * S,

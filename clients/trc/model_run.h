@@ -65,6 +65,10 @@ int cli_model_fits(const char *cmd, const trc_model *model, const trc_dataset *d
  * per CPU). Wall time in *seconds (may be NULL). Prints the error. */
 int cli_model_predict(const char *cmd, const trc_model *model, const trc_dataset *ds, int threads,
                       float *u_out, double *seconds);
+/* The same with the plan's weights in `precision` (trc predict --precision). */
+int cli_model_predict_precision(const char *cmd, const trc_model *model, const trc_dataset *ds,
+                                int threads, trc_precision precision, float *u_out,
+                                double *seconds);
 
 /* The architecture's name as trcd's /v1/models gives it ("single" for a configuration without). */
 const char *cli_model_arch(const trc_model_config *c);

@@ -5,6 +5,7 @@
  * the active path's peak; then the lean PyTorch reference (tests/bench/peer_torch.py) measured
  * now on the same cores, 1 then 2 threads, and the ratios. Nothing is typed in: a peer that
  * cannot run prints "not measured". Usage: bench_model [path/to/peer_torch.py]. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,9 +132,15 @@ static void peer_cell(char *out, size_t n, const peer *p, double trc, double pee
 }
 
 /* The README's Benchmarks table as markdown rows, ready to paste. */
+/* bf16 weights' single-sample figures (lat_ms 0: not measured, why says why) */
+typedef struct bf16_figures {
+    double lat_ms, lat32_ms, max_abs, mean_abs;
+    const char *why;
+} bf16_figures;
+
 static void readme_table(const trc_model_config *cfg, const trc_model *model, const rate *train,
                          double lat_ms, const rate *b1k, const peer *peers, double fwd, double trn,
-                         double peak, double rss_mb) {
+                         double peak, double rss_mb, const bf16_figures *bf) {
     char cpu[128], c1[64], c2[64], c3[64];
     bench_cpu_model(cpu, sizeof cpu);
     double load[3] = {0, 0, 0};
@@ -163,6 +170,14 @@ static void readme_table(const trc_model_config *cfg, const trc_model *model, co
         "| inference plan (what trcd serves), 1 sample | %.4f ms (wall, median) | | %s | <= 0.06 "
         "ms |\n",
         lat_ms, c2);
+    if (bf->lat_ms > 0)
+        printf(
+            "| the same with bf16 weights (`--precision bf16`) | %.4f ms (fp32 %.4f interleaved, "
+            "x%.2f) | controls vs fp32: max %.4f, mean %.4f (bound %g) | | explicit only |\n",
+            bf->lat_ms, bf->lat32_ms, bf->lat32_ms / bf->lat_ms, bf->max_abs, bf->mean_abs,
+            (double)cfg->bound);
+    else
+        printf("| the same with bf16 weights | not measured: %s | | | explicit only |\n", bf->why);
     peer_cell(c3, sizeof c3, p1, b1k[1].cpu, p1->b1k.cpu);
     printf("| inference plan, batch 1,000, 1 thread | %.0f samples per CPU-second (%.0f/s wall) | "
            "%.0f%% | %s | >= 40,000 |\n",
@@ -228,6 +243,42 @@ int main(int argc, char **argv) {
         lat[r] = (bench_now() - t0) * 1e3;
     }
     double lat_ms = bench_median(lat, LAT_N);
+    /* the same with bf16 weights (an explicit setting, where the CPU has AVX512_BF16): latency
+     * measured interleaved with fp32 in this run, and how far its controls are from fp32's */
+    const char *bf16_why = NULL;
+    double lat16_ms = 0, lat32b_ms = 0, bf16_max = 0, bf16_mean = 0;
+    trc_infer_plan *p16 = NULL;
+    if (trc_precision_available(TRC_PRECISION_BF16, &bf16_why) &&
+        trc_infer_plan_create_precision(&model, TRC_PRECISION_BF16, &p16) == TRC_OK) {
+        static double l16[LAT_N];
+        for (int w = 0; w < 50; w++)
+            check(trc_infer_plan_run(p16, 1, c.x0, c.tg, NULL, c.u, NULL, 1), "bf16 run");
+        for (int r = 0; r < LAT_N; r++) {
+            size_t off = (size_t)r % NMAX;
+            double t0 = bench_now();
+            check(trc_infer_plan_run(c.plan, 1, c.x0 + 2 * off, c.tg + 2 * off, NULL, c.u, NULL, 1),
+                  "plan run");
+            double t1 = bench_now();
+            check(trc_infer_plan_run(p16, 1, c.x0 + 2 * off, c.tg + 2 * off, NULL, c.u, NULL, 1),
+                  "bf16 run");
+            lat[r] = (t1 - t0) * 1e3;
+            l16[r] = (bench_now() - t1) * 1e3;
+        }
+        lat32b_ms = bench_median(lat, LAT_N);
+        lat16_ms = bench_median(l16, LAT_N);
+        float *u32 = malloc(NMAX * U * sizeof *u32);
+        if (!u32)
+            return 1;
+        check(trc_infer_plan_run(c.plan, NMAX, c.x0, c.tg, NULL, u32, NULL, 1), "plan run");
+        check(trc_infer_plan_run(p16, NMAX, c.x0, c.tg, NULL, c.u, NULL, 1), "bf16 run");
+        for (size_t i = 0; i < NMAX * U; i++) {
+            double dd = fabs((double)c.u[i] - u32[i]);
+            bf16_max = dd > bf16_max ? dd : bf16_max;
+            bf16_mean += dd / (double)(NMAX * U);
+        }
+        free(u32);
+        trc_infer_plan_free(p16);
+    }
     rate b1k[3];
     c.B = NMAX;
     for (int t = 1; t <= 2; t++) {
@@ -246,6 +297,13 @@ int main(int argc, char **argv) {
     print_rate("train  batch 64, 2 threads", train[2], trn, peak, ">= 17,000 on 2 threads");
     printf("%-40s %9.4f ms median of %d   (target <= 0.06 ms)\n",
            "infer  1 sample (plan, as trcd serves)", lat_ms, LAT_N);
+    if (lat16_ms > 0)
+        printf("%-40s %9.4f ms median of %d, fp32 %.4f ms interleaved (x%.2f); controls vs fp32 "
+               "on %zu rows: max |du| %.4f, mean %.4f (bound %g)\n",
+               "infer  1 sample, bf16 weights", lat16_ms, LAT_N, lat32b_ms, lat32b_ms / lat16_ms,
+               NMAX, bf16_max, bf16_mean, (double)cfg.bound);
+    else
+        printf("%-40s not measured: %s\n", "infer  1 sample, bf16 weights", bf16_why);
     print_rate("infer  batch 1000, 1 thread (plan)", b1k[1], fwd, peak, ">= 40,000 per core");
     print_rate("infer  batch 1000, 2 threads (plan)", b1k[2], fwd, peak, ">= 75,000 on 2 threads");
     printf("peak RSS after the training loop: %.1f MB (target < 64)\n",
@@ -270,8 +328,9 @@ int main(int argc, char **argv) {
                t, t > 1 ? "s" : "", train[t].wall / p.train.wall, train[t].cpu / p.train.cpu,
                p.lat_ms / lat_ms, b1k[t].wall / p.b1k.wall, b1k[t].cpu / p.b1k.cpu);
     }
+    bf16_figures bf = {lat16_ms, lat32b_ms, bf16_max, bf16_mean, bf16_why};
     readme_table(&cfg, &model, train, lat_ms, b1k, peers, fwd, trn, peak,
-                 (double)ru.ru_maxrss / 1024.0);
+                 (double)ru.ru_maxrss / 1024.0, &bf);
     trc_model_free(&model);
     free(c.x0);
     free(c.tg);

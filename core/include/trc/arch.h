@@ -63,6 +63,9 @@ typedef struct trc_arch {
     int (*plan_run)(const void *plan, size_t B, const float *x0, const float *target,
                     const float *time_left, float *u_out, float *iterates, int threads);
     void (*plan_free)(void *plan);
+    /* Optional: a plan (run and freed as above) with bf16 weights (model.h, TRC_PRECISION_BF16);
+     * NULL: the architecture has none. */
+    int (*plan_create_bf16)(const trc_model *model, void **plan);
 
     /* Training: activations for up to max_batch rows, gradients in the layout of params. */
     int (*trainer_create)(const trc_model *model, size_t max_batch, void **tr);

@@ -131,6 +131,23 @@ int trc_model_check_time_left(const trc_model_config *cfg, size_t B, const float
 typedef struct trc_infer_plan trc_infer_plan;
 
 int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out);
+/* Precision of a plan's weights. FP32, the default, is the model as trained. BF16 (an explicit
+ * choice, never the default) rounds every weight matrix to bfloat16 (half the bytes: the
+ * single-sample path reads its weights from L2 instead of L3) and each product's input row too,
+ * summing in float (AVX512_BF16's vdpbf16ps); the rest (layer norms, SiLU, residuals, the
+ * recursion) stays float. Controls differ from FP32 by ~1e-2 of the bound (README: measured
+ * figures, pinned by test_infer_plan). Only the single architecture, on a CPU with
+ * AVX512_BF16 and the avx512 path: elsewhere plan creation fails with TRC_EUNSUPPORTED and why. */
+typedef enum { TRC_PRECISION_FP32 = 0, TRC_PRECISION_BF16 = 1 } trc_precision;
+/* "fp32" (or "float32"), "bf16" (or "bfloat16"); TRC_EINVAL naming the choices otherwise */
+int trc_precision_parse(const char *name, trc_precision *out);
+const char *trc_precision_name(trc_precision p);
+int trc_infer_plan_create_precision(const trc_model *model, trc_precision precision,
+                                    trc_infer_plan **out);
+trc_precision trc_infer_plan_precision(const trc_infer_plan *plan);
+/* 1 when this CPU and kernel path run plans of precision p (FP32 always); else 0 and, in *why
+ * (if not NULL), a sentence saying why. */
+int trc_precision_available(trc_precision p, const char **why);
 void trc_infer_plan_free(trc_infer_plan *plan);
 /* trc_model_infer_mt through the plan; thread-safe on a shared plan. */
 int trc_infer_plan_run(const trc_infer_plan *plan, size_t B, const float *x0, const float *target,

@@ -9,6 +9,7 @@
 
 #include "trc/cpu.h"
 #include "trc/error.h"
+#include "kernels.h"
 
 static const char *const names[TRC_ISA_COUNT] = {"generic", "avx2", "avx512"};
 
@@ -17,12 +18,15 @@ static trc_isa best = TRC_ISA_GENERIC;
 static atomic_int active = TRC_ISA_GENERIC;
 static char reason[160] = "best supported";
 
+static int has_bf16;
+
 static trc_isa detect(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    has_bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
     return avx512 ? TRC_ISA_AVX512 : avx2 ? TRC_ISA_AVX2 : TRC_ISA_GENERIC;
 #else
     return TRC_ISA_GENERIC;
@@ -89,4 +93,9 @@ int trc_isa_set(trc_isa isa) {
                         trc_isa_name(isa), names[trc_isa_best()]);
     atomic_store(&active, (int)isa);
     return 0;
+}
+
+int trc_cpu_has_bf16(void) {
+    pthread_once(&once, init_once);
+    return has_bf16;
 }

@@ -4,6 +4,8 @@
  * loads. See kernels.h. */
 #include "kernels.h"
 
+#include <string.h>
+
 static const trc_kernel_ops *const table[TRC_ISA_COUNT] = {
     [TRC_ISA_GENERIC] = &trc_kernels_generic,
 #ifdef TRC_HAVE_X86_KERNELS
@@ -59,14 +61,34 @@ static void row_tile(const trc_kernel_ops *ops, const trc_tile_args *base, int m
     }
 }
 
+/* Layer norm of rows [m0, m0 + R) of C into g->ln_y, if g asks for it (kernels.h). */
+static void row_norm(const trc_kernel_ops *ops, const trc_gemm_args *g, int m0, int R) {
+    if (!g || !g->ln_w)
+        return;
+    size_t off = (size_t)m0 * g->ldc;
+    if (g->ldc == (size_t)g->N)
+        ops->layernorm_forward(g->ln_y + off, NULL, NULL, g->C + off, g->ln_w, g->ln_b, (size_t)R,
+                               g->N);
+    else
+        for (int r = 0; r < R; r++, off += g->ldc)
+            ops->layernorm_forward(g->ln_y + off, NULL, NULL, g->C + off, g->ln_w, g->ln_b, 1,
+                                   g->N);
+}
+
 /* Rows [0, M) x panels [0, np) of base's origin; lanes: valid columns of panel np-1. Full row
- * tiles first, then the remaining rows with the panels-per-tile of their count. */
-static void sweep(const trc_kernel_ops *ops, const trc_tile_args *base, int M, int np, int lanes) {
+ * tiles first, then the remaining rows with the panels-per-tile of their count. ln: the gemm
+ * whose rows are layer-normalised as each row tile is done (NULL: none). */
+static void sweep(const trc_kernel_ops *ops, const trc_tile_args *base, int M, int np, int lanes,
+                  const trc_gemm_args *ln) {
     int RT = ops->tile_rows, full = M / RT * RT;
-    for (int m0 = 0; m0 < full; m0 += RT)
+    for (int m0 = 0; m0 < full; m0 += RT) {
         row_tile(ops, base, m0, RT, ops->tile_panels(RT), np, lanes);
-    if (M > full)
+        row_norm(ops, ln, m0, RT);
+    }
+    if (M > full) {
         row_tile(ops, base, full, M - full, ops->tile_panels(M - full), np, lanes);
+        row_norm(ops, ln, full, M - full);
+    }
 }
 
 void trc_gemm(const trc_gemm_args *g) {
@@ -93,7 +115,7 @@ void trc_gemm(const trc_gemm_args *g) {
                           .pre = g->pre,
                           .sig = g->sig};
     if (!g->btrans || g->K <= 0) {
-        sweep(ops, &base, g->M, np, g->N - (np - 1) * TRC_PANEL);
+        sweep(ops, &base, g->M, np, g->N - (np - 1) * TRC_PANEL, g);
         return;
     }
     /* B(k, n) = B[n ldb + k]: blocks of KC x 16 PB packed as panels, K in order (a block's
@@ -131,7 +153,76 @@ void trc_gemm(const trc_gemm_args *g) {
                 t.pre += n0;
             if (t.sig)
                 t.sig += n0;
-            sweep(ops, &t, g->M, npb, nb - (npb - 1) * TRC_PANEL);
+            sweep(ops, &t, g->M, npb, nb - (npb - 1) * TRC_PANEL, NULL);
         }
     }
+    row_norm(ops, g, 0, g->M); /* rows are complete only now */
+}
+
+int trc_bf16_available(const char **why) {
+    const trc_kernel_ops *ops = trc_kernels();
+    if (!ops->row_bf16) {
+        *why = "bf16 weights need the avx512 kernel path (active: a path without a bf16 kernel)";
+        return 0;
+    }
+    if (!trc_cpu_has_bf16()) {
+        *why = "bf16 weights need a CPU with AVX512_BF16 (vdpbf16ps); this one has none";
+        return 0;
+    }
+    return 1;
+}
+
+void trc_gemm_bf16(const trc_gemm_args *g, const uint16_t *Wb) {
+    const trc_kernel_ops *ops = trc_kernels();
+    for (int m = 0; m < g->M; m++) {
+        ops->row_bf16(g->A + (size_t)m * g->rsa, g->K, Wb, g->N, g->C + (size_t)m * g->ldc, g->bias,
+                      g->res ? g->res + (size_t)m * g->ldr : NULL, g->act == TRC_ACT_SILU);
+        row_norm(ops, g, m, 1);
+    }
+}
+
+uint16_t trc_bf16_round(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it one (quiet) */
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u); /* to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+size_t trc_bf16_packed_size(int K, int N) {
+    return (size_t)((N + TRC_PANEL - 1) / TRC_PANEL) * (size_t)((K + 1) / 2) * 32;
+}
+
+void trc_bf16_pack(uint16_t *Wb, const float *W, int K, int N) {
+    int np = (N + TRC_PANEL - 1) / TRC_PANEL, K2 = (K + 1) / 2;
+    for (int p = 0; p < np; p++)
+        for (int i = 0; i < K2; i++)
+            for (int j = 0; j < TRC_PANEL; j++)
+                for (int e = 0; e < 2; e++) {
+                    int n = p * TRC_PANEL + j, k = 2 * i + e;
+                    Wb[((size_t)p * K2 + i) * 32 + 2 * j + e] =
+                        n < N && k < K ? trc_bf16_round(W[(size_t)n * K + k]) : 0;
+                }
+}
+
+size_t trc_first_nonfinite(const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint32_t bad = 0;
+        for (int j = 0; j < 64; j++) {
+            uint32_t u;
+            memcpy(&u, x + i + j, sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad)
+            break;
+    }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        if ((u & 0x7f800000u) == 0x7f800000u)
+            return i;
+    }
+    return n;
 }

@@ -6,6 +6,7 @@
 #define TRC_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "trc/cpu.h"
 
@@ -25,7 +26,12 @@ typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1 } trc_act;
  *   btrans = 1: B(k, n) = B[n * ldb + k]           (B^T stored: a PyTorch weight [N, K])
  *   C(m, n) = C[m * ldc + n], res(m, n) = res[m * ldr + n].
  * With act = SILU, C receives silu(v); pre (if not NULL) v and sig (if not NULL) sigmoid(v),
- * both with stride ldc. C may not alias A, B or res. */
+ * both with stride ldc. C may not alias A, B or res.
+ * With ln_w (and ln_b, ln_y), each finished row of C (all N outputs, after the
+ * epilogue) is then layer-normalised into ln_y (stride ldc; ln_y = C: in place), by the path's
+ * layernorm_forward, so bit for bit what a separate layer norm over C gives. With packed B
+ * (btrans = 0) a row tile is normalised as soon as its last panel is stored, while its rows are
+ * in L1; ln_y may then alias res (each row tile has read its rows of res by then). */
 typedef struct trc_gemm_args {
     int M, N, K;
     const float *A;
@@ -41,6 +47,8 @@ typedef struct trc_gemm_args {
     size_t ldr;
     trc_act act;
     float *pre, *sig;
+    const float *ln_w, *ln_b;
+    float *ln_y;
 } trc_gemm_args;
 
 void trc_gemm(const trc_gemm_args *g);
@@ -83,7 +91,32 @@ typedef struct trc_kernel_ops {
     /* y = x Wd^T + b summed in double (eltwise_impl.h; Wd as trc_linear_dpack packs it) */
     void (*dlinear_forward)(float *y, const float *x, const double *Wd, const float *b, size_t B,
                             int in, int out);
+    /* Optional (NULL: the path has none): one row y[N] = bf16(x[K]) Wb + bias (+ res) (silu)
+     * over bf16 weights packed by trc_bf16_pack; only called when trc_bf16_available(). */
+    void (*row_bf16)(const float *x, int K, const uint16_t *Wb, int N, float *y, const float *bias,
+                     const float *res, int silu);
 } trc_kernel_ops;
+
+/* The index of the first of x[0..n) that is not finite (inf or NaN), n when all are: blocks of
+ * 64 by their exponent bits (a loop the compiler vectorizes; isfinite() per element compiled to
+ * a compare and branch each, ~3% of a training step over the gradients). */
+size_t trc_first_nonfinite(const float *x, size_t n);
+
+/* bf16 weights (the inference plan's TRC_PRECISION_BF16): W [N, K] rounded to bfloat16 (nearest
+ * even) and packed in panels of 16 outputs by pairs of inputs: panel p, pair i, lane j holds
+ * W[16p + j][2i] then W[16p + j][2i + 1] (zero padded), 64 bytes per pair. Products take the
+ * row's inputs rounded to bf16 too and sum in float (vdpbf16ps). */
+size_t trc_bf16_packed_size(int K, int N); /* uint16 elements; a multiple of 32 */
+void trc_bf16_pack(uint16_t *Wb, const float *W, int K, int N);
+uint16_t trc_bf16_round(float v); /* nearest even; NaN stays NaN */
+/* 1 when this CPU has AVX512_BF16 (cpu.c asks once) */
+int trc_cpu_has_bf16(void);
+/* 1 when the active path has a bf16 kernel and the CPU runs it; else 0 with why in *why */
+int trc_bf16_available(const char **why);
+/* trc_gemm over bf16 weights Wb (g->B, ldb, pstride, btrans, pre, sig unused; A by rows:
+ * csa = 1; bias, res, act = SILU and the layer norm as trc_gemm). Row by row: a row's result
+ * does not depend on the other rows. Only when trc_bf16_available(). */
+void trc_gemm_bf16(const trc_gemm_args *g, const uint16_t *Wb);
 
 /* The active path's table (trc_isa_active()). */
 const trc_kernel_ops *trc_kernels(void);

@@ -124,6 +124,110 @@ static tile_fn *const tiles[TILE_ROWS + 1][TILE_PMAX + 1] = {
     [12] = {NULL, tile_12_1, tile_12_2},
 };
 
+/* bf16 weights (kernels.h: trc_gemm_bf16), AVX512_BF16's vdpbf16ps: one row at a time (the
+ * single-sample path it is for), up to 8 panels (128 outputs) of accumulators per pass over the
+ * row. vdpbf16ps adds a lane's two products (each exact in float) one after the other, each
+ * sum rounded to nearest even, denormals flushed. */
+#define KFN_BF16                                                                                   \
+    __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,avx512bf16"))) NO_SANITIZE
+
+/* xp: the row's bf16 pairs (x[2i] low, x[2i+1] high), K2 of them; Wb: packed panels */
+static ALWAYS_INLINE KFN_BF16 void row_bf16_body(const uint32_t *xp, int K2, const uint16_t *Wb,
+                                                 size_t pstride, float *y, const float *bias,
+                                                 const float *res, int silu, int lanes,
+                                                 const int P) {
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < P; q++)
+        acc[q] = bias ? pv_loadm(bias + q * TRC_PANEL, q == P - 1 ? lanes : TRC_PANEL)
+                      : _mm512_setzero_ps();
+    for (int k = 0; k < K2; k++) {
+        __m512bh a = (__m512bh)_mm512_set1_epi32((int)xp[k]);
+#pragma GCC unroll 8
+        for (int q = 0; q < P; q++)
+            acc[q] = _mm512_dpbf16_ps(
+                acc[q], a,
+                (__m512bh)_mm512_load_si512((const void *)(Wb + q * pstride + (size_t)k * 32)));
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < P; q++) {
+        int lq = q == P - 1 ? lanes : TRC_PANEL;
+        pv v = acc[q];
+        if (res)
+            v = pv_add(v, pv_loadm(res + q * TRC_PANEL, lq));
+        if (silu)
+            v = pv_mul(v, pv_sigmoid(v));
+        pv_storem(y + q * TRC_PANEL, v, lq);
+    }
+}
+
+#define ROW_BF16_FN(P)                                                                             \
+    static KFN_BF16 void row_bf16_##P(const uint32_t *xp, int K2, const uint16_t *Wb,              \
+                                      size_t pstride, float *y, const float *bias,                 \
+                                      const float *res, int silu, int lanes) {                     \
+        row_bf16_body(xp, K2, Wb, pstride, y, bias, res, silu, lanes, P);                          \
+    }
+ROW_BF16_FN(1)
+ROW_BF16_FN(2)
+ROW_BF16_FN(3)
+ROW_BF16_FN(4)
+ROW_BF16_FN(5)
+ROW_BF16_FN(6)
+ROW_BF16_FN(7)
+ROW_BF16_FN(8)
+typedef void row_bf16_fn(const uint32_t *, int, const uint16_t *, size_t, float *, const float *,
+                         const float *, int, int);
+static row_bf16_fn *const rows_bf16[9] = {NULL,       row_bf16_1, row_bf16_2,
+                                          row_bf16_3, row_bf16_4, row_bf16_5,
+                                          row_bf16_6, row_bf16_7, row_bf16_8};
+
+/* x: [K] floats -> bf16 pairs (rounded to nearest even; a zero pads an odd K) */
+static KFN_BF16 void x_to_bf16(uint32_t *xp, const float *x, int K) {
+    uint16_t *h = (uint16_t *)(void *)xp;
+    for (int k = 0; k < K; k += 16) {
+        int n = K - k < 16 ? K - k : 16;
+        __m256bh b = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lane_mask(n), x + k));
+        _mm256_mask_storeu_epi16(h + k, (__mmask16)((1u << n) - 1u), (__m256i)b);
+    }
+    if (K % 2)
+        h[K] = 0;
+}
+
+/* One row: y[N] = bf16(x[K]) Wb + bias (+ res) (silu), panels 8 at a time. */
+static void row_bf16(const float *x, int K, const uint16_t *Wb, int N, float *y, const float *bias,
+                     const float *res, int silu) {
+    enum { KMAX = 1024 }; /* floats of x converted at a time (pairs: KMAX / 2) */
+    uint32_t xp[KMAX / 2] __attribute__((aligned(64)));
+    int np = (N + TRC_PANEL - 1) / TRC_PANEL, K2 = (K + 1) / 2;
+    size_t pstride = (size_t)K2 * 32;
+    if (K > KMAX) { /* rare (no model has rows this long): K in pieces, partial sums via y */
+        for (int k0 = 0; k0 < K; k0 += KMAX) {
+            int kc = K - k0 < KMAX ? K - k0 : KMAX;
+            x_to_bf16(xp, x + k0, kc);
+            for (int p0 = 0; p0 < np; p0 += 8) {
+                int P = np - p0 < 8 ? np - p0 : 8, last = p0 + P == np;
+                int lanes = last ? N - (np - 1) * TRC_PANEL : TRC_PANEL;
+                rows_bf16[P](
+                    (const uint32_t *)xp, (kc + 1) / 2, Wb + (size_t)p0 * pstride + (size_t)k0 * 16,
+                    pstride, y + p0 * TRC_PANEL,
+                    k0     ? y + p0 * TRC_PANEL
+                    : bias ? bias + p0 * TRC_PANEL
+                           : NULL,
+                    k0 + kc == K && res ? res + p0 * TRC_PANEL : NULL, k0 + kc == K && silu, lanes);
+            }
+        }
+        return;
+    }
+    x_to_bf16(xp, x, K);
+    for (int p0 = 0; p0 < np; p0 += 8) {
+        int P = np - p0 < 8 ? np - p0 : 8;
+        int lanes = p0 + P == np ? N - (np - 1) * TRC_PANEL : TRC_PANEL;
+        rows_bf16[P](xp, K2, Wb + (size_t)p0 * pstride, pstride, y + p0 * TRC_PANEL,
+                     bias ? bias + p0 * TRC_PANEL : NULL, res ? res + p0 * TRC_PANEL : NULL, silu,
+                     lanes);
+    }
+}
+
 static int tile_panels(int R) {
     return pmax[R];
 }
@@ -145,5 +249,6 @@ const trc_kernel_ops trc_kernels_avx512 = {
     .residual_forward = residual_forward_avx512,
     .residual_backward = residual_backward_avx512,
     .dlinear_forward = dlinear_forward_avx512,
+    .row_bf16 = row_bf16,
 };
 #endif

@@ -17,6 +17,23 @@
         }                                                                                          \
     }
 
+/* The same for rows of A rsa apart (rsa > 1: the plan's activations, row-major): row r is read
+ * through base pointer r / 3 (rows 0, 3, 6, 9) plus (r % 3) rsa, which x86 addresses as
+ * base + rsa * 4 or * 8 -- with ap + r rsa instead, gcc kept the 12 row offsets on the stack and
+ * reloaded 10 of them every k, 24 loads per 24 FMAs (the load ports' limit). */
+#define TILE_K_LOOP_STRIDED(LOADQ)                                                                 \
+    {                                                                                              \
+        const float *a0 = ap, *a3 = ap + 3 * rsa, *a6 = ap + 6 * rsa, *a9 = ap + 9 * rsa;          \
+        for (int k = 0; k < K; k++, a0 += csa, a3 += csa, a6 += csa, a9 += csa, bp += ldb) {       \
+            _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                 \
+                const float *base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : a9;                     \
+                pv a = pv_bcast(base + (size_t)(r % 3) * rsa);                                     \
+                _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) acc[r][q] =                    \
+                    pv_fma(a, LOADQ, acc[r][q]);                                                   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, const int P) {
     pv acc[TILE_ROWS][TILE_PMAX];
     const int lanes = t->lanes;
@@ -35,11 +52,11 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
     if (lanes == TRC_PANEL && rsa == 1) {
         TILE_K_LOOP(pv_load(bp + q * ps), 1)
     } else if (lanes == TRC_PANEL) {
-        TILE_K_LOOP(pv_load(bp + q * ps), rsa)
+        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps))
     } else if (rsa == 1) {
         TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), 1)
     } else {
-        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), rsa)
+        TILE_K_LOOP_STRIDED(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps))
     }
 #pragma GCC unroll 8
     for (int q = 0; q < P; q++) {

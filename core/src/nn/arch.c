@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "layout.h"
+#include "linear_packed.h"
 #include "trc/arch.h"
 #include "trc/error.h"
 
@@ -230,22 +231,67 @@ struct trc_infer_plan {
     const trc_arch *arch;
     const trc_model *model;
     void *impl; /* the architecture's plan, or NULL: run its infer */
+    trc_precision precision;
 };
 
+static const char *const precision_names[] = {"fp32", "bf16"};
+
+int trc_precision_parse(const char *name, trc_precision *out) {
+    if (name && (strcmp(name, "fp32") == 0 || strcmp(name, "float32") == 0))
+        *out = TRC_PRECISION_FP32;
+    else if (name && (strcmp(name, "bf16") == 0 || strcmp(name, "bfloat16") == 0))
+        *out = TRC_PRECISION_BF16;
+    else
+        return trc_fail(TRC_EINVAL, "unknown precision '%s' (fp32 or bf16)",
+                        name ? name : "(null)");
+    return TRC_OK;
+}
+
+const char *trc_precision_name(trc_precision p) {
+    return p == TRC_PRECISION_FP32 || p == TRC_PRECISION_BF16 ? precision_names[p] : "?";
+}
+
+int trc_precision_available(trc_precision p, const char **why) {
+    const char *w = "unknown precision";
+    int ok = p == TRC_PRECISION_FP32 || (p == TRC_PRECISION_BF16 && trc_linear_bf16_available(&w));
+    if (why)
+        *why = ok ? "" : w;
+    return ok;
+}
+
+trc_precision trc_infer_plan_precision(const trc_infer_plan *plan) {
+    return plan ? plan->precision : TRC_PRECISION_FP32;
+}
+
 int trc_infer_plan_create(const trc_model *model, trc_infer_plan **out) {
+    return trc_infer_plan_create_precision(model, TRC_PRECISION_FP32, out);
+}
+
+int trc_infer_plan_create_precision(const trc_model *model, trc_precision precision,
+                                    trc_infer_plan **out) {
     if (!out)
         return trc_fail(TRC_EINVAL, "infer plan: NULL output");
     *out = NULL;
     const trc_arch *a = model_arch(model, "model infer");
     if (!a)
         return TRC_EINVAL;
+    if (precision != TRC_PRECISION_FP32 && precision != TRC_PRECISION_BF16)
+        return trc_fail(TRC_EINVAL, "infer plan: unknown precision %d", (int)precision);
+    if (precision == TRC_PRECISION_BF16 && !a->plan_create_bf16)
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "infer plan: bf16 weights are implemented for the single architecture "
+                        "only (this model is %s)",
+                        a->name);
     trc_model_blas_single();
     trc_infer_plan *plan = calloc(1, sizeof *plan);
     if (!plan)
         return trc_fail(TRC_ENOMEM, "infer plan: out of memory");
     plan->arch = a;
     plan->model = model;
-    int rc = a->plan_create ? a->plan_create(model, &plan->impl) : TRC_OK;
+    plan->precision = precision;
+    int rc = precision == TRC_PRECISION_BF16 ? a->plan_create_bf16(model, &plan->impl)
+             : a->plan_create                ? a->plan_create(model, &plan->impl)
+                                             : TRC_OK;
     if (rc) {
         free(plan);
         return rc;

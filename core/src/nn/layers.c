@@ -87,11 +87,11 @@ void trc_linear_weight_grad(float *dW, float *db, const float *dy, size_t ldy, c
     if (db) {
         if (!beta)
             memset(db, 0, (size_t)out * sizeof *db);
-        for (size_t r = 0; r < B; r++) {
-            const float *g = dy + r * ldy;
-            for (int o = 0; o < out; o++)
-                db[o] += g[o];
-        }
+        /* row by row, db += dy[r]: the path's vector kernel (the plain loop stayed scalar,
+         * ~3% of a training step); the same additions in the same order */
+        const trc_kernel_ops *k = trc_kernels();
+        for (size_t r = 0; r < B; r++)
+            k->residual_backward(db, dy + r * ldy, (size_t)out);
     }
 }
 

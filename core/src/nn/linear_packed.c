@@ -33,6 +33,12 @@ void trc_linear_pack(float *Wp, const float *W, int in, int out) {
 
 void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, const float *b,
                                   const float *res, int silu, size_t B, int in, int out) {
+    trc_linear_packed_forward_ln(y, x, Wp, b, res, silu, NULL, NULL, NULL, B, in, out);
+}
+
+void trc_linear_packed_forward_ln(float *y, const float *x, const float *Wp, const float *b,
+                                  const float *res, int silu, const float *lnw, const float *lnb,
+                                  float *lny, size_t B, int in, int out) {
     trc_gemm(&(trc_gemm_args){.M = (int)B,
                               .N = out,
                               .K = in,
@@ -47,7 +53,10 @@ void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, con
                               .bias = b,
                               .res = res,
                               .ldr = (size_t)out,
-                              .act = silu ? TRC_ACT_SILU : TRC_ACT_NONE});
+                              .act = silu ? TRC_ACT_SILU : TRC_ACT_NONE,
+                              .ln_w = lnw,
+                              .ln_b = lnb,
+                              .ln_y = lny});
 }
 
 void trc_linear_packed_forward(float *y, const float *x, const float *Wp, const float *b, size_t B,
@@ -72,4 +81,42 @@ void trc_linear_packed_silu_forward(float *S, float *H, float *sig, const float 
                               .act = TRC_ACT_SILU,
                               .pre = H,
                               .sig = sig});
+}
+
+size_t trc_linear_bf16_size(int in, int out) {
+    return trc_bf16_packed_size(in, out);
+}
+
+uint16_t *trc_linear_bf16_alloc(size_t n) {
+    size_t bytes = (n * sizeof(uint16_t) + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+void trc_linear_bf16_pack(uint16_t *Wb, const float *W, int in, int out) {
+    trc_bf16_pack(Wb, W, in, out);
+}
+
+int trc_linear_bf16_available(const char **why) {
+    return trc_bf16_available(why);
+}
+
+void trc_linear_bf16_forward_ln(float *y, const float *x, const uint16_t *Wb, const float *b,
+                                const float *res, int silu, const float *lnw, const float *lnb,
+                                float *lny, size_t B, int in, int out) {
+    trc_gemm_bf16(&(trc_gemm_args){.M = (int)B,
+                                   .N = out,
+                                   .K = in,
+                                   .A = x,
+                                   .rsa = (size_t)in,
+                                   .csa = 1,
+                                   .C = y,
+                                   .ldc = (size_t)out,
+                                   .bias = b,
+                                   .res = res,
+                                   .ldr = (size_t)out,
+                                   .act = silu ? TRC_ACT_SILU : TRC_ACT_NONE,
+                                   .ln_w = lnw,
+                                   .ln_b = lnb,
+                                   .ln_y = lny},
+                  Wb);
 }

@@ -4,6 +4,7 @@
 #define TRC_LINEAR_PACKED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Floats of W: [out, in] once packed: ceil(out / 16) panels of [in][16], zero padded. */
 size_t trc_linear_packed_size(int in, int out);
@@ -24,6 +25,28 @@ void trc_linear_packed_forward(float *y, const float *x, const float *Wp, const 
  * they are stored (fused epilogue). y may not alias x or res. */
 void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, const float *b,
                                   const float *res, int silu, size_t B, int in, int out);
+/* The same as _ex, then each row of y layer-normalised (weights lnw, lnb: [out]) into lny:
+ * [B, out] (lny = y: in place; lny may alias res). Bit for bit y = _ex(..) then
+ * trc_layernorm_forward(lny, NULL, NULL, y, lnw, lnb, B, out), but each tile of rows is
+ * normalised as soon as it is done, while it is in L1 (kernels.h). */
+void trc_linear_packed_forward_ln(float *y, const float *x, const float *Wp, const float *b,
+                                  const float *res, int silu, const float *lnw, const float *lnb,
+                                  float *lny, size_t B, int in, int out);
+/* bf16 weights (an inference plan of TRC_PRECISION_BF16, model.h): W [out, in] rounded to
+ * bfloat16 and packed by pairs of inputs (kernels.h: trc_bf16_pack); the products take x
+ * rounded to bf16 too and sum in float (AVX512_BF16's vdpbf16ps). Sizes in uint16 elements;
+ * each packed Linear is a multiple of 64 bytes, so Linears packed one after another in a
+ * trc_linear_bf16_alloc buffer all start on a line. */
+size_t trc_linear_bf16_size(int in, int out);
+uint16_t *trc_linear_bf16_alloc(size_t n);
+void trc_linear_bf16_pack(uint16_t *Wb, const float *W, int in, int out);
+/* 1 when this CPU and the active kernel path run bf16 products; else 0 and why (a sentence) */
+int trc_linear_bf16_available(const char **why);
+/* trc_linear_packed_forward_ln over bf16 weights (lnw NULL: no layer norm); row by row, so a
+ * row's result does not depend on the other rows. Only when trc_linear_bf16_available(). */
+void trc_linear_bf16_forward_ln(float *y, const float *x, const uint16_t *Wb, const float *b,
+                                const float *res, int silu, const float *lnw, const float *lnb,
+                                float *lny, size_t B, int in, int out);
 /* x: [B, in], Wp: packed W -> H = x W^T + b, sig = sigmoid(H), S = H sig: [B, out] (training's
  * Linear + silu in one pass) */
 void trc_linear_packed_silu_forward(float *S, float *H, float *sig, const float *x, const float *Wp,

@@ -38,10 +38,12 @@ typedef struct scratch {
     float *u, *r;              /* [C, U] */
 } scratch;
 
-/* One Linear of the forward pass: W [out, in] as stored (sgemm) or packed (linear_packed.h). */
+/* One Linear of the forward pass: W [out, in] as stored (sgemm) or packed (linear_packed.h),
+ * or (Wb not NULL) its bf16 copy (a plan of TRC_PRECISION_BF16; W is then unused). */
 typedef struct lin {
     const float *W, *b;
     int in, out, packed;
+    const uint16_t *Wb;
 } lin;
 
 /* The Linears of the forward pass, by index: 7 outside the blocks, then 5 per block. */
@@ -53,7 +55,8 @@ enum { BLK_FUSED, BLK_FFN0, BLK_FFN3, BLK_LINS };
 typedef struct single_plan {
     const trc_model *model;
     trc_model_layout L;
-    float *buf; /* packed weights, then the fused attention biases */
+    float *buf;     /* packed weights, then the fused attention biases */
+    uint16_t *bbuf; /* bf16 plans: the packed bf16 weights (buf: the biases only) */
     lin lins[NLIN];
 } single_plan;
 
@@ -61,10 +64,30 @@ typedef struct single_plan {
  * residual and the activation run in the product's epilogue (y may not alias x or res) */
 static void lin_forward_ex(const lin *l, float *y, const float *x, const float *res, int silu,
                            size_t nb) {
-    if (l->packed)
+    if (l->Wb)
+        trc_linear_bf16_forward_ln(y, x, l->Wb, l->b, res, silu, NULL, NULL, NULL, nb, l->in,
+                                   l->out);
+    else if (l->packed)
         trc_linear_packed_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
     else
         trc_linear_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
+}
+
+/* The same, then layer norm (ln: P's offsets) of each row of y into lny (lny = y: in place; lny
+ * may alias res): packed, each tile of rows is normalised as soon as it is done, while in L1
+ * (linear_packed.h; the same bits as a separate trc_layernorm_forward) */
+static void lin_forward_ln(const lin *l, float *y, const float *x, const float *res, int silu,
+                           const float *P, trc_lin_off ln, float *lny, size_t nb) {
+    if (l->Wb)
+        trc_linear_bf16_forward_ln(y, x, l->Wb, l->b, res, silu, P + ln.w, P + ln.b, lny, nb, l->in,
+                                   l->out);
+    else if (l->packed)
+        trc_linear_packed_forward_ln(y, x, l->W, l->b, res, silu, P + ln.w, P + ln.b, lny, nb,
+                                     l->in, l->out);
+    else {
+        trc_linear_forward_ex(y, x, l->W, l->b, res, silu, nb, l->in, l->out);
+        trc_layernorm_forward(lny, NULL, NULL, y, P + ln.w, P + ln.b, nb, l->out);
+    }
 }
 
 static void lin_forward(const lin *l, float *y, const float *x, size_t nb) {
@@ -90,21 +113,18 @@ static void block_forward(const infer_job *job, int i, const scratch *S, size_t 
     size_t nd = nb * (size_t)d;
     trc_residual_forward(S->zin, S->z, S->z0, nd);
     const lin *l = job->lins + BLK(i, 0);
-    /* z = zin + attention(zin), the attention fused into one Linear */
-    lin_forward_ex(l + BLK_FUSED, S->z, S->zin, S->zin, 0, nb);
-    trc_layernorm_forward(S->z, NULL, NULL, S->z, P + o->norm1.w, P + o->norm1.b, nb, d);
-    lin_forward_ex(l + BLK_FFN0, S->hid, S->z, NULL, 1, nb);   /* silu(ffn0(z)) */
-    lin_forward_ex(l + BLK_FFN3, S->tmp, S->hid, S->z, 0, nb); /* z + ffn3(..) */
-    trc_layernorm_forward(S->z, NULL, NULL, S->tmp, P + o->norm2.w, P + o->norm2.b, nb, d);
+    /* z = norm1(zin + attention(zin)), the attention fused into one Linear */
+    lin_forward_ln(l + BLK_FUSED, S->z, S->zin, S->zin, 0, P, o->norm1, S->z, nb);
+    lin_forward_ex(l + BLK_FFN0, S->hid, S->z, NULL, 1, nb); /* silu(ffn0(z)) */
+    /* z = norm2(z + ffn3(..)) */
+    lin_forward_ln(l + BLK_FFN3, S->tmp, S->hid, S->z, 0, P, o->norm2, S->z, nb);
 }
 
 /* in: [nb, k] -> out: [nb, o]: Linear(k -> h), silu, LN(h), Linear(h -> o); the shape shared by
  * the state encoder and both decoders. */
 static void mlp_forward(const float *P, const lin *l0, trc_lin_off ln, const lin *l3,
                         const float *in, float *hid, float *out, size_t nb) {
-    int h = l0->out;
-    lin_forward_ex(l0, hid, in, NULL, 1, nb); /* silu(l0(in)) */
-    trc_layernorm_forward(hid, NULL, NULL, hid, P + ln.w, P + ln.b, nb, h);
+    lin_forward_ln(l0, hid, in, NULL, 1, P, ln, hid, nb); /* LN(silu(l0(in))) */
     lin_forward(l3, out, hid, nb);
 }
 
@@ -204,15 +224,16 @@ static void lins_plain(const trc_model_layout *L, const float *P, const float *f
                  {LIN_CTRL, L->ctrl_emb, U, d}, {LIN_DEC0, L->dec0, d + U, h},
                  {LIN_DEC3, L->dec3, h, U}};
     for (size_t k = 0; k < sizeof outer / sizeof outer[0]; k++)
-        ls[outer[k].id] = (lin){P + outer[k].o.w, P + outer[k].o.b, outer[k].in, outer[k].out, 0};
+        ls[outer[k].id] =
+            (lin){P + outer[k].o.w, P + outer[k].o.b, outer[k].in, outer[k].out, 0, NULL};
     size_t dd = (size_t)d * d;
     for (int i = 0; i < L->blocks; i++) {
         const trc_block_off *o = &L->blk[i];
         lin *l = ls + BLK(i, 0);
         const float *F = fused ? fused + (size_t)i * (dd + d) : NULL;
-        l[BLK_FUSED] = (lin){F, F ? F + dd : NULL, d, d, 0};
-        l[BLK_FFN0] = (lin){P + o->ffn0.w, P + o->ffn0.b, d, h, 0};
-        l[BLK_FFN3] = (lin){P + o->ffn3.w, P + o->ffn3.b, h, d, 0};
+        l[BLK_FUSED] = (lin){F, F ? F + dd : NULL, d, d, 0, NULL};
+        l[BLK_FFN0] = (lin){P + o->ffn0.w, P + o->ffn0.b, d, h, 0, NULL};
+        l[BLK_FFN3] = (lin){P + o->ffn3.w, P + o->ffn3.b, h, d, 0, NULL};
     }
 }
 
@@ -286,7 +307,8 @@ int trc_single_infer(const trc_model *model, size_t B, const float *x0, const fl
     return rc;
 }
 
-int trc_single_plan_create(const trc_model *model, void **out) {
+/* The plan of trc_single_plan_create, with bf16 weights when bf16 (linear_packed.h). */
+static int plan_create(const trc_model *model, int bf16, void **out) {
     *out = NULL;
     trc_model_layout L;
     int rc = model_layout(model, &L);
@@ -310,22 +332,33 @@ int trc_single_plan_create(const trc_model *model, void **out) {
         used[k] = 1;
     for (int i = 0; i < L.blocks; i++)
         used[BLK(i, BLK_FUSED)] = used[BLK(i, BLK_FFN0)] = used[BLK(i, BLK_FFN3)] = 1;
-    size_t total = (size_t)L.blocks * d;
+    size_t total = (size_t)L.blocks * d, btotal = 0;
     for (int k = 0; k < NLIN; k++)
-        if (used[k])
+        if (used[k] && bf16)
+            btotal += trc_linear_bf16_size(src[k].in, src[k].out);
+        else if (used[k])
             total += trc_linear_packed_size(src[k].in, src[k].out);
     plan->buf = trc_linear_packed_alloc(total);
-    if (!plan->buf) {
+    plan->bbuf = bf16 ? trc_linear_bf16_alloc(btotal) : NULL;
+    if (!plan->buf || (bf16 && !plan->bbuf)) {
         free(fused);
-        free(plan);
-        return trc_fail(TRC_ENOMEM, "infer plan: cannot allocate %zu packed weights", total);
+        trc_single_plan_free(plan);
+        return trc_fail(TRC_ENOMEM, "infer plan: cannot allocate %zu packed weights",
+                        total + btotal / 2);
     }
     float *p = plan->buf, *fb = plan->buf + total - (size_t)L.blocks * d;
+    uint16_t *pb = plan->bbuf;
     for (int k = 0; k < NLIN; k++) {
         if (!used[k])
             continue;
+        if (bf16) {
+            trc_linear_bf16_pack(pb, src[k].W, src[k].in, src[k].out);
+            plan->lins[k] = (lin){NULL, src[k].b, src[k].in, src[k].out, 1, pb};
+            pb += trc_linear_bf16_size(src[k].in, src[k].out);
+            continue;
+        }
         trc_linear_pack(p, src[k].W, src[k].in, src[k].out);
-        plan->lins[k] = (lin){p, src[k].b, src[k].in, src[k].out, 1};
+        plan->lins[k] = (lin){p, src[k].b, src[k].in, src[k].out, 1, NULL};
         p += trc_linear_packed_size(src[k].in, src[k].out);
     }
     for (int i = 0; i < L.blocks; i++) {
@@ -339,11 +372,24 @@ int trc_single_plan_create(const trc_model *model, void **out) {
     return 0;
 }
 
+int trc_single_plan_create(const trc_model *model, void **out) {
+    return plan_create(model, 0, out);
+}
+
+int trc_single_plan_create_bf16(const trc_model *model, void **out) {
+    const char *why;
+    *out = NULL;
+    if (!trc_linear_bf16_available(&why))
+        return trc_fail(TRC_EUNSUPPORTED, "infer plan: %s", why);
+    return plan_create(model, 1, out);
+}
+
 void trc_single_plan_free(void *p) {
     single_plan *plan = p;
     if (!plan)
         return;
     free(plan->buf);
+    free(plan->bbuf);
     free(plan);
 }
 

@@ -43,6 +43,8 @@ void trc_model_fuse_attention(const trc_model_layout *L, const float *params, fl
 int trc_single_infer(const trc_model *model, size_t B, const float *x0, const float *target,
                      const float *time_left, float *u_out, float *iterates, int threads);
 int trc_single_plan_create(const trc_model *model, void **out);
+/* the same with bf16 weights (TRC_EUNSUPPORTED, saying why, where the CPU/path has none) */
+int trc_single_plan_create_bf16(const trc_model *model, void **out);
 int trc_single_plan_run(const void *plan, size_t B, const float *x0, const float *target,
                         const float *time_left, float *u_out, float *iterates, int threads);
 void trc_single_plan_free(void *plan);

@@ -240,6 +240,7 @@ const trc_arch trc_arch_single = {
     .plan_create = trc_single_plan_create,
     .plan_run = trc_single_plan_run,
     .plan_free = trc_single_plan_free,
+    .plan_create_bf16 = trc_single_plan_create_bf16,
     .trainer_create = trc_single_trainer_create,
     .trainer_free = trc_single_trainer_free,
     .trainer_set_threads = trc_single_trainer_set_threads,

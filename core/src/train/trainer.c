@@ -2,9 +2,11 @@
  * iterates and carries gradients back through the network; the objective (trc/objective.h,
  * "mse" unless set) turns the iterates into the loss and its gradient at every iterate. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "nn/layout.h"
 #include "trc/arch.h"
 #include "trc/error.h"
@@ -221,8 +223,8 @@ int trc_trainer_backward(trc_trainer *tr) {
     if (rc)
         return rc;
     const float *G = tr->arch->trainer_grads(tr->impl);
-    for (size_t i = 0; i < tr->model->num_params; i++)
-        if (!isfinite(G[i]))
-            return trc_fail(TRC_ENUMERIC, "trainer backward: gradient %zu is not finite", i);
+    size_t n = tr->model->num_params, i = trc_first_nonfinite(G, n);
+    if (i < n)
+        return trc_fail(TRC_ENUMERIC, "trainer backward: gradient %zu is not finite", i);
     return TRC_OK;
 }

@@ -1,7 +1,8 @@
 /* The kernels of core/src/kernels on every instruction-set path the CPU runs: trc_gemm in each
  * layout (B transposed, row-major, packed panels; A by rows or by columns; accumulate) with
  * every epilogue (bias, residual, SiLU keeping its pre-activation and sigmoid) against a
- * double-precision product, for shapes around the tile and panel edges; a row's bits do not
+ * double-precision product, for shapes around the tile and panel edges; the layer norm fused
+ * after the epilogue against a separate one, bit for bit; a row's bits do not
  * depend on the other rows; nothing is read or written outside the operands (matrices placed
  * against an inaccessible page); the vector exp's and SiLU's error against double precision;
  * and the path choice itself (TRC_ISA, unsupported and unknown requests). */
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "kernels/kernels.h"
+#include "nn/layers.h"
 #include "nn/linear_packed.h"
 #include "nn/nn_layers.h"
 #include "trc/error.h"
@@ -42,6 +44,10 @@ typedef struct operands {
     double *Ad, *Wd;
 } operands;
 
+/* set by test_gemm_layer_norm: run_gemm's next products also layer-normalise their rows */
+static const float *ln_w_next, *ln_b_next;
+static float *ln_y_next;
+
 /* C = A W^T (+ ...) in layout lay, over rows [m0, m0 + M) of the operands */
 static void run_gemm(const operands *o, int lay, int m0, int M, int beta, int epi) {
     int N = o->N, K = o->K;
@@ -57,6 +63,11 @@ static void run_gemm(const operands *o, int lay, int m0, int M, int beta, int ep
         g.act = TRC_ACT_SILU;
         g.pre = o->pre + (size_t)m0 * N;
         g.sig = o->sig + (size_t)m0 * N;
+    }
+    if (ln_w_next) {
+        g.ln_w = ln_w_next;
+        g.ln_b = ln_b_next;
+        g.ln_y = ln_y_next + (size_t)m0 * N;
     }
     if (lay == LAY_ACOLS) { /* A stored [K, Mtotal]: A(m, k) = A[k * Mtotal + m] */
         g.A = o->A + m0;
@@ -183,6 +194,110 @@ static void test_gemm_layouts(void **state) {
     for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++)
         for (size_t j = 0; j < sizeof NKs / sizeof NKs[0]; j++)
             check_shape(&rng, Ms[i], NKs[j][0], NKs[j][1]);
+}
+
+/* trc_gemm with a layer norm of each row (ln_w/ln_b/ln_y) gives the bits of the same gemm
+ * followed by a separate trc_layernorm_forward: in place, into another buffer, and (packed B)
+ * into the residual's buffer; every layout, with and without residual and SiLU, for row counts
+ * around the tile sizes and row lengths around the panel width. */
+static void test_gemm_layer_norm(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 21);
+    const int Ms[] = {1, 5, 12, 13, 25, 130}, Ns[] = {16, 69, 128, 256}, K = 40;
+    for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++) {
+            int M = Ms[mi], N = Ns[ni];
+            size_t mn = (size_t)M * N, nk = (size_t)N * K;
+            operands o = {.M = M, .N = N, .K = K};
+            o.A = malloc((size_t)M * K * sizeof(float));
+            o.W = malloc(nk * sizeof(float));
+            o.Bp = malloc((trc_linear_packed_size(K, N) + nk) * sizeof(float));
+            o.bias = malloc((size_t)N * sizeof(float));
+            o.res = malloc(mn * sizeof(float));
+            o.C = malloc(mn * sizeof(float));
+            o.pre = malloc(mn * sizeof(float));
+            o.sig = malloc(mn * sizeof(float));
+            float *want = malloc(mn * sizeof(float)), *y = malloc(mn * sizeof(float));
+            float *lw = malloc((size_t)N * sizeof(float)), *lb = malloc((size_t)N * sizeof(float));
+            float *res0 = malloc(mn * sizeof(float));
+            assert_true(o.A && o.W && o.Bp && o.bias && o.res && o.C && o.pre && o.sig && want &&
+                        y && lw && lb && res0);
+            fill(&rng, o.W, nk);
+            fill(&rng, o.bias, (size_t)N);
+            fill(&rng, res0, mn);
+            fill(&rng, lw, (size_t)N);
+            fill(&rng, lb, (size_t)N);
+            for (int lay = 0; lay < LAY_COUNT; lay++) {
+                fill(&rng, o.A, (size_t)M * K);
+                if (lay == LAY_PACKED)
+                    trc_linear_pack(o.Bp, o.W, K, N);
+                else
+                    for (int k = 0; k < K; k++)
+                        for (int n = 0; n < N; n++)
+                            o.Bp[(size_t)k * N + n] = o.W[(size_t)n * K + k];
+                for (int epi = 1; epi < 8; epi += 2) /* bias, then + residual, SiLU */
+                    for (int dest = 0; dest < 3; dest++) {
+                        if (dest == 2 && (lay != LAY_PACKED || !(epi & 2)))
+                            continue; /* into res: packed B only */
+                        memcpy(o.res, res0, mn * sizeof(float));
+                        run_gemm(&o, lay, 0, M, 0, epi);
+                        trc_layernorm_forward(want, NULL, NULL, o.C, lw, lb, (size_t)M, N);
+                        float *out = dest == 0 ? o.C : dest == 1 ? y : o.res;
+                        /* the same product again, normalised as it goes */
+                        ln_w_next = lw;
+                        ln_b_next = lb;
+                        ln_y_next = out;
+                        run_gemm(&o, lay, 0, M, 0, epi);
+                        ln_w_next = ln_b_next = NULL;
+                        ln_y_next = NULL;
+                        if (memcmp(out, want, mn * sizeof(float)) != 0)
+                            fail_msg("%s M=%d N=%d epi=%d dest=%d: fused layer norm differs",
+                                     lay_names[lay], M, N, epi, dest);
+                    }
+            }
+            free(o.A);
+            free(o.W);
+            free(o.Bp);
+            free(o.bias);
+            free(o.res);
+            free(o.C);
+            free(o.pre);
+            free(o.sig);
+            free(want);
+            free(y);
+            free(lw);
+            free(lb);
+            free(res0);
+        }
+}
+
+/* trc_first_nonfinite: the first inf or NaN wherever it sits (first element, inside a block of
+ * 64, in the ragged tail), n when none; large, tiny and negative finite values are not flagged */
+static void test_first_nonfinite(void **state) {
+    (void)state;
+    const size_t ns[] = {0, 1, 63, 64, 65, 130, 1000};
+    const float bad[] = {INFINITY, -INFINITY, NAN};
+    float *x = malloc(1000 * sizeof *x);
+    assert_non_null(x);
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        size_t n = ns[a];
+        for (size_t i = 0; i < n; i++)
+            x[i] = i % 3 == 0 ? 3.4e38f : i % 3 == 1 ? -1e-42f : (float)i;
+        assert_int_equal(trc_first_nonfinite(x, n), n);
+        for (size_t at = 0; at < n; at += (n > 70 ? 37 : 1))
+            for (int b = 0; b < 3; b++) {
+                float keep = x[at];
+                x[at] = bad[b];
+                if (at + 1 < n)
+                    x[n - 1] = NAN; /* a later one does not count */
+                assert_int_equal(trc_first_nonfinite(x, n), at);
+                x[at] = keep;
+                if (at + 1 < n)
+                    x[n - 1] = (float)(n - 1) * 0.5f;
+            }
+    }
+    free(x);
 }
 
 /* n floats ending exactly at an inaccessible page: any read or write past them faults */
@@ -410,11 +525,11 @@ int main(int argc, char **argv) {
     }
     self_path = argv[0];
     const struct CMUnitTest paths[] = {
-        cmocka_unit_test(test_gemm_layouts),
-        cmocka_unit_test(test_gemm_guard_pages),
-        cmocka_unit_test(test_exp_and_silu_error),
+        cmocka_unit_test(test_gemm_layouts),     cmocka_unit_test(test_gemm_layer_norm),
+        cmocka_unit_test(test_gemm_guard_pages), cmocka_unit_test(test_exp_and_silu_error),
         cmocka_unit_test(test_dlinear),
     };
-    const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice)};
+    const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice),
+                                      cmocka_unit_test(test_first_nonfinite)};
     return RUN_EVERY_ISA(paths, NULL, NULL) + cmocka_run_group_tests(once, NULL, NULL);
 }
