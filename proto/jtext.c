@@ -96,8 +96,8 @@ void jtext_f64(jtext *t, double v) {
         return;
     }
     char b[40];
-    int n = snprintf(b, sizeof b - 3, "%.9g", v);
-    jtext_raw(t, b, as_real(b, (size_t)n));
+    size_t n = proto_f64_text(v, b);
+    jtext_raw(t, b, n);
 }
 
 static u128 pow10_u128(int k) {
@@ -108,23 +108,31 @@ static u128 pow10_u128(int k) {
 }
 
 /* The first 9 significant digits t (truncated) and the decimal exponent *d of a = mant * 2^e
- * (a ~ t * 10^(*d - 8)); the fraction truncated is r / den. *d starts as an estimate of
- * floor(log10(a)). One division (a shift for values below 1e9). */
-static uint64_t digits9(uint32_t mant, int e, int *d, u128 *r, u128 *den) {
+ * (a ~ t * 10^(*d - 8)): a * 10^(8 - *d) = num / den exactly, t = num / den, r = num % den,
+ * num = mant * step. *d starts as an estimate of floor(log10(a)). One division (shifts for
+ * values below 1e9). */
+static uint64_t digits9(uint64_t mant, int e, int *d, u128 *num, u128 *den, u128 *r, u128 *step) {
     for (;;) {
-        int k = 8 - *d;
-        u128 num = mant;
+        int k = 8 - *d, shift = e < 0 ? -e : 0;
+        *step = 1;
         *den = 1;
         if (e >= 0)
-            num <<= e;
+            *step <<= e;
         else
             *den <<= -e;
         if (k >= 0)
-            num *= pow10_u128(k);
+            *step *= pow10_u128(k);
         else
             *den *= pow10_u128(-k);
-        u128 t = num / *den;
-        *r = num % *den;
+        *num = *step * mant;
+        u128 t;
+        if (k >= 0) { /* den = 2^shift: shifts, not a 128-bit division */
+            t = *num >> shift;
+            *r = *num & (*den - 1);
+        } else {
+            t = *num / *den;
+            *r = *num % *den;
+        }
         if (t >= 1000000000u)
             (*d)++;
         else if (t < 100000000u)
@@ -132,6 +140,19 @@ static uint64_t digits9(uint32_t mant, int e, int *d, u128 *r, u128 *den) {
         else
             return (uint64_t)t;
     }
+}
+
+/* 1 when the decimal q (prec digits, exponent d) reads back as the float mant * 2^e, i.e. lies
+ * in its rounding interval (half a step to either neighbour, a quarter below a power of two;
+ * the ends belong to an even mant). num / den is the float in units of 10^(d9 - 8) (digits9),
+ * step / den the distance between floats. Exact, no strtof. */
+static int reads_back(uint32_t mant, u128 num, u128 den, u128 step, uint64_t q, int prec, int d,
+                      int d9) {
+    u128 x = (u128)q * pow10_u128(9 - prec + d - d9) * den;
+    int below = x < num;
+    u128 diff = below ? num - x : x - num;
+    u128 lhs = (below && mant == (1u << 23)) ? 4 * diff : 2 * diff;
+    return lhs < step || (lhs == step && !(mant & 1));
 }
 
 /* t (9 digits, fraction r / den) rounded half to even to prec digits; *d moves on a carry. */
@@ -156,7 +177,7 @@ static uint64_t round_to(uint64_t t, u128 r, u128 den, int prec, int *d) {
 
 /* Writes q (prec digits, decimal exponent d), trailing zeros dropped. */
 static size_t write_digits(char *p, uint64_t q, int prec, int d) {
-    char dig[12];
+    char dig[12] = {0};
     for (int i = prec - 1; i >= 0; i--, q /= 10)
         dig[i] = (char)('0' + q % 10);
     int nd = prec;
@@ -214,20 +235,41 @@ size_t proto_f32_text(float v, char *buf) {
         double fr = frexp(a, &be); /* a = fr * 2^be, fr in [0.5, 1) */
         uint32_t mant = (uint32_t)ldexp(fr, 24);
         int e = be - 24, d9 = (int)floor(log10(a));
-        u128 r, den;
-        uint64_t t = digits9(mant, e, &d9, &r, &den);
+        u128 num, den, r, step;
+        uint64_t t = digits9(mant, e, &d9, &num, &den, &r, &step);
         for (int prec = 7; prec <= 9; prec++) {
             int d = d9;
             uint64_t q = round_to(t, r, den, prec, &d);
-            size_t n = write_digits(p, q, prec, d);
-            if (strtof(p, NULL) == v)
-                return (size_t)(p - buf) + n;
+            if (reads_back(mant, num, den, step, q, prec, d, d9))
+                return (size_t)(p - buf) + write_digits(p, q, prec, d);
         }
     }
     /* elsewhere (tiny or huge): the C library's digits, 7 if they read back, else 9 */
     int n = snprintf(p, 24, "%.7g", a);
     if (strtof(p, NULL) != v)
         n = snprintf(p, 24, "%.9g", a);
+    return (size_t)(p - buf) + as_real(p, (size_t)n);
+}
+
+size_t proto_f64_text(double v, char *buf) {
+    char *p = buf;
+    if (signbit(v)) {
+        *p++ = '-';
+        v = -v;
+    }
+    if (v == 0.0) {
+        memcpy(p, "0.0", 4);
+        return (size_t)(p - buf) + 3;
+    }
+    if (v >= 1e-6 && v < 1e15) { /* the digits fit 128-bit arithmetic */
+        int be;
+        double fr = frexp(v, &be);
+        int d = (int)floor(log10(v));
+        u128 num, den, r, step;
+        uint64_t t = digits9((uint64_t)ldexp(fr, 53), be - 53, &d, &num, &den, &r, &step);
+        return (size_t)(p - buf) + write_digits(p, round_to(t, r, den, 9, &d), 9, d);
+    }
+    int n = snprintf(p, 32, "%.9g", v);
     return (size_t)(p - buf) + as_real(p, (size_t)n);
 }
 

@@ -30,5 +30,7 @@ void jtext_f64(jtext *t, double v);
 /* Writes the shortest float32 text (as jtext_f32) into buf (>= 32 bytes); returns its length,
  * 0 for a non-finite value. */
 size_t proto_f32_text(float v, char *buf);
+/* A finite double with 9 significant digits, correctly rounded (jtext_f64's text). */
+size_t proto_f64_text(double v, char *buf);
 
 #endif

@@ -175,7 +175,7 @@ static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char
     (void)kind;
     (void)value;
     query_scan *q = cls;
-    for (unsigned i = 0; q->allowed[i] && i < 32; i++)
+    for (unsigned i = 0; i < 32 && q->allowed[i]; i++)
         if (strcmp(key, q->allowed[i]) == 0) {
             q->repeated = (q->seen >> i) & 1u;
             q->seen |= 1u << i;
@@ -200,6 +200,15 @@ int http_query_check(const http_request *req, const char *const *allowed, proto_
         n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", allowed[i]);
     return proto_fail(err, 400, q.bad, "unknown query parameter '%.64s' (this route takes: %s)",
                       q.bad, allowed[0] ? names : "none");
+}
+
+int http_query_refuse(const http_request *req, http_response *res, const char *const *allowed) {
+    static const char *const none[] = {NULL};
+    proto_error err;
+    if (!http_query_check(req, allowed ? allowed : none, &err))
+        return 0;
+    http_reply_proto_error(res, &err);
+    return 1;
 }
 
 const char *http_header(const http_request *req, const char *name) {

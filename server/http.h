@@ -88,6 +88,9 @@ const char *http_query(const http_request *req, const char *name);
 /* 0 when every query-string argument is one of `allowed` (NULL-terminated) and none is given
  * twice; otherwise -1 and a 400 in err naming it. */
 int http_query_check(const http_request *req, const char *const *allowed, proto_error *err);
+/* http_query_check answering its 400 through res: 1 when answered (allowed NULL: no argument
+ * is). For the top of a handler: `if (http_query_refuse(req, res, NULL)) return;`. */
+int http_query_refuse(const http_request *req, http_response *res, const char *const *allowed);
 /* A request header (case-insensitive name), or NULL. */
 const char *http_header(const http_request *req, const char *name);
 /* The body; "" when there is none. A JSON body is NUL-terminated for convenience (*len excludes

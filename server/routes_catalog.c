@@ -5,7 +5,8 @@
 
 static void on_catalog(struct app *a, const http_request *req, http_response *res) {
     (void)a;
-    (void)req;
+    if (http_query_refuse(req, res, NULL))
+        return;
     json_t *cat = proto_catalog_json();
     if (!cat) {
         http_reply_error(res, 500, NULL, "out of memory building the catalogue");

@@ -238,6 +238,8 @@ static void evaluated(batcher_job *job) {
 }
 
 static void on_control(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     control_job *cj = calloc(1, sizeof *cj);
     if (!cj) {
         http_reply_error(res, 500, NULL, "out of memory");

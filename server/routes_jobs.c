@@ -40,6 +40,8 @@ static int refuse_if_training_off(app *a, http_response *res) {
 }
 
 static void on_train(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     if (refuse_if_training_off(a, res))
         return;
     size_t len;
@@ -102,6 +104,9 @@ static int query_int(const http_request *req, const char *name, long long lo, lo
 }
 
 static void on_list(app *a, const http_request *req, http_response *res) {
+    static const char *const query[] = {"status", "limit", "cursor", NULL};
+    if (http_query_refuse(req, res, query))
+        return;
     int status = -1;
     const char *filter = http_query(req, "status");
     if (filter) {
@@ -147,6 +152,8 @@ static void on_list(app *a, const http_request *req, http_response *res) {
 }
 
 static void on_get(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     trc_job job;
     proto_error err;
     if (jobs_get(a->jobs, http_param(req, "id"), &job, &err) != 0) {
@@ -158,6 +165,8 @@ static void on_get(app *a, const http_request *req, http_response *res) {
 }
 
 static void on_cancel(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     trc_job job;
     proto_error err;
     if (jobs_cancel(a->jobs, http_param(req, "id"), &job, &err) != 0) {
@@ -169,6 +178,8 @@ static void on_cancel(app *a, const http_request *req, http_response *res) {
 }
 
 static void on_resume(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     if (refuse_if_training_off(a, res))
         return;
     trc_job job;
@@ -187,6 +198,8 @@ static void on_resume(app *a, const http_request *req, http_response *res) {
 }
 
 static void on_delete(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     proto_error err;
     const char *id = http_param(req, "id");
     if (jobs_delete(a->jobs, id, &err) != 0) {

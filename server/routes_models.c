@@ -11,7 +11,8 @@
 #include "trc/checkpoint.h"
 
 static void on_list(app *a, const http_request *req, http_response *res) {
-    (void)req;
+    if (http_query_refuse(req, res, NULL))
+        return;
     json_t *out = registry_list_json(a->registry);
     if (out)
         http_reply_json(res, 200, out);
@@ -33,6 +34,8 @@ static void reply_model(app *a, http_response *res, const char *name, int missin
 }
 
 static void on_get(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     reply_model(a, res, http_param(req, "name"), 404, "is not loaded");
 }
 
@@ -95,6 +98,8 @@ static void on_load(app *a, const http_request *req, http_response *res) {
 }
 
 static void on_delete(app *a, const http_request *req, http_response *res) {
+    if (http_query_refuse(req, res, NULL))
+        return;
     const char *name = http_param(req, "name");
     proto_error err;
     if (registry_remove(a->registry, name, &err)) {

@@ -316,6 +316,36 @@ def test_upload_with_dt_query(trcd_factory):
     assert srv.request("GET", "/v1/models/meta").json()["config"]["dt"] == 0.3
 
 
+def test_unknown_query_parameters_are_refused(trcd):
+    """Every API route names the query parameters it takes; another one (a typo such as
+    ?stauts=done would otherwise be ignored silently) or a repeated one is 400 naming it, before
+    any work. The dashboard's files take any (browsers add cache busters)."""
+    body = {"state": [1, 0.5], "target": [0, 0]}
+    for method, path, payload in [
+            ("POST", "/v1/control", body), ("POST", "/control", body),
+            ("GET", "/v1/models", None), ("GET", "/v1/models/default", None),
+            ("DELETE", "/v1/models/default", None),
+            ("POST", "/v1/models/x/load", {"checkpoint": "default.safetensors"}),
+            ("GET", "/v1/catalog", None), ("GET", "/v1/jobs", None), ("GET", "/v1/jobs/1", None),
+            ("DELETE", "/v1/jobs/1", None), ("POST", "/v1/jobs/1/cancel", None),
+            ("POST", "/v1/jobs/1/resume", None),
+            ("POST", "/v1/train", {"name": "q", "num_samples": 100, "epochs": 1})]:
+        r = trcd.request(method, path + "?bogus=1", json=payload)
+        assert r.status == 400, (method, path, r)
+        err = r.json()["error"]
+        assert err["param"] == "bogus" and "unknown query parameter 'bogus'" in err["message"], \
+            (method, path, err)
+    # nothing was done: the model is still there, no job started
+    assert trcd.request("GET", "/v1/models/default").status == 200
+    assert trcd.request("GET", "/v1/jobs").json()["jobs"] == []
+    r = trcd.request("GET", "/v1/jobs?limit=1&limit=2")
+    assert r.status == 400 and r.json()["error"]["param"] == "limit"
+    assert "more than once" in r.json()["error"]["message"]
+    assert "status, limit, cursor" in trcd.request("GET", "/v1/jobs?x=1").json()["error"]["message"]
+    assert trcd.request("GET", "/v1/jobs?status=succeeded&limit=5").status == 200
+    assert trcd.control([1, 0.5], [0, 0]).status == 200
+
+
 # ---- auth and CORS ----
 
 def test_bearer_token_on_state_changing_routes(trcd_factory):

@@ -435,6 +435,40 @@ static void test_f32_text_against_libc(void **state) {
     }
 }
 
+/* The doubles of the response (final_error, cost, timing_ms): 9 significant digits, the same
+ * value as %.9g (jansson's JSON_REAL_PRECISION(9) before), over every magnitude. */
+static void test_f64_text_against_libc(void **state) {
+    (void)state;
+    char buf[40], ref[40];
+    static const struct {
+        double v;
+        const char *text;
+    } fixed[] = {{0.0, "0.0"},       {-0.0, "-0.0"},
+                 {4.0, "4.0"},       {0.25, "0.25"},
+                 {1e-7, "1e-07"},    {7.1, "7.1"},
+                 {1e300, "1e+300"},  {0.0014, "0.0014"},
+                 {3390.4, "3390.4"}, {1.0 / 3, "0.333333333"}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        proto_f64_text(fixed[i].v, buf);
+        assert_string_equal(buf, fixed[i].text);
+    }
+    uint64_t x = 88172645463325252ull; /* xorshift64 */
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        /* a mantissa and a decimal exponent in -12..17: every branch of the formatter */
+        double v = (double)(x >> 11) * 0x1p-53 * pow(10.0, (double)(int)(x % 30) - 12);
+        if (x & 1)
+            v = -v;
+        size_t n = proto_f64_text(v, buf);
+        assert_int_equal(n, strlen(buf));
+        assert_true(strpbrk(buf, ".e") != NULL);
+        snprintf(ref, sizeof ref, "%.9g", v);
+        assert_true(strtod(buf, NULL) == strtod(ref, NULL));
+    }
+}
+
 static void test_load_request(void **state) {
     (void)state;
     proto_load_req lr;
@@ -512,6 +546,7 @@ int main(void) {
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_response_shapes),
         cmocka_unit_test(test_f32_text_against_libc),
+        cmocka_unit_test(test_f64_text_against_libc),
         cmocka_unit_test(test_response_never_sends_nan),
         cmocka_unit_test(test_polish_field),
         cmocka_unit_test(test_polish_response),
