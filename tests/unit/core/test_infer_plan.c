@@ -197,8 +197,8 @@ static void test_against_infer(void **state) {
 /* bf16 weights (TRC_PRECISION_BF16), where this CPU and path have them: the kernel against a
  * double-precision product of the bf16-rounded operands (14 rows; odd K, ragged N, K above the
  * kernel's 1,024-float piece, residual, SiLU, layer norm); the plan's controls against the fp32
- * plan's within the pinned accuracy bound (README: measured figures); rows bit-identical alone and in
- * a batch. Elsewhere (avx2, generic, a CPU without AVX512_BF16) creation refuses, saying why. */
+ * plan's within the pinned accuracy bound (README: measured figures); rows bit-identical alone and
+ * in a batch. Elsewhere (avx2, generic, a CPU without AVX512_BF16) creation refuses, saying why. */
 static float bf16_value(float v) {
     uint16_t h = trc_bf16_round(v);
     uint32_t u = (uint32_t)h << 16;
