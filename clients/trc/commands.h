@@ -13,5 +13,6 @@ int cmd_predict(int argc, char **argv);  /* cmd_predict.c */
 int cmd_info(int argc, char **argv);     /* cmd_info.c */
 int cmd_catalog(int argc, char **argv);  /* cmd_catalog.c */
 int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
+int cmd_dagger(int argc, char **argv);   /* cmd_dagger.c */
 
 #endif

@@ -19,6 +19,8 @@ static const command commands[] = {
     {"eval", cmd_eval, "simulate a dataset's (or another file's) controls and report errors"},
     {"compare", cmd_compare, "compare random controls with the expert (side by side)"},
     {"train", cmd_train, "train a model on a dataset (checkpoints, stats, loss curves, resume)"},
+    {"dagger", cmd_dagger,
+     "the next training set of a --tails model: its closed loop's states, labelled"},
     {"predict", cmd_predict, "controls from a trained model, for one pair or a whole dataset"},
     {"info", cmd_info, "a checkpoint's configuration and parameter count per component"},
     {"catalog", cmd_catalog, "systems, experts, sizes and every option (as GET /v1/catalog)"},

@@ -119,6 +119,19 @@ def test_load_by_name_and_upload(trcd):
     assert r.returncode != 0 and json.loads(r.stdout)["error"]["code"] == 400
 
 
+def test_upload_with_dt(trcd_factory):
+    """load.sh --upload NAME PATH DT: an upload that records no time step, served at DT."""
+    srv = trcd_factory(dt=None, start=False)
+    os.remove(os.path.join(srv.models_dir, "default.json"))  # the fixture's sidecar (its dt)
+    srv.start(wait_ready=False)
+    path = os.path.join(srv.models_dir, "default.safetensors")
+    r = run(srv, "load.sh", "--upload", "curl-up", path)
+    assert r.returncode != 0 and json.loads(r.stdout)["error"]["code"] == 400
+    assert ok(run(srv, "load.sh", "--upload", "curl-up", path, "0.25"))["config"]["dt"] == 0.25
+    r = run(srv, "load.sh", "--upload", "curl-up2", path, "0")
+    assert r.returncode != 0 and json.loads(r.stdout)["error"]["param"] == "dt"
+
+
 def test_token_is_sent(trcd_factory):
     srv = trcd_factory(env={"TRC_API_TOKEN": "tok-curl"})
     r = run(srv, "load.sh", "t1", "default.safetensors", token="")

@@ -15,6 +15,8 @@ sys.path.insert(0, PYDIR)
 from trc_client import Client, TRCError, loss_terms  # noqa: E402
 from trc_client.cli import SPEC_FIELDS  # noqa: E402
 
+SMALL_INIT = os.path.join(ROOT, "tests", "data", "small_init.safetensors")
+
 TINY = dict(model_size="small", num_samples=200, epochs=2, batch_size=32, seed=3)
 
 
@@ -112,9 +114,46 @@ def test_load_by_name_and_by_upload_then_delete(client, trcd):
     assert e.value.code == 404 and e.value.type == "not_found"
 
 
-def test_health_and_ready(client):
+def test_upload_with_dt(trcd_factory, tmp_path):
+    """load(..., dt=) and the CLI's load --upload --dt: an uploaded checkpoint that records no
+    time step is served at the one given; without it the server refuses it, and a dt for a
+    file of the models directory is the server's 400 naming dt."""
+    srv = trcd_factory(dt=None, start=False)
+    os.remove(os.path.join(srv.models_dir, "default.json"))  # the fixture's sidecar (its dt)
+    srv.start(wait_ready=False)
+    c = Client(srv.url)
+    with open(SMALL_INIT, "rb") as f:
+        raw = f.read()
+    with pytest.raises(TRCError) as e:
+        c.load("up", raw)
+    assert e.value.code == 400
+    assert c.load("up", raw, dt=0.25)["config"]["dt"] == 0.25
+    assert c.control([1, 0.5], [0, 0], model="up")["model"]["name"] == "up"
+    with pytest.raises(TRCError) as e:
+        c.load("x", "up.safetensors", dt=0.25)
+    assert e.value.code == 400 and e.value.param == "dt"
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes(raw)
+    r = cli(srv, "load", "--upload", "cli-up", str(bare), "--dt", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["config"]["dt"] == 0.5
+    r = cli(srv, "load", "--upload", "cli-up2", str(bare), "--dt", "-1")
+    assert r.returncode == 1 and "(param dt)" in r.stderr
+    r = cli(srv, "load", "--upload", "cli-up2", str(bare), "--dt", "soon")
+    assert r.returncode == 2 and "--dt" in r.stderr
+
+
+def test_health_and_ready(client, trcd, trcd_factory):
     assert client.health()["status"] == "ok"
     assert client.ready() is True
+    r = cli(trcd, "health")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "ok", r.stderr
+    r = cli(trcd, "ready")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ready": True}, r.stderr
+    empty = trcd_factory(models={}, wait_ready=False)  # no model: alive, not ready
+    assert Client(empty.url).ready() is False
+    r = cli(empty, "ready")
+    assert r.returncode == 1 and json.loads(r.stdout) == {"ready": False}, r.stderr
 
 
 # ---------------------------------------------------------------- training jobs

@@ -173,3 +173,43 @@ def test_closed_loop_example_shrinks_the_horizon(run, tmp_path):
     p = subprocess.run([str(exe), ckpt, "1,0.5", "16"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode != 0 and "STEPS <= 15" in p.stderr, p.stderr
+
+
+def test_dagger_round(run):
+    """trc dagger writes the problems, their tails and the closed loop's labelled states; trc
+    train --init fine-tunes on them (a time-left model: the data carry steps_left); refusals."""
+    ckpt = str(run / "tails/best_model.safetensors")
+    out = run / "round.npz"
+    p = ok("dagger", "--checkpoint", ckpt, "--data", str(run / "train.npz"), "--out", str(out),
+           "--per-sample", "2", "--tails", "1", "--threads", "2")
+    import re
+    m = re.search(r"wrote .*: (\d+) rows \(96 problems, 96 tails, (\d+) visited states labelled "
+                  r"by min_energy; (\d+) left out", p.stdout)
+    assert m, p.stdout
+    rows, labelled, left_out = map(int, m.groups())
+    # two states a problem; min_energy cannot plan 1 step of a 2-D target: those are left out
+    assert labelled + left_out == 192 and rows == 192 + labelled and left_out < 96, p.stdout
+    import numpy as np
+    with np.load(out) as z:
+        left = z["steps_left"]
+        # each problem then its tail, then the labelled states
+        assert left.shape == (rows,) and (left[0:192:2] == 15).all() and (left[1:192:2] < 15).all()
+        assert (left[192:] >= 2).all() and (left[192:] < 15).all()
+        assert "state_trajectories" not in z.files
+    ok("train", "--data", str(out), "--model-size", "small", "--epochs", "1", "--batch-size",
+       "32", "--init", ckpt, "--out", str(run / "round"))
+    info = json.loads(ok("info", "--checkpoint", str(run / "round/best_model.safetensors"),
+                         "--json").stdout)
+    assert info["config"]["time_left"] is True
+    bad = trc("eval", "--checkpoint", ckpt, "--data", str(out))
+    assert bad.returncode != 0 and "tails" in bad.stderr, bad.stderr
+    train = str(run / "train.npz")
+    for args, needle in ((["--checkpoint", str(run / "plain/best_model.safetensors"), "--data",
+                           train], "--tails"),
+                         (["--checkpoint", ckpt, "--per-sample", "0", "--data", train],
+                          "--per-sample"),
+                         (["--checkpoint", ckpt, "--data", str(out)], "tails")):
+        a = ["dagger", "--out", str(run / "x.npz")] + args
+        p = trc(*a)
+        assert p.returncode != 0 and needle in p.stderr, (args, p.stderr)
+    assert not (run / "x.npz").exists()

@@ -163,7 +163,11 @@ def parser():
     ld.add_argument("file", help="file name inside the server's models directory")
     ld.add_argument("--upload", action="store_true",
                     help="FILE is a local file: send its bytes instead of its name")
+    ld.add_argument("--dt", type=float, metavar="DT",
+                    help="with --upload: the time step of a checkpoint that records none")
     sub.add_parser("unload", help="unload model NAME (DELETE /v1/models/NAME)").add_argument("name")
+    sub.add_parser("health", help="liveness (GET /healthz)")
+    sub.add_parser("ready", help="readiness (GET /readyz): exit 0 when ready, 1 when not")
     return p
 
 
@@ -244,6 +248,10 @@ def run(args, client, out=sys.stdout):
         result = client.delete_job(args.id)
     elif cmd == "unload":
         result = client.delete_model(args.name)
+    elif cmd == "health":
+        result = client.health()
+    elif cmd == "ready":
+        result = {"ready": client.ready()}
     elif cmd == "models":
         result = client.models()
     elif cmd == "catalog":
@@ -251,9 +259,9 @@ def run(args, client, out=sys.stdout):
     elif cmd == "load":
         if args.upload:
             with open(args.file, "rb") as f:
-                result = client.load(args.name, f.read())
+                result = client.load(args.name, f.read(), dt=args.dt)
         else:
-            result = client.load(args.name, args.file)
+            result = client.load(args.name, args.file, dt=args.dt)  # a dt: the server's 400
     else:  # argparse rejects unknown commands before this point
         raise SystemExit(f"unknown command {cmd}")
     json.dump(result, out, indent=2)
@@ -261,6 +269,8 @@ def run(args, client, out=sys.stdout):
     # A job that ended badly is a failed command for scripts using --wait.
     if cmd in ("train", "wait") and isinstance(result, dict) and result.get("terminal"):
         return 0 if result.get("status") == "succeeded" else 1
+    if cmd == "ready":
+        return 0 if result["ready"] else 1
     return 0
 
 

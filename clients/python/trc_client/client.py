@@ -142,10 +142,14 @@ class Client:
         """GET /v1/models/{name}."""
         return self.request("GET", "/v1/models/" + _seg(name))
 
-    def load(self, name, checkpoint):
+    def load(self, name, checkpoint, dt=None):
         """POST /v1/models/{name}/load. `checkpoint` is a file name inside the server's models
-        directory (str), or the checkpoint itself (bytes), uploaded as application/octet-stream."""
+        directory (str), or the checkpoint itself (bytes), uploaded as application/octet-stream.
+        dt: the time step (seconds) of an upload whose checkpoint records none (?dt=; the
+        server refuses it for a file name, and one that contradicts the checkpoint's)."""
         path = "/v1/models/" + _seg(name) + "/load"
+        if dt is not None:
+            path += "?" + urllib.parse.urlencode({"dt": repr(float(dt))})
         if isinstance(checkpoint, (bytes, bytearray)):
             return self.request("POST", path, raw=bytes(checkpoint))
         return self.request("POST", path, {"checkpoint": checkpoint})

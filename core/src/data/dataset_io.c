@@ -315,8 +315,9 @@ int trc_dataset_load(const char *path, trc_dataset *ds) {
     int rc = trc_npz_open(path, &z);
     if (rc)
         return rc;
-    trc_npy_array ai = {0}, at = {0}, au = {0}, ax = {0}, ac = {0}, as = {0}, am = {0};
-    float *fi = NULL, *ft = NULL, *fu = NULL, *fx = NULL, *fc = NULL, *fs = NULL, *fm = NULL;
+    trc_npy_array ai = {0}, at = {0}, au = {0}, ax = {0}, ac = {0}, as = {0}, am = {0}, al = {0};
+    float *fi = NULL, *ft = NULL, *fu = NULL, *fx = NULL, *fc = NULL, *fs = NULL, *fm = NULL,
+          *fl = NULL;
     if ((rc = read_floats(z, path, "initial_states", &ai, &fi)))
         goto out;
     if (ai.ndim != 2 || ai.shape[0] < 1 || ai.shape[1] < 1 || ai.shape[1] > 4096) {
@@ -360,6 +361,22 @@ int trc_dataset_load(const char *path, trc_dataset *ds) {
             goto out;
         }
     }
+    if (trc_npz_has(z, "steps_left")) { /* tails: whole numbers of steps in 1..T */
+        if ((rc = read_floats(z, path, "steps_left", &al, &fl)))
+            goto out;
+        if (al.ndim != 1 || (size_t)al.shape[0] != n) {
+            snprintf(want, sizeof want, "(%zu,)", n);
+            rc = shape_fail(path, "steps_left", &al, want);
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (!(fl[i] >= 1.0f && fl[i] <= (float)T && fl[i] == floorf(fl[i]))) {
+                rc =
+                    trc_fail(TRC_EFORMAT, "%s: steps_left[%zu] = %g is not a whole number in 1..%d",
+                             path, i, (double)fl[i], T);
+                goto out;
+            }
+    }
     if (trc_npz_has(z, "expert_solve")) { /* an iterative expert's per-sample records */
         if ((rc = read_floats(z, path, "expert_solve", &as, &fs)))
             goto out;
@@ -388,7 +405,8 @@ int trc_dataset_load(const char *path, trc_dataset *ds) {
     ds->control_sequences = fu;
     ds->state_trajectories = fx;
     ds->costs = fc;
-    fi = ft = fu = fx = fc = NULL;
+    ds->steps_left = fl;
+    fi = ft = fu = fx = fc = fl = NULL;
     int ours = 0;
     rc = parse_metadata(z, path, ds, &ours);
     if (rc == TRC_OK && !ours)
@@ -405,6 +423,8 @@ out:
     free(fc);
     free(fs);
     free(fm);
+    free(fl);
+    trc_npy_free(&al);
     trc_npy_free(&as);
     trc_npy_free(&am);
     trc_npy_free(&ai);
@@ -491,7 +511,7 @@ int trc_dataset_save(const char *path, const trc_dataset *ds) {
     if (!meta)
         return trc_fail(TRC_ENOMEM, "%s: cannot encode the metadata", path);
     const int64_t n = (int64_t)ds->n;
-    trc_npz_item items[8];
+    trc_npz_item items[9];
     size_t k = 0;
     items[k++] = (trc_npz_item){"initial_states", TRC_NPY_F32, 2, {n, ds->s}, ds->initial_states};
     items[k++] = (trc_npz_item){"target_states", TRC_NPY_F32, 2, {n, ds->s}, ds->target_states};
@@ -502,6 +522,8 @@ int trc_dataset_save(const char *path, const trc_dataset *ds) {
             "state_trajectories", TRC_NPY_F32, 3, {n, ds->T + 1, ds->s}, ds->state_trajectories};
     if (ds->costs)
         items[k++] = (trc_npz_item){"costs", TRC_NPY_F32, 1, {n}, ds->costs};
+    if (ds->steps_left)
+        items[k++] = (trc_npz_item){"steps_left", TRC_NPY_F32, 1, {n}, ds->steps_left};
     if (ds->solve_stats && ds->solve_ms) {
         items[k++] = (trc_npz_item){"expert_solve", TRC_NPY_F32, 2, {n, 2}, ds->solve_stats};
         items[k++] = (trc_npz_item){"expert_solve_ms", TRC_NPY_F32, 1, {n}, ds->solve_ms};

@@ -177,6 +177,9 @@ out:
 int trc_eval_resolve(const trc_dataset *ds, const char *system, double dt,
                      const trc_system **sys_out, double *dt_out) {
     /* the flag, then the data's own settings, then the one system of the data's shape */
+    if (ds->steps_left) /* a tail's controls end after its steps left: not one problem of T */
+        return trc_fail(TRC_EINVAL, "the data holds tails (steps_left): evaluate on whole "
+                                    "problems (trc generate)");
     const char *name = system && system[0] ? system : ds->system[0] ? ds->system : NULL;
     const trc_system *sys;
     int rc = trc_system_resolve(name, "data", ds->s, ds->m, ds->T, &sys);

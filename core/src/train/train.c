@@ -213,6 +213,25 @@ static int norm_stats(const trc_run *run, const uint32_t *idx, trc_model_config 
     return rc;
 }
 
+/* The normalisation statistics of the checkpoint at path into cfg, when it has them. */
+static int init_norm(const char *path, trc_model_config *cfg, int *inherited) {
+    trc_model src;
+    int rc = trc_checkpoint_load(path, NULL, &src);
+    if (rc)
+        return trc_fail_prefix(TRC_EINVAL, "init: ");
+    const trc_model_config *c = &src.cfg;
+    *inherited = c->norm && c->s == cfg->s && c->m == cfg->m;
+    if (*inherited) {
+        cfg->norm = 1;
+        memcpy(cfg->x_mean, c->x_mean, sizeof cfg->x_mean);
+        memcpy(cfg->x_std, c->x_std, sizeof cfg->x_std);
+        memcpy(cfg->u_mean, c->u_mean, sizeof cfg->u_mean);
+        memcpy(cfg->u_std, c->u_std, sizeof cfg->u_std);
+    }
+    trc_model_free(&src);
+    return TRC_OK;
+}
+
 static int make_model(const trc_run *run, const uint32_t *train_idx, trc_model *model) {
     const trc_dataset *ds = run->ds;
     double bound = run->o.bound > 0 ? run->o.bound : ds->has_settings ? ds->settings.bound : 4.0;
@@ -229,7 +248,12 @@ static int make_model(const trc_run *run, const uint32_t *train_idx, trc_model *
     snprintf(cfg.system, sizeof cfg.system, "%s", ds->system);
     cfg.dt = ds->dt;
     cfg.time_left = ds->steps_left != NULL;
-    if (wants_norm(run) && (rc = norm_stats(run, train_idx, &cfg)))
+    /* a fine-tune keeps the statistics its parameters were trained with (the data may differ:
+     * e.g. trc dagger's rows); otherwise the training split's */
+    int inherited = 0;
+    if (run->o.init[0] && wants_norm(run) && (rc = init_norm(run->o.init, &cfg, &inherited)))
+        return rc;
+    if (!inherited && wants_norm(run) && (rc = norm_stats(run, train_idx, &cfg)))
         return rc;
     return trc_model_create(&cfg, model);
 }

@@ -16,10 +16,13 @@
 
 #include "trc/arch.h"
 #include "trc/checkpoint.h"
+#include "trc/dagger.h"
 #include "trc/dataset.h"
 #include "trc/error.h"
+#include "trc/eval.h"
 #include "trc/expert.h"
 #include "trc/model.h"
+#include "trc/rollout.h"
 #include "trc/system.h"
 #include "trc/train.h"
 
@@ -231,11 +234,127 @@ static void test_model_reads_time_left(void **state) {
     trc_dataset_free(&ds);
 }
 
+/* The model's shrinking closed loop (the test's own, through trc_eval_closed_loop). */
+typedef struct shrink {
+    const trc_model *m;
+} shrink;
+
+static int shrink_policy(void *user, size_t n, const float *x, const float *target, int steps_left,
+                         float *u) {
+    const shrink *p = user;
+    float *tl = malloc(n * sizeof *tl);
+    for (size_t i = 0; i < n; i++)
+        tl[i] = (float)steps_left / (float)p->m->cfg.T;
+    int rc = trc_model_infer_mt(p->m, n, x, target, tl, u, NULL, 1);
+    free(tl);
+    return rc;
+}
+
+/* DAgger rows: each is a state the model's closed loop visited at t = T - steps_left, with the
+ * expert's plan for the steps left from there (both recomputed here independently); concat
+ * keeps every row and fills steps_left; the .npz keeps steps_left and refuses a bad one. */
+static void test_dagger_rows(void **state) {
+    (void)state;
+    trc_dataset ds;
+    make_data("lqr_finite", 40, &ds);
+    trc_train_opts o;
+    trc_train_opts_default(&o);
+    snprintf(o.model_size, sizeof o.model_size, "small");
+    o.epochs = 1;
+    o.batch_size = 32;
+    o.tails = 2;
+    trc_train_result res;
+    assert_int_equal(trc_train(&ds, &o, NULL, NULL, NULL, &res), 0);
+    const trc_model *m = &res.model;
+    trc_dataset few = ds, rows, rows2;
+    few.n = 6; /* the first problems (views into ds) */
+    const trc_dagger_opts dopt = {3, 11, 2}, one = {3, 11, 1};
+    trc_dagger_summary sum;
+    assert_int_equal(trc_dagger_collect(m, &few, &dopt, &rows, &sum), 0);
+    assert_int_equal(rows.n, 18);
+    assert_int_equal(sum.labelled, 18);
+    assert_int_equal(trc_dagger_collect(m, &few, &one, &rows2, NULL), 0); /* thread count */
+    assert_memory_equal(rows.control_sequences, rows2.control_sequences,
+                        rows.n * (size_t)ds.T * sizeof(float));
+    trc_dataset_free(&rows2);
+    /* the closed loop again, here */
+    const int T = ds.T;
+    shrink sp = {m};
+    const trc_eval_loop loop = {shrink_policy, &sp, 0.0, 0};
+    float *applied = malloc(6 * (size_t)T * sizeof(float)),
+          *traj = malloc(6 * (size_t)(T + 1) * 2 * sizeof(float));
+    trc_eval_stats st;
+    assert_int_equal(trc_eval_closed_loop(trc_system_find("double_integrator"), ds.settings.dt, T,
+                                          6, few.initial_states, few.target_states, &loop, 1.0, &st,
+                                          applied, NULL),
+                     0);
+    trc_rollout_out ro = {.traj = traj};
+    assert_int_equal(trc_rollout_score(trc_system_find("double_integrator"), ds.settings.dt, T, 6,
+                                       few.initial_states, few.target_states, applied, &ro),
+                     0);
+    for (size_t r = 0; r < rows.n; r++) {
+        size_t i = r / 3;
+        int L = (int)rows.steps_left[r], t = T - L;
+        assert_true(L >= 1 && L <= T - 1);
+        assert_memory_equal(rows.initial_states + r * 2, traj + (i * (size_t)(T + 1) + t) * 2,
+                            2 * sizeof(float));
+        trc_expert_plan *plan;
+        assert_int_equal(trc_expert_plan_create("lqr_finite", trc_system_find("double_integrator"),
+                                                ds.settings.dt, L, ds.settings.bound, NULL, &plan),
+                         0);
+        double x[2] = {rows.initial_states[r * 2], rows.initial_states[r * 2 + 1]};
+        double tg[2] = {few.target_states[i * 2], few.target_states[i * 2 + 1]}, u[64];
+        assert_int_equal(trc_expert_solve(plan, x, tg, u, NULL), 0);
+        for (int k = 0; k < T; k++)
+            assert_true(rows.control_sequences[r * (size_t)T + (size_t)k] ==
+                        (k < L ? (float)u[k] : 0.0f));
+        trc_expert_plan_free(plan);
+    }
+    /* concat: the problems (a whole horizon each), then the rows */
+    trc_dataset all, back;
+    assert_int_equal(trc_dataset_concat(&few, &rows, &all), 0);
+    assert_int_equal(all.n, 24);
+    assert_null(all.state_trajectories);
+    for (size_t r = 0; r < all.n; r++)
+        assert_true(all.steps_left[r] == (r < 6 ? (float)T : rows.steps_left[r - 6]));
+    assert_memory_equal(all.control_sequences + 6 * (size_t)T, rows.control_sequences,
+                        rows.n * (size_t)T * sizeof(float));
+    /* the .npz keeps steps_left; eval refuses tails (not whole problems) */
+    char path[] = "/tmp/trc_dagger_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(trc_dataset_save(path, &all), 0);
+    assert_int_equal(trc_dataset_load(path, &back), 0);
+    assert_memory_equal(back.steps_left, all.steps_left, all.n * sizeof(float));
+    const trc_system *sys;
+    double dt;
+    assert_int_equal(trc_eval_resolve(&back, NULL, 0.0, &sys, &dt), TRC_EINVAL);
+    trc_dataset_free(&back);
+    all.steps_left[3] = 2.5f;
+    assert_int_equal(trc_dataset_save(path, &all), 0);
+    assert_int_equal(trc_dataset_load(path, &back), TRC_EFORMAT);
+    assert_non_null(strstr(trc_errmsg(), "steps_left[3]"));
+    unlink(path);
+    /* refusals: a model without the time-left input, data with tails */
+    trc_model plain = *m;
+    plain.cfg.time_left = 0;
+    assert_int_equal(trc_dagger_collect(&plain, &few, &dopt, &rows2, NULL), TRC_EINVAL);
+    assert_int_equal(trc_dagger_collect(m, &all, &dopt, &rows2, NULL), TRC_EINVAL);
+    free(applied);
+    free(traj);
+    trc_dataset_free(&all);
+    trc_dataset_free(&rows);
+    trc_model_free(&res.model);
+    trc_dataset_free(&ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_rows),
         cmocka_unit_test(test_tail_is_the_expert_answer),
         cmocka_unit_test(test_model_reads_time_left),
+        cmocka_unit_test(test_dagger_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
