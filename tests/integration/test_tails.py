@@ -154,10 +154,14 @@ def test_closed_loop_example_shrinks_the_horizon(run, tmp_path):
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     exe = tmp_path / "closed_loop"
     libs = ["-lopenblas", "-ljansson", "-lzip", "-lm", "-lpthread"]
+    lib = os.path.join(os.path.dirname(TRC), "libtrc.a")
+    with open(lib, "rb") as f:  # the sanitized build (make asan) links with its runtime
+        if b"__asan_" in f.read():
+            libs += ["-fsanitize=address,undefined"]
     r = subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror",
                         "-I" + os.path.join(root, "core/include"),
                         os.path.join(root, "examples/closed_loop.c"),
-                        os.path.join(os.path.dirname(TRC), "libtrc.a"), "-o", str(exe)] + libs,
+                        lib, "-o", str(exe)] + libs,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     ckpt = str(run / "tails/best_model.safetensors")

@@ -94,23 +94,23 @@ static int check_inputs(const trc_model *model, const trc_dataset *ds, const trc
     if (!model || !ds || !o)
         return trc_fail(TRC_EINVAL, "dagger: NULL argument");
     if (!model->cfg.time_left)
-        return trc_fail(TRC_EINVAL, "dagger: the model does not read the time left (train it "
+        return trc_fail(TRC_EINVAL, "the model does not read the time left (train it "
                                     "with --tails first): its closed loop re-plans whole "
                                     "horizons");
     if (!ds->has_settings)
-        return trc_fail(TRC_EINVAL, "dagger: the data records no generation settings (the expert "
+        return trc_fail(TRC_EINVAL, "the data records no generation settings (the expert "
                                     "that labels the states)");
     if (ds->steps_left)
-        return trc_fail(TRC_EINVAL, "dagger: the data holds tails: give whole problems");
+        return trc_fail(TRC_EINVAL, "the data holds tails: give whole problems (trc generate)");
     if (ds->s != model->cfg.s || ds->m != model->cfg.m || ds->T != model->cfg.T)
         return trc_fail(TRC_EINVAL,
-                        "dagger: the data (s=%d, m=%d, T=%d) is not the model's "
+                        "the data (s=%d, m=%d, T=%d) is not the model's "
                         "(s=%d, m=%d, T=%d)",
                         ds->s, ds->m, ds->T, model->cfg.s, model->cfg.m, model->cfg.T);
     if (ds->T < 2)
-        return trc_fail(TRC_EINVAL, "dagger: a horizon of %d step has no state to label", ds->T);
+        return trc_fail(TRC_EINVAL, "a horizon of %d step has no state to label", ds->T);
     if (o->per_sample < 1 || o->threads < 1 || o->threads > TRC_PARALLEL_MAX)
-        return trc_fail(TRC_EINVAL, "dagger: per_sample >= 1 and threads in 1..%d, got %d, %d",
+        return trc_fail(TRC_EINVAL, "per_sample >= 1 and threads in 1..%d, got %d, %d",
                         TRC_PARALLEL_MAX, o->per_sample, o->threads);
     if (!(*sys = trc_system_find(ds->settings.system)))
         return trc_fail_prefix(TRC_EINVAL, "dagger: ");
