@@ -24,26 +24,70 @@ static double seconds_since(const struct timespec *t0) {
     return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
 }
 
-/* ds, its tails and the DAgger rows, in that order, into out. */
-static int build(const trc_model *model, const trc_dataset *ds, int per_sample, int tails,
-                 unsigned long long seed, int threads, trc_dataset *out, trc_dagger_summary *sum) {
-    trc_dataset base, rows;
+/* The rows of prev that are not whole problems (its tails and labelled states: what earlier
+ * rounds taught), into out; *kept counts them. */
+static int earlier_rows(const trc_dataset *prev, trc_dataset *out, size_t *kept) {
+    size_t n = 0;
+    for (size_t i = 0; prev->steps_left && i < prev->n; i++)
+        n += prev->steps_left[i] < (float)prev->T;
+    *kept = n;
+    memset(out, 0, sizeof *out);
+    if (n == 0)
+        return trc_fail(TRC_EINVAL, "--aggregate: the file holds no tails nor labelled states");
+    int rc = trc_dataset_alloc(out, n, prev->s, prev->m, prev->T);
+    if (rc)
+        return rc;
+    free(out->state_trajectories);
+    free(out->costs);
+    out->state_trajectories = NULL;
+    out->costs = NULL;
+    if (!(out->steps_left = malloc(n * sizeof *out->steps_left))) {
+        trc_dataset_free(out);
+        return trc_fail(TRC_ENOMEM, "out of memory");
+    }
+    const size_t S = (size_t)prev->s, U = (size_t)prev->T * (size_t)prev->m;
+    for (size_t i = 0, to = 0; i < prev->n; i++) {
+        if (!(prev->steps_left[i] < (float)prev->T))
+            continue;
+        memcpy(out->initial_states + to * S, prev->initial_states + i * S, S * sizeof(float));
+        memcpy(out->target_states + to * S, prev->target_states + i * S, S * sizeof(float));
+        memcpy(out->control_sequences + to * U, prev->control_sequences + i * U, U * sizeof(float));
+        out->steps_left[to++] = prev->steps_left[i];
+    }
+    return TRC_OK;
+}
+
+/* ds, its tails, the DAgger rows and (prev not NULL) the earlier rounds' rows, in that order,
+ * into out. */
+static int build(const trc_model *model, const trc_dataset *ds, const trc_dataset *prev,
+                 int per_sample, int tails, unsigned long long seed, int threads, trc_dataset *out,
+                 trc_dagger_summary *sum, size_t *kept) {
+    trc_dataset base, rows, both, old;
     memset(&base, 0, sizeof base);
     memset(&rows, 0, sizeof rows);
+    memset(&both, 0, sizeof both);
+    memset(&old, 0, sizeof old);
+    *kept = 0;
     const trc_dagger_opts o = {per_sample, seed, threads};
     int rc = trc_dagger_collect(model, ds, &o, &rows, sum);
     if (!rc && tails > 0) /* the tails trc train --tails would add, from the same seed rule */
         rc = trc_dataset_add_tails(ds, tails, seed ^ 0x7a11ULL, &base);
+    if (!rc && prev)
+        rc = earlier_rows(prev, &old, kept);
     if (!rc)
-        rc = trc_dataset_concat(tails > 0 ? &base : ds, &rows, out);
+        rc = trc_dataset_concat(tails > 0 ? &base : ds, &rows, prev ? &both : out);
+    if (!rc && prev)
+        rc = trc_dataset_concat(&both, &old, out);
     trc_dataset_free(&base);
     trc_dataset_free(&rows);
+    trc_dataset_free(&both);
+    trc_dataset_free(&old);
     return rc;
 }
 
 int cmd_dagger(int argc, char **argv) {
     cli_model_flags mf = {0};
-    const char *data = NULL, *out = NULL;
+    const char *data = NULL, *out = NULL, *aggregate = NULL;
     int per_sample = 3, tails = 3;
     double seed = 42;
     cli_opt opts[] = {
@@ -55,6 +99,9 @@ int cmd_dagger(int argc, char **argv) {
                   "visited states labelled per problem (default 3)", 1, 1000, 0),
         CLI_RANGE("--tails", CLI_INT, &tails, "K",
                   "tails of each expert solution kept beside them (default 3; 0: none)", 0, 64, 0),
+        CLI_OPT("--aggregate", CLI_STR, &aggregate, "FILE",
+                "an earlier round's output: its tails and labelled states are kept too (DAgger "
+                "trains on every round's states; default none)"),
         CLI_RANGE("--seed", CLI_DOUBLE, &seed, "S", "which steps and tails (default 42)", 0,
                   9007199254740992.0, 0),
         CLI_RANGE("--threads", CLI_INT, &mf.threads, "N",
@@ -83,9 +130,15 @@ int cmd_dagger(int argc, char **argv) {
     trc_model model;
     if ((rc = cli_model_load(CMD, &mf, &model)) != 0)
         return rc;
-    trc_dataset ds, res;
+    trc_dataset ds, res, prev;
     memset(&res, 0, sizeof res);
+    memset(&prev, 0, sizeof prev);
     if ((rc = trc_dataset_load(data, &ds))) {
+        trc_model_free(&model);
+        return cli_lib_error(CMD, rc, 0);
+    }
+    if (aggregate && (rc = trc_dataset_load(aggregate, &prev))) {
+        trc_dataset_free(&ds);
         trc_model_free(&model);
         return cli_lib_error(CMD, rc, 0);
     }
@@ -94,22 +147,26 @@ int cmd_dagger(int argc, char **argv) {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     trc_dagger_summary sum;
-    rc = build(&model, &ds, per_sample, tails, (unsigned long long)seed, threads, &res, &sum);
+    size_t kept = 0;
+    rc = build(&model, &ds, aggregate ? &prev : NULL, per_sample, tails, (unsigned long long)seed,
+               threads, &res, &sum, &kept);
     if (rc)
         rc = cli_lib_error(CMD, rc, rc == TRC_EINVAL);
     if (!rc && (rc = trc_dataset_save(out, &res)))
         rc = cli_lib_error(CMD, rc, 0);
     if (!rc) {
         printf("wrote %s: %zu rows (%zu problems, %zu tails, %zu visited states labelled by %s; "
-               "%zu left out: not converged, or steps the expert cannot plan) in %.3f s\n",
-               out, res.n, ds.n, res.n - ds.n - sum.labelled, sum.labelled, ds.settings.expert,
-               sum.unconverged, seconds_since(&t0));
+               "%zu left out: not converged, or steps the expert cannot plan; %zu rows of "
+               "earlier rounds) in %.3f s\n",
+               out, res.n, ds.n, res.n - ds.n - sum.labelled - kept, sum.labelled,
+               ds.settings.expert, sum.unconverged, kept, seconds_since(&t0));
         printf("the closed loop that visited them: mean final error %.6g", sum.err_mean);
         if (!isnan(sum.landed_rate))
             printf(", landed %.2f%%", 100.0 * sum.landed_rate);
         printf("\n");
     }
     trc_dataset_free(&res);
+    trc_dataset_free(&prev);
     trc_dataset_free(&ds);
     trc_model_free(&model);
     return rc;

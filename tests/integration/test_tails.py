@@ -202,6 +202,18 @@ def test_dagger_round(run):
         assert "state_trajectories" not in z.files
     ok("train", "--data", str(out), "--model-size", "small", "--epochs", "1", "--batch-size",
        "32", "--init", ckpt, "--out", str(run / "round"))
+    # the next round keeps what the earlier one taught: its tails and labelled states
+    nxt = run / "round2.npz"
+    p = ok("dagger", "--checkpoint", str(run / "round/best_model.safetensors"), "--data",
+           str(run / "train.npz"), "--out", str(nxt), "--tails", "0", "--aggregate", str(out))
+    m = re.search(r": (\d+) rows \(96 problems, 0 tails, (\d+) visited .* (\d+) rows of earlier "
+                  r"rounds\)", p.stdout)
+    assert m, p.stdout
+    total, labelled2, kept = map(int, m.groups())
+    assert kept == 96 + labelled and total == 96 + labelled2 + kept, p.stdout
+    with np.load(nxt) as z:
+        earlier = np.concatenate([left[1:192:2], left[192:]])  # round 1's tails, then its states
+        assert (z["steps_left"][-kept:] == earlier).all()
     info = json.loads(ok("info", "--checkpoint", str(run / "round/best_model.safetensors"),
                          "--json").stdout)
     assert info["config"]["time_left"] is True
