@@ -24,39 +24,6 @@ static double seconds_since(const struct timespec *t0) {
     return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
 }
 
-/* The rows of prev that are not whole problems (its tails and labelled states: what earlier
- * rounds taught), into out; *kept counts them. */
-static int earlier_rows(const trc_dataset *prev, trc_dataset *out, size_t *kept) {
-    size_t n = 0;
-    for (size_t i = 0; prev->steps_left && i < prev->n; i++)
-        n += prev->steps_left[i] < (float)prev->T;
-    *kept = n;
-    memset(out, 0, sizeof *out);
-    if (n == 0)
-        return trc_fail(TRC_EINVAL, "--aggregate: the file holds no tails nor labelled states");
-    int rc = trc_dataset_alloc(out, n, prev->s, prev->m, prev->T);
-    if (rc)
-        return rc;
-    free(out->state_trajectories);
-    free(out->costs);
-    out->state_trajectories = NULL;
-    out->costs = NULL;
-    if (!(out->steps_left = malloc(n * sizeof *out->steps_left))) {
-        trc_dataset_free(out);
-        return trc_fail(TRC_ENOMEM, "out of memory");
-    }
-    const size_t S = (size_t)prev->s, U = (size_t)prev->T * (size_t)prev->m;
-    for (size_t i = 0, to = 0; i < prev->n; i++) {
-        if (!(prev->steps_left[i] < (float)prev->T))
-            continue;
-        memcpy(out->initial_states + to * S, prev->initial_states + i * S, S * sizeof(float));
-        memcpy(out->target_states + to * S, prev->target_states + i * S, S * sizeof(float));
-        memcpy(out->control_sequences + to * U, prev->control_sequences + i * U, U * sizeof(float));
-        out->steps_left[to++] = prev->steps_left[i];
-    }
-    return TRC_OK;
-}
-
 /* ds, its tails, the DAgger rows and (prev not NULL) the earlier rounds' rows, in that order,
  * into out. */
 static int build(const trc_model *model, const trc_dataset *ds, const trc_dataset *prev,
@@ -72,8 +39,8 @@ static int build(const trc_model *model, const trc_dataset *ds, const trc_datase
     int rc = trc_dagger_collect(model, ds, &o, &rows, sum);
     if (!rc && tails > 0) /* the tails trc train --tails would add, from the same seed rule */
         rc = trc_dataset_add_tails(ds, tails, seed ^ 0x7a11ULL, &base);
-    if (!rc && prev)
-        rc = earlier_rows(prev, &old, kept);
+    if (!rc && prev && (rc = trc_dataset_tail_rows(prev, &old)) == TRC_OK)
+        *kept = old.n;
     if (!rc)
         rc = trc_dataset_concat(tails > 0 ? &base : ds, &rows, prev ? &both : out);
     if (!rc && prev)

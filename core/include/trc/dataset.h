@@ -153,6 +153,13 @@ int trc_dataset_save(const char *path, const trc_dataset *ds);
  * trajectories nor costs (a tail has neither for the whole horizon) and keeps the settings. */
 int trc_dataset_add_tails(const trc_dataset *in, int per_sample, uint64_t seed, trc_dataset *out);
 
+/* Allocates n rows of tails: states, targets, controls and steps_left (no trajectories nor costs:
+ * a tail has neither for a whole horizon). */
+int trc_dataset_alloc_tails(trc_dataset *ds, size_t n, int s, int m, int T);
+/* The rows of in that are tails (steps_left < T), in order, into out: what trc dagger keeps of an
+ * earlier round (--aggregate). TRC_EINVAL when there is none. */
+int trc_dataset_tail_rows(const trc_dataset *in, trc_dataset *out);
+
 /* Allocates the arrays of an empty dataset with the given sizes (trajectories and costs too). */
 int trc_dataset_alloc(trc_dataset *ds, size_t n, int s, int m, int T);
 void trc_dataset_free(trc_dataset *ds);

@@ -122,20 +122,15 @@ static int label(const trc_system *sys, const trc_dataset *ds, const trc_dagger_
                  const float *traj, trc_dataset *out, size_t *unconverged) {
     const int T = ds->T, per = o->per_sample < T - 1 ? o->per_sample : T - 1;
     const size_t rows = ds->n * (size_t)per;
-    int rc = trc_dataset_alloc(out, rows, ds->s, ds->m, T);
+    int rc = trc_dataset_alloc_tails(out, rows, ds->s, ds->m, T);
     if (rc)
         return rc;
-    free(out->state_trajectories);
-    free(out->costs);
-    out->state_trajectories = NULL;
-    out->costs = NULL;
-    out->steps_left = malloc(rows * sizeof *out->steps_left);
     int *step = malloc(rows * sizeof *step);
     uint32_t *steps = malloc((size_t)(T - 1) * sizeof *steps);
     unsigned char *conv = calloc(rows, 1);
     trc_expert_plan **plans = calloc((size_t)T, sizeof *plans);
     unsigned char *unsolvable = calloc((size_t)T, 1);
-    if (!out->steps_left || !step || !steps || !conv || !plans || !unsolvable)
+    if (!step || !steps || !conv || !plans || !unsolvable)
         rc = trc_fail(TRC_ENOMEM, "dagger: out of memory");
     trc_rng rng;
     trc_rng_seed(&rng, o->seed);

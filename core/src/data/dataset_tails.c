@@ -21,6 +21,43 @@ static void put_tail(const trc_dataset *in, size_t i, int k, trc_dataset *out, s
     out->steps_left[to] = (float)(in->T - k);
 }
 
+int trc_dataset_alloc_tails(trc_dataset *ds, size_t n, int s, int m, int T) {
+    int rc = trc_dataset_alloc(ds, n, s, m, T);
+    if (rc)
+        return rc;
+    free(ds->state_trajectories);
+    free(ds->costs);
+    ds->state_trajectories = NULL;
+    ds->costs = NULL;
+    if (!(ds->steps_left = malloc(n * sizeof *ds->steps_left))) {
+        trc_dataset_free(ds);
+        return trc_fail(TRC_ENOMEM, "dataset: cannot allocate %zu tails", n);
+    }
+    return TRC_OK;
+}
+
+int trc_dataset_tail_rows(const trc_dataset *in, trc_dataset *out) {
+    memset(out, 0, sizeof *out);
+    size_t n = 0;
+    for (size_t i = 0; in->steps_left && i < in->n; i++)
+        n += in->steps_left[i] < (float)in->T;
+    if (n == 0)
+        return trc_fail(TRC_EINVAL, "the dataset holds no tails (rows with steps_left < T)");
+    int rc = trc_dataset_alloc_tails(out, n, in->s, in->m, in->T);
+    if (rc)
+        return rc;
+    const size_t S = (size_t)in->s, U = (size_t)in->T * (size_t)in->m;
+    for (size_t i = 0, to = 0; i < in->n; i++) {
+        if (!(in->steps_left[i] < (float)in->T))
+            continue;
+        memcpy(out->initial_states + to * S, in->initial_states + i * S, S * sizeof(float));
+        memcpy(out->target_states + to * S, in->target_states + i * S, S * sizeof(float));
+        memcpy(out->control_sequences + to * U, in->control_sequences + i * U, U * sizeof(float));
+        out->steps_left[to++] = in->steps_left[i];
+    }
+    return TRC_OK;
+}
+
 int trc_dataset_add_tails(const trc_dataset *in, int per_sample, uint64_t seed, trc_dataset *out) {
     if (!in || !out)
         return trc_fail(TRC_EINVAL, "tails: NULL dataset");
@@ -38,16 +75,11 @@ int trc_dataset_add_tails(const trc_dataset *in, int per_sample, uint64_t seed, 
     if (in->n > SIZE_MAX / (size_t)(K + 1) / 2)
         return trc_fail(TRC_EINVAL, "tails: %zu samples are too many", in->n);
     size_t n = in->n * (size_t)(K + 1);
-    int rc = trc_dataset_alloc(out, n, in->s, in->m, in->T);
+    int rc = trc_dataset_alloc_tails(out, n, in->s, in->m, in->T);
     if (rc)
         return rc;
-    free(out->state_trajectories);
-    free(out->costs);
-    out->state_trajectories = NULL;
-    out->costs = NULL;
     uint32_t *steps = malloc((size_t)(in->T - 1) * sizeof *steps);
-    out->steps_left = malloc(n * sizeof *out->steps_left);
-    if (!steps || !out->steps_left) {
+    if (!steps) {
         free(steps);
         trc_dataset_free(out);
         return trc_fail(TRC_ENOMEM, "tails: cannot allocate %zu samples", n);

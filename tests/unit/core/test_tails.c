@@ -127,6 +127,18 @@ static void test_tail_is_the_expert_answer(void **state) {
     trc_dataset_free(&ds);
 }
 
+/* A small model trained one epoch on ds with 2 tails of each sample; the settings it used. */
+static trc_train_opts train_with_tails(const trc_dataset *ds, trc_train_result *res) {
+    trc_train_opts o;
+    trc_train_opts_default(&o);
+    snprintf(o.model_size, sizeof o.model_size, "small");
+    o.epochs = 1;
+    o.batch_size = 32;
+    o.tails = 2;
+    assert_int_equal(trc_train(ds, &o, NULL, NULL, NULL, res), 0);
+    return o;
+}
+
 /* A small model trained with tails reads the time left: it changes the answer, the plan and
  * the trainer's forward agree with inference, the checkpoint keeps the setting, and a model
  * trained without tails refuses a time left other than 1. */
@@ -134,14 +146,8 @@ static void test_model_reads_time_left(void **state) {
     (void)state;
     trc_dataset ds;
     make_data("min_energy", 64, &ds);
-    trc_train_opts o;
-    trc_train_opts_default(&o);
-    snprintf(o.model_size, sizeof o.model_size, "small");
-    o.epochs = 1;
-    o.batch_size = 32;
-    o.tails = 2;
     trc_train_result res;
-    assert_int_equal(trc_train(&ds, &o, NULL, NULL, NULL, &res), 0);
+    trc_train_opts o = train_with_tails(&ds, &res);
     trc_model *m = &res.model;
     assert_int_equal(m->cfg.time_left, 1);
 
@@ -257,14 +263,8 @@ static void test_dagger_rows(void **state) {
     (void)state;
     trc_dataset ds;
     make_data("lqr_finite", 40, &ds);
-    trc_train_opts o;
-    trc_train_opts_default(&o);
-    snprintf(o.model_size, sizeof o.model_size, "small");
-    o.epochs = 1;
-    o.batch_size = 32;
-    o.tails = 2;
     trc_train_result res;
-    assert_int_equal(trc_train(&ds, &o, NULL, NULL, NULL, &res), 0);
+    train_with_tails(&ds, &res);
     const trc_model *m = &res.model;
     trc_dataset few = ds, rows, rows2;
     few.n = 6; /* the first problems (views into ds) */
