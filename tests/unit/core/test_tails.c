@@ -349,12 +349,48 @@ static void test_dagger_rows(void **state) {
     trc_dataset_free(&ds);
 }
 
+/* Every architecture reads the time left the same way through each inference path: inference,
+ * the plan and the trainer's forward agree row by row, and a time left of 1 is the whole-horizon
+ * answer (seeded initialisations, no training needed). */
+static void test_every_arch_reads_time_left(void **state) {
+    (void)state;
+    for (size_t a = 0; a < trc_arch_count(); a++) {
+        const trc_arch *arch = trc_arch_at(a);
+        trc_model_config cfg;
+        assert_int_equal(trc_model_config_preset_arch(arch->name, "small", 2, 1, 15, 4.0f, &cfg),
+                         0);
+        cfg.time_left = 1;
+        trc_model m;
+        assert_int_equal(trc_model_create(&cfg, &m), 0);
+        assert_int_equal(trc_model_init(&m, 5 + a), 0);
+        const size_t B = 3, U = 15;
+        const float x0[6] = {1, 0.5f, -1, 0.2f, 0.3f, -0.7f}, tg[6] = {0};
+        const float tl[3] = {1.0f, 0.4f, 0.2f}, ones[3] = {1, 1, 1};
+        float u[45], u1[45], up[45], ut[45];
+        assert_int_equal(trc_model_infer_mt(&m, B, x0, tg, tl, u, NULL, 1), 0);
+        assert_int_equal(trc_model_infer_mt(&m, B, x0, tg, ones, u1, NULL, 1), 0);
+        assert_memory_equal(u, u1, U * sizeof(float));
+        assert_true(memcmp(u + U, u1 + U, U * sizeof(float)) != 0);
+        trc_infer_plan *plan;
+        assert_int_equal(trc_infer_plan_create(&m, &plan), 0);
+        assert_int_equal(trc_infer_plan_run(plan, B, x0, tg, tl, up, NULL, 2), 0);
+        assert_int_equal(trc_model_infer_via_trainer(&m, B, x0, tg, tl, ut, NULL, 1), 0);
+        for (size_t i = 0; i < B * U; i++) {
+            assert_true(fabsf(up[i] - u[i]) <= 1e-4f * (1.0f + fabsf(u[i])));
+            assert_true(fabsf(ut[i] - u[i]) <= 1e-4f * (1.0f + fabsf(u[i])));
+        }
+        trc_infer_plan_free(plan);
+        trc_model_free(&m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_rows),
         cmocka_unit_test(test_tail_is_the_expert_answer),
         cmocka_unit_test(test_model_reads_time_left),
         cmocka_unit_test(test_dagger_rows),
+        cmocka_unit_test(test_every_arch_reads_time_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
