@@ -116,7 +116,7 @@ valgrind: ensure-deps
 	$(MAKE) $(TESTS)
 	@TRC_TEST_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full \
 	    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
-	    OPENBLAS_NUM_THREADS=1 sh tests/run-unit.sh $(TESTS)
+	    OPENBLAS_NUM_THREADS=1 TRC_TEST_JOBS=$$(nproc) sh tests/run-unit.sh $(TESTS)
 
 # Each harness for FUZZ_SECONDS (default 60) from its seeds in tests/fuzz/corpus/<harness>/,
 # FUZZ_JOBS at a time; a crash, leak or timeout fails with the reproducer's path (tests/fuzz/README.md).

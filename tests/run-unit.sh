@@ -1,11 +1,28 @@
 #!/bin/sh
 # Runs each cmocka test binary given as an argument; prints one summary line at the end.
 # Tests find their data through TRC_TEST_DATA (default tests/data). TRC_TEST_WRAPPER, when set,
-# is a command each binary runs under (`make valgrind` sets it to valgrind).
+# is a command each binary runs under (`make valgrind` sets it to valgrind). TRC_TEST_JOBS
+# binaries run at a time (default 1); each one's output is printed whole, in argument order.
 export TRC_TEST_DATA=${TRC_TEST_DATA:-tests/data}
 pass=0; fail=0
-for t in "$@"; do
-  if ${TRC_TEST_WRAPPER:-} "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $t"; fi
-done
+jobs=${TRC_TEST_JOBS:-1}
+if [ "$jobs" -le 1 ]; then
+  for t in "$@"; do
+    if ${TRC_TEST_WRAPPER:-} "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $t"; fi
+  done
+else
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
+  # one log and one status file per binary, named after its path
+  printf '%s\n' "$@" | xargs -P "$jobs" -I{} sh -c '
+    log="$1/$(printf %s "$2" | tr / _)"
+    if ${TRC_TEST_WRAPPER:-} "$2" >"$log" 2>&1; then echo ok >"$log.rc"; else echo fail >"$log.rc"; fi
+  ' sh "$dir" {}
+  for t in "$@"; do
+    log="$dir/$(printf %s "$t" | tr / _)"
+    cat "$log"
+    if [ "$(cat "$log.rc" 2>/dev/null)" = ok ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $t"; fi
+  done
+fi
 echo "unit: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
