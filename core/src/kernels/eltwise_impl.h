@@ -1,8 +1,9 @@
 /* Element-wise layers (layers.h) over VL-lane GCC/clang vector extensions: one source compiled
  * once per instruction-set path. The including file defines VL (8 or 16), KFN (the function
- * attributes of its path: target, sanitizer exemption) and SFX(name) (the path's suffix), and
- * includes this file once. NaN propagates through every kernel, so a diverged model is
- * reported (TRC_ENUMERIC), never hidden. No include guard: included once per path. */
+ * attributes of its path: target, sanitizer exemption), SFX(name) (the path's suffix) and
+ * optionally VFMA, VCLAMP, VRECIP (below), and includes this file once. NaN propagates through
+ * every kernel, so a diverged model is reported (TRC_ENUMERIC), never hidden. No include guard:
+ * included once per path. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -44,6 +45,18 @@ static inline KFN void vload_n(vf *v, const float *p, size_t n) {
     memcpy(v, p, n * sizeof *p);
 }
 
+/* Per-path primitives of vexp/vsigmoid, defaults in plain vector arithmetic: VFMA(a, b, c) =
+ * a b + c (the AVX paths: one fused multiply-add; -std=c11 contracts nothing by itself, so the
+ * polynomial cost twice the instructions), VCLAMP(x, lo, hi) (NaN passes through), VRECIP(r, d)
+ * = 1 / d for d >= 1. Every op of the sigmoid sits in the SiLU epilogue of a product's tile,
+ * 24 registers at a time. */
+#ifndef VFMA
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#endif
+#ifndef VCLAMP
+#define VCLAMP(x, lo, hi) VSELECT((x) < (lo), (lo), VSELECT((x) > (hi), (hi), (x)))
+#endif
+
 /* *x = exp(*x) (Cephes expf): x = k ln2 + r, |r| <= ln2/2, a degree-6 polynomial for exp(r),
  * 2^k built in the exponent bits. Relative error 7.6e-8 at most on [-87, 88] (test_kernels
  * measures it against double exp on a dense grid and asserts < 2.5e-7). Arguments are clamped
@@ -51,30 +64,36 @@ static inline KFN void vload_n(vf *v, const float *p, size_t n) {
 static inline KFN void vexp(vf *xp) {
     const vf zero = {0};
     const vf hi = zero + 88.3f, lo = zero - 87.3f;
-    vf x = *xp;
-    x = VSELECT(x > hi, hi, x);
-    x = VSELECT(x < lo, lo, x);
-    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    vf t = x * 1.44269504088896341f + magic;
+    vf x = VCLAMP(*xp, lo, hi);
+    const vf magic = zero + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    vf t = VFMA(x, zero + 1.44269504088896341f, magic);
     vf k = t - magic;
-    vf r = x - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
-    vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    vf y = p * (r * r) + r + 1.0f;
+    vf r = VFMA(k, zero - 0.693359375f, x);
+    r = VFMA(k, zero + 2.12194440e-4f, r);
+    vf p = VFMA(r, zero + 1.9875691500e-4f, zero + 1.3981999507e-3f);
+    p = VFMA(p, r, zero + 8.3334519073e-3f);
+    p = VFMA(p, r, zero + 4.1665795894e-2f);
+    p = VFMA(p, r, zero + 1.6666665459e-1f);
+    p = VFMA(p, r, zero + 5.0000001201e-1f);
+    vf y = VFMA(p, r * r, r) + 1.0f;
     vi e = ((vi)t - 0x4B400000 + 127) << 23; /* the low bits of t hold k */
     *xp = y * (vf)e;
 }
 
-/* *s = 1 / (1 + exp(-*x)); exactly 0 below -88, where the true value is not a normal float */
+/* *s = 1 / (1 + exp(-*x)); exactly 0 below -88, where the true value is not a normal float.
+ * The AVX paths' VRECIP (the reciprocal estimate and a Newton step) replaces the division:
+ * vdivps zmm issues once per ~10 cycles on one port, 24 of them per 12x2 tile's epilogue. */
 static inline KFN void vsigmoid(vf *s, const vf *x) {
     const vf zero = {0};
     vf e = -*x;
     vexp(&e);
-    *s = VSELECT(*x < -88.0f, zero, 1.0f / (1.0f + e));
+    vf d = 1.0f + e, r;
+#ifdef VRECIP
+    VRECIP(r, d);
+#else
+    r = 1.0f / d;
+#endif
+    *s = VSELECT(*x < -88.0f, zero, r);
 }
 
 static KFN void SFX(exp_n)(float *y, const float *x, size_t n) {

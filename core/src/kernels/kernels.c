@@ -23,8 +23,9 @@ const trc_kernel_ops *trc_kernels(void) {
     return k ? k : &trc_kernels_generic;
 }
 
-#define KC 128 /* rows of B^T packed at a time */
-#define PB 4   /* panels of B^T packed at a time (with KC: 32 KB on the stack) */
+#define KC 128   /* rows of B^T packed at a time */
+#define KBLK 512 /* a longer K is cut into chunks of at most this (see trc_gemm) */
+#define PB 4     /* panels of B^T packed at a time (with KC: 32 KB on the stack) */
 
 #define TILE_ROWS_MAX 12 /* the largest tile_rows of any path */
 #define KA 256           /* A is packed for K up to this (12 KB on the stack) */
@@ -115,7 +116,26 @@ void trc_gemm(const trc_gemm_args *g) {
                           .pre = g->pre,
                           .sig = g->sig};
     if (!g->btrans || g->K <= 0) {
-        sweep(ops, &base, g->M, np, g->N - (np - 1) * TRC_PANEL, g);
+        int lanes = g->N - (np - 1) * TRC_PANEL, nk = (g->K + KBLK - 1) / KBLK;
+        if (nk <= 1) {
+            sweep(ops, &base, g->M, np, lanes, g);
+            return;
+        }
+        /* K in nk near-equal chunks, each swept over all of C: a chunk of A and B stays in L2
+         * while every tile reads it (a weight gradient over 1,728 rows streamed both from
+         * memory once per row tile: 47% of peak against 90% in chunks). Partial sums go
+         * through C, so every output keeps its order of additions and its bits. */
+        for (int c = 0, k0 = 0; c < nk; c++) {
+            int k1 = (int)((long)g->K * (c + 1) / nk);
+            trc_tile_args t = base;
+            t.A += (size_t)k0 * g->csa;
+            t.B += (size_t)k0 * g->ldb;
+            t.K = k1 - k0;
+            t.from_c = g->beta != 0 || c > 0;
+            t.last = c == nk - 1;
+            sweep(ops, &t, g->M, np, lanes, t.last ? g : NULL);
+            k0 = k1;
+        }
         return;
     }
     /* B(k, n) = B[n ldb + k]: blocks of KC x 16 PB packed as panels, K in order (a block's

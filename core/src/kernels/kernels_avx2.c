@@ -16,6 +16,18 @@
 #define KFN __attribute__((target("avx2,fma"))) NO_SANITIZE
 #define VL 8
 #define SFX(name) name##_avx2
+/* the sigmoid's primitives (eltwise_impl.h): fused multiply-adds, and min/max for the clamp
+ * (the NaN operand second, so NaN passes through) */
+#define VFMA(a, b, c) ((vf)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define VCLAMP(x, lo, hi)                                                                          \
+    ((vf)_mm256_min_ps((__m256)(hi), _mm256_max_ps((__m256)(lo), (__m256)(x))))
+/* r = 1/d: the 12-bit estimate and one Newton step (relative error ~2^-22, d >= 1 here) */
+#define VRECIP(r, d)                                                                               \
+    do {                                                                                           \
+        __m256 d_ = (__m256)(d), r_ = _mm256_rcp_ps(d_);                                           \
+        r_ = _mm256_fmadd_ps(r_, _mm256_fnmadd_ps(d_, r_, _mm256_set1_ps(1.0f)), r_);              \
+        (r) = (vf)r_;                                                                              \
+    } while (0)
 #include "eltwise_impl.h"
 
 typedef struct pv {

@@ -19,6 +19,18 @@
 #define KFN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))) NO_SANITIZE
 #define VL 16
 #define SFX(name) name##_avx512
+/* the sigmoid's primitives (eltwise_impl.h): fused multiply-adds, and min/max for the clamp
+ * (the NaN operand second, so NaN passes through) */
+#define VFMA(a, b, c) ((vf)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define VCLAMP(x, lo, hi)                                                                          \
+    ((vf)_mm512_min_ps((__m512)(hi), _mm512_max_ps((__m512)(lo), (__m512)(x))))
+/* r = 1/d: the 14-bit estimate and one Newton step (relative error ~2^-23, d >= 1 here) */
+#define VRECIP(r, d)                                                                               \
+    do {                                                                                           \
+        __m512 d_ = (__m512)(d), r_ = _mm512_rcp14_ps(d_);                                         \
+        r_ = _mm512_fmadd_ps(r_, _mm512_fnmadd_ps(d_, r_, _mm512_set1_ps(1.0f)), r_);              \
+        (r) = (vf)r_;                                                                              \
+    } while (0)
 #include "eltwise_impl.h"
 
 typedef __m512 pv;

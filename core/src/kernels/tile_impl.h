@@ -58,6 +58,13 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
     } else {
         TILE_K_LOOP_STRIDED(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps))
     }
+    /* The epilogue reads t's fields into locals first: the intrinsics' stores may alias
+     * anything, so through t every field was reloaded and every test redone after each store
+     * (per register: ~10 loads and branches around a 25-instruction sigmoid). */
+    float *const C = t->C, *const pre = t->pre, *const sig = t->sig;
+    const float *const res = t->last ? t->res : NULL;
+    const size_t ldr = t->ldr;
+    const int silu = t->last && t->act == TRC_ACT_SILU;
 #pragma GCC unroll 8
     for (int q = 0; q < P; q++) {
         int lq = q == P - 1 ? lanes : TRC_PANEL;
@@ -65,19 +72,17 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
         for (int r = 0; r < R; r++) {
             pv v = acc[r][q];
             size_t off = (size_t)r * ldc + (size_t)q * TRC_PANEL;
-            if (t->last) {
-                if (t->res)
-                    v = pv_add(v, pv_loadm(t->res + (size_t)r * t->ldr + q * TRC_PANEL, lq));
-                if (t->act == TRC_ACT_SILU) {
-                    pv s = pv_sigmoid(v);
-                    if (t->pre)
-                        pv_storem(t->pre + off, v, lq);
-                    if (t->sig)
-                        pv_storem(t->sig + off, s, lq);
-                    v = pv_mul(v, s);
-                }
+            if (res)
+                v = pv_add(v, pv_loadm(res + (size_t)r * ldr + q * TRC_PANEL, lq));
+            if (silu) {
+                pv s = pv_sigmoid(v);
+                if (pre)
+                    pv_storem(pre + off, v, lq);
+                if (sig)
+                    pv_storem(sig + off, s, lq);
+                v = pv_mul(v, s);
             }
-            pv_storem(t->C + off, v, lq);
+            pv_storem(C + off, v, lq);
         }
     }
 }

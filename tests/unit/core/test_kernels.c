@@ -190,7 +190,9 @@ static void test_gemm_layouts(void **state) {
     trc_rng rng;
     trc_rng_seed(&rng, 5);
     const int Ms[] = {1, 2, 3, 5, 6, 7, 12, 13, 25};
-    const int NKs[][2] = {{1, 1}, {15, 5}, {16, 128}, {17, 33}, {48, 130}, {69, 300}, {256, 7}};
+    /* K = 1100: trc_gemm cuts K into chunks (kernels.c, KBLK) for B not transposed */
+    const int NKs[][2] = {{1, 1},    {15, 5},   {16, 128}, {17, 33},
+                          {48, 130}, {69, 300}, {256, 7},  {21, 1100}};
     for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++)
         for (size_t j = 0; j < sizeof NKs / sizeof NKs[0]; j++)
             check_shape(&rng, Ms[i], NKs[j][0], NKs[j][1]);
@@ -204,10 +206,10 @@ static void test_gemm_layer_norm(void **state) {
     (void)state;
     trc_rng rng;
     trc_rng_seed(&rng, 21);
-    const int Ms[] = {1, 5, 12, 13, 25, 130}, Ns[] = {16, 69, 128, 256}, K = 40;
+    const int Ms[] = {1, 5, 12, 13, 25, 130}, Ns[] = {16, 69, 128, 256};
     for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++)
         for (size_t ni = 0; ni < sizeof Ns / sizeof Ns[0]; ni++) {
-            int M = Ms[mi], N = Ns[ni];
+            int M = Ms[mi], N = Ns[ni], K = M == 13 ? 1100 : 40; /* 1100: K in chunks */
             size_t mn = (size_t)M * N, nk = (size_t)N * K;
             operands o = {.M = M, .N = N, .K = K};
             o.A = malloc((size_t)M * K * sizeof(float));
