@@ -13,7 +13,10 @@
 #define TRC_PANEL 16 /* columns of B (outputs) per panel: one zmm, two ymm */
 #define TRC_DPANEL 8 /* outputs per panel of a double-precision packed weight (one zmm) */
 
-typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1 } trc_act;
+/* SILU: silu(v), keeping v (pre) and sigmoid(v) (sig) if asked. DSILU: SiLU's backward fused
+ * into the product that gives its output gradient: v s (1 + p (1 - s)) with p = pre(m, n) and
+ * s = sig(m, n) read (what SILU kept), the same operations in the same order as silu_backward. */
+typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1, TRC_ACT_DSILU = 2 } trc_act;
 
 /* C[M, N] = init + A[M, K] B[K, N] (+ res), then act, where init is C (beta = 1), else bias
  * (or 0 without bias). Every C(m, n) is init + A(m,0) B(0,n) + A(m,1) B(1,n) + ... in that order
@@ -26,7 +29,8 @@ typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1 } trc_act;
  *   btrans = 1: B(k, n) = B[n * ldb + k]           (B^T stored: a PyTorch weight [N, K])
  *   C(m, n) = C[m * ldc + n], res(m, n) = res[m * ldr + n].
  * With act = SILU, C receives silu(v); pre (if not NULL) v and sig (if not NULL) sigmoid(v),
- * both with stride ldc. C may not alias A, B or res.
+ * both with stride ldc. With act = DSILU, C receives v s (1 + p (1 - s)), p and s read from pre
+ * and sig (stride ldc; both given). C may not alias A, B or res.
  * With ln_w (and ln_b, ln_y), each finished row of C (all N outputs, after the
  * epilogue) is then layer-normalised into ln_y (stride ldc; ln_y = C: in place), by the path's
  * layernorm_forward, so bit for bit what a separate layer norm over C gives. With packed B

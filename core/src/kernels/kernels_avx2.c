@@ -63,6 +63,12 @@ static inline KFN pv pv_add(pv a, pv b) {
 static inline KFN pv pv_mul(pv a, pv b) {
     return (pv){_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
 }
+static inline KFN pv pv_sub(pv a, pv b) {
+    return (pv){_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)};
+}
+static inline KFN pv pv_set1(float v) {
+    return (pv){_mm256_set1_ps(v), _mm256_set1_ps(v)};
+}
 static inline KFN pv pv_sigmoid(pv v) {
     vf a = (vf)v.lo, b = (vf)v.hi, sa, sb;
     vsigmoid(&sa, &a);

@@ -58,6 +58,12 @@ static inline KFN pv pv_add(pv a, pv b) {
 static inline KFN pv pv_mul(pv a, pv b) {
     return _mm512_mul_ps(a, b);
 }
+static inline KFN pv pv_sub(pv a, pv b) {
+    return _mm512_sub_ps(a, b);
+}
+static inline KFN pv pv_set1(float v) {
+    return _mm512_set1_ps(v);
+}
 static inline KFN pv pv_sigmoid(pv v) {
     vf x = (vf)v, s;
     vsigmoid(&s, &x);

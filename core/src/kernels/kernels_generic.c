@@ -45,6 +45,9 @@ static void tile(const trc_tile_args *t, int R, int P) {
                         if (t->sig)
                             t->sig[off + j] = s;
                         v *= s;
+                    } else if (t->act == TRC_ACT_DSILU) { /* as silu_backward */
+                        float s = t->sig[off + j];
+                        v = v * s * (1.0f + t->pre[off + j] * (1.0f - s));
                     }
                 }
                 t->C[off + j] = v;

@@ -69,6 +69,24 @@ void trc_linear_backward_input(float *dx, const float *dy, const float *W, size_
                               .beta = 1});
 }
 
+void trc_linear_backward_input_dsilu(float *dH, const float *dy, const float *W, const float *H,
+                                     const float *sig, size_t B, int in, int out) {
+    trc_gemm(&(trc_gemm_args){.M = (int)B,
+                              .N = in,
+                              .K = out,
+                              .A = dy,
+                              .rsa = (size_t)out,
+                              .csa = 1,
+                              .B = W,
+                              .ldb = (size_t)in,
+                              .pstride = TRC_PANEL,
+                              .C = dH,
+                              .ldc = (size_t)in,
+                              .act = TRC_ACT_DSILU,
+                              .pre = (float *)H,
+                              .sig = (float *)sig});
+}
+
 void trc_linear_weight_grad(float *dW, float *db, const float *dy, size_t ldy, const float *x,
                             size_t B, int in, int out, int beta) {
     if (dW) /* A(m = o, k = r) = dy[r, o]; B(k = r, n = i) = x[r, i] */

@@ -25,6 +25,11 @@ void trc_linear_silu_forward(float *S, float *H, float *sig, const float *x, con
 /* dy: [B, out], W: [out, in] -> dx: [B, in] (+=)   (dx += dy W) */
 void trc_linear_backward_input(float *dx, const float *dy, const float *W, size_t B, int in,
                                int out);
+/* dy: [B, out], W: [out, in], H, sig: [B, in] (a Linear + silu's pre-activation and sigmoid)
+ * -> dH: [B, in] = (dy W) * silu'(H)   (the Linear's input gradient through the SiLU before it,
+ * one pass: trc_silu_backward's operations in the product's epilogue; dH is overwritten) */
+void trc_linear_backward_input_dsilu(float *dH, const float *dy, const float *W, const float *H,
+                                     const float *sig, size_t B, int in, int out);
 /* dy: [B, out], x: [B, in] -> dW: [out, in] (+= dy^T x), db: [out] (+= column sums) or NULL */
 void trc_linear_backward_params(float *dW, float *db, const float *dy, const float *x, size_t B,
                                 int in, int out);

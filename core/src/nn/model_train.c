@@ -493,11 +493,11 @@ static void block_backward(single_trainer *tr, int i, size_t app, size_t r0, siz
     const float *P = tr->model->params;
     const trc_block_off *o = &L->blk[i];
     size_t KN = (size_t)L->K * (size_t)L->n, row = ((size_t)i * KN + app) * tr->B + r0;
-    size_t d = (size_t)L->d, h = (size_t)L->h, nd = nb * d, nh = nb * h;
+    size_t d = (size_t)L->d, h = (size_t)L->h, nd = nb * d;
     const block_acts *a = &tr->blk;
     float *dF = a->dF + row * d, *da = a->da + row * d;
     const float *F = tr->fused + (size_t)i * (d * d + d);
-    float *dH = a->dH + row * h, *gz1 = tr->dzw + r0 * d, *gS = tr->wh + r0 * h;
+    float *dH = a->dH + row * h, *gz1 = tr->dzw + r0 * d;
     float *dz = tr->dz + r0 * d;
     const ln_grad *n1 = &tr->ln_n1[i], *n2 = &tr->ln_n2[i];
 
@@ -505,10 +505,9 @@ static void block_backward(single_trainer *tr, int i, size_t app, size_t r0, siz
     trc_layernorm_backward(dF, lng + n2->lw, lng + n2->lb, dz, a->r2 + row * d, P + o->norm2.w,
                            a->m2 + row, a->rs2 + row, nb, L->d);
     memcpy(gz1, dF, nd * sizeof *gz1); /* residual: grad of z1 */
-    memset(gS, 0, nh * sizeof *gS);
-    trc_linear_backward_input(gS, dF, P + o->ffn3.w, nb, L->h, L->d);
-    memset(dH, 0, nh * sizeof *dH);
-    trc_silu_backward(dH, gS, a->H + row * h, a->sig + row * h, nh);
+    /* dH = (dF W3) silu'(H), the silu's backward in the product's epilogue */
+    trc_linear_backward_input_dsilu(dH, dF, P + o->ffn3.w, a->H + row * h, a->sig + row * h, nb,
+                                    L->h, L->d);
     trc_linear_backward_input(gz1, dH, P + o->ffn0.w, nb, L->d, L->h);
     memset(da, 0, nd * sizeof *da); /* grad of r1 = zin + out_proj(..) */
     trc_layernorm_backward(da, lng + n1->lw, lng + n1->lb, gz1, a->r1 + row * d, P + o->norm1.w,

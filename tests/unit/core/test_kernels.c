@@ -1,11 +1,12 @@
 /* The kernels of core/src/kernels on every instruction-set path the CPU runs: trc_gemm in each
  * layout (B transposed, row-major, packed panels; A by rows or by columns; accumulate) with
  * every epilogue (bias, residual, SiLU keeping its pre-activation and sigmoid) against a
- * double-precision product, for shapes around the tile and panel edges; the layer norm fused
- * after the epilogue against a separate one, bit for bit; a row's bits do not
- * depend on the other rows; nothing is read or written outside the operands (matrices placed
- * against an inaccessible page); the vector exp's and SiLU's error against double precision;
- * and the path choice itself (TRC_ISA, unsupported and unknown requests). */
+ * double-precision product, SiLU's backward in the epilogue against the separate kernel, for shapes
+ * around the tile and panel edges; the layer norm fused after the epilogue against a separate one,
+ * bit for bit; a row's bits do not depend on the other rows; nothing is read or written outside the
+ * operands (matrices placed against an inaccessible page); the vector exp's and SiLU's error
+ * against double precision; and the path choice itself (TRC_ISA, unsupported and unknown requests).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +48,8 @@ typedef struct operands {
 /* set by test_gemm_layer_norm: run_gemm's next products also layer-normalise their rows */
 static const float *ln_w_next, *ln_b_next;
 static float *ln_y_next;
+/* set by test_gemm_dsilu: run_gemm's next products use act = DSILU over o->pre, o->sig */
+static int dsilu_next;
 
 /* C = A W^T (+ ...) in layout lay, over rows [m0, m0 + M) of the operands */
 static void run_gemm(const operands *o, int lay, int m0, int M, int beta, int epi) {
@@ -61,6 +64,11 @@ static void run_gemm(const operands *o, int lay, int m0, int M, int beta, int ep
     }
     if (epi & 4) {
         g.act = TRC_ACT_SILU;
+        g.pre = o->pre + (size_t)m0 * N;
+        g.sig = o->sig + (size_t)m0 * N;
+    }
+    if (dsilu_next) {
+        g.act = TRC_ACT_DSILU;
         g.pre = o->pre + (size_t)m0 * N;
         g.sig = o->sig + (size_t)m0 * N;
     }
@@ -196,6 +204,62 @@ static void test_gemm_layouts(void **state) {
     for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++)
         for (size_t j = 0; j < sizeof NKs / sizeof NKs[0]; j++)
             check_shape(&rng, Ms[i], NKs[j][0], NKs[j][1]);
+}
+
+/* act = DSILU (SiLU's backward in the epilogue) gives the bits of the same product followed by
+ * the path's silu_backward into zeros, in every layout, around the tile and panel edges and
+ * with K in chunks. */
+static void test_gemm_dsilu(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 33);
+    const int shapes[][3] = {{1, 16, 7}, {5, 69, 40}, {12, 32, 128}, {13, 256, 33}, {64, 17, 600}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        size_t mn = (size_t)M * N, nk = (size_t)N * K;
+        operands o = {.M = M, .N = N, .K = K};
+        o.A = malloc((size_t)M * K * sizeof(float));
+        o.W = malloc(nk * sizeof(float));
+        o.Bp = malloc((trc_linear_packed_size(K, N) + nk) * sizeof(float));
+        o.C = malloc(mn * sizeof(float));
+        o.pre = malloc(mn * sizeof(float));
+        o.sig = malloc(mn * sizeof(float));
+        float *plain = malloc(mn * sizeof(float)), *want = malloc(mn * sizeof(float));
+        assert_true(o.A && o.W && o.Bp && o.C && o.pre && o.sig && plain && want);
+        fill(&rng, o.W, nk);
+        for (size_t i = 0; i < mn; i++) { /* a pre-activation and its sigmoid, as SILU keeps */
+            o.pre[i] = (float)trc_rng_range(&rng, -6.0, 6.0);
+            o.sig[i] = (float)(1.0 / (1.0 + exp(-(double)o.pre[i])));
+        }
+        for (int lay = 0; lay < LAY_COUNT; lay++) {
+            fill(&rng, o.A, (size_t)M * K);
+            if (lay == LAY_PACKED)
+                trc_linear_pack(o.Bp, o.W, K, N);
+            else
+                for (int k = 0; k < K; k++)
+                    for (int n = 0; n < N; n++)
+                        o.Bp[(size_t)k * N + n] = o.W[(size_t)n * K + k];
+            run_gemm(&o, lay, 0, M, 0, 0);
+            memcpy(plain, o.C, mn * sizeof(float));
+            memset(want, 0, mn * sizeof(float));
+            trc_silu_backward(want, plain, o.pre, o.sig, mn);
+            dsilu_next = 1;
+            run_gemm(&o, lay, 0, M, 0, 0);
+            dsilu_next = 0;
+            for (size_t i = 0; i < mn; i++)
+                if (!(o.C[i] == want[i]))
+                    fail_msg("%s M=%d N=%d K=%d: dsilu C[%zu] = %.9g, want %.9g", lay_names[lay], M,
+                             N, K, i, (double)o.C[i], (double)want[i]);
+        }
+        free(o.A);
+        free(o.W);
+        free(o.Bp);
+        free(o.C);
+        free(o.pre);
+        free(o.sig);
+        free(plain);
+        free(want);
+    }
 }
 
 /* trc_gemm with a layer norm of each row (ln_w/ln_b/ln_y) gives the bits of the same gemm
@@ -527,9 +591,9 @@ int main(int argc, char **argv) {
     }
     self_path = argv[0];
     const struct CMUnitTest paths[] = {
-        cmocka_unit_test(test_gemm_layouts),     cmocka_unit_test(test_gemm_layer_norm),
-        cmocka_unit_test(test_gemm_guard_pages), cmocka_unit_test(test_exp_and_silu_error),
-        cmocka_unit_test(test_dlinear),
+        cmocka_unit_test(test_gemm_layouts),       cmocka_unit_test(test_gemm_layer_norm),
+        cmocka_unit_test(test_gemm_dsilu),         cmocka_unit_test(test_gemm_guard_pages),
+        cmocka_unit_test(test_exp_and_silu_error), cmocka_unit_test(test_dlinear),
     };
     const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice),
                                       cmocka_unit_test(test_first_nonfinite)};
