@@ -50,6 +50,19 @@ const trc_objective *trc_objective_find(const char *name) {
     return NULL;
 }
 
+void trc_objective_names_with(int normalised, int time_left, char *buf, size_t n) {
+    size_t len = 0;
+    if (n)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NOBJECTIVES && len < n; i++) {
+        const trc_objective *o = objectives[i];
+        if ((normalised && !o->normalised) || (time_left && !o->time_left))
+            continue;
+        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", o->name);
+        len += w > 0 ? (size_t)w : 0;
+    }
+}
+
 int trc_objective_nterms(const trc_objective *o) {
     int n = 0;
     while (o && o->terms && o->terms[n] && n < TRC_OBJECTIVE_MAX_TERMS)

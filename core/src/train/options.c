@@ -326,7 +326,7 @@ static const trc_option train_options[] = {
      .max = 64,
      .help = "tails of each expert solution added to the data (from random steps k: the state "
              "x_k, the controls left, the time left (T-k)/T as an input): the model then plans "
-             "the rest of a horizon, for a shrinking-horizon closed loop (imitation only)",
+             "the rest of a horizon, for a shrinking-horizon closed loop (not with process)",
      .metavar = "K",
      .where = SAVED | TRC_OPT_OMIT_DEFAULT},
     {.name = "names",
@@ -437,11 +437,13 @@ int trc_train_opts_validate(const trc_train_opts *o) {
     if (o->process_variant != 0 && strcmp(obj->name, "process_original") != 0)
         return trc_fail(TRC_EINVAL, "process_variant original needs objective process, got %s",
                         o->objective);
-    if (o->tails > 0 && strcmp(obj->name, "imitation") != 0)
+    if (o->tails > 0 && !obj->time_left) {
+        char can[256];
+        trc_objective_names_with(0, 1, can, sizeof can);
         return trc_fail(TRC_EINVAL,
-                        "tails: objective '%s' simulates whole horizons; tails train with the "
-                        "imitation objective only",
-                        obj->name);
+                        "tails: objective '%s' cannot score a tail (objectives that can: %s)",
+                        obj->name, can);
+    }
     if (o->tails > 0 && o->feedback)
         return trc_fail(TRC_EINVAL, "tails: trajectory feedback simulates whole horizons");
     return trc_objective_params_check(&o->obj);

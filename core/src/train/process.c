@@ -40,7 +40,7 @@ static double process_rows(const trc_objective_batch *b, const float *iterates, 
     trc_objective_params_default(&def);
     const trc_objective_params *p = b->params ? b->params : &def;
     const trc_process_opts po = {p->process_weight, p->process_q, p->process_r, p->process_qf,
-                                 variant};
+                                 variant,           NULL,         NULL};
     const double eps = 1e-6, lam = po.weight, BK = (double)b->B * K;
     const float scale = 2.0f / (float)BU;
     double acc = 0.0;
