@@ -88,6 +88,9 @@ typedef struct trc_objective {
     const char *const *terms;
     /* 1 when it simulates the data's system through its Jacobian (trc_objective_check) */
     int needs_jacobian;
+    /* The training options (trc_objective_params' weights) its loss reads, NULL-terminated
+     * (NULL: none); training refuses another objective's weight set for it */
+    const char *const *reads;
     /* What rows can score (the trainer refuses the rest, naming the objective): a normalised
      * model (batch.units) and rows with a time left below 1 (batch.time_left: a tail) */
     int normalised, time_left;
@@ -102,6 +105,12 @@ const char *trc_objective_name_at(size_t i);
 /* The names of the objectives that can train a model with normalisation (normalised = 1) and/or
  * a time-left input (time_left = 1), ", "-separated into buf [n] (truncated to fit). */
 void trc_objective_names_with(int normalised, int time_left, char *buf, size_t n);
+/* Whether o reads the training option `option` (o->reads); trc_objective_option: whether any
+ * objective of the table does. */
+int trc_objective_reads(const trc_objective *o, const char *option);
+int trc_objective_option(const char *option);
+/* The names of the objectives that read `option`, ", "-separated into buf [n]. */
+void trc_objective_names_reading(const char *option, char *buf, size_t n);
 /* Number of named terms (0 for a one-term loss). */
 int trc_objective_nterms(const trc_objective *o);
 /* Whether the objective can train on data of `system` (NULL: the data name none): 0, or

@@ -171,6 +171,10 @@ static double rollout_finish(const trc_objective_batch *b, double sum) {
 
 static const char *const trajectory_terms[] = {"terminal", "state", "control", NULL};
 static const char *const mixed_terms[] = {"imitation", "terminal", "state", "control", NULL};
+static const char *const trajectory_reads[] = {"terminal_weight", "state_weight", "control_weight",
+                                               NULL};
+static const char *const mixed_reads[] = {"imitation_weight", "terminal_weight", "state_weight",
+                                          "control_weight", NULL};
 
 const trc_objective trc_objective_trajectory = {
     .name = "trajectory",
@@ -180,6 +184,7 @@ const trc_objective trc_objective_trajectory = {
     .finish = rollout_finish,
     .final_only = 1,
     .terms = trajectory_terms,
+    .reads = trajectory_reads,
     .needs_jacobian = 1,
     .normalised = 1,
     .time_left = 1,
@@ -192,6 +197,7 @@ const trc_objective trc_objective_mixed = {
     .finish = rollout_finish,
     .final_only = 1,
     .terms = mixed_terms,
+    .reads = mixed_reads,
     .needs_jacobian = 1,
     .normalised = 1,
     .time_left = 1,

@@ -24,6 +24,7 @@
 #include "trc/dataset.h"
 #include "trc/error.h"
 #include "trc/objective.h"
+#include "trc/optim.h"
 #include "trc/rng.h"
 #include "trc/system.h"
 #include "trc/train.h"
@@ -261,6 +262,35 @@ static void test_checks(void **state) {
     trc_train_opts_default(&o);
     snprintf(o.objective, sizeof o.objective, "bogus");
     assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    /* a weight the objective does not read, or a schedule's option for another schedule, would
+     * be ignored: refused, naming who reads it */
+    trc_train_opts_default(&o);
+    o.obj.process_q = 2.0;
+    snprintf(o.objective, sizeof o.objective, "mixed");
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(
+        strstr(trc_errmsg(), "process_q applies to objective process, process_original"));
+    snprintf(o.objective, sizeof o.objective, "process");
+    assert_int_equal(trc_train_opts_validate(&o), TRC_OK);
+    o.obj.imitation_weight = 0.5;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "imitation_weight applies to objective mixed"));
+    trc_train_opts_default(&o);
+    o.gamma = 0.3;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL); /* cosine */
+    assert_non_null(strstr(trc_errmsg(), "gamma applies to scheduler step, plateau"));
+    o.scheduler = TRC_SCHED_PLATEAU;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_OK);
+    o.lr_min = 1e-3;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "lr_min applies to scheduler cosine"));
+    /* every weight of trc_objective_params is read by some objective, and only weights are */
+    const char *weights[] = {"imitation_weight", "terminal_weight", "state_weight",
+                             "control_weight",   "process_weight",  "process_q",
+                             "process_r",        "process_qf"};
+    for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++)
+        assert_true(trc_objective_option(weights[i]));
+    assert_false(trc_objective_option("lr") || trc_objective_option("objective"));
 }
 
 /* trc_train with a simulating objective on every architecture: finite losses whose terms sum
