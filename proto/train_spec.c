@@ -112,7 +112,8 @@ int trc_train_spec_validate(const trc_train_spec *spec, proto_error *err) {
      * field the client set (a client-set lr_min above lr is named by the rule below) */
     trc_train_opts defaults;
     trc_train_opts_default(&defaults);
-    if (spec->train.lr < spec->train.lr_min && spec->train.lr_min == defaults.lr_min)
+    if (spec->train.scheduler == TRC_SCHED_COSINE && spec->train.lr < spec->train.lr_min &&
+        spec->train.lr_min == defaults.lr_min)
         return proto_fail(err, 400, "lr", "lr must be at least lr_min (%g), got %g",
                           spec->train.lr_min, spec->train.lr);
     /* the rules that tie two training options together; their messages start with the name */

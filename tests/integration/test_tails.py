@@ -2,7 +2,7 @@
 model that reads the steps left (trc info, /v1/models say so), `trc predict --steps-left` and
 POST /v1/control {"steps_left": L} plan the last L steps (and agree), `trc eval --closed-loop`
 runs a shrinking horizon with it, and every refusal names the field: steps_left outside 1..T,
-below T for a model trained without tails, tails with a simulating objective."""
+below T for a model trained without tails, tails with process supervision."""
 import json
 import os
 import subprocess
@@ -46,10 +46,11 @@ def test_tails_make_a_model_that_reads_the_time_left(run):
     plain = json.loads(ok("info", "--checkpoint", str(run / "plain/best_model.safetensors"),
                           "--json").stdout)
     assert plain["config"]["time_left"] is False
-    # tails train by imitation only: the simulating objectives roll whole horizons out
+    # process supervision cannot score a tail (the others roll out the steps left)
     bad = trc("train", "--data", str(run / "train.npz"), "--tails", "2", "--objective",
-              "trajectory", "--out", str(run / "bad"))
-    assert bad.returncode == 2 and "imitation" in bad.stderr, bad.stderr
+              "process", "--out", str(run / "bad"))
+    assert bad.returncode == 2 and "imitation, trajectory, mixed" in bad.stderr, bad.stderr
+    assert not (run / "bad").exists()
     bad = trc("train", "--data", str(run / "train.npz"), "--tails", "-1", "--out", str(run / "b"))
     assert bad.returncode == 2 and "--tails" in bad.stderr, bad.stderr
 
@@ -143,8 +144,9 @@ def test_train_job_with_tails(trcd_factory):
     a = srv.control([1, 0.5], [0, 0], model="shrinking", steps_left=3)
     assert a.status == 200 and len(a.json()["controls"]) == 3
     bad = srv.request("POST", "/v1/train", json={"system": "double_integrator", "tails": 2,
-                                                  "objective": "trajectory"})
-    assert bad.status == 400 and "imitation" in bad.json()["error"]["message"], bad.json()
+                                                  "objective": "process"})
+    assert bad.status == 400 and "imitation, trajectory, mixed" in bad.json()["error"]["message"], \
+        bad.json()
 
 
 def test_closed_loop_example_shrinks_the_horizon(run, tmp_path):

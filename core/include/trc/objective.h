@@ -37,13 +37,27 @@ void trc_objective_params_default(trc_objective_params *p);
 /* At most this many named terms per objective (the loss curves show each). */
 #define TRC_OBJECTIVE_MAX_TERMS 4
 
+/* A normalised model's units (trc_model_config.norm; docs/training.md), as the simulating
+ * objectives convert them: the network's iterate y is the physical control
+ * clamp(u_mean + u_std y, -bound, bound) per component, and their losses are in normalised units
+ * (a state error component divided by x_std, a control component by u_std). */
+typedef struct trc_objective_units {
+    const float *x_std;          /* [s] */
+    const float *u_mean, *u_std; /* [m] */
+    float bound;                 /* the physical control bound */
+} trc_objective_units;
+
 /* One batch as an objective sees it. Arrays are row-major; iterates is [(K+1), B, U]. */
 typedef struct trc_objective_batch {
     size_t B;
     int K, U, s, m, T;
     float bound;
-    const float *x0, *target; /* [B, s] */
-    const float *u_expert;    /* [B, U]: the dataset's controls */
+    const float *x0, *target; /* [B, s] the inputs */
+    const float *u_expert;    /* [B, U]: the dataset's controls, in the network's units */
+    /* [B, s] the physical states the simulator starts from and aims at (NULL: x0 and target
+     * are physical), and the network's units (NULL: physical; see trc_objective_units) */
+    const float *x0_sim, *target_sim;
+    const trc_objective_units *units;
     /* [B] fraction of the horizon each row has left (tails, trc_model_config.time_left), or
      * NULL (1): only the first round(time_left T) steps of a row are planned, and scored */
     const float *time_left;
@@ -74,6 +88,12 @@ typedef struct trc_objective {
     const char *const *terms;
     /* 1 when it simulates the data's system through its Jacobian (trc_objective_check) */
     int needs_jacobian;
+    /* The training options (trc_objective_params' weights) its loss reads, NULL-terminated
+     * (NULL: none); training refuses another objective's weight set for it */
+    const char *const *reads;
+    /* What rows can score (the trainer refuses the rest, naming the objective): a normalised
+     * model (batch.units) and rows with a time left below 1 (batch.time_left: a tail) */
+    int normalised, time_left;
 } trc_objective;
 
 size_t trc_objective_count(void);
@@ -82,6 +102,15 @@ const trc_objective *trc_objective_at(size_t i);
 const trc_objective *trc_objective_find(const char *name);
 /* Every name then every alias, NULL past the end (the choices of the `objective` option). */
 const char *trc_objective_name_at(size_t i);
+/* The names of the objectives that can train a model with normalisation (normalised = 1) and/or
+ * a time-left input (time_left = 1), ", "-separated into buf [n] (truncated to fit). */
+void trc_objective_names_with(int normalised, int time_left, char *buf, size_t n);
+/* Whether o reads the training option `option` (o->reads); trc_objective_option: whether any
+ * objective of the table does. */
+int trc_objective_reads(const trc_objective *o, const char *option);
+int trc_objective_option(const char *option);
+/* The names of the objectives that read `option`, ", "-separated into buf [n]. */
+void trc_objective_names_reading(const char *option, char *buf, size_t n);
 /* Number of named terms (0 for a one-term loss). */
 int trc_objective_nterms(const trc_objective *o);
 /* Whether the objective can train on data of `system` (NULL: the data name none): 0, or

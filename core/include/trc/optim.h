@@ -41,6 +41,12 @@ int trc_clip_grad_norm(float *g, size_t n, double max_norm, double *norm_out);
 
 typedef enum { TRC_SCHED_COSINE, TRC_SCHED_STEP, TRC_SCHED_PLATEAU, TRC_SCHED_NONE } trc_sched_kind;
 
+/* Whether schedule `kind` reads the training option `option` (lr_min: cosine; step_size: step;
+ * gamma: step and plateau; plateau_patience: plateau); trc_sched_option says whether any does.
+ * Training refuses a schedule's option set for another schedule (it would be ignored). */
+int trc_sched_reads(trc_sched_kind kind, const char *option);
+int trc_sched_option(const char *option);
+
 /* A learning-rate schedule stepped once per epoch. */
 typedef struct trc_sched {
     trc_sched_kind kind;

@@ -139,6 +139,9 @@ typedef struct trc_process_opts {
     double weight;   /* lambda (0.1) */
     double q, r, qf; /* Q = q I, R = r I, Qf = qf I (1, 0.01, 10) */
     int variant;     /* trc_process_variant */
+    /* per-component factors (NULL = 1): Q = q diag(wx), Qf = qf diag(wx) [s], R = r diag(wu)
+     * [m] (the trajectory objectives' normalised units and free state components) */
+    const double *wx, *wu;
 } trc_process_opts;
 
 /* costs [(H+1), B] (may be NULL) receive c_k per iterate and sample; *bc, *reward the two parts;

@@ -61,34 +61,37 @@ int trc_tl_optim_step(const trc_tl_model *model, trc_adamw *opt, float *grads, d
     return TRC_OK;
 }
 
-/* c = sum_{t<T} [q |x_t - x*|^2 + r |u_t|^2] + qf |x_T - x*|^2 for one sample, and, when gu is
+/* c = sum_{t<T} [q |x_t - x*|^2 + r |u_t|^2] + qf |x_T - x*|^2 for one sample (norms weighted by
+ * po->wx, po->wu), and, when gu is
  * not NULL, gu += scale * dc/du through the adjoint of the rollout. */
 double trc_process_sample_cost(const trc_tl_sim *sim, const trc_process_opts *po, const float *x0,
                                const float *tg, const float *u, float *traj, double *A, double *Bm,
                                float *gu, double scale) {
     int s = sim->s, m = sim->m, T = sim->T;
     sim->rollout(sim->ctx, x0, u, traj, gu ? A : NULL, gu ? Bm : NULL);
+    const double *wx = po->wx, *wu = po->wu;
     double c = 0.0;
     for (int t = 0; t <= T; t++) {
         double w = t < T ? po->q : po->qf, e2 = 0.0;
         for (int j = 0; j < s; j++) {
             double e = (double)traj[(size_t)t * s + j] - tg[j];
-            e2 += e * e;
+            e2 += (wx ? wx[j] : 1.0) * e * e;
         }
         c += w * e2;
         if (t < T)
             for (int j = 0; j < m; j++)
-                c += po->r * (double)u[(size_t)t * m + j] * u[(size_t)t * m + j];
+                c += po->r * (wu ? wu[j] : 1.0) * (double)u[(size_t)t * m + j] *
+                     u[(size_t)t * m + j];
     }
     if (!gu)
         return c;
     double lam[16], nl[16]; /* dc/dx_{t}, backwards; x_0 is a constant */
     for (int j = 0; j < s; j++)
-        lam[j] = 2.0 * po->qf * ((double)traj[(size_t)T * s + j] - tg[j]);
+        lam[j] = 2.0 * po->qf * (wx ? wx[j] : 1.0) * ((double)traj[(size_t)T * s + j] - tg[j]);
     for (int t = T - 1; t >= 0; t--) {
         const double *At = A + (size_t)t * s * s, *Bt = Bm + (size_t)t * s * m;
         for (int j = 0; j < m; j++) {
-            double g = 2.0 * po->r * u[(size_t)t * m + j];
+            double g = 2.0 * po->r * (wu ? wu[j] : 1.0) * u[(size_t)t * m + j];
             for (int q = 0; q < s; q++)
                 g += Bt[q * m + j] * lam[q];
             gu[(size_t)t * m + j] += (float)(scale * g);
@@ -96,7 +99,7 @@ double trc_process_sample_cost(const trc_tl_sim *sim, const trc_process_opts *po
         if (t == 0)
             break;
         for (int q = 0; q < s; q++) {
-            double g = 2.0 * po->q * ((double)traj[(size_t)t * s + q] - tg[q]);
+            double g = 2.0 * po->q * (wx ? wx[q] : 1.0) * ((double)traj[(size_t)t * s + q] - tg[q]);
             for (int p = 0; p < s; p++)
                 g += At[p * s + q] * lam[p];
             nl[q] = g;

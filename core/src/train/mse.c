@@ -43,4 +43,6 @@ const trc_objective trc_objective_mse = {
     .rows = mse_rows,
     .finish = mse_finish,
     .final_only = 1,
+    .normalised = 1, /* it compares in the network's units */
+    .time_left = 1,
 };

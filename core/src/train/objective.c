@@ -50,6 +50,45 @@ const trc_objective *trc_objective_find(const char *name) {
     return NULL;
 }
 
+void trc_objective_names_with(int normalised, int time_left, char *buf, size_t n) {
+    size_t len = 0;
+    if (n)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NOBJECTIVES && len < n; i++) {
+        const trc_objective *o = objectives[i];
+        if ((normalised && !o->normalised) || (time_left && !o->time_left))
+            continue;
+        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", o->name);
+        len += w > 0 ? (size_t)w : 0;
+    }
+}
+
+int trc_objective_reads(const trc_objective *o, const char *option) {
+    for (size_t i = 0; o && o->reads && option && o->reads[i]; i++)
+        if (strcmp(o->reads[i], option) == 0)
+            return 1;
+    return 0;
+}
+
+int trc_objective_option(const char *option) {
+    for (size_t i = 0; i < NOBJECTIVES; i++)
+        if (trc_objective_reads(objectives[i], option))
+            return 1;
+    return 0;
+}
+
+void trc_objective_names_reading(const char *option, char *buf, size_t n) {
+    size_t len = 0;
+    if (n)
+        buf[0] = '\0';
+    for (size_t i = 0; i < NOBJECTIVES && len < n; i++) {
+        if (!trc_objective_reads(objectives[i], option))
+            continue;
+        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", objectives[i]->name);
+        len += w > 0 ? (size_t)w : 0;
+    }
+}
+
 int trc_objective_nterms(const trc_objective *o) {
     int n = 0;
     while (o && o->terms && o->terms[n] && n < TRC_OBJECTIVE_MAX_TERMS)

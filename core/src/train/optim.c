@@ -265,6 +265,31 @@ const char *trc_sched_name(trc_sched_kind kind) {
     return (unsigned)kind < 4 ? sched_names[kind] : "unknown";
 }
 
+static const struct {
+    trc_sched_kind kind;
+    const char *option;
+} sched_reads[] = {
+    {TRC_SCHED_COSINE, "lr_min"},
+    {TRC_SCHED_STEP, "step_size"},
+    {TRC_SCHED_STEP, "gamma"},
+    {TRC_SCHED_PLATEAU, "gamma"},
+    {TRC_SCHED_PLATEAU, "plateau_patience"},
+};
+
+int trc_sched_reads(trc_sched_kind kind, const char *option) {
+    for (size_t i = 0; option && i < sizeof sched_reads / sizeof sched_reads[0]; i++)
+        if (sched_reads[i].kind == kind && strcmp(sched_reads[i].option, option) == 0)
+            return 1;
+    return 0;
+}
+
+int trc_sched_option(const char *option) {
+    for (int k = 0; k <= TRC_SCHED_NONE; k++)
+        if (trc_sched_reads((trc_sched_kind)k, option))
+            return 1;
+    return 0;
+}
+
 void trc_sched_restore(trc_sched *s, int epoch, double lr, double best, int bad_epochs) {
     s->epoch = epoch;
     s->lr = lr;

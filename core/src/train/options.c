@@ -326,7 +326,7 @@ static const trc_option train_options[] = {
      .max = 64,
      .help = "tails of each expert solution added to the data (from random steps k: the state "
              "x_k, the controls left, the time left (T-k)/T as an input): the model then plans "
-             "the rest of a horizon, for a shrinking-horizon closed loop (imitation only)",
+             "the rest of a horizon, for a shrinking-horizon closed loop (not with process)",
      .metavar = "K",
      .where = SAVED | TRC_OPT_OMIT_DEFAULT},
     {.name = "names",
@@ -389,6 +389,36 @@ static int terminated(const char *s, size_t cap) {
     return memchr(s, 0, cap) != NULL;
 }
 
+/* An objective's weight or a schedule's option set (not the default) for an objective or a
+ * schedule that does not read it would be ignored: refused, naming who reads it. */
+static int check_applies(const trc_train_opts *o, const trc_objective *obj) {
+    for (size_t i = 0; i < train_set.count; i++) {
+        const trc_option *opt = &train_set.options[i];
+        if (trc_option_is_default(opt, o))
+            continue;
+        char who[256];
+        if (trc_objective_option(opt->name) && !trc_objective_reads(obj, opt->name)) {
+            trc_objective_names_reading(opt->name, who, sizeof who);
+            return trc_fail(TRC_EINVAL,
+                            "%s applies to objective %s; the run's objective %s does not read it",
+                            opt->name, who, obj->name);
+        }
+        if (trc_sched_option(opt->name) &&
+            !trc_sched_reads((trc_sched_kind)o->scheduler, opt->name)) {
+            size_t len = 0;
+            who[0] = '\0';
+            for (int k = 0; k <= TRC_SCHED_NONE; k++)
+                if (trc_sched_reads((trc_sched_kind)k, opt->name) && len < sizeof who)
+                    len += (size_t)snprintf(who + len, sizeof who - len, "%s%s", len ? ", " : "",
+                                            trc_sched_name((trc_sched_kind)k));
+            return trc_fail(TRC_EINVAL,
+                            "%s applies to scheduler %s; the run's scheduler %s does not read it",
+                            opt->name, who, trc_sched_name((trc_sched_kind)o->scheduler));
+        }
+    }
+    return TRC_OK;
+}
+
 /* Each option against its table line, then the rules that tie two options together. */
 int trc_train_opts_validate(const trc_train_opts *o) {
     if (!o)
@@ -420,7 +450,7 @@ int trc_train_opts_validate(const trc_train_opts *o) {
     if (o->weight_decay * o->lr >= 1)
         return trc_fail(TRC_EINVAL, "weight_decay must keep lr * weight_decay < 1, got %g * %g",
                         o->lr, o->weight_decay);
-    if (o->lr_min > o->lr)
+    if (o->scheduler == TRC_SCHED_COSINE && o->lr_min > o->lr)
         return trc_fail(TRC_EINVAL, "lr_min must be in [0, lr], got %g with lr %g", o->lr_min,
                         o->lr);
     if (o->scheduler == TRC_SCHED_PLATEAU && o->gamma >= 1)
@@ -437,13 +467,17 @@ int trc_train_opts_validate(const trc_train_opts *o) {
     if (o->process_variant != 0 && strcmp(obj->name, "process_original") != 0)
         return trc_fail(TRC_EINVAL, "process_variant original needs objective process, got %s",
                         o->objective);
-    if (o->tails > 0 && strcmp(obj->name, "imitation") != 0)
+    if (o->tails > 0 && !obj->time_left) {
+        char can[256];
+        trc_objective_names_with(0, 1, can, sizeof can);
         return trc_fail(TRC_EINVAL,
-                        "tails: objective '%s' simulates whole horizons; tails train with the "
-                        "imitation objective only",
-                        obj->name);
+                        "tails: objective '%s' cannot score a tail (objectives that can: %s)",
+                        obj->name, can);
+    }
     if (o->tails > 0 && o->feedback)
         return trc_fail(TRC_EINVAL, "tails: trajectory feedback simulates whole horizons");
+    if ((rc = check_applies(o, obj)) != 0)
+        return rc;
     return trc_objective_params_check(&o->obj);
 }
 

@@ -40,7 +40,7 @@ static double process_rows(const trc_objective_batch *b, const float *iterates, 
     trc_objective_params_default(&def);
     const trc_objective_params *p = b->params ? b->params : &def;
     const trc_process_opts po = {p->process_weight, p->process_q, p->process_r, p->process_qf,
-                                 variant};
+                                 variant,           NULL,         NULL};
     const double eps = 1e-6, lam = po.weight, BK = (double)b->B * K;
     const float scale = 2.0f / (float)BU;
     double acc = 0.0;
@@ -97,6 +97,9 @@ static double process_finish(const trc_objective_batch *b, double sum) {
     return sum; /* the rows' shares are already scaled */
 }
 
+static const char *const process_reads[] = {"process_weight", "process_q", "process_r",
+                                            "process_qf", NULL};
+
 const trc_objective trc_objective_process = {
     .name = "process",
     .about = "MSE + process_weight x process supervision, corrected (sg on the normaliser and "
@@ -106,6 +109,7 @@ const trc_objective trc_objective_process = {
     .final_only = 0,
     .surrogate_gradient = 1,
     .terms = process_terms,
+    .reads = process_reads,
     .needs_jacobian = 1,
 };
 
@@ -117,5 +121,6 @@ const trc_objective trc_objective_process_original = {
     .finish = process_finish,
     .final_only = 0,
     .terms = process_terms,
+    .reads = process_reads,
     .needs_jacobian = 1,
 };

@@ -126,6 +126,7 @@ static int validation_loss(const trc_run *run, work *w, double *out, double *ter
         for (size_t k = 0; k < K1; k++)
             memcpy(w->viters + (k * n + at) * U, w->vit + k * B * U, B * U * sizeof(float));
     }
+    const trc_objective_units units = {c->x_std, c->u_mean, c->u_std, c->bound};
     trc_objective_batch b = {.B = n,
                              .K = c->K,
                              .U = (int)U,
@@ -136,6 +137,9 @@ static int validation_loss(const trc_run *run, work *w, double *out, double *ter
                              .x0 = w->vx,
                              .target = w->vt,
                              .u_expert = w->vu,
+                             .x0_sim = w->vx, /* physical: the model normalises its inputs */
+                             .target_sim = w->vt,
+                             .units = c->norm ? &units : NULL,
                              .time_left = w->vtl,
                              .system = w->system,
                              .dt = w->dt,

@@ -29,7 +29,8 @@ struct trc_trainer {
     trc_objective_batch batch;             /* of the last forward */
     int ready;                             /* a successful forward to differentiate */
     size_t max_batch;
-    float *nbuf; /* normalised x0, target [max_batch, s] and u_expert [.., U] */
+    float *nbuf;               /* normalised x0, target [max_batch, s] and u_expert [.., U] */
+    trc_objective_units units; /* of a normalised model (cfg.norm) */
 };
 
 int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **out) {
@@ -57,6 +58,8 @@ int trc_trainer_create(const trc_model *model, size_t max_batch, trc_trainer **o
     tr->max_batch = max_batch;
     tr->objective = trc_objective_at(0);
     trc_objective_params_default(&tr->params);
+    tr->units = (trc_objective_units){model->cfg.x_std, model->cfg.u_mean, model->cfg.u_std,
+                                      model->cfg.bound};
     tr->row_terms = calloc(max_batch * TRC_OBJECTIVE_MAX_TERMS, sizeof *tr->row_terms);
     if (!tr->row_terms) {
         free(tr);
@@ -114,6 +117,17 @@ int trc_trainer_set_objective(trc_trainer *tr, const trc_objective *objective,
                               const trc_system *system, double dt) {
     if (!tr || !objective)
         return trc_fail(TRC_EINVAL, "trainer objective: NULL trainer or objective");
+    const trc_model_config *c = &tr->model->cfg;
+    if ((c->norm && !objective->normalised) || (c->time_left && !objective->time_left)) {
+        char can[256];
+        trc_objective_names_with(c->norm, c->time_left, can, sizeof can);
+        return trc_fail(TRC_EUNSUPPORTED,
+                        "objective %s cannot train a model %s (objectives that can: %s)",
+                        objective->name,
+                        c->norm && !objective->normalised ? "with normalisation"
+                                                          : "with a time-left input (tails)",
+                        can);
+    }
     tr->objective = objective;
     tr->system = system;
     tr->dt = dt;
@@ -156,23 +170,13 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
     int rc = trc_model_check_time_left(c, B < tr->max_batch ? B : tr->max_batch, time_left);
     if (rc)
         return trc_fail_prefix(rc, "trainer forward: ");
-    /* the simulating objectives roll a whole horizon out: a tail's sequence is shorter */
-    if (time_left && strcmp(tr->objective->name, "imitation") != 0)
-        return trc_fail(TRC_EUNSUPPORTED,
-                        "trainer: objective %s with a time-left input is not supported (only "
-                        "imitation)",
-                        tr->objective->name);
+    const float *x0_sim = x0, *target_sim = target; /* physical, for a simulating objective */
     if (c->norm) {
         /* the network and the loss in normalised units (the objective: see objective.h) */
         size_t S = (size_t)c->s;
         if (B == 0 || B > tr->max_batch)
             return trc_fail(TRC_EINVAL, "trainer forward: batch %zu outside [1, %zu]", B,
                             tr->max_batch);
-        if (strcmp(tr->objective->name, "imitation") != 0)
-            return trc_fail(TRC_EUNSUPPORTED,
-                            "trainer: objective %s with a normalised model is not supported "
-                            "(only imitation)",
-                            tr->objective->name);
         float *xn = tr->nbuf, *tn = xn + B * S, *un = tn + B * S;
         trc_model_norm_states(c, B, x0, xn);
         trc_model_norm_states(c, B, target, tn);
@@ -189,6 +193,9 @@ int trc_trainer_forward(trc_trainer *tr, size_t B, const float *x0, const float 
                                       .x0 = x0,
                                       .target = target,
                                       .u_expert = u_expert,
+                                      .x0_sim = x0_sim,
+                                      .target_sim = target_sim,
+                                      .units = c->norm ? &tr->units : NULL,
                                       .time_left = time_left,
                                       .system = tr->system,
                                       .dt = tr->dt,

@@ -60,7 +60,7 @@ static void run_variant(int variant) {
     setup_case(&c);
     float *want_it = tensor(&c.st, "iterates", 4 * NB * 15);
     v2_check_close(trc_tl_trainer_iterates(c.tr), want_it, 4 * NB * 15, 1e-5f, "iterates");
-    trc_process_opts po = {0.1, 1.0, 0.01, 10.0, variant};
+    trc_process_opts po = {0.1, 1.0, 0.01, 10.0, variant, NULL, NULL};
     double loss, bc, reward;
     float costs[4 * NB];
     assert_int_equal(
@@ -106,7 +106,7 @@ static void test_variants_differ(void **state) {
     float *g[2];
     double l[2];
     for (int v = 0; v < 2; v++) {
-        trc_process_opts po = {0.1, 1.0, 0.01, 10.0, v};
+        trc_process_opts po = {0.1, 1.0, 0.01, 10.0, v, NULL, NULL};
         assert_int_equal(
             trc_tl_process_loss(c.tr, &c.sim, c.x0, c.tg, c.ue, &po, c.dU, &l[v], NULL, NULL, NULL),
             TRC_OK);
@@ -118,7 +118,7 @@ static void test_variants_differ(void **state) {
     assert_true(l[0] == l[1]);
     assert_true(memcmp(g[0], g[1], P * sizeof *g[0]) != 0);
     /* bad arguments */
-    trc_process_opts bad = {0.1, 1.0, 0.01, 10.0, 7};
+    trc_process_opts bad = {0.1, 1.0, 0.01, 10.0, 7, NULL, NULL};
     double loss;
     assert_int_equal(
         trc_tl_process_loss(c.tr, &c.sim, c.x0, c.tg, c.ue, &bad, c.dU, &loss, NULL, NULL, NULL),

@@ -228,10 +228,12 @@ static void test_model_reads_time_left(void **state) {
     trc_model_free(&back);
     unlink(path);
 
-    /* tails train only by imitation */
-    snprintf(o.objective, sizeof o.objective, "trajectory");
+    /* process supervision cannot score a tail; the objectives that can are named */
+    snprintf(o.objective, sizeof o.objective, "process");
     assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
-    assert_non_null(strstr(trc_errmsg(), "imitation"));
+    assert_non_null(strstr(trc_errmsg(), "imitation, trajectory, mixed"));
+    snprintf(o.objective, sizeof o.objective, "mixed");
+    assert_int_equal(trc_train_opts_validate(&o), TRC_OK);
     free(u);
     free(u1);
     free(up);

@@ -1,6 +1,7 @@
 /* The trajectory objectives (train/trajectory.c): their loss and gradient against an
  * independent double-precision reference (the system table's step, the loss written out from
- * its definition, central differences in double), on van_der_pol and double_integrator; the
+ * its definition, central differences in double), on van_der_pol, double_integrator and
+ * rocket_landing, in physical and normalised units, over whole horizons and tails; the
  * terms sum to the loss; the checks that refuse a system without Jacobians, data without a
  * system and negative weights; and trc_train with the trajectory and mixed objectives on every
  * architecture of the table (terms in the history, training_stats.json and the resumable
@@ -17,62 +18,120 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trc/arch.h"
 #include "trc/dataset.h"
 #include "trc/error.h"
 #include "trc/objective.h"
+#include "trc/optim.h"
 #include "trc/rng.h"
 #include "trc/system.h"
 #include "trc/train.h"
 
 #include "../common.h"
 
-enum { B = 3, K = 1, MAXT = 40 };
+enum { B = 3, K = 1, MAXU = 60 };
 
-/* The loss of one row from its definition, in double: rollout with the system's step. */
-static double ref_row(const trc_system *sys, double dt, int T, const float *x0, const float *tg,
-                      const double *u, const float *ue, const trc_objective_params *p, int mixed,
-                      size_t BU) {
-    const int s = sys->s, m = sys->m;
-    double x[TRC_SYSTEM_MAX_S], xn[TRC_SYSTEM_MAX_S], run_x = 0.0, run_u = 0.0, imit = 0.0;
+/* A normalised model's units for a test (NULL: physical), with the reference's conversions. */
+static const trc_objective_units *test_units(const trc_system *sys, int norm) {
+    static float x_std[TRC_SYSTEM_MAX_S], u_mean[TRC_SYSTEM_MAX_M], u_std[TRC_SYSTEM_MAX_M];
+    static trc_objective_units un;
+    if (!norm)
+        return NULL;
+    for (int j = 0; j < sys->s; j++)
+        x_std[j] = (float)(0.5 + 0.25 * j) * (sys->s == 7 ? 800.0f : 1.0f);
+    for (int j = 0; j < sys->m; j++) {
+        u_mean[j] = (float)(0.3 * j - 0.1) * (sys->m == 3 ? 3000.0f : 1.0f);
+        u_std[j] = (float)(0.8 + 0.2 * j) * (sys->m == 3 ? 2500.0f : 1.0f);
+    }
+    un = (trc_objective_units){x_std, u_mean, u_std, sys->m == 3 ? 15000.0f : 1.2f};
+    return &un;
+}
+
+/* The physical control of network output y in component j, in double. */
+static double ref_physical(const trc_objective_units *un, int j, double y) {
+    if (!un)
+        return y;
+    double v = un->u_mean[j] + un->u_std[j] * y;
+    return v > un->bound ? un->bound : (v < -un->bound ? -un->bound : v);
+}
+
+/* The loss of one row from its definition, in double: the L planned steps rolled out with the
+ * system's step from the network's output y, the state errors over the system's error_s
+ * components, in normalised units when un is not NULL. */
+static double ref_row(const trc_system *sys, double dt, int L, const float *x0, const float *tg,
+                      const double *y, const float *ue, const trc_objective_params *p, int mixed,
+                      size_t BU, const trc_objective_units *un) {
+    const int s = sys->s, m = sys->m, es = sys->error_s > 0 ? sys->error_s : s;
+    double x[TRC_SYSTEM_MAX_S], xn[TRC_SYSTEM_MAX_S], u[TRC_SYSTEM_MAX_M];
+    double run_x = 0.0, run_u = 0.0, imit = 0.0;
     for (int j = 0; j < s; j++)
         x[j] = x0[j];
-    for (int t = 0; t < T; t++) {
-        for (int j = 0; j < s; j++)
-            run_x += (x[j] - tg[j]) * (x[j] - tg[j]);
-        for (int j = 0; j < m; j++) {
-            run_u += u[t * m + j] * u[t * m + j];
-            imit += (u[t * m + j] - ue[t * m + j]) * (u[t * m + j] - ue[t * m + j]);
+    for (int t = 0; t < L; t++) {
+        for (int j = 0; j < es; j++) {
+            double e = (x[j] - tg[j]) / (un ? un->x_std[j] : 1.0);
+            run_x += e * e;
         }
-        sys->step(x, u + (size_t)t * m, dt, xn);
+        for (int j = 0; j < m; j++) {
+            u[j] = ref_physical(un, j, y[t * m + j]);
+            run_u += u[j] * u[j] / (un ? (double)un->u_std[j] * un->u_std[j] : 1.0);
+            imit += (y[t * m + j] - ue[t * m + j]) * (y[t * m + j] - ue[t * m + j]);
+        }
+        sys->step(x, u, dt, xn);
         memcpy(x, xn, sizeof x);
     }
     double term = 0.0;
-    for (int j = 0; j < s; j++)
-        term += (x[j] - tg[j]) * (x[j] - tg[j]);
+    for (int j = 0; j < es; j++) {
+        double e = (x[j] - tg[j]) / (un ? un->x_std[j] : 1.0);
+        term += e * e;
+    }
     double l =
-        (p->terminal_weight * term + p->state_weight * run_x / T + p->control_weight * run_u / T) /
+        (p->terminal_weight * term + p->state_weight * run_x / L + p->control_weight * run_u / L) /
         B;
     return mixed ? l + p->imitation_weight * imit / (double)BU : l;
 }
 
-static void check_gradient(const char *system, const char *objective, int T) {
+/* Random test rows: unit-scale for the small systems, a lander's kilometres and kilograms for
+ * rocket_landing (so the normalised units are what makes one weight fit). */
+static void test_rows(const trc_system *sys, trc_rng *rng, float *x0, float *tg) {
+    const int s = sys->s;
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < s; j++) {
+            double scale = s == 7 ? (j < 3 ? 1500.0 : (j < 6 ? 40.0 : 0.0)) : 1.0;
+            x0[r * s + j] = (float)(scale * trc_rng_range(rng, -1.5, 1.5));
+            tg[r * s + j] = (float)(scale * trc_rng_range(rng, -0.3, 0.3));
+            if (s == 7 && j == 2)
+                x0[r * s + j] = (float)trc_rng_range(rng, 1500, 3000); /* altitude */
+            if (s == 7 && j == 6) { /* mass: the target's is free (error_s) */
+                x0[r * s + j] = (float)trc_rng_range(rng, 1500, 3900);
+                tg[r * s + j] = 2000.0f;
+            }
+        }
+}
+
+/* The objective's loss and gradient for rows of `system` against ref_row and its central
+ * differences; norm: a normalised model's units; tails: rows with 1, 1/2 and 1/4 of the
+ * horizon left. */
+static void check_gradient(const char *system, const char *objective, int T, int norm, int tails) {
     const trc_system *sys = trc_system_find(system);
     const trc_objective *o = trc_objective_find(objective);
     assert_non_null(sys);
     assert_non_null(o);
     assert_true(o->final_only && o->needs_jacobian && !o->surrogate_gradient);
+    assert_true(o->normalised && o->time_left);
     const int s = sys->s, m = sys->m, U = T * m, mixed = strcmp(objective, "mixed") == 0;
+    assert_true(U <= MAXU);
     const size_t BU = (size_t)B * U;
-    float x0[B * 4], tg[B * 4], ue[B * MAXT], it[(K + 1) * B * MAXT], grad[(K + 1) * B * MAXT];
+    float x0[B * TRC_SYSTEM_MAX_S], tg[B * TRC_SYSTEM_MAX_S], ue[B * MAXU];
+    float it[(K + 1) * B * MAXU], grad[(K + 1) * B * MAXU];
+    float tl[B] = {1.0f, 0.5f, 0.25f};
+    int L[B] = {T, tails ? (int)lrintf(0.5f * T) : T, tails ? (int)lrintf(0.25f * T) : T};
     double terms[B * TRC_OBJECTIVE_MAX_TERMS];
+    const trc_objective_units *un = test_units(sys, norm);
     trc_rng rng;
     trc_rng_seed(&rng, 11);
-    for (int i = 0; i < B * s; i++) {
-        x0[i] = (float)trc_rng_range(&rng, -1.5, 1.5);
-        tg[i] = (float)trc_rng_range(&rng, -0.5, 0.5);
-    }
+    test_rows(sys, &rng, x0, tg);
     for (size_t i = 0; i < BU; i++)
         ue[i] = (float)trc_rng_range(&rng, -1, 1);
     for (size_t i = 0; i < (K + 1) * BU; i++)
@@ -92,41 +151,50 @@ static void check_gradient(const char *system, const char *objective, int T) {
                              .x0 = x0,
                              .target = tg,
                              .u_expert = ue,
+                             .units = un,
+                             .time_left = tails ? tl : NULL,
                              .system = sys,
                              .dt = dt,
                              .params = &p,
                              .terms = terms};
     double loss = o->finish(&b, o->rows(&b, it, 0, B, grad));
-    /* the reference at the same (float) controls, and its central differences in double */
+    /* the reference at the same (float) outputs, and its central differences in double */
     double ref = 0.0, gmax = 0.0, worst = 0.0;
     const float *uK = it + (size_t)K * BU;
     for (int r = 0; r < B; r++) {
-        double u[MAXT];
+        double y[MAXU];
         for (int j = 0; j < U; j++)
-            u[j] = uK[r * U + j];
-        ref += ref_row(sys, dt, T, x0 + r * s, tg + r * s, u, ue + r * U, &p, mixed, BU);
+            y[j] = uK[r * U + j];
+        ref += ref_row(sys, dt, L[r], x0 + r * s, tg + r * s, y, ue + r * U, &p, mixed, BU, un);
         for (int j = 0; j < U; j++)
             gmax = fmax(gmax, fabs(grad[(size_t)K * BU + (size_t)r * U + j]));
     }
     assert_true(fabs(loss - ref) <= 1e-5 * fabs(ref)); /* the rollout is rounded to float */
     for (int r = 0; r < B; r++) {
-        double u[MAXT];
+        double y[MAXU];
         for (int j = 0; j < U; j++)
-            u[j] = uK[r * U + j];
+            y[j] = uK[r * U + j];
         for (int j = 0; j < U; j++) {
-            const double h = 1e-6, keep = u[j];
-            u[j] = keep + h;
-            double fp = ref_row(sys, dt, T, x0 + r * s, tg + r * s, u, ue + r * U, &p, mixed, BU);
-            u[j] = keep - h;
-            double fm = ref_row(sys, dt, T, x0 + r * s, tg + r * s, u, ue + r * U, &p, mixed, BU);
-            u[j] = keep;
+            /* a lander's physical loss is ~1e7: a wider step keeps the difference above
+             * double's rounding */
+            const double h = !un && s == 7 ? 1e-3 : 1e-6, keep = y[j];
+            y[j] = keep + h;
+            double fp =
+                ref_row(sys, dt, L[r], x0 + r * s, tg + r * s, y, ue + r * U, &p, mixed, BU, un);
+            y[j] = keep - h;
+            double fm =
+                ref_row(sys, dt, L[r], x0 + r * s, tg + r * s, y, ue + r * U, &p, mixed, BU, un);
+            y[j] = keep;
             double fd = (fp - fm) / (2 * h), g = grad[(size_t)K * BU + (size_t)r * U + j];
             worst = fmax(worst, fabs(fd - g) / gmax);
+            if (j >= L[r] * m) /* past a tail's steps left: nothing planned, no gradient */
+                assert_true(g == 0.0f);
         }
     }
     /* float32 gradient against a double reference: measured 1e-7..1e-6 of the largest entry */
     if (!(worst <= 1e-4))
-        fail_msg("%s on %s: gradient off by %.3g of its largest entry", objective, system, worst);
+        fail_msg("%s on %s (norm %d, tails %d): gradient off by %.3g of its largest entry",
+                 objective, system, norm, tails, worst);
     for (size_t i = 0; i < (size_t)K * BU; i++) /* only the last iterate has a gradient */
         assert_true(grad[i] == 0.0f);
     /* the named terms sum to the loss */
@@ -137,17 +205,20 @@ static void check_gradient(const char *system, const char *objective, int T) {
         for (int k = 0; k < nt; k++)
             sum += terms[r * TRC_OBJECTIVE_MAX_TERMS + k];
     assert_true(fabs(sum - loss) <= 1e-12 * fabs(loss));
-    print_message("%-10s %-17s T=%2d loss %.6g  gradient within %.2g of its largest entry\n",
-                  objective, system, T, loss, worst);
+    print_message("%-10s %-17s T=%2d norm %d tails %d loss %.6g  gradient within %.2g of its "
+                  "largest entry\n",
+                  objective, system, T, norm, tails, loss, worst);
 }
 
 static void test_gradient_against_double_reference(void **state) {
     (void)state;
     const char *objectives[] = {"trajectory", "mixed"};
-    for (int i = 0; i < 2; i++) {
-        check_gradient("van_der_pol", objectives[i], 40);
-        check_gradient("double_integrator", objectives[i], 15);
-    }
+    for (int i = 0; i < 2; i++)
+        for (int v = 0; v < 4; v++) { /* physical / normalised units, whole horizons / tails */
+            check_gradient("van_der_pol", objectives[i], 40, v & 1, v >> 1);
+            check_gradient("double_integrator", objectives[i], 15, v & 1, v >> 1);
+            check_gradient("rocket_landing", objectives[i], 20, v & 1, v >> 1);
+        }
 }
 
 static void test_checks(void **state) {
@@ -191,6 +262,35 @@ static void test_checks(void **state) {
     trc_train_opts_default(&o);
     snprintf(o.objective, sizeof o.objective, "bogus");
     assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    /* a weight the objective does not read, or a schedule's option for another schedule, would
+     * be ignored: refused, naming who reads it */
+    trc_train_opts_default(&o);
+    o.obj.process_q = 2.0;
+    snprintf(o.objective, sizeof o.objective, "mixed");
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(
+        strstr(trc_errmsg(), "process_q applies to objective process, process_original"));
+    snprintf(o.objective, sizeof o.objective, "process");
+    assert_int_equal(trc_train_opts_validate(&o), TRC_OK);
+    o.obj.imitation_weight = 0.5;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "imitation_weight applies to objective mixed"));
+    trc_train_opts_default(&o);
+    o.gamma = 0.3;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL); /* cosine */
+    assert_non_null(strstr(trc_errmsg(), "gamma applies to scheduler step, plateau"));
+    o.scheduler = TRC_SCHED_PLATEAU;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_OK);
+    o.lr_min = 1e-3;
+    assert_int_equal(trc_train_opts_validate(&o), TRC_EINVAL);
+    assert_non_null(strstr(trc_errmsg(), "lr_min applies to scheduler cosine"));
+    /* every weight of trc_objective_params is read by some objective, and only weights are */
+    const char *weights[] = {"imitation_weight", "terminal_weight", "state_weight",
+                             "control_weight",   "process_weight",  "process_q",
+                             "process_r",        "process_qf"};
+    for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++)
+        assert_true(trc_objective_option(weights[i]));
+    assert_false(trc_objective_option("lr") || trc_objective_option("objective"));
 }
 
 /* trc_train with a simulating objective on every architecture: finite losses whose terms sum
@@ -391,6 +491,59 @@ static int teardown(void **state) {
     return test_rm_rf(test_tmpdir);
 }
 
+/* A normalised lander with tails, trained on the simulated landing alone (objective trajectory,
+ * terminal error only): the rollout's gradient reaches the network through the units and the
+ * steps left, so the terminal term falls; process supervision, which scores neither, is refused
+ * before anything is written, naming the objectives that can. */
+static void test_normalised_tails_rocket(void **state) {
+    (void)state;
+    trc_gen_settings gs;
+    assert_int_equal(trc_gen_settings_default("rocket_landing", &gs), TRC_OK);
+    gs.seed = 5;
+    snprintf(gs.expert, sizeof gs.expert, "ilqr");
+    trc_dataset ds;
+    assert_int_equal(trc_dataset_generate(&gs, 32, &ds), TRC_OK);
+    trc_train_opts o;
+    trc_train_opts_default(&o);
+    snprintf(o.model_size, sizeof o.model_size, "%s", trc_arch_at(0)->sizes[0].name);
+    snprintf(o.objective, sizeof o.objective, "trajectory");
+    o.tails = 2;
+    o.K = 1;
+    o.n = 1;
+    o.epochs = 8;
+    o.batch_size = 16;
+    o.val_split = 0;
+    o.lr = 3e-3;
+    snprintf(o.out_dir, sizeof o.out_dir, "%s/rocket_norm", test_tmpdir);
+    trc_train_result res;
+    if (trc_train(&ds, &o, NULL, NULL, NULL, &res))
+        fail_msg("rocket trajectory with tails: %s", trc_errmsg());
+    assert_true(res.model.cfg.norm && res.model.cfg.time_left);
+    trc_model_free(&res.model);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/training_stats.json", o.out_dir);
+    json_t *j = json_load_file(path, 0, NULL);
+    assert_non_null(j);
+    json_t *ep = json_object_get(j, "epochs");
+    double first = json_number_value(
+        json_object_get(json_object_get(json_array_get(ep, 0), "train_terms"), "terminal"));
+    double last = json_number_value(json_object_get(
+        json_object_get(json_array_get(ep, json_array_size(ep) - 1), "train_terms"), "terminal"));
+    print_message("rocket, normalised, tails: terminal term %.4g after epoch 1, %.4g after %zu\n",
+                  first, last, json_array_size(ep));
+    assert_true(isfinite(first) && isfinite(last) && last < 0.5 * first);
+    json_decref(j);
+
+    snprintf(o.objective, sizeof o.objective, "process");
+    o.tails = 0;
+    snprintf(o.out_dir, sizeof o.out_dir, "%s/rocket_process", test_tmpdir);
+    assert_int_equal(trc_train(&ds, &o, NULL, NULL, NULL, &res), TRC_EUNSUPPORTED);
+    assert_non_null(strstr(trc_errmsg(), "normalisation"));
+    assert_non_null(strstr(trc_errmsg(), "imitation, trajectory, mixed"));
+    assert_int_equal(access(o.out_dir, F_OK), -1); /* nothing written */
+    trc_dataset_free(&ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradient_against_double_reference),
@@ -398,6 +551,7 @@ int main(void) {
         cmocka_unit_test(test_train_every_architecture),
         cmocka_unit_test(test_resume_keeps_terms),
         cmocka_unit_test(test_init_from_checkpoint),
+        cmocka_unit_test(test_normalised_tails_rocket),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -149,6 +149,11 @@ static void test_bounds_name_the_field(void **state) {
     expect_error("{\"gamma\": 1.5}", "gamma", "(0, 1]");
     expect_error("{\"lr\": 0.001, \"lr_min\": 0.01}", "lr_min", "lr_min must be in [0, lr]");
     expect_error("{\"scheduler\": \"plateau\", \"gamma\": 1}", "gamma", "plateau");
+    /* an option the run would ignore: named, with who reads it */
+    expect_error("{\"terminal_weight\": 5}", "terminal_weight",
+                 "terminal_weight applies to objective trajectory, mixed");
+    expect_error("{\"scheduler\": \"step\", \"plateau_patience\": 3}", "plateau_patience",
+                 "applies to scheduler plateau");
     expect_error("{\"bound\": -2}", "bound", "bound");
     expect_error("{\"K\": 2.5}", "K", "integer");
     expect_error("{\"horizon\": 3}", "horizon", "unknown field"); /* not a wire option */
