@@ -61,6 +61,24 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
         for (int r = 0; r < R; r++)
             acc[r][q] = t->from_c ? pv_loadm(t->C + (size_t)r * ldc + q * TRC_PANEL, lq) : init;
     }
+    /* the epilogue's lines (C written unless from_c read it already; res, pre, sig read or
+     * written), asked for now, so that the K loop hides their misses: training's epilogues
+     * touch activations written long before or never (2-3 cold lines per register) */
+    if (!t->from_c || t->last) {
+#pragma GCC unroll 8
+        for (int q = 0; q < P; q++)
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                size_t off = (size_t)r * ldc + (size_t)q * TRC_PANEL;
+                __builtin_prefetch(t->C + off, 0, 3);
+                if (t->last && t->res)
+                    __builtin_prefetch(t->res + (size_t)r * t->ldr + q * TRC_PANEL, 0, 3);
+                if (t->last && t->pre)
+                    __builtin_prefetch(t->pre + off, 0, 3);
+                if (t->last && t->sig)
+                    __builtin_prefetch(t->sig + off, 0, 3);
+            }
+    }
     const int K = t->K;
     const size_t pfa = TILE_PREFETCH * csa, pfb = TILE_PREFETCH * ldb;
     const float *ap = t->A, *bp = t->B;
