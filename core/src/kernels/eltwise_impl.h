@@ -223,6 +223,19 @@ static KFN void SFX(silu_backward)(float *dx, const float *dy, const float *x, c
     }
 }
 
+/* y = y s (1 + x (1 - s)): silu_backward's product in place (trc_gemm's DSILU) */
+static KFN void SFX(dsilu_inplace)(float *y, const float *x, const float *sig, size_t n) {
+    size_t nv = n / VL * VL;
+    for (size_t i = 0; i < nv; i += VL) {
+        vf s = VLOAD(sig + i);
+        VSTORE(y + i, VLOAD(y + i) * s * (1.0f + VLOAD(x + i) * (1.0f - s)));
+    }
+    for (size_t i = nv; i < n; i++) {
+        float s = sig[i];
+        y[i] = y[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
 static KFN void SFX(residual_forward)(float *y, const float *a, const float *b, size_t n) {
     size_t nv = n / VL * VL;
     for (size_t i = 0; i < nv; i += VL)

@@ -47,6 +47,18 @@ static void one_tile(const trc_kernel_ops *ops, const trc_tile_args *base, const
     if (t.sig)
         t.sig += c;
     t.lanes = lanes;
+    if (t.cold && (!t.from_c || t.last)) /* kernels.h; C is read at once with from_c */
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < P; q++) {
+                size_t off = (size_t)r * t.ldc + (size_t)q * TRC_PANEL;
+                __builtin_prefetch(t.C + off, 0, 3);
+                if (t.last && t.res)
+                    __builtin_prefetch(t.res + (size_t)r * t.ldr + (size_t)q * TRC_PANEL, 0, 3);
+                if (t.last && t.pre)
+                    __builtin_prefetch(t.pre + off, 0, 3);
+                if (t.last && t.sig)
+                    __builtin_prefetch(t.sig + off, 0, 3);
+            }
     ops->tile(&t, R, P);
 }
 
@@ -62,8 +74,14 @@ static void row_tile(const trc_kernel_ops *ops, const trc_tile_args *base, int m
     }
 }
 
-/* Layer norm of rows [m0, m0 + R) of C into g->ln_y, if g asks for it (kernels.h). */
+/* What follows the epilogue on finished rows [m0, m0 + R) of C, if g asks for it (kernels.h):
+ * DSILU's product with SiLU's derivative, then the layer norm into g->ln_y. */
 static void row_norm(const trc_kernel_ops *ops, const trc_gemm_args *g, int m0, int R) {
+    if (g && g->act == TRC_ACT_DSILU)
+        for (int r = m0; r < m0 + R; r++) {
+            size_t off = (size_t)r * g->ldc;
+            ops->dsilu_inplace(g->C + off, g->pre + off, g->sig + off, (size_t)g->N);
+        }
     if (!g || !g->ln_w)
         return;
     size_t off = (size_t)m0 * g->ldc;
@@ -114,7 +132,10 @@ void trc_gemm(const trc_gemm_args *g) {
                           .ldr = g->ldr,
                           .act = g->act,
                           .pre = g->pre,
-                          .sig = g->sig};
+                          .sig = g->sig,
+                          .cold = g->cold};
+    if (g->act == TRC_ACT_DSILU) /* the tiles store the product; row_norm finishes it */
+        base.act = TRC_ACT_NONE;
     if (!g->btrans || g->K <= 0) {
         int lanes = g->N - (np - 1) * TRC_PANEL, nk = (g->K + KBLK - 1) / KBLK;
         if (nk <= 1) {

@@ -15,7 +15,8 @@
 
 /* SILU: silu(v), keeping v (pre) and sigmoid(v) (sig) if asked. DSILU: SiLU's backward fused
  * into the product that gives its output gradient: v s (1 + p (1 - s)) with p = pre(m, n) and
- * s = sig(m, n) read (what SILU kept), the same operations in the same order as silu_backward. */
+ * s = sig(m, n) read (what SILU kept), the same operations in the same order as silu_backward,
+ * applied to each row tile as soon as it is done (in L1), like the layer norm. */
 typedef enum { TRC_ACT_NONE = 0, TRC_ACT_SILU = 1, TRC_ACT_DSILU = 2 } trc_act;
 
 /* C[M, N] = init + A[M, K] B[K, N] (+ res), then act, where init is C (beta = 1), else bias
@@ -53,6 +54,7 @@ typedef struct trc_gemm_args {
     float *pre, *sig;
     const float *ln_w, *ln_b;
     float *ln_y;
+    int cold; /* 1: C, res, pre, sig are likely not in cache (training's activations) */
 } trc_gemm_args;
 
 void trc_gemm(const trc_gemm_args *g);
@@ -74,6 +76,7 @@ typedef struct trc_tile_args {
     size_t ldr;
     trc_act act;
     float *pre, *sig;
+    int cold; /* the driver prefetches the tile's epilogue lines before calling it */
 } trc_tile_args;
 
 /* One instruction-set path: its tiles and element-wise layers (layers.h documents the latter). */
@@ -90,6 +93,8 @@ typedef struct trc_kernel_ops {
                                int C);
     void (*silu_forward)(float *y, float *sig, const float *x, size_t n);
     void (*silu_backward)(float *dx, const float *dy, const float *x, const float *sig, size_t n);
+    /* y = y s (1 + x (1 - s)), in place (trc_gemm's DSILU, on each row tile while in L1) */
+    void (*dsilu_inplace)(float *y, const float *x, const float *sig, size_t n);
     void (*residual_forward)(float *y, const float *a, const float *b, size_t n);
     void (*residual_backward)(float *dx, const float *dy, size_t n);
     /* y = x Wd^T + b summed in double (eltwise_impl.h; Wd as trc_linear_dpack packs it) */

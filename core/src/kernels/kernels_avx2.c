@@ -63,12 +63,6 @@ static inline KFN pv pv_add(pv a, pv b) {
 static inline KFN pv pv_mul(pv a, pv b) {
     return (pv){_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
 }
-static inline KFN pv pv_sub(pv a, pv b) {
-    return (pv){_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)};
-}
-static inline KFN pv pv_set1(float v) {
-    return (pv){_mm256_set1_ps(v), _mm256_set1_ps(v)};
-}
 static inline KFN pv pv_sigmoid(pv v) {
     vf a = (vf)v.lo, b = (vf)v.hi, sa, sb;
     vsigmoid(&sa, &a);
@@ -133,6 +127,7 @@ const trc_kernel_ops trc_kernels_avx2 = {
     .layernorm_backward = layernorm_backward_avx2,
     .silu_forward = silu_forward_avx2,
     .silu_backward = silu_backward_avx2,
+    .dsilu_inplace = dsilu_inplace_avx2,
     .residual_forward = residual_forward_avx2,
     .residual_backward = residual_backward_avx2,
     .dlinear_forward = dlinear_forward_avx2,

@@ -58,12 +58,6 @@ static inline KFN pv pv_add(pv a, pv b) {
 static inline KFN pv pv_mul(pv a, pv b) {
     return _mm512_mul_ps(a, b);
 }
-static inline KFN pv pv_sub(pv a, pv b) {
-    return _mm512_sub_ps(a, b);
-}
-static inline KFN pv pv_set1(float v) {
-    return _mm512_set1_ps(v);
-}
 static inline KFN pv pv_sigmoid(pv v) {
     vf x = (vf)v, s;
     vsigmoid(&s, &x);
@@ -264,6 +258,7 @@ const trc_kernel_ops trc_kernels_avx512 = {
     .layernorm_backward = layernorm_backward_avx512,
     .silu_forward = silu_forward_avx512,
     .silu_backward = silu_backward_avx512,
+    .dsilu_inplace = dsilu_inplace_avx512,
     .residual_forward = residual_forward_avx512,
     .residual_backward = residual_backward_avx512,
     .dlinear_forward = dlinear_forward_avx512,

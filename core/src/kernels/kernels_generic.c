@@ -45,9 +45,6 @@ static void tile(const trc_tile_args *t, int R, int P) {
                         if (t->sig)
                             t->sig[off + j] = s;
                         v *= s;
-                    } else if (t->act == TRC_ACT_DSILU) { /* as silu_backward */
-                        float s = t->sig[off + j];
-                        v = v * s * (1.0f + t->pre[off + j] * (1.0f - s));
                     }
                 }
                 t->C[off + j] = v;
@@ -70,6 +67,7 @@ const trc_kernel_ops trc_kernels_generic = {
     .layernorm_backward = layernorm_backward_generic,
     .silu_forward = silu_forward_generic,
     .silu_backward = silu_backward_generic,
+    .dsilu_inplace = dsilu_inplace_generic,
     .residual_forward = residual_forward_generic,
     .residual_backward = residual_backward_generic,
     .dlinear_forward = dlinear_forward_generic,

@@ -2,7 +2,7 @@
  * two ymm): R rows x P panels of accumulators live in registers for the whole K loop, then the
  * epilogue (residual, SiLU) runs on them before the (masked) store. The including file defines
  * KFN, TILE_ROWS, TILE_PMAX, SFX(name), the pv type and its operations (pv_zero, pv_load,
- * pv_loadm, pv_bcast, pv_set1, pv_fma, pv_add, pv_sub, pv_mul, pv_sigmoid, pv_storem), and after
+ * pv_loadm, pv_bcast, pv_fma, pv_add, pv_mul, pv_sigmoid, pv_storem), and after
  * including this file, one TILE_FN(R, P) line per tile shape. No include guard: included once per
  * path. */
 
@@ -12,14 +12,16 @@
  * rows 0.5-1 KB apart (a weight gradient's dY and X, a row-major W in the backward products)
  * a 4 KB page holds 4-8 of them and the hardware's streams barely start; data written long
  * before (training's activations) then came from L3 or memory at every k. Measured on the
- * training step (alternating A/B, same process): x1.09-1.12 at 8-24 ahead, no change to the
- * plan's batch products (packed B, already streamed). Prefetches never fault: past the end of
- * an operand they are only wasted. */
+ * training step (alternating A/B, same process): x1.09-1.12 at 8-24 ahead. Rows of A and packed
+ * B panels are sequential and streamed by the hardware: there the prefetches only took load
+ * slots (the plan's 1-row products, bound by reading the weights: 1.2x slower), so the loop
+ * over rows of A prefetches B only when B is not packed (PF). Prefetches never fault: past
+ * the end of an operand they are only wasted. */
 #define TILE_PREFETCH 16
 
 /* acc[r][q] += A(r, k) B(k, q) for k in [0, K); the last panel read with `lanes` lanes */
 #define TILE_K_LOOP(LOADQ, RSA)                                                                    \
-    for (int k = 0; k < K; k++, ap += csa, bp += ldb) {                                            \
+    for (int k = K; k > 0; k--, ap += csa, bp += ldb) {                                            \
         __builtin_prefetch(ap + pfa, 0, 3);                                                        \
         _Pragma("GCC unroll 8") for (int q = 0; q < P; q++)                                        \
             __builtin_prefetch(bp + q * ps + pfb, 0, 3);                                           \
@@ -33,13 +35,16 @@
 /* The same for rows of A rsa apart (rsa > 1: the plan's activations, row-major): row r is read
  * through base pointer r / 3 (rows 0, 3, 6, 9) plus (r % 3) rsa, which x86 addresses as
  * base + rsa * 4 or * 8 -- with ap + r rsa instead, gcc kept the 12 row offsets on the stack and
- * reloaded 10 of them every k, 24 loads per 24 FMAs (the load ports' limit). */
-#define TILE_K_LOOP_STRIDED(LOADQ)                                                                 \
+ * reloaded 10 of them every k, 24 loads per 24 FMAs (the load ports' limit). LDB: ldb, or the
+ * constant TRC_PANEL for packed B (one register fewer: with ldb, ps and K reloaded from the
+ * stack every k, the plan's batch products ran 4% slower); k counts down for the same reason. */
+#define TILE_K_LOOP_STRIDED(LOADQ, PF, LDB)                                                        \
     {                                                                                              \
         const float *a0 = ap, *a3 = ap + 3 * rsa, *a6 = ap + 6 * rsa, *a9 = ap + 9 * rsa;          \
-        for (int k = 0; k < K; k++, a0 += csa, a3 += csa, a6 += csa, a9 += csa, bp += ldb) {       \
-            _Pragma("GCC unroll 8") for (int q = 0; q < P; q++)                                    \
-                __builtin_prefetch(bp + q * ps + pfb, 0, 3);                                       \
+        for (int k = K; k > 0; k--, a0 += csa, a3 += csa, a6 += csa, a9 += csa, bp += (LDB)) {     \
+            if (PF)                                                                                \
+                _Pragma("GCC unroll 8") for (int q = 0; q < P; q++)                                \
+                    __builtin_prefetch(bp + q * ps + pfb, 0, 3);                                   \
             _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                 \
                 const float *base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : a9;                     \
                 pv a = pv_bcast(base + (size_t)(r % 3) * rsa);                                     \
@@ -61,36 +66,21 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
         for (int r = 0; r < R; r++)
             acc[r][q] = t->from_c ? pv_loadm(t->C + (size_t)r * ldc + q * TRC_PANEL, lq) : init;
     }
-    /* the epilogue's lines (C written unless from_c read it already; res, pre, sig read or
-     * written), asked for now, so that the K loop hides their misses: training's epilogues
-     * touch activations written long before or never (2-3 cold lines per register) */
-    if (!t->from_c || t->last) {
-#pragma GCC unroll 8
-        for (int q = 0; q < P; q++)
-#pragma GCC unroll 12
-            for (int r = 0; r < R; r++) {
-                size_t off = (size_t)r * ldc + (size_t)q * TRC_PANEL;
-                __builtin_prefetch(t->C + off, 0, 3);
-                if (t->last && t->res)
-                    __builtin_prefetch(t->res + (size_t)r * t->ldr + q * TRC_PANEL, 0, 3);
-                if (t->last && t->pre)
-                    __builtin_prefetch(t->pre + off, 0, 3);
-                if (t->last && t->sig)
-                    __builtin_prefetch(t->sig + off, 0, 3);
-            }
-    }
     const int K = t->K;
     const size_t pfa = TILE_PREFETCH * csa, pfb = TILE_PREFETCH * ldb;
     const float *ap = t->A, *bp = t->B;
     /* rsa == 1 (A packed by the driver, or read by columns): constant broadcast offsets */
     if (lanes == TRC_PANEL && rsa == 1) {
         TILE_K_LOOP(pv_load(bp + q * ps), 1)
+    } else if (lanes == TRC_PANEL && ldb != TRC_PANEL) {
+        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps), 1, ldb)
     } else if (lanes == TRC_PANEL) {
-        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps))
+        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps), 0, TRC_PANEL)
     } else if (rsa == 1) {
         TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), 1)
     } else {
-        TILE_K_LOOP_STRIDED(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps))
+        TILE_K_LOOP_STRIDED(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps),
+                            ldb != TRC_PANEL, ldb)
     }
     /* The epilogue reads t's fields into locals first: the intrinsics' stores may alias
      * anything, so through t every field was reloaded and every test redone after each store
@@ -98,7 +88,7 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
     float *const C = t->C, *const pre = t->pre, *const sig = t->sig;
     const float *const res = t->last ? t->res : NULL;
     const size_t ldr = t->ldr;
-    const int silu = t->last && t->act == TRC_ACT_SILU, dsilu = t->last && t->act == TRC_ACT_DSILU;
+    const int silu = t->last && t->act == TRC_ACT_SILU;
 #pragma GCC unroll 8
     for (int q = 0; q < P; q++) {
         int lq = q == P - 1 ? lanes : TRC_PANEL;
@@ -115,10 +105,6 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
                 if (sig)
                     pv_storem(sig + off, s, lq);
                 v = pv_mul(v, s);
-            }
-            if (dsilu) { /* dy s (1 + x (1 - s)), as silu_backward */
-                pv s = pv_loadm(sig + off, lq), x = pv_loadm(pre + off, lq), one = pv_set1(1.0f);
-                v = pv_mul(pv_mul(v, s), pv_add(one, pv_mul(x, pv_sub(one, s))));
             }
             pv_storem(C + off, v, lq);
         }

@@ -66,7 +66,8 @@ void trc_linear_backward_input(float *dx, const float *dy, const float *W, size_
                               .pstride = TRC_PANEL,
                               .C = dx,
                               .ldc = (size_t)in,
-                              .beta = 1});
+                              .beta = 1,
+                              .cold = 1});
 }
 
 void trc_linear_backward_input_dsilu(float *dH, const float *dy, const float *W, const float *H,
@@ -84,7 +85,8 @@ void trc_linear_backward_input_dsilu(float *dH, const float *dy, const float *W,
                               .ldc = (size_t)in,
                               .act = TRC_ACT_DSILU,
                               .pre = (float *)H,
-                              .sig = (float *)sig});
+                              .sig = (float *)sig,
+                              .cold = 1});
 }
 
 void trc_linear_weight_grad(float *dW, float *db, const float *dy, size_t ldy, const float *x,
@@ -101,7 +103,8 @@ void trc_linear_weight_grad(float *dW, float *db, const float *dy, size_t ldy, c
                                   .pstride = TRC_PANEL,
                                   .C = dW,
                                   .ldc = (size_t)in,
-                                  .beta = beta});
+                                  .beta = beta,
+                                  .cold = 1});
     if (db) {
         if (!beta)
             memset(db, 0, (size_t)out * sizeof *db);

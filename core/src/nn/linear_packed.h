@@ -32,6 +32,10 @@ void trc_linear_packed_forward_ex(float *y, const float *x, const float *Wp, con
 void trc_linear_packed_forward_ln(float *y, const float *x, const float *Wp, const float *b,
                                   const float *res, int silu, const float *lnw, const float *lnb,
                                   float *lny, size_t B, int in, int out);
+/* _ex without SiLU for outputs (and res) likely not in cache, training's activations: each
+ * tile prefetches its output lines before its products (kernels.h: cold); the same bits */
+void trc_linear_packed_forward_cold(float *y, const float *x, const float *Wp, const float *b,
+                                    const float *res, size_t B, int in, int out);
 /* bf16 weights (an inference plan of TRC_PRECISION_BF16, model.h): W [out, in] rounded to
  * bfloat16 and packed by pairs of inputs (kernels.h: trc_bf16_pack); the products take x
  * rounded to bf16 too and sum in float (AVX512_BF16's vdpbf16ps). Sizes in uint16 elements;
@@ -48,7 +52,7 @@ void trc_linear_bf16_forward_ln(float *y, const float *x, const uint16_t *Wb, co
                                 const float *res, int silu, const float *lnw, const float *lnb,
                                 float *lny, size_t B, int in, int out);
 /* x: [B, in], Wp: packed W -> H = x W^T + b, sig = sigmoid(H), S = H sig: [B, out] (training's
- * Linear + silu in one pass) */
+ * Linear + silu in one pass; its outputs treated as not in cache, as _cold) */
 void trc_linear_packed_silu_forward(float *S, float *H, float *sig, const float *x, const float *Wp,
                                     const float *b, size_t B, int in, int out);
 

@@ -357,7 +357,7 @@ static void mlp_forward(const float *P, const float *Wp0, const float *Wp3, trc_
     float *H = a->H + hb, *sig = a->sig + hb, *S = a->S + hb, *N = a->N + hb;
     trc_linear_packed_silu_forward(S, H, sig, in, Wp0, P + l0.b, nb, k, h);
     trc_layernorm_forward(N, a->mean + row, a->rstd + row, S, P + ln.w, P + ln.b, nb, h);
-    trc_linear_packed_forward(a->out + row * (size_t)o, N, Wp3, P + l3.b, nb, h, o);
+    trc_linear_packed_forward_cold(a->out + row * (size_t)o, N, Wp3, P + l3.b, NULL, nb, h, o);
 }
 
 /* Application `app` (= k*n + j) of block i on rows [r0, r0+nb): z -> zout (may alias). */
@@ -375,12 +375,12 @@ static void block_forward(const single_trainer *tr, int i, size_t app, size_t r0
     float *H = a->H + row * h, *sig = a->sig + row * h, *S = a->S + row * h;
     trc_residual_forward(zin, z, tr->z0 + r0 * d, nd);
     /* r1 = zin + attention(zin), the attention fused (one Linear) */
-    trc_linear_packed_forward_ex(r1, zin, tr->wp[PK_BLK(i, 0)], F + d * d, zin, 0, nb, L->d, L->d);
+    trc_linear_packed_forward_cold(r1, zin, tr->wp[PK_BLK(i, 0)], F + d * d, zin, nb, L->d, L->d);
     trc_layernorm_forward(z1, a->m1 + row, a->rs1 + row, r1, P + o->norm1.w, P + o->norm1.b, nb,
                           L->d);
     trc_linear_packed_silu_forward(S, H, sig, z1, tr->wp[PK_BLK(i, 1)], P + o->ffn0.b, nb, L->d,
                                    L->h);
-    trc_linear_packed_forward_ex(r2, S, tr->wp[PK_BLK(i, 2)], P + o->ffn3.b, z1, 0, nb, L->h, L->d);
+    trc_linear_packed_forward_cold(r2, S, tr->wp[PK_BLK(i, 2)], P + o->ffn3.b, z1, nb, L->h, L->d);
     trc_layernorm_forward(zout, a->m2 + row, a->rs2 + row, r2, P + o->norm2.w, P + o->norm2.b, nb,
                           L->d);
 }
@@ -413,7 +413,7 @@ static void forward_part(single_trainer *tr, int t) {
     float *z = tr->zrun + r0 * d;
     for (int k = 0; k < L->K; k++) {
         const float *u = tr->iters + (size_t)k * BU + r0 * U;
-        trc_linear_packed_forward(z, u, tr->wp[PK_CTRL], P + L->ctrl_emb.b, nb, U, d);
+        trc_linear_packed_forward_cold(z, u, tr->wp[PK_CTRL], P + L->ctrl_emb.b, NULL, nb, U, d);
         trc_residual_forward(z, z, z0, nd);
         for (int j = 0; j < L->n; j++)
             for (int i = 0; i < L->blocks; i++)
