@@ -100,6 +100,9 @@ typedef struct trc_kernel_ops {
     /* y = x Wd^T + b summed in double (eltwise_impl.h; Wd as trc_linear_dpack packs it) */
     void (*dlinear_forward)(float *y, const float *x, const double *Wd, const float *b, size_t B,
                             int in, int out);
+    /* Optional (NULL: plain C in linear_packed.c): 16 panel rows i0..i0+15 of a full panel from
+     * W's 16 rows w (row stride in): dst[16 i + j] = w[j in + i] -- a 16x16 transpose */
+    void (*pack16)(float *dst, const float *w, size_t in);
     /* Optional (NULL: the path has none): one row y[N] = bf16(x[K]) Wb + bias (+ res) (silu)
      * over bf16 weights packed by trc_bf16_pack; only called when trc_bf16_available(). */
     void (*row_bf16)(const float *x, int K, const uint16_t *Wb, int N, float *y, const float *bias,

@@ -240,6 +240,38 @@ static void row_bf16(const float *x, int K, const uint16_t *Wb, int N, float *y,
     }
 }
 
+/* 16x16 transpose: rows w[j in .. j in + 15] (j < 16) -> dst[16 i + j] (kernels.h: pack16):
+ * pairs, then quads, then 128-bit lanes twice, 64 shuffles for 256 floats */
+static KFN void pack16(float *dst, const float *w, size_t in) {
+    __m512 r[16], t[16];
+    for (int j = 0; j < 16; j++)
+        r[j] = _mm512_loadu_ps(w + (size_t)j * in);
+    for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
+    }
+    for (int j = 0; j < 16; j += 4) {
+        r[j] = (__m512)_mm512_unpacklo_pd((__m512d)t[j], (__m512d)t[j + 2]);
+        r[j + 1] = (__m512)_mm512_unpackhi_pd((__m512d)t[j], (__m512d)t[j + 2]);
+        r[j + 2] = (__m512)_mm512_unpacklo_pd((__m512d)t[j + 1], (__m512d)t[j + 3]);
+        r[j + 3] = (__m512)_mm512_unpackhi_pd((__m512d)t[j + 1], (__m512d)t[j + 3]);
+    }
+    /* r[4b + c] holds, in each 128-bit lane L, column 4L + c of rows 4b..4b+3 */
+    for (int c = 0; c < 4; c++) {
+        /* lanes 0,1 of rows-blocks 0,1 and 2,3 -> then gather lane L across the 4 blocks */
+        __m512 a = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);      /* b0L0 b0L2 b1L0 b1L2 */
+        __m512 b = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);      /* b0L1 b0L3 b1L1 b1L3 */
+        __m512 e = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88); /* b2L0 b2L2 b3L0 b3L2 */
+        __m512 f = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd); /* b2L1 b2L3 b3L1 b3L3 */
+        t[c] = _mm512_shuffle_f32x4(a, e, 0x88);                    /* b0L0 b1L0 b2L0 b3L0 */
+        t[8 + c] = _mm512_shuffle_f32x4(a, e, 0xdd);                /* b0L2 b1L2 b2L2 b3L2 */
+        t[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);                /* b0L1 b1L1 b2L1 b3L1 */
+        t[12 + c] = _mm512_shuffle_f32x4(b, f, 0xdd);               /* b0L3 b1L3 b2L3 b3L3 */
+    }
+    for (int i = 0; i < 16; i++)
+        _mm512_storeu_ps(dst + 16 * i, t[i]);
+}
+
 static int tile_panels(int R) {
     return pmax[R];
 }
@@ -263,5 +295,6 @@ const trc_kernel_ops trc_kernels_avx512 = {
     .residual_backward = residual_backward_avx512,
     .dlinear_forward = dlinear_forward_avx512,
     .row_bf16 = row_bf16,
+    .pack16 = pack16,
 };
 #endif

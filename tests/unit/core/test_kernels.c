@@ -206,6 +206,34 @@ static void test_gemm_layouts(void **state) {
             check_shape(&rng, Ms[i], NKs[j][0], NKs[j][1]);
 }
 
+/* trc_linear_pack (the path's 16x16 transposes where it has them, lane by lane for the rest)
+ * against its definition: panel p, input i, lane j holds W[16p + j][i], zero past out. */
+static void test_linear_pack(void **state) {
+    (void)state;
+    const int shapes[][2] = {{128, 256}, {256, 128}, {5, 256}, {143, 40}, {256, 15}, {17, 33}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int in = shapes[si][0], out = shapes[si][1];
+        float *W = malloc((size_t)in * out * sizeof *W);
+        float *Wp = trc_linear_packed_alloc(trc_linear_packed_size(in, out));
+        assert_true(W && Wp);
+        for (int k = 0; k < in * out; k++)
+            W[k] = (float)k + 0.5f;
+        trc_linear_pack(Wp, W, in, out);
+        for (int p = 0; p < (out + TRC_PANEL - 1) / TRC_PANEL; p++)
+            for (int i = 0; i < in; i++)
+                for (int j = 0; j < TRC_PANEL; j++) {
+                    int o = p * TRC_PANEL + j;
+                    float want = o < out ? W[(size_t)o * in + i] : 0.0f;
+                    float got = Wp[((size_t)p * in + i) * TRC_PANEL + j];
+                    if (got != want)
+                        fail_msg("pack in=%d out=%d panel %d input %d lane %d: %g, want %g", in,
+                                 out, p, i, j, (double)got, (double)want);
+                }
+        free(W);
+        free(Wp);
+    }
+}
+
 /* act = DSILU (SiLU's backward in the epilogue) gives the bits of the same product followed by
  * the path's silu_backward into zeros, in every layout, around the tile and panel edges and
  * with K in chunks. */
@@ -591,9 +619,10 @@ int main(int argc, char **argv) {
     }
     self_path = argv[0];
     const struct CMUnitTest paths[] = {
-        cmocka_unit_test(test_gemm_layouts),       cmocka_unit_test(test_gemm_layer_norm),
-        cmocka_unit_test(test_gemm_dsilu),         cmocka_unit_test(test_gemm_guard_pages),
-        cmocka_unit_test(test_exp_and_silu_error), cmocka_unit_test(test_dlinear),
+        cmocka_unit_test(test_gemm_layouts),     cmocka_unit_test(test_gemm_layer_norm),
+        cmocka_unit_test(test_gemm_dsilu),       cmocka_unit_test(test_linear_pack),
+        cmocka_unit_test(test_gemm_guard_pages), cmocka_unit_test(test_exp_and_silu_error),
+        cmocka_unit_test(test_dlinear),
     };
     const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice),
                                       cmocka_unit_test(test_first_nonfinite)};
