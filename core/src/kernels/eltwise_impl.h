@@ -82,7 +82,7 @@ static inline KFN void vexp(vf *xp) {
 
 /* *s = 1 / (1 + exp(-*x)); exactly 0 below -88, where the true value is not a normal float.
  * The AVX paths' VRECIP (the reciprocal estimate and a Newton step) replaces the division:
- * vdivps zmm issues once per ~10 cycles on one port, 24 of them per 12x2 tile's epilogue. */
+ * vdivps zmm issues once per ~10 cycles on one port, 24 of them per 6x4 tile's epilogue. */
 static inline KFN void vsigmoid(vf *s, const vf *x) {
     const vf zero = {0};
     vf e = -*x;
