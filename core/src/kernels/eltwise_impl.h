@@ -146,9 +146,12 @@ static KFN void SFX(layernorm_forward)(float *y, float *mean, float *rstd, const
     }
 }
 
-static KFN void SFX(layernorm_backward)(float *dx, float *dw, float *db, const float *dy,
-                                        const float *x, const float *w, const float *mean,
-                                        const float *rstd, size_t B, int C) {
+/* set: dx = (and dx2, if not NULL, =) 0 + the input gradient, the bits of adding it into
+ * zeros (no memset and copy around it); else dx +=. */
+static inline KFN void SFX(layernorm_backward_body)(float *dx, float *dx2, float *dw, float *db,
+                                                    const float *dy, const float *x, const float *w,
+                                                    const float *mean, const float *rstd, size_t B,
+                                                    int C, const int set) {
     size_t n = (size_t)C, nv = n / VL * VL;
     for (size_t r = 0; r < B; r++) {
         const float *xr = x + r * n, *g = dy + r * n;
@@ -170,9 +173,16 @@ static KFN void SFX(layernorm_backward)(float *dx, float *dw, float *db, const f
         size_t i = 0;
         for (; i < nv; i += VL) {
             vf gi = VLOAD(g + i), xhat = (VLOAD(xr + i) - mu) * rs;
-            if (dx)
-                VSTORE(dx + r * n + i,
-                       VLOAD(dx + r * n + i) + (gi * VLOAD(w + i) - m0 - xhat * m1) * rs);
+            if (dx) {
+                vf gx = (gi * VLOAD(w + i) - m0 - xhat * m1) * rs, acc = {0};
+                if (!set)
+                    acc = VLOAD(dx + r * n + i);
+                VSTORE(dx + r * n + i, acc + gx);
+                if (set && dx2) {
+                    const vf zero = {0};
+                    VSTORE(dx2 + r * n + i, zero + gx);
+                }
+            }
             if (dw)
                 VSTORE(dw + i, VLOAD(dw + i) + gi * xhat);
             if (db)
@@ -180,14 +190,30 @@ static KFN void SFX(layernorm_backward)(float *dx, float *dw, float *db, const f
         }
         for (; i < n; i++) {
             float xhat = (xr[i] - mu) * rs;
-            if (dx)
-                dx[r * n + i] += (g[i] * w[i] - m0 - xhat * m1) * rs;
+            if (dx) {
+                float gv = (g[i] * w[i] - m0 - xhat * m1) * rs;
+                dx[r * n + i] = (set ? 0.0f : dx[r * n + i]) + gv;
+                if (set && dx2)
+                    dx2[r * n + i] = 0.0f + gv;
+            }
             if (dw)
                 dw[i] += g[i] * xhat;
             if (db)
                 db[i] += g[i];
         }
     }
+}
+
+static KFN void SFX(layernorm_backward)(float *dx, float *dw, float *db, const float *dy,
+                                        const float *x, const float *w, const float *mean,
+                                        const float *rstd, size_t B, int C) {
+    SFX(layernorm_backward_body)(dx, NULL, dw, db, dy, x, w, mean, rstd, B, C, 0);
+}
+
+static KFN void SFX(layernorm_backward_set)(float *dx, float *dx2, float *dw, float *db,
+                                            const float *dy, const float *x, const float *w,
+                                            const float *mean, const float *rstd, size_t B, int C) {
+    SFX(layernorm_backward_body)(dx, dx2, dw, db, dy, x, w, mean, rstd, B, C, 1);
 }
 
 static KFN void SFX(silu_forward)(float *y, float *sig, const float *x, size_t n) {

@@ -91,6 +91,10 @@ typedef struct trc_kernel_ops {
     void (*layernorm_backward)(float *dx, float *dw, float *db, const float *dy, const float *x,
                                const float *w, const float *mean, const float *rstd, size_t B,
                                int C);
+    /* layernorm_backward writing dx (and dx2 if not NULL) instead of adding into it */
+    void (*layernorm_backward_set)(float *dx, float *dx2, float *dw, float *db, const float *dy,
+                                   const float *x, const float *w, const float *mean,
+                                   const float *rstd, size_t B, int C);
     void (*silu_forward)(float *y, float *sig, const float *x, size_t n);
     void (*silu_backward)(float *dx, const float *dy, const float *x, const float *sig, size_t n);
     /* y = y s (1 + x (1 - s)), in place (trc_gemm's DSILU, on each row tile while in L1) */

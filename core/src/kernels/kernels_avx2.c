@@ -125,6 +125,7 @@ const trc_kernel_ops trc_kernels_avx2 = {
     .exp = exp_n_avx2,
     .layernorm_forward = layernorm_forward_avx2,
     .layernorm_backward = layernorm_backward_avx2,
+    .layernorm_backward_set = layernorm_backward_set_avx2,
     .silu_forward = silu_forward_avx2,
     .silu_backward = silu_backward_avx2,
     .dsilu_inplace = dsilu_inplace_avx2,

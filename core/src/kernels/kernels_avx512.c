@@ -271,6 +271,7 @@ const trc_kernel_ops trc_kernels_avx512 = {
     .exp = exp_n_avx512,
     .layernorm_forward = layernorm_forward_avx512,
     .layernorm_backward = layernorm_backward_avx512,
+    .layernorm_backward_set = layernorm_backward_set_avx512,
     .silu_forward = silu_forward_avx512,
     .silu_backward = silu_backward_avx512,
     .dsilu_inplace = dsilu_inplace_avx512,

@@ -65,6 +65,7 @@ const trc_kernel_ops trc_kernels_generic = {
     .exp = exp_n_generic,
     .layernorm_forward = layernorm_forward_generic,
     .layernorm_backward = layernorm_backward_generic,
+    .layernorm_backward_set = layernorm_backward_set_generic,
     .silu_forward = silu_forward_generic,
     .silu_backward = silu_backward_generic,
     .dsilu_inplace = dsilu_inplace_generic,

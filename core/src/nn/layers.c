@@ -139,6 +139,12 @@ void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, co
     trc_kernels()->layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, B, C);
 }
 
+void trc_layernorm_backward_set(float *dx, float *dx2, float *dw, float *db, const float *dy,
+                                const float *x, const float *w, const float *mean,
+                                const float *rstd, size_t B, int C) {
+    trc_kernels()->layernorm_backward_set(dx, dx2, dw, db, dy, x, w, mean, rstd, B, C);
+}
+
 void trc_silu_forward(float *y, float *sig, const float *x, size_t n) {
     trc_kernels()->silu_forward(y, sig, x, n);
 }

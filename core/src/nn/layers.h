@@ -48,6 +48,11 @@ void trc_layernorm_forward(float *y, float *mean, float *rstd, const float *x, c
 /* dy, x: [B, C], mean, rstd: [B] -> dx: [B, C] (+=), dw, db: [C] (+=); any output may be NULL */
 void trc_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                             const float *w, const float *mean, const float *rstd, size_t B, int C);
+/* The same writing dx: [B, C] (and dx2, if not NULL) instead of adding into it: the values of
+ * a memset, trc_layernorm_backward and a copy, in one pass */
+void trc_layernorm_backward_set(float *dx, float *dx2, float *dw, float *db, const float *dy,
+                                const float *x, const float *w, const float *mean,
+                                const float *rstd, size_t B, int C);
 
 /* x: [n] -> y: [n] = x * sigmoid(x); sig: [n] receives sigmoid(x) if not NULL. y may alias x. */
 void trc_silu_forward(float *y, float *sig, const float *x, size_t n);

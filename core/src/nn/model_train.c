@@ -501,18 +501,16 @@ static void block_backward(single_trainer *tr, int i, size_t app, size_t r0, siz
     float *dz = tr->dz + r0 * d;
     const ln_grad *n1 = &tr->ln_n1[i], *n2 = &tr->ln_n2[i];
 
-    memset(dF, 0, nd * sizeof *dF); /* grad of r2 = z1 + ffn3(..) */
-    trc_layernorm_backward(dF, lng + n2->lw, lng + n2->lb, dz, a->r2 + row * d, P + o->norm2.w,
-                           a->m2 + row, a->rs2 + row, nb, L->d);
-    memcpy(gz1, dF, nd * sizeof *gz1); /* residual: grad of z1 */
+    /* dF: grad of r2 = z1 + ffn3(..); gz1 the same (residual: grad of z1) */
+    trc_layernorm_backward_set(dF, gz1, lng + n2->lw, lng + n2->lb, dz, a->r2 + row * d,
+                               P + o->norm2.w, a->m2 + row, a->rs2 + row, nb, L->d);
     /* dH = (dF W3) silu'(H), the silu's backward in the product's epilogue */
     trc_linear_backward_input_dsilu(dH, dF, P + o->ffn3.w, a->H + row * h, a->sig + row * h, nb,
                                     L->h, L->d);
     trc_linear_backward_input(gz1, dH, P + o->ffn0.w, nb, L->d, L->h);
-    memset(da, 0, nd * sizeof *da); /* grad of r1 = zin + out_proj(..) */
-    trc_layernorm_backward(da, lng + n1->lw, lng + n1->lb, gz1, a->r1 + row * d, P + o->norm1.w,
-                           a->m1 + row, a->rs1 + row, nb, L->d);
-    memcpy(dz, da, nd * sizeof *dz);                      /* residual: grad of zin */
+    /* da: grad of r1 = zin + out_proj(..); dz the same (residual: grad of zin) */
+    trc_layernorm_backward_set(da, dz, lng + n1->lw, lng + n1->lb, gz1, a->r1 + row * d,
+                               P + o->norm1.w, a->m1 + row, a->rs1 + row, nb, L->d);
     trc_linear_backward_input(dz, da, F, nb, L->d, L->d); /* attention, fused */
     trc_residual_backward(tr->dz0 + r0 * d, dz, nd);      /* zin = z + z0 */
 }

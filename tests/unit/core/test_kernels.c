@@ -234,6 +234,52 @@ static void test_linear_pack(void **state) {
     }
 }
 
+/* trc_layernorm_backward_set (dx and dx2 written) gives the bits of a memset, the
+ * accumulating trc_layernorm_backward and a copy, parameter gradients included. */
+static void test_layernorm_backward_set(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 41);
+    const int Bs[] = {1, 7}, Cs[] = {16, 69, 128};
+    for (size_t bi = 0; bi < 2; bi++)
+        for (size_t ci = 0; ci < 3; ci++) {
+            int B = Bs[bi], C = Cs[ci];
+            size_t n = (size_t)B * C;
+            float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy);
+            float *y = malloc(n * sizeof *y), *w = malloc((size_t)C * sizeof *w);
+            float *b = malloc((size_t)C * sizeof *b), *mean = malloc((size_t)B * sizeof *mean);
+            float *rstd = malloc((size_t)B * sizeof *rstd), *dx = malloc(n * sizeof *dx);
+            float *dx1 = malloc(n * sizeof *dx1), *dx2 = malloc(n * sizeof *dx2);
+            float *g = calloc(4 * (size_t)C, sizeof *g);
+            assert_true(x && dy && y && w && b && mean && rstd && dx && dx1 && dx2 && g);
+            fill(&rng, x, n);
+            fill(&rng, dy, n);
+            fill(&rng, w, (size_t)C);
+            fill(&rng, b, (size_t)C);
+            trc_layernorm_forward(y, mean, rstd, x, w, b, (size_t)B, C);
+            memset(dx, 0, n * sizeof *dx);
+            trc_layernorm_backward(dx, g, g + C, dy, x, w, mean, rstd, (size_t)B, C);
+            fill(&rng, dx1, n); /* overwritten, whatever they held */
+            fill(&rng, dx2, n);
+            trc_layernorm_backward_set(dx1, dx2, g + 2 * C, g + 3 * C, dy, x, w, mean, rstd,
+                                       (size_t)B, C);
+            assert_memory_equal(dx, dx1, n * sizeof *dx);
+            assert_memory_equal(dx, dx2, n * sizeof *dx);
+            assert_memory_equal(g, g + 2 * C, 2 * (size_t)C * sizeof *g);
+            free(x);
+            free(dy);
+            free(y);
+            free(w);
+            free(b);
+            free(mean);
+            free(rstd);
+            free(dx);
+            free(dx1);
+            free(dx2);
+            free(g);
+        }
+}
+
 /* act = DSILU (SiLU's backward in the epilogue) gives the bits of the same product followed by
  * the path's silu_backward into zeros, in every layout, around the tile and panel edges and
  * with K in chunks. */
@@ -619,9 +665,13 @@ int main(int argc, char **argv) {
     }
     self_path = argv[0];
     const struct CMUnitTest paths[] = {
-        cmocka_unit_test(test_gemm_layouts),     cmocka_unit_test(test_gemm_layer_norm),
-        cmocka_unit_test(test_gemm_dsilu),       cmocka_unit_test(test_linear_pack),
-        cmocka_unit_test(test_gemm_guard_pages), cmocka_unit_test(test_exp_and_silu_error),
+        cmocka_unit_test(test_gemm_layouts),
+        cmocka_unit_test(test_gemm_layer_norm),
+        cmocka_unit_test(test_gemm_dsilu),
+        cmocka_unit_test(test_linear_pack),
+        cmocka_unit_test(test_layernorm_backward_set),
+        cmocka_unit_test(test_gemm_guard_pages),
+        cmocka_unit_test(test_exp_and_silu_error),
         cmocka_unit_test(test_dlinear),
     };
     const struct CMUnitTest once[] = {cmocka_unit_test(test_isa_choice),
