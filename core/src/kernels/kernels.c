@@ -167,14 +167,22 @@ void trc_gemm(const trc_gemm_args *g) {
         int npb = (nb + TRC_PANEL - 1) / TRC_PANEL;
         for (int k0 = 0; k0 < g->K; k0 += KC) {
             int kc = g->K - k0 < KC ? g->K - k0 : KC;
+            /* full panels 16 k at a time by the path's 16x16 transpose if it has one (per
+             * element this copy took as long as the products of 64 rows), the rest one by one */
             for (int n = 0; n < npb * TRC_PANEL; n++) {
                 float *dst = buf + (size_t)(n / TRC_PANEL) * kc * TRC_PANEL + n % TRC_PANEL;
+                int pfull = ops->pack16 && n / TRC_PANEL * TRC_PANEL + TRC_PANEL <= nb;
+                int k = pfull ? kc / TRC_PANEL * TRC_PANEL : 0;
+                if (pfull && n % TRC_PANEL == 0)
+                    for (int kk = 0; kk < k; kk += TRC_PANEL)
+                        ops->pack16(dst + (size_t)kk * TRC_PANEL,
+                                    g->B + (size_t)(n0 + n) * g->ldb + k0 + kk, g->ldb);
                 if (n < nb) {
                     const float *src = g->B + (size_t)(n0 + n) * g->ldb + k0;
-                    for (int k = 0; k < kc; k++)
+                    for (; k < kc; k++)
                         dst[(size_t)k * TRC_PANEL] = src[k];
                 } else
-                    for (int k = 0; k < kc; k++)
+                    for (; k < kc; k++)
                         dst[(size_t)k * TRC_PANEL] = 0.0f;
             }
             trc_tile_args t = base;
