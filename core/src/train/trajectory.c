@@ -21,18 +21,19 @@
 
 enum { T_IMITATION, T_TERMINAL, T_STATE, T_CONTROL };
 
-/* Scratch of one rows call: the rollout, its Jacobians, the physical controls and their
- * gradient. */
+/* Scratch of one rows call: the rollout, its Jacobians, the physical controls, d u / d y and
+ * the gradient with respect to u. */
 typedef struct {
-    float *traj, *u, *gu;
+    float *traj, *u, *dudy, *gu;
     double *A, *Bm;
 } rollout_scratch;
 
 static int scratch_alloc(rollout_scratch *w, size_t T, size_t s, size_t m) {
     w->traj = malloc((T + 1) * s * sizeof *w->traj);
-    w->u = malloc(2 * T * m * sizeof *w->u);
+    w->u = malloc(3 * T * m * sizeof *w->u);
     w->A = malloc(T * (s * s + s * m) * sizeof *w->A);
-    w->gu = w->u ? w->u + T * m : NULL;
+    w->dudy = w->u ? w->u + T * m : NULL;
+    w->gu = w->u ? w->u + 2 * T * m : NULL;
     w->Bm = w->A ? w->A + T * s * s : NULL;
     return w->traj && w->u && w->A;
 }
@@ -41,17 +42,19 @@ static void scratch_free(rollout_scratch *w) {
     free(w->traj), free(w->u), free(w->A);
 }
 
-/* The physical controls u [n] of a row's iterate y [n]: y itself, or clamp(u_mean + u_std y,
- * -b, b) for a normalised model. */
-static void to_physical(const trc_objective_units *un, size_t n, size_t m, const float *y,
-                        float *u) {
+/* The physical controls u [n] of a row's iterate y [n] and d u / d y: y itself (1), or
+ * clamp(u_mean + u_std y, -b, b) for a normalised model (u_std inside the bound, 0 clamped). */
+static void to_physical(const trc_objective_units *un, size_t n, size_t m, const float *y, float *u,
+                        float *dudy) {
     for (size_t j = 0; j < n; j++) {
         if (!un) {
-            u[j] = y[j];
+            u[j] = y[j], dudy[j] = 1.0f;
             continue;
         }
         float v = un->u_mean[j % m] + un->u_std[j % m] * y[j];
-        u[j] = v > un->bound ? un->bound : (v < -un->bound ? -un->bound : v);
+        int clamped = v > un->bound || v < -un->bound;
+        u[j] = clamped ? (v > 0 ? un->bound : -un->bound) : v;
+        dudy[j] = clamped ? 0.0f : un->u_std[j % m];
     }
 }
 
@@ -119,18 +122,12 @@ static double rollout_rows(const trc_objective_batch *b, const float *iterates, 
         trc_tl_sim simL = sim;
         ctxL.T = simL.T = L;
         simL.ctx = &ctxL;
-        to_physical(un, n, m, y, w.u);
+        to_physical(un, n, m, y, w.u, w.dudy);
         memset(w.gu, 0, n * sizeof *w.gu);
         double c =
             trc_process_sample_cost(&simL, &po, x0, tg, w.u, w.traj, w.A, w.Bm, w.gu, invB) * invB;
-        for (size_t j = 0; j < n; j++) { /* d u / d y: u_std inside the bound, 0 clamped */
-            float d = 1.0f;
-            if (un) {
-                float v = un->u_mean[j % m] + un->u_std[j % m] * y[j];
-                d = v > un->bound || v < -un->bound ? 0.0f : un->u_std[j % m];
-            }
-            g[j] += w.gu[j] * d;
-        }
+        for (size_t j = 0; j < n; j++)
+            g[j] += w.gu[j] * w.dudy[j];
         double eT = 0.0, usq = 0.0;
         for (size_t j = 0; j < s; j++) {
             double e = (double)w.traj[(size_t)L * s + j] - tg[j];
