@@ -60,12 +60,17 @@ typedef struct tl_packed {
     const float *fc_in[TRC_TL_MAX_LAYERS], *fc_out[TRC_TL_MAX_LAYERS];
     const float *ctrl;
     const double *enc0, *enc3, *gen0, *gen3, *dec0, *dec3;
+    /* train: the trainer's weights packed once per step -- the attention unfused (val: the
+     * value rows of in_proj, out: out_proj; attn unused), the FFN and the control embedding;
+     * the MLPs as stored (their doubles NULL) */
+    int train;
+    const float *val[TRC_TL_MAX_LAYERS], *out[TRC_TL_MAX_LAYERS];
 } tl_packed;
 
 /* The forward pass for rows [0, B) of a (B <= a->B). sim is used when L->feedback. With pk
- * (inference only: a->nstore == 0), the blocks and the control embedding run on the packed
- * weights, residual adds and SiLU in the products' epilogues, and `fused` is not used. Returns
- * TRC_ENUMERIC if an iterate is not finite. */
+ * (inference: a->nstore == 0; or pk->train), the blocks and the control embedding run on the
+ * packed weights, residual adds and SiLU in the products' epilogues, and `fused` is not used.
+ * Returns TRC_ENUMERIC if an iterate is not finite. */
 int tl_forward(const tl_layout *L, const float *P, const float *fused, const tl_packed *pk,
                const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target,
                const float *time_left);

@@ -150,6 +150,30 @@ static void block_forward_packed(const tl_layout *L, const float *P, const tl_pa
     norm_forward(P, o->norm2, a->zout, a->m2, a->rs2, a->r2, B, d);
 }
 
+/* block_forward's unfused products over the trainer's weights packed once per step
+ * (tl_packed.train), keeping what backward needs (A, G, sig): the same sums in the same order,
+ * the residual adds (commuted) and SiLU in the epilogues, so the same bits; the outputs are
+ * training's activations, not in cache (linear_packed.h: _cold). */
+static void block_forward_train(const tl_layout *L, const float *P, const tl_packed *pk, int i,
+                                const tl_app *a, size_t B) {
+    const tl_block_off *o = &L->blk[i];
+    int d = L->d, I = L->ffn;
+    trc_linear_packed_forward_cold(a->A, a->zin, pk->val[i], P + o->in_b + 2 * (size_t)d, NULL, B,
+                                   d, d);
+    trc_linear_packed_forward_cold(a->r1, a->A, pk->out[i], P + o->out.b, a->zin, B, d, d);
+    norm_forward(P, o->norm1, a->z1, a->m1, a->rs1, a->r1, B, d);
+    if (L->kind == TRC_TL_LN_SILU)
+        trc_linear_packed_silu_forward(a->S, a->G, a->sig, a->z1, pk->fc_in[i], P + o->fc_in.b, B,
+                                       d, I);
+    else {
+        trc_linear_packed_forward_cold(a->G, a->z1, pk->fc_in[i], P + o->fc_in.b, NULL, B, d,
+                                       L->fc_in_out);
+        trc_swiglu_forward(a->S, a->sig, a->G, B, I);
+    }
+    trc_linear_packed_forward_cold(a->r2, a->S, pk->fc_out[i], P + o->fc_out.b, a->z1, B, I, d);
+    norm_forward(P, o->norm2, a->zout, a->m2, a->rs2, a->r2, B, d);
+}
+
 /* a->zin: [B, d] -> a->zout: [B, d], shared block i (model-v2.md section 3). */
 static void block_forward(const tl_layout *L, const float *P, const float *fused,
                           const tl_packed *pk, int i, const tl_app *a, size_t B) {
@@ -157,7 +181,10 @@ static void block_forward(const tl_layout *L, const float *P, const float *fused
     int d = L->d, I = L->ffn;
     size_t nd = B * (size_t)d;
     if (pk) {
-        block_forward_packed(L, P, pk, i, a, B);
+        if (pk->train)
+            block_forward_train(L, P, pk, i, a, B);
+        else
+            block_forward_packed(L, P, pk, i, a, B);
         return;
     }
     if (fused) { /* (W_o V) z + (W_o v + c_o) */

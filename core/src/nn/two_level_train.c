@@ -14,6 +14,7 @@
 
 #include "layers.h"
 #include "layout.h"
+#include "linear_packed.h"
 #include "nn_layers.h"
 #include "trc/error.h"
 #include "trc/two_level.h"
@@ -32,7 +33,47 @@ struct trc_tl_trainer {
     float *du, *duk, *dv, *dout, *dcat, *gh1, *gh2, *dH;
     float *dz, *dzH, *dzL, *dinj, *dz0, *dt1, *dt2, *dA, *dS, *dG, *de;
     double *jac;
+    /* the forward's block and control-embedding weights, packed at every forward (tl_packed
+     * .train): each is then applied to B rows per application without being re-read
+     * transposed (trc_linear_forward repacked B^T on every call) */
+    tl_packed pk;
+    float *wpack;
 };
+
+/* Floats of the trainer's packed weights; with base, also sets tr->pk's pointers into it. */
+static size_t pack_layout(struct trc_tl_trainer *tr, float *base) {
+    const tl_layout *L = &tr->L;
+    int d = L->d, I = L->ffn, fo = L->fc_in_out;
+    size_t total = 0;
+    for (int i = 0; i < L->layers; i++) {
+        const float **s4[4] = {&tr->pk.val[i], &tr->pk.out[i], &tr->pk.fc_in[i], &tr->pk.fc_out[i]};
+        int sh[4][2] = {{d, d}, {d, d}, {d, fo}, {I, d}};
+        for (int k = 0; k < 4; k++) {
+            if (base)
+                *s4[k] = base + total;
+            total += trc_linear_packed_size(sh[k][0], sh[k][1]);
+        }
+    }
+    if (base)
+        tr->pk.ctrl = base + total;
+    total += trc_linear_packed_size(L->U, d);
+    return total;
+}
+
+/* Packs the current parameters into tr->wpack (the layout of pack_layout). */
+static void pack_weights(struct trc_tl_trainer *tr) {
+    const tl_layout *L = &tr->L;
+    const float *P = tr->model->params;
+    int d = L->d, I = L->ffn, fo = L->fc_in_out;
+    for (int i = 0; i < L->layers; i++) {
+        const tl_block_off *o = &L->blk[i];
+        trc_linear_pack((float *)tr->pk.val[i], P + o->in_w + 2 * (size_t)d * d, d, d);
+        trc_linear_pack((float *)tr->pk.out[i], P + o->out.w, d, d);
+        trc_linear_pack((float *)tr->pk.fc_in[i], P + o->fc_in.w, d, fo);
+        trc_linear_pack((float *)tr->pk.fc_out[i], P + o->fc_out.w, I, d);
+    }
+    trc_linear_pack((float *)tr->pk.ctrl, P + L->ctrl_emb.w, L->U, d);
+}
 
 int trc_tl_trainer_create(const trc_tl_model *model, size_t max_batch, trc_tl_trainer **out) {
     if (!out)
@@ -78,8 +119,12 @@ int trc_tl_trainer_create(const trc_tl_model *model, size_t max_batch, trc_tl_tr
     tr->x0c = malloc(B * s * sizeof(float));
     tr->tgc = malloc(B * s * sizeof(float));
     tr->jac = malloc((size_t)L->T * (s * s + s * (size_t)L->m) * sizeof(double));
+    tr->wpack = trc_linear_packed_alloc(pack_layout(tr, NULL));
+    if (tr->wpack)
+        pack_layout(tr, tr->wpack);
+    tr->pk.train = 1;
     int ok = tr->grads && tr->dcat && tr->gh1 && tr->gh2 && tr->dH && tr->dS && tr->dG && tr->de &&
-             tr->x0c && tr->tgc && tr->jac;
+             tr->x0c && tr->tgc && tr->jac && tr->wpack;
     for (size_t i = 0; i < 4; i++)
         ok = ok && *bu[i];
     for (size_t i = 0; i < 8; i++)
@@ -96,9 +141,9 @@ void trc_tl_trainer_free(trc_tl_trainer *tr) {
     if (!tr)
         return;
     tl_acts_free(&tr->a);
-    float *bufs[] = {tr->grads, tr->du, tr->duk, tr->dv,  tr->dout, tr->dcat, tr->gh1, tr->gh2,
-                     tr->dH,    tr->dz, tr->dzH, tr->dzL, tr->dinj, tr->dz0,  tr->dt1, tr->dt2,
-                     tr->dA,    tr->dS, tr->dG,  tr->de,  tr->x0c,  tr->tgc};
+    float *bufs[] = {tr->grads, tr->du, tr->duk, tr->dv,  tr->dout, tr->dcat, tr->gh1,  tr->gh2,
+                     tr->dH,    tr->dz, tr->dzH, tr->dzL, tr->dinj, tr->dz0,  tr->dt1,  tr->dt2,
+                     tr->dA,    tr->dS, tr->dG,  tr->de,  tr->x0c,  tr->tgc,  tr->wpack};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(tr->jac);
@@ -141,7 +186,8 @@ int trc_tl_trainer_forward(trc_tl_trainer *tr, size_t B, const float *x0, const 
     memcpy(tr->x0c, x0, B * s * sizeof(float));
     memcpy(tr->tgc, target, B * s * sizeof(float));
     /* the arrays of tr->a are laid out for max_batch rows; a batch uses their first B rows */
-    int rc = tl_forward(L, tr->model->params, NULL, NULL, tr->sim, &tr->a, B, tr->x0c, tr->tgc,
+    pack_weights(tr);
+    int rc = tl_forward(L, tr->model->params, NULL, &tr->pk, tr->sim, &tr->a, B, tr->x0c, tr->tgc,
                         time_left);
     if (rc)
         return rc;
