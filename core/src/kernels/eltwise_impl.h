@@ -345,3 +345,60 @@ static KFN void SFX(dlinear_forward)(float *y, const float *x, const double *Wd,
         (y + r0 * (size_t)out, x + r0 * (size_t)in, Wd, b, R, np - p0 < 2 ? 1 : 2, p0, in, out);
     }
 }
+
+/* C[M, N] = (beta ? C : 0) + A B in double: A(m, k) = A[m rsa + k csa], B row-major (ldb),
+ * every sum in k order, one fused multiply-add per term (fma: the same bits on every path).
+ * Tiles of 4 rows x 2 panels of 8 (8 independent chains), the columns past the last full panel
+ * one by one. The two-level networks' double-precision stacks (linear_precise.c): OpenBLAS's
+ * dgemm ran its generic kernels on this CPU and took half of a two-level training step. */
+static KFN void SFX(dgemm)(double *C, size_t ldc, const double *A, size_t rsa, size_t csa,
+                           const double *B, size_t ldb, int M, int N, int K, int beta) {
+    int nf = N / TRC_DPANEL * TRC_DPANEL;
+    for (int m0 = 0; m0 < M; m0 += 4) {
+        int R = M - m0 < 4 ? M - m0 : 4;
+        const double *Am = A + (size_t)m0 * rsa;
+        for (int n0 = 0; n0 < nf; n0 += 2 * TRC_DPANEL) {
+            int P = nf - n0 >= 2 * TRC_DPANEL ? 2 : 1;
+            vd acc[4][2];
+            for (int r = 0; r < R; r++)
+                for (int q = 0; q < P; q++) {
+                    vd z = {0};
+                    if (beta)
+                        z = *(const vdu *)(const void *)(C + (size_t)(m0 + r) * ldc + n0 +
+                                                         q * TRC_DPANEL);
+                    acc[r][q] = z;
+                }
+            if (R == 4 && P == 2)
+                for (int k = 0; k < K; k++) {
+                    const double *bk = B + (size_t)k * ldb + n0;
+                    vd b0 = *(const vdu *)(const void *)bk;
+                    vd b1 = *(const vdu *)(const void *)(bk + TRC_DPANEL);
+#pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++) {
+                        double a = Am[(size_t)r * rsa + (size_t)k * csa];
+                        vd_fma(&acc[r][0], a, &b0);
+                        vd_fma(&acc[r][1], a, &b1);
+                    }
+                }
+            else
+                for (int k = 0; k < K; k++)
+                    for (int q = 0; q < P; q++) {
+                        vd b =
+                            *(const vdu *)(const void *)(B + (size_t)k * ldb + n0 + q * TRC_DPANEL);
+                        for (int r = 0; r < R; r++)
+                            vd_fma(&acc[r][q], Am[(size_t)r * rsa + (size_t)k * csa], &b);
+                    }
+            for (int r = 0; r < R; r++)
+                for (int q = 0; q < P; q++)
+                    *(vdu *)(void *)(C + (size_t)(m0 + r) * ldc + n0 + q * TRC_DPANEL) = acc[r][q];
+        }
+        for (int r = 0; r < R; r++)
+            for (int n = nf; n < N; n++) {
+                double s = beta ? C[(size_t)(m0 + r) * ldc + n] : 0.0;
+                for (int k = 0; k < K; k++)
+                    s = __builtin_fma(Am[(size_t)r * rsa + (size_t)k * csa], B[(size_t)k * ldb + n],
+                                      s);
+                C[(size_t)(m0 + r) * ldc + n] = s;
+            }
+    }
+}

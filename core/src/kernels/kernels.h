@@ -104,6 +104,10 @@ typedef struct trc_kernel_ops {
     /* y = x Wd^T + b summed in double (eltwise_impl.h; Wd as trc_linear_dpack packs it) */
     void (*dlinear_forward)(float *y, const float *x, const double *Wd, const float *b, size_t B,
                             int in, int out);
+    /* C[M, N] = (beta ? C : 0) + A B in double (eltwise_impl.h; A(m, k) = A[m rsa + k csa],
+     * B row-major) */
+    void (*dgemm)(double *C, size_t ldc, const double *A, size_t rsa, size_t csa, const double *B,
+                  size_t ldb, int M, int N, int K, int beta);
     /* Optional (NULL: plain C in linear_packed.c): 16 panel rows i0..i0+15 of a full panel from
      * W's 16 rows w (row stride in): dst[16 i + j] = w[j in + i] -- a 16x16 transpose */
     void (*pack16)(float *dst, const float *w, size_t in);

@@ -132,5 +132,6 @@ const trc_kernel_ops trc_kernels_avx2 = {
     .residual_forward = residual_forward_avx2,
     .residual_backward = residual_backward_avx2,
     .dlinear_forward = dlinear_forward_avx2,
+    .dgemm = dgemm_avx2,
 };
 #endif

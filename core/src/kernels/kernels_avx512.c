@@ -278,6 +278,7 @@ const trc_kernel_ops trc_kernels_avx512 = {
     .residual_forward = residual_forward_avx512,
     .residual_backward = residual_backward_avx512,
     .dlinear_forward = dlinear_forward_avx512,
+    .dgemm = dgemm_avx512,
     .row_bf16 = row_bf16,
     .pack16 = pack16,
 };

@@ -72,4 +72,5 @@ const trc_kernel_ops trc_kernels_generic = {
     .residual_forward = residual_forward_generic,
     .residual_backward = residual_backward_generic,
     .dlinear_forward = dlinear_forward_generic,
+    .dgemm = dgemm_generic,
 };

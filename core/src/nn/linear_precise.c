@@ -1,8 +1,8 @@
 /* Linear layers summed in double (see nn_layers.h for why). From 8 rows the operands are
- * widened to double and multiplied by dgemm (the widening costs one pass over the weights,
- * which fewer rows would not amortize); below, plain loops. Either way each output is one
- * double sum rounded once to float. */
-#include <cblas.h>
+ * widened to double and multiplied by the kernels' dgemm (the widening costs one pass over the
+ * weights, which fewer rows would not amortize; OpenBLAS's dgemm ran its generic kernels on
+ * this project's CPU: half of a two-level training step); below, plain loops. Either way each
+ * output is one double sum rounded once to float. */
 #include <stdlib.h>
 
 #include "kernels/kernels.h"
@@ -40,14 +40,16 @@ void trc_linear_precise_forward(float *y, const float *x, const float *W, const 
     size_t nx = B * (size_t)in, nw = (size_t)out * in, ny = B * (size_t)out;
     double *buf = B >= DGEMM_MIN ? malloc((nx + nw + ny) * sizeof *buf) : NULL;
     if (buf) {
-        double *xd = buf, *wd = buf + nx, *yd = wd + nw;
+        double *xd = buf, *wt = buf + nx, *yd = wt + nw;
         widen(xd, x, nx);
-        widen(wd, W, nw);
+        for (int o = 0; o < out; o++) /* W^T, row-major [in, out] */
+            for (int i = 0; i < in; i++)
+                wt[(size_t)i * out + o] = W[(size_t)o * in + i];
         for (size_t r = 0; r < B; r++)
             for (int o = 0; o < out; o++)
                 yd[r * (size_t)out + o] = b ? b[o] : 0.0;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, out, in, 1.0, xd, in, wd, in,
-                    1.0, yd, out);
+        trc_kernels()->dgemm(yd, (size_t)out, xd, (size_t)in, 1, wt, (size_t)out, (int)B, out, in,
+                             1);
         for (size_t i = 0; i < ny; i++)
             y[i] = (float)yd[i];
         free(buf);
@@ -80,14 +82,13 @@ void trc_linear_precise_backward(float *dx, float *dW, float *db, const float *d
         widen(wd, W, nw);
         widen(gd, dy, ng);
         /* dW = dY^T X, dx = dY W */
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)B, 1.0, gd, out, xd, in,
-                    0.0, dwd, in);
+        const trc_kernel_ops *k = trc_kernels();
+        k->dgemm(dwd, (size_t)in, gd, 1, (size_t)out, xd, (size_t)in, out, in, (int)B, 0);
         for (size_t i = 0; i < nw; i++)
             dW[i] += (float)dwd[i];
         if (dx) {
             widen(dxd, dx, nx);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, in, out, 1.0, gd, out,
-                        wd, in, 1.0, dxd, in);
+            k->dgemm(dxd, (size_t)in, gd, (size_t)out, 1, wd, (size_t)in, (int)B, in, out, 1);
             for (size_t i = 0; i < nx; i++)
                 dx[i] = (float)dxd[i];
         }
