@@ -280,6 +280,48 @@ static void test_layernorm_backward_set(void **state) {
         }
 }
 
+/* The path's dgemm against a plain double loop (fma in k order, as documented: the same bits),
+ * A by rows and by columns, accumulating or not, around the tile and panel edges. */
+static void test_dgemm(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 57);
+    const int shapes[][3] = {{1, 5, 3}, {4, 16, 7}, {6, 21, 64}, {9, 40, 33}, {64, 128, 17}};
+    const trc_kernel_ops *k = trc_kernels();
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        double *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
+        double *C = malloc((size_t)M * N * sizeof *C), *C0 = malloc((size_t)M * N * sizeof *C0);
+        assert_true(A && B && C && C0);
+        for (size_t i = 0; i < (size_t)M * K; i++)
+            A[i] = trc_rng_range(&rng, -1.0, 1.0);
+        for (size_t i = 0; i < (size_t)K * N; i++)
+            B[i] = trc_rng_range(&rng, -1.0, 1.0);
+        for (size_t i = 0; i < (size_t)M * N; i++)
+            C0[i] = trc_rng_range(&rng, -1.0, 1.0);
+        for (int cols = 0; cols < 2; cols++) /* A [M, K] by rows, or [K, M] read by columns */
+            for (int beta = 0; beta < 2; beta++) {
+                size_t rsa = cols ? 1 : (size_t)K, csa = cols ? (size_t)M : 1;
+                memcpy(C, C0, (size_t)M * N * sizeof *C);
+                k->dgemm(C, (size_t)N, A, rsa, csa, B, (size_t)N, M, N, K, beta);
+                for (int m = 0; m < M; m++)
+                    for (int n = 0; n < N; n++) {
+                        double want = beta ? C0[(size_t)m * N + n] : 0.0;
+                        for (int kk = 0; kk < K; kk++)
+                            want = fma(A[m * rsa + kk * csa], B[(size_t)kk * N + n], want);
+                        if (C[(size_t)m * N + n] != want)
+                            fail_msg("dgemm M=%d N=%d K=%d cols=%d beta=%d [%d,%d]: %.17g, want "
+                                     "%.17g",
+                                     M, N, K, cols, beta, m, n, C[(size_t)m * N + n], want);
+                    }
+            }
+        free(A);
+        free(B);
+        free(C);
+        free(C0);
+    }
+}
+
 /* act = DSILU (SiLU's backward in the epilogue) gives the bits of the same product followed by
  * the path's silu_backward into zeros, in every layout, around the tile and panel edges and
  * with K in chunks. */
@@ -670,6 +712,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_dsilu),
         cmocka_unit_test(test_linear_pack),
         cmocka_unit_test(test_layernorm_backward_set),
+        cmocka_unit_test(test_dgemm),
         cmocka_unit_test(test_gemm_guard_pages),
         cmocka_unit_test(test_exp_and_silu_error),
         cmocka_unit_test(test_dlinear),
