@@ -348,9 +348,10 @@ static KFN void SFX(dlinear_forward)(float *y, const float *x, const double *Wd,
 
 /* C[M, N] = (beta ? C : 0) + A B in double: A(m, k) = A[m rsa + k csa], B row-major (ldb),
  * every sum in k order, one fused multiply-add per term (fma: the same bits on every path).
- * Tiles of 4 rows x 2 panels of 8 (8 independent chains), the columns past the last full panel
- * one by one. The two-level networks' double-precision stacks (linear_precise.c): OpenBLAS's
- * dgemm ran its generic kernels on this CPU and took half of a two-level training step. */
+ * Tiles of 4 rows x 2 panels of 8 (8 independent chains); the columns past the last full panel
+ * as one zero-padded panel (one by one, their serial chains took a third of the time). The
+ * two-level networks' double-precision stacks (linear_precise.c): OpenBLAS's dgemm ran its generic
+ * kernels on this CPU and took half of a two-level training step. */
 static KFN void SFX(dgemm)(double *C, size_t ldc, const double *A, size_t rsa, size_t csa,
                            const double *B, size_t ldb, int M, int N, int K, int beta) {
     int nf = N / TRC_DPANEL * TRC_DPANEL;
@@ -392,13 +393,30 @@ static KFN void SFX(dgemm)(double *C, size_t ldc, const double *A, size_t rsa, s
                 for (int q = 0; q < P; q++)
                     *(vdu *)(void *)(C + (size_t)(m0 + r) * ldc + n0 + q * TRC_DPANEL) = acc[r][q];
         }
-        for (int r = 0; r < R; r++)
-            for (int n = nf; n < N; n++) {
-                double s = beta ? C[(size_t)(m0 + r) * ldc + n] : 0.0;
-                for (int k = 0; k < K; k++)
-                    s = __builtin_fma(Am[(size_t)r * rsa + (size_t)k * csa], B[(size_t)k * ldb + n],
-                                      s);
-                C[(size_t)(m0 + r) * ldc + n] = s;
+        if (nf < N) { /* the last N - nf columns: B's rows copied into a zero-padded panel */
+            int nt = N - nf;
+            double tb[64 * TRC_DPANEL];
+            vd acc[4];
+            for (int r = 0; r < R; r++) {
+                vd z = {0};
+                for (int j = 0; j < nt && beta; j++)
+                    z[j] = C[(size_t)(m0 + r) * ldc + nf + j];
+                acc[r] = z;
             }
+            for (int k0 = 0; k0 < K; k0 += 64) {
+                int kc = K - k0 < 64 ? K - k0 : 64;
+                for (int k = 0; k < kc; k++)
+                    for (int j = 0; j < TRC_DPANEL; j++)
+                        tb[k * TRC_DPANEL + j] = j < nt ? B[(size_t)(k0 + k) * ldb + nf + j] : 0.0;
+                for (int k = 0; k < kc; k++) {
+                    vd b = *(const vdu *)(const void *)(tb + k * TRC_DPANEL);
+                    for (int r = 0; r < R; r++)
+                        vd_fma(&acc[r], Am[(size_t)r * rsa + (size_t)(k0 + k) * csa], &b);
+                }
+            }
+            for (int r = 0; r < R; r++)
+                for (int j = 0; j < nt; j++)
+                    C[(size_t)(m0 + r) * ldc + nf + j] = acc[r][j];
+        }
     }
 }
