@@ -294,8 +294,10 @@ static inline KFN void vd_fma(vd *acc, double x, const vd *w) {
         (*acc)[j] = __builtin_fma(x, (*w)[j], (*acc)[j]);
 }
 
-static inline KFN void SFX(dtile)(float *y, const float *x, const double *Wd, const float *b, int R,
-                                  int P, int p0, int in, int out) {
+/* xd: the R rows of x widened to double (in apart), or NULL: then converted at every use (a
+ * conversion and a register broadcast per row and k: the broadcasts shared the FMA ports) */
+static inline KFN void SFX(dtile)(float *y, const float *x, const double *xd, const double *Wd,
+                                  const float *b, int R, int P, int p0, int in, int out) {
     vd acc[4][2];
     for (int q = 0; q < P; q++) {
         vd init = {0};
@@ -308,7 +310,18 @@ static inline KFN void SFX(dtile)(float *y, const float *x, const double *Wd, co
     }
     const double *w0 = Wd + (size_t)p0 * in * TRC_DPANEL;
     const double *w1 = w0 + (size_t)in * TRC_DPANEL;
-    if (R == 4 && P == 2)
+    if (R == 4 && P == 2 && xd)
+        for (int i = 0; i < in; i++) {
+            vd a = *(const vdu *)(const void *)(w0 + (size_t)i * TRC_DPANEL);
+            vd c = *(const vdu *)(const void *)(w1 + (size_t)i * TRC_DPANEL);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                double xv = xd[(size_t)r * in + i];
+                vd_fma(&acc[r][0], xv, &a);
+                vd_fma(&acc[r][1], xv, &c);
+            }
+        }
+    else if (R == 4 && P == 2)
         for (int i = 0; i < in; i++) {
             vd a = *(const vdu *)(const void *)(w0 + (size_t)i * TRC_DPANEL);
             vd c = *(const vdu *)(const void *)(w1 + (size_t)i * TRC_DPANEL);
@@ -338,11 +351,16 @@ static inline KFN void SFX(dtile)(float *y, const float *x, const double *Wd, co
 static KFN void SFX(dlinear_forward)(float *y, const float *x, const double *Wd, const float *b,
                                      size_t B, int in, int out) {
     int np = (out + TRC_DPANEL - 1) / TRC_DPANEL;
+    enum { XD_MAX = 4 * 512 };
+    double xd[XD_MAX]; /* 4 rows widened once, when they fit */
     for (size_t r0 = 0; r0 < B; r0 += 4) {
-        int R = B - r0 < 4 ? (int)(B - r0) : 4;
+        int R = B - r0 < 4 ? (int)(B - r0) : 4, wide = R == 4 && 4 * (size_t)in <= XD_MAX;
+        const float *xr = x + r0 * (size_t)in;
+        for (size_t i = 0; wide && i < 4 * (size_t)in; i++)
+            xd[i] = xr[i];
         for (int p0 = 0; p0 < np; p0 += 2)
             SFX(dtile)
-        (y + r0 * (size_t)out, x + r0 * (size_t)in, Wd, b, R, np - p0 < 2 ? 1 : 2, p0, in, out);
+        (y + r0 * (size_t)out, xr, wide ? xd : NULL, Wd, b, R, np - p0 < 2 ? 1 : 2, p0, in, out);
     }
 }
 
