@@ -71,6 +71,9 @@ int batcher_infer(batcher *b, const model_snapshot *snap, size_t n, const float 
  * clients go), so a test can hold a request in computation without racing it. NULL: off. */
 void batcher_set_hold(batcher *b, const char *path);
 
+/* Executors waiting for work (tests wait for them before a deterministic sequence). */
+int batcher_idle_executors(batcher *b);
+
 /* Rows being evaluated now, and requests stopped because their client had gone. */
 void batcher_stats(batcher *b, size_t *rows_in_progress, uint64_t *abandoned);
 

@@ -3,6 +3,7 @@
  * batcher (concurrent requests gathered, results identical to direct inference). */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -399,6 +400,77 @@ static void test_batcher_gathers_sending_clients(void **state) {
     registry_free(reg);
 }
 
+/* 16 clients, two idle executors: the queue is shared between them, evaluations of 8 rows at
+ * most, at once, instead of one of 16 on one core while the other waits. The 16 requests are
+ * announced (batcher_arrive) before any is queued, so the first executor's gathering ends
+ * exactly when all 16 are queued, whatever the threads' speed. */
+static void test_batcher_shares_between_executors(void **state) {
+    (void)state;
+    registry *reg;
+    proto_error err;
+    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
+    registry_set_default_dt(reg, 5.0 / 15.0);
+    assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
+    model_snapshot *snap = registry_get(reg, NULL);
+    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
+    metrics *met;
+    assert_int_equal(metrics_create(methods, routes, 1, &met), 0);
+    batcher *b;
+    assert_int_equal(batcher_create(2, 30000000, 64, met, &b), 0); /* gathering ends on rows */
+    fixed_clients = 16;
+    batcher_set_clients(b, clients_fn, NULL);
+    while (batcher_idle_executors(b) < 2)
+        sched_yield();
+    enum { N = 16 };
+    static async_job jobs[N];
+    async_done = 0;
+    for (int i = 0; i < N; i++)
+        batcher_arrive(b);
+    for (int i = 0; i < N; i++) {
+        async_job *j = &jobs[i];
+        j->x0[0] = 0.1f * (float)i - 0.8f;
+        j->x0[1] = -0.25f;
+        j->tg[0] = j->tg[1] = 0;
+        j->job = (batcher_job){.snap = snap,
+                               .n = 1,
+                               .x0 = j->x0,
+                               .target = j->tg,
+                               .time_left = 1.0f,
+                               .u = j->u,
+                               .done = async_finished,
+                               .rc = -1};
+        batcher_submit(b, &j->job);
+    }
+    pthread_mutex_lock(&async_lock);
+    while (async_done < N)
+        pthread_cond_wait(&async_cv, &async_lock);
+    pthread_mutex_unlock(&async_lock);
+    for (int i = 0; i < N; i++) {
+        float ref[15];
+        assert_int_equal(jobs[i].job.rc, 0);
+        assert_int_equal(trc_model_infer(&snap->model, 1, jobs[i].x0, jobs[i].tg, ref, NULL), 0);
+        for (int k = 0; k < 15; k++)
+            assert_true(fabsf(jobs[i].u[k] - ref[k]) <= 1e-5f);
+    }
+    metrics_text out = {0};
+    assert_int_equal(metrics_render(met, NULL, &out), 0);
+    /* the first executor took 8 rows and left 8 to the other (which may share them again with
+     * the first when it comes back before the other has woken): no evaluation of 16 */
+    assert_non_null(strstr(out.buf, "trcd_inference_batch_rows_sum 16\n"));
+    const char *cnt = strstr(out.buf, "trcd_inference_batch_rows_count ");
+    assert_non_null(cnt);
+    long evaluations = strtol(cnt + strlen("trcd_inference_batch_rows_count "), NULL, 10);
+    char le8[64];
+    snprintf(le8, sizeof le8, "trcd_inference_batch_rows_bucket{le=\"8\"} %ld\n", evaluations);
+    assert_true(evaluations >= 2);
+    assert_non_null(strstr(out.buf, le8));
+    free(out.buf);
+    batcher_free(b);
+    snapshot_release(snap);
+    metrics_free(met);
+    registry_free(reg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_dir_and_get, setup, teardown),
@@ -408,6 +480,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_batcher_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batcher_gathers_sending_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batcher_submit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batcher_shares_between_executors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
