@@ -44,10 +44,19 @@ url=http://127.0.0.1:$port
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 
-# one wrk run: prints "rps p50_us p99_us errors"
+# one wrk run: prints "rps p50_us p99_us errors requests"
 run_wrk() { # threads connections seconds
   wrk -t"$1" -c"$2" -d"$3"s -s "$LUA" "$url" |
-    sed -n 's/^RESULT requests=[0-9]* seconds=[0-9.]* rps=\([0-9.]*\) p50_us=\([0-9]*\) p99_us=\([0-9]*\) errors=\([0-9]*\)/\1 \2 \3 \4/p'
+    sed -n 's/^RESULT requests=\([0-9]*\) seconds=[0-9.]* rps=\([0-9.]*\) p50_us=\([0-9]*\) p99_us=\([0-9]*\) errors=\([0-9]*\)/\2 \3 \4 \5 \1/p'
+}
+
+# what the server spends: CPU ticks (utime + stime), context switches of all its threads, and
+# the model evaluations' row count and sum from /metrics ("ticks switches evals rows")
+spend() {
+  t=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  c=$(cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}')
+  b=$(curl -s "$url/metrics" | awk '/^trcd_inference_batch_rows_count/ {n = $2} /^trcd_inference_batch_rows_sum/ {r = $2} END {print n + 0, r + 0}')
+  echo "$t $c $b"
 }
 
 # median of 3 runs of one configuration: sets rps p50 p99 errs
@@ -62,14 +71,20 @@ median3() { # threads connections
 }
 
 rss_start=$(rss_kb)
+load0=$(cut -d' ' -f1 /proc/loadavg)
 run_wrk 1 1 1 >/dev/null # warm-up
 
 median3 1 1
 rps1=$rps p50_1=$p50 p99_1=$p99 err1=$errs
 median3 2 8
 rps8=$rps err8=$errs
+s0=$(spend)
 median3 2 16
 rps16=$rps p99_16=$p99 err16=$errs
+s1=$(spend)
+reqs16=$(printf '%s' "$runs" | awk '{s += $5} END {print s}')
+# per request over the three 16-connection runs: trcd CPU (us), context switches, rows per evaluation
+per16=$(echo "$s0 $s1 $reqs16 $(getconf CLK_TCK)" | awk '{r = $9; if (r > 0) printf "%.0f us CPU, %.2f context switches per request, %.1f rows per evaluation", ($5 - $1) / $10 / r * 1e6, ($6 - $2) / r, ($8 - $4) / (($7 - $3) > 0 ? $7 - $3 : 1)}')
 rss0=$(rss_kb) # warm: every connection thread and allocator arena exists now
 
 run_wrk 2 16 "$SOAK" >/dev/null
@@ -99,11 +114,11 @@ fi
 
 ms() { awk -v us="$1" 'BEGIN {printf "%.3f", us / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "x%.0f", a / b; else printf "-"}'; }
-echo "trcd /v1/control, medium model, median of 3 x ${DUR}s (wrk on the same cores)"
+echo "trcd /v1/control, medium model, median of 3 x ${DUR}s (wrk on the same cores; load average $load0 at the start, $(cut -d' ' -f1 /proc/loadavg) now)"
 echo "  kernels: $(curl -s "$url/metrics" | sed -n 's/^trcd_kernels_info{\(.*\)} 1$/\1/p')"
 printf '  1 connection : p50 %s ms  p99 %s ms  %s req/s\n' "$(ms "$p50_1")" "$(ms "$p99_1")" "$rps1"
 printf '  8 connections: %s req/s\n' "$rps8"
-printf '  16 connections: %s req/s  p99 %s ms\n' "$rps16" "$(ms "$p99_16")"
+printf '  16 connections: %s req/s  p99 %s ms  (trcd: %s)\n' "$rps16" "$(ms "$p99_16")" "$per16"
 if [ "$train_p99" != "-" ]; then
   printf '  1 connection while a training job runs: p50 %s ms  p99 %s ms\n' \
     "$(ms "$train_p50")" "$(ms "$train_p99")"
