@@ -44,6 +44,15 @@ void jtext_str(jtext *t, const char *s) {
     static const char hex[] = "0123456789abcdef";
     jtext_raw(t, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p && !t->failed; p++) {
+        /* a run of characters that need no escape goes in one copy (names, versions) */
+        size_t run = 0;
+        while (p[run] >= 0x20 && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run) {
+            jtext_raw(t, (const char *)p, run);
+            p += run - 1;
+            continue;
+        }
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t n = 2;
         switch (*p) {
@@ -61,10 +70,6 @@ void jtext_str(jtext *t, const char *s) {
             esc[1] = 't';
             break;
         default:
-            if (*p >= 0x20) {
-                jtext_raw(t, (const char *)p, 1);
-                continue;
-            }
             memcpy(esc + 1, "u00", 3);
             esc[4] = hex[*p >> 4];
             esc[5] = hex[*p & 15];

@@ -44,7 +44,7 @@
 #define URL_MAX 8192      /* longer request targets: 414 */
 #define HEADERS_MAX 16384 /* larger header blocks: 431 */
 #define MHD_POOL                                                                                   \
-    (64u << 10) /* libmicrohttpd's per-connection buffer (it answers HTML 414 or                   \
+    (32u << 10) /* libmicrohttpd's per-connection buffer (it answers HTML 414 or                   \
                    431 itself only past it) */
 #define DISCARD_MAX                                                                                \
     (8u << 20) /* a refused body up to this size is read and dropped, so a                         \

@@ -29,7 +29,8 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, int
                     float *traj, float *final_state, double *final_error, double *cost) {
     const trc_model_config *c = &snap->model.cfg;
     size_t s = (size_t)c->s;
-    double *xf = malloc(rq->n * s * sizeof *xf);
+    double small[64]; /* one row or a few: no allocation */
+    double *xf = rq->n * s <= 64 ? small : malloc(rq->n * s * sizeof *xf);
     trc_rollout_out ro = {
         .traj = traj, .final_state = xf, .final_error = final_error, .cost = cost};
     int rc =
@@ -37,7 +38,8 @@ static int simulate(const model_snapshot *snap, const proto_control_req *rq, int
            : trc_fail(TRC_ENOMEM, "out of memory");
     for (size_t i = 0; rc == TRC_OK && i < rq->n * s; i++)
         final_state[i] = (float)xf[i];
-    free(xf);
+    if (xf != small)
+        free(xf);
     return rc ? -1 : 0;
 }
 
@@ -141,7 +143,7 @@ typedef struct control_job {
     model_snapshot *snap;
     proto_control_req rq;
     float *u, *iters, *traj, *xf; /* [n, T*m], [(K+1), n, T*m], [n, T+1, s], [n, s] */
-    double *fe, *cost;            /* [n] */
+    double *fe, *cost;            /* [n]; fe is the block holding cost, u, traj and xf too */
     trc_polish_result *pol;       /* [n] or NULL */
     double t0;
 } control_job;
@@ -150,12 +152,8 @@ typedef struct control_job {
 #define EXECUTOR_ANSWER_ROWS 64
 
 static void control_job_free(control_job *cj) {
-    free(cj->u);
     free(cj->iters);
-    free(cj->traj);
-    free(cj->xf);
     free(cj->fe);
-    free(cj->cost);
     free(cj->pol);
     if (cj->snap)
         snapshot_release(cj->snap);
@@ -280,15 +278,19 @@ static void on_control(app *a, const http_request *req, http_response *res) {
     }
     size_t n = rq->n, s = (size_t)c->s, U = (size_t)c->T * (size_t)c->m;
     size_t T1 = (size_t)c->T + 1, K1 = (size_t)c->K + 1;
-    cj->u = malloc(n * U * sizeof(float));
+    /* the per-row outputs in one block (one allocation instead of five per request): doubles
+     * first, then floats */
+    cj->fe = malloc(2 * n * sizeof(double) + n * (U + T1 * s + s) * sizeof(float));
+    if (cj->fe) {
+        cj->cost = cj->fe + n;
+        cj->u = (float *)(void *)(cj->cost + n);
+        cj->traj = cj->u + n * U;
+        cj->xf = cj->traj + n * T1 * s;
+    }
     cj->iters = (rq->ret & PROTO_RET_ITERATIONS) ? malloc(K1 * n * U * sizeof(float)) : NULL;
-    cj->traj = malloc(n * T1 * s * sizeof(float));
-    cj->xf = malloc(n * s * sizeof(float));
-    cj->fe = malloc(n * sizeof(double));
-    cj->cost = malloc(n * sizeof(double));
     cj->pol = rq->polish_max_iters ? malloc(n * sizeof *cj->pol) : NULL;
-    if (!cj->u || !cj->traj || !cj->xf || !cj->fe || !cj->cost ||
-        ((rq->ret & PROTO_RET_ITERATIONS) && !cj->iters) || (rq->polish_max_iters && !cj->pol)) {
+    if (!cj->fe || ((rq->ret & PROTO_RET_ITERATIONS) && !cj->iters) ||
+        (rq->polish_max_iters && !cj->pol)) {
         batcher_leave(a->batcher);
         http_reply_error(res, 500, NULL, "out of memory");
         control_job_free(cj);

@@ -493,6 +493,35 @@ static void test_load_request(void **state) {
     assert_int_equal(proto_check_relpath("a..b/c", "p", &err), 0); /* only a ".." segment */
 }
 
+/* jtext_str: runs copied whole, escapes where JSON needs them; the text reads back as the
+ * same string (jansson), for names with quotes, backslashes, control characters, UTF-8. */
+static void test_jtext_str(void **state) {
+    (void)state;
+    const char *cases[] = {"",
+                           "default",
+                           "41649c2d0a9b8e7f41649c2d0a9b8e7f41649c2d0a9b8e7f41649c2d0a9b8e7f",
+                           "a\"b\\c",
+                           "\"",
+                           "\\",
+                           "tab\there\nnew\rret\x01\x1f end",
+                           "caf\xc3\xa9 \xe2\x86\x92 x"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        jtext t = {0};
+        jtext_str(&t, cases[i]);
+        assert_false(t.failed);
+        json_error_t e;
+        json_t *j = json_loads(t.buf, JSON_DECODE_ANY, &e);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(j), cases[i]);
+        json_decref(j);
+        free(t.buf);
+    }
+    jtext t = {0};
+    jtext_str(&t, "q\"\x01");
+    assert_string_equal(t.buf, "\"q\\\"\\u0001\"");
+    free(t.buf);
+}
+
 static void test_field_readers(void **state) {
     (void)state;
     json_error_t je;
@@ -554,6 +583,7 @@ int main(void) {
         cmocka_unit_test(test_real_f32_shortest),
         cmocka_unit_test(test_load_request),
         cmocka_unit_test(test_field_readers),
+        cmocka_unit_test(test_jtext_str),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
