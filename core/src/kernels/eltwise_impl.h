@@ -161,12 +161,23 @@ SFX(layernorm_rows)(float *y, float *mean, float *rstd, const float *x, const fl
 static KFN void SFX(layernorm_forward)(float *y, float *mean, float *rstd, const float *x,
                                        const float *w, const float *b, size_t B, int C) {
     size_t n = (size_t)C, r = 0;
+#define LN_AT(p) ((p) ? (p) + r : NULL)
+#define LN_ROWS(k) SFX(layernorm_rows)(y + r * n, LN_AT(mean), LN_AT(rstd), x + r * n, w, b, C, k)
     for (; r + 4 <= B; r += 4)
-        SFX(layernorm_rows)
-    (y + r * n, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + r * n, w, b, C, 4);
-    for (; r < B; r++)
-        SFX(layernorm_rows)
-    (y + r * n, mean ? mean + r : NULL, rstd ? rstd + r : NULL, x + r * n, w, b, C, 1);
+        LN_ROWS(4);
+    switch (B - r) { /* the last 1-3 rows together (a tile of 6 rows: 4 + 2) */
+    case 3:
+        LN_ROWS(3);
+        break;
+    case 2:
+        LN_ROWS(2);
+        break;
+    case 1:
+        LN_ROWS(1);
+        break;
+    }
+#undef LN_ROWS
+#undef LN_AT
 }
 
 /* Rows [0, RB) of layernorm_backward_body: the row sums of RB rows interleaved (as in
@@ -245,12 +256,23 @@ static inline KFN void SFX(layernorm_backward_body)(float *dx, float *dx2, float
                                                     int C, const int set) {
     size_t n = (size_t)C, r = 0;
 #define LNB_AT(p) ((p) ? (p) + r * n : NULL)
+#define LNB_ROWS(k)                                                                                \
+    SFX(layernorm_backward_rows)                                                                   \
+    (LNB_AT(dx), LNB_AT(dx2), dw, db, dy + r * n, x + r * n, w, mean + r, rstd + r, C, set, k)
     for (; r + 4 <= B; r += 4)
-        SFX(layernorm_backward_rows)
-    (LNB_AT(dx), LNB_AT(dx2), dw, db, dy + r * n, x + r * n, w, mean + r, rstd + r, C, set, 4);
-    for (; r < B; r++)
-        SFX(layernorm_backward_rows)
-    (LNB_AT(dx), LNB_AT(dx2), dw, db, dy + r * n, x + r * n, w, mean + r, rstd + r, C, set, 1);
+        LNB_ROWS(4);
+    switch (B - r) { /* the last 1-3 rows together */
+    case 3:
+        LNB_ROWS(3);
+        break;
+    case 2:
+        LNB_ROWS(2);
+        break;
+    case 1:
+        LNB_ROWS(1);
+        break;
+    }
+#undef LNB_ROWS
 #undef LNB_AT
 }
 
