@@ -23,6 +23,7 @@
  * thread count only through rounding and are bit-identical from run to run for a given count. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +109,9 @@ typedef struct single_trainer {
     float *zrun, *dz, *dz0, *dzw, *du, *dv, *wh, *wh2, *wcat;
     wgrad_job jobs[MAX_JOBS];
     int njobs;
-    int job_thread[MAX_JOBS]; /* phase 2 by whole jobs (by_job): the thread of each */
+    int job_order[MAX_JOBS]; /* phase 2 by whole jobs (by_job): largest first */
     int by_job;
+    atomic_int next_job;       /* by_job: the next of job_order a thread takes */
     const trc_loss_rows *loss; /* during a forward */
     int final_only;            /* the last forward's loss has gradients at the last iterate only */
 } single_trainer;
@@ -622,11 +624,12 @@ static void make_jobs(single_trainer *tr) {
     assign_jobs(tr);
 }
 
-/* Phase 2's split: whole weight gradients to threads, the largest first to the least loaded, when
- * that balances within 10% (two threads: always); else the output rows of every one. A whole
+/* Phase 2's split: whole weight gradients, each thread taking the largest one left, when that
+ * balances within 10% (two threads: always); else the output rows of every one. A whole
  * gradient reads its dY and X once, from memory (they were written long before); split by rows,
  * every thread read all of X again, and two threads spent 29% more CPU in this phase than one.
- * Either way each output is one thread's full sum in the same order: the same bits. */
+ * Taking them as the threads come free also evens out a slower core (this VM's vCPUs differ by
+ * ~10%). Either way each output is one thread's full sum in the same order: the same bits. */
 static void assign_jobs(single_trainer *tr) {
     int T = tr->threads;
     double load[MAX_THREADS] = {0}, total = 0.0;
@@ -642,12 +645,12 @@ static void assign_jobs(single_trainer *tr) {
                 big = j;
             }
         }
-        int least = 0;
+        int least = 0; /* the balance of equal threads taking them in this order */
         for (int t = 1; t < T; t++)
             if (load[t] < load[least])
                 least = t;
         done[big] = 1;
-        tr->job_thread[big] = least;
+        tr->job_order[n] = big;
         load[least] += most;
         total += most;
     }
@@ -655,22 +658,29 @@ static void assign_jobs(single_trainer *tr) {
     for (int t = 0; t < T; t++)
         worst = load[t] > worst ? load[t] : worst;
     tr->by_job = T > 1 && worst <= 1.1 * total / T;
+    atomic_store(&tr->next_job, 0);
+}
+
+static void weight_grad_rows(const wgrad_job *w, int o0, int o1) {
+    /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
+    trc_linear_weight_grad(w->dW + (size_t)o0 * w->in, w->db + o0, w->dY + o0, (size_t)w->out, w->X,
+                           w->rows, w->in, o1 - o0, 0);
 }
 
 static void backward_params(single_trainer *tr, int t) {
+    if (tr->by_job) {
+        for (int n; (n = atomic_fetch_add(&tr->next_job, 1)) < tr->njobs;) {
+            const wgrad_job *w = &tr->jobs[tr->job_order[n]];
+            weight_grad_rows(w, 0, w->out);
+        }
+        return;
+    }
     int T = tr->threads;
     for (int j = 0; j < tr->njobs; j++) {
         const wgrad_job *w = &tr->jobs[j];
         int o0 = (int)((long)w->out * t / T), o1 = (int)((long)w->out * (t + 1) / T);
-        if (tr->by_job) {
-            o0 = 0;
-            o1 = tr->job_thread[j] == t ? w->out : 0;
-        }
-        if (o1 <= o0)
-            continue;
-        /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
-        trc_linear_weight_grad(w->dW + (size_t)o0 * w->in, w->db + o0, w->dY + o0, (size_t)w->out,
-                               w->X, w->rows, w->in, o1 - o0, 0);
+        if (o1 > o0)
+            weight_grad_rows(w, o0, o1);
     }
 }
 
