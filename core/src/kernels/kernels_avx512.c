@@ -75,6 +75,7 @@ static inline KFN void pv_storem(float *p, pv v, int lanes) {
  * training at batch 64 unchanged. */
 #define TILE_ROWS 6
 #define TILE_PMAX 8
+#define PV_PIN(v) __asm__("" : "+v"(v))
 #include "tile_impl.h"
 
 /* panels per tile of R rows: about 8-24 accumulators (8 independent FMA chains at least) */

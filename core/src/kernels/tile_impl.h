@@ -19,16 +19,33 @@
  * the end of an operand they are only wasted. */
 #define TILE_PREFETCH 16
 
+/* The P panels of B at this k into registers, once. In tiles of 2 and 3 rows gcc otherwise
+ * folded each load into every row's FMA (8 and 12 loads of B per k instead of 4, load-bound: a
+ * 3-row batch took longer than a 4-row one); PV_PIN (the path's) makes each a register. One row:
+ * the folded loads are the best code; 4-6 rows: gcc loads once by itself, and pinning them
+ * there measured 6% slower (4 rows). */
+#ifndef PV_PIN
+#define PV_PIN(v) ((void)0)
+#endif
+#define TILE_LOAD_B(LOADQ)                                                                         \
+    _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) {                                          \
+        bq[q] = LOADQ;                                                                             \
+        if (R == 2 || R == 3)                                                                      \
+            PV_PIN(bq[q]);                                                                         \
+    }
+
 /* acc[r][q] += A(r, k) B(k, q) for k in [0, K); the last panel read with `lanes` lanes */
 #define TILE_K_LOOP(LOADQ, RSA, PS)                                                                \
     for (int k = K; k > 0; k--, ap += csa, bp += ldb) {                                            \
         __builtin_prefetch(ap + pfa, 0, 3);                                                        \
         _Pragma("GCC unroll 8") for (int q = 0; q < P; q++)                                        \
             __builtin_prefetch(bp + q * (PS) + pfb, 0, 3);                                         \
+        pv bq[TILE_PMAX];                                                                          \
+        TILE_LOAD_B(LOADQ)                                                                         \
         _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                     \
             pv a = pv_bcast(ap + (size_t)r * (RSA));                                               \
             _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) acc[r][q] =                        \
-                pv_fma(a, LOADQ, acc[r][q]);                                                       \
+                pv_fma(a, bq[q], acc[r][q]);                                                       \
         }                                                                                          \
     }
 
@@ -45,11 +62,13 @@
             if (PF)                                                                                \
                 _Pragma("GCC unroll 8") for (int q = 0; q < P; q++)                                \
                     __builtin_prefetch(bp + q * (PS) + pfb, 0, 3);                                 \
+            pv bq[TILE_PMAX];                                                                      \
+            TILE_LOAD_B(LOADQ)                                                                     \
             _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                 \
                 const float *base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : a9;                     \
                 pv a = pv_bcast(base + (size_t)(r % 3) * rsa);                                     \
                 _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) acc[r][q] =                    \
-                    pv_fma(a, LOADQ, acc[r][q]);                                                   \
+                    pv_fma(a, bq[q], acc[r][q]);                                                   \
             }                                                                                      \
         }                                                                                          \
     }
