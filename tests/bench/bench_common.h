@@ -135,11 +135,29 @@ static inline void bench_peak_runs(int bits, int runs) {
 #endif
 }
 
+/* The best of the runs of the last bench_peak_sample, per width: the peak at that moment. */
+static double bench_peak_last[2];
+
 /* A few runs of both widths (~3 ms), between a benchmark's timed repetitions (never inside). */
 static inline void bench_peak_sample(void) {
+    double best[2] = {bench_peak_best[0], bench_peak_best[1]};
+    bench_peak_best[0] = bench_peak_best[1] = 0;
     bench_peak_runs(512, 3);
     bench_peak_runs(256, 3);
+    for (int i = 0; i < 2; i++) {
+        bench_peak_last[i] = bench_peak_best[i];
+        bench_peak_best[i] = best[i] > bench_peak_best[i] ? best[i] : bench_peak_best[i];
+    }
     bench_peak_count++;
+}
+
+/* The active path's peak at the last sample (0: unknown path). Why a moment's peak: this VM's
+ * core runs up to 2x slower for minutes at a time (the FMA loop itself read 81 and 162 GFLOP/s
+ * in one run), so a rate divided by the run's best peak says more about the host than about the
+ * code; a repetition's rate divided by the peak sampled just before and just after it does not. */
+static inline double bench_peak_moment(void) {
+    trc_isa isa = trc_isa_active();
+    return isa == TRC_ISA_AVX512 ? bench_peak_last[1] : isa == TRC_ISA_AVX2 ? bench_peak_last[0] : 0;
 }
 
 /* GFLOP/s per CPU-second of one core at bits = 256 or 512: the best sample so far (0 when the

@@ -10,6 +10,7 @@
 #include "kernels/kernels.h"
 #include "nn/linear_packed.h"
 #include "bench_common.h"
+#include "trc/model.h"
 #include "trc/rng.h"
 
 char *openblas_get_corename(void);
@@ -109,6 +110,55 @@ static double gflops(const shape *s, int blas, const float *A, const float *W, c
     return bench_median(g, 9);
 }
 
+#ifdef BENCH_X86
+/* BENCH_NCHAIN chains of VDPBF16PS (32 bf16 multiply-adds into 16 floats each), registers only,
+ * like fma_loop_512: n x BENCH_NCHAIN x 32 multiply-adds. */
+__attribute__((target("avx512f,avx512bf16"), noinline)) static float dpbf16_loop(long n, float mv) {
+    __m512 a[BENCH_NCHAIN];
+    __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(mv), _mm512_set1_ps(mv));
+    for (int i = 0; i < BENCH_NCHAIN; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < n; k++)
+#pragma GCC unroll 12
+        for (int i = 0; i < BENCH_NCHAIN; i++)
+            a[i] = _mm512_dpbf16_ps(a[i], x, x);
+    for (int i = 1; i < BENCH_NCHAIN; i++)
+        a[0] = _mm512_add_ps(a[0], a[i]);
+    return _mm512_reduce_add_ps(a[0]);
+}
+#endif
+
+/* Why bf16 weights help the one-sample path less than half-width weights suggest: the rate of
+ * bf16 dot products against fp32 FMAs, measured alternately (medians of 15 pairs). */
+static void bf16_rate(void) {
+#ifdef BENCH_X86
+    const char *why = NULL;
+    if (!trc_precision_available(TRC_PRECISION_BF16, &why)) {
+        printf("bf16 dot products: not measured (%s)\n", why);
+        return;
+    }
+    volatile float mv = 0.999f, cv = 1e-7f, sink = 0.0f;
+    double bf[15], fp[15];
+    const long n = 100000;
+    for (int r = 0; r < 15; r++) {
+        double c0 = bench_cpu();
+        sink += dpbf16_loop(n, mv);
+        double c1 = bench_cpu();
+        sink += fma_loop_512(n, mv, cv);
+        double c2 = bench_cpu();
+        bf[r] = (double)BENCH_NCHAIN * n * 32 / (c1 - c0) * 1e-9;
+        fp[r] = (double)BENCH_NCHAIN * n * 16 / (c2 - c1) * 1e-9;
+    }
+    (void)sink;
+    double b = bench_median(bf, 15), f = bench_median(fp, 15);
+    printf(
+        "multiply-adds per CPU-second, registers only: VDPBF16PS %.1f G, FP32 FMA (512-bit) %.1f G "
+        "(bf16 x%.2f): bf16 weights halve the bytes a one-sample pass reads but not the "
+        "time its multiply-adds take\n",
+        b, f, b / f);
+#endif
+}
+
 int main(void) {
     double p256, p512;
     openblas_set_num_threads(1);
@@ -168,5 +218,6 @@ int main(void) {
     }
     bench_peak_check(worst);
     trc_isa_set(start);
+    bf16_rate();
     return 0;
 }

@@ -40,20 +40,30 @@ static double forward_macs(const trc_model_config *c) {
 
 typedef struct rate {
     double wall, cpu; /* samples/s, samples per CPU-second (medians) */
+    double frac; /* fraction of the FMA peak at the moment (median over repetitions; 0: none) */
 } rate;
 
-/* median rates of reps runs of fn(arg), each `count` samples */
-static rate measure(void (*fn)(void *), void *arg, double count, int reps) {
-    double w[31], c[31];
+/* Median rates of reps runs of fn(arg) on `threads` threads, each `count` samples of `flop` each.
+ * The peak is sampled before and after every run (bench_common.h); a run's fraction is its GFLOP
+ * per CPU-second (one thread) or per wall-second and core (more: issue 13's targets for two
+ * threads are wall rates) over the mean of the two samples around it. */
+static rate measure(void (*fn)(void *), void *arg, double count, int reps, double flop,
+                    int threads) {
+    double w[31], c[31], f[31];
     fn(arg);
+    bench_peak_sample();
     for (int r = 0; r < reps; r++) {
-        bench_peak_sample(); /* the peak at the same moments, outside the timed part */
+        double before = bench_peak_moment();
         double t0 = bench_now(), c0 = bench_cpu();
         fn(arg);
         w[r] = count / (bench_now() - t0);
         c[r] = count / (bench_cpu() - c0);
+        bench_peak_sample(); /* outside the timed part */
+        double moment = 0.5 * (before + bench_peak_moment());
+        double per_core = threads > 1 ? w[r] / threads : c[r];
+        f[r] = moment > 0 ? per_core * flop * 1e-9 / moment : 0;
     }
-    return (rate){bench_median(w, reps), bench_median(c, reps)};
+    return (rate){bench_median(w, reps), bench_median(c, reps), bench_median(f, reps)};
 }
 
 typedef struct ctx {
@@ -83,13 +93,24 @@ static void plan_batch(void *p) {
 }
 
 /* "x% of peak" for a rate in samples per CPU-second */
-static void print_rate(const char *what, rate r, double flop_per_sample, double peak,
-                       const char *target) {
+/* Issue 13's targets were set on a Zen 5 core whose 512-bit FMA peak is 252 GFLOP/s (the issue's
+ * table); on another core a target means the same fraction of that core's peak. */
+#define ZEN5_PEAK 252.0
+
+static void print_rate(const char *what, rate r, double flop_per_sample, double peak, double target,
+                       const char *target_text, int wall) {
     double g = r.cpu * flop_per_sample * 1e-9;
     printf("%-40s %9.0f samples/s  %9.0f per CPU-second  %6.1f GFLOP/s", what, r.wall, r.cpu, g);
     if (peak > 0)
-        printf(" = %4.1f%% of peak", 100.0 * g / peak);
-    printf("   (target %s)\n", target);
+        printf(" = %4.1f%% of the run's best peak", 100.0 * g / peak);
+    printf("   (target %s)\n", target_text);
+    if (r.frac > 0) {
+        double want = target * flop_per_sample * 1e-9 / ZEN5_PEAK;
+        printf("%-40s %.1f%% of the peak at the moment (%s; median of the runs); target %.1f%% "
+               "(%.0f per core at Zen 5's %.0f GFLOP/s): %s\n",
+               "", 100.0 * r.frac, wall ? "wall rate per core" : "per CPU-second", 100.0 * want,
+               target, ZEN5_PEAK, r.frac >= want ? "met" : "NOT met");
+    }
 }
 
 /* The peer's figures for one thread count, parsed from peer_torch.py's output. */
@@ -140,7 +161,7 @@ typedef struct bf16_figures {
 
 static void readme_table(const trc_model_config *cfg, const trc_model *model, const rate *train,
                          double lat_ms, const rate *b1k, const peer *peers, double fwd, double trn,
-                         double peak, double rss_mb, const bf16_figures *bf) {
+                         double rss_mb, const bf16_figures *bf) {
     char cpu[128], c1[64], c2[64], c3[64];
     bench_cpu_model(cpu, sizeof cpu);
     double load[3] = {0, 0, 0};
@@ -150,15 +171,16 @@ static void readme_table(const trc_model_config *cfg, const trc_model *model, co
            "medians)\n",
            cpu, trc_isa_name(trc_isa_active()), load[0]);
     printf("| %s model (%zu parameters, %.2f M multiply-adds per sample forward) | TRC | %% of the "
-           "path's FMA peak (per CPU-second) | lean PyTorch, same run | target |\n",
-           cfg->size, model->num_params, fwd / 2 * 1e-6);
+           "path's FMA peak at the moment (per CPU-second) | lean PyTorch, same run | target "
+           "(as a %% of this core's peak: issue 13's figure at Zen 5's %.0f GFLOP/s) |\n",
+           cfg->size, model->num_params, fwd / 2 * 1e-6, ZEN5_PEAK);
     printf("|---|---|---|---|---|\n");
     const peer *p1 = &peers[1];
     peer_cell(c1, sizeof c1, p1, train[1].cpu, p1->train.cpu);
     printf("| training, batch 64, 1 thread | %.0f samples per CPU-second (%.0f/s wall) | %.0f%% | "
-           "%s | >= 10,000 |\n",
-           train[1].cpu, train[1].wall, peak > 0 ? 100.0 * train[1].cpu * trn * 1e-9 / peak : 0.0,
-           c1);
+           "%s | >= 10,000 (%.0f%%) |\n",
+           train[1].cpu, train[1].wall, 100.0 * train[1].frac, c1,
+           100.0 * 10000 * trn * 1e-9 / ZEN5_PEAK);
     printf("| training, batch 64, 2 threads | %.0f samples/s wall (%.0f per CPU-second) | | | >= "
            "17,000 |\n",
            train[2].wall, train[2].cpu);
@@ -180,8 +202,9 @@ static void readme_table(const trc_model_config *cfg, const trc_model *model, co
         printf("| the same with bf16 weights | not measured: %s | | | explicit only |\n", bf->why);
     peer_cell(c3, sizeof c3, p1, b1k[1].cpu, p1->b1k.cpu);
     printf("| inference plan, batch 1,000, 1 thread | %.0f samples per CPU-second (%.0f/s wall) | "
-           "%.0f%% | %s | >= 40,000 |\n",
-           b1k[1].cpu, b1k[1].wall, peak > 0 ? 100.0 * b1k[1].cpu * fwd * 1e-9 / peak : 0.0, c3);
+           "%.0f%% | %s | >= 40,000 (%.0f%%) |\n",
+           b1k[1].cpu, b1k[1].wall, 100.0 * b1k[1].frac, c3,
+           100.0 * 40000 * fwd * 1e-9 / ZEN5_PEAK);
     printf("| inference plan, batch 1,000, 2 threads | %.0f samples/s wall (%.0f per CPU-second) | "
            "| | >= 75,000 |\n",
            b1k[2].wall, b1k[2].cpu);
@@ -224,7 +247,7 @@ int main(int argc, char **argv) {
         check(trc_trainer_set_threads(c.tr, t), "threads");
         for (int w = 0; w < 2; w++)
             train_steps(&c);
-        train[t] = measure(train_steps, &c, 640, 15);
+        train[t] = measure(train_steps, &c, 640, 15, trn, t);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -283,7 +306,7 @@ int main(int argc, char **argv) {
     c.B = NMAX;
     for (int t = 1; t <= 2; t++) {
         c.threads = t;
-        b1k[t] = measure(plan_batch, &c, (double)NMAX, 15);
+        b1k[t] = measure(plan_batch, &c, (double)NMAX, 15, fwd, t);
     }
     trc_infer_plan_free(c.plan);
 
@@ -293,8 +316,9 @@ int main(int argc, char **argv) {
     bench_peak_check(peak > 0 ? top * 1e-9 / peak : 0.0);
     printf("-- TRC (rates per CPU-second are per core; %% of the %s path's FMA peak)\n",
            trc_isa_name(trc_isa_active()));
-    print_rate("train  batch 64, 1 thread", train[1], trn, peak, ">= 10,000 per core");
-    print_rate("train  batch 64, 2 threads", train[2], trn, peak, ">= 17,000 on 2 threads");
+    print_rate("train  batch 64, 1 thread", train[1], trn, peak, 10000, ">= 10,000 per core", 0);
+    print_rate("train  batch 64, 2 threads", train[2], trn, peak, 8500, ">= 17,000 on 2 threads",
+               1);
     printf("%-40s %9.4f ms median of %d   (target <= 0.06 ms)\n",
            "infer  1 sample (plan, as trcd serves)", lat_ms, LAT_N);
     if (lat16_ms > 0)
@@ -304,8 +328,10 @@ int main(int argc, char **argv) {
                NMAX, bf16_max, bf16_mean, (double)cfg.bound);
     else
         printf("%-40s not measured: %s\n", "infer  1 sample, bf16 weights", bf16_why);
-    print_rate("infer  batch 1000, 1 thread (plan)", b1k[1], fwd, peak, ">= 40,000 per core");
-    print_rate("infer  batch 1000, 2 threads (plan)", b1k[2], fwd, peak, ">= 75,000 on 2 threads");
+    print_rate("infer  batch 1000, 1 thread (plan)", b1k[1], fwd, peak, 40000, ">= 40,000 per core",
+               0);
+    print_rate("infer  batch 1000, 2 threads (plan)", b1k[2], fwd, peak, 37500,
+               ">= 75,000 on 2 threads", 1);
     printf("peak RSS after the training loop: %.1f MB (target < 64)\n",
            (double)ru.ru_maxrss / 1024.0);
 
@@ -329,8 +355,8 @@ int main(int argc, char **argv) {
                p.lat_ms / lat_ms, b1k[t].wall / p.b1k.wall, b1k[t].cpu / p.b1k.cpu);
     }
     bf16_figures bf = {lat16_ms, lat32b_ms, bf16_max, bf16_mean, bf16_why};
-    readme_table(&cfg, &model, train, lat_ms, b1k, peers, fwd, trn, peak,
-                 (double)ru.ru_maxrss / 1024.0, &bf);
+    readme_table(&cfg, &model, train, lat_ms, b1k, peers, fwd, trn, (double)ru.ru_maxrss / 1024.0,
+                 &bf);
     trc_model_free(&model);
     free(c.x0);
     free(c.tg);

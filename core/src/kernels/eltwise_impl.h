@@ -111,76 +111,120 @@ static KFN void SFX(exp_n)(float *y, const float *x, size_t n) {
     }
 }
 
-static KFN void SFX(layernorm_forward)(float *y, float *mean, float *rstd, const float *x,
-                                       const float *w, const float *b, size_t B, int C) {
+/* Layer norm of RB rows at once: each row's operations exactly as one row alone (the same bits),
+ * interleaved so that the rows' dependency chains (sums of 8-16 vectors, the lane trees, the
+ * square root and division: ~150 cycles of latency per row, ~40 of work) overlap. */
+static inline __attribute__((always_inline)) KFN void
+SFX(layernorm_rows)(float *y, float *mean, float *rstd, const float *x, const float *w,
+                    const float *b, int C, const int RB) {
     size_t n = (size_t)C, nv = n / VL * VL;
-    for (size_t r = 0; r < B; r++) {
-        const float *xr = x + r * n;
-        float *yr = y + r * n;
-        /* two passes: the centered variance does not lose precision to cancellation */
-        vf acc = {0};
-        for (size_t i = 0; i < nv; i += VL)
-            acc += VLOAD(xr + i);
-        float mu = vsum(&acc);
+    float mu[4], rs[4];
+    /* two passes: the centered variance does not lose precision to cancellation */
+    vf acc[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) acc[j] = (vf){0};
+    for (size_t i = 0; i < nv; i += VL)
+        _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) acc[j] += VLOAD(x + j * n + i);
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+        mu[j] = vsum(&acc[j]);
         for (size_t i = nv; i < n; i++)
-            mu += xr[i];
-        mu /= (float)C;
-        vf dev = {0};
-        for (size_t i = 0; i < nv; i += VL) {
-            vf t = VLOAD(xr + i) - mu;
-            dev += t * t;
+            mu[j] += x[j * n + i];
+        mu[j] /= (float)C;
+        acc[j] = (vf){0};
+    }
+    for (size_t i = 0; i < nv; i += VL)
+        _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+            vf t = VLOAD(x + j * n + i) - mu[j];
+            acc[j] += t * t;
         }
-        float var = vsum(&dev);
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+        float var = vsum(&acc[j]);
+        const float *xr = x + j * n;
         for (size_t i = nv; i < n; i++)
-            var += (xr[i] - mu) * (xr[i] - mu);
+            var += (xr[i] - mu[j]) * (xr[i] - mu[j]);
         var /= (float)C;
-        float rs = 1.0f / sqrtf(var + 1e-5f);
+        rs[j] = 1.0f / sqrtf(var + 1e-5f);
+    }
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+        const float *xr = x + j * n;
+        float *yr = y + j * n;
         for (size_t i = 0; i < nv; i += VL)
-            VSTORE(yr + i, (VLOAD(xr + i) - mu) * rs * VLOAD(w + i) + VLOAD(b + i));
+            VSTORE(yr + i, (VLOAD(xr + i) - mu[j]) * rs[j] * VLOAD(w + i) + VLOAD(b + i));
         for (size_t i = nv; i < n; i++)
-            yr[i] = (xr[i] - mu) * rs * w[i] + b[i];
+            yr[i] = (xr[i] - mu[j]) * rs[j] * w[i] + b[i];
         if (mean)
-            mean[r] = mu;
+            mean[j] = mu[j];
         if (rstd)
-            rstd[r] = rs;
+            rstd[j] = rs[j];
     }
 }
 
-/* set: dx = (and dx2, if not NULL, =) 0 + the input gradient, the bits of adding it into
- * zeros (no memset and copy around it); else dx +=. */
-static inline KFN void SFX(layernorm_backward_body)(float *dx, float *dx2, float *dw, float *db,
-                                                    const float *dy, const float *x, const float *w,
-                                                    const float *mean, const float *rstd, size_t B,
-                                                    int C, const int set) {
+static KFN void SFX(layernorm_forward)(float *y, float *mean, float *rstd, const float *x,
+                                       const float *w, const float *b, size_t B, int C) {
+    size_t n = (size_t)C, r = 0;
+#define LN_AT(p) ((p) ? (p) + r : NULL)
+#define LN_ROWS(k) SFX(layernorm_rows)(y + r * n, LN_AT(mean), LN_AT(rstd), x + r * n, w, b, C, k)
+    for (; r + 4 <= B; r += 4)
+        LN_ROWS(4);
+    switch (B - r) { /* the last 1-3 rows together (a tile of 6 rows: 4 + 2) */
+    case 3:
+        LN_ROWS(3);
+        break;
+    case 2:
+        LN_ROWS(2);
+        break;
+    case 1:
+        LN_ROWS(1);
+        break;
+    }
+#undef LN_ROWS
+#undef LN_AT
+}
+
+/* Rows [0, RB) of layernorm_backward_body: the row sums of RB rows interleaved (as in
+ * layernorm_rows), then each row's outputs in row order, so dw and db receive the rows' terms
+ * in the order one row at a time gives (the same bits). */
+static inline __attribute__((always_inline)) KFN void
+SFX(layernorm_backward_rows)(float *dx, float *dx2, float *dw, float *db, const float *dy,
+                             const float *x, const float *w, const float *mean, const float *rstd,
+                             int C, const int set, const int RB) {
     size_t n = (size_t)C, nv = n / VL * VL;
-    for (size_t r = 0; r < B; r++) {
-        const float *xr = x + r * n, *g = dy + r * n;
-        float mu = mean[r], rs = rstd[r];
-        /* dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = dy * w */
-        vf a0 = {0}, a1 = {0};
-        for (size_t i = 0; i < nv; i += VL) {
-            vf dn = VLOAD(g + i) * VLOAD(w + i);
-            a0 += dn;
-            a1 += dn * ((VLOAD(xr + i) - mu) * rs);
+    /* dx = rstd * (dn - mean(dn) - xhat * mean(dn * xhat)), dn = dy * w */
+    vf a0[4], a1[4];
+    float m0[4], m1[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) a0[j] = a1[j] = (vf){0};
+    for (size_t i = 0; i < nv; i += VL)
+        _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+            vf dn = VLOAD(dy + j * n + i) * VLOAD(w + i);
+            a0[j] += dn;
+            a1[j] += dn * ((VLOAD(x + j * n + i) - mean[j]) * rstd[j]);
         }
-        float s0 = vsum(&a0), s1 = vsum(&a1);
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+        const float *xr = x + j * n, *g = dy + j * n;
+        float mu = mean[j], rs = rstd[j];
+        float s0 = vsum(&a0[j]), s1 = vsum(&a1[j]);
         for (size_t i = nv; i < n; i++) {
             float dn = g[i] * w[i];
             s0 += dn;
             s1 += dn * ((xr[i] - mu) * rs);
         }
-        float m0 = s0 / (float)C, m1 = s1 / (float)C;
+        m0[j] = s0 / (float)C;
+        m1[j] = s1 / (float)C;
+    }
+    for (int j = 0; j < RB; j++) {
+        const float *xr = x + j * n, *g = dy + j * n;
+        float mu = mean[j], rs = rstd[j];
+        float *dxr = dx ? dx + j * n : NULL, *dx2r = dx2 ? dx2 + j * n : NULL;
         size_t i = 0;
         for (; i < nv; i += VL) {
             vf gi = VLOAD(g + i), xhat = (VLOAD(xr + i) - mu) * rs;
-            if (dx) {
-                vf gx = (gi * VLOAD(w + i) - m0 - xhat * m1) * rs, acc = {0};
+            if (dxr) {
+                vf gx = (gi * VLOAD(w + i) - m0[j] - xhat * m1[j]) * rs, acc = {0};
                 if (!set)
-                    acc = VLOAD(dx + r * n + i);
-                VSTORE(dx + r * n + i, acc + gx);
-                if (set && dx2) {
+                    acc = VLOAD(dxr + i);
+                VSTORE(dxr + i, acc + gx);
+                if (set && dx2r) {
                     const vf zero = {0};
-                    VSTORE(dx2 + r * n + i, zero + gx);
+                    VSTORE(dx2r + i, zero + gx);
                 }
             }
             if (dw)
@@ -190,11 +234,11 @@ static inline KFN void SFX(layernorm_backward_body)(float *dx, float *dx2, float
         }
         for (; i < n; i++) {
             float xhat = (xr[i] - mu) * rs;
-            if (dx) {
-                float gv = (g[i] * w[i] - m0 - xhat * m1) * rs;
-                dx[r * n + i] = (set ? 0.0f : dx[r * n + i]) + gv;
-                if (set && dx2)
-                    dx2[r * n + i] = 0.0f + gv;
+            if (dxr) {
+                float gv = (g[i] * w[i] - m0[j] - xhat * m1[j]) * rs;
+                dxr[i] = (set ? 0.0f : dxr[i]) + gv;
+                if (set && dx2r)
+                    dx2r[i] = 0.0f + gv;
             }
             if (dw)
                 dw[i] += g[i] * xhat;
@@ -202,6 +246,34 @@ static inline KFN void SFX(layernorm_backward_body)(float *dx, float *dx2, float
                 db[i] += g[i];
         }
     }
+}
+
+/* set: dx = (and dx2, if not NULL, =) 0 + the input gradient, the bits of adding it into
+ * zeros (no memset and copy around it); else dx +=. */
+static inline KFN void SFX(layernorm_backward_body)(float *dx, float *dx2, float *dw, float *db,
+                                                    const float *dy, const float *x, const float *w,
+                                                    const float *mean, const float *rstd, size_t B,
+                                                    int C, const int set) {
+    size_t n = (size_t)C, r = 0;
+#define LNB_AT(p) ((p) ? (p) + r * n : NULL)
+#define LNB_ROWS(k)                                                                                \
+    SFX(layernorm_backward_rows)                                                                   \
+    (LNB_AT(dx), LNB_AT(dx2), dw, db, dy + r * n, x + r * n, w, mean + r, rstd + r, C, set, k)
+    for (; r + 4 <= B; r += 4)
+        LNB_ROWS(4);
+    switch (B - r) { /* the last 1-3 rows together */
+    case 3:
+        LNB_ROWS(3);
+        break;
+    case 2:
+        LNB_ROWS(2);
+        break;
+    case 1:
+        LNB_ROWS(1);
+        break;
+    }
+#undef LNB_ROWS
+#undef LNB_AT
 }
 
 static KFN void SFX(layernorm_backward)(float *dx, float *dw, float *db, const float *dy,

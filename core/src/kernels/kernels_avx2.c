@@ -81,6 +81,7 @@ static inline KFN void pv_storem(float *p, pv v, int lanes) {
 
 #define TILE_ROWS 6
 #define TILE_PMAX 4
+#define PV_PIN(v) __asm__("" : "+x"((v).lo), "+x"((v).hi))
 #include "tile_impl.h"
 
 /* panels per tile of R rows: 8-12 accumulators */

@@ -75,10 +75,11 @@ static inline KFN void pv_storem(float *p, pv v, int lanes) {
  * training at batch 64 unchanged. */
 #define TILE_ROWS 6
 #define TILE_PMAX 8
+#define PV_PIN(v) __asm__("" : "+v"(v))
 #include "tile_impl.h"
 
 /* panels per tile of R rows: about 8-24 accumulators (8 independent FMA chains at least) */
-static const int pmax[TILE_ROWS + 1] = {0, 8, 4, 4, 4, 4, 4};
+static const int pmax[TILE_ROWS + 1] = {0, 8, 8, 4, 4, 4, 4};
 
 TILE_FN(1, 1)
 TILE_FN(1, 2)
@@ -92,6 +93,10 @@ TILE_FN(2, 1)
 TILE_FN(2, 2)
 TILE_FN(2, 3)
 TILE_FN(2, 4)
+TILE_FN(2, 5)
+TILE_FN(2, 6)
+TILE_FN(2, 7)
+TILE_FN(2, 8)
 TILE_FN(3, 1)
 TILE_FN(3, 2)
 TILE_FN(3, 3)
@@ -112,7 +117,7 @@ TILE_FN(6, 4)
 typedef void tile_fn(const trc_tile_args *);
 static tile_fn *const tiles[TILE_ROWS + 1][TILE_PMAX + 1] = {
     [1] = {NULL, tile_1_1, tile_1_2, tile_1_3, tile_1_4, tile_1_5, tile_1_6, tile_1_7, tile_1_8},
-    [2] = {NULL, tile_2_1, tile_2_2, tile_2_3, tile_2_4},
+    [2] = {NULL, tile_2_1, tile_2_2, tile_2_3, tile_2_4, tile_2_5, tile_2_6, tile_2_7, tile_2_8},
     [3] = {NULL, tile_3_1, tile_3_2, tile_3_3, tile_3_4},
     [4] = {NULL, tile_4_1, tile_4_2, tile_4_3, tile_4_4},
     [5] = {NULL, tile_5_1, tile_5_2, tile_5_3, tile_5_4},

@@ -19,16 +19,33 @@
  * the end of an operand they are only wasted. */
 #define TILE_PREFETCH 16
 
+/* The P panels of B at this k into registers, once. In tiles of 2 and 3 rows gcc otherwise
+ * folded each load into every row's FMA (8 and 12 loads of B per k instead of 4, load-bound: a
+ * 3-row batch took longer than a 4-row one); PV_PIN (the path's) makes each a register. One row:
+ * the folded loads are the best code; 4-6 rows: gcc loads once by itself, and pinning them
+ * there measured 6% slower (4 rows). */
+#ifndef PV_PIN
+#define PV_PIN(v) ((void)0)
+#endif
+#define TILE_LOAD_B(LOADQ)                                                                         \
+    _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) {                                          \
+        bq[q] = LOADQ;                                                                             \
+        if (R == 2 || R == 3)                                                                      \
+            PV_PIN(bq[q]);                                                                         \
+    }
+
 /* acc[r][q] += A(r, k) B(k, q) for k in [0, K); the last panel read with `lanes` lanes */
-#define TILE_K_LOOP(LOADQ, RSA)                                                                    \
+#define TILE_K_LOOP(LOADQ, RSA, PS)                                                                \
     for (int k = K; k > 0; k--, ap += csa, bp += ldb) {                                            \
         __builtin_prefetch(ap + pfa, 0, 3);                                                        \
         _Pragma("GCC unroll 8") for (int q = 0; q < P; q++)                                        \
-            __builtin_prefetch(bp + q * ps + pfb, 0, 3);                                           \
+            __builtin_prefetch(bp + q * (PS) + pfb, 0, 3);                                         \
+        pv bq[TILE_PMAX];                                                                          \
+        TILE_LOAD_B(LOADQ)                                                                         \
         _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                     \
             pv a = pv_bcast(ap + (size_t)r * (RSA));                                               \
             _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) acc[r][q] =                        \
-                pv_fma(a, LOADQ, acc[r][q]);                                                       \
+                pv_fma(a, bq[q], acc[r][q]);                                                       \
         }                                                                                          \
     }
 
@@ -38,18 +55,20 @@
  * reloaded 10 of them every k, 24 loads per 24 FMAs (the load ports' limit). LDB: ldb, or the
  * constant TRC_PANEL for packed B (one register fewer: with ldb, ps and K reloaded from the
  * stack every k, the plan's batch products ran 4% slower); k counts down for the same reason. */
-#define TILE_K_LOOP_STRIDED(LOADQ, PF, LDB)                                                        \
+#define TILE_K_LOOP_STRIDED(LOADQ, PF, LDB, PS)                                                    \
     {                                                                                              \
         const float *a0 = ap, *a3 = ap + 3 * rsa, *a6 = ap + 6 * rsa, *a9 = ap + 9 * rsa;          \
         for (int k = K; k > 0; k--, a0 += csa, a3 += csa, a6 += csa, a9 += csa, bp += (LDB)) {     \
             if (PF)                                                                                \
                 _Pragma("GCC unroll 8") for (int q = 0; q < P; q++)                                \
-                    __builtin_prefetch(bp + q * ps + pfb, 0, 3);                                   \
+                    __builtin_prefetch(bp + q * (PS) + pfb, 0, 3);                                 \
+            pv bq[TILE_PMAX];                                                                      \
+            TILE_LOAD_B(LOADQ)                                                                     \
             _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {                                 \
                 const float *base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : a9;                     \
                 pv a = pv_bcast(base + (size_t)(r % 3) * rsa);                                     \
                 _Pragma("GCC unroll 8") for (int q = 0; q < P; q++) acc[r][q] =                    \
-                    pv_fma(a, LOADQ, acc[r][q]);                                                   \
+                    pv_fma(a, bq[q], acc[r][q]);                                                   \
             }                                                                                      \
         }                                                                                          \
     }
@@ -70,17 +89,24 @@ static ALWAYS_INLINE KFN void tile_body(const trc_tile_args *t, const int R, con
     const size_t pfa = TILE_PREFETCH * csa, pfb = TILE_PREFETCH * ldb;
     const float *ap = t->A, *bp = t->B;
     /* rsa == 1 (A packed by the driver, or read by columns): constant broadcast offsets */
-    if (lanes == TRC_PANEL && rsa == 1) {
-        TILE_K_LOOP(pv_load(bp + q * ps), 1)
+    /* ps == TRC_PANEL (B row-major: a weight's rows in dX = dY W, activations in dW = dY^T X):
+     * the panels' offsets are constants, which frees the registers gcc otherwise refilled from
+     * the stack at every k */
+    if (lanes == TRC_PANEL && rsa == 1 && ps == TRC_PANEL) {
+        TILE_K_LOOP(pv_load(bp + q * TRC_PANEL), 1, TRC_PANEL)
+    } else if (lanes == TRC_PANEL && rsa == 1) {
+        TILE_K_LOOP(pv_load(bp + q * ps), 1, ps)
+    } else if (lanes == TRC_PANEL && ldb != TRC_PANEL && ps == TRC_PANEL) {
+        TILE_K_LOOP_STRIDED(pv_load(bp + q * TRC_PANEL), 1, ldb, TRC_PANEL)
     } else if (lanes == TRC_PANEL && ldb != TRC_PANEL) {
-        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps), 1, ldb)
+        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps), 1, ldb, ps)
     } else if (lanes == TRC_PANEL) {
-        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps), 0, TRC_PANEL)
+        TILE_K_LOOP_STRIDED(pv_load(bp + q * ps), 0, TRC_PANEL, ps)
     } else if (rsa == 1) {
-        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), 1)
+        TILE_K_LOOP(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps), 1, ps)
     } else {
         TILE_K_LOOP_STRIDED(q == P - 1 ? pv_loadm(bp + q * ps, lanes) : pv_load(bp + q * ps),
-                            ldb != TRC_PANEL, ldb)
+                            ldb != TRC_PANEL, ldb, ps)
     }
     /* The epilogue reads t's fields into locals first: the intrinsics' stores may alias
      * anything, so through t every field was reloaded and every test redone after each store

@@ -17,17 +17,18 @@
  *  3. dW_o = M V^T + dc_o v^T, dV = W_o^T M, dv = W_o^T dc_o (V, v the value rows of in_proj).
  * With threads > 1 the batch rows are split between threads for the forward pass and phase 1
  * (rows are independent; layer-norm parameter gradients go to per-thread partial sums, added
- * in a fixed order), and the output rows of every weight gradient for phases 2 and 3 (threads
- * are started per phase: tens of microseconds against milliseconds of work). Each thread
- * runs the kernels (kernels/) single-threaded. Results depend on the thread count only through
- * rounding and are bit-identical from run to run for a given count. */
+ * in a fixed order), whole weight gradients (or their output rows, see assign_jobs) for phase 2
+ * and the output rows of phase 3; the threads are a team kept for the trainer's life
+ * (base/pool.h). Each thread runs the kernels (kernels/) single-threaded. Results depend on the
+ * thread count only through rounding and are bit-identical from run to run for a given count. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/parallel.h"
+#include "base/pool.h"
 #include "kernels/kernels.h"
 #include "layers.h"
 #include "linear_packed.h"
@@ -83,6 +84,7 @@ typedef struct single_trainer {
     trc_model_layout L;
     size_t max_batch, B; /* B of the last successful forward, 0 if none */
     int threads;
+    trc_pool *pool; /* threads > 1: the team that runs the phases (base/pool.h) */
     float *grads;
     float *arena;
     size_t arena_floats;
@@ -107,6 +109,9 @@ typedef struct single_trainer {
     float *zrun, *dz, *dz0, *dzw, *du, *dv, *wh, *wh2, *wcat;
     wgrad_job jobs[MAX_JOBS];
     int njobs;
+    int job_order[MAX_JOBS]; /* phase 2 by whole jobs (by_job): largest first */
+    int by_job;
+    atomic_int next_job;       /* by_job: the next of job_order a thread takes */
     const trc_loss_rows *loss; /* during a forward */
     int final_only;            /* the last forward's loss has gradients at the last iterate only */
 } single_trainer;
@@ -289,10 +294,16 @@ int trc_single_trainer_set_threads(void *p, int threads) {
     if (threads == tr->threads)
         return 0;
     float *part = malloc((size_t)threads * tr->ln_floats * sizeof *part);
-    if (!part)
+    trc_pool *pool = threads > 1 ? trc_pool_create((size_t)threads, TRC_POOL_SPIN_NS) : NULL;
+    if (!part || (threads > 1 && !pool)) {
+        free(part);
+        trc_pool_free(pool);
         return trc_fail(TRC_ENOMEM, "trainer threads: out of memory");
+    }
     free(tr->ln_part);
     tr->ln_part = part;
+    trc_pool_free(tr->pool);
+    tr->pool = pool;
     tr->threads = threads;
     tr->B = 0; /* partial sums of a previous forward are gone */
     return 0;
@@ -302,6 +313,7 @@ void trc_single_trainer_free(void *p) {
     single_trainer *tr = p;
     if (!tr)
         return;
+    trc_pool_free(tr->pool);
     free(tr->arena);
     free(tr->grads);
     free(tr->ln_part);
@@ -337,7 +349,7 @@ static void run_parts(single_trainer *tr, part_fn fn) {
     part_arg args[MAX_THREADS];
     for (int t = 0; t < T; t++)
         args[t] = (part_arg){tr, fn, t};
-    trc_parallel_run(part_main, args, sizeof *args, (size_t)T);
+    trc_pool_run(tr->pool, part_main, args, sizeof *args, (size_t)T);
 }
 
 /* Rows of thread t: [*r0, *r0 + return). */
@@ -585,6 +597,8 @@ static void add_job(single_trainer *tr, trc_lin_off p, const float *dY, const fl
     add_job_to(tr, tr->grads + p.w, tr->grads + p.b, dY, X, rows, in, out);
 }
 
+static void assign_jobs(single_trainer *tr);
+
 static void make_jobs(single_trainer *tr) {
     const trc_model_layout *L = &tr->L;
     size_t B = tr->B, K = (size_t)L->K, KN = K * (size_t)L->n, d = (size_t)L->d;
@@ -607,18 +621,66 @@ static void make_jobs(single_trainer *tr) {
         add_job(tr, o->ffn0, a->dH + row * h, a->z1 + row * d, rows, L->d, L->h);
         add_job(tr, o->ffn3, a->dF + row * d, a->S + row * h, rows, L->h, L->d);
     }
+    assign_jobs(tr);
+}
+
+/* Phase 2's split: whole weight gradients, each thread taking the largest one left, when that
+ * balances within 10% (two threads: always); else the output rows of every one. A whole
+ * gradient reads its dY and X once, from memory (they were written long before); split by rows,
+ * every thread read all of X again, and two threads spent 29% more CPU in this phase than one.
+ * Taking them as the threads come free also evens out a slower core (this VM's vCPUs differ by
+ * ~10%). Either way each output is one thread's full sum in the same order: the same bits. */
+static void assign_jobs(single_trainer *tr) {
+    int T = tr->threads;
+    double load[MAX_THREADS] = {0}, total = 0.0;
+    int done[MAX_JOBS] = {0};
+    for (int n = 0; n < tr->njobs; n++) {
+        int big = -1;
+        double most = -1.0;
+        for (int j = 0; j < tr->njobs; j++) {
+            const wgrad_job *w = &tr->jobs[j];
+            double macs = (double)w->rows * w->in * w->out;
+            if (!done[j] && macs > most) {
+                most = macs;
+                big = j;
+            }
+        }
+        int least = 0; /* the balance of equal threads taking them in this order */
+        for (int t = 1; t < T; t++)
+            if (load[t] < load[least])
+                least = t;
+        done[big] = 1;
+        tr->job_order[n] = big;
+        load[least] += most;
+        total += most;
+    }
+    double worst = 0.0;
+    for (int t = 0; t < T; t++)
+        worst = load[t] > worst ? load[t] : worst;
+    tr->by_job = T > 1 && worst <= 1.1 * total / T;
+    atomic_store(&tr->next_job, 0);
+}
+
+static void weight_grad_rows(const wgrad_job *w, int o0, int o1) {
+    /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
+    trc_linear_weight_grad(w->dW + (size_t)o0 * w->in, w->db + o0, w->dY + o0, (size_t)w->out, w->X,
+                           w->rows, w->in, o1 - o0, 0);
 }
 
 static void backward_params(single_trainer *tr, int t) {
+    if (tr->by_job) {
+        for (int n; (n = atomic_fetch_add(&tr->next_job, 1)) < tr->njobs;) {
+            const wgrad_job *w = &tr->jobs[tr->job_order[n]];
+            weight_grad_rows(w, 0, w->out);
+        }
+        return;
+    }
     int T = tr->threads;
     for (int j = 0; j < tr->njobs; j++) {
         const wgrad_job *w = &tr->jobs[j];
         int o0 = (int)((long)w->out * t / T), o1 = (int)((long)w->out * (t + 1) / T);
-        if (o1 <= o0)
-            continue;
-        /* dW[o0:o1] = dY[:, o0:o1]^T X; db[o0:o1] = column sums of dY[:, o0:o1] */
-        trc_linear_weight_grad(w->dW + (size_t)o0 * w->in, w->db + o0, w->dY + o0, (size_t)w->out,
-                               w->X, w->rows, w->in, o1 - o0, 0);
+        if (o1 > o0)
+            weight_grad_rows(w, o0, o1);
     }
 }
 

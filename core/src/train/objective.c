@@ -50,17 +50,32 @@ const trc_objective *trc_objective_find(const char *name) {
     return NULL;
 }
 
-void trc_objective_names_with(int normalised, int time_left, char *buf, size_t n) {
+/* The names of the objectives `keep` accepts, ", "-separated, into buf (n bytes). */
+static void names_where(int (*keep)(const trc_objective *, const void *), const void *arg,
+                        char *buf, size_t n) {
     size_t len = 0;
     if (n)
         buf[0] = '\0';
     for (size_t i = 0; i < NOBJECTIVES && len < n; i++) {
-        const trc_objective *o = objectives[i];
-        if ((normalised && !o->normalised) || (time_left && !o->time_left))
+        if (!keep(objectives[i], arg))
             continue;
-        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", o->name);
+        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", objectives[i]->name);
         len += w > 0 ? (size_t)w : 0;
     }
+}
+
+typedef struct needs {
+    int normalised, time_left;
+} needs;
+
+static int can_train(const trc_objective *o, const void *arg) {
+    const needs *w = arg;
+    return (!w->normalised || o->normalised) && (!w->time_left || o->time_left);
+}
+
+void trc_objective_names_with(int normalised, int time_left, char *buf, size_t n) {
+    needs w = {normalised, time_left};
+    names_where(can_train, &w, buf, n);
 }
 
 int trc_objective_reads(const trc_objective *o, const char *option) {
@@ -77,16 +92,12 @@ int trc_objective_option(const char *option) {
     return 0;
 }
 
+static int reads_option(const trc_objective *o, const void *option) {
+    return trc_objective_reads(o, option);
+}
+
 void trc_objective_names_reading(const char *option, char *buf, size_t n) {
-    size_t len = 0;
-    if (n)
-        buf[0] = '\0';
-    for (size_t i = 0; i < NOBJECTIVES && len < n; i++) {
-        if (!trc_objective_reads(objectives[i], option))
-            continue;
-        int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", objectives[i]->name);
-        len += w > 0 ? (size_t)w : 0;
-    }
+    names_where(reads_option, option, buf, n);
 }
 
 int trc_objective_nterms(const trc_objective *o) {

@@ -280,6 +280,54 @@ static void test_layernorm_backward_set(void **state) {
         }
 }
 
+/* The layer norms take rows four at a time, the last 1-3 together (their dependency chains
+ * interleaved): B rows in one call give the bits of B calls of one row each, forward and backward,
+ * parameter gradients (which receive the rows' terms in row order) included. */
+static void test_layernorm_rows_at_once(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 43);
+    const int Cs[] = {16, 69, 128, 256}, Bs[] = {5, 6, 11}; /* 4 + 1, 4 + 2, 4 + 4 + 3 */
+    for (size_t k = 0; k < 12; k++) {
+        int B = Bs[k % 3], C = Cs[k / 3];
+        size_t n = (size_t)B * C;
+        float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy);
+        float *y = malloc(n * sizeof *y), *y1 = malloc(n * sizeof *y1);
+        float *w = malloc((size_t)C * sizeof *w), *b = malloc((size_t)C * sizeof *b);
+        float *st = malloc(4 * (size_t)B * sizeof *st), *dx = malloc(n * sizeof *dx);
+        float *dx1 = malloc(n * sizeof *dx1), *g = calloc(4 * (size_t)C, sizeof *g);
+        assert_true(x && dy && y && y1 && w && b && st && dx && dx1 && g);
+        fill(&rng, x, n);
+        fill(&rng, dy, n);
+        fill(&rng, w, (size_t)C);
+        fill(&rng, b, (size_t)C);
+        fill(&rng, dx, n);
+        memcpy(dx1, dx, n * sizeof *dx);
+        trc_layernorm_forward(y, st, st + B, x, w, b, (size_t)B, C);
+        for (int r = 0; r < B; r++)
+            trc_layernorm_forward(y1 + (size_t)r * C, st + 2 * B + r, st + 3 * B + r,
+                                  x + (size_t)r * C, w, b, 1, C);
+        assert_memory_equal(y, y1, n * sizeof *y);
+        assert_memory_equal(st, st + 2 * B, 2 * (size_t)B * sizeof *st);
+        trc_layernorm_backward(dx, g, g + C, dy, x, w, st, st + B, (size_t)B, C);
+        for (int r = 0; r < B; r++)
+            trc_layernorm_backward(dx1 + (size_t)r * C, g + 2 * C, g + 3 * C, dy + (size_t)r * C,
+                                   x + (size_t)r * C, w, st + r, st + B + r, 1, C);
+        assert_memory_equal(dx, dx1, n * sizeof *dx);
+        assert_memory_equal(g, g + 2 * C, 2 * (size_t)C * sizeof *g);
+        free(x);
+        free(dy);
+        free(y);
+        free(y1);
+        free(w);
+        free(b);
+        free(st);
+        free(dx);
+        free(dx1);
+        free(g);
+    }
+}
+
 /* The path's dgemm against a plain double loop (fma in k order, as documented: the same bits),
  * A by rows and by columns, accumulating or not, around the tile and panel edges. */
 static void test_dgemm(void **state) {
@@ -712,6 +760,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_dsilu),
         cmocka_unit_test(test_linear_pack),
         cmocka_unit_test(test_layernorm_backward_set),
+        cmocka_unit_test(test_layernorm_rows_at_once),
         cmocka_unit_test(test_dgemm),
         cmocka_unit_test(test_gemm_guard_pages),
         cmocka_unit_test(test_exp_and_silu_error),
