@@ -48,9 +48,9 @@ struct batcher {
 #ifndef CHUNK_WORK
 #define CHUNK_WORK 2e8
 #endif
-/* Fewest rows an executor gathers or a queue is split into: the inference plan costs about as
- * much CPU for 1-3 rows as for 4 (medium model, AVX-512 path: 96, 146, 217 and 156 us for 1,
- * 2, 3 and 4 rows), so splitting below 4 buys latency with CPU. */
+/* Fewest rows an executor gathers or a queue is split into: below 4 rows the inference plan
+ * costs more CPU per row (medium model, AVX-512 path, thread CPU: 98, 54 and 43 us a row for
+ * 1, 2 and 3 rows, 38-41 from 4 rows up), so splitting further buys latency with CPU. */
 #define MIN_SHARE 4
 /* How often a waiting request looks at its client (ms). */
 #define GONE_POLL_MS 50
