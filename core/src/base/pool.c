@@ -150,9 +150,8 @@ void trc_pool_run(trc_pool *p, void *(*fn)(void *), void *items, size_t stride, 
         trc_parallel_run(fn, items, stride, n);
         return;
     }
-    if (n > p->n)
-        n = p->n;
     char *at = items;
+    size_t team = n < p->n ? n : p->n; /* items past the team's size run on the caller */
     size_t threads = 0; /* every started thread acknowledges every run, item or not, so the
                          * next run's fields are never written while one still reads these */
     for (size_t t = 1; t < p->n; t++)
@@ -161,15 +160,15 @@ void trc_pool_run(trc_pool *p, void *(*fn)(void *), void *items, size_t stride, 
         p->fn = fn;
         p->items = at;
         p->stride = stride;
-        p->count = n;
+        p->count = team;
         atomic_store_explicit(&p->pending, threads, memory_order_release);
         publish(p);
     }
     if (n > 0)
         fn(at);
     for (size_t t = 1; t < n; t++)
-        if (!p->started[t])
-            fn(at + t * stride); /* its thread could not be started: run its item here */
+        if (t >= team || !p->started[t])
+            fn(at + t * stride); /* no thread for it, or it could not be started: run it here */
     if (threads && !spin_until(run_finished, p, 0)) {
         pthread_mutex_lock(&p->lock);
         p->caller_sleeping = 1;

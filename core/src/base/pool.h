@@ -21,8 +21,8 @@ typedef struct trc_pool trc_pool;
  * threads that cannot be started leave their items to the caller. */
 trc_pool *trc_pool_create(size_t n, double spin_ns);
 
-/* Runs fn(items + t * stride) for t in [0, n) (n <= the team's size), item 0 on the calling
- * thread; returns when every one has returned. pool NULL: trc_parallel_run. */
+/* Runs fn(items + t * stride) for t in [0, n), item 0 and any past the team's size on the
+ * calling thread; returns when every one has returned. pool NULL: trc_parallel_run. */
 void trc_pool_run(trc_pool *pool, void *(*fn)(void *), void *items, size_t stride, size_t n);
 
 /* Stops and joins the threads. NULL is fine. */

@@ -1,6 +1,7 @@
 /* base/pool.h: every item of every run runs exactly once, on its own thread for items > 0, and a
  * run returns only when all have returned; both ways a team waits (spinning, and sleeping with
- * spin 0), runs of fewer items than the team, a NULL team, and teams created and freed. */
+ * spin 0), runs of fewer items than the team and of more (the rest on the caller), a NULL team,
+ * and teams created and freed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,7 +86,12 @@ static void test_default_team_and_none(void **state) {
     assert_non_null(pool);
     exercise(pool, 1);
     trc_pool_free(pool);
-    exercise(NULL, 1); /* no team: trc_parallel_run, threads per run */
+    exercise(NULL, 1);              /* no team: trc_parallel_run, threads per run */
+    pool = trc_pool_create(2, 1e6); /* runs of up to TEAM items on a team of 2: the rest on the
+                                     * caller, none dropped */
+    assert_non_null(pool);
+    exercise(pool, 0);
+    trc_pool_free(pool);
     trc_pool_free(NULL);
     for (int i = 0; i < 50; i++) /* teams that never run still stop cleanly */
         trc_pool_free(trc_pool_create(TEAM, i % 2 ? 0 : 1e6));
