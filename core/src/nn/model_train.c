@@ -625,10 +625,10 @@ static void make_jobs(single_trainer *tr) {
 }
 
 /* Phase 2's split: whole weight gradients, each thread taking the largest one left, when that
- * balances within 10% (two threads: always); else the output rows of every one. A whole
- * gradient reads its dY and X once, from memory (they were written long before); split by rows,
- * every thread read all of X again, and two threads spent 29% more CPU in this phase than one.
- * Taking them as the threads come free also evens out a slower core (this VM's vCPUs differ by
+ * balances within 10% (the medium model on two threads does); else the output rows of every one. A
+ * whole gradient reads its dY and X once, from memory (they were written long before); split by
+ * rows, every thread read all of X again, and two threads spent 29% more CPU in this phase than
+ * one. Taking them as the threads come free also evens out a slower core (this VM's vCPUs differ by
  * ~10%). Either way each output is one thread's full sum in the same order: the same bits. */
 static void assign_jobs(single_trainer *tr) {
     int T = tr->threads;
