@@ -111,6 +111,7 @@ struct http_request {
     int dispatched; /* handed to the pool (or run inline) */
     int refused;    /* early answer in `pending`, sent when the body has been read and dropped */
     int close;      /* answered before the end of the body (or a framing error): close */
+    int draining;   /* the server was draining when the handler started (http_draining) */
     size_t dropped; /* body bytes read and dropped */
     http_response pending; /* refused: the answer; dispatched: the handler's answer */
     struct timespec t0;
@@ -221,6 +222,9 @@ const char *http_body(const http_request *req, size_t *len) {
 }
 int http_body_is_raw(const http_request *req) {
     return req->raw;
+}
+int http_draining(const http_request *req) {
+    return req->draining;
 }
 int http_client_addr(const http_request *req, char *buf, size_t size) {
     const union MHD_ConnectionInfo *ci =
@@ -403,8 +407,9 @@ static enum MHD_Result send_response(http_request *req, http_response *res) {
         if (strcmp(allow, "*") != 0)
             MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
     }
-    /* an answer before the end of the body closes: the rest is not read */
-    if (req->close || app_draining(a))
+    /* an answer before the end of the body closes: the rest is not read; so does one while
+     * draining -- as its handler saw it, so that a /readyz 200 never comes with a close */
+    if (req->close || (req->dispatched ? req->draining : app_draining(a)))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)res->status, r);
     MHD_destroy_response(r);
@@ -807,9 +812,15 @@ void http_run_on_worker(http_response *res, void (*fn)(void *arg), void *arg) {
     workpool_push(req->srv->pool, &req->later);
 }
 
+/* The route's handler, with the one view of the drain it and its answer share. */
+static void call_handler(http_request *req) {
+    req->draining = app_draining(req->srv->app);
+    req->route->fn(req->srv->app, req, &req->pending);
+}
+
 static void run_handler(workpool_item *item) {
     http_request *req = (http_request *)item;
-    req->route->fn(req->srv->app, req, &req->pending);
+    call_handler(req);
     if (req->deferred)
         part_done(req);
     else
@@ -829,7 +840,7 @@ static enum MHD_Result dispatch(http_request *req) {
     unsigned flags = req->route->flags;
     if ((flags & HTTP_INLINE) || ((flags & HTTP_DEFER) && req->len <= INLINE_BODY_MAX)) {
         req->on_event_thread = 1;
-        req->route->fn(srv->app, req, &req->pending);
+        call_handler(req);
         if (req->deferred)
             part_done(req);
         return MHD_YES; /* otherwise answered by the caller */

@@ -102,6 +102,10 @@ const char *http_body(const http_request *req, size_t *len);
 const atomic_int *http_client_gone(const http_request *req);
 /* 1 when the body was sent as application/octet-stream (HTTP_BODY_RAW routes). */
 int http_body_is_raw(const http_request *req);
+/* Whether the server was shutting down when this request's handler started. Its answer then
+ * closes the connection; a route that answers 503 while draining (/readyz) asks this, not the
+ * app, so that its status and the close agree. */
+int http_draining(const http_request *req);
 /* The client's address as text ("127.0.0.1", "::1") into buf (INET6_ADDRSTRLEN = 46 bytes
  * suffice); "unknown" and -1 when the connection has none. */
 int http_client_addr(const http_request *req, char *buf, size_t size);

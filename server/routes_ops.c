@@ -14,8 +14,7 @@ static void on_healthz(app *a, const http_request *req, http_response *res) {
 }
 
 static void on_readyz(app *a, const http_request *req, http_response *res) {
-    (void)req;
-    if (app_draining(a)) {
+    if (http_draining(req)) {
         http_reply_error(res, 503, NULL, "shutting down");
         return;
     }
