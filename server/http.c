@@ -17,7 +17,6 @@
 #include <stdatomic.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,15 +33,17 @@
 #include "deadline.h"
 #include "http.h"
 #include "http_rules.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
 #include "workpool.h"
 
 #define MAX_HEADERS 8
-#define WINDOW_MS 100     /* window of the recent-concurrency estimate */
-#define URL_MAX 8192      /* longer request targets: 414 */
-#define HEADERS_MAX 16384 /* larger header blocks: 431 */
+#define LISTEN_BACKLOG 1024 /* connections the kernel holds while trcd is full or busy */
+#define WINDOW_MS 100       /* window of the recent-concurrency estimate */
+#define URL_MAX 8192        /* longer request targets: 414 */
+#define HEADERS_MAX 16384   /* larger header blocks: 431 */
 #define MHD_POOL                                                                                   \
     (32u << 10) /* libmicrohttpd's per-connection buffer (it answers HTML 414 or                   \
                    431 itself only past it) */
@@ -62,6 +63,7 @@ typedef struct route_info {
 struct http_server {
     app *app;
     struct MHD_Daemon *daemon;
+    listener *listener; /* ours, not libmicrohttpd's: see listener.h */
     router router;
     route_info info[ROUTER_MAX_ROUTES];
     int port;
@@ -978,6 +980,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         srv->connections--;
         srv->closed_total++;
         pthread_mutex_unlock(&srv->lock);
+        listener_wake(srv->listener); /* room for one more */
     }
 }
 
@@ -1040,6 +1043,21 @@ int http_create(app *a, http_server **out) {
     return 0;
 }
 
+/* listener callbacks: a connection goes to libmicrohttpd, which closes it when refused (over
+ * the per-client limit, or the total one while its count lags the accepts) */
+static int hand_connection(void *arg, int fd, const struct sockaddr *addr, socklen_t len) {
+    http_server *srv = arg;
+    return MHD_add_connection(srv->daemon, fd, addr, len) == MHD_YES ? 0 : -1;
+}
+
+static int has_room(void *arg) {
+    http_server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    int room = srv->connections < (unsigned long long)srv->app->cfg.max_connections;
+    pthread_mutex_unlock(&srv->lock);
+    return room;
+}
+
 int http_start(http_server *srv) {
     const app_config *c = &srv->app->cfg;
     if (workpool_create(c->workers, &srv->pool) ||
@@ -1047,41 +1065,31 @@ int http_start(http_server *srv) {
         log_msg("cannot start the HTTP worker threads");
         return -1;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    char port[16];
-    snprintf(port, sizeof port, "%d", c->port);
-    int rc = getaddrinfo(c->host, port, &hints, &ai);
-    if (rc) {
-        hints.ai_flags = AI_PASSIVE; /* a host name, e.g. localhost */
-        rc = getaddrinfo(c->host, port, &hints, &ai);
-    }
-    if (rc || !ai) {
-        log_msg("cannot resolve --host %s: %s", c->host, gai_strerror(rc));
+    char err[256];
+    if (listener_open(c->host, c->port, LISTEN_BACKLOG, &srv->listener, err, sizeof err)) {
+        log_msg("%s", err);
         return -1;
     }
+    srv->port = listener_port(srv->listener);
+    /* no listening socket inside libmicrohttpd: the listener hands it connections (its ITC
+     * wakes the event thread that takes each) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        srv, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->io_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)c->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)c->request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
-    freeaddrinfo(ai);
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)c->io_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->request_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL, MHD_OPTION_END);
     if (!srv->daemon) {
-        log_msg("cannot listen on %s:%d: %s", c->host, c->port, strerror(errno));
+        log_msg("cannot start the HTTP event threads: %s", strerror(errno));
         return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : c->port;
+    if (listener_start(srv->listener, hand_connection, has_room, srv, err, sizeof err)) {
+        log_msg("%s", err);
+        return -1;
+    }
     return 0;
 }
 
@@ -1090,11 +1098,7 @@ int http_bound_port(const http_server *srv) {
 }
 
 void http_quiesce(http_server *srv) {
-    if (!srv->daemon)
-        return;
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    listener_close(srv->listener);
 }
 
 int http_drain(http_server *srv, int timeout_ms) {
@@ -1127,9 +1131,11 @@ void http_destroy(http_server *srv) {
             pthread_cond_wait(&srv->unhandled, &srv->lock);
         pthread_mutex_unlock(&srv->lock);
     }
+    listener_close(srv->listener); /* nothing handed over to a stopping daemon */
     workpool_free(srv->pool);
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
+    listener_free(srv->listener); /* after the daemon: its closing connections wake it */
     deadlines_free(srv->deadlines);
     if (srv->app->http == srv)
         srv->app->http_metrics = NULL;

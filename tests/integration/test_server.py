@@ -596,6 +596,45 @@ def test_readyz_503_while_draining(trcd_factory):
     assert srv.proc.wait(15) == 0
 
 
+
+def test_sigterm_while_connections_churn(trcd_factory, tmp_path):
+    """Shutdown while clients keep connecting exits cleanly. libmicrohttpd's own way to stop
+    listening (MHD_quiesce_daemon) raced its event threads and aborted trcd (seen once in CI);
+    the shim widens that window to 300 ms so the old code failed every time."""
+    shim = str(tmp_path / "slow_epoll_del.so")
+    src = os.path.join(os.path.dirname(__file__), "shims", "slow_epoll_del.c")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, src, "-ldl"], check=True)
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": shim,  # the sanitizer runtime need not come first for this shim
+           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    for _ in range(3):
+        srv = trcd_factory(env=env)
+        stop = threading.Event()
+        connected = [0]
+
+        def churn():
+            while not stop.is_set():
+                try:
+                    socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+                    connected[0] += 1
+                except OSError:
+                    stop.wait(0.001)
+
+        threads = [threading.Thread(target=churn) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            poll(lambda: connected[0] >= 50, "clients connecting", srv=srv)
+            srv.proc.send_signal(signal.SIGTERM)
+            rc = srv.proc.wait(20)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert rc == 0, srv.log()[-2000:]
+        assert "Fatal error" not in srv.log() and "stopped" in srv.log()
+
+
 # ---- config, metrics, log ----
 
 def test_flags_and_environment(trcd_factory, tmp_path):
