@@ -41,9 +41,10 @@
 
 #define MAX_HEADERS 8
 #define LISTEN_BACKLOG 1024 /* connections the kernel holds while trcd is full or busy */
-#define WINDOW_MS 100       /* window of the recent-concurrency estimate */
-#define URL_MAX 8192        /* longer request targets: 414 */
-#define HEADERS_MAX 16384   /* larger header blocks: 431 */
+#define MHD_LOG_PER_SECOND 10
+#define WINDOW_MS 100     /* window of the recent-concurrency estimate */
+#define URL_MAX 8192      /* longer request targets: 414 */
+#define HEADERS_MAX 16384 /* larger header blocks: 431 */
 #define MHD_POOL                                                                                   \
     (32u << 10) /* libmicrohttpd's per-connection buffer (it answers HTML 414 or                   \
                    431 itself only past it) */
@@ -64,6 +65,7 @@ struct http_server {
     app *app;
     struct MHD_Daemon *daemon;
     listener *listener; /* ours, not libmicrohttpd's: see listener.h */
+    log_budget mhd_log; /* libmicrohttpd's messages: a client provokes one per refused connection */
     router router;
     route_info info[ROUTER_MAX_ROUTES];
     int port;
@@ -1024,6 +1026,7 @@ int http_create(app *a, http_server **out) {
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->idle, NULL);
     pthread_cond_init(&srv->unhandled, NULL);
+    srv->mhd_log = (log_budget)LOG_BUDGET_INIT(MHD_LOG_PER_SECOND);
     if (a->cfg.cors_origin && a->cfg.cors_origin[0]) {
         srv->cors = strdup(a->cfg.cors_origin);
         char *save = NULL;
@@ -1048,6 +1051,16 @@ int http_create(app *a, http_server **out) {
 static int hand_connection(void *arg, int fd, const struct sockaddr *addr, socklen_t len) {
     http_server *srv = arg;
     return MHD_add_connection(srv->daemon, fd, addr, len) == MHD_YES ? 0 : -1;
+}
+
+/* libmicrohttpd's own messages, mostly its refusal of a connection over --max-connections-per-ip
+ * (one line per connection a client opens: a flood would be a flood of log): in trcd's format,
+ * MHD_LOG_PER_SECOND at most, the rest counted. */
+static void on_mhd_message(void *cls, const char *fmt, va_list ap) {
+    http_server *srv = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_limited(&srv->mhd_log, "libmicrohttpd: %s", msg);
 }
 
 static int has_room(void *arg) {
@@ -1076,12 +1089,13 @@ int http_start(http_server *srv) {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)c->io_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->request_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->io_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)c->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)c->request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_POOL,
+        MHD_OPTION_END);
     if (!srv->daemon) {
         log_msg("cannot start the HTTP event threads: %s", strerror(errno));
         return -1;
@@ -1136,6 +1150,8 @@ void http_destroy(http_server *srv) {
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     listener_free(srv->listener); /* after the daemon: its closing connections wake it */
+    log_budget_flush(&srv->mhd_log);
+    pthread_mutex_destroy(&srv->mhd_log.lock);
     deadlines_free(srv->deadlines);
     if (srv->app->http == srv)
         srv->app->http_metrics = NULL;

@@ -142,6 +142,32 @@ def test_slowloris_is_cut_by_the_request_deadline_while_good_clients_are_served(
     conn.close()
 
 
+def test_a_connection_flood_over_the_per_client_limit_is_not_a_log_flood(trcd_factory):
+    """libmicrohttpd writes a line for every connection it refuses over the per-client limit:
+    trcd writes at most 10 of them a second, in its own format, and counts the rest."""
+    srv = trcd_factory(args=["--max-connections-per-ip", "1"])
+    held = connect(srv, "127.0.0.7")
+    flood = 300
+    try:
+        poll(lambda: metric(srv, "trcd_http_connections") >= 1, "the held connection", srv=srv)
+        t0 = time.time()
+        for _ in range(flood):
+            connect(srv, "127.0.0.7").close()
+        # accepted in order: once a later client is answered, every refusal is logged or counted
+        assert parse(exchange(srv, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                              src="127.0.0.8"))[0] == 200
+        seconds = time.time() - t0
+    finally:
+        held.close()
+    srv.stop()  # the last second's count is reported at shutdown
+    log = srv.log()
+    lines = [l for l in log.splitlines() if "libmicrohttpd: Server reached connection limit" in l]
+    dropped = sum(int(n) for n in re.findall(r"(\d+) more such line\(s\) dropped", log))
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ trcd: libmicrohttpd: ", l) for l in lines)
+    assert len(lines) + dropped == flood, (len(lines), dropped)
+    assert len(lines) <= 10 * (int(seconds) + 2), (len(lines), seconds)
+
+
 def test_idle_connections_cost_no_thread(trcd_factory):
     """Far more idle connections than the old thread-per-connection cap (256) are held while
     requests are answered."""
