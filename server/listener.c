@@ -115,6 +115,27 @@ static void drain_wake(int fd) {
     (void)n;
 }
 
+/* Errors accept() reports for one pending connection, not for the socket: accept(2) says to
+ * treat TCP's pending network errors like EAGAIN, and EPERM is a firewall's refusal. */
+static int client_error(int e) {
+    switch (e) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Accepts up to ACCEPT_BATCH connections; returns 1 when out of descriptors or memory. */
 static int accept_some(listener *l) {
     for (int k = 0; k < ACCEPT_BATCH && l->room(l->arg); k++) {
@@ -126,8 +147,8 @@ static int accept_some(listener *l) {
             l->hand(l->arg, c, (struct sockaddr *)&ss, len);
             continue;
         }
-        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-            continue; /* that client gave up; others may be waiting */
+        if (client_error(errno))
+            continue; /* that client's connection failed; others may be waiting */
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
         if (!l->complained) /* once per episode: it may last */

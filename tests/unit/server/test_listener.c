@@ -9,7 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -127,6 +129,53 @@ static void test_listener_hands_over_waits_for_room_and_closes(void **state) {
     close(c2);
 }
 
+/* Out of descriptors, accept() fails with EMFILE and the connection stays in the backlog: the
+ * listener waits (no busy loop on a socket that stays readable) and takes it once descriptors
+ * are free again. */
+static void test_listener_waits_out_descriptor_exhaustion(void **state) {
+    (void)state;
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload")) {
+        /* valgrind keeps its own descriptor limit: lowered, it is not raised again */
+        skip();
+    }
+    fixture f = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER, .room = 1};
+    char err[256];
+    listener *l;
+    assert_int_equal(listener_open("127.0.0.1", 0, 16, &l, err, sizeof err), 0);
+    assert_int_equal(listener_start(l, hand, room, &f, err, sizeof err), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)listener_port(l))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int c = socket(AF_INET, SOCK_STREAM, 0); /* made before the limit: connect needs no new one */
+    assert_true(c >= 0);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int lowest = dup(0); /* the lowest free descriptor: a limit there leaves none free */
+    assert_true(lowest >= 0);
+    close(lowest);
+    low = old;
+    low.rlim_cur = (rlim_t)lowest;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(dup(0), -1);
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0); /* in the backlog */
+    /* the listener has tried (and asked for room) at least twice more before we restore */
+    pthread_mutex_lock(&f.lock);
+    int asked = f.room_calls;
+    pthread_mutex_unlock(&f.lock);
+    wait_for(&f, &f.room_calls, asked + 2);
+    pthread_mutex_lock(&f.lock);
+    assert_int_equal(f.handed, 0);
+    pthread_mutex_unlock(&f.lock);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    int probe = dup(0); /* descriptors are free again (else the wait below would never end) */
+    assert_true(probe >= 0);
+    close(probe);
+    wait_for(&f, &f.handed, 1);
+    listener_free(l);
+    close(f.fds[0]);
+    close(c);
+}
+
 static void test_listener_reports_bad_addresses(void **state) {
     (void)state;
     char err[256];
@@ -148,6 +197,7 @@ static void test_listener_reports_bad_addresses(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listener_hands_over_waits_for_room_and_closes),
+        cmocka_unit_test(test_listener_waits_out_descriptor_exhaustion),
         cmocka_unit_test(test_listener_reports_bad_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
