@@ -205,6 +205,15 @@ static void *worker(void *p) {
     return NULL;
 }
 
+/* The value of the metric line "name value" in a /metrics text. */
+static long metric_value(const char *text, const char *name) {
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(text, key);
+    assert_non_null(at);
+    return strtol(at + strlen(key), NULL, 10);
+}
+
 static void test_batcher_concurrent(void **state) {
     (void)state;
     registry *reg;
@@ -234,9 +243,7 @@ static void test_batcher_concurrent(void **state) {
     assert_int_equal(metrics_render(met, NULL, &out), 0);
     /* every request was evaluated once (240 requests); gathering made fewer evaluations */
     assert_non_null(strstr(out.buf, "trcd_inference_batch_requests_sum 240\n"));
-    const char *cnt = strstr(out.buf, "trcd_inference_batch_requests_count ");
-    assert_non_null(cnt);
-    long evaluations = strtol(cnt + strlen("trcd_inference_batch_requests_count "), NULL, 10);
+    long evaluations = metric_value(out.buf, "trcd_inference_batch_requests_count");
     assert_true(evaluations > 0 && evaluations <= 240);
     free(out.buf);
     snapshot_release(s1);
@@ -244,6 +251,34 @@ static void test_batcher_concurrent(void **state) {
     batcher_free(b);
     metrics_free(met);
     registry_free(reg);
+}
+
+/* The batcher tests' server: default.safetensors served, metrics for POST /v1/control, and a
+ * batcher of two executors waiting up to wait_us to gather. */
+typedef struct served {
+    registry *reg;
+    model_snapshot *snap;
+    metrics *met;
+    batcher *b;
+} served;
+
+static void serve_default(served *sv, int wait_us) {
+    proto_error err;
+    assert_int_equal(registry_create(test_tmpdir, &sv->reg), 0);
+    registry_set_default_dt(sv->reg, 5.0 / 15.0); /* the bare fixtures record none */
+    assert_int_equal(registry_load_file(sv->reg, "default", "default.safetensors", &err), 0);
+    sv->snap = registry_get(sv->reg, NULL);
+    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
+    assert_int_equal(metrics_create(methods, routes, 1, &sv->met), 0);
+    assert_int_equal(batcher_create(2, wait_us, 64, sv->met, &sv->b), 0);
+}
+
+/* The batcher first (it may still hold the snapshot's jobs), NULL when a test freed it. */
+static void unserve(served *sv) {
+    batcher_free(sv->b);
+    snapshot_release(sv->snap);
+    metrics_free(sv->met);
+    registry_free(sv->reg);
 }
 
 /* batcher_submit: one thread queues many jobs without waiting (done is called once for each,
@@ -266,39 +301,37 @@ static void async_finished(batcher_job *job) {
     pthread_mutex_unlock(&async_lock);
 }
 
+/* One row from state (x, v) to the origin, answered through async_finished. */
+static void async_job_init(async_job *j, const model_snapshot *snap, float x, float v,
+                           const atomic_int *gone) {
+    j->x0[0] = x;
+    j->x0[1] = v;
+    j->tg[0] = j->tg[1] = 0;
+    j->job = (batcher_job){.snap = snap,
+                           .n = 1,
+                           .x0 = j->x0,
+                           .target = j->tg,
+                           .time_left = 1.0f,
+                           .u = j->u,
+                           .gone = gone,
+                           .done = async_finished,
+                           .rc = -1};
+}
+
 static void test_batcher_submit(void **state) {
     (void)state;
-    registry *reg;
-    proto_error err;
-    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
-    registry_set_default_dt(reg, 5.0 / 15.0);
-    assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
-    model_snapshot *snap = registry_get(reg, NULL);
-    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
-    metrics *met;
-    assert_int_equal(metrics_create(methods, routes, 1, &met), 0);
-    batcher *b;
-    assert_int_equal(batcher_create(2, 0, 64, met, &b), 0);
+    served sv;
+    serve_default(&sv, 0);
+    model_snapshot *snap = sv.snap;
+    batcher *b = sv.b;
     enum { N = 40 };
     static async_job jobs[N];
     atomic_int gone = 1;
     async_done = 0;
     for (int i = 0; i < N; i++) {
-        async_job *j = &jobs[i];
-        j->x0[0] = 0.05f * (float)i - 1.0f;
-        j->x0[1] = 0.5f;
-        j->tg[0] = j->tg[1] = 0;
-        j->job = (batcher_job){.snap = snap,
-                               .n = 1,
-                               .x0 = j->x0,
-                               .target = j->tg,
-                               .time_left = 1.0f,
-                               .u = j->u,
-                               .gone = i == N - 1 ? &gone : NULL,
-                               .done = async_finished,
-                               .rc = -1};
+        async_job_init(&jobs[i], snap, 0.05f * (float)i - 1.0f, 0.5f, i == N - 1 ? &gone : NULL);
         batcher_arrive(b);
-        batcher_submit(b, &j->job);
+        batcher_submit(b, &jobs[i].job);
     }
     pthread_mutex_lock(&async_lock);
     while (async_done < N)
@@ -319,12 +352,11 @@ static void test_batcher_submit(void **state) {
     assert_int_equal(rows, 0);
     assert_int_equal(abandoned, 1);
     batcher_free(b);
+    sv.b = NULL;
     pthread_mutex_lock(&async_lock);
     assert_int_equal(async_done, N); /* nothing called after the last done */
     pthread_mutex_unlock(&async_lock);
-    snapshot_release(snap);
-    metrics_free(met);
-    registry_free(reg);
+    unserve(&sv);
 }
 
 static int fixed_clients;
@@ -357,17 +389,11 @@ static double now_s(void) {
  * client never waits for anyone. */
 static void test_batcher_gathers_sending_clients(void **state) {
     (void)state;
-    registry *reg;
-    proto_error err;
-    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
-    registry_set_default_dt(reg, 5.0 / 15.0); /* the bare fixtures record none */
-    assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
-    model_snapshot *snap = registry_get(reg, NULL);
-    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
-    metrics *met;
-    assert_int_equal(metrics_create(methods, routes, 1, &met), 0);
-    batcher *b;
-    assert_int_equal(batcher_create(2, 3000000, 64, met, &b), 0); /* wait up to 3 s */
+    served sv;
+    serve_default(&sv, 3000000); /* wait up to 3 s */
+    model_snapshot *snap = sv.snap;
+    metrics *met = sv.met;
+    batcher *b = sv.b;
     batcher_set_clients(b, clients_fn, NULL);
 
     fixed_clients = 1;
@@ -394,16 +420,9 @@ static void test_batcher_gathers_sending_clients(void **state) {
     assert_non_null(strstr(out.buf, "trcd_inference_batch_requests_count 2\n"));
     assert_non_null(strstr(out.buf, "trcd_inference_batch_rows_sum 5\n"));
     free(out.buf);
-    snapshot_release(snap);
-    batcher_free(b);
-    metrics_free(met);
-    registry_free(reg);
+    unserve(&sv);
 }
 
-/* 16 clients, two idle executors: the queue is shared between them, evaluations of 8 rows at
- * most, at once, instead of one of 16 on one core while the other waits. The 16 requests are
- * announced (batcher_arrive) before any is queued, so the first executor's gathering ends
- * exactly when all 16 are queued, whatever the threads' speed. */
 /* 16 clients, each gone once answered (none sends again): an executor gathering its share
  * then expects only those still waiting, instead of waiting out the batch wait for clients
  * that will not come. */
@@ -415,19 +434,17 @@ static int clients_not_answered(void *ctx) {
     return n;
 }
 
+/* 16 clients, two idle executors: the queue is shared between them, evaluations of 8 rows at
+ * most, at once, instead of one of 16 on one core while the other waits. The 16 requests are
+ * announced (batcher_arrive) before any is queued, so the first executor's gathering ends
+ * exactly when all 16 are queued, whatever the threads' speed. */
 static void test_batcher_shares_between_executors(void **state) {
     (void)state;
-    registry *reg;
-    proto_error err;
-    assert_int_equal(registry_create(test_tmpdir, &reg), 0);
-    registry_set_default_dt(reg, 5.0 / 15.0);
-    assert_int_equal(registry_load_file(reg, "default", "default.safetensors", &err), 0);
-    model_snapshot *snap = registry_get(reg, NULL);
-    const char *methods[1] = {"POST"}, *routes[1] = {"/v1/control"};
-    metrics *met;
-    assert_int_equal(metrics_create(methods, routes, 1, &met), 0);
-    batcher *b;
-    assert_int_equal(batcher_create(2, 30000000, 64, met, &b), 0); /* gathering ends on rows */
+    served sv;
+    serve_default(&sv, 30000000); /* gathering ends on rows */
+    model_snapshot *snap = sv.snap;
+    metrics *met = sv.met;
+    batcher *b = sv.b;
     async_done = 0;
     batcher_set_clients(b, clients_not_answered, NULL);
     while (batcher_idle_executors(b) < 2)
@@ -437,19 +454,8 @@ static void test_batcher_shares_between_executors(void **state) {
     for (int i = 0; i < N; i++)
         batcher_arrive(b);
     for (int i = 0; i < N; i++) {
-        async_job *j = &jobs[i];
-        j->x0[0] = 0.1f * (float)i - 0.8f;
-        j->x0[1] = -0.25f;
-        j->tg[0] = j->tg[1] = 0;
-        j->job = (batcher_job){.snap = snap,
-                               .n = 1,
-                               .x0 = j->x0,
-                               .target = j->tg,
-                               .time_left = 1.0f,
-                               .u = j->u,
-                               .done = async_finished,
-                               .rc = -1};
-        batcher_submit(b, &j->job);
+        async_job_init(&jobs[i], snap, 0.1f * (float)i - 0.8f, -0.25f, NULL);
+        batcher_submit(b, &jobs[i].job);
     }
     pthread_mutex_lock(&async_lock);
     while (async_done < N)
@@ -467,18 +473,13 @@ static void test_batcher_shares_between_executors(void **state) {
     /* the first executor took 8 rows and left 8 to the other (which may share them again with
      * the first when it comes back before the other has woken): no evaluation of 16 */
     assert_non_null(strstr(out.buf, "trcd_inference_batch_rows_sum 16\n"));
-    const char *cnt = strstr(out.buf, "trcd_inference_batch_rows_count ");
-    assert_non_null(cnt);
-    long evaluations = strtol(cnt + strlen("trcd_inference_batch_rows_count "), NULL, 10);
+    long evaluations = metric_value(out.buf, "trcd_inference_batch_rows_count");
     char le8[64];
     snprintf(le8, sizeof le8, "trcd_inference_batch_rows_bucket{le=\"8\"} %ld\n", evaluations);
     assert_true(evaluations >= 2);
     assert_non_null(strstr(out.buf, le8));
     free(out.buf);
-    batcher_free(b);
-    snapshot_release(snap);
-    metrics_free(met);
-    registry_free(reg);
+    unserve(&sv);
 }
 
 int main(void) {
