@@ -27,9 +27,6 @@ const trc_kernel_ops *trc_kernels(void) {
 #define KBLK 512 /* a longer K is cut into chunks of at most this (see trc_gemm) */
 #define PB 4     /* panels of B^T packed at a time (with KC: 32 KB on the stack) */
 
-#define TILE_ROWS_MAX 12 /* the largest tile_rows of any path */
-#define KA 256           /* A is packed for K up to this (12 KB on the stack) */
-
 /* One tile at rows m0, panels p0 of base's origin; A: its first row (base->rsa, csa apply). */
 static void one_tile(const trc_kernel_ops *ops, const trc_tile_args *base, const float *A, int m0,
                      int p0, int R, int P, int lanes) {
@@ -95,12 +92,15 @@ static void row_norm(const trc_kernel_ops *ops, const trc_gemm_args *g, int m0, 
 }
 
 /* Rows [0, M) x panels [0, np) of base's origin; lanes: valid columns of panel np-1. The rows
- * are cut into the fewest tiles of at most tile_rows, of near-equal heights (32 rows: 6 6 5 5 5 5,
- * not 6 6 6 6 6 2: a 2-row tile makes 8 multiply-adds per 6 loads instead of 24 per 10). ln: the
- * gemm whose rows are layer-normalised as each row tile is done (NULL: none). */
+ * are one tile up to one_pass_rows, else cut into the fewest tiles of at most tile_rows, of
+ * near-equal heights (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2: a 2-row tile makes 8 multiply-adds per
+ * 6 loads instead of 24 per 10). ln: the gemm whose rows are layer-normalised as each row tile is
+ * done (NULL: none). */
 static void sweep(const trc_kernel_ops *ops, const trc_tile_args *base, int M, int np, int lanes,
                   const trc_gemm_args *ln) {
     int RT = ops->tile_rows, nt = (M + RT - 1) / RT;
+    if (M <= ops->one_pass_rows) /* one pass over B (kernels.h) */
+        nt = 1;
     for (int t = 0, m0 = 0; t < nt; t++) {
         int R = M / nt + (t < M % nt);
         row_tile(ops, base, m0, R, ops->tile_panels(R), np, lanes);

@@ -83,7 +83,8 @@ typedef struct trc_tile_args {
 typedef struct trc_kernel_ops {
     trc_isa isa;
     int tile_rows;             /* rows of a full tile */
-    int (*tile_panels)(int R); /* panels per tile of R rows (1 <= R <= tile_rows) */
+    int one_pass_rows;         /* M up to this is one tile, above tile_rows too (0: none) */
+    int (*tile_panels)(int R); /* panels per tile of R rows (R up to either of the above) */
     void (*tile)(const trc_tile_args *t, int R, int P);
     void (*exp)(float *y, const float *x, size_t n); /* y = exp(x), the epilogues' polynomial */
     void (*layernorm_forward)(float *y, float *mean, float *rstd, const float *x, const float *w,

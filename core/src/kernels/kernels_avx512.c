@@ -72,14 +72,16 @@ static inline KFN void pv_storem(float *p, pv v, int lanes) {
 
 /* 6 rows x 4 panels: 10 loads per 24 FMAs (12 x 2: 14). Measured on the batch-1000 plan,
  * alternating A/B against 12 x 2 in one process: x1.035-1.086 (8 x 3: x1.02, 4 x 4: x0.95);
- * training at batch 64 unchanged. */
-#define TILE_ROWS 6
+ * training at batch 64 unchanged. Products of 7 or 8 rows are one tile of 3 panels (one pass
+ * over B instead of two tiles of 3-4 rows): the plan at batches of 7-8 rows x1.07-1.09, of
+ * 9-16 rows in 9-12-row tiles of 2 panels x0.95-1.03, so those keep 6-row tiles. */
+#define TILE_ROWS 8
 #define TILE_PMAX 8
 #define PV_PIN(v) __asm__("" : "+v"(v))
 #include "tile_impl.h"
 
 /* panels per tile of R rows: about 8-24 accumulators (8 independent FMA chains at least) */
-static const int pmax[TILE_ROWS + 1] = {0, 8, 8, 4, 4, 4, 4};
+static const int pmax[TILE_ROWS + 1] = {0, 8, 8, 4, 4, 4, 4, 3, 3};
 
 TILE_FN(1, 1)
 TILE_FN(1, 2)
@@ -113,6 +115,12 @@ TILE_FN(6, 1)
 TILE_FN(6, 2)
 TILE_FN(6, 3)
 TILE_FN(6, 4)
+TILE_FN(7, 1)
+TILE_FN(7, 2)
+TILE_FN(7, 3)
+TILE_FN(8, 1)
+TILE_FN(8, 2)
+TILE_FN(8, 3)
 
 typedef void tile_fn(const trc_tile_args *);
 static tile_fn *const tiles[TILE_ROWS + 1][TILE_PMAX + 1] = {
@@ -122,6 +130,8 @@ static tile_fn *const tiles[TILE_ROWS + 1][TILE_PMAX + 1] = {
     [4] = {NULL, tile_4_1, tile_4_2, tile_4_3, tile_4_4},
     [5] = {NULL, tile_5_1, tile_5_2, tile_5_3, tile_5_4},
     [6] = {NULL, tile_6_1, tile_6_2, tile_6_3, tile_6_4},
+    [7] = {NULL, tile_7_1, tile_7_2, tile_7_3},
+    [8] = {NULL, tile_8_1, tile_8_2, tile_8_3},
 };
 
 /* bf16 weights (kernels.h: trc_gemm_bf16), AVX512_BF16's vdpbf16ps: one row at a time (the
@@ -270,7 +280,8 @@ static void tile(const trc_tile_args *t, int R, int P) {
 
 const trc_kernel_ops trc_kernels_avx512 = {
     .isa = TRC_ISA_AVX512,
-    .tile_rows = TILE_ROWS,
+    .tile_rows = 6,
+    .one_pass_rows = 8,
     .tile_panels = tile_panels,
     .tile = tile,
     .exp = exp_n_avx512,

@@ -197,7 +197,7 @@ static void test_gemm_layouts(void **state) {
     (void)state;
     trc_rng rng;
     trc_rng_seed(&rng, 5);
-    const int Ms[] = {1, 2, 3, 5, 6, 7, 12, 13, 25};
+    const int Ms[] = {1, 2, 3, 5, 6, 7, 8, 12, 13, 25};
     /* K = 1100: trc_gemm cuts K into chunks (kernels.c, KBLK) for B not transposed */
     const int NKs[][2] = {{1, 1},    {15, 5},   {16, 128}, {17, 33},
                           {48, 130}, {69, 300}, {256, 7},  {21, 1100}};
