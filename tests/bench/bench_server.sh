@@ -84,7 +84,7 @@ rps16=$rps p99_16=$p99 err16=$errs
 s1=$(spend)
 reqs16=$(printf '%s' "$runs" | awk '{s += $5} END {print s}')
 # per request over the three 16-connection runs: trcd CPU (us), context switches, rows per evaluation
-per16=$(echo "$s0 $s1 $reqs16 $(getconf CLK_TCK)" | awk '{r = $9; if (r > 0) printf "%.0f us CPU, %.2f context switches per request, %.1f rows per evaluation", ($5 - $1) / $10 / r * 1e6, ($6 - $2) / r, ($8 - $4) / (($7 - $3) > 0 ? $7 - $3 : 1)}')
+per16=$(echo "$s0 $s1 $reqs16 $(getconf CLK_TCK)" | awk '{r = $9; if (r > 0) printf "%.0f us CPU (%.0f requests per CPU-second), %.2f context switches per request, %.1f rows per evaluation", ($5 - $1) / $10 / r * 1e6, r * $10 / (($5 - $1) > 0 ? $5 - $1 : 1), ($6 - $2) / r, ($8 - $4) / (($7 - $3) > 0 ? $7 - $3 : 1)}')
 rss0=$(rss_kb) # warm: every connection thread and allocator arena exists now
 
 run_wrk 2 16 "$SOAK" >/dev/null
