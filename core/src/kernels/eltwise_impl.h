@@ -180,6 +180,61 @@ static KFN void SFX(layernorm_forward)(float *y, float *mean, float *rstd, const
 #undef LN_AT
 }
 
+/* RMSNorm of RB rows at once (y = x rs w, rs = 1 / sqrt(mean(x^2) + eps)), each row's
+ * operations exactly as one row alone, the rows' chains interleaved as in layernorm_rows. y may
+ * be x: every row's sum is taken before any row is written. */
+static inline __attribute__((always_inline)) KFN void SFX(rmsnorm_rows)(float *y, float *rstd,
+                                                                        const float *x,
+                                                                        const float *w, int C,
+                                                                        float eps, const int RB) {
+    size_t n = (size_t)C, nv = n / VL * VL;
+    float rs[4];
+    vf acc[4];
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) acc[j] = (vf){0};
+    for (size_t i = 0; i < nv; i += VL)
+        _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+            vf t = VLOAD(x + j * n + i);
+            acc[j] += t * t;
+        }
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+        const float *xr = x + j * n;
+        float ss = vsum(&acc[j]);
+        for (size_t i = nv; i < n; i++)
+            ss += xr[i] * xr[i];
+        rs[j] = 1.0f / sqrtf(ss / (float)C + eps);
+    }
+    _Pragma("GCC unroll 4") for (int j = 0; j < RB; j++) {
+        const float *xr = x + j * n;
+        float *yr = y + j * n;
+        for (size_t i = 0; i < nv; i += VL)
+            VSTORE(yr + i, VLOAD(xr + i) * rs[j] * VLOAD(w + i));
+        for (size_t i = nv; i < n; i++)
+            yr[i] = xr[i] * rs[j] * w[i];
+        if (rstd)
+            rstd[j] = rs[j];
+    }
+}
+
+static KFN void SFX(rmsnorm_forward)(float *y, float *rstd, const float *x, const float *w,
+                                     size_t B, int C, float eps) {
+    size_t n = (size_t)C, r = 0;
+#define RMS_ROWS(k) SFX(rmsnorm_rows)(y + r * n, rstd ? rstd + r : NULL, x + r * n, w, C, eps, k)
+    for (; r + 4 <= B; r += 4)
+        RMS_ROWS(4);
+    switch (B - r) {
+    case 3:
+        RMS_ROWS(3);
+        break;
+    case 2:
+        RMS_ROWS(2);
+        break;
+    case 1:
+        RMS_ROWS(1);
+        break;
+    }
+#undef RMS_ROWS
+}
+
 /* Rows [0, RB) of layernorm_backward_body: the row sums of RB rows interleaved (as in
  * layernorm_rows), then each row's outputs in row order, so dw and db receive the rows' terms
  * in the order one row at a time gives (the same bits). */
@@ -302,6 +357,29 @@ static KFN void SFX(silu_forward)(float *y, float *sig, const float *x, size_t n
         vload_n(&v, x + nv, tail);
         vsigmoid(&s, &v);
         v *= s;
+        if (sig)
+            memcpy(sig + nv, &s, tail * sizeof *sig);
+        memcpy(y + nv, &v, tail * sizeof *y);
+    }
+}
+
+/* y = silu(g) q, the SwiGLU gate (sig = sigmoid(g) if not NULL): silu_forward's bits, times q */
+static KFN void SFX(swiglu_forward)(float *y, float *sig, const float *g, const float *q,
+                                    size_t n) {
+    size_t nv = n / VL * VL, tail = n - nv;
+    vf v, s, w;
+    for (size_t i = 0; i < nv; i += VL) {
+        v = VLOAD(g + i);
+        vsigmoid(&s, &v);
+        if (sig)
+            VSTORE(sig + i, s);
+        VSTORE(y + i, v * s * VLOAD(q + i));
+    }
+    if (tail) {
+        vload_n(&v, g + nv, tail);
+        vload_n(&w, q + nv, tail);
+        vsigmoid(&s, &v);
+        v = v * s * w;
         if (sig)
             memcpy(sig + nv, &s, tail * sizeof *sig);
         memcpy(y + nv, &v, tail * sizeof *y);

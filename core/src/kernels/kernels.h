@@ -96,7 +96,12 @@ typedef struct trc_kernel_ops {
     void (*layernorm_backward_set)(float *dx, float *dx2, float *dw, float *db, const float *dy,
                                    const float *x, const float *w, const float *mean,
                                    const float *rstd, size_t B, int C);
+    /* y = x rs w, rs = 1 / sqrt(mean(x^2) + eps) per row (rstd[r] = rs if not NULL); y may be x */
+    void (*rmsnorm_forward)(float *y, float *rstd, const float *x, const float *w, size_t B, int C,
+                            float eps);
     void (*silu_forward)(float *y, float *sig, const float *x, size_t n);
+    /* y = silu(g) q (sig = sigmoid(g) if not NULL): the SwiGLU gate in one pass */
+    void (*swiglu_forward)(float *y, float *sig, const float *g, const float *q, size_t n);
     void (*silu_backward)(float *dx, const float *dy, const float *x, const float *sig, size_t n);
     /* y = y s (1 + x (1 - s)), in place (trc_gemm's DSILU, on each row tile while in L1) */
     void (*dsilu_inplace)(float *y, const float *x, const float *sig, size_t n);

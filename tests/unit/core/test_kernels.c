@@ -328,6 +328,63 @@ static void test_layernorm_rows_at_once(void **state) {
     }
 }
 
+/* The path's RMSNorm and SwiGLU gate (the TRM-style blocks) against their definitions in double;
+ * RMSNorm's rows at once and in place give the bits of one row alone, out of place. */
+static void test_rmsnorm_and_swiglu(void **state) {
+    (void)state;
+    trc_rng rng;
+    trc_rng_seed(&rng, 47);
+    const int Cs[] = {16, 69, 128, 256}, Bs[] = {5, 6, 11};
+    for (size_t k = 0; k < 12; k++) {
+        int B = Bs[k % 3], C = Cs[k / 3];
+        size_t n = (size_t)B * C;
+        float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *y1 = malloc(n * sizeof *y1);
+        float *w = malloc((size_t)C * sizeof *w), *rs = malloc(2 * (size_t)B * sizeof *rs);
+        float *G = malloc(2 * n * sizeof *G), *sig = malloc(n * sizeof *sig);
+        assert_true(x && y && y1 && w && rs && G && sig);
+        fill(&rng, x, n);
+        fill(&rng, w, (size_t)C);
+        fill(&rng, G, 2 * n);
+        trc_rmsnorm_forward(y, rs, x, w, (size_t)B, C);
+        for (int r = 0; r < B; r++) {
+            const float *xr = x + (size_t)r * C;
+            trc_rmsnorm_forward(y1 + (size_t)r * C, rs + B + r, xr, w, 1, C);
+            double ss = 0;
+            for (int i = 0; i < C; i++)
+                ss += (double)xr[i] * xr[i];
+            double inv = 1.0 / sqrt(ss / C + (double)TRC_RMS_EPS);
+            assert_true(fabs(rs[r] - inv) <= 1e-6 * inv);
+            for (int i = 0; i < C; i++) {
+                double want = xr[i] * inv * w[i];
+                assert_true(fabs(y[(size_t)r * C + i] - want) <= 1e-6 * (fabs(want) + 1e-3));
+            }
+        }
+        assert_memory_equal(y, y1, n * sizeof *y);
+        assert_memory_equal(rs, rs + B, (size_t)B * sizeof *rs);
+        memcpy(y1, x, n * sizeof *x);
+        trc_rmsnorm_forward(y1, NULL, y1, w, (size_t)B, C); /* in place */
+        assert_memory_equal(y, y1, n * sizeof *y);
+
+        trc_swiglu_forward(y, sig, G, (size_t)B, C);
+        trc_swiglu_forward(y1, NULL, G, (size_t)B, C);
+        assert_memory_equal(y, y1, n * sizeof *y);
+        for (int r = 0; r < B; r++)
+            for (int i = 0; i < C; i++) {
+                double g = G[(size_t)r * 2 * C + i], q = G[(size_t)r * 2 * C + C + i];
+                double s = 1.0 / (1.0 + exp(-g)), want = g * s * q;
+                assert_true(fabs(sig[(size_t)r * C + i] - s) <= 1e-6);
+                assert_true(fabs(y[(size_t)r * C + i] - want) <= 1e-6 * (fabs(want) + 1e-3));
+            }
+        free(x);
+        free(y);
+        free(y1);
+        free(w);
+        free(rs);
+        free(G);
+        free(sig);
+    }
+}
+
 /* The path's dgemm against a plain double loop (fma in k order, as documented: the same bits),
  * A by rows and by columns, accumulating or not, around the tile and panel edges. */
 static void test_dgemm(void **state) {
@@ -761,6 +818,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_linear_pack),
         cmocka_unit_test(test_layernorm_backward_set),
         cmocka_unit_test(test_layernorm_rows_at_once),
+        cmocka_unit_test(test_rmsnorm_and_swiglu),
         cmocka_unit_test(test_dgemm),
         cmocka_unit_test(test_gemm_guard_pages),
         cmocka_unit_test(test_exp_and_silu_error),
