@@ -61,8 +61,8 @@ typedef struct tl_packed {
     const float *ctrl;
     const double *enc0, *enc3, *gen0, *gen3, *dec0, *dec3;
     /* train: the trainer's weights packed once per step -- the attention unfused (val: the
-     * value rows of in_proj, out: out_proj; attn unused), the FFN and the control embedding;
-     * the MLPs as stored (their doubles NULL) */
+     * value rows of in_proj, out: out_proj; attn unused), the FFN, the control embedding and
+     * the MLPs' doubles (tl_dlins_pack) */
     int train;
     const float *val[TRC_TL_MAX_LAYERS], *out[TRC_TL_MAX_LAYERS];
 } tl_packed;
@@ -74,6 +74,13 @@ typedef struct tl_packed {
 int tl_forward(const tl_layout *L, const float *P, const float *fused, const tl_packed *pk,
                const trc_tl_sim *sim, tl_acts *a, size_t B, const float *x0, const float *target,
                const float *time_left);
+/* The MLP Linears summed in double (the encoder's, generator's and decoder's: tl_packed's enc0 ..
+ * dec3): doubles they take widened and packed (trc_linear_dpack), and the packing of the
+ * parameters P into dbuf with pk's pointers set to it. Plans pack once, trainers once a step
+ * (a Linear summed from float weights widens and transposes them at every call: the decoders
+ * run once per H cycle). */
+size_t tl_dlins_size(const tl_layout *L);
+void tl_dlins_pack(const tl_layout *L, const float *P, tl_packed *pk, double *dbuf);
 /* The attention of every block fused (as the single-latent network's inference does): for block
  * i, fused + i * (d*d + d) receives W_o V ([d, d]) then W_o v + c_o ([d]). tl_forward uses it
  * when not NULL (one d x d product per application instead of two; A is then not kept). */

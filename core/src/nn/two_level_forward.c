@@ -104,6 +104,43 @@ void tl_acts_free(tl_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* The Linears tl_dlins_* pack: where each goes in pk, its parameters and its shape. */
+typedef struct dlin {
+    const double **slot;
+    trc_lin_off o;
+    int in, out;
+} dlin;
+
+enum { DLINS = 6 };
+
+static void dlins(const tl_layout *L, tl_packed *pk, dlin t[DLINS]) {
+    int k = L->in_dim, h = L->h, d = L->d, U = L->U;
+    const dlin all[DLINS] = {{&pk->enc0, L->enc0, k, h},     {&pk->enc3, L->enc3, h, d},
+                             {&pk->gen0, L->gen0, d, h},     {&pk->gen3, L->gen3, h, U},
+                             {&pk->dec0, L->dec0, d + U, h}, {&pk->dec3, L->dec3, h, U}};
+    memcpy(t, all, sizeof all);
+}
+
+size_t tl_dlins_size(const tl_layout *L) {
+    dlin t[DLINS];
+    tl_packed pk;
+    dlins(L, &pk, t);
+    size_t total = 0;
+    for (int j = 0; j < DLINS; j++)
+        total += trc_linear_dpacked_size(t[j].in, t[j].out);
+    return total;
+}
+
+void tl_dlins_pack(const tl_layout *L, const float *P, tl_packed *pk, double *dbuf) {
+    dlin t[DLINS];
+    dlins(L, pk, t);
+    for (int j = 0; j < DLINS; j++) {
+        trc_linear_dpack(dbuf, P + t[j].o.w, t[j].in, t[j].out);
+        *t[j].slot = dbuf;
+        dbuf += trc_linear_dpacked_size(t[j].in, t[j].out);
+    }
+}
+
 /* in: [B, k] (copied into m->in unless it is m->in) -> m->out: [B, o]; with W0d, W3d the
  * Linears' weights widened and packed once (tl_packed), else as stored */
 static void mlp_forward(const float *P, trc_lin_off l0, trc_lin_off ln, trc_lin_off l3,

@@ -28,22 +28,6 @@ typedef struct tl_plan {
     tl_packed pk;
 } tl_plan;
 
-/* The stacks summed in double: where each Linear's widened weights go in dbuf. */
-typedef struct dlin {
-    const double **slot;
-    trc_lin_off o;
-    int in, out;
-} dlin;
-
-static int dlins(const tl_layout *L, tl_packed *pk, dlin *t) {
-    int k = L->in_dim, h = L->h, d = L->d, U = L->U;
-    const dlin all[] = {{&pk->enc0, L->enc0, k, h},     {&pk->enc3, L->enc3, h, d},
-                        {&pk->gen0, L->gen0, d, h},     {&pk->gen3, L->gen3, h, U},
-                        {&pk->dec0, L->dec0, d + U, h}, {&pk->dec3, L->dec3, h, U}};
-    memcpy(t, all, sizeof all);
-    return (int)(sizeof all / sizeof all[0]);
-}
-
 int tl_plan_create(const trc_model *model, void **out) {
     *out = NULL;
     trc_tl_config t;
@@ -64,11 +48,7 @@ int tl_plan_create(const trc_model *model, void **out) {
                                      trc_linear_packed_size(I, d);
     size_t total =
         (size_t)L->layers * per + trc_linear_packed_size(L->U, d) + (size_t)L->layers * (size_t)d;
-    dlin dl[8];
-    int ndl = dlins(L, &plan->pk, dl);
-    size_t dtotal = 0;
-    for (int j = 0; j < ndl; j++)
-        dtotal += trc_linear_dpacked_size(dl[j].in, dl[j].out);
+    size_t dtotal = tl_dlins_size(L);
     float *fused = malloc((size_t)L->layers * (dd + d) * sizeof *fused);
     plan->buf = trc_linear_packed_alloc(total);
     plan->dbuf = aligned_alloc(64, (dtotal * sizeof(double) + 63) / 64 * 64);
@@ -97,12 +77,7 @@ int tl_plan_create(const trc_model *model, void **out) {
     }
     trc_linear_pack(p, P + L->ctrl_emb.w, L->U, d);
     plan->pk.ctrl = p;
-    double *dp = plan->dbuf;
-    for (int j = 0; j < ndl; j++) {
-        trc_linear_dpack(dp, P + dl[j].o.w, dl[j].in, dl[j].out);
-        *dl[j].slot = dp;
-        dp += trc_linear_dpacked_size(dl[j].in, dl[j].out);
-    }
+    tl_dlins_pack(L, P, &plan->pk, plan->dbuf);
     free(fused);
     plan->P = P;
     *out = plan;

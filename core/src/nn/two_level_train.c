@@ -38,6 +38,7 @@ struct trc_tl_trainer {
      * transposed (trc_linear_forward repacked B^T on every call) */
     tl_packed pk;
     float *wpack;
+    double *dwpack; /* the MLPs' Linears widened and packed at every forward (tl_dlins_pack) */
 };
 
 /* Floats of the trainer's packed weights; with base, also sets tr->pk's pointers into it. */
@@ -73,6 +74,7 @@ static void pack_weights(struct trc_tl_trainer *tr) {
         trc_linear_pack((float *)tr->pk.fc_out[i], P + o->fc_out.w, I, d);
     }
     trc_linear_pack((float *)tr->pk.ctrl, P + L->ctrl_emb.w, L->U, d);
+    tl_dlins_pack(L, P, &tr->pk, tr->dwpack);
 }
 
 int trc_tl_trainer_create(const trc_tl_model *model, size_t max_batch, trc_tl_trainer **out) {
@@ -122,9 +124,10 @@ int trc_tl_trainer_create(const trc_tl_model *model, size_t max_batch, trc_tl_tr
     tr->wpack = trc_linear_packed_alloc(pack_layout(tr, NULL));
     if (tr->wpack)
         pack_layout(tr, tr->wpack);
+    tr->dwpack = malloc(tl_dlins_size(L) * sizeof(double));
     tr->pk.train = 1;
     int ok = tr->grads && tr->dcat && tr->gh1 && tr->gh2 && tr->dH && tr->dS && tr->dG && tr->de &&
-             tr->x0c && tr->tgc && tr->jac && tr->wpack;
+             tr->x0c && tr->tgc && tr->jac && tr->wpack && tr->dwpack;
     for (size_t i = 0; i < 4; i++)
         ok = ok && *bu[i];
     for (size_t i = 0; i < 8; i++)
@@ -147,6 +150,7 @@ void trc_tl_trainer_free(trc_tl_trainer *tr) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(tr->jac);
+    free(tr->dwpack);
     free(tr);
 }
 

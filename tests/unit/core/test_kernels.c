@@ -738,8 +738,11 @@ static int child_isa(const char *env, int *best, char *reason, size_t n) {
  * its results, the others must match them. */
 static void test_dlinear(void **state) {
     (void)state;
-    static const int shapes[][3] = {{1, 5, 256}, {7, 143, 15}, {9, 256, 128}, {4, 256, 15}};
-    static float first[4][9 * 256];
+    /* 4-row tiles with the rows widened once (9 x 256, 16 x 512), converted at every use
+     * (8 x 600), and the rows past the last full tile */
+    static const int shapes[][3] = {{1, 5, 256},  {7, 143, 15},  {9, 256, 128},
+                                    {4, 256, 15}, {16, 512, 20}, {8, 600, 17}};
+    static float first[6][9 * 256];
     static int have_first;
     trc_rng rng;
     trc_rng_seed(&rng, 11);
