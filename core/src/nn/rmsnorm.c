@@ -10,16 +10,15 @@
 
 #define LANES 16
 
-/* sum over i of a[i] * b[i] * c[i] (c NULL: a[i] * b[i]) in the order above */
-static inline __attribute__((always_inline)) float dot_lanes(const float *a, const float *b,
-                                                             const float *c, size_t n) {
+/* sum over i of a[i] * b[i] * c[i] in the order above */
+static float dot3_lanes(const float *a, const float *b, const float *c, size_t n) {
     float s[LANES] = {0};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++)
-            s[j] += c ? a[i + j] * b[i + j] * c[i + j] : a[i + j] * b[i + j];
+            s[j] += a[i + j] * b[i + j] * c[i + j];
     for (int j = 0; i < n; i++, j++)
-        s[j] += c ? a[i] * b[i] * c[i] : a[i] * b[i];
+        s[j] += a[i] * b[i] * c[i];
     for (int w = LANES / 2; w > 0; w /= 2)
         for (int j = 0; j < w; j++)
             s[j] += s[j + w];
@@ -37,7 +36,7 @@ void trc_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x,
         const float *xr = x + r * n, *g = dy + r * n;
         float rs = rstd[r];
         /* y = x r w, r = (mean(x^2) + eps)^(-1/2): dx = r dn - r^3 x mean(dn x), dn = dy w */
-        float c = rs * rs * rs * dot_lanes(g, w, xr, n) / (float)C;
+        float c = rs * rs * rs * dot3_lanes(g, w, xr, n) / (float)C;
         if (dx)
             for (size_t i = 0; i < n; i++)
                 dx[r * n + i] += rs * g[i] * w[i] - c * xr[i];
