@@ -3,7 +3,6 @@
 #include "nn_layers.h"
 
 #include "kernels/kernels.h"
-#include "layers.h"
 
 void trc_swiglu_forward(float *S, float *sig, const float *G, size_t B, int width) {
     size_t n = (size_t)width;

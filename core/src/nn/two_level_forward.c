@@ -123,7 +123,7 @@ static void dlins(const tl_layout *L, tl_packed *pk, dlin t[DLINS]) {
 
 size_t tl_dlins_size(const tl_layout *L) {
     dlin t[DLINS];
-    tl_packed pk;
+    tl_packed pk = {0}; /* only the shapes are read */
     dlins(L, &pk, t);
     size_t total = 0;
     for (int j = 0; j < DLINS; j++)
